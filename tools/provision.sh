@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Install what the DSMIPv4 testbed needs on Debian 12 / Ubuntu 22.04+; safe to run again (idempotent).
+#
+#   tools/provision.sh          system packages for running scenarios with `sudo python -m scenarios.…`
+#   tools/provision.sh --test   also the test tools, and a virtualenv (.venv) with the project's test extras
+#
+# Used by ./testbed, .ci/run and the Vagrantfile, so every path provisions the same way.
+set -euo pipefail
+
+want_test=0
+for arg in "$@"; do
+    case "$arg" in
+        --test) want_test=1 ;;
+        -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+        *) echo "provision: unknown option '$arg' (use --test or --help)" >&2; exit 2 ;;
+    esac
+done
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "provision: needs root (try: sudo $0 $*)" >&2
+    exit 2
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "provision: only Debian/Ubuntu (apt) is supported" >&2
+    exit 2
+fi
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+
+# Runtime: Mininet (mnexec + its Python module), bridges, capture, traffic, Kea for DHCPv6-PD, and the system
+# Python with our runtime dependencies so that `sudo python -m scenarios.handover` works (sudo resets PATH).
+runtime_pkgs=(
+    mininet bridge-utils iproute2 iptables nftables tcpdump tshark iperf3 ethtool procps sudo kmod
+    kea-dhcp6-server
+    python3 python-is-python3 python3-venv python3-pyroute2 python3-matplotlib python3-dpkt
+)
+# Tests: vagrant only to run `vagrant validate` on our Vagrantfile (no provider needed).
+test_pkgs=(vagrant)
+
+missing=()
+pkgs=("${runtime_pkgs[@]}")
+[ "$want_test" -eq 1 ] && pkgs+=("${test_pkgs[@]}")
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "provision: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    # Kea's packaged service must not hold ports or interfaces in the root namespace; we start our own.
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        systemctl disable --now kea-dhcp6-server >/dev/null 2>&1 || true
+    fi
+fi
+
+if [ "$want_test" -eq 1 ]; then
+    venv="$repo/.venv"
+    stamp="$venv/.provisioned"
+    want_stamp=$(sha256sum "$repo/pyproject.toml" | cut -d' ' -f1)
+    if [ ! -x "$venv/bin/python" ]; then
+        # System site-packages: Debian's mininet module and the python3-* runtime packages stay visible.
+        python3 -m venv --system-site-packages "$venv"
+    fi
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want_stamp" ]; then
+        echo "provision: installing the project and its test extras into $venv"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$repo[test,dev]"
+        echo "$want_stamp" > "$stamp"
+    fi
+fi
+echo "provision: ok"
