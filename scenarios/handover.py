@@ -31,8 +31,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     parse_args(argv)
     if os.geteuid() != 0:
-        print("handover: needs root for network namespaces (run: sudo python -m scenarios.handover)",
-              file=sys.stderr)
+        print(
+            "handover: needs root for network namespaces (run: sudo python -m scenarios.handover)",
+            file=sys.stderr,
+        )
         return 2
     print("handover: not built yet; missing: " + "; ".join(MISSING), file=sys.stderr)
     return 2

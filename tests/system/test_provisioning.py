@@ -18,7 +18,8 @@ def run(*argv: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.root
 def test_sudo_python_finds_the_runtime_dependencies() -> None:
     """sudo resets PATH to the system Python: it must have `python` and our runtime imports."""
-    result = run("sudo", "-n", "python", "-c", "import pyroute2, matplotlib, dpkt, mininet.net, mininet.nodelib")
+    imports = "import pyroute2, matplotlib, dpkt, mininet.net, mininet.nodelib"
+    result = run("sudo", "-n", "python", "-c", imports)
     assert result.returncode == 0, result.stderr
 
 

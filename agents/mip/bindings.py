@@ -1,0 +1,259 @@
+"""The home agent's mobility binding table (RFC 5944 §3.8.1; RFC 5454 §3.3.2).
+
+One :class:`MobilityBinding` per home address, holding care-of entries (several when simultaneous
+bindings are kept, RFC 5944 §3.6.1.3) and the registered IPv6 prefixes with their tunnelling mode.
+A prefix ownership index refuses prefixes that overlap another mobile node's (RFC 5454 §3.3).
+The table is plain data: it never reads a clock, and every method that ages entries takes ``now``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
+
+from agents.mip.config import Encapsulation
+
+
+class TunnelTarget(StrEnum):
+    """Where IPv6 for a prefix is tunnelled: Prefix Reply code 0 or 1 (RFC 5454 §2.2, §3.3.2)."""
+
+    HOME_ADDRESS = "home-address"
+    CARE_OF = "care-of"
+
+
+@dataclass(frozen=True, order=True)
+class CareOf:
+    """A care-of address, with the UDP port when RFC 3519 UDP tunnelling is in use."""
+
+    address: IPv4Address
+    port: int | None = None
+
+    def __str__(self) -> str:
+        return str(self.address) if self.port is None else f"{self.address}:{self.port}"
+
+
+@dataclass(frozen=True)
+class PrefixBinding:
+    """A registered IPv6 prefix; a link-local (Prefix Length 255) is held as a /128 (RFC 5454 §3.7.1)."""
+
+    prefix: IPv6Network
+    target: TunnelTarget
+    link_local: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {"prefix": str(self.prefix), "target": str(self.target), "link_local": self.link_local}
+
+
+@dataclass(frozen=True)
+class CareOfEntry:
+    """One accepted registration of a care-of address (RFC 5944 §3.8.1)."""
+
+    care_of: CareOf
+    encapsulation: Encapsulation
+    reverse_tunnel: bool
+    colocated: bool
+    lifetime: int
+    registered_at: float
+    expires_at: float
+    identification: int
+    request_source: tuple[IPv4Address, int]
+
+    def remaining(self, now: float) -> float:
+        """Seconds left before expiry (``inf`` for an infinite lifetime)."""
+        return max(0.0, self.expires_at - now)
+
+
+@dataclass
+class MobilityBinding:
+    """Everything the home agent holds for one home address."""
+
+    home_address: IPv4Address
+    care_ofs: dict[CareOf, CareOfEntry] = field(default_factory=dict)
+    prefixes: dict[IPv6Network, PrefixBinding] = field(default_factory=dict)
+
+    def to_dict(self, now: float) -> dict[str, object]:
+        """A JSON-able view for the control socket."""
+        return {
+            "home_address": str(self.home_address),
+            "care_ofs": [_entry_to_dict(entry, now) for entry in self.care_ofs.values()],
+            "prefixes": [binding.to_dict() for binding in self.prefixes.values()],
+        }
+
+
+def _entry_to_dict(entry: CareOfEntry, now: float) -> dict[str, object]:
+    remaining = entry.remaining(now)
+    return {
+        "care_of": str(entry.care_of.address),
+        "port": entry.care_of.port,
+        "encapsulation": str(entry.encapsulation),
+        "reverse_tunnel": entry.reverse_tunnel,
+        "colocated": entry.colocated,
+        "lifetime": entry.lifetime,
+        "remaining": None if math.isinf(remaining) else round(remaining, 3),
+    }
+
+
+@dataclass(frozen=True)
+class PrefixChanges:
+    """Prefixes added, removed and changed (tunnel target) by one update."""
+
+    added: tuple[PrefixBinding, ...] = ()
+    removed: tuple[PrefixBinding, ...] = ()
+    changed: tuple[PrefixBinding, ...] = ()
+
+
+class BindingTable:
+    """Bindings by home address, with a prefix ownership index across mobile nodes."""
+
+    def __init__(self) -> None:
+        self._bindings: dict[IPv4Address, MobilityBinding] = {}
+        self._prefix_owner: dict[IPv6Network, IPv4Address] = {}
+
+    def __contains__(self, home_address: object) -> bool:
+        return home_address in self._bindings
+
+    def __len__(self) -> int:
+        return len(self._bindings)
+
+    def get(self, home_address: IPv4Address) -> MobilityBinding | None:
+        """The binding of ``home_address``, or None when it has no care-of entry."""
+        return self._bindings.get(home_address)
+
+    def all(self) -> list[MobilityBinding]:
+        """Every binding, ordered by home address."""
+        return [self._bindings[home] for home in sorted(self._bindings)]
+
+    def care_of_count(self, home_address: IPv4Address) -> int:
+        binding = self._bindings.get(home_address)
+        return 0 if binding is None else len(binding.care_ofs)
+
+    # -- care-of entries -------------------------------------------------------------------
+
+    def put(self, home_address: IPv4Address, entry: CareOfEntry, keep_others: bool) -> list[CareOfEntry]:
+        """Add or refresh ``entry``; without ``keep_others`` drop every other care-of (RFC 5944 §3.6.1.3).
+
+        Returns the care-of entries that were dropped to make room.
+        """
+        binding = self._bindings.setdefault(home_address, MobilityBinding(home_address))
+        dropped: list[CareOfEntry] = []
+        if not keep_others:
+            dropped = [old for key, old in binding.care_ofs.items() if key != entry.care_of]
+            binding.care_ofs = {key: old for key, old in binding.care_ofs.items() if key == entry.care_of}
+        binding.care_ofs[entry.care_of] = entry
+        return dropped
+
+    def remove_care_of(self, home_address: IPv4Address, care_of: CareOf) -> CareOfEntry | None:
+        """Remove one care-of entry (deregistration of one CoA, RFC 5944 §3.6.1.2)."""
+        binding = self._bindings.get(home_address)
+        if binding is None:
+            return None
+        return binding.care_ofs.pop(care_of, None)
+
+    def remove_care_of_address(self, home_address: IPv4Address, address: IPv4Address) -> list[CareOfEntry]:
+        """Remove every care-of entry at ``address``, whatever its UDP port (RFC 5944 §3.6.1.2)."""
+        binding = self._bindings.get(home_address)
+        if binding is None:
+            return []
+        keys = [key for key in binding.care_ofs if key.address == address]
+        return [binding.care_ofs.pop(key) for key in keys]
+
+    def remove_all(self, home_address: IPv4Address) -> tuple[list[CareOfEntry], list[PrefixBinding]]:
+        """Remove every care-of entry and prefix of ``home_address`` (RFC 5944 §3.6.1.2, RFC 5454 §3.8)."""
+        binding = self._bindings.pop(home_address, None)
+        if binding is None:
+            return [], []
+        for prefix in binding.prefixes:
+            self._prefix_owner.pop(prefix, None)
+        return list(binding.care_ofs.values()), list(binding.prefixes.values())
+
+    def drop_if_empty(self, home_address: IPv4Address) -> list[PrefixBinding]:
+        """Forget a binding left with no care-of entry; returns the prefixes that went with it."""
+        binding = self._bindings.get(home_address)
+        if binding is None or binding.care_ofs:
+            return []
+        return self.remove_all(home_address)[1]
+
+    def expired(self, now: float) -> list[tuple[IPv4Address, CareOfEntry]]:
+        """Care-of entries whose lifetime has run out at ``now`` (not removed)."""
+        return [
+            (home, entry)
+            for home, binding in sorted(self._bindings.items())
+            for entry in binding.care_ofs.values()
+            if entry.expires_at <= now
+        ]
+
+    def next_expiry(self) -> float | None:
+        """The earliest finite expiry time, or None."""
+        times = [
+            entry.expires_at
+            for binding in self._bindings.values()
+            for entry in binding.care_ofs.values()
+            if not math.isinf(entry.expires_at)
+        ]
+        return min(times, default=None)
+
+    # -- prefixes ---------------------------------------------------------------------------
+
+    def prefix_owner(self, prefix: IPv6Network) -> IPv4Address | None:
+        """The home address whose registered prefix overlaps ``prefix`` (RFC 5454 §3.3), if any."""
+        owner = self._prefix_owner.get(prefix)
+        if owner is not None:
+            return owner
+        for registered, home in self._prefix_owner.items():
+            if registered.overlaps(prefix):
+                return home
+        return None
+
+    def overlaps_other(self, home_address: IPv4Address, prefix: IPv6Network) -> bool:
+        """True if ``prefix`` overlaps a prefix registered by another mobile node (RFC 5454 §3.3)."""
+        if prefix.is_link_local:
+            return False  # link-locals are scoped to each MN's own tunnel
+        for registered, home in self._prefix_owner.items():
+            if home != home_address and registered.overlaps(prefix):
+                return True
+        return False
+
+    def replace_prefixes(self, home_address: IPv4Address, wanted: list[PrefixBinding]) -> PrefixChanges:
+        """Make the registered prefixes exactly ``wanted``; omitted ones are deregistered (RFC 5454 §3.8).
+
+        The caller must have refused overlaps with other mobile nodes first.
+        """
+        binding = self._bindings.setdefault(home_address, MobilityBinding(home_address))
+        new = {item.prefix: item for item in wanted}
+        old = binding.prefixes
+        removed = tuple(item for prefix, item in old.items() if prefix not in new)
+        added = tuple(item for prefix, item in new.items() if prefix not in old)
+        changed = tuple(item for prefix, item in new.items() if prefix in old and old[prefix] != item)
+        for item in removed:
+            self._prefix_owner.pop(item.prefix, None)
+        for item in added:
+            if not item.link_local:
+                self._prefix_owner[item.prefix] = home_address
+        binding.prefixes = new
+        return PrefixChanges(added, removed, changed)
+
+    # -- datapath checks -------------------------------------------------------------------
+
+    def accepts_reverse_ipv4(self, outer_source: IPv4Address, inner_source: IPv4Address) -> bool:
+        """Reverse-tunnelled IPv4: outer source is a registered CoA of the inner HoA (RFC 3024 §4.3.2)."""
+        binding = self._bindings.get(inner_source)
+        if binding is None:
+            return False
+        return any(entry.care_of.address == outer_source for entry in binding.care_ofs.values())
+
+    def accepts_reverse_ipv6(self, outer_source: IPv4Address, inner_source: IPv6Address) -> bool:
+        """Reverse-tunnelled IPv6: outer is the HoA or a CoA, inner inside a prefix (RFC 5454 §3.3.2)."""
+        for binding in self._bindings.values():
+            if not any(inner_source in item.prefix for item in binding.prefixes.values()):
+                continue
+            if outer_source == binding.home_address:
+                return True
+            if any(entry.care_of.address == outer_source for entry in binding.care_ofs.values()):
+                return True
+        return False
+
+    def snapshot(self, now: float) -> list[dict[str, object]]:
+        """Every binding as JSON-able dicts, ordered by home address."""
+        return [binding.to_dict(now) for binding in self.all()]

@@ -1,0 +1,416 @@
+"""What the state machines hand to the runtime: events (``next_event()``) and datagrams.
+
+Events are frozen dataclasses, one per kind of thing the runtime acts on (tunnels, routes, ARP) or
+records in the trace (messages sent and received, security and diagnostic events). Every event has
+a stable ``name`` used as the trace's ``"event"`` field, and ``to_dict()`` giving JSON-able fields.
+:class:`OutgoingDatagram` is what ``datagrams_to_send()`` returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from enum import Enum, StrEnum
+from ipaddress import IPv4Address, IPv6Address, IPv6Interface, IPv6Network
+from typing import ClassVar
+
+from agents.mip.bindings import CareOf, PrefixBinding, TunnelTarget
+from agents.mip.config import Encapsulation
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, IPv4Address | IPv6Address | IPv6Network | IPv6Interface | CareOf):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, PrefixBinding):
+        return value.to_dict()
+    if isinstance(value, tuple | list):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+class _Event:
+    """Shared helpers; subclasses are frozen dataclasses."""
+
+    name: ClassVar[str] = "event"
+
+    def to_dict(self) -> dict[str, object]:
+        """The event's fields as JSON-able values, plus ``"event": name``."""
+        result: dict[str, object] = {"event": self.name}
+        for item in fields(self):  # type: ignore[arg-type]
+            result[item.name] = _jsonable(getattr(self, item.name))
+        return result
+
+
+@dataclass(frozen=True)
+class OutgoingDatagram:
+    """A UDP payload to send: where to, and the source address/port and TTL the sender prefers.
+
+    ``source``/``source_port`` None means "any"; ``ttl`` None means the system default.
+    """
+
+    payload: bytes
+    destination: IPv4Address
+    port: int
+    source: IPv4Address | None = None
+    source_port: int | None = None
+    ttl: int | None = None
+
+
+class ArpOwner(StrEnum):
+    """Whose link-layer address a gratuitous ARP announces (RFC 5944 §4.6)."""
+
+    HOME_AGENT = "home-agent"
+    MOBILE_NODE = "mobile-node"
+
+
+# -- diagnostics and security (both roles) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MalformedDatagram(_Event):
+    """A datagram that did not decode; it was counted and dropped."""
+
+    name: ClassVar[str] = "malformed_datagram"
+    source: IPv4Address
+    port: int
+    reason: str
+    offset: int | None = None
+
+
+@dataclass(frozen=True)
+class DatagramDiscarded(_Event):
+    """A well-formed datagram silently discarded, with why (e.g. RFC 5944 §3.8.2.1 no SA)."""
+
+    name: ClassVar[str] = "datagram_discarded"
+    source: IPv4Address
+    port: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class AuthenticationFailed(_Event):
+    """A message whose MN-HA authenticator did not verify (RFC 5944 §3.8.2.1, §3.6.2.1)."""
+
+    name: ClassVar[str] = "authentication_failed"
+    source: IPv4Address
+    home_address: IPv4Address
+    spi: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class IdentificationRejected(_Event):
+    """A request whose Identification failed the replay check (RFC 5944 §5.7): replied with 133."""
+
+    name: ClassVar[str] = "identification_rejected"
+    home_address: IPv4Address
+    identification: int
+    reason: str
+
+
+# -- home agent ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestReceived(_Event):
+    """A decoded Registration Request (trace)."""
+
+    name: ClassVar[str] = "rrq_received"
+    source: IPv4Address
+    port: int
+    home_address: IPv4Address
+    care_of: IPv4Address
+    lifetime: int
+    flags: int
+    identification: int
+
+
+@dataclass(frozen=True)
+class ReplySent(_Event):
+    """A Registration Reply queued for sending (trace)."""
+
+    name: ClassVar[str] = "rrp_sent"
+    destination: IPv4Address
+    port: int
+    home_address: IPv4Address
+    code: int
+    lifetime: int
+    identification: int
+    prefix_replies: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class RequestDenied(_Event):
+    """The HA denied an authenticated request with ``code`` (RFC 5944 §3.8.3.2), and why."""
+
+    name: ClassVar[str] = "rrq_denied"
+    home_address: IPv4Address
+    care_of: IPv4Address
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class BindingAdded(_Event):
+    """A new care-of binding: the datapath starts tunnelling to it (RFC 5944 §3.8.3)."""
+
+    name: ClassVar[str] = "binding_added"
+    home_address: IPv4Address
+    care_of: CareOf
+    encapsulation: Encapsulation
+    reverse_tunnel: bool
+    lifetime: int
+    prefixes: tuple[PrefixBinding, ...] = ()
+
+
+@dataclass(frozen=True)
+class BindingUpdated(_Event):
+    """An existing care-of binding re-registered (new lifetime, maybe new encapsulation)."""
+
+    name: ClassVar[str] = "binding_updated"
+    home_address: IPv4Address
+    care_of: CareOf
+    encapsulation: Encapsulation
+    reverse_tunnel: bool
+    lifetime: int
+    prefixes: tuple[PrefixBinding, ...] = ()
+
+
+@dataclass(frozen=True)
+class BindingRemoved(_Event):
+    """A care-of binding gone: ``reason`` is deregistered, expired or replaced."""
+
+    name: ClassVar[str] = "binding_removed"
+    home_address: IPv4Address
+    care_of: CareOf
+    reason: str
+
+
+@dataclass(frozen=True)
+class PrefixRegistered(_Event):
+    """An IPv6 prefix now routed into the MN's tunnel, or its tunnel target changed (RFC 5454 §3.3)."""
+
+    name: ClassVar[str] = "prefix_registered"
+    home_address: IPv4Address
+    prefix: PrefixBinding
+
+
+@dataclass(frozen=True)
+class PrefixDeregistered(_Event):
+    """An IPv6 prefix no longer registered (omitted, deregistered, expired; RFC 5454 §3.8)."""
+
+    name: ClassVar[str] = "prefix_deregistered"
+    home_address: IPv4Address
+    prefix: PrefixBinding
+    reason: str
+
+
+@dataclass(frozen=True)
+class ProxyArpStarted(_Event):
+    """Answer ARP for the away MN's home address on the home link (RFC 5944 §4.6)."""
+
+    name: ClassVar[str] = "proxy_arp_started"
+    home_address: IPv4Address
+
+
+@dataclass(frozen=True)
+class ProxyArpStopped(_Event):
+    """Stop proxy ARP for this home address (MN home, or its last binding gone; RFC 5944 §4.6)."""
+
+    name: ClassVar[str] = "proxy_arp_stopped"
+    home_address: IPv4Address
+
+
+@dataclass(frozen=True)
+class GratuitousArpRequested(_Event):
+    """Broadcast a gratuitous ARP for ``address`` with the owner's link-layer address (RFC 5944 §4.6)."""
+
+    name: ClassVar[str] = "gratuitous_arp"
+    address: IPv4Address
+    owner: ArpOwner
+
+
+# -- mobile node ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestSent(_Event):
+    """A Registration Request queued for sending (trace): attempt 1 is the first transmission."""
+
+    name: ClassVar[str] = "rrq_sent"
+    care_of: IPv4Address
+    lifetime: int
+    identification: int
+    attempt: int
+
+
+@dataclass(frozen=True)
+class ReplyReceived(_Event):
+    """A Registration Reply that matched a pending request and verified (trace)."""
+
+    name: ClassVar[str] = "rrp_received"
+    code: int
+    lifetime: int
+    identification: int
+
+
+@dataclass(frozen=True)
+class RegistrationAccepted(_Event):
+    """The HA accepted the registration for ``lifetime`` seconds (RFC 5944 §3.6.2.2)."""
+
+    name: ClassVar[str] = "registration_accepted"
+    care_of: IPv4Address
+    lifetime: int
+    code: int
+
+
+@dataclass(frozen=True)
+class RegistrationDenied(_Event):
+    """The HA denied the registration with ``code`` (RFC 5944 §3.6.2.3)."""
+
+    name: ClassVar[str] = "registration_denied"
+    care_of: IPv4Address
+    code: int
+
+
+@dataclass(frozen=True)
+class RegistrationExpired(_Event):
+    """The granted lifetime ran out before a renewal was accepted."""
+
+    name: ClassVar[str] = "registration_expired"
+    care_of: IPv4Address
+
+
+@dataclass(frozen=True)
+class Deregistered(_Event):
+    """The HA accepted a deregistration (or the MN gave up waiting for it on shutdown)."""
+
+    name: ClassVar[str] = "deregistered"
+    care_of: IPv4Address
+    confirmed: bool
+
+
+@dataclass(frozen=True)
+class ClockResynchronised(_Event):
+    """After a 133, the MN adjusted its timestamp offset or took the HA's nonce (RFC 5944 §5.7)."""
+
+    name: ClassVar[str] = "clock_resynchronised"
+    offset: float
+    nonce: int | None = None
+
+
+@dataclass(frozen=True)
+class PrefixAccepted(_Event):
+    """A requested prefix accepted, tunnelled to the HoA (code 0) or the CoA (code 1) (RFC 5454 §3.5)."""
+
+    name: ClassVar[str] = "prefix_accepted"
+    prefix: IPv6Network
+    target: TunnelTarget
+    link_local: bool
+    code: int
+
+
+@dataclass(frozen=True)
+class PrefixRejected(_Event):
+    """A requested prefix rejected; ``code`` is None when the reply had no matching extension."""
+
+    name: ClassVar[str] = "prefix_rejected"
+    prefix: IPv6Network
+    link_local: bool
+    code: int | None
+
+
+@dataclass(frozen=True)
+class Ipv4OnlyFallback(_Event):
+    """The reply carried no Prefix Reply at all: the HA lacks DSMIPv4 (RFC 5454 §3.5 case 1)."""
+
+    name: ClassVar[str] = "ipv4_only_fallback"
+
+
+@dataclass(frozen=True)
+class TunnelUp(_Event):
+    """Bring up (or move) the MN's tunnel between ``care_of`` and the HA (RFC 5944 §3.6.2.2)."""
+
+    name: ClassVar[str] = "tunnel_up"
+    care_of: IPv4Address
+    home_agent: IPv4Address
+    home_address: IPv4Address
+    encapsulation: Encapsulation
+    reverse_tunnel: bool
+
+
+@dataclass(frozen=True)
+class TunnelDown(_Event):
+    """Take the MN's tunnel down: ``reason`` is deregistered, expired, link-down or shutdown."""
+
+    name: ClassVar[str] = "tunnel_down"
+    care_of: IPv4Address
+    reason: str
+
+
+@dataclass(frozen=True)
+class Ipv6AddressAdded(_Event):
+    """Install this address on the MN's tunnel interface (RFC 5454 §3.5, RFC 4213 §3.7)."""
+
+    name: ClassVar[str] = "ipv6_address_added"
+    address: IPv6Interface
+    target: TunnelTarget
+
+
+@dataclass(frozen=True)
+class Ipv6AddressRemoved(_Event):
+    name: ClassVar[str] = "ipv6_address_removed"
+    address: IPv6Interface
+    target: TunnelTarget
+
+
+@dataclass(frozen=True)
+class Ipv6RouteAdded(_Event):
+    """Route this IPv6 prefix through the tunnel to the HA (``::/0`` for the default route)."""
+
+    name: ClassVar[str] = "ipv6_route_added"
+    prefix: IPv6Network
+    target: TunnelTarget
+
+
+@dataclass(frozen=True)
+class Ipv6RouteRemoved(_Event):
+    name: ClassVar[str] = "ipv6_route_removed"
+    prefix: IPv6Network
+    target: TunnelTarget
+
+
+Event = (
+    MalformedDatagram
+    | DatagramDiscarded
+    | AuthenticationFailed
+    | IdentificationRejected
+    | RequestReceived
+    | ReplySent
+    | RequestDenied
+    | BindingAdded
+    | BindingUpdated
+    | BindingRemoved
+    | PrefixRegistered
+    | PrefixDeregistered
+    | ProxyArpStarted
+    | ProxyArpStopped
+    | GratuitousArpRequested
+    | RequestSent
+    | ReplyReceived
+    | RegistrationAccepted
+    | RegistrationDenied
+    | RegistrationExpired
+    | Deregistered
+    | ClockResynchronised
+    | PrefixAccepted
+    | PrefixRejected
+    | Ipv4OnlyFallback
+    | TunnelUp
+    | TunnelDown
+    | Ipv6AddressAdded
+    | Ipv6AddressRemoved
+    | Ipv6RouteAdded
+    | Ipv6RouteRemoved
+)

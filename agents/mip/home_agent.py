@@ -1,0 +1,412 @@
+"""Sans-I/O home agent (RFC 5944 §3.8, RFC 3024 §4, RFC 5454 §3.3).
+
+Driven by :meth:`HomeAgent.receive_datagram` and :meth:`HomeAgent.handle_timer`, every input with
+``now`` (monotonic seconds). Wall time for timestamps is ``now + wall_clock_offset``. Outputs are
+pulled with :meth:`datagrams_to_send` and :meth:`next_event`; the next deadline is :meth:`get_timer`.
+Per mobile node the state is HOME or AWAY; changes go through :data:`TRANSITIONS` only.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections import Counter, deque
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+
+from agents.mip import ha_policy, identification
+from agents.mip.auth import append_authentication, verify_with
+from agents.mip.bindings import BindingTable, CareOf, CareOfEntry, PrefixBinding, PrefixChanges
+from agents.mip.codes import ExtensionType, MessageType, RegistrationFlag, ReplyCode, describe
+from agents.mip.config import INFINITE_LIFETIME, HomeAgentConfig, MobileNodeAccount, ReplayProtection
+from agents.mip.dsmip import PrefixReply
+from agents.mip.errors import DecodeError
+from agents.mip.events import (
+    ArpOwner,
+    AuthenticationFailed,
+    BindingAdded,
+    BindingRemoved,
+    BindingUpdated,
+    DatagramDiscarded,
+    Event,
+    GratuitousArpRequested,
+    IdentificationRejected,
+    MalformedDatagram,
+    OutgoingDatagram,
+    PrefixDeregistered,
+    PrefixRegistered,
+    ProxyArpStarted,
+    ProxyArpStopped,
+    ReplySent,
+    RequestDenied,
+    RequestReceived,
+)
+from agents.mip.ha_policy import PrefixDecision
+from agents.mip.registration import RegistrationReply, RegistrationRequest
+from agents.mip.states import HOME_AGENT_TRANSITIONS, NodeState, NodeTrigger, next_state
+
+TRANSITIONS = HOME_AGENT_TRANSITIONS
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Incoming:
+    raw: bytes
+    request: RegistrationRequest
+    source: IPv4Address
+    port: int
+    now: float
+
+
+class HomeAgent:
+    """The home agent's registration machine and binding table."""
+
+    def __init__(
+        self,
+        config: HomeAgentConfig,
+        *,
+        wall_clock_offset: float = 0.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.table = BindingTable()
+        self.counters: Counter[str] = Counter()
+        self._wall_clock_offset = wall_clock_offset
+        self._rng = rng if rng is not None else random.Random()
+        self._states: dict[IPv4Address, NodeState] = {}
+        self._replay = identification.ReplayState()
+        self._nonces: dict[IPv4Address, int] = {}
+        self._events: deque[Event] = deque()
+        self._outgoing: list[OutgoingDatagram] = []
+
+    # -- runtime interface -------------------------------------------------------------------
+
+    def receive_datagram(
+        self, data: bytes, source: tuple[IPv4Address, int], destination: IPv4Address, now: float
+    ) -> None:
+        """Handle one UDP-434 payload. Never raises: bad input is counted and reported as an event."""
+        address, port = source
+        try:
+            self._receive(bytes(data), address, port, now)
+        except (DecodeError, ValueError) as error:
+            self._malformed(address, port, error)
+        except Exception as error:  # keep serving; a bug here must not stop the agent
+            _log.exception("internal error handling a datagram from %s:%s", address, port)
+            self.counters["internal_errors"] += 1
+            self._emit(MalformedDatagram(address, port, f"internal error: {type(error).__name__}: {error}"))
+
+    def handle_timer(self, now: float) -> None:
+        """Expire bindings whose lifetime has run out (RFC 5944 §3.8.1)."""
+        for home, entry in self.table.expired(now):
+            self.table.remove_care_of(home, entry.care_of)
+            self._emit(BindingRemoved(home, entry.care_of, "expired"))
+            self._after_care_of_removed(home, "expired")
+
+    def get_timer(self) -> float | None:
+        """When :meth:`handle_timer` must next run (the earliest binding expiry), or None."""
+        return self.table.next_expiry()
+
+    def datagrams_to_send(self, now: float) -> list[OutgoingDatagram]:
+        """Datagrams queued since the last call."""
+        outgoing, self._outgoing = self._outgoing, []
+        return outgoing
+
+    def next_event(self) -> Event | None:
+        """The oldest event not yet taken, or None."""
+        return self._events.popleft() if self._events else None
+
+    def node_state(self, home_address: IPv4Address) -> NodeState:
+        """HOME or AWAY for this home address."""
+        return self._states.get(home_address, NodeState.HOME)
+
+    def bindings(self, now: float) -> list[dict[str, object]]:
+        """The binding table as JSON-able dicts (control socket ``bindings``)."""
+        return self.table.snapshot(now)
+
+    def status(self, now: float) -> dict[str, object]:
+        """A JSON-able summary (control socket ``status``)."""
+        return {
+            "role": "ha",
+            "address": str(self.config.address),
+            "home_network": str(self.config.home_network),
+            "dsmipv4": self.config.dsmipv4,
+            "mobile_nodes": len(self.config.mobile_nodes),
+            "away": sorted(str(home) for home, state in self._states.items() if state is NodeState.AWAY),
+            "counters": dict(sorted(self.counters.items())),
+        }
+
+    def accepts_reverse_ipv4(self, outer_source: IPv4Address, inner_source: IPv4Address) -> bool:
+        """Datapath check for reverse-tunnelled IPv4 (RFC 3024 §4.3.2)."""
+        return self.table.accepts_reverse_ipv4(outer_source, inner_source)
+
+    def accepts_reverse_ipv6(self, outer_source: IPv4Address, inner_source: IPv6Address) -> bool:
+        """Datapath check for reverse-tunnelled IPv6 (RFC 5454 §3.3.2)."""
+        return self.table.accepts_reverse_ipv6(outer_source, inner_source)
+
+    # -- request pipeline (RFC 5944 §3.8.2) ----------------------------------------------------
+
+    def _receive(self, raw: bytes, address: IPv4Address, port: int, now: float) -> None:
+        if not raw or raw[0] != MessageType.REGISTRATION_REQUEST:
+            self._discard(address, port, f"message type {raw[0] if raw else 'none'} is not a request")
+            return
+        request = RegistrationRequest.decode(raw)
+        self.counters["requests"] += 1
+        self._emit(
+            RequestReceived(
+                address,
+                port,
+                request.home_address,
+                request.care_of_address,
+                request.lifetime,
+                int(request.flags),
+                request.identification,
+            )
+        )
+        incoming = _Incoming(raw, request, address, port, now)
+        account = self._screen(incoming)
+        if account is not None and self._authenticated(incoming, account):
+            self._process_authenticated(incoming, account)
+
+    def _screen(self, incoming: _Incoming) -> MobileNodeAccount | None:
+        """Silent discards before authentication (RFC 5944 §1.8, §3.8.2.1); the account otherwise."""
+        request = incoming.request
+        reason = None
+        account = self.config.account_for(request.home_address)
+        if request.has_unknown_non_skippable:
+            reason = "unknown non-skippable extension (RFC 5944 §1.8)"
+        elif not ha_policy.addressed_to_us(request, self.config):
+            reason = f"home agent field {request.home_agent} is not this home agent"
+        elif request.home_address == ha_policy.UNSPECIFIED:
+            reason = "home address 0.0.0.0: dynamic home address assignment (RFC 2794) is not supported"
+        elif account is None:
+            reason = f"no security association for home address {request.home_address}"
+        elif request.authentication(ExtensionType.MOBILE_HOME_AUTH) is None:
+            reason = "no MN-HA authentication extension (RFC 5944 §3.8.2.1)"
+        if reason is not None:
+            self._discard(incoming.source, incoming.port, reason)
+            return None
+        return account
+
+    def _authenticated(self, incoming: _Incoming, account: MobileNodeAccount) -> bool:
+        """Verify MN-HA authentication on the raw bytes; reply 131 on failure (RFC 5944 §3.8.2.1)."""
+        request = incoming.request
+        extension = request.authentication(ExtensionType.MOBILE_HOME_AUTH)
+        assert extension is not None
+        reason = None
+        if extension.spi != account.spi:
+            reason = f"SPI {extension.spi} is not the configured {account.spi}"
+        elif not verify_with(incoming.raw, ExtensionType.MOBILE_HOME_AUTH, account.association):
+            reason = "authenticator does not verify"
+        elif ha_policy.nai_mismatch(request, account):
+            reason = f"NAI {request.nai!r} does not match the configured NAI"
+        if reason is None:
+            return True
+        self.counters["authentication_failures"] += 1
+        self._emit(AuthenticationFailed(incoming.source, request.home_address, extension.spi, reason))
+        code = ReplyCode.HA_MOBILE_NODE_FAILED_AUTHENTICATION
+        self._send_reply(incoming, account, code, 0, request.identification)
+        return False
+
+    def _process_authenticated(self, incoming: _Incoming, account: MobileNodeAccount) -> None:
+        if not self._identification_valid(incoming, account):
+            return
+        request = incoming.request
+        if ha_policy.is_broadcast_home_agent(request.home_agent, self.config):
+            self._deny(incoming, account, ReplyCode.HA_UNKNOWN_HOME_AGENT_ADDRESS, "dynamic HA discovery")
+            return
+        reason = ha_policy.poorly_formed_reason(request, self.config)
+        if reason is not None:
+            self._deny(incoming, account, ReplyCode.HA_POORLY_FORMED_REQUEST, reason)
+        elif request.is_deregistration:
+            self._deregister(incoming, account)
+        else:
+            self._register(incoming, account)
+
+    # -- identification (RFC 5944 §5.7) ------------------------------------------------------
+
+    def _identification_valid(self, incoming: _Incoming, account: MobileNodeAccount) -> bool:
+        request = incoming.request
+        home = request.home_address
+        if self.config.replay_protection is ReplayProtection.NONCE:
+            expected = self._nonces.get(home)
+            valid = expected is not None and identification.check_nonce(request.identification, expected)
+            reason = "nonce does not match the last one sent"
+        else:
+            valid = self._replay.timestamp_valid(
+                home, request.identification, self._unix(incoming.now), self.config.timestamp_tolerance
+            )
+            reason = "timestamp outside tolerance or not increasing"
+        if valid:
+            if self.config.replay_protection is ReplayProtection.TIMESTAMP:
+                self._replay.record(home, request.identification)
+            return True
+        self.counters["identification_mismatches"] += 1
+        self._emit(IdentificationRejected(home, request.identification, reason))
+        self._deny(incoming, account, ReplyCode.HA_IDENTIFICATION_MISMATCH, reason)
+        return False
+
+    def _reply_identification(self, incoming: _Incoming, code: int) -> int:
+        """Timestamps: copy, or HA time high on 133; nonces: a fresh nonce high (RFC 5944 §5.7)."""
+        request_id = incoming.request.identification
+        if self.config.replay_protection is ReplayProtection.NONCE:
+            nonce = identification.new_nonce(self._rng)
+            self._nonces[incoming.request.home_address] = nonce
+            return identification.nonce_reply_identification(nonce, request_id)
+        if code == ReplyCode.HA_IDENTIFICATION_MISMATCH:
+            return identification.mismatch_reply_identification(request_id, self._unix(incoming.now))
+        return request_id
+
+    def _unix(self, now: float) -> float:
+        return now + self._wall_clock_offset
+
+    # -- registration (RFC 5944 §3.8.3) --------------------------------------------------------
+
+    def _register(self, incoming: _Incoming, account: MobileNodeAccount) -> None:
+        request = incoming.request
+        denial = ha_policy.reverse_tunnel_denial(request, self.config) or ha_policy.encapsulation_denial(
+            request, self.config
+        )
+        simultaneous = ha_policy.simultaneous_decision(request, self.config, self.table)
+        if denial is None and simultaneous.code == ReplyCode.HA_TOO_MANY_SIMULTANEOUS_BINDINGS:
+            denial = simultaneous.code
+        if denial is not None:
+            self._deny(incoming, account, denial, describe(denial))
+            return
+        decisions = ha_policy.prefix_decisions(request, account, self.table, self.config)
+        entry = self._care_of_entry(incoming)
+        self._apply_registration(incoming, entry, simultaneous.keep_others, decisions)
+        replies = tuple(PrefixReply.answering(item.request, item.code) for item in decisions)
+        self._send_reply(incoming, account, simultaneous.code, entry.lifetime, None, replies)
+
+    def _care_of_entry(self, incoming: _Incoming) -> CareOfEntry:
+        request = incoming.request
+        lifetime = ha_policy.granted_lifetime(request.lifetime, self.config)
+        expires = math.inf if lifetime == INFINITE_LIFETIME else incoming.now + lifetime
+        return CareOfEntry(
+            care_of=CareOf(request.care_of_address),
+            encapsulation=ha_policy.requested_encapsulation(request.flags),
+            reverse_tunnel=RegistrationFlag.T in request.flags,
+            colocated=RegistrationFlag.D in request.flags,
+            lifetime=lifetime,
+            registered_at=incoming.now,
+            expires_at=expires,
+            identification=request.identification,
+            request_source=(incoming.source, incoming.port),
+        )
+
+    def _apply_registration(
+        self, incoming: _Incoming, entry: CareOfEntry, keep_others: bool, decisions: list[PrefixDecision]
+    ) -> None:
+        home = incoming.request.home_address
+        binding = self.table.get(home)
+        existed = binding is not None and entry.care_of in binding.care_ofs
+        dropped = self.table.put(home, entry, keep_others)
+        wanted = [item.binding for item in decisions if item.binding is not None]
+        changes = self.table.replace_prefixes(home, wanted)
+        for old in dropped:
+            self._emit(BindingRemoved(home, old.care_of, "replaced"))
+        event_type = BindingUpdated if existed else BindingAdded
+        registered = self.table.get(home)
+        prefixes = () if registered is None else tuple(registered.prefixes.values())
+        care_of, lifetime = entry.care_of, entry.lifetime
+        self._emit(event_type(home, care_of, entry.encapsulation, entry.reverse_tunnel, lifetime, prefixes))
+        self._emit_prefix_changes(home, changes, "omitted from re-registration (RFC 5454 §3.8)")
+        self._transition(home, NodeTrigger.REGISTERED)
+
+    def _emit_prefix_changes(self, home: IPv4Address, changes: PrefixChanges, reason: str) -> None:
+        for removed in changes.removed:
+            self._emit(PrefixDeregistered(home, removed, reason))
+        for added in changes.added + changes.changed:
+            self._emit(PrefixRegistered(home, added))
+
+    # -- deregistration (RFC 5944 §3.6.1.2, RFC 5454 §3.8) -------------------------------------
+
+    def _deregister(self, incoming: _Incoming, account: MobileNodeAccount) -> None:
+        request = incoming.request
+        home = request.home_address
+        if request.care_of_address == home:
+            care_ofs, prefixes = self.table.remove_all(home)
+            for entry in care_ofs:
+                self._emit(BindingRemoved(home, entry.care_of, "deregistered"))
+            self._emit_prefixes_gone(home, prefixes, "deregistered")
+            self._transition(home, NodeTrigger.DEREGISTERED_ALL, returned_home=True)
+        else:
+            removed = self.table.remove_care_of_address(home, request.care_of_address)
+            for entry in removed:
+                self._emit(BindingRemoved(home, entry.care_of, "deregistered"))
+            if removed:
+                self._after_care_of_removed(home, "deregistered")
+        self._send_reply(incoming, account, ReplyCode.ACCEPTED, 0, None)
+
+    def _after_care_of_removed(self, home: IPv4Address, reason: str) -> None:
+        """After one care-of went: if none is left, the prefixes go and the MN counts as home."""
+        if self.table.care_of_count(home) > 0:
+            self._transition(home, NodeTrigger.CARE_OF_REMOVED)
+            return
+        self._emit_prefixes_gone(home, self.table.drop_if_empty(home), reason)
+        self._transition(home, NodeTrigger.LAST_CARE_OF_REMOVED)
+
+    def _emit_prefixes_gone(self, home: IPv4Address, prefixes: list[PrefixBinding], reason: str) -> None:
+        for prefix in prefixes:
+            self._emit(PrefixDeregistered(home, prefix, reason))
+
+    # -- state changes and their side effects (RFC 5944 §4.6) ------------------------------------
+
+    def _transition(self, home: IPv4Address, trigger: NodeTrigger, returned_home: bool = False) -> None:
+        before = self.node_state(home)
+        after = next_state(TRANSITIONS, before, trigger)
+        self._states[home] = after
+        if before is NodeState.HOME and after is NodeState.AWAY:
+            self._emit(ProxyArpStarted(home))
+            self._emit(GratuitousArpRequested(home, ArpOwner.HOME_AGENT))
+        elif before is NodeState.AWAY and after is NodeState.HOME:
+            self._emit(ProxyArpStopped(home))
+            if returned_home:
+                self._emit(GratuitousArpRequested(home, ArpOwner.MOBILE_NODE))
+
+    # -- output helpers ----------------------------------------------------------------------
+
+    def _deny(self, incoming: _Incoming, account: MobileNodeAccount, code: ReplyCode, reason: str) -> None:
+        self.counters[f"denied_{int(code)}"] += 1
+        request = incoming.request
+        self._emit(RequestDenied(request.home_address, request.care_of_address, int(code), reason))
+        self._send_reply(incoming, account, code, 0, None)
+
+    def _send_reply(
+        self,
+        incoming: _Incoming,
+        account: MobileNodeAccount,
+        code: int,
+        lifetime: int,
+        identification_override: int | None,
+        prefix_replies: tuple[PrefixReply, ...] = (),
+    ) -> None:
+        """Queue a signed reply to the request's source address and port (RFC 5944 §3.4, §3.8.3)."""
+        ident = identification_override
+        if ident is None:
+            ident = self._reply_identification(incoming, code)
+        request = incoming.request
+        home = request.home_address
+        reply = RegistrationReply(code, lifetime, home, self.config.address, ident, prefix_replies)
+        payload = append_authentication(reply.encode(), ExtensionType.MOBILE_HOME_AUTH, account.association)
+        self._outgoing.append(
+            OutgoingDatagram(payload, incoming.source, incoming.port, self.config.address, self.config.port)
+        )
+        self.counters["replies"] += 1
+        summary = tuple((f"{item.prefix}/{item.prefix_length}", item.code) for item in prefix_replies)
+        self._emit(ReplySent(incoming.source, incoming.port, home, code, lifetime, ident, summary))
+
+    def _emit(self, event: Event) -> None:
+        self._events.append(event)
+
+    def _discard(self, address: IPv4Address, port: int, reason: str) -> None:
+        self.counters["discarded"] += 1
+        self._emit(DatagramDiscarded(address, port, reason))
+
+    def _malformed(self, address: IPv4Address, port: int, error: Exception) -> None:
+        self.counters["malformed"] += 1
+        offset = error.offset if isinstance(error, DecodeError) else None
+        reason = error.reason if isinstance(error, DecodeError) else str(error)
+        self._emit(MalformedDatagram(address, port, reason, offset))

@@ -1,0 +1,217 @@
+"""The mobile node's outstanding request, accepted binding and Identifications (RFC 5944 §3.6, §5.7).
+
+:class:`PendingRequest` remembers what was asked, every Identification sent with its send time (the
+lifetime runs from when the answered copy was sent, RFC 5944 §3.6.1.2) and the retransmission
+schedule; :func:`build_request` encodes and signs one copy.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Network
+
+from agents.mip import identification
+from agents.mip.auth import append_authentication
+from agents.mip.codes import ExtensionType, RegistrationFlag, ReplyCode
+from agents.mip.config import Encapsulation, MobileNodeConfig, ReplayProtection
+from agents.mip.dsmip import PrefixRequest, TunnelingMode
+from agents.mip.events import RequestSent
+from agents.mip.extensions import Extension, NaiExtension
+from agents.mip.registration import RegistrationRequest
+from agents.mip.timers import Backoff
+
+_LOW32 = 0xFFFF_FFFF
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A binding the HA accepted: its care-of address, granted lifetime and deadlines."""
+
+    care_of: IPv4Address
+    lifetime: int
+    expires_at: float
+    renew_at: float
+
+
+@dataclass
+class PendingRequest:
+    """A request being (re)transmitted until a matching reply arrives."""
+
+    care_of: IPv4Address
+    """The co-located care-of address the request is sent from."""
+    care_of_field: IPv4Address
+    """The Care-of Address field: the HoA to deregister every binding (RFC 5944 §3.6.1.2)."""
+    lifetime: int
+    flags: RegistrationFlag
+    prefix_requests: tuple[PrefixRequest, ...]
+    tunneling_mode: bool
+    backoff: Backoff
+    max_attempts: int | None
+    identification: int | None = None
+    attempts: int = 0
+    next_send: float = 0.0
+    last_sent: float = -math.inf
+    _sent: dict[int, float] = field(default_factory=dict)
+    _fresh: bool = True
+
+    def needs_new_identification(self, protection: ReplayProtection) -> bool:
+        """Timestamps: a new ID for every copy; nonces: the same request resent (RFC 5944 §3.6.3)."""
+        return self.identification is None or self._fresh or protection is ReplayProtection.TIMESTAMP
+
+    def record_send(self, now: float) -> None:
+        """Note a transmission at ``now`` and schedule the next one (doubling, capped)."""
+        assert self.identification is not None
+        self.attempts += 1
+        self.last_sent = now
+        self._sent.setdefault(self.identification & _LOW32, now)
+        self.next_send = now + self.backoff.advance()
+        self._fresh = False
+
+    def sent_with(self, reply_identification: int) -> bool:
+        """True if a copy with these low 32 bits is outstanding (RFC 5944 §5.7)."""
+        return reply_identification & _LOW32 in self._sent
+
+    def send_time(self, reply_identification: int) -> float:
+        """When the copy answered by this reply was (first) sent."""
+        return self._sent[reply_identification & _LOW32]
+
+    def forget(self, reply_identification: int) -> None:
+        """Stop waiting for the copy with these low 32 bits (the HA refused just that copy)."""
+        self._sent.pop(reply_identification & _LOW32, None)
+
+    def restart(self, at: float) -> None:
+        """Forget the copies sent so far and send a fresh one at ``at`` (after 133 or a denial)."""
+        self._sent.clear()
+        self._fresh = True
+        self.next_send = at
+
+    def sent_event(self) -> RequestSent:
+        assert self.identification is not None
+        return RequestSent(self.care_of_field, self.lifetime, self.identification, self.attempts)
+
+
+def prefix_requests(
+    config: MobileNodeConfig, prefixes: tuple[IPv6Network, ...], link_local: bool
+) -> tuple[PrefixRequest, ...]:
+    """The link-local bootstrap request first (RFC 5454 §3.7.1), then one per prefix (§3.1)."""
+    requests = [PrefixRequest.for_link_local(config.link_local_address)] if link_local else []
+    return (*requests, *(PrefixRequest.for_network(prefix) for prefix in prefixes))
+
+
+def new_registration(
+    config: MobileNodeConfig, care_of: IPv4Address, requests: tuple[PrefixRequest, ...]
+) -> PendingRequest:
+    """A registration from ``care_of``; retransmission capped at the requested lifetime (§3.6.3)."""
+    return PendingRequest(
+        care_of=care_of,
+        care_of_field=care_of,
+        lifetime=config.lifetime,
+        flags=request_flags(config),
+        prefix_requests=requests,
+        tunneling_mode=config.request_tunneling_mode and bool(requests),
+        backoff=Backoff(config.retransmit_initial, min(config.retransmit_max, config.lifetime)),
+        max_attempts=None,
+    )
+
+
+def new_deregistration(config: MobileNodeConfig, care_of: IPv4Address, all_care_ofs: bool) -> PendingRequest:
+    """Lifetime 0 for ``care_of``, or for every binding with CoA = HoA (RFC 5944 §3.6.1.2)."""
+    return PendingRequest(
+        care_of=care_of,
+        care_of_field=config.home_address if all_care_ofs else care_of,
+        lifetime=0,
+        flags=request_flags(config, deregistration=True),
+        prefix_requests=(),
+        tunneling_mode=False,
+        backoff=Backoff(config.retransmit_initial, config.retransmit_max),
+        max_attempts=config.deregister_attempts,
+    )
+
+
+def request_flags(config: MobileNodeConfig, deregistration: bool = False) -> RegistrationFlag:
+    """D (co-located), plus S, T, G or M as configured (RFC 5944 §3.3, RFC 3024 §3.2)."""
+    flags = RegistrationFlag.D
+    if deregistration:
+        return flags
+    if config.simultaneous_bindings:
+        flags |= RegistrationFlag.S
+    if config.reverse_tunnel:
+        flags |= RegistrationFlag.T
+    if config.encapsulation is Encapsulation.GRE:
+        flags |= RegistrationFlag.G
+    elif config.encapsulation is Encapsulation.MINIMAL:
+        flags |= RegistrationFlag.M
+    return flags
+
+
+def build_request(config: MobileNodeConfig, pending: PendingRequest) -> bytes:
+    """Encode and sign one copy: NAI, DSMIPv4, then MN-HA auth (RFC 5944 §3.6.1.3, RFC 5454 §3.1)."""
+    assert pending.identification is not None
+    extensions: list[Extension] = []
+    if config.nai is not None:
+        extensions.append(NaiExtension(config.nai))
+    extensions.extend(pending.prefix_requests)
+    if pending.tunneling_mode:
+        extensions.append(TunnelingMode())
+    request = RegistrationRequest(
+        flags=pending.flags,
+        lifetime=pending.lifetime,
+        home_address=config.home_address,
+        home_agent=config.home_agent,
+        care_of_address=pending.care_of_field,
+        identification=pending.identification,
+        extensions=tuple(extensions),
+    )
+    return append_authentication(request.encode(), ExtensionType.MOBILE_HOME_AUTH, config.association)
+
+
+CLOCKS_AGREE = 2.0
+"""A 133 whose HA time is this close to ours refused a stale copy, not our clock (RFC 5944 §5.7)."""
+
+_ID_NOT_RECORDED = (ReplyCode.HA_IDENTIFICATION_MISMATCH, ReplyCode.HA_MOBILE_NODE_FAILED_AUTHENTICATION)
+"""Replies after which the HA did not record the request's Identification (RFC 5944 §5.7)."""
+
+
+class IdentificationSource:
+    """The MN's side of replay protection (RFC 5944 §5.7): timestamps or nonces, and resync on 133."""
+
+    def __init__(self, protection: ReplayProtection, wall_clock_offset: float, rng: random.Random) -> None:
+        self.protection = protection
+        self.wall_clock_offset = wall_clock_offset
+        self.correction = 0.0
+        self.ha_nonce = 0
+        self._rng = rng
+        self._last_sent: int | None = None  # kept increasing
+        self._last_recorded: int | None = None  # the last one the HA recorded
+
+    def unix_time(self, now: float) -> float:
+        """Wall-clock time as the MN believes it, corrected by resynchronisation."""
+        return now + self.wall_clock_offset + self.correction
+
+    def new(self, now: float) -> int:
+        """A fresh Identification: an increasing NTP timestamp, or the HA's nonce + ours."""
+        if self.protection is ReplayProtection.NONCE:
+            return identification.nonce_identification(self.ha_nonce, identification.new_nonce(self._rng))
+        ident = identification.next_timestamp_identification(self.unix_time(now), self._last_sent, self._rng)
+        self._last_sent = ident
+        return ident
+
+    def note_reply(self, code: int, reply_identification: int) -> None:
+        """Remember what an authentic matching reply tells: the recorded ID, the next nonce."""
+        if code not in _ID_NOT_RECORDED:
+            self._last_recorded = reply_identification
+        if self.protection is ReplayProtection.NONCE:
+            self.ha_nonce = identification.ha_nonce(reply_identification)
+
+    def resynchronise(self, reply_identification: int, now: float) -> float | None:
+        """After 133: the clock offset applied, or None if our clock already agrees with the HA's."""
+        if self.protection is ReplayProtection.NONCE:
+            return 0.0  # the nonce was taken by note_reply
+        offset = identification.resync_offset(reply_identification, self.unix_time(now))
+        if abs(offset) < CLOCKS_AGREE:
+            return None
+        self.correction += offset
+        self._last_sent = self._last_recorded  # the HA recorded none of the refused IDs
+        return offset

@@ -1,0 +1,1 @@
+"""`mipdump`: decode Mobile IP messages from hex, raw files or pcap/pcapng captures into JSON lines."""

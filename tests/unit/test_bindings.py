@@ -1,0 +1,147 @@
+"""The binding table on its own (RFC 5944 §3.8.1, §3.6.1.2-§3.6.1.3; RFC 5454 §3.3, §3.8; RFC 3024 §4.3.2)."""
+
+from __future__ import annotations
+
+import json
+import math
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
+
+from agents.mip.bindings import BindingTable, CareOf, CareOfEntry, PrefixBinding, TunnelTarget
+from agents.mip.config import Encapsulation
+
+HOA = IPv4Address("192.0.2.10")
+HOA2 = IPv4Address("192.0.2.11")
+COA = CareOf(IPv4Address("198.51.100.5"))
+COA2 = CareOf(IPv4Address("203.0.113.7"))
+NATTED = CareOf(IPv4Address("203.0.113.7"), 4500)
+P1 = IPv6Network("2001:db8:10:1::/64")
+P2 = IPv6Network("2001:db8:10:2::/64")
+WIDE = IPv6Network("2001:db8:10::/48")
+
+
+def entry(care_of: CareOf = COA, expires_at: float = 100.0, lifetime: int = 100) -> CareOfEntry:
+    return CareOfEntry(
+        care_of=care_of,
+        encapsulation=Encapsulation.IP_IN_IP,
+        reverse_tunnel=True,
+        colocated=True,
+        lifetime=lifetime,
+        registered_at=0.0,
+        expires_at=expires_at,
+        identification=1,
+        request_source=(care_of.address, 434),
+    )
+
+
+def home(prefix: IPv6Network) -> PrefixBinding:
+    return PrefixBinding(prefix, TunnelTarget.HOME_ADDRESS)
+
+
+def test_put_without_keep_replaces_other_care_ofs_rfc5944_3_6_1_3() -> None:
+    table = BindingTable()
+    table.put(HOA, entry(COA), keep_others=False)
+    dropped = table.put(HOA, entry(COA2), keep_others=False)
+    assert [item.care_of for item in dropped] == [COA]
+    assert table.care_of_count(HOA) == 1
+
+
+def test_put_with_keep_holds_several_and_refreshes_same_key_rfc5944_3_6_1_3() -> None:
+    table = BindingTable()
+    table.put(HOA, entry(COA), keep_others=True)
+    table.put(HOA, entry(COA2), keep_others=True)
+    assert table.put(HOA, entry(COA, expires_at=500.0), keep_others=True) == []
+    binding = table.get(HOA)
+    assert binding is not None and binding.care_ofs[COA].expires_at == 500.0 and len(binding.care_ofs) == 2
+
+
+def test_care_of_with_udp_port_is_a_distinct_key_rfc3519() -> None:
+    table = BindingTable()
+    table.put(HOA, entry(COA2), keep_others=True)
+    table.put(HOA, entry(NATTED), keep_others=True)
+    assert table.care_of_count(HOA) == 2
+    assert str(NATTED) == "203.0.113.7:4500"
+    removed = table.remove_care_of_address(HOA, COA2.address)  # deregistration by address
+    assert {item.care_of for item in removed} == {COA2, NATTED}
+
+
+def test_expired_and_next_expiry_rfc5944_3_8_1() -> None:
+    table = BindingTable()
+    table.put(HOA, entry(COA, expires_at=50.0), keep_others=True)
+    table.put(HOA, entry(COA2, expires_at=80.0), keep_others=True)
+    table.put(HOA2, entry(COA, expires_at=math.inf, lifetime=0xFFFF), keep_others=True)
+    assert table.next_expiry() == 50.0
+    assert table.expired(49.9) == []
+    assert [(home_address, item.care_of) for home_address, item in table.expired(80.0)] == [
+        (HOA, COA),
+        (HOA, COA2),
+    ]
+
+
+def test_prefix_ownership_refuses_overlap_across_mobile_nodes_rfc5454_3_3() -> None:
+    table = BindingTable()
+    table.put(HOA, entry(), keep_others=False)
+    table.replace_prefixes(HOA, [home(P1)])
+    assert table.overlaps_other(HOA2, WIDE)  # /48 covers P1
+    assert table.overlaps_other(HOA2, P1)
+    assert not table.overlaps_other(HOA2, P2)
+    assert not table.overlaps_other(HOA, WIDE)  # its own prefixes never conflict
+    assert table.prefix_owner(WIDE) == HOA
+    link_local = IPv6Network("fe80::c000:20b/128")
+    assert not table.overlaps_other(HOA2, link_local)
+
+
+def test_replace_prefixes_reports_added_removed_changed_rfc5454_3_8() -> None:
+    table = BindingTable()
+    table.put(HOA, entry(), keep_others=False)
+    table.replace_prefixes(HOA, [home(P1), home(P2)])
+    changes = table.replace_prefixes(HOA, [PrefixBinding(P1, TunnelTarget.CARE_OF), home(WIDE)])
+    assert [item.prefix for item in changes.removed] == [P2]
+    assert [item.prefix for item in changes.added] == [WIDE]
+    assert [item.prefix for item in changes.changed] == [P1]
+    binding = table.get(HOA)
+    assert binding is not None and set(binding.prefixes) == {P1, WIDE}
+    table.replace_prefixes(HOA, [])
+    assert table.prefix_owner(P2) is None and table.prefix_owner(WIDE) is None
+
+
+def test_remove_all_releases_prefixes_rfc5944_3_6_1_2() -> None:
+    table = BindingTable()
+    table.put(HOA, entry(), keep_others=False)
+    table.replace_prefixes(HOA, [home(P1)])
+    care_ofs, prefixes = table.remove_all(HOA)
+    assert len(care_ofs) == 1 and [item.prefix for item in prefixes] == [P1]
+    assert table.get(HOA) is None and table.prefix_owner(P1) is None and len(table) == 0
+
+
+def test_drop_if_empty_only_when_no_care_of_is_left() -> None:
+    table = BindingTable()
+    table.put(HOA, entry(), keep_others=False)
+    table.replace_prefixes(HOA, [home(P1)])
+    assert table.drop_if_empty(HOA) == []
+    table.remove_care_of(HOA, COA)
+    assert [item.prefix for item in table.drop_if_empty(HOA)] == [P1]
+    assert HOA not in table
+
+
+def test_reverse_tunnel_checks_rfc3024_4_3_2_rfc5454_3_3_2() -> None:
+    table = BindingTable()
+    table.put(HOA, entry(COA), keep_others=False)
+    table.replace_prefixes(HOA, [home(P1)])
+    assert table.accepts_reverse_ipv4(COA.address, HOA)
+    assert not table.accepts_reverse_ipv4(COA2.address, HOA)
+    assert table.accepts_reverse_ipv6(HOA, IPv6Address("2001:db8:10:1::1"))
+    assert table.accepts_reverse_ipv6(COA.address, IPv6Address("2001:db8:10:1::1"))
+    assert not table.accepts_reverse_ipv6(COA.address, IPv6Address("2001:db8:10:2::1"))
+    assert not table.accepts_reverse_ipv6(COA2.address, IPv6Address("2001:db8:10:1::1"))
+
+
+def test_snapshot_is_json() -> None:
+    table = BindingTable()
+    table.put(HOA2, entry(COA, expires_at=math.inf), keep_others=False)
+    table.put(HOA, entry(COA2, expires_at=60.0), keep_others=False)
+    table.replace_prefixes(HOA, [home(P1)])
+    snapshot = table.snapshot(10.0)
+    json.dumps(snapshot)
+    assert [item["home_address"] for item in snapshot] == [str(HOA), str(HOA2)]
+    assert snapshot[0]["care_ofs"][0]["remaining"] == 50.0  # type: ignore[index]
+    assert snapshot[1]["care_ofs"][0]["remaining"] is None  # type: ignore[index]
