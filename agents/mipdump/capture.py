@@ -6,17 +6,18 @@ type 9/10 agent messages (RFC 5944 §2). pcap/pcapng parsing is dpkt's; this mod
 
 from __future__ import annotations
 
+import io
 import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO
 
 import dpkt
 
 MIP_PORT = 434
 PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"}
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+PCAP_FILE_HEADER = 24
+PCAP_RECORD_HEADER = 16
 
 
 class InputError(Exception):
@@ -72,35 +73,51 @@ def classify_raw(data: bytes) -> Iterator[Found]:
         yield Found("udp", data, Carrier())
 
 
-def read_capture(path: Path) -> Iterator[Found]:
-    """Every Mobile IP message in a pcap or pcapng file, in capture order."""
+def read_capture(data: bytes, label: str) -> Iterator[Found]:
+    """Every Mobile IP message in a pcap or pcapng capture held in ``data``, in capture order."""
+    pcapng = data[:4] == PCAPNG_MAGIC
     try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
-    with handle:
-        yield from _walk_capture(handle, path)
-
-
-def is_capture(head: bytes) -> bool:
-    return head[:4] in PCAP_MAGICS or head[:4] == PCAPNG_MAGIC
-
-
-def _walk_capture(handle: BinaryIO, path: Path) -> Iterator[Found]:
-    head = handle.read(4)
-    handle.seek(0)
-    try:
-        reader = dpkt.pcapng.Reader(handle) if head == PCAPNG_MAGIC else dpkt.pcap.Reader(handle)
+        reader = dpkt.pcapng.Reader(io.BytesIO(data)) if pcapng else dpkt.pcap.Reader(io.BytesIO(data))
     except (ValueError, dpkt.dpkt.Error) as exc:
-        raise InputError(f"{path}: not a readable pcap/pcapng file ({exc})") from None
+        raise InputError(f"{label}: not a readable pcap/pcapng file ({exc})") from None
     link = reader.datalink()
+    consumed = PCAP_FILE_HEADER
     try:
         for number, (timestamp, frame) in enumerate(reader, start=1):
+            consumed += PCAP_RECORD_HEADER + len(frame)
             ip = _network_layer(link, frame)
             if ip is not None:
                 yield from _from_ip(ip, Carrier(frame=number, time=float(timestamp)))
     except (ValueError, dpkt.dpkt.Error) as exc:
-        raise InputError(f"{path}: truncated or corrupt capture ({exc})") from None
+        raise InputError(f"{label}: truncated or corrupt capture ({exc})") from None
+    if not pcapng:
+        _check_pcap_complete(data, consumed, label)
+
+
+def _check_pcap_complete(data: bytes, consumed: int, label: str) -> None:
+    """dpkt stops quietly at a cut record; say so instead of pretending the capture ended there."""
+    if consumed != len(data):
+        raise InputError(
+            f"{label}: truncated capture ({len(data) - consumed} bytes of a cut record at the end)"
+        )
+    if consumed == PCAP_FILE_HEADER:
+        return
+    little = data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1")
+    last_frame_length = 0
+    position = PCAP_FILE_HEADER
+    while position < len(data):  # walk record lengths only, to find the last record's header
+        header = data[position : position + PCAP_RECORD_HEADER]
+        captured = int.from_bytes(header[8:12], "little" if little else "big")
+        last_frame_length = min(captured, len(data) - position - PCAP_RECORD_HEADER)
+        if captured != last_frame_length:
+            raise InputError(
+                f"{label}: truncated capture (last record cut: {last_frame_length} of {captured} bytes)"
+            )
+        position += PCAP_RECORD_HEADER + captured
+
+
+def is_capture(head: bytes) -> bool:
+    return head[:4] in PCAP_MAGICS or head[:4] == PCAPNG_MAGIC
 
 
 def _network_layer(link: int, frame: bytes) -> bytes | None:

@@ -11,6 +11,7 @@ Exit status: 0 all decoded; 1 some message was malformed (printed with an "error
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from collections.abc import Iterable, Iterator
@@ -83,30 +84,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def find_messages(source: str) -> Iterator[Found]:
-    """Messages in a capture file, a raw file, stdin, or a hex string on the command line."""
+    """Messages in a capture, a raw or hex file, stdin ('-'), or a hex string on the command line."""
+    data, label = read_input(source)
+    if is_capture(data):
+        yield from read_capture(data, label)
+    elif _looks_hex(data):
+        yield from classify_raw(parse_hex(data.decode("ascii")))
+    else:
+        yield from classify_raw(data)
+
+
+def read_input(source: str) -> tuple[bytes, str]:
+    """The bytes to decode and a label for messages; a non-file argument is taken as hex text."""
     if source == "-":
-        data = sys.stdin.buffer.read()
-        yield from classify_raw(parse_hex(data.decode("ascii", "replace")) if _looks_hex(data) else data)
-        return
+        return sys.stdin.buffer.read(), "stdin"
     path = Path(source)
     try:
-        is_file, exists = path.is_file(), path.exists()
-    except OSError:  # e.g. a long hex string is too long to be a file name
-        is_file = exists = False
-    if is_file:
-        with path.open("rb") as handle:
-            head = handle.read(4)
-        if is_capture(head):
-            yield from read_capture(path)
-        else:
-            data = path.read_bytes()
-            yield from classify_raw(parse_hex(data.decode("ascii")) if _looks_hex(data) else data)
-        return
+        if path.is_file():
+            return path.read_bytes(), source
+        exists = path.exists()
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:  # a long hex string is too long to be a file name
+            raise InputError(f"cannot read {source}: {exc.strerror}") from None
+        exists = False
     if exists:
         raise InputError(f"{source} is not a regular file")
     if not _looks_hex(source.encode("utf-8", "replace")):
         raise InputError(f"'{source}' is neither a readable file nor a hex string")
-    yield from classify_raw(parse_hex(source))
+    return source.encode("ascii"), "argument"
 
 
 def _looks_hex(data: bytes) -> bool:

@@ -167,3 +167,47 @@ def test_module_entry_point_decodes_a_capture(pcap: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 7
+
+
+def test_unreadable_file_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str], pcap: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    status, _, err = run_main(capsys, str(pcap))
+    assert status == 2 and err == f"mipdump: cannot read {pcap}: Permission denied\n"
+
+
+def test_capture_cut_inside_a_record_is_reported(
+    capsys: pytest.CaptureFixture[str], pcap: Path, tmp_path: Path
+) -> None:
+    """Every cut that is not on a record boundary is an error (exit 2), never a silent short decode."""
+    data = pcap.read_bytes()
+    boundaries = {24}
+    position = 24
+    while position < len(data):
+        position += 16 + int.from_bytes(data[position + 8 : position + 12], "little")
+        boundaries.add(position)
+    cut_file = tmp_path / "cut.pcap"
+    for cut in range(25, len(data)):
+        cut_file.write_bytes(data[:cut])
+        status, _, err = run_main(capsys, str(cut_file))
+        if cut in boundaries:
+            assert status == 0, cut
+        else:
+            assert (status, err.count("\n")) == (2, 1), cut
+            assert "truncated" in err or "corrupt" in err
+
+
+def test_capture_on_stdin(pcap: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "agents.mip", "-"],
+        input=pcap.read_bytes(),
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 7

@@ -6,6 +6,8 @@ the IPv4 and ICMP checksums we computed marked good. See tests/support/messages.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,13 +15,14 @@ from pathlib import Path
 import pytest
 
 from tests.support.frames import write_pcap
-from tests.support.messages import capture_packets
+from tests.support.messages import KEY, capture_packets, dsmip_reply, dsmip_request
 
 FIELDS = (
     "frame.number mip.type mip.flags mip.life mip.code mip.homeaddr mip.haaddr mip.coa mip.nai mip.ext.type "
     "mip.ext.len mip.auth.spi mip.ext.utrq.f mip.ext.utrq.encaptype mip.ext.utrp.code mip.ext.utrp.keepalive "
     "icmp.type icmp.code icmp.checksum.status icmp.mip.seq icmp.mip.life icmp.mip.flags icmp.mip.coa "
-    "icmp.mip.prefixlength mip.nattt.nexthdr ip.proto ip.checksum.status ipv6.dst"
+    "icmp.mip.prefixlength mip.nattt.nexthdr ip.proto ip.checksum.status ipv6.dst mip.ident mip.auth.auth "
+    "mip.extension"
 ).split()
 
 
@@ -109,3 +112,33 @@ def test_ipv6_in_ipv4_outer_header(frames: dict[int, dict[str, str]]) -> None:
     """RFC 4213 §3.5: protocol 41, our outer IPv4 checksum good, inner IPv6 decoded."""
     assert (frames[8]["ip.proto"], frames[8]["ip.checksum.status"]) == ("41", "1")
     assert frames[8]["ipv6.dst"] == "2001:db8:1::5"
+
+
+def test_dsmipv4_extension_bodies_byte_exact(frames: dict[int, dict[str, str]]) -> None:
+    """tshark 4.0 shows type 152 as raw bytes (protocol.md §8): check them against RFC 5454 §2.1–§2.3 layouts.
+
+    Request: subtype 1, prefix length, prefix; the 255 one carries fe80::a01:5; then subtype 3, reserved 0.
+    Reply body: subtype 2, code, prefix length, reserved, prefix.
+    """
+    assert frames[1]["mip.extension"].split(",") == [
+        "013020010db8000100000000000000000000",
+        "013020010db8000200000000000000000000",
+        "014020010db8000300040000000000000000",
+        "01fffe80000000000000000000000a010005",
+        "0300",
+    ]
+    assert frames[2]["mip.extension"].split(",") == [
+        "0200300020010db8000100000000000000000000",
+        "0201300020010db8000200000000000000000000",
+        "0208400020010db8000300040000000000000000",
+        "0209ff00fe80000000000000000000000a010005",
+    ]
+
+
+def test_identification_and_authenticator(frames: dict[int, dict[str, str]]) -> None:
+    """Identification read as an NTP time (RFC 5944 §5.7); the authenticator tshark shows is HMAC-MD5 over
+    everything before it (RFC 5944 §3.5.1), recomputed here with the stdlib's hmac."""
+    assert frames[1]["mip.ident"] == "Sep  5, 2023 13:59:31.000000000 UTC"
+    for frame, message in ((1, dsmip_request()), (2, dsmip_reply())):
+        expected = hmac.new(KEY, message[:-16], hashlib.md5).hexdigest()
+        assert frames[frame]["mip.auth.auth"] == expected

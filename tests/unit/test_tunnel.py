@@ -122,6 +122,9 @@ class TestVectors:
         assert TunnelDataHeader(41).encode() == bytes.fromhex("04290000")
         assert TunnelDataHeader.decode(bytes.fromhex("04040000")) == TunnelDataHeader(4)
         assert TunnelDataHeader.decode(bytes.fromhex("042f0007")) == TunnelDataHeader(47, 7)
+        assert TunnelDataHeader(55).encode() == bytes.fromhex("04370000")  # minimal-in-UDP, RFC 3519 §3.3
+        assert TunnelDataHeader.decode(bytes.fromhex("04370000")) == TunnelDataHeader(55)
+        assert TunnelDataHeader(47).encode() == bytes.fromhex("042f0000")
         assert encapsulate_udp_tunnel_data(INNER6, 41) == bytes.fromhex("04290000") + INNER6
         assert decapsulate_udp_tunnel_data(bytes.fromhex("04040000") + INNER4) == (4, INNER4)
 
