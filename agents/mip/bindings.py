@@ -8,7 +8,10 @@ The table is plain data: it never reads a clock, and every method that ages entr
 
 from __future__ import annotations
 
+import heapq
 import math
+from bisect import bisect_left, insort
+from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
@@ -110,6 +113,12 @@ class BindingTable:
     def __init__(self) -> None:
         self._bindings: dict[IPv4Address, MobilityBinding] = {}
         self._prefix_owner: dict[IPv6Network, IPv4Address] = {}
+        self._prefix_lengths: Counter[int] = Counter()
+        self._prefix_starts: list[tuple[int, IPv6Network]] = []
+        """Registered (non-link-local) prefixes sorted by first address: overlap checks in O(log n)."""
+        self._expiries: list[tuple[float, int, IPv4Address, CareOf]] = []
+        self._pushed = 0
+        """A heap of care-of expiry times; stale entries are skipped lazily (O(log n) per update)."""
 
     def __contains__(self, home_address: object) -> bool:
         return home_address in self._bindings
@@ -142,6 +151,9 @@ class BindingTable:
             dropped = [old for key, old in binding.care_ofs.items() if key != entry.care_of]
             binding.care_ofs = {key: old for key, old in binding.care_ofs.items() if key == entry.care_of}
         binding.care_ofs[entry.care_of] = entry
+        if not math.isinf(entry.expires_at):
+            self._pushed += 1  # tie-breaker: CareOf values with and without a port do not compare
+            heapq.heappush(self._expiries, (entry.expires_at, self._pushed, home_address, entry.care_of))
         return dropped
 
     def remove_care_of(self, home_address: IPv4Address, care_of: CareOf) -> CareOfEntry | None:
@@ -165,7 +177,7 @@ class BindingTable:
         if binding is None:
             return [], []
         for prefix in binding.prefixes:
-            self._prefix_owner.pop(prefix, None)
+            self._unindex_prefix(prefix)
         return list(binding.care_ofs.values()), list(binding.prefixes.values())
 
     def drop_if_empty(self, home_address: IPv4Address) -> list[PrefixBinding]:
@@ -175,45 +187,77 @@ class BindingTable:
             return []
         return self.remove_all(home_address)[1]
 
+    def _current(self, expires_at: float, home: IPv4Address, care_of: CareOf) -> bool:
+        """True if this heap item still describes a care-of entry of the table."""
+        binding = self._bindings.get(home)
+        entry = binding.care_ofs.get(care_of) if binding is not None else None
+        return entry is not None and entry.expires_at == expires_at
+
     def expired(self, now: float) -> list[tuple[IPv4Address, CareOfEntry]]:
-        """Care-of entries whose lifetime has run out at ``now`` (not removed)."""
-        return [
-            (home, entry)
-            for home, binding in sorted(self._bindings.items())
-            for entry in binding.care_ofs.values()
-            if entry.expires_at <= now
-        ]
+        """Care-of entries whose lifetime has run out at ``now``, ordered by home address.
+
+        They are not removed from the table, but they are taken off the expiry heap: the caller must
+        remove them (as the home agent does, RFC 5944 §3.8.1) or refresh them with :meth:`put`.
+        """
+        due: dict[tuple[IPv4Address, CareOf], CareOfEntry] = {}
+        heap = self._expiries
+        while heap and heap[0][0] <= now:
+            expires_at, _, home, care_of = heapq.heappop(heap)
+            if self._current(expires_at, home, care_of):
+                due[(home, care_of)] = self._bindings[home].care_ofs[care_of]
+        return [(home, due[(home, care_of)]) for home, care_of in sorted(due)]
 
     def next_expiry(self) -> float | None:
         """The earliest finite expiry time, or None."""
-        times = [
-            entry.expires_at
-            for binding in self._bindings.values()
-            for entry in binding.care_ofs.values()
-            if not math.isinf(entry.expires_at)
-        ]
-        return min(times, default=None)
+        heap = self._expiries
+        while heap and not self._current(heap[0][0], heap[0][2], heap[0][3]):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
 
     # -- prefixes ---------------------------------------------------------------------------
 
     def prefix_owner(self, prefix: IPv6Network) -> IPv4Address | None:
         """The home address whose registered prefix overlaps ``prefix`` (RFC 5454 §3.3), if any."""
-        owner = self._prefix_owner.get(prefix)
-        if owner is not None:
-            return owner
-        for registered, home in self._prefix_owner.items():
-            if registered.overlaps(prefix):
-                return home
-        return None
+        owners = self._overlapping_owners(prefix)
+        return next(iter(owners), None)
 
     def overlaps_other(self, home_address: IPv4Address, prefix: IPv6Network) -> bool:
         """True if ``prefix`` overlaps a prefix registered by another mobile node (RFC 5454 §3.3)."""
         if prefix.is_link_local:
             return False  # link-locals are scoped to each MN's own tunnel
-        for registered, home in self._prefix_owner.items():
-            if home != home_address and registered.overlaps(prefix):
-                return True
-        return False
+        return any(home != home_address for home in self._overlapping_owners(prefix))
+
+    def _overlapping_owners(self, prefix: IPv6Network) -> list[IPv4Address]:
+        """Owners of registered prefixes that contain ``prefix`` or lie inside it."""
+        owners = []
+        for length in self._prefix_lengths:  # registered prefixes containing ``prefix``
+            if length <= prefix.prefixlen:
+                owner = self._prefix_owner.get(prefix.supernet(new_prefix=length))
+                if owner is not None:
+                    owners.append(owner)
+        first, last = int(prefix.network_address), int(prefix.broadcast_address)
+        index = bisect_left(self._prefix_starts, (first,))
+        while index < len(self._prefix_starts) and self._prefix_starts[index][0] <= last:
+            registered = self._prefix_starts[index][1]  # starts inside ``prefix``: inside or equal
+            owners.append(self._prefix_owner[registered])
+            index += 1
+        return owners
+
+    def _index_prefix(self, prefix: IPv6Network, home_address: IPv4Address) -> None:
+        self._prefix_owner[prefix] = home_address
+        self._prefix_lengths[prefix.prefixlen] += 1
+        insort(self._prefix_starts, (int(prefix.network_address), prefix))
+
+    def _unindex_prefix(self, prefix: IPv6Network) -> None:
+        if self._prefix_owner.pop(prefix, None) is None:
+            return
+        self._prefix_lengths[prefix.prefixlen] -= 1
+        if not self._prefix_lengths[prefix.prefixlen]:
+            del self._prefix_lengths[prefix.prefixlen]
+        item = (int(prefix.network_address), prefix)
+        index = bisect_left(self._prefix_starts, item)
+        if index < len(self._prefix_starts) and self._prefix_starts[index] == item:
+            del self._prefix_starts[index]
 
     def replace_prefixes(self, home_address: IPv4Address, wanted: list[PrefixBinding]) -> PrefixChanges:
         """Make the registered prefixes exactly ``wanted``; omitted ones are deregistered (RFC 5454 §3.8).
@@ -227,10 +271,10 @@ class BindingTable:
         added = tuple(item for prefix, item in new.items() if prefix not in old)
         changed = tuple(item for prefix, item in new.items() if prefix in old and old[prefix] != item)
         for item in removed:
-            self._prefix_owner.pop(item.prefix, None)
+            self._unindex_prefix(item.prefix)
         for item in added:
             if not item.link_local:
-                self._prefix_owner[item.prefix] = home_address
+                self._index_prefix(item.prefix, home_address)
         binding.prefixes = new
         return PrefixChanges(added, removed, changed)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from agents.mip.auth import AuthAlgorithm, SecurityAssociation
@@ -168,11 +169,12 @@ class HomeAgentConfig:
                 seen_nais.add(account.nai)
 
     def account_for(self, home_address: IPv4Address) -> MobileNodeAccount | None:
-        """The configured mobile node with this home address, if any."""
-        for account in self.mobile_nodes:
-            if account.home_address == home_address:
-                return account
-        return None
+        """The configured mobile node with this home address, if any (a dict lookup)."""
+        return self._accounts_by_home.get(home_address)
+
+    @cached_property
+    def _accounts_by_home(self) -> dict[IPv4Address, MobileNodeAccount]:
+        return {account.home_address: account for account in self.mobile_nodes}
 
 
 @dataclass(frozen=True)

@@ -145,3 +145,22 @@ def test_snapshot_is_json() -> None:
     assert [item["home_address"] for item in snapshot] == [str(HOA), str(HOA2)]
     assert snapshot[0]["care_ofs"][0]["remaining"] == 50.0  # type: ignore[index]
     assert snapshot[1]["care_ofs"][0]["remaining"] is None  # type: ignore[index]
+
+
+def test_overlap_index_both_directions_and_after_release_rfc5454_3_3() -> None:
+    """The O(log n) overlap index: a registered /48 contains a requested /64 and vice versa; released
+    prefixes stop conflicting; a refreshed binding's old expiry no longer counts."""
+    table = BindingTable()
+    table.put(HOA, entry(), keep_others=False)
+    table.replace_prefixes(HOA, [home(WIDE)])
+    assert table.overlaps_other(HOA2, P1)  # inside the registered /48
+    assert table.overlaps_other(HOA2, IPv6Network("2001:db8::/32"))  # contains it
+    assert not table.overlaps_other(HOA2, IPv6Network("2001:db8:11::/48"))
+    table.replace_prefixes(HOA, [home(P2)])
+    assert not table.overlaps_other(HOA2, P1) and table.overlaps_other(HOA2, P2)
+    table.remove_all(HOA)
+    assert not table.overlaps_other(HOA2, P2)
+    table.put(HOA2, entry(expires_at=10.0), keep_others=False)
+    table.put(HOA2, entry(expires_at=30.0), keep_others=False)  # renewal
+    assert table.next_expiry() == 30.0
+    assert table.expired(20.0) == []
