@@ -77,6 +77,7 @@ def configure_logging(role: str, verbose: bool) -> None:
 
 def find_runner(role: str) -> RoleRunner[Any]:
     """The registered runner for ``role``; raises UsageError when there is none yet."""
+    _register_roles()
     runner = ROLES.get(role)
     if runner is None:
         raise UsageError(f"role {role!r} is not available yet: no runner is registered for it")
@@ -104,3 +105,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.debug("unexpected failure", exc_info=exc)
         print_error(f"internal error: {type(exc).__name__}: {exc} (run with -v for details)")
         return EXIT_FAILURE
+
+
+def _register_roles() -> None:
+    """The runners are imported lazily so `--help` and usage errors need none of their dependencies."""
+    from agents.runtime.roles.home_agent import HomeAgentRunner
+    from agents.runtime.roles.mobile_node import MobileNodeRunner
+
+    ROLES.setdefault("ha", HomeAgentRunner())
+    ROLES.setdefault("mn", MobileNodeRunner())

@@ -159,9 +159,9 @@ def test_usage_errors_are_one_line_exit_2(argv: list[str], expected: str, capsys
 
 def test_role_without_runner_is_not_available_yet(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
     monkeypatch.setattr(cli, "ROLES", {})
-    assert cli.main(["mn", "--config", "x.toml"]) == 2
+    assert cli.main(["fa", "--config", "x.toml"]) == 2
     assert one_line(capsys.readouterr().err) == (
-        "error: role 'mn' is not available yet: no runner is registered for it"
+        "error: role 'fa' is not available yet: no runner is registered for it"
     )
 
 

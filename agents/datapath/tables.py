@@ -1,0 +1,258 @@
+"""Pure forwarding and acceptance decisions of the userspace datapath (no sockets, no threads).
+
+A table is an immutable snapshot built from the bindings; the datapath swaps in a new one on every
+change, so the per-packet threads never see a half-updated table. Lookups take packed address bytes
+straight out of the packet buffer, so the hot path builds no ``ipaddress`` objects.
+
+* Outbound: a packet read from the tunnel interface maps to zero or more :data:`Path` s; a path is the
+  list of encapsulations to apply, innermost first (two for RFC 5454 code 0: IPv6-in-IPv4 to the home
+  address, then the home address's care-of tunnel).
+* Inbound: an outer source, the outer protocol and an inner source give ``None`` (accept) or the
+  :class:`~agents.datapath.base.DropReason` (RFC 3024 §4.3.2, RFC 4213 §3.6, RFC 5454 §3.3.2 and §4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
+from typing import Generic, NamedTuple, TypeVar
+
+from agents.datapath.base import DropReason, Encapsulation, TunnelTarget, ipv4_protocol, ipv6_protocol
+from agents.mip.ip import PROTO_GRE, PROTO_IPV6, PROTO_MINIMAL
+
+T = TypeVar("T")
+
+
+class Hop(NamedTuple):
+    """One encapsulation: outer source, outer destination (packed) and outer IP protocol."""
+
+    source: bytes
+    destination: bytes
+    protocol: int
+
+
+Path = tuple[Hop, ...]
+"""Encapsulations to apply to one copy of the packet, innermost first."""
+
+NO_PATHS: tuple[Path, ...] = ()
+
+
+def is_link_scope(address: bytes) -> bool:
+    """fe80::/10 link-local or ff00::/8 multicast: carried over the home-address tunnel (RFC 5454 §3.3.2)."""
+    return address[0] == 0xFF or (address[0] == 0xFE and address[1] & 0xC0 == 0x80)
+
+
+def _is_link_local(address: bytes) -> bool:
+    """fe80::/10, the only non-prefix source accepted, and only from a home address (RFC 5454 §3.7.1)."""
+    return address[0] == 0xFE and address[1] & 0xC0 == 0x80
+
+
+class PrefixMap(Generic[T]):
+    """Longest-prefix match over IPv6 networks keyed by packed 16-byte addresses."""
+
+    def __init__(self, items: Iterable[tuple[IPv6Network, T]] = ()) -> None:
+        self._by_length: dict[int, dict[int, T]] = {}
+        for network, value in items:
+            key = int(network.network_address) >> (128 - network.prefixlen)
+            self._by_length.setdefault(network.prefixlen, {})[key] = value
+        self._lengths = tuple(sorted(self._by_length, reverse=True))
+
+    def lookup(self, address: bytes) -> T | None:
+        """The value of the longest registered prefix containing ``address``, or None."""
+        if not self._lengths:
+            return None
+        number = int.from_bytes(address, "big")
+        for length in self._lengths:
+            hit = self._by_length[length].get(number >> (128 - length))
+            if hit is not None:
+                return hit
+        return None
+
+
+@dataclass(frozen=True)
+class HomeBinding:
+    """Everything the home agent tunnels for one home address (RFC 5944 §3.8.3, RFC 5454 §3.3)."""
+
+    home_address: IPv4Address
+    home_agent: IPv4Address
+    care_ofs: Mapping[IPv4Address, Encapsulation] = field(default_factory=dict)
+    prefixes: Mapping[IPv6Network, TunnelTarget] = field(default_factory=dict)
+
+
+class _PrefixOwner(NamedTuple):
+    """Who may send from a registered prefix: outer source → outer protocol, plus the binding's endpoints."""
+
+    allowed: dict[bytes, int]
+    endpoints: frozenset[bytes]
+
+
+class HomeAgentTable:
+    """Decisions of the home agent for a set of bindings."""
+
+    ipv4_key_offset = 16
+    """IPv4 paths are keyed by the destination (bytes 16–19 of the header); see :attr:`ipv4_routes`."""
+
+    def __init__(self, bindings: Iterable[HomeBinding] = ()) -> None:
+        self._ipv4_paths: dict[bytes, tuple[Path, ...]] = {}
+        self.ipv4_routes = self._ipv4_paths
+        """Home address → paths: the per-packet code indexes this dict directly."""
+        self._ipv4_accept: dict[bytes, int] = {}  # care-of + home address → outer protocol
+        self._home_paths: dict[bytes, tuple[Path, ...]] = {}  # home address → IPv6-via-HoA paths
+        self._agent_of: dict[bytes, bytes] = {}  # home address → its home agent's address
+        self._care_ofs: set[bytes] = set()
+        prefix_paths: list[tuple[IPv6Network, tuple[Path, ...]]] = []
+        prefix_owners: list[tuple[IPv6Network, _PrefixOwner]] = []
+        for binding in bindings:
+            self._add_binding(binding, prefix_paths, prefix_owners)
+        self._ipv6_paths: PrefixMap[tuple[Path, ...]] = PrefixMap(prefix_paths)
+        self._ipv6_owners: PrefixMap[_PrefixOwner] = PrefixMap(prefix_owners)
+
+    def _add_binding(
+        self,
+        binding: HomeBinding,
+        prefix_paths: list[tuple[IPv6Network, tuple[Path, ...]]],
+        prefix_owners: list[tuple[IPv6Network, _PrefixOwner]],
+    ) -> None:
+        home, agent = binding.home_address.packed, binding.home_agent.packed
+        care_of_hops = tuple(
+            Hop(agent, care_of.packed, ipv4_protocol(encapsulation))
+            for care_of, encapsulation in binding.care_ofs.items()
+        )
+        self._ipv4_paths[home] = tuple((hop,) for hop in care_of_hops)
+        self._home_paths[home] = tuple((Hop(agent, home, PROTO_IPV6), hop) for hop in care_of_hops)
+        self._agent_of[home] = agent
+        for hop in care_of_hops:
+            self._care_ofs.add(hop.destination)
+            self._ipv4_accept[hop.destination + home] = hop.protocol
+        endpoints = frozenset({home, *(hop.destination for hop in care_of_hops)})
+        for prefix, target in binding.prefixes.items():
+            direct = target is TunnelTarget.CARE_OF and not prefix.is_link_local
+            paths: list[Path] = []
+            allowed: dict[bytes, int] = {}
+            for hop in care_of_hops:
+                if direct and hop.protocol != PROTO_MINIMAL:  # minimal cannot carry IPv6 (§3.3.2)
+                    protocol = PROTO_GRE if hop.protocol == PROTO_GRE else PROTO_IPV6
+                    paths.append((Hop(agent, hop.destination, protocol),))
+                    allowed[hop.destination] = protocol
+                else:
+                    paths.append((Hop(agent, home, PROTO_IPV6), hop))
+                    allowed[home] = PROTO_IPV6
+            prefix_paths.append((prefix, tuple(paths)))
+            prefix_owners.append((prefix, _PrefixOwner(allowed, endpoints)))
+
+    # -- outbound -------------------------------------------------------------------------
+
+    def ipv4_paths(self, source: bytes, destination: bytes) -> tuple[Path, ...]:
+        """Paths for an IPv4 packet to ``destination`` (a home address) leaving the tunnel interface."""
+        return self._ipv4_paths.get(destination, NO_PATHS)
+
+    def ipv6_paths(self, source: bytes, destination: bytes) -> tuple[Path, ...]:
+        """Paths for IPv6: a registered prefix, or a link-local fe80::<home address> (RFC 4213 §3.7)."""
+        paths = self._ipv6_paths.lookup(destination)
+        if paths is not None:
+            return paths
+        if destination[:12] == _LINK_LOCAL_EMBEDDED:
+            return self._home_paths.get(destination[12:], NO_PATHS)
+        return NO_PATHS
+
+    # -- inbound --------------------------------------------------------------------------
+
+    def check_ipv4(self, outer_source: bytes, protocol: int, inner_source: bytes) -> DropReason | None:
+        """RFC 3024 §4.3.2: outer source = a care-of address, inner source = its home address,
+        and the negotiated encapsulation."""
+        expected = self._ipv4_accept.get(outer_source + inner_source)
+        if expected == protocol:
+            return None
+        if expected is not None:
+            return DropReason.ENCAPSULATION
+        return DropReason.INNER_SOURCE if outer_source in self._care_ofs else DropReason.UNKNOWN_OUTER_SOURCE
+
+    def check_ipv6(self, outer_source: bytes, protocol: int, inner_source: bytes) -> DropReason | None:
+        """RFC 5454 §3.3.2, §4: the inner source is inside a registered prefix and the outer source is
+        the endpoint of that prefix's target; link-local sources only over the home-address tunnel."""
+        known = outer_source in self._care_ofs or outer_source in self._agent_of
+        owner = self._ipv6_owners.lookup(inner_source)
+        if owner is None:
+            if _is_link_local(inner_source) and outer_source in self._agent_of:
+                return None if protocol == PROTO_IPV6 else DropReason.ENCAPSULATION
+            return DropReason.INNER_SOURCE if known else DropReason.UNKNOWN_OUTER_SOURCE
+        expected = owner.allowed.get(outer_source)
+        if expected == protocol:
+            return None
+        if expected is not None:
+            return DropReason.ENCAPSULATION
+        if outer_source in owner.endpoints:
+            return DropReason.TUNNEL_TARGET
+        return DropReason.INNER_SOURCE if known else DropReason.UNKNOWN_OUTER_SOURCE
+
+    def decapsulate_again(self, inner_source: bytes, inner_destination: bytes) -> bool:
+        """An accepted inner IPv4 packet of protocol 41 from a home address to its home agent is the
+        code-0 IPv6-in-IPv4 tunnel: strip that header too (RFC 5454 §3.3.2)."""
+        return self._agent_of.get(inner_source) == inner_destination
+
+
+class MobileNodeTable:
+    """Decisions of a mobile node with at most one tunnel to its home agent."""
+
+    ipv4_key_offset = 12
+    """IPv4 paths are keyed by the source (bytes 12–15): only the home address is reverse tunnelled."""
+
+    def __init__(
+        self,
+        home_address: IPv4Address | None = None,
+        home_agent: IPv4Address | None = None,
+        care_of: IPv4Address | None = None,
+        encapsulation: Encapsulation = Encapsulation.IP_IN_IP,
+        *,
+        reverse_tunnel: bool = True,
+        sources: Mapping[IPv6Network, TunnelTarget] | None = None,
+    ) -> None:
+        """``care_of`` None: a foreign agent's care-of address (the FA tunnels IPv4; RFC 3024 §5)."""
+        self._home = home_address.packed if home_address else b""
+        self._agent = home_agent.packed if home_agent else b""
+        self._protocol = ipv4_protocol(encapsulation)
+        self._ipv4: tuple[Path, ...] = NO_PATHS
+        self._via_home: tuple[Path, ...] = NO_PATHS
+        self._via_care_of: tuple[Path, ...] = NO_PATHS
+        if home_address and home_agent:
+            outer = (Hop(care_of.packed, self._agent, self._protocol),) if care_of else ()
+            if care_of and reverse_tunnel:
+                self._ipv4 = (outer,)
+            self._via_home = ((Hop(self._home, self._agent, PROTO_IPV6), *outer),)
+            if care_of and encapsulation is not Encapsulation.MINIMAL:
+                self._via_care_of = ((Hop(care_of.packed, self._agent, ipv6_protocol(encapsulation)),),)
+        self._sources: PrefixMap[TunnelTarget] = PrefixMap((sources or {}).items())
+        self.ipv4_routes: dict[bytes, tuple[Path, ...]] = {self._home: self._ipv4} if self._ipv4 else {}
+
+    def ipv4_paths(self, source: bytes, destination: bytes) -> tuple[Path, ...]:
+        """Reverse tunnelling of packets from the home address (RFC 3024 §5.1 co-located case)."""
+        return self.ipv4_routes.get(source, NO_PATHS)
+
+    def ipv6_paths(self, source: bytes, destination: bytes) -> tuple[Path, ...]:
+        """Link-local and multicast over the home-address tunnel; other sources by their prefix's target."""
+        if is_link_scope(source) or is_link_scope(destination):
+            return self._via_home
+        target = self._sources.lookup(source)
+        if target is TunnelTarget.CARE_OF and self._via_care_of:
+            return self._via_care_of
+        return self._via_home if target is not None else NO_PATHS
+
+    def check_ipv4(self, outer_source: bytes, protocol: int, inner_source: bytes) -> DropReason | None:
+        """RFC 4213 §3.6 / RFC 2003: only the home agent may tunnel to us, with the negotiated protocol."""
+        if outer_source != self._agent or not self._agent:
+            return DropReason.UNKNOWN_OUTER_SOURCE
+        return None if protocol == self._protocol else DropReason.ENCAPSULATION
+
+    def check_ipv6(self, outer_source: bytes, protocol: int, inner_source: bytes) -> DropReason | None:
+        if outer_source != self._agent or not self._agent:
+            return DropReason.UNKNOWN_OUTER_SOURCE
+        allowed = protocol == PROTO_IPV6 or (protocol == PROTO_GRE and self._protocol == PROTO_GRE)
+        return None if allowed else DropReason.ENCAPSULATION
+
+    def decapsulate_again(self, inner_source: bytes, inner_destination: bytes) -> bool:
+        """IPv6-in-IPv4 from the home agent to our home address, nested in the care-of tunnel."""
+        return bool(self._agent) and inner_source == self._agent and inner_destination == self._home
+
+
+_LINK_LOCAL_EMBEDDED = IPv6Address("fe80::").packed[:12]

@@ -1,0 +1,402 @@
+"""The userspace datapath for both roles: TUN + raw sockets (:mod:`agents.datapath.engine`) plus the
+routes, rules and addresses that steer traffic into the tunnel interface.
+
+Home agent (design.md §4): the TUN (default ``mip-ha``) carries the link-local fe80::<HA address>
+(RFC 4213 §3.7); each away home address gets a /32 route and each registered prefix a route into it;
+forwarding is switched on. Proxy ARP and gratuitous ARP on the home link are separate runtime actions
+(``ProxyArpStarted`` / ``GratuitousArpRequested`` events → :mod:`agents.runtime.netlink`,
+:mod:`agents.runtime.arp`).
+
+Mobile node: the TUN (default ``mip0``) holds the home address /32 and fe80::<home address>/64, and
+the home-prefix addresses. A policy rule sends packets *from* the home address (and from registered
+prefixes) to a table whose default route is the TUN, so they are reverse tunnelled (RFC 3024 §5.1)
+while the care-of traffic and the tunnel's own outer packets use the main table. A foreign agent
+care-of address (``colocated=False``) leaves IPv4 to the FA; IPv6 still goes IPv6-in-IPv4 from the
+home address (RFC 5454 §3.3.2).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
+
+from agents.datapath.base import (
+    Counters,
+    DropCallback,
+    Encapsulation,
+    HomeAgentDatapath,
+    MobileNodeDatapath,
+    TunnelTarget,
+)
+from agents.datapath.engine import PacketEngine, TunnelOptions
+from agents.datapath.tables import HomeAgentTable, HomeBinding, MobileNodeTable
+from agents.mip.tunnel import ipv4_embedded_link_local
+from agents.runtime.netlink import Netlink
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TunnelOptions", "UserspaceHomeAgent", "UserspaceMobileNode"]
+
+
+class _UserspaceBase:
+    """Shared set-up and tear-down: one Netlink recorder, one engine, one lock."""
+
+    def __init__(
+        self,
+        interface_name: str,
+        table: HomeAgentTable | MobileNodeTable,
+        options: TunnelOptions,
+        on_drop: DropCallback | None,
+        underlay_interface: str | None,
+    ) -> None:
+        self.interface_name = interface_name
+        self._lock = threading.RLock()
+        self._closed = False
+        self._netlink = Netlink()
+        try:
+            self._engine = PacketEngine(interface_name, table, options, on_drop, underlay_interface)
+            self.interface_name = self._engine.tun.name
+        except BaseException:
+            self._netlink.close()
+            raise
+        try:
+            self._configure_interface(options)
+            self._engine.start()
+        except BaseException:
+            self._closed = True
+            self._shutdown()
+            raise
+
+    @property
+    def ipv4_mtu(self) -> int:
+        """The MTU put on every IPv4 route into the tunnel (the link MTU may be larger for IPv6)."""
+        return self._engine.options.mtu
+
+    def _configure_interface(self, options: TunnelOptions) -> None:
+        """MTUs (IPv4, then the static IPv6 one of RFC 4213 §3.2), no automatic link-local, up."""
+        name, netlink = self.interface_name, self._netlink
+        netlink.set_sysctl(f"net/ipv6/conf/{name}/addr_gen_mode", 1)
+        netlink.set_mtu(name, max(options.mtu, options.ipv6_mtu))  # IPv4 routes carry options.mtu
+        netlink.set_txqueuelen(name, options.txqueuelen)
+        netlink.set_link_up(name)
+        netlink.set_sysctl(f"net/ipv6/conf/{name}/mtu", options.ipv6_mtu)
+
+    def counters(self) -> Counters:
+        return self._engine.counters()
+
+    def close(self) -> None:
+        """Stop the threads, remove every route/rule/address/sysctl change, delete the TUN. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        try:
+            self._netlink.undo()
+        finally:
+            try:
+                self._engine.stop(lambda: self._netlink.delete_link(self.interface_name))
+            finally:
+                self._netlink.close()
+        logger.info("datapath on %s closed", self.interface_name)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"datapath on {self.interface_name} is closed")
+
+
+class UserspaceHomeAgent(_UserspaceBase, HomeAgentDatapath):
+    """Home agent datapath; ``address`` is the HA address used for fe80::<address> on the TUN."""
+
+    def __init__(
+        self,
+        address: IPv4Address,
+        *,
+        interface_name: str = "mip-ha",
+        options: TunnelOptions | None = None,
+        on_drop: DropCallback | None = None,
+        underlay_interface: str | None = None,
+    ) -> None:
+        self._bindings: dict[IPv4Address, HomeBinding] = {}
+        self.address = address
+        super().__init__(
+            interface_name, HomeAgentTable(), options or TunnelOptions(), on_drop, underlay_interface
+        )
+
+    def _configure_interface(self, options: TunnelOptions) -> None:
+        super()._configure_interface(options)
+        self._netlink.enable_forwarding()
+        link_local = IPv6Interface(f"{ipv4_embedded_link_local(self.address)}/64")
+        self._netlink.add_address(self.interface_name, link_local, nodad=True)
+
+    def _publish(self) -> None:
+        self._engine.table = HomeAgentTable(self._bindings.values())
+
+    def add_ipv4_tunnel(
+        self,
+        home_address: IPv4Address,
+        care_of: IPv4Address,
+        encapsulation: Encapsulation = Encapsulation.IP_IN_IP,
+        *,
+        home_agent: IPv4Address,
+        reverse_tunnel: bool = True,
+    ) -> None:
+        """Tunnel the home address to ``care_of`` (another care-of of the same home address is kept:
+        simultaneous bindings get a copy each, RFC 5944 §3.6.1.3)."""
+        with self._lock:
+            self._check_open()
+            old = self._bindings.get(home_address)
+            binding = old or HomeBinding(home_address, home_agent)
+            self._check_prefix_targets(binding.prefixes, {**binding.care_ofs, care_of: encapsulation})
+            self._bindings[home_address] = replace(
+                binding, home_agent=home_agent, care_ofs={**binding.care_ofs, care_of: encapsulation}
+            )
+            self._publish()
+            if old is None:
+                self._netlink.add_route(
+                    IPv4Network(f"{home_address}/32"), interface=self.interface_name, mtu=self.ipv4_mtu
+                )
+        logger.info("tunnel %s -> %s (%s)", home_address, care_of, encapsulation.value)
+
+    def remove_ipv4_tunnel(self, home_address: IPv4Address, care_of: IPv4Address | None = None) -> None:
+        with self._lock:
+            binding = self._bindings.get(home_address)
+            if binding is None or self._closed:
+                return
+            care_ofs = (
+                {}
+                if care_of is None
+                else {
+                    address: encapsulation
+                    for address, encapsulation in binding.care_ofs.items()
+                    if address != care_of
+                }
+            )
+            if care_ofs:
+                self._bindings[home_address] = replace(binding, care_ofs=care_ofs)
+                self._publish()
+                return
+            for prefix in list(binding.prefixes):
+                self._remove_prefix_route(prefix)
+            self._netlink.remove_route(IPv4Network(f"{home_address}/32"), interface=self.interface_name)
+            del self._bindings[home_address]
+            self._publish()
+        logger.info("tunnel for %s removed", home_address)
+
+    def add_ipv6_prefix(
+        self, prefix: IPv6Network, home_address: IPv4Address, target: TunnelTarget = TunnelTarget.HOME_ADDRESS
+    ) -> None:
+        with self._lock:
+            self._check_open()
+            binding = self._bindings.get(home_address)
+            if binding is None:
+                raise ValueError(f"no IPv4 binding for {home_address}: register it first (RFC 5454 §3.1)")
+            owner = self._prefix_owner(prefix)
+            if owner is not None and owner != home_address:
+                raise ValueError(f"{prefix} is registered to {owner} (RFC 5454 §3.3: no overlaps)")
+            self._check_prefix_targets({prefix: target}, binding.care_ofs)
+            self._bindings[home_address] = replace(binding, prefixes={**binding.prefixes, prefix: target})
+            self._publish()
+            if owner is None and not prefix.is_link_local:
+                self._netlink.add_route(prefix, interface=self.interface_name)
+        logger.info("prefix %s via %s (%s)", prefix, home_address, target.value)
+
+    def remove_ipv6_prefix(self, prefix: IPv6Network) -> None:
+        with self._lock:
+            owner = self._prefix_owner(prefix)
+            if owner is None or self._closed:
+                return
+            binding = self._bindings[owner]
+            prefixes = {key: value for key, value in binding.prefixes.items() if key != prefix}
+            self._bindings[owner] = replace(binding, prefixes=prefixes)
+            self._publish()
+            self._remove_prefix_route(prefix)
+
+    def _remove_prefix_route(self, prefix: IPv6Network) -> None:
+        if not prefix.is_link_local:
+            self._netlink.remove_route(prefix, interface=self.interface_name)
+
+    def _prefix_owner(self, prefix: IPv6Network) -> IPv4Address | None:
+        for binding in self._bindings.values():
+            if any(prefix.overlaps(registered) for registered in binding.prefixes):
+                return binding.home_address
+        return None
+
+    @staticmethod
+    def _check_prefix_targets(
+        prefixes: Mapping[IPv6Network, TunnelTarget], care_ofs: Mapping[IPv4Address, Encapsulation]
+    ) -> None:
+        wants_care_of = any(target is TunnelTarget.CARE_OF for target in prefixes.values())
+        if wants_care_of and Encapsulation.MINIMAL in care_ofs.values():
+            raise ValueError("IPv6 to the care-of address cannot use minimal encapsulation (RFC 5454 §3.3.2)")
+
+
+@dataclass(frozen=True)
+class _MobileTunnel:
+    home_agent: IPv4Address
+    care_of: IPv4Address | None
+    encapsulation: Encapsulation
+    reverse_tunnel: bool
+
+
+class UserspaceMobileNode(_UserspaceBase, MobileNodeDatapath):
+    """Mobile node datapath. ``table`` / ``rule_priority``: the policy-routing table it fills."""
+
+    def __init__(
+        self,
+        *,
+        interface_name: str = "mip0",
+        options: TunnelOptions | None = None,
+        on_drop: DropCallback | None = None,
+        underlay_interface: str | None = None,
+        table: int = 100,
+        rule_priority: int = 1000,
+    ) -> None:
+        self._route_table, self._rule_priority = table, rule_priority
+        self._tunnel: _MobileTunnel | None = None
+        self._ipv4_rule = False
+        self._sources: dict[IPv6Network, TunnelTarget] = {}
+        self._addresses: set[IPv6Interface] = set()
+        self._home: IPv4Address | None = None
+        super().__init__(
+            interface_name, MobileNodeTable(), options or TunnelOptions(), on_drop, underlay_interface
+        )
+
+    def _publish(self) -> None:
+        tunnel = self._tunnel
+        if self._home is None or tunnel is None:
+            self._engine.table = MobileNodeTable()
+            return
+        self._engine.table = MobileNodeTable(
+            self._home,
+            tunnel.home_agent,
+            tunnel.care_of,
+            tunnel.encapsulation,
+            reverse_tunnel=tunnel.reverse_tunnel,
+            sources=self._sources,
+        )
+
+    def add_ipv4_tunnel(
+        self,
+        home_address: IPv4Address,
+        care_of: IPv4Address,
+        encapsulation: Encapsulation = Encapsulation.IP_IN_IP,
+        *,
+        home_agent: IPv4Address,
+        reverse_tunnel: bool = True,
+        colocated: bool = True,
+    ) -> None:
+        """Bring up or move the tunnel (``TunnelUp``). ``colocated`` False: ``care_of`` is a foreign
+        agent's address, which does the IPv4 tunnelling itself."""
+        with self._lock:
+            self._check_open()
+            if self._home is not None and self._home != home_address:
+                self._remove_home_state()
+            self._tunnel = _MobileTunnel(
+                home_agent, care_of if colocated else None, encapsulation, reverse_tunnel
+            )
+            if self._home is None:
+                self._add_home_state(home_address)
+            self._set_ipv4_rule(reverse_tunnel and colocated)
+            self._publish()
+        logger.info("tunnel %s via %s to %s (%s)", home_address, care_of, home_agent, encapsulation.value)
+
+    def _add_home_state(self, home_address: IPv4Address) -> None:
+        self._home = home_address
+        name = self.interface_name
+        self._netlink.add_address(name, IPv4Interface(f"{home_address}/32"))
+        link_local = IPv6Interface(f"{ipv4_embedded_link_local(home_address)}/64")
+        self._netlink.add_address(name, link_local, nodad=True)
+
+    def _set_ipv4_rule(self, wanted: bool) -> None:
+        """``from <home address> lookup <table>`` with ``default dev <tun>`` there (RFC 3024 §5.1)."""
+        if wanted == self._ipv4_rule or self._home is None:
+            return
+        source = IPv4Network(f"{self._home}/32")
+        default = IPv4Network("0.0.0.0/0")
+        if wanted:
+            self._netlink.add_route(
+                default, interface=self.interface_name, table=self._route_table, mtu=self.ipv4_mtu
+            )
+            self._netlink.add_rule(source, self._route_table, self._rule_priority)
+        else:
+            self._netlink.remove_rule(source, self._route_table, self._rule_priority)
+            self._netlink.remove_route(default, interface=self.interface_name, table=self._route_table)
+        self._ipv4_rule = wanted
+
+    def _remove_home_state(self) -> None:
+        for address in list(self._addresses):
+            self.remove_ipv6_address(address)
+        for prefix in list(self._sources):
+            self.remove_ipv6_prefix(prefix)
+        self._set_ipv4_rule(False)
+        assert self._home is not None
+        name = self.interface_name
+        self._netlink.remove_address(name, IPv6Interface(f"{ipv4_embedded_link_local(self._home)}/64"))
+        self._netlink.remove_address(name, IPv4Interface(f"{self._home}/32"))
+        self._home, self._tunnel = None, None
+
+    def remove_ipv4_tunnel(self, home_address: IPv4Address, care_of: IPv4Address | None = None) -> None:
+        """Take the tunnel down (``TunnelDown``): addresses, rules and routes go with it."""
+        with self._lock:
+            if self._home != home_address or self._closed:
+                return
+            self._remove_home_state()
+            self._publish()
+
+    def add_ipv6_prefix(
+        self, prefix: IPv6Network, home_address: IPv4Address, target: TunnelTarget = TunnelTarget.HOME_ADDRESS
+    ) -> None:
+        """Packets from ``prefix`` go to the HA via ``target`` (``PrefixAccepted``); source rule added."""
+        with self._lock:
+            self._check_open()
+            if self._home != home_address:
+                raise ValueError(f"no tunnel for {home_address}: call add_ipv4_tunnel first")
+            self._sources[prefix] = target
+            self._publish()
+            if not prefix.is_link_local:
+                self._netlink.add_route(
+                    IPv6Network("::/0"), interface=self.interface_name, table=self._route_table, exist_ok=True
+                )
+                self._netlink.add_rule(prefix, self._route_table, self._rule_priority, exist_ok=True)
+
+    def remove_ipv6_prefix(self, prefix: IPv6Network) -> None:
+        with self._lock:
+            if self._sources.pop(prefix, None) is None:
+                return
+            self._publish()
+            if not prefix.is_link_local:
+                self._netlink.remove_rule(prefix, self._route_table, self._rule_priority)
+
+    def add_ipv6_address(
+        self, address: IPv6Interface, target: TunnelTarget = TunnelTarget.HOME_ADDRESS
+    ) -> None:
+        with self._lock:
+            self._check_open()
+            self._netlink.add_address(self.interface_name, address, nodad=True, exist_ok=True)
+            self._addresses.add(address)
+            self._sources.setdefault(IPv6Network(f"{address.ip}/128"), target)
+            self._publish()
+
+    def remove_ipv6_address(self, address: IPv6Interface) -> None:
+        with self._lock:
+            if address not in self._addresses:
+                return
+            self._addresses.discard(address)
+            self._sources.pop(IPv6Network(f"{address.ip}/128"), None)
+            self._publish()
+            self._netlink.remove_address(self.interface_name, address)
+
+    def add_ipv6_route(self, destination: IPv6Network) -> None:
+        with self._lock:
+            self._check_open()
+            self._netlink.add_route(destination, interface=self.interface_name, exist_ok=True)
+
+    def remove_ipv6_route(self, destination: IPv6Network) -> None:
+        with self._lock:
+            self._netlink.remove_route(destination, interface=self.interface_name)

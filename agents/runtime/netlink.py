@@ -1,0 +1,539 @@
+"""The one netlink facade (the only module that imports pyroute2), with exact undo.
+
+:class:`Netlink` works in the network namespace of the thread that creates it: a private worker
+thread, started there, owns the pyroute2 socket and also does the ``/proc/sys/net`` writes, so every
+call lands in that namespace whichever thread (or event loop) makes it. pyroute2 0.9's synchronous
+``IPRoute`` runs its own event loop and cannot be used inside a running asyncio loop; the worker
+thread sidesteps that too. Calls block for the netlink round trip (sub-millisecond).
+
+Everything the instance adds (addresses, routes, policy rules, proxy neighbour entries, link
+settings, sysctls) is recorded; :meth:`Netlink.undo` removes exactly that, newest first, and restores
+changed settings to the values found. Objects that existed before are never recorded, so never
+removed. Objects already gone by the time of undo (their link was deleted) are skipped.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import ctypes
+import errno
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+    ip_address,
+)
+from typing import Any, TypeVar
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl.ndmsg import NTF_PROXY
+
+logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
+Network = IPv4Network | IPv6Network
+Interface = IPv4Interface | IPv6Interface
+Address = IPv4Address | IPv6Address
+_GONE = {errno.ENOENT, errno.ESRCH, errno.ENODEV, errno.EADDRNOTAVAIL, errno.ENXIO}
+IFA_F_NODAD = 0x02
+IFF_UP = 0x1
+CLONE_NEWNET = 0x40000000
+
+
+class NetlinkFacadeError(RuntimeError):
+    """A netlink request failed; the message names the request."""
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    """The kernel's answer to "how would a packet to X leave?" (``ip route get``)."""
+
+    interface: str
+    source: IPv4Address | IPv6Address | None
+    gateway: IPv4Address | IPv6Address | None
+
+
+def _family(value: Network | Interface | IPv4Address | IPv6Address) -> int:
+    return socket.AF_INET if value.version == 4 else socket.AF_INET6
+
+
+class Netlink:
+    """Links, addresses, routes, rules, proxy neighbours and sysctls of one namespace, undoable."""
+
+    def __init__(self) -> None:
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="netlink")
+        self._ipr: Any = None
+        self._undo: dict[tuple[object, ...], Callable[[], object]] = {}
+        self._run(self._open)
+
+    def _open(self) -> None:
+        self._ipr = IPRoute()
+
+    def _run(self, function: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        return self._executor.submit(function, *args, **kwargs).result()
+
+    def _request(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self._run(function, *args, **kwargs)
+        except NetlinkError as error:
+            raise NetlinkFacadeError(f"{what}: {os.strerror(error.code)} ({error.code})") from error
+
+    # -- links -------------------------------------------------------------------------
+
+    def link_index(self, name: str) -> int:
+        """The interface index of ``name``; LookupError if there is no such link."""
+        indexes = self._run(lambda: self._ipr.link_lookup(ifname=name))
+        if not indexes:
+            raise LookupError(f"no network interface {name!r}")
+        return int(indexes[0])
+
+    def link_exists(self, name: str) -> bool:
+        return bool(self._run(lambda: self._ipr.link_lookup(ifname=name)))
+
+    def link_names(self) -> list[str]:
+        return [str(link.get_attr("IFLA_IFNAME")) for link in self._run(lambda: self._ipr.get_links())]
+
+    def _link(self, name: str) -> Any:
+        index = self.link_index(name)
+        return self._run(lambda: self._ipr.get_links(index))[0]
+
+    def link_mac(self, name: str) -> str:
+        """The link-layer address as ``aa:bb:cc:dd:ee:ff`` (empty for a TUN device)."""
+        return str(self._link(name).get_attr("IFLA_ADDRESS") or "")
+
+    def link_mtu(self, name: str) -> int:
+        return int(self._link(name).get_attr("IFLA_MTU"))
+
+    def link_is_up(self, name: str) -> bool:
+        return bool(self._link(name)["flags"] & IFF_UP)
+
+    def set_link_up(self, name: str, up: bool = True) -> None:
+        """Set the administrative state; undo restores the state found."""
+        index, was_up = self.link_index(name), self.link_is_up(name)
+        if was_up == up:
+            return
+        self._request(
+            f"set {name} {'up' if up else 'down'}",
+            self._ipr.link,
+            "set",
+            index=index,
+            state="up" if up else "down",
+        )
+        self._remember(
+            ("link-state", index),
+            lambda: self._ipr.link("set", index=index, state="up" if was_up else "down"),
+        )
+
+    def set_mtu(self, name: str, mtu: int) -> None:
+        """Set the link MTU; undo restores the MTU found."""
+        index, old = self.link_index(name), self.link_mtu(name)
+        self._request(f"set {name} mtu {mtu}", self._ipr.link, "set", index=index, mtu=mtu)
+        self._remember(("link-mtu", index), lambda: self._ipr.link("set", index=index, mtu=old))
+
+    def set_txqueuelen(self, name: str, length: int) -> None:
+        """Set the transmit queue length; undo restores the length found."""
+        index = self.link_index(name)
+        old = int(self._link(name).get_attr("IFLA_TXQLEN"))
+        self._request(f"set {name} txqueuelen {length}", self._ipr.link, "set", index=index, txqlen=length)
+        self._remember(("link-txqlen", index), lambda: self._ipr.link("set", index=index, txqlen=old))
+
+    def delete_link(self, name: str) -> bool:
+        """Delete a link this process created (not recorded: a deletion cannot be undone).
+
+        Deleting a TUN interface wakes a thread blocked reading it (the read fails with EFAULT).
+        Returns False if the link was already gone.
+        """
+        indexes = self._run(lambda: self._ipr.link_lookup(ifname=name))
+        if not indexes:
+            return False
+        self._delete(f"delete link {name}", self._ipr.link, "del", index=indexes[0])
+        return True
+
+    def probe_link_kind(self, kind: str) -> str | None:
+        """Try to create (then delete) a link of ``kind`` (``ipip``, ``sit``, ``gre``...).
+
+        None if the kernel can make one; otherwise the kernel's reason. Meant for a throwaway
+        namespace (:func:`run_in_throwaway_netns`): the probe link is deleted straight away.
+        """
+        name = f"probe-{kind}"[:15]
+        try:
+            self._run(self._ipr.link, "add", ifname=name, kind=kind)
+        except NetlinkError as error:
+            return f"{os.strerror(error.code)} ({error.code})"
+        except Exception as error:  # pyroute2 raises its own types for unknown kinds
+            return str(error) or type(error).__name__
+        self.delete_link(name)
+        return None
+
+    # -- addresses ---------------------------------------------------------------------
+
+    def add_address(
+        self, name: str, address: Interface, *, nodad: bool = False, exist_ok: bool = False
+    ) -> bool:
+        """Add ``address`` (with its prefix length) to ``name``; True if this call added it.
+
+        An address already present raises, or with ``exist_ok`` is left alone and not recorded.
+        """
+        index = self.link_index(name)
+        spec = {
+            "index": index,
+            "address": str(address.ip),
+            "prefixlen": address.network.prefixlen,
+            "family": _family(address),
+        }
+        if nodad:
+            spec["flags"] = IFA_F_NODAD
+        if not self._add(f"add address {address} on {name}", exist_ok, self._ipr.addr, "add", **spec):
+            return False
+        spec.pop("flags", None)
+        self._remember(("addr", index, str(address)), lambda: self._ipr.addr("del", **spec))
+        return True
+
+    def remove_address(self, name: str, address: Interface) -> None:
+        """Delete ``address`` from ``name`` (also one this instance did not add) and forget it."""
+        index = self.link_index(name)
+        self._undo.pop(("addr", index, str(address)), None)
+        self._delete(
+            f"remove address {address} from {name}",
+            self._ipr.addr,
+            "del",
+            index=index,
+            address=str(address.ip),
+            prefixlen=address.network.prefixlen,
+            family=_family(address),
+        )
+
+    def addresses(self, name: str) -> list[Interface]:
+        """Every address on ``name`` (both families)."""
+        index = self.link_index(name)
+        found: list[Interface] = []
+        for message in self._run(lambda: self._ipr.get_addr(index=index)):
+            text = f"{message.get_attr('IFA_ADDRESS')}/{message['prefixlen']}"
+            found.append(IPv4Interface(text) if message["family"] == socket.AF_INET else IPv6Interface(text))
+        return found
+
+    # -- routes and rules --------------------------------------------------------------
+
+    def _route_spec(
+        self,
+        destination: Network,
+        interface: str | None,
+        gateway: Address | None,
+        table: int | None,
+        metric: int | None,
+        source: Address | None,
+    ) -> dict[str, Any]:
+        spec: dict[str, Any] = {"dst": str(destination), "family": _family(destination)}
+        if interface is not None:
+            spec["oif"] = self.link_index(interface)
+        if gateway is not None:
+            spec["gateway"] = str(gateway)
+        if table is not None:
+            spec["table"] = table
+        if metric is not None:
+            spec["priority"] = metric
+        if source is not None:
+            spec["prefsrc"] = str(source)
+        return spec
+
+    def add_route(
+        self,
+        destination: Network,
+        *,
+        interface: str | None = None,
+        gateway: IPv4Address | IPv6Address | None = None,
+        table: int | None = None,
+        metric: int | None = None,
+        source: IPv4Address | IPv6Address | None = None,
+        mtu: int | None = None,
+        exist_ok: bool = False,
+    ) -> bool:
+        """Add a route (main table unless ``table``); True if this call added it.
+
+        ``mtu`` sets the route's MTU metric, which the kernel honours for forwarded and local traffic
+        (ICMP "fragmentation needed" / Packet Too Big, TCP MSS) even on a link with a larger MTU.
+        """
+        spec = self._route_spec(destination, interface, gateway, table, metric, source)
+        extra = {"metrics": {"mtu": mtu}} if mtu else {}
+        if not self._add(f"add route {destination}", exist_ok, self._ipr.route, "add", **spec, **extra):
+            return False
+        self._remember(("route", *sorted(spec.items())), lambda: self._ipr.route("del", **spec))
+        return True
+
+    def remove_route(
+        self,
+        destination: Network,
+        *,
+        interface: str | None = None,
+        gateway: IPv4Address | IPv6Address | None = None,
+        table: int | None = None,
+        metric: int | None = None,
+        source: IPv4Address | IPv6Address | None = None,
+    ) -> None:
+        """Delete a route given as it was added, and forget it."""
+        spec = self._route_spec(destination, interface, gateway, table, metric, source)
+        self._undo.pop(("route", *sorted(spec.items())), None)
+        self._delete(f"remove route {destination}", self._ipr.route, "del", **spec)
+
+    def routes(self, family: int = socket.AF_UNSPEC, table: int | None = None) -> list[dict[str, Any]]:
+        """Routes as plain dicts (dst, dst_len, oif, gateway, table, priority) for inspection."""
+        kwargs: dict[str, Any] = {"family": family} if family else {}
+        if table is not None:
+            kwargs["table"] = table
+        return [
+            {
+                "dst": message.get_attr("RTA_DST"),
+                "dst_len": message["dst_len"],
+                "oif": message.get_attr("RTA_OIF"),
+                "gateway": message.get_attr("RTA_GATEWAY"),
+                "table": message.get_attr("RTA_TABLE") or message["table"],
+                "priority": message.get_attr("RTA_PRIORITY"),
+                "family": message["family"],
+            }
+            for message in self._run(lambda: self._ipr.get_routes(**kwargs))
+        ]
+
+    def route_get(self, destination: IPv4Address | IPv6Address) -> RouteInfo:
+        """How the kernel would send to ``destination`` now."""
+        answer = self._request(
+            f"route get {destination}",
+            self._ipr.route,
+            "get",
+            dst=str(destination),
+            family=_family(destination),
+        )[0]
+        names = {
+            link["index"]: link.get_attr("IFLA_IFNAME") for link in self._run(lambda: self._ipr.get_links())
+        }
+        source, gateway = answer.get_attr("RTA_PREFSRC"), answer.get_attr("RTA_GATEWAY")
+        return RouteInfo(
+            str(names.get(answer.get_attr("RTA_OIF"), "")),
+            ip_address(source) if source else None,
+            ip_address(gateway) if gateway else None,
+        )
+
+    def add_rule(self, source: Network, table: int, priority: int, *, exist_ok: bool = False) -> bool:
+        """A policy rule ``from source lookup table`` (source routing); True if this call added it."""
+        spec = {
+            "src": str(source.network_address),
+            "src_len": source.prefixlen,
+            "table": table,
+            "priority": priority,
+            "family": _family(source),
+        }
+        if not self._add(f"add rule from {source} table {table}", exist_ok, self._ipr.rule, "add", **spec):
+            return False
+        self._remember(("rule", *sorted(spec.items())), lambda: self._ipr.rule("del", **spec))
+        return True
+
+    def remove_rule(self, source: Network, table: int, priority: int) -> None:
+        spec = {
+            "src": str(source.network_address),
+            "src_len": source.prefixlen,
+            "table": table,
+            "priority": priority,
+            "family": _family(source),
+        }
+        self._undo.pop(("rule", *sorted(spec.items())), None)
+        self._delete(f"remove rule from {source}", self._ipr.rule, "del", **spec)
+
+    def rules(self, family: int = socket.AF_INET) -> list[dict[str, Any]]:
+        return [
+            {
+                "src": message.get_attr("FRA_SRC"),
+                "src_len": message["src_len"],
+                "table": message.get_attr("FRA_TABLE") or message["table"],
+                "priority": message.get_attr("FRA_PRIORITY"),
+            }
+            for message in self._run(lambda: self._ipr.get_rules(family=family))
+        ]
+
+    # -- proxy neighbours --------------------------------------------------------------
+
+    def add_proxy_neighbour(
+        self, name: str, address: IPv4Address | IPv6Address, *, exist_ok: bool = False, immediate: bool = True
+    ) -> bool:
+        """Answer ARP / NS for ``address`` on ``name`` (NTF_PROXY entry; RFC 5944 §4.6 proxy ARP).
+
+        The kernel answers only on links with forwarding on (see :meth:`enable_forwarding`); IPv6
+        also needs ``proxy_ndp``, switched on here. ``immediate`` sets the link's ``proxy_delay`` to 0
+        (the default delays proxied ARP replies by up to 0.8 s). Both sysctls are restored by undo.
+        """
+        if address.version == 6:
+            self.set_sysctl(f"net/ipv6/conf/{name}/proxy_ndp", 1)
+        elif immediate:
+            self.set_sysctl(f"net/ipv4/neigh/{name}/proxy_delay", 0)
+        spec = {
+            "dst": str(address),
+            "ifindex": self.link_index(name),
+            "flags": NTF_PROXY,
+            "family": _family(address),
+        }
+        what = f"add proxy neighbour {address} on {name}"
+        if not self._add(what, exist_ok, self._ipr.neigh, "add", **spec):
+            return False
+        self._remember(("proxy", spec["ifindex"], str(address)), lambda: self._ipr.neigh("del", **spec))
+        return True
+
+    def remove_proxy_neighbour(self, name: str, address: IPv4Address | IPv6Address) -> None:
+        spec = {
+            "dst": str(address),
+            "ifindex": self.link_index(name),
+            "flags": NTF_PROXY,
+            "family": _family(address),
+        }
+        self._undo.pop(("proxy", spec["ifindex"], str(address)), None)
+        self._delete(f"remove proxy neighbour {address}", self._ipr.neigh, "del", **spec)
+
+    # -- sysctls -----------------------------------------------------------------------
+
+    def get_sysctl(self, path: str) -> str:
+        """Read ``/proc/sys/<path>`` (e.g. ``net/ipv4/ip_forward``) in this namespace."""
+        return self._run(_read_sysctl, path)
+
+    def set_sysctl(self, path: str, value: str | int) -> None:
+        """Write ``/proc/sys/<path>``; undo writes back the value found before the first change."""
+        old = self._run(_read_sysctl, path)
+        self._run(_write_sysctl, path, str(value))
+        if old != str(value):
+            self._remember(("sysctl", path), lambda: _write_sysctl(path, old))
+
+    def enable_forwarding(self, *, ipv4: bool = True, ipv6: bool = True) -> None:
+        """Router mode: ``net.ipv4.ip_forward`` and ``net.ipv6.conf.all.forwarding``."""
+        if ipv4:
+            self.set_sysctl("net/ipv4/ip_forward", 1)
+        if ipv6:
+            self.set_sysctl("net/ipv6/conf/all/forwarding", 1)
+
+    def set_proxy_arp(self, name: str, enabled: bool = True) -> None:
+        """The per-link ``proxy_arp`` switch (proxy for every routed address, RFC 1027 style)."""
+        self.set_sysctl(f"net/ipv4/conf/{name}/proxy_arp", int(enabled))
+
+    # -- record keeping ----------------------------------------------------------------
+
+    def _add(
+        self, what: str, exist_ok: bool, function: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> bool:
+        try:
+            self._run(function, *args, **kwargs)
+        except NetlinkError as error:
+            if error.code == errno.EEXIST and exist_ok:
+                return False
+            raise NetlinkFacadeError(f"{what}: {os.strerror(error.code)} ({error.code})") from error
+        return True
+
+    def _delete(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        try:
+            self._run(function, *args, **kwargs)
+        except NetlinkError as error:
+            if error.code not in _GONE:
+                raise NetlinkFacadeError(f"{what}: {os.strerror(error.code)} ({error.code})") from error
+
+    def _remember(self, key: tuple[object, ...], undo: Callable[[], object]) -> None:
+        self._undo.setdefault(key, undo)
+
+    @property
+    def recorded(self) -> int:
+        """How many changes :meth:`undo` would revert."""
+        return len(self._undo)
+
+    def undo(self) -> None:
+        """Revert every recorded change, newest first; already-vanished objects are skipped."""
+        for key, action in reversed(list(self._undo.items())):
+            try:
+                self._run(action)
+            except NetlinkError as error:
+                if error.code not in _GONE:
+                    logger.warning("undo %s failed: %s", key[0], os.strerror(error.code))
+            except OSError as error:
+                if error.errno not in _GONE:
+                    logger.warning("undo %s failed: %s", key[0], error)
+        self._undo.clear()
+
+    def close(self) -> None:
+        """Close the netlink socket and stop the worker thread (no undo; call :meth:`undo` first)."""
+        if self._ipr is not None:
+            self._run(self._ipr.close)
+            self._ipr = None
+        self._executor.shutdown(wait=True)
+
+    def __enter__(self) -> Netlink:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self.undo()
+        finally:
+            self.close()
+
+
+def _read_sysctl(path: str) -> str:
+    with open(f"/proc/sys/{path}", encoding="ascii") as handle:
+        return handle.read().strip()
+
+
+def _write_sysctl(path: str, value: str) -> None:
+    with open(f"/proc/sys/{path}", "w", encoding="ascii") as handle:
+        handle.write(value)
+
+
+def run_in_throwaway_netns(function: Callable[[], R]) -> R:
+    """Run ``function`` on a fresh thread inside a brand-new, unnamed network namespace.
+
+    The namespace disappears with the thread, taking anything made there with it; the caller's
+    namespace is never touched. Needs CAP_SYS_ADMIN (OSError otherwise).
+    """
+    outcome: dict[str, Any] = {}
+
+    def worker() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(CLONE_NEWNET) != 0:
+            outcome["error"] = OSError(
+                ctypes.get_errno(), f"unshare(CLONE_NEWNET): {os.strerror(ctypes.get_errno())}"
+            )
+            return
+        try:
+            outcome["value"] = function()
+        except BaseException as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=worker, name="throwaway-netns")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]  # type: ignore[no-any-return]
+
+
+@contextmanager
+def netns_entered(name: str) -> Iterator[None]:
+    """Run the calling thread inside the named namespace (``/run/netns/<name>``), then come back.
+
+    Sockets, TUN devices and :class:`Netlink` objects created inside stay in that namespace after
+    the block; threads started inside inherit it.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    target = os.open(f"/run/netns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if libc.setns(target, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns into {name}: {os.strerror(ctypes.get_errno())}")
+        try:
+            yield
+        finally:
+            if libc.setns(home, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns back to the original namespace failed")
+    finally:
+        os.close(target)
+        os.close(home)

@@ -1,0 +1,80 @@
+"""Drive a sans-I/O machine from asyncio: datagrams and timers in, datagrams and events out.
+
+After every input the driver sends what the machine queued, hands each event to the role's handler (which
+applies it to the datapath or netlink) and writes it to the trace, then re-arms the one timer (design.md §5).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from agents.mip.events import OutgoingDatagram
+from agents.runtime.frame import AgentContext
+from agents.runtime.timer import AgentTimer
+from agents.runtime.udp import MobileIpSocket, Received
+
+logger = logging.getLogger(__name__)
+
+
+class Machine(Protocol):
+    def receive_datagram(self, data: bytes, source: Any, destination: Any, now: float) -> None: ...
+    def handle_timer(self, now: float) -> None: ...
+    def get_timer(self) -> float | None: ...
+    def datagrams_to_send(self, now: float) -> list[OutgoingDatagram]: ...
+    def next_event(self) -> Any: ...
+
+
+EventHandler = Callable[[Any], None]
+
+
+def wall_clock_offset() -> float:
+    """Seconds to add to CLOCK_MONOTONIC to get Unix time (for NTP Identification, RFC 5944 §5.7)."""
+    return time.time() - time.clock_gettime(time.CLOCK_MONOTONIC)
+
+
+class MachineDriver:
+    """One machine, its socket, its timer and its event handler."""
+
+    def __init__(
+        self, machine: Machine, sock: MobileIpSocket, context: AgentContext, on_event: EventHandler
+    ) -> None:
+        self.machine = machine
+        self.sock = sock
+        self.context = context
+        self.on_event = on_event
+        self.timer: AgentTimer = context.make_timer(machine, on_fired=lambda _now: self.flush())
+
+    def start(self) -> None:
+        self.sock.start(self.context.loop, self.datagram_received)
+        self.flush()
+
+    def now(self) -> float:
+        return self.context.loop.time()
+
+    def datagram_received(self, received: Received) -> None:
+        self.machine.receive_datagram(received.payload, received.source, received.destination, self.now())
+        self.flush()
+
+    def flush(self) -> None:
+        """Send queued datagrams, apply and trace queued events, re-arm the timer."""
+        for datagram in self.machine.datagrams_to_send(self.now()):
+            self.sock.send(
+                datagram.payload,
+                datagram.destination,
+                datagram.port,
+                source=datagram.source,
+                ttl=datagram.ttl,
+            )
+        while (event := self.machine.next_event()) is not None:
+            fields = event.to_dict()
+            name = str(fields.pop("event", event.name))
+            self.context.trace.emit(name, **fields)
+            try:
+                self.on_event(event)
+            except Exception as exc:  # a failed install must not kill the agent: log, trace, go on
+                logger.error("could not apply %s: %s", name, exc)
+                self.context.trace.emit("apply_failed", what=name, error=str(exc))
+        self.timer.rearm()

@@ -1,0 +1,180 @@
+"""`python -m agents ha`: the home agent (RFC 5944 §3.8, RFC 3024 §4, RFC 5454 §3.3) on a real home link.
+
+Config (TOML): `[home_agent]` is :class:`agents.mip.config.HomeAgentConfig`; `[runtime]` is
+:class:`HomeAgentRuntime` below. Events from :class:`agents.mip.home_agent.HomeAgent` become datapath tunnels
+and prefix routes, proxy ARP entries and gratuitous ARP on the home link (RFC 5944 §4.6), and traces.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agents.datapath.base import DropEvent, HomeAgentDatapath
+from agents.datapath.engine import TunnelOptions
+from agents.datapath.userspace import UserspaceHomeAgent
+from agents.mip import events as ev
+from agents.mip.config import HomeAgentConfig
+from agents.mip.home_agent import HomeAgent
+from agents.runtime.arp import send_gratuitous_arp
+from agents.runtime.configfile import ConfigError, parse_sections, read_text
+from agents.runtime.control import Handler
+from agents.runtime.frame import AgentContext
+from agents.runtime.netlink import Netlink
+from agents.runtime.roles.driver import MachineDriver, wall_clock_offset
+from agents.runtime.udp import MobileIpSocket
+
+logger = logging.getLogger(__name__)
+security = logging.getLogger("agents.security")
+
+
+@dataclass(frozen=True)
+class HomeAgentRuntime:
+    """Where the home agent runs: its home link, its tunnel interface and datapath."""
+
+    name: str = ""
+    home_interface: str = "eth0"
+    tunnel_interface: str = "mip-ha"
+    datapath: str = "userspace"
+    tunnel_mtu: int = 1280
+    """Static IPv6 MTU of the tunnel (RFC 4213 §3.2: 1280–1480)."""
+
+    def __post_init__(self) -> None:
+        if self.datapath not in ("userspace", "auto"):
+            raise ValueError(f"datapath {self.datapath!r}: use 'userspace' or 'auto' (no kernel backend yet)")
+        if not 1280 <= self.tunnel_mtu <= 1480:
+            raise ValueError(f"tunnel_mtu {self.tunnel_mtu} must be 1280..1480 (RFC 4213 §3.2)")
+
+
+@dataclass(frozen=True)
+class HomeAgentSettings:
+    protocol: HomeAgentConfig
+    runtime: HomeAgentRuntime
+
+
+def load_settings(path: Path) -> HomeAgentSettings:
+    try:
+        sections = parse_sections(
+            read_text(path), {"home_agent": HomeAgentConfig, "runtime": HomeAgentRuntime}, ("home_agent",)
+        )
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    return HomeAgentSettings(sections["home_agent"], sections.get("runtime", HomeAgentRuntime()))
+
+
+class HomeLink:
+    """Proxy ARP and gratuitous ARP for away home addresses on the home link (RFC 5944 §4.6)."""
+
+    def __init__(self, interface: str) -> None:
+        self.interface = interface
+        self.netlink = Netlink()
+
+    def apply(self, event: object) -> None:
+        if isinstance(event, ev.ProxyArpStarted):
+            self.netlink.add_proxy_neighbour(self.interface, event.home_address, exist_ok=True)
+        elif isinstance(event, ev.ProxyArpStopped):
+            self.netlink.remove_proxy_neighbour(self.interface, event.home_address)
+        elif isinstance(event, ev.GratuitousArpRequested) and event.owner is ev.ArpOwner.HOME_AGENT:
+            send_gratuitous_arp(self.interface, event.address)
+
+    def close(self) -> None:
+        self.netlink.undo()
+        self.netlink.close()
+
+
+class HomeAgentRunner:
+    """The `ha` role for :mod:`agents.runtime.frame`."""
+
+    def load_config(self, path: Path) -> HomeAgentSettings:
+        return load_settings(path)
+
+    def node_name(self, config: HomeAgentSettings) -> str:
+        return config.runtime.name
+
+    async def start(self, config: HomeAgentSettings, context: AgentContext) -> Mapping[str, Handler]:
+        protocol, runtime = config.protocol, config.runtime
+        machine = HomeAgent(protocol, wall_clock_offset=wall_clock_offset(), rng=random.Random())
+        sock = MobileIpSocket(protocol.port)
+        context.on_shutdown(sock.close, name="close UDP 434 socket")
+        home_link = HomeLink(runtime.home_interface)
+        context.on_shutdown(home_link.close, name="remove proxy ARP entries")
+        datapath = UserspaceHomeAgent(
+            protocol.address,
+            interface_name=runtime.tunnel_interface,
+            options=TunnelOptions(ipv6_mtu=runtime.tunnel_mtu),
+            on_drop=DropReporter(context).from_datapath_thread,
+            underlay_interface=None,
+        )
+        context.on_shutdown(datapath.close, name="close the tunnel datapath")
+        applier = HomeAgentEvents(protocol, datapath, home_link)
+        driver = MachineDriver(machine, sock, context, applier.apply)
+        driver.start()
+        return {
+            "status": lambda _args: (
+                machine.status(driver.now()) | {"datapath": datapath.counters().to_dict()}
+            ),
+            "bindings": lambda _args: machine.bindings(driver.now()),
+        }
+
+
+class DropReporter:
+    """Reverse-tunnelled packets refused by the RFC 3024 §4.3.2 / RFC 5454 §4 checks are security events:
+    logged and traced, at most ``per_second`` a second (a flood is summarised; the datapath counts all)."""
+
+    def __init__(self, context: AgentContext, per_second: int = 20) -> None:
+        self.context = context
+        self.loop = context.loop  # captured on the event loop: drops arrive on datapath threads
+        self.per_second = per_second
+        self.window = -1.0
+        self.reported = 0
+        self.suppressed = 0
+
+    def from_datapath_thread(self, drop: DropEvent) -> None:
+        self.loop.call_soon_threadsafe(self.report, drop)
+
+    def report(self, drop: DropEvent) -> None:
+        now = self.loop.time()
+        if now - self.window >= 1.0:
+            if self.suppressed:
+                security.warning("%d more dropped tunnelled packets not logged", self.suppressed)
+                self.context.trace.emit("security_drops_suppressed", count=self.suppressed)
+            self.window, self.reported, self.suppressed = now, 0, 0
+        if self.reported >= self.per_second:
+            self.suppressed += 1
+            return
+        self.reported += 1
+        security.warning("dropped tunnelled packet: %s", drop.to_dict())
+        self.context.trace.emit("security_drop", **drop.to_dict())
+
+
+class HomeAgentEvents:
+    """Applies the home agent's events to the datapath and the home link."""
+
+    def __init__(self, config: HomeAgentConfig, datapath: HomeAgentDatapath, home_link: HomeLink) -> None:
+        self.config = config
+        self.datapath = datapath
+        self.home_link = home_link
+
+    def apply(self, event: Any) -> None:
+        if isinstance(event, ev.BindingAdded | ev.BindingUpdated):
+            self.datapath.add_ipv4_tunnel(
+                event.home_address,
+                event.care_of.address,
+                event.encapsulation,
+                home_agent=self.config.address,
+                reverse_tunnel=event.reverse_tunnel,
+            )
+        elif isinstance(event, ev.BindingRemoved):
+            self.datapath.remove_ipv4_tunnel(event.home_address, event.care_of.address)
+        elif isinstance(event, ev.PrefixRegistered):
+            self.datapath.add_ipv6_prefix(event.prefix.prefix, event.home_address, event.prefix.target)
+        elif isinstance(event, ev.PrefixDeregistered):
+            self.datapath.remove_ipv6_prefix(event.prefix.prefix)
+        elif isinstance(event, ev.AuthenticationFailed | ev.IdentificationRejected):
+            security.warning("%s: %s", event.name, event.to_dict())
+        else:
+            self.home_link.apply(event)

@@ -1,0 +1,190 @@
+"""`python -m agents mn`: a dual-stack mobile node with a co-located care-of address (RFC 5944 §3.6,
+RFC 5454 §3.5). It registers its IPv4 home address and IPv6 prefixes with the home agent and tunnels through
+a TUN device (`mip0`) that holds the home address and the home-prefix addresses.
+
+Config (TOML): `[mobile_node]` is :class:`agents.mip.config.MobileNodeConfig`; `[runtime]` is
+:class:`MobileNodeRuntime`. The care-of address is read from `runtime.interface` (or given as `care_of`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv6Network
+from pathlib import Path
+from typing import Any
+
+from agents.datapath.base import MobileNodeDatapath
+from agents.datapath.engine import TunnelOptions
+from agents.datapath.userspace import UserspaceMobileNode
+from agents.mip import events as ev
+from agents.mip.config import MobileNodeConfig
+from agents.mip.mobile_node import MobileNode
+from agents.runtime.arp import send_gratuitous_arp
+from agents.runtime.configfile import ConfigError, parse_sections, read_text
+from agents.runtime.control import Handler
+from agents.runtime.frame import AgentContext
+from agents.runtime.netlink import Netlink
+from agents.runtime.roles.driver import MachineDriver, wall_clock_offset
+from agents.runtime.udp import MobileIpSocket
+
+logger = logging.getLogger(__name__)
+DEREGISTRATION_WAIT = 3.0
+"""Seconds SIGTERM waits for the deregistration reply before removing the tunnel anyway."""
+
+
+@dataclass(frozen=True)
+class MobileNodeRuntime:
+    """Where the mobile node runs: the interface holding its care-of address, its tunnel interface."""
+
+    name: str = ""
+    interface: str = "eth0"
+    care_of: IPv4Address | None = None
+    """Co-located care-of address; default: the first IPv4 address on ``interface``."""
+    tunnel_interface: str = "mip0"
+    datapath: str = "userspace"
+    tunnel_mtu: int = 1280
+
+    def __post_init__(self) -> None:
+        if self.datapath not in ("userspace", "auto"):
+            raise ValueError(f"datapath {self.datapath!r}: use 'userspace' or 'auto' (no kernel backend yet)")
+        if not 1280 <= self.tunnel_mtu <= 1480:
+            raise ValueError(f"tunnel_mtu {self.tunnel_mtu} must be 1280..1480 (RFC 4213 §3.2)")
+
+
+@dataclass(frozen=True)
+class MobileNodeSettings:
+    protocol: MobileNodeConfig
+    runtime: MobileNodeRuntime
+
+
+def load_settings(path: Path) -> MobileNodeSettings:
+    try:
+        sections = parse_sections(
+            read_text(path), {"mobile_node": MobileNodeConfig, "runtime": MobileNodeRuntime}, ("mobile_node",)
+        )
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    return MobileNodeSettings(sections["mobile_node"], sections.get("runtime", MobileNodeRuntime()))
+
+
+def find_care_of(interface: str, home_address: IPv4Address) -> IPv4Address | None:
+    """The first IPv4 address on ``interface`` other than the home address (the co-located CoA)."""
+    with Netlink() as netlink:
+        for address in netlink.addresses(interface):
+            if isinstance(address, IPv4Interface) and address.ip != home_address:
+                return address.ip
+    return None
+
+
+class MobileNodeRunner:
+    """The `mn` role for :mod:`agents.runtime.frame`."""
+
+    def load_config(self, path: Path) -> MobileNodeSettings:
+        return load_settings(path)
+
+    def node_name(self, config: MobileNodeSettings) -> str:
+        return config.runtime.name
+
+    async def start(self, config: MobileNodeSettings, context: AgentContext) -> Mapping[str, Handler]:
+        protocol, runtime = config.protocol, config.runtime
+        care_of = runtime.care_of or find_care_of(runtime.interface, protocol.home_address)
+        if care_of is None:
+            raise ValueError(f"runtime.interface {runtime.interface} has no IPv4 address to use as care-of")
+        machine = MobileNode(protocol, wall_clock_offset=wall_clock_offset(), rng=random.Random())
+        sock = MobileIpSocket(protocol.local_port)
+        context.on_shutdown(sock.close, name="close the registration socket")
+        datapath = UserspaceMobileNode(
+            interface_name=runtime.tunnel_interface, options=TunnelOptions(ipv6_mtu=runtime.tunnel_mtu)
+        )
+        context.on_shutdown(datapath.close, name="close the tunnel datapath")
+        applier = MobileNodeEvents(protocol, runtime, datapath)
+        driver = MachineDriver(machine, sock, context, applier.apply)
+        context.on_shutdown(lambda: deregister(driver, machine), name="deregister")
+        driver.start()
+        machine.link_changed(True, care_of, driver.now())
+        driver.flush()
+        return commands(driver, machine, datapath)
+
+
+async def deregister(driver: MachineDriver, machine: MobileNode) -> None:
+    """On SIGTERM: deregister (RFC 5944 §3.6.1.2) and wait briefly for the reply."""
+    machine.shutdown(driver.now())
+    driver.flush()
+    deadline = driver.now() + DEREGISTRATION_WAIT
+    while not machine.is_stopped and driver.now() < deadline:
+        await asyncio.sleep(0.05)
+
+
+def commands(driver: MachineDriver, machine: MobileNode, datapath: MobileNodeDatapath) -> dict[str, Handler]:
+    """The control-socket commands (`mipctl status|bindings|register|deregister|set-prefixes`)."""
+
+    def act(action: Any) -> dict[str, object]:
+        result = action(driver.now())
+        driver.flush()
+        return {
+            "accepted": bool(result) if result is not None else True,
+            "state": machine.status(driver.now()),
+        }
+
+    def set_prefixes(args: dict[str, Any]) -> dict[str, object]:
+        prefixes = tuple(IPv6Network(text) for text in args.get("prefixes", []))
+        link_local = args.get("link_local")
+        return act(lambda now: machine.set_prefixes(prefixes, now, link_local=link_local))
+
+    return {
+        "status": lambda _a: machine.status(driver.now()) | {"datapath": datapath.counters().to_dict()},
+        "bindings": lambda _a: machine.bindings(driver.now()),
+        "register": lambda _a: act(machine.register),
+        "deregister": lambda a: act(lambda now: machine.deregister(now, all_care_ofs=bool(a.get("all")))),
+        "set-prefixes": set_prefixes,
+    }
+
+
+class MobileNodeEvents:
+    """Applies the mobile node's events to its datapath (tunnel, prefixes, addresses, routes)."""
+
+    def __init__(
+        self, config: MobileNodeConfig, runtime: MobileNodeRuntime, datapath: MobileNodeDatapath
+    ) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.datapath = datapath
+        self.prefixes: set[IPv6Network] = set()
+
+    def apply(self, event: Any) -> None:
+        home = self.config.home_address
+        if isinstance(event, ev.TunnelUp):
+            self.datapath.add_ipv4_tunnel(
+                home,
+                event.care_of,
+                event.encapsulation,
+                home_agent=event.home_agent,
+                reverse_tunnel=event.reverse_tunnel,
+            )
+        elif isinstance(event, ev.TunnelDown):
+            self.datapath.remove_ipv4_tunnel(home)
+            self.prefixes.clear()
+        elif isinstance(event, ev.PrefixAccepted):
+            self.datapath.add_ipv6_prefix(event.prefix, home, event.target)
+            self.prefixes.add(event.prefix)
+        elif isinstance(event, ev.PrefixRejected) and event.prefix in self.prefixes:
+            self.datapath.remove_ipv6_prefix(event.prefix)
+            self.prefixes.discard(event.prefix)
+        else:
+            self.apply_interface_event(event)
+
+    def apply_interface_event(self, event: Any) -> None:
+        if isinstance(event, ev.Ipv6AddressAdded):
+            self.datapath.add_ipv6_address(event.address, event.target)
+        elif isinstance(event, ev.Ipv6AddressRemoved):
+            self.datapath.remove_ipv6_address(event.address)
+        elif isinstance(event, ev.Ipv6RouteAdded):
+            self.datapath.add_ipv6_route(event.prefix)
+        elif isinstance(event, ev.Ipv6RouteRemoved):
+            self.datapath.remove_ipv6_route(event.prefix)
+        elif isinstance(event, ev.GratuitousArpRequested):
+            send_gratuitous_arp(self.runtime.interface, event.address)

@@ -1,0 +1,106 @@
+"""The UDP port-434 socket of an agent (RFC 5944 §3.3): datagrams with their destination address in,
+datagrams with a chosen source address and TTL out.
+
+The state machines need the destination of each request (an FA tells broadcast from unicast; the HA checks
+its own address) and choose the source and TTL of what they send (a mobile node's requests go from its
+care-of address with TTL 255, RFC 3024 §3.2), so this uses recvmsg/sendmsg with IP_PKTINFO and IP_TTL
+control messages instead of asyncio's datagram transports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+logger = logging.getLogger(__name__)
+
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+MAX_DATAGRAM = 65535
+_PKTINFO = struct.Struct("=I4s4s")  # ifindex, spec_dst, addr
+
+
+@dataclass(frozen=True)
+class Received:
+    """One datagram: payload, sender (address, port), the address it was sent to, arrival interface index."""
+
+    payload: bytes
+    source: tuple[IPv4Address, int]
+    destination: IPv4Address
+    interface_index: int
+
+
+class MobileIpSocket:
+    """A non-blocking UDP socket bound to ``(address, port)``, reporting each datagram to a callback."""
+
+    def __init__(self, port: int, address: IPv4Address | None = None, *, broadcast: bool = False) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+            if broadcast:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+            self.sock.bind((str(address or IPv4Address(0)), port))
+            self.sock.setblocking(False)
+        except OSError:
+            self.sock.close()
+            raise
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    def start(self, loop: asyncio.AbstractEventLoop, on_datagram: Callable[[Received], None]) -> None:
+        """Call ``on_datagram`` from the event loop for every datagram that arrives."""
+        self._loop = loop
+        loop.add_reader(self.sock.fileno(), self._readable, on_datagram)
+
+    def _readable(self, on_datagram: Callable[[Received], None]) -> None:
+        for _ in range(64):  # bounded batch, then let the loop run other work
+            try:
+                data, ancillary, _flags, (host, port) = self.sock.recvmsg(MAX_DATAGRAM, socket.CMSG_SPACE(12))
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. ICMP port unreachable reported on the socket
+                logger.debug("recvmsg: %s", exc)
+                continue
+            destination, index = IPv4Address(0), 0
+            for level, kind, value in ancillary:
+                if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(value) >= _PKTINFO.size:
+                    index, _spec, addr = _PKTINFO.unpack_from(value)
+                    destination = IPv4Address(addr)
+            on_datagram(Received(data, (IPv4Address(host), port), destination, index))
+
+    def send(
+        self,
+        payload: bytes,
+        destination: IPv4Address,
+        port: int,
+        *,
+        source: IPv4Address | None = None,
+        ttl: int | None = None,
+    ) -> bool:
+        """Send one datagram; False (logged) when the kernel refuses it, e.g. no route."""
+        ancillary = []
+        if source is not None:
+            ancillary.append((socket.IPPROTO_IP, IP_PKTINFO, _PKTINFO.pack(0, source.packed, bytes(4))))
+        if ttl is not None:
+            ancillary.append((socket.IPPROTO_IP, socket.IP_TTL, struct.pack("=i", ttl)))
+        try:
+            self.sock.sendmsg([payload], ancillary, 0, (str(destination), port))
+        except OSError as exc:
+            level = logging.DEBUG if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH) else logging.WARNING
+            logger.log(level, "send to %s:%d failed: %s", destination, port, exc.strerror)
+            return False
+        return True
+
+    def close(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self.sock.fileno())
+        self.sock.close()
