@@ -21,11 +21,11 @@ from agents.mip import events as ev
 from agents.mip.config import HomeAgentConfig
 from agents.mip.home_agent import HomeAgent
 from agents.runtime.arp import send_gratuitous_arp
-from agents.runtime.configfile import ConfigError, parse_sections, read_text
 from agents.runtime.control import Handler
 from agents.runtime.frame import AgentContext
 from agents.runtime.netlink import Netlink
 from agents.runtime.roles.driver import MachineDriver, wall_clock_offset
+from agents.runtime.roles.settings import TunnelRuntime, load_role_file
 from agents.runtime.udp import MobileIpSocket
 
 logger = logging.getLogger(__name__)
@@ -33,21 +33,11 @@ security = logging.getLogger("agents.security")
 
 
 @dataclass(frozen=True)
-class HomeAgentRuntime:
+class HomeAgentRuntime(TunnelRuntime):
     """Where the home agent runs: its home link, its tunnel interface and datapath."""
 
-    name: str = ""
     home_interface: str = "eth0"
     tunnel_interface: str = "mip-ha"
-    datapath: str = "userspace"
-    tunnel_mtu: int = 1280
-    """Static IPv6 MTU of the tunnel (RFC 4213 §3.2: 1280–1480)."""
-
-    def __post_init__(self) -> None:
-        if self.datapath not in ("userspace", "auto"):
-            raise ValueError(f"datapath {self.datapath!r}: use 'userspace' or 'auto' (no kernel backend yet)")
-        if not 1280 <= self.tunnel_mtu <= 1480:
-            raise ValueError(f"tunnel_mtu {self.tunnel_mtu} must be 1280..1480 (RFC 4213 §3.2)")
 
 
 @dataclass(frozen=True)
@@ -57,13 +47,7 @@ class HomeAgentSettings:
 
 
 def load_settings(path: Path) -> HomeAgentSettings:
-    try:
-        sections = parse_sections(
-            read_text(path), {"home_agent": HomeAgentConfig, "runtime": HomeAgentRuntime}, ("home_agent",)
-        )
-    except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from None
-    return HomeAgentSettings(sections["home_agent"], sections.get("runtime", HomeAgentRuntime()))
+    return HomeAgentSettings(*load_role_file(path, "home_agent", HomeAgentConfig, HomeAgentRuntime))
 
 
 class HomeLink:

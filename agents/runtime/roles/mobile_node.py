@@ -24,11 +24,11 @@ from agents.mip import events as ev
 from agents.mip.config import MobileNodeConfig
 from agents.mip.mobile_node import MobileNode
 from agents.runtime.arp import send_gratuitous_arp
-from agents.runtime.configfile import ConfigError, parse_sections, read_text
 from agents.runtime.control import Handler
 from agents.runtime.frame import AgentContext
 from agents.runtime.netlink import Netlink
 from agents.runtime.roles.driver import MachineDriver, wall_clock_offset
+from agents.runtime.roles.settings import TunnelRuntime, load_role_file
 from agents.runtime.udp import MobileIpSocket
 
 logger = logging.getLogger(__name__)
@@ -37,22 +37,12 @@ DEREGISTRATION_WAIT = 3.0
 
 
 @dataclass(frozen=True)
-class MobileNodeRuntime:
+class MobileNodeRuntime(TunnelRuntime):
     """Where the mobile node runs: the interface holding its care-of address, its tunnel interface."""
 
-    name: str = ""
     interface: str = "eth0"
     care_of: IPv4Address | None = None
     """Co-located care-of address; default: the first IPv4 address on ``interface``."""
-    tunnel_interface: str = "mip0"
-    datapath: str = "userspace"
-    tunnel_mtu: int = 1280
-
-    def __post_init__(self) -> None:
-        if self.datapath not in ("userspace", "auto"):
-            raise ValueError(f"datapath {self.datapath!r}: use 'userspace' or 'auto' (no kernel backend yet)")
-        if not 1280 <= self.tunnel_mtu <= 1480:
-            raise ValueError(f"tunnel_mtu {self.tunnel_mtu} must be 1280..1480 (RFC 4213 §3.2)")
 
 
 @dataclass(frozen=True)
@@ -62,13 +52,7 @@ class MobileNodeSettings:
 
 
 def load_settings(path: Path) -> MobileNodeSettings:
-    try:
-        sections = parse_sections(
-            read_text(path), {"mobile_node": MobileNodeConfig, "runtime": MobileNodeRuntime}, ("mobile_node",)
-        )
-    except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from None
-    return MobileNodeSettings(sections["mobile_node"], sections.get("runtime", MobileNodeRuntime()))
+    return MobileNodeSettings(*load_role_file(path, "mobile_node", MobileNodeConfig, MobileNodeRuntime))
 
 
 def find_care_of(interface: str, home_address: IPv4Address) -> IPv4Address | None:

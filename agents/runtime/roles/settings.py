@@ -1,0 +1,39 @@
+"""The `[runtime]` section shared by the roles, and loading `[<role>]` + `[runtime]` from one TOML file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from agents.runtime.configfile import ConfigError, parse_sections, read_text
+
+RuntimeT = TypeVar("RuntimeT", bound="TunnelRuntime")
+
+
+@dataclass(frozen=True)
+class TunnelRuntime:
+    """Where an agent runs: its name, its tunnel interface and which datapath moves the packets."""
+
+    name: str = ""
+    tunnel_interface: str = "mip0"
+    datapath: str = "userspace"
+    tunnel_mtu: int = 1280
+    """Static IPv6 MTU of the tunnel (RFC 4213 §3.2: 1280–1480)."""
+
+    def __post_init__(self) -> None:
+        if self.datapath not in ("userspace", "auto"):
+            raise ValueError(f"datapath {self.datapath!r}: use 'userspace' or 'auto' (no kernel backend yet)")
+        if not 1280 <= self.tunnel_mtu <= 1480:
+            raise ValueError(f"tunnel_mtu {self.tunnel_mtu} must be 1280..1480 (RFC 4213 §3.2)")
+
+
+def load_role_file(
+    path: Path, section: str, protocol: type[Any], runtime: type[RuntimeT]
+) -> tuple[Any, RuntimeT]:
+    """`[section]` as ``protocol`` (required) and `[runtime]` as ``runtime`` (defaults when absent)."""
+    try:
+        sections = parse_sections(read_text(path), {section: protocol, "runtime": runtime}, (section,))
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    return sections[section], sections.get("runtime", runtime())
