@@ -197,6 +197,7 @@ allowed_prefixes = ["2001:db8:30::/48"]
 name = "ha"
 home_interface = "ha-home"
 tunnel_interface = "mip-ha"
+datapath = "auto"
 """
 
 

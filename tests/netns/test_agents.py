@@ -55,6 +55,13 @@ def ha_binding(bed: AgentBed, home: str) -> dict[str, object] | None:
     return next((b for b in bed.agents["ha"].ask("bindings") if b["home_address"] == home), None)
 
 
+def test_datapath_auto_says_what_the_kernel_offers(bed: AgentBed) -> None:
+    """`datapath = "auto"` probes ipip/sit/gre in a throwaway namespace and records the choice."""
+    selected = bed.agents["ha"].events("datapath_selected")
+    assert selected and selected[0]["backend"] == "userspace"
+    assert set(selected[0]["kernel"]) >= {"ipip", "sit", "gre"}
+
+
 def test_ipv4_cn_to_home_address_and_back(bed: AgentBed) -> None:
     """RFC 5944 §4.2.3: the HA intercepts (proxy ARP) and tunnels to the CoA; the reply is reverse
     tunnelled (RFC 3024) because it leaves the MN from its home address."""

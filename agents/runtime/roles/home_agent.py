@@ -25,7 +25,7 @@ from agents.runtime.control import Handler
 from agents.runtime.frame import AgentContext
 from agents.runtime.netlink import Netlink
 from agents.runtime.roles.driver import MachineDriver, wall_clock_offset
-from agents.runtime.roles.settings import TunnelRuntime, load_role_file
+from agents.runtime.roles.settings import TunnelRuntime, load_role_file, report_datapath_choice
 from agents.runtime.udp import MobileIpSocket
 
 logger = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ class HomeAgentRunner:
 
     async def start(self, config: HomeAgentSettings, context: AgentContext) -> Mapping[str, Handler]:
         protocol, runtime = config.protocol, config.runtime
+        report_datapath_choice(runtime, context)
         machine = HomeAgent(protocol, wall_clock_offset=wall_clock_offset(), rng=random.Random())
         sock = MobileIpSocket(protocol.port)
         context.on_shutdown(sock.close, name="close UDP 434 socket")

@@ -28,7 +28,7 @@ from agents.runtime.control import Handler
 from agents.runtime.frame import AgentContext
 from agents.runtime.netlink import Netlink
 from agents.runtime.roles.driver import MachineDriver, wall_clock_offset
-from agents.runtime.roles.settings import TunnelRuntime, load_role_file
+from agents.runtime.roles.settings import TunnelRuntime, load_role_file, report_datapath_choice
 from agents.runtime.udp import MobileIpSocket
 
 logger = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ class MobileNodeRunner:
         care_of = runtime.care_of or find_care_of(runtime.interface, protocol.home_address)
         if care_of is None:
             raise ValueError(f"runtime.interface {runtime.interface} has no IPv4 address to use as care-of")
+        report_datapath_choice(runtime, context)
         machine = MobileNode(protocol, wall_clock_offset=wall_clock_offset(), rng=random.Random())
         sock = MobileIpSocket(protocol.local_port)
         context.on_shutdown(sock.close, name="close the registration socket")

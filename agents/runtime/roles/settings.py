@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from agents.datapath.kernel import probe_kernel_tunnels, select_backend
 from agents.runtime.configfile import ConfigError, parse_sections, read_text
+from agents.runtime.frame import AgentContext
 
+logger = logging.getLogger(__name__)
 RuntimeT = TypeVar("RuntimeT", bound="TunnelRuntime")
 
 
@@ -37,3 +41,14 @@ def load_role_file(
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
     return sections[section], sections.get("runtime", runtime())
+
+
+def report_datapath_choice(runtime: TunnelRuntime, context: AgentContext) -> None:
+    """With `datapath = "auto"`, say what the kernel offers and that the userspace datapath is used."""
+    if runtime.datapath != "auto":
+        context.trace.emit("datapath_selected", backend="userspace", requested=runtime.datapath)
+        return
+    support = probe_kernel_tunnels()
+    backend = select_backend("auto", support)
+    logger.info("datapath auto: %s; using %s", support.describe(), backend)
+    context.trace.emit("datapath_selected", backend=backend, requested="auto", kernel=support.to_dict())
