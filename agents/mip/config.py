@@ -142,7 +142,10 @@ class HomeAgentConfig:
             self.reverse_tunnel_supported or not self.reverse_tunnel_required,
             f"{owner}: reverse_tunnel_required needs reverse_tunnel_supported (RFC 3024 §4)",
         )
-        _require(self.timestamp_tolerance > 0, f"{owner}: timestamp_tolerance must be > 0 (RFC 5944 §5.7)")
+        _require(
+            self.timestamp_tolerance >= 3.0,
+            f"{owner}: timestamp_tolerance must be at least 3 seconds (RFC 5944 §5.7: SHOULD exceed 3 s)",
+        )
         _check_port(owner, "port", self.port)
         self._check_accounts(owner)
 

@@ -182,20 +182,23 @@ class HomeAgent:
             reason = "home address 0.0.0.0: dynamic home address assignment (RFC 2794) is not supported"
         elif account is None:
             reason = f"no security association for home address {request.home_address}"
-        elif request.authentication(ExtensionType.MOBILE_HOME_AUTH) is None:
-            reason = "no MN-HA authentication extension (RFC 5944 §3.8.2.1)"
         if reason is not None:
             self._discard(incoming.source, incoming.port, reason)
             return None
         return account
 
     def _authenticated(self, incoming: _Incoming, account: MobileNodeAccount) -> bool:
-        """Verify MN-HA authentication on the raw bytes; reply 131 on failure (RFC 5944 §3.8.2.1)."""
+        """Exactly one MN-HA extension whose authenticator verifies, else reply 131 (RFC 5944 §3.8.2.1:
+        none, more than one or an invalid one: reject, SHOULD reply 131, log a security exception)."""
         request = incoming.request
+        extensions = request.find(ExtensionType.MOBILE_HOME_AUTH)
         extension = request.authentication(ExtensionType.MOBILE_HOME_AUTH)
-        assert extension is not None
         reason = None
-        if extension.spi != account.spi:
+        if extension is None:
+            reason = "no MN-HA authentication extension"
+        elif len(extensions) > 1:
+            reason = f"{len(extensions)} MN-HA authentication extensions instead of exactly one"
+        elif extension.spi != account.spi:
             reason = f"SPI {extension.spi} is not the configured {account.spi}"
         elif not verify_with(incoming.raw, ExtensionType.MOBILE_HOME_AUTH, account.association):
             reason = "authenticator does not verify"
@@ -204,7 +207,8 @@ class HomeAgent:
         if reason is None:
             return True
         self.counters["authentication_failures"] += 1
-        self._emit(AuthenticationFailed(incoming.source, request.home_address, extension.spi, reason))
+        spi = 0 if extension is None else extension.spi
+        self._emit(AuthenticationFailed(incoming.source, request.home_address, spi, reason))
         code = ReplyCode.HA_MOBILE_NODE_FAILED_AUTHENTICATION
         self._send_reply(incoming, account, code, 0, request.identification)
         return False
@@ -305,13 +309,13 @@ class HomeAgent:
         dropped = self.table.put(home, entry, keep_others)
         wanted = [item.binding for item in decisions if item.binding is not None]
         changes = self.table.replace_prefixes(home, wanted)
-        for old in dropped:
-            self._emit(BindingRemoved(home, old.care_of, "replaced"))
         event_type = BindingUpdated if existed else BindingAdded
         registered = self.table.get(home)
         prefixes = () if registered is None else tuple(registered.prefixes.values())
         care_of, lifetime = entry.care_of, entry.lifetime
         self._emit(event_type(home, care_of, entry.encapsulation, entry.reverse_tunnel, lifetime, prefixes))
+        for old in dropped:  # after the new care-of is in place, so a move never leaves the HoA untunnelled
+            self._emit(BindingRemoved(home, old.care_of, "replaced"))
         self._emit_prefix_changes(home, changes, "omitted from re-registration (RFC 5454 §3.8)")
         self._transition(home, NodeTrigger.REGISTERED)
 

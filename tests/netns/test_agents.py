@@ -173,10 +173,10 @@ def rrq_exchange(namespace: Namespace, wire: bytes, timeout: float = 3.0) -> Reg
     return RegistrationReply.decode(data)
 
 
-def mn3_request(identification: int, key: bytes) -> bytes:
+def mn3_request(identification: int, key: bytes, lifetime: int = 60) -> bytes:
     request = RegistrationRequest(
         RegistrationFlag.D | RegistrationFlag.T,
-        60,
+        lifetime,
         IPv4Address(HOA3),
         IPv4Address("192.0.2.1"),
         IPv4Address(CN4),
@@ -205,8 +205,9 @@ def test_replayed_identification_gets_133_with_the_ha_time(bed: AgentBed) -> Non
     assert accepted.code == ReplyCode.ACCEPTED
     replayed = rrq_exchange(bed["cn"], mn3_request(fresh, bytes.fromhex(KEY3)))  # the same ID again
     assert replayed.code == ReplyCode.HA_IDENTIFICATION_MISMATCH
-    deregister = mn3_request(timestamp_identification(time.time() + 1, 8), bytes.fromhex(KEY3))
-    rrq_exchange(bed["cn"], deregister[:2] + b"\0\0" + deregister[4:-20] + deregister[-20:])
+    deregister = mn3_request(timestamp_identification(time.time() + 1, 8), bytes.fromhex(KEY3), lifetime=0)
+    assert rrq_exchange(bed["cn"], deregister).code == ReplyCode.ACCEPTED
+    assert ha_binding(bed, HOA3) is None
 
 
 def test_malformed_flood_does_not_stop_service(bed: AgentBed) -> None:
@@ -230,16 +231,44 @@ def test_malformed_flood_does_not_stop_service(bed: AgentBed) -> None:
     assert ping(bed["cn"], HOA1)
 
 
+def test_move_to_a_new_care_of_keeps_both_families_flowing(bed: AgentBed) -> None:
+    """A co-located MN that changes its care-of address re-registers without S: the HA replaces the binding
+    (RFC 5944 §3.6.1.3) and IPv4 and IPv6 follow to the new CoA; the registered prefix survives the move."""
+    bed["mn1"].run("ip addr add 198.51.100.11/24 dev mn1-eth")
+    try:
+        bed.agents["mn1"].ask("register", care_of="198.51.100.11")
+        assert wait_until(lambda: care_ofs(bed, HOA1) == ["198.51.100.11"], 5.0), ha_binding(bed, HOA1)
+        with capture(bed["mn1"], "mn1-eth") as seen:
+            assert ping(bed["cn"], HOA1) and ping(bed["cn"], MN1_V6)
+        assert _outer(seen, "192.0.2.1", "198.51.100.11") and not _outer(seen, "192.0.2.1", "198.51.100.10")
+        assert "2001:db8:10::/48" in bed["ha"].run("ip -6 route show table all")
+    finally:
+        bed.agents["mn1"].ask("register", care_of="198.51.100.10")
+        assert wait_until(lambda: care_ofs(bed, HOA1) == ["198.51.100.10"], 5.0)
+        bed["mn1"].run("ip addr del 198.51.100.11/24 dev mn1-eth")
+    assert ping(bed["cn"], MN1_V6)
+
+
+def care_ofs(bed: AgentBed, home: str) -> list[str]:
+    binding = ha_binding(bed, home)
+    return [] if binding is None else [str(c["care_of"]) for c in binding["care_ofs"]]  # type: ignore[attr-defined]
+
+
 def test_deregistration_stops_delivery_and_removes_ha_state(bed: AgentBed) -> None:
-    """RFC 5944 §3.6.1.2: lifetime 0 removes the binding; proxy ARP and prefix routes go with it."""
+    """RFC 5944 §3.6.1.2: lifetime 0 removes the binding; the HA stops tunnelling to the old CoA, and its
+    proxy ARP entry, host route and prefix route go too."""
     assert ha_binding(bed, HOA2) is not None
     bed.agents["mn2"].ask("deregister")
     assert wait_until(lambda: ha_binding(bed, HOA2) is None, 5.0)
     proxies = bed["ha"].run("ip neigh show proxy")
     assert HOA2 not in proxies and HOA1 in proxies
+    assert HOA2 not in bed["ha"].run("ip route show table all")
     assert "2001:db8:20::/48" not in bed["ha"].run("ip -6 route show table all")
-    assert not ping(bed["cn"], HOA2, timeout=0.5, attempts=2)
-    assert not ping(bed["cn"], MN2_V6, timeout=0.5, attempts=2)
+    with capture(bed["mn2"], "mn2-eth") as seen:
+        assert not ping(bed["cn"], HOA2, timeout=0.5, attempts=2)
+        assert not ping(bed["cn"], MN2_V6, timeout=0.5, attempts=2)
+        assert not ping(bed["ha"], HOA2, timeout=0.5, attempts=1)  # even from the HA itself: no tunnel left
+    assert not _outer(seen, "192.0.2.1", "198.51.100.20")
 
 
 def test_sigterm_leaves_nothing_behind(bed: AgentBed) -> None:

@@ -98,6 +98,7 @@ def ha_config(**changes: Any) -> HomeAgentConfig:
         ({"encapsulations": frozenset({Encapsulation.GRE})}, "ipip"),
         ({"reverse_tunnel_supported": False, "reverse_tunnel_required": True}, "reverse_tunnel_required"),
         ({"timestamp_tolerance": 0.0}, "timestamp_tolerance"),
+        ({"timestamp_tolerance": 1.0}, "at least 3 seconds"),  # below it MN resync and 133 can live-lock
         ({"max_bindings_per_node": 0}, "max_bindings_per_node"),
         ({"mobile_nodes": (MobileNodeAccount(IPv4Address("10.1.0.5"), 256, KEY),)}, "outside home_network"),
         ({"mobile_nodes": (MobileNodeAccount(HA, 256, KEY),)}, "own address"),

@@ -28,7 +28,6 @@ from agents.mip.events import (
     BindingAdded,
     BindingRemoved,
     BindingUpdated,
-    DatagramDiscarded,
     Event,
     GratuitousArpRequested,
     IdentificationRejected,
@@ -180,11 +179,22 @@ def test_nai_mismatch_gets_131_rfc2794_2(clock: Clock) -> None:
     assert one_reply(ha, rrq(clock, extensions=(NaiExtension("mn1@example.test"),)), clock).code == 0
 
 
-def test_missing_mn_ha_extension_is_silently_discarded_rfc5944_3_8_2_1(clock: Clock) -> None:
+def test_missing_mn_ha_extension_gets_131_rfc5944_3_8_2_1(clock: Clock) -> None:
+    """No authorization-enabling extension: reject, reply 131, log a security exception."""
     ha = make_ha()
     request = RegistrationRequest(F.D, 300, HOA, HA, COA, clock.ident())
-    assert deliver(ha, request.encode(), clock) == []
-    assert "MN-HA" in of_type(drain(ha), DatagramDiscarded)[0].reason
+    assert one_reply(ha, request.encode(), clock).code == ReplyCode.HA_MOBILE_NODE_FAILED_AUTHENTICATION
+    assert "no MN-HA" in of_type(drain(ha), AuthenticationFailed)[0].reason
+    assert ha.table.get(HOA) is None
+
+
+def test_two_mn_ha_extensions_get_131_rfc5944_3_8_2_1(clock: Clock) -> None:
+    """Exactly one MN-HA extension: a valid request with a second one appended is rejected with 131."""
+    ha = make_ha()
+    valid = rrq(clock)
+    doubled = valid + valid[-22:]  # the whole MN-HA extension again: type, length, SPI, authenticator
+    assert one_reply(ha, doubled, clock).code == ReplyCode.HA_MOBILE_NODE_FAILED_AUTHENTICATION
+    assert ha.table.get(HOA) is None
 
 
 def test_unknown_home_address_is_silently_discarded_rfc5944_3_8_2_1(clock: Clock) -> None:
@@ -353,9 +363,12 @@ def test_s_flag_unsupported_replaces_and_answers_code_1_rfc5944_3_8_3(clock: Clo
 def test_without_s_flag_new_care_of_replaces_old_rfc5944_3_6_1_3(clock: Clock) -> None:
     ha = make_ha()
     register(ha, clock)
+    drain(ha)
     assert register(ha, clock, care_of=COA2).code == ReplyCode.ACCEPTED
     binding = ha.table.get(HOA)
     assert binding is not None and [key.address for key in binding.care_ofs] == [COA2]
+    kinds = [type(event).__name__ for event in drain(ha) if isinstance(event, BindingAdded | BindingRemoved)]
+    assert kinds == ["BindingAdded", "BindingRemoved"]  # the new tunnel exists before the old one goes
 
 
 def test_too_many_simultaneous_bindings_gets_135_rfc5944_3_4(clock: Clock) -> None:

@@ -58,7 +58,11 @@ def load_settings(path: Path) -> MobileNodeSettings:
 def find_care_of(interface: str, home_address: IPv4Address) -> IPv4Address | None:
     """The first IPv4 address on ``interface`` other than the home address (the co-located CoA)."""
     with Netlink() as netlink:
-        for address in netlink.addresses(interface):
+        try:
+            addresses = netlink.addresses(interface)
+        except LookupError:
+            raise ValueError(f"runtime.interface: no network interface {interface!r} here") from None
+        for address in addresses:
             if isinstance(address, IPv4Interface) and address.ip != home_address:
                 return address.ip
     return None
@@ -120,10 +124,17 @@ def commands(driver: MachineDriver, machine: MobileNode, datapath: MobileNodeDat
         link_local = args.get("link_local")
         return act(lambda now: machine.set_prefixes(prefixes, now, link_local=link_local))
 
+    def register(args: dict[str, Any]) -> dict[str, object]:
+        """Register now; with ``care_of`` the co-located care-of address changed (a move)."""
+        if "care_of" in args:
+            care_of = IPv4Address(str(args["care_of"]))
+            return act(lambda now: machine.link_changed(True, care_of, now))
+        return act(machine.register)
+
     return {
         "status": lambda _a: machine.status(driver.now()) | {"datapath": datapath.counters().to_dict()},
         "bindings": lambda _a: machine.bindings(driver.now()),
-        "register": lambda _a: act(machine.register),
+        "register": register,
         "deregister": lambda a: act(lambda now: machine.deregister(now, all_care_ofs=bool(a.get("all")))),
         "set-prefixes": set_prefixes,
     }
