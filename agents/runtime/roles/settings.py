@@ -36,8 +36,9 @@ def load_role_file(
     path: Path, section: str, protocol: type[Any], runtime: type[RuntimeT]
 ) -> tuple[Any, RuntimeT]:
     """`[section]` as ``protocol`` (required) and `[runtime]` as ``runtime`` (defaults when absent)."""
+    text = read_text(path)  # its errors already name the file
     try:
-        sections = parse_sections(read_text(path), {section: protocol, "runtime": runtime}, (section,))
+        sections = parse_sections(text, {section: protocol, "runtime": runtime}, (section,))
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
     return sections[section], sections.get("runtime", runtime())
