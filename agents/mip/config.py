@@ -1,4 +1,4 @@
-"""Role configuration for the home agent and the mobile node (co-located care-of address).
+"""Role configuration for the home agent and the mobile node (co-located or FA care-of address).
 
 Frozen dataclasses validated in ``__post_init__``: a bad value raises :class:`ValueError` whose
 message names the field and says what is allowed. Loading from TOML is in
@@ -39,6 +39,26 @@ class ReplayProtection(StrEnum):
 
     TIMESTAMP = "timestamp"
     NONCE = "nonce"
+
+
+class CareOfMode(StrEnum):
+    """Which care-of address the mobile node registers (RFC 5944 §3.6)."""
+
+    COLOCATED = "co-located"  # its own address on the visited link, given by link_changed()
+    FOREIGN_AGENT = "foreign-agent"  # an FA's advertised care-of address, registered via that FA
+    AUTO = "auto"  # co-located when link_changed() gives an address and no FA requires registration (R)
+
+
+class MovementDetection(StrEnum):
+    """Move-detection algorithms used with agent advertisements (RFC 5944 §2.4.2)."""
+
+    LIFETIME = "lifetime"  # algorithm 1: the current agent's ICMP Lifetime expires
+    PREFIX = "prefix"  # algorithm 2: a different network prefix (Prefix-Lengths extension)
+    BOTH = "both"
+
+
+SOLICITATION_DESTINATIONS = (IPv4Address("224.0.0.11"), IPv4Address("255.255.255.255"))
+"""Where the mobile node sends Agent Solicitations (RFC 5944 §2.2, §2.3)."""
 
 
 def _require(condition: bool, message: str) -> None:
@@ -182,7 +202,7 @@ class HomeAgentConfig:
 
 @dataclass(frozen=True)
 class MobileNodeConfig:
-    """Mobile node with a co-located care-of address (RFC 5944 §3.6, RFC 5454 §3.5)."""
+    """Mobile node with a co-located or a foreign agent care-of address (RFC 5944 §2.4, §3.6; RFC 5454)."""
 
     home_address: IPv4Address
     home_agent: IPv4Address
@@ -209,9 +229,21 @@ class MobileNodeConfig:
     """UDP source port of requests; 0 lets the runtime choose (RFC 5944 §3.3)."""
     interface_identifier: IPv6Address | None = None
     """Low bits of the MN's address in each accepted prefix; default ``::a.b.c.d`` of the HoA."""
+    care_of_mode: CareOfMode = CareOfMode.COLOCATED
+    movement_detection: MovementDetection = MovementDetection.BOTH
+    solicitation_interval: float = 1.0
+    """Gap between the initial Agent Solicitations: at most one per second (RFC 5944 §2.4)."""
+    solicitation_initial_count: int = 3
+    """Solicitations sent at ``solicitation_interval`` before the backoff doubles (RFC 5944 §2.4: 3)."""
+    solicitation_max_interval: float = 60.0
+    """Backoff cap, at least one minute (RFC 5944 §2.4)."""
+    solicitation_jitter: float = 0.25
+    """Each gap is drawn from [nominal, nominal × (1 + jitter)] with the injected rng (RFC 5944 §2.4)."""
+    solicitation_destination: IPv4Address = SOLICITATION_DESTINATIONS[0]
 
     def __post_init__(self) -> None:
         owner = "mobile node"
+        self._check_solicitation(owner)
         _require(self.home_address != self.home_agent, f"{owner}: home_address equals home_agent")
         _check_spi_and_key(owner, self.spi, self.key)
         _require(self.nai is None or 0 < len(self.nai) <= 255, f"{owner}: nai must be 1..255 characters")
@@ -234,6 +266,25 @@ class MobileNodeConfig:
     def association(self) -> SecurityAssociation:
         """The MN-HA security association (RFC 5944 §3.5.2)."""
         return SecurityAssociation(self.spi, self.key, self.algorithm)
+
+    def _check_solicitation(self, owner: str) -> None:
+        _require(
+            self.solicitation_interval >= 1.0,
+            f"{owner}: solicitation_interval must be at least 1 second (RFC 5944 §2.4)",
+        )
+        _require(
+            1 <= self.solicitation_initial_count <= 3,
+            f"{owner}: solicitation_initial_count must be 1..3 (RFC 5944 §2.4)",
+        )
+        _require(
+            self.solicitation_max_interval >= max(60.0, self.solicitation_interval),
+            f"{owner}: solicitation_max_interval must be at least 60 seconds (RFC 5944 §2.4)",
+        )
+        _require(0.0 <= self.solicitation_jitter <= 1.0, f"{owner}: solicitation_jitter must be 0..1")
+        _require(
+            self.solicitation_destination in SOLICITATION_DESTINATIONS,
+            f"{owner}: solicitation_destination must be 224.0.0.11 or 255.255.255.255 (RFC 5944 §2.2)",
+        )
 
     @property
     def link_local_address(self) -> IPv6Address:

@@ -330,7 +330,11 @@ class Ipv4OnlyFallback(_Event):
 
 @dataclass(frozen=True)
 class TunnelUp(_Event):
-    """Bring up (or move) the MN's tunnel between ``care_of`` and the HA (RFC 5944 §3.6.2.2)."""
+    """Bring up (or move) the MN's tunnel between ``care_of`` and the HA (RFC 5944 §3.6.2.2).
+
+    ``colocated`` False: ``care_of`` is a foreign agent's, which does the IPv4 tunnelling; the MN
+    only carries IPv6 in IPv4 between its home address and the HA (RFC 5454 §3.3.2, code 0).
+    """
 
     name: ClassVar[str] = "tunnel_up"
     care_of: IPv4Address
@@ -338,6 +342,7 @@ class TunnelUp(_Event):
     home_address: IPv4Address
     encapsulation: Encapsulation
     reverse_tunnel: bool
+    colocated: bool = True
 
 
 @dataclass(frozen=True)
@@ -414,3 +419,106 @@ Event = (
     | Ipv6RouteAdded
     | Ipv6RouteRemoved
 )
+
+
+# -- mobile node: agent discovery and movement detection (RFC 5944 §2.4) ----------------------------
+
+
+class MovementReason(StrEnum):
+    """Why the mobile node decided it moved (RFC 5944 §2.4.2, §2.4.3, §2.4.4)."""
+
+    LIFETIME = "lifetime"  # algorithm 1: the current agent's advertisement Lifetime expired
+    PREFIX = "prefix"  # algorithm 2: an advertisement with a different network prefix
+    LINK = "link"  # the link went down and up (carrier), or came up
+    REBOOT = "reboot"  # the current foreign agent's sequence number fell below 256: re-register
+    HOME = "home"  # an advertisement from its own home agent (H set): back home
+
+
+@dataclass(frozen=True)
+class OutgoingIcmp:
+    """An ICMP message to send (``solicitations_to_send()``): payload from the ICMP header on.
+
+    ``ttl`` is 1 for Agent Solicitations (RFC 5944 §2.2); ``source`` None means "any".
+    """
+
+    payload: bytes
+    destination: IPv4Address
+    ttl: int = 1
+    source: IPv4Address | None = None
+
+
+@dataclass(frozen=True)
+class AgentDiscovered(_Event):
+    """A mobility agent heard for the first time on this link (RFC 5944 §2.4)."""
+
+    name: ClassVar[str] = "agent_discovered"
+    agent: IPv4Address
+    flags: int
+    lifetime: int
+    care_of_addresses: tuple[IPv4Address, ...]
+    sequence: int
+
+
+@dataclass(frozen=True)
+class AgentLost(_Event):
+    """An agent dropped from the table: ``reason`` is expired (its Lifetime ran out) or link-down."""
+
+    name: ClassVar[str] = "agent_lost"
+    agent: IPv4Address
+    reason: str
+
+
+@dataclass(frozen=True)
+class MovementDetected(_Event):
+    """The MN decided it moved (or must re-register); ``to_agent`` None: none known yet, soliciting."""
+
+    name: ClassVar[str] = "movement_detected"
+    reason: MovementReason
+    from_agent: IPv4Address | None
+    to_agent: IPv4Address | None
+
+
+@dataclass(frozen=True)
+class SolicitationSent(_Event):
+    """An Agent Solicitation queued for sending (trace); attempt 1 is the first of a round."""
+
+    name: ClassVar[str] = "solicitation_sent"
+    destination: IPv4Address
+    attempt: int
+
+
+@dataclass(frozen=True)
+class AdvertisementDiscarded(_Event):
+    """An ICMP message dropped: malformed (``offset`` set when decoding failed) or not usable."""
+
+    name: ClassVar[str] = "advertisement_discarded"
+    source: IPv4Address
+    reason: str
+    offset: int | None = None
+
+
+@dataclass(frozen=True)
+class ArpModeChanged(_Event):
+    """ARP for the home address on the MN's own link (RFC 5944 §4.6).
+
+    ``away`` True (registering via ``foreign_agent``): send no broadcast ARP, answer ARP for the
+    home address only when unicast by that FA (unicast reply), learn the FA's link-layer address
+    from its advertisement. ``away`` False (back home): ARP as usual again and forget entries
+    learned on the visited link; a :class:`GratuitousArpRequested` follows.
+    """
+
+    name: ClassVar[str] = "arp_mode_changed"
+    home_address: IPv4Address
+    away: bool
+    foreign_agent: IPv4Address | None = None
+
+
+DiscoveryEvent = (
+    AgentDiscovered
+    | AgentLost
+    | MovementDetected
+    | SolicitationSent
+    | AdvertisementDiscarded
+    | ArpModeChanged
+)
+"""The mobile node's agent-discovery events (kept out of :data:`Event` to keep this file's edits apart)."""

@@ -50,14 +50,15 @@ def request_key(request: PrefixRequest) -> tuple[IPv6Network, bool]:
     return network, False
 
 
-def _outcome(request: PrefixRequest, reply: PrefixReply | None) -> PrefixOutcome:
+def _outcome(request: PrefixRequest, reply: PrefixReply | None, colocated: bool = True) -> PrefixOutcome:
     network, link_local = request_key(request)
     if reply is None:
         return PrefixOutcome(network, link_local, None, None)  # missing reply = rejected (§3.5)
     if not PrefixReplyCode.is_accepted(reply.code):
         return PrefixOutcome(network, link_local, reply.code, None)
-    # Code 1 with a co-located CoA: the CoA tunnel; every other accept code: the HoA tunnel (§3.5).
-    to_care_of = reply.code == PrefixReplyCode.ACCEPTED_TO_COA
+    # Code 1 with a co-located CoA: the CoA tunnel; every other accept code, and any accept with an
+    # FA care-of address (which never asks for Tunneling Mode): the HoA tunnel (§3.3.2, §3.5).
+    to_care_of = colocated and reply.code == PrefixReplyCode.ACCEPTED_TO_COA
     target = TunnelTarget.CARE_OF if to_care_of else TunnelTarget.HOME_ADDRESS
     return PrefixOutcome(network, link_local, reply.code, target)
 
@@ -67,14 +68,14 @@ def _matching_reply(request: PrefixRequest, replies: tuple[PrefixReply, ...]) ->
 
 
 def evaluate(
-    requests: tuple[PrefixRequest, ...], replies: tuple[PrefixReply, ...]
+    requests: tuple[PrefixRequest, ...], replies: tuple[PrefixReply, ...], colocated: bool = True
 ) -> tuple[list[PrefixOutcome], bool]:
     """Match each request with its reply (RFC 5454 §3.5); the flag is True for "no replies at all".
 
     With no Prefix Reply at all the HA lacks DSMIPv4: every outcome is a rejection and the caller
     falls back to IPv4 only (case 1). Replies for prefixes never requested are ignored.
     """
-    outcomes = [_outcome(request, _matching_reply(request, replies)) for request in requests]
+    outcomes = [_outcome(request, _matching_reply(request, replies), colocated) for request in requests]
     return outcomes, bool(requests) and not replies
 
 
@@ -150,10 +151,10 @@ class PrefixState:
         self.ipv4_only = False
 
     def apply_reply(
-        self, requests: tuple[PrefixRequest, ...], replies: tuple[PrefixReply, ...]
+        self, requests: tuple[PrefixRequest, ...], replies: tuple[PrefixReply, ...], colocated: bool = True
     ) -> list[Event]:
         """Outcomes of an accepting reply (RFC 5454 §3.5); no replies at all → IPv4 only (case 1)."""
-        outcomes, no_replies = evaluate(requests, replies)
+        outcomes, no_replies = evaluate(requests, replies, colocated)
         events: list[Event] = []
         if no_replies:
             if not self.ipv4_only:

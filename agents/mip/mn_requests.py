@@ -2,7 +2,8 @@
 
 :class:`PendingRequest` remembers what was asked, every Identification sent with its send time (the
 lifetime runs from when the answered copy was sent, RFC 5944 §3.6.1.2) and the retransmission
-schedule; :func:`build_request` encodes and signs one copy.
+schedule; :func:`build_request` encodes and signs one copy. A request ``via`` a
+:class:`ForeignAgentRoute` registers that foreign agent's care-of address through it (§3.6.1.1).
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Network
 
 from agents.mip import identification
-from agents.mip.auth import append_authentication
-from agents.mip.codes import ExtensionType, RegistrationFlag, ReplyCode
+from agents.mip.codes import ExtensionType, RegistrationFlag, ReplyCode, is_fa_denial
 from agents.mip.config import Encapsulation, MobileNodeConfig, ReplayProtection
 from agents.mip.dsmip import PrefixRequest, TunnelingMode
 from agents.mip.events import RequestSent
 from agents.mip.extensions import Extension, NaiExtension
-from agents.mip.registration import RegistrationRequest
+from agents.mip.icmp import AdvertisementFlag
+from agents.mip.registration import RegistrationReply, RegistrationRequest
+from agents.mip.registration import build_request as build_signed_request
 from agents.mip.timers import Backoff
 
 _LOW32 = 0xFFFF_FFFF
@@ -35,12 +37,26 @@ class Registration:
     renew_at: float
 
 
+@dataclass(frozen=True)
+class ForeignAgentRoute:
+    """Registering via a foreign agent: where requests go and what the agent offers (RFC 5944 §3.6.1.1)."""
+
+    agent: IPv4Address
+    """The agent's address: the source of its advertisement, the destination of the request."""
+    care_of: IPv4Address
+    """The care-of address it advertised (RFC 5944 §2.1.1)."""
+    offers: AdvertisementFlag
+    """Its advertised flags: T (reverse tunnel), G, M (encapsulations)."""
+    registration_lifetime: int = 0xFFFF
+    """The longest Lifetime it accepts, from its advertisement (RFC 5944 §2.1.1)."""
+
+
 @dataclass
 class PendingRequest:
     """A request being (re)transmitted until a matching reply arrives."""
 
     care_of: IPv4Address
-    """The co-located care-of address the request is sent from."""
+    """The care-of address registered: co-located (requests are sent from it) or the FA's."""
     care_of_field: IPv4Address
     """The Care-of Address field: the HoA to deregister every binding (RFC 5944 §3.6.1.2)."""
     lifetime: int
@@ -50,6 +66,8 @@ class PendingRequest:
     backoff: Backoff
     max_attempts: int | None
     identification: int | None = None
+    via: ForeignAgentRoute | None = None
+    """The foreign agent the request goes through; None: straight to the home agent."""
     attempts: int = 0
     next_send: float = 0.0
     last_sent: float = -math.inf
@@ -87,6 +105,12 @@ class PendingRequest:
         self._fresh = True
         self.next_send = at
 
+    def addresses(self, config: MobileNodeConfig) -> tuple[IPv4Address, IPv4Address]:
+        """IP source and destination: CoA → HA, or HoA → the FA (RFC 5944 §3.6.1.1)."""
+        if self.via is None:
+            return self.care_of, config.home_agent
+        return config.home_address, self.via.agent
+
     def sent_event(self) -> RequestSent:
         assert self.identification is not None
         return RequestSent(self.care_of_field, self.lifetime, self.identification, self.attempts)
@@ -101,49 +125,84 @@ def prefix_requests(
 
 
 def new_registration(
-    config: MobileNodeConfig, care_of: IPv4Address, requests: tuple[PrefixRequest, ...]
+    config: MobileNodeConfig,
+    care_of: IPv4Address,
+    requests: tuple[PrefixRequest, ...],
+    via: ForeignAgentRoute | None = None,
 ) -> PendingRequest:
-    """A registration from ``care_of``; retransmission capped at the requested lifetime (§3.6.3)."""
+    """A registration of ``care_of``; retransmission capped at the requested lifetime (§3.6.3).
+
+    Via an FA: no longer than the FA's advertised Registration Lifetime (RFC 5944 §2.1.1, else 69),
+    and never the Tunneling Mode extension (RFC 5454 §3.5): IPv6 then goes over the home-address
+    tunnel (code 0), and the prefixes are still requested.
+    """
+    lifetime = config.lifetime if via is None else min(config.lifetime, via.registration_lifetime)
     return PendingRequest(
         care_of=care_of,
         care_of_field=care_of,
-        lifetime=config.lifetime,
-        flags=request_flags(config),
+        lifetime=lifetime,
+        flags=request_flags(config, via=via),
         prefix_requests=requests,
-        tunneling_mode=config.request_tunneling_mode and bool(requests),
-        backoff=Backoff(config.retransmit_initial, min(config.retransmit_max, config.lifetime)),
+        tunneling_mode=config.request_tunneling_mode and bool(requests) and via is None,
+        backoff=Backoff(config.retransmit_initial, min(config.retransmit_max, lifetime)),
         max_attempts=None,
+        via=via,
     )
 
 
-def new_deregistration(config: MobileNodeConfig, care_of: IPv4Address, all_care_ofs: bool) -> PendingRequest:
+def new_deregistration(
+    config: MobileNodeConfig, care_of: IPv4Address, all_care_ofs: bool, via: ForeignAgentRoute | None = None
+) -> PendingRequest:
     """Lifetime 0 for ``care_of``, or for every binding with CoA = HoA (RFC 5944 §3.6.1.2)."""
     return PendingRequest(
         care_of=care_of,
         care_of_field=config.home_address if all_care_ofs else care_of,
         lifetime=0,
-        flags=request_flags(config, deregistration=True),
+        flags=request_flags(config, deregistration=True, via=via),
         prefix_requests=(),
         tunneling_mode=False,
         backoff=Backoff(config.retransmit_initial, config.retransmit_max),
         max_attempts=config.deregister_attempts,
+        via=via,
     )
 
 
-def request_flags(config: MobileNodeConfig, deregistration: bool = False) -> RegistrationFlag:
-    """D (co-located), plus S, T, G or M as configured (RFC 5944 §3.3, RFC 3024 §3.2)."""
-    flags = RegistrationFlag.D
+def negotiated_encapsulation(config: MobileNodeConfig, via: ForeignAgentRoute | None) -> Encapsulation:
+    """The configured encapsulation; via an FA only if it advertises G or M, else IP-in-IP (§2.1.1)."""
+    wanted = config.encapsulation
+    if via is None or wanted is Encapsulation.IP_IN_IP:
+        return wanted
+    needed = AdvertisementFlag.G if wanted is Encapsulation.GRE else AdvertisementFlag.M
+    return wanted if needed in via.offers else Encapsulation.IP_IN_IP
+
+
+def request_flags(
+    config: MobileNodeConfig, deregistration: bool = False, via: ForeignAgentRoute | None = None
+) -> RegistrationFlag:
+    """D when co-located, plus S, T, G or M as configured (RFC 5944 §3.3, RFC 3024 §3.2).
+
+    Via an FA: D clear, and T only when the FA advertises T (RFC 3024 §3.1).
+    """
+    flags = RegistrationFlag.D if via is None else RegistrationFlag(0)
     if deregistration:
         return flags
     if config.simultaneous_bindings:
         flags |= RegistrationFlag.S
-    if config.reverse_tunnel:
+    if config.reverse_tunnel and (via is None or AdvertisementFlag.T in via.offers):
         flags |= RegistrationFlag.T
-    if config.encapsulation is Encapsulation.GRE:
+    encapsulation = negotiated_encapsulation(config, via)
+    if encapsulation is Encapsulation.GRE:
         flags |= RegistrationFlag.G
-    elif config.encapsulation is Encapsulation.MINIMAL:
+    elif encapsulation is Encapsulation.MINIMAL:
         flags |= RegistrationFlag.M
     return flags
+
+
+def flag_encapsulation(flags: RegistrationFlag) -> Encapsulation:
+    """The encapsulation a request's G and M flags asked for (RFC 5944 §3.3)."""
+    if RegistrationFlag.G in flags:
+        return Encapsulation.GRE
+    return Encapsulation.MINIMAL if RegistrationFlag.M in flags else Encapsulation.IP_IN_IP
 
 
 def build_request(config: MobileNodeConfig, pending: PendingRequest) -> bytes:
@@ -164,7 +223,18 @@ def build_request(config: MobileNodeConfig, pending: PendingRequest) -> bytes:
         identification=pending.identification,
         extensions=tuple(extensions),
     )
-    return append_authentication(request.encode(), ExtensionType.MOBILE_HOME_AUTH, config.association)
+    return build_signed_request(request, config.association)
+
+
+def unauthenticated_fa_denial(pending: PendingRequest, reply: RegistrationReply, source: IPv4Address) -> bool:
+    """A denial made by the FA the request went to, without MN-HA authentication: valid, since the
+    MN-HA check covers replies carrying the home agent's status only (RFC 5944 §3.6.2.1)."""
+    return (
+        pending.via is not None
+        and source == pending.via.agent
+        and is_fa_denial(reply.code)
+        and reply.authentication(ExtensionType.MOBILE_HOME_AUTH) is None
+    )
 
 
 CLOCKS_AGREE = 2.0

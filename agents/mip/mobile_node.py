@@ -1,10 +1,13 @@
-"""Sans-I/O mobile node with a co-located care-of address (RFC 5944 §3.6, RFC 5454 §3.5).
+"""Sans-I/O mobile node, co-located or foreign agent care-of address (RFC 5944 §2.4, §3.6; RFC 5454 §3.5).
 
-Inputs: :meth:`MobileNode.link_changed` (link events with the co-located CoA, or the HoA when
-home), commands (:meth:`register`, :meth:`deregister`, :meth:`set_prefixes`, :meth:`shutdown`),
-:meth:`receive_datagram` and :meth:`handle_timer`, each with ``now``. Outputs: datagrams, events
-(tunnel up/down, IPv6 addresses and routes for the tunnel interface, outcomes) and :meth:`get_timer`.
-The registration state changes only through :data:`TRANSITIONS`.
+Inputs, each with ``now``: :meth:`MobileNode.link_changed` (link up with the co-located CoA, the HoA
+when home, or None in foreign-agent mode; link down), :meth:`receive_advertisement` (ICMP type 9),
+:meth:`receive_datagram` (UDP 434), :meth:`handle_timer` and commands (:meth:`register`,
+:meth:`deregister`, :meth:`set_prefixes`, :meth:`solicit`, :meth:`shutdown`). Outputs:
+:meth:`datagrams_to_send`, :meth:`solicitations_to_send` (ICMP, TTL 1), events (tunnel, IPv6
+addresses and routes, ARP, agents and moves) and :meth:`get_timer`. The registration exchange is
+in :mod:`agents.mip.mn_registration`, agent discovery and move detection in
+:mod:`agents.mip.mn_discovery`; the registration state changes only through :data:`TRANSITIONS`.
 """
 
 from __future__ import annotations
@@ -12,195 +15,110 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections import Counter, deque
-from ipaddress import IPv4Address, IPv6Network
+from ipaddress import IPv4Address
 
-from agents.mip import mn_prefixes
-from agents.mip.auth import verify_with
-from agents.mip.codes import ExtensionType, MessageType, ReplyCode
-from agents.mip.config import INFINITE_LIFETIME, MobileNodeConfig, ReplayProtection
-from agents.mip.errors import DecodeError
+from agents.mip.config import CareOfMode, MobileNodeConfig
 from agents.mip.events import (
+    AdvertisementDiscarded,
+    ArpModeChanged,
     ArpOwner,
-    AuthenticationFailed,
-    ClockResynchronised,
-    DatagramDiscarded,
-    Deregistered,
-    Event,
     GratuitousArpRequested,
-    MalformedDatagram,
-    OutgoingDatagram,
-    RegistrationAccepted,
-    RegistrationDenied,
-    RegistrationExpired,
-    ReplyReceived,
-    TunnelDown,
-    TunnelUp,
+    MovementDetected,
+    MovementReason,
+    OutgoingIcmp,
 )
-from agents.mip.mn_requests import (
-    IdentificationSource,
-    PendingRequest,
-    Registration,
-    build_request,
-    new_deregistration,
-    new_registration,
-    prefix_requests,
-)
-from agents.mip.registration import RegistrationReply
-from agents.mip.states import MOBILE_NODE_TRANSITIONS, MnState, MnTrigger, next_state
-from agents.mip.timers import MIN_REQUEST_GAP, earliest
+from agents.mip.mn_discovery import AgentDiscovery, AgentRecord, Move
+from agents.mip.mn_registration import TRANSITIONS, RegistrationCore
+from agents.mip.mn_requests import ForeignAgentRoute
+from agents.mip.states import MnState
+from agents.mip.timers import earliest
 
-TRANSITIONS = MOBILE_NODE_TRANSITIONS
+__all__ = ["TRANSITIONS", "MnState", "MobileNode"]
 _log = logging.getLogger(__name__)
 
 
-class MobileNode:
-    """The mobile node's registration machine (co-located care-of address)."""
+class MobileNode(RegistrationCore):
+    """The mobile node: registration (:class:`RegistrationCore`), agent discovery and moves."""
 
     def __init__(
         self, config: MobileNodeConfig, *, wall_clock_offset: float = 0.0, rng: random.Random | None = None
     ) -> None:
-        self.config = config
-        self.counters: Counter[str] = Counter()
-        self._ids = IdentificationSource(
-            config.replay_protection, wall_clock_offset, rng if rng is not None else random.Random()
-        )
-        self._state = MnState.IDLE
-        self._care_of: IPv4Address | None = None
-        self._prefixes: tuple[IPv6Network, ...] = config.prefixes
-        self._link_local = config.link_local_bootstrap
-        self._pending: PendingRequest | None = None
-        self._registration: Registration | None = None
-        self._tunnel_care_of: IPv4Address | None = None
-        self._ipv6 = mn_prefixes.PrefixState(config.effective_interface_identifier)
-        self._stopping = False
-        self._events: deque[Event] = deque()
-        self._outgoing: list[OutgoingDatagram] = []
+        rng = rng if rng is not None else random.Random()
+        super().__init__(config, wall_clock_offset, rng)
+        self._colocated: IPv4Address | None = None
+        """The co-located address the link gave (auto and co-located modes)."""
+        self._arp_away: tuple[bool, IPv4Address | None] = (False, None)
+        self._discovery = AgentDiscovery(config, rng, self._emit, self.counters)
 
-    # -- state ---------------------------------------------------------------------------------
-
-    @property
-    def state(self) -> MnState:
-        return self._state
-
-    @property
-    def is_stopped(self) -> bool:
-        """True once :meth:`shutdown` has finished (deregistered, or given up trying)."""
-        return self._state is MnState.STOPPED
-
-    @property
-    def at_home(self) -> bool:
-        return self._care_of == self.config.home_address
-
-    def _transition(self, trigger: MnTrigger) -> None:
-        self._state = next_state(TRANSITIONS, self._state, trigger)
-
-    # -- inputs: link events and commands ------------------------------------------------------
+    # -- inputs ----------------------------------------------------------------------------------
 
     def link_changed(self, up: bool, care_of: IPv4Address | None, now: float) -> None:
-        """The link came up with a co-located CoA (the HoA means "at home"), or went down."""
+        """The link came up with a co-located CoA (the HoA means "at home"), or went down.
+
+        In foreign-agent and auto modes ``care_of`` None with ``up`` means "up, no co-located
+        address": the MN solicits at once and waits for an advertisement (RFC 5944 §2.4).
+        Foreign-agent mode ignores any other address than the HoA.
+        """
         if self.is_stopped:
             return
-        if not up or care_of is None:
-            self._care_of = None
-            self._pending = None
-            self._tunnel_down("link-down")
-            if self._stopping:
-                self._finish_stop()
-            else:
-                self._transition(MnTrigger.LINK_DOWN)
+        mode = self.config.care_of_mode
+        if not up or (care_of is None and mode is CareOfMode.COLOCATED):
+            self._discovery.link_down()
+            self._colocated = None
+            self._lose_care_of("link-down")
             return
-        self._care_of = care_of
-        if self.at_home:
-            self._tunnel_down("home")
-            self._emit(GratuitousArpRequested(care_of, ArpOwner.MOBILE_NODE))
-            self._start_deregistration(now, all_care_ofs=True)  # RFC 5944 §3.6.1.2, §4.6
-        elif not self._stopping:
-            self._start_registration(now)
-
-    def register(self, now: float) -> bool:
-        """Register (or renew) now; False when there is no care-of address away from home."""
-        if self.is_stopped or self._stopping or self._care_of is None or self.at_home:
-            return False
-        self._start_registration(now)
-        return True
-
-    def deregister(self, now: float, all_care_ofs: bool = False) -> bool:
-        """Send a deregistration (Lifetime 0); ``all_care_ofs`` uses CoA = HoA (RFC 5944 §3.6.1.2)."""
-        if self.is_stopped or self._care_of is None:
-            return False
-        self._start_deregistration(now, all_care_ofs or self.at_home)
-        return True
-
-    def set_prefixes(
-        self, prefixes: tuple[IPv6Network, ...], now: float, link_local: bool | None = None
-    ) -> None:
-        """Change the requested IPv6 prefixes and re-register; omitted ones are dropped (RFC 5454 §3.8)."""
-        for prefix in prefixes:
-            if prefix.is_link_local or prefix.is_multicast:
-                raise ValueError(f"{prefix} cannot be registered as a prefix")
-        self._prefixes = tuple(dict.fromkeys(prefixes))
-        if link_local is not None:
-            self._link_local = link_local
-        if self._state in (MnState.REGISTERING, MnState.REGISTERED, MnState.RENEWING):
-            self.register(now)
-
-    def shutdown(self, now: float) -> None:
-        """Deregister if registered (bounded retries), then stop (RFC 5944 §3.6.1.2)."""
-        if self.is_stopped or self._stopping:
-            return
-        self._stopping = True
-        registered = self._registration is not None or self._state is MnState.REGISTERING
-        if registered and self._care_of is not None and not self.at_home:
-            self._start_deregistration(now, all_care_ofs=self.config.simultaneous_bindings)
+        home = care_of == self.config.home_address
+        self._colocated = None if home or mode is CareOfMode.FOREIGN_AGENT else care_of
+        previous = self._discovery.link_up(now, has_colocated=self._colocated is not None)
+        if self._discovery.solicits:
+            self._emit(MovementDetected(MovementReason.LINK, previous, None))
+        if home:
+            self._go_home(now)
+        elif self._colocated is not None:
+            self._use_colocated(self._colocated, now)
         else:
-            self._finish_stop()
+            self._lose_care_of("link-change")
 
-    # -- inputs: datagrams and timers -----------------------------------------------------------
+    def solicit(self, now: float) -> bool:
+        """Start a round of Agent Solicitations now (rate limits apply, RFC 5944 §2.4)."""
+        if self.is_stopped:
+            return False
+        self._discovery.start_soliciting(now)
+        return True
 
-    def receive_datagram(
-        self, data: bytes, source: tuple[IPv4Address, int], destination: IPv4Address, now: float
+    def receive_advertisement(
+        self, data: bytes, source: IPv4Address, now: float, *, interface: str | None = None
     ) -> None:
-        """Handle one UDP-434 payload. Never raises: bad input is counted and reported as an event."""
-        address, port = source
+        """Handle one ICMP Agent Advertisement (type 9) from ``source``. Never raises (RFC 5944 §2.4)."""
+        if self.is_stopped:
+            return
         try:
-            self._receive(bytes(data), address, port, now)
-        except (DecodeError, ValueError) as error:
-            self.counters["malformed"] += 1
-            offset = error.offset if isinstance(error, DecodeError) else None
-            reason = error.reason if isinstance(error, DecodeError) else str(error)
-            self._emit(MalformedDatagram(address, port, reason, offset))
+            move = self._discovery.receive(bytes(data), source, now, interface)
+            if move is not None:
+                self._moved(move, now)
         except Exception as error:  # keep running; a bug here must not stop the agent
-            _log.exception("internal error handling a datagram from %s:%s", address, port)
+            _log.exception("internal error handling an advertisement from %s", source)
             self.counters["internal_errors"] += 1
-            self._emit(MalformedDatagram(address, port, f"internal error: {type(error).__name__}: {error}"))
+            self._emit(AdvertisementDiscarded(source, f"internal error: {type(error).__name__}: {error}"))
 
     def handle_timer(self, now: float) -> None:
-        """Expire the binding, retransmit, or renew, whichever is due (RFC 5944 §3.6.3)."""
-        if self._registration is not None and now >= self._registration.expires_at:
-            self._expire(now)
-        if self._pending is not None and now >= self._pending.next_send:
-            self._transmit(now)
-        renew_at = self._registration.renew_at if self._registration is not None else None
-        if self._state is MnState.REGISTERED and renew_at is not None and now >= renew_at:
-            self._start_registration(now)
+        """Agents expire and solicitations go out (RFC 5944 §2.4); then the binding expires, a request
+        is retransmitted or renewed, whichever is due (§3.6.3)."""
+        if not self.is_stopped:
+            move = self._discovery.handle_timer(now)
+            if move is not None:
+                self._moved(move, now)
+        self._registration_due(now)
 
     def get_timer(self) -> float | None:
-        """The next deadline: retransmission, renewal or expiry."""
-        registration = self._registration
-        retransmission = self._pending.next_send if self._pending is not None else None
-        if registration is None:
-            return retransmission
-        expiry = None if math.isinf(registration.expires_at) else registration.expires_at
-        renewal = registration.renew_at if self._state is MnState.REGISTERED else None
-        return earliest(expiry, renewal, retransmission)
+        """The next deadline: retransmission, renewal, expiry, solicitation or an agent's expiry."""
+        return earliest(self._registration_timer(), self._discovery.get_timer())
 
-    def datagrams_to_send(self, now: float) -> list[OutgoingDatagram]:
-        outgoing, self._outgoing = self._outgoing, []
-        return outgoing
+    # -- outputs -------------------------------------------------------------------------------
 
-    def next_event(self) -> Event | None:
-        return self._events.popleft() if self._events else None
+    def solicitations_to_send(self, now: float) -> list[OutgoingIcmp]:
+        """Agent Solicitations to send: to 224.0.0.11 or 255.255.255.255 with TTL 1 (RFC 5944 §2.2)."""
+        return self._discovery.solicitations_to_send()
 
     def status(self, now: float) -> dict[str, object]:
         """A JSON-able summary (control socket ``status``)."""
@@ -212,6 +130,9 @@ class MobileNode:
             "home_address": str(self.config.home_address),
             "home_agent": str(self.config.home_agent),
             "care_of": None if self._care_of is None else str(self._care_of),
+            "care_of_mode": self.config.care_of_mode.value,
+            "foreign_agent": None if self._route is None else str(self._route.agent),
+            "agents": self._discovery.to_dicts(now),
             "at_home": self.at_home,
             "pending_attempts": attempts,
             "ipv4_only": self._ipv6.ipv4_only,
@@ -235,190 +156,75 @@ class MobileNode:
             }
         ]
 
-    # -- requests --------------------------------------------------------------------------------
+    # -- moves (RFC 5944 §2.4.2-§2.4.4, §4.6) ----------------------------------------------------
 
-    def _start_registration(self, now: float) -> None:
-        assert self._care_of is not None
-        registration = self._registration
-        renewing = registration is not None and registration.care_of == self._care_of
-        self._transition(MnTrigger.RENEW if renewing else MnTrigger.REGISTER)
-        requests = prefix_requests(self.config, self._prefixes, self._link_local)
-        self._pending = new_registration(self.config, self._care_of, requests)
-        self._transmit(now)
-
-    def _start_deregistration(self, now: float, all_care_ofs: bool) -> None:
-        assert self._care_of is not None
-        self._transition(MnTrigger.DEREGISTER)
-        self._pending = new_deregistration(self.config, self._care_of, all_care_ofs)
-        self._transmit(now)
-
-    def _transmit(self, now: float) -> None:
-        """Send (or resend) the pending request; give up once a bounded request runs out."""
-        pending = self._pending
-        assert pending is not None
-        if pending.max_attempts is not None and pending.attempts >= pending.max_attempts:
-            self._deregistration_done(confirmed=False)
+    def _moved(self, move: Move, now: float) -> None:
+        """Act on a decision of the agent discovery."""
+        agent = move.agent
+        if move.reason is MovementReason.REBOOT:
+            assert agent is not None
+            self._agent_rebooted(agent, now)
             return
-        if pending.needs_new_identification(self.config.replay_protection):
-            pending.identification = self._ids.new(now)
-        payload = build_request(self.config, pending)
-        pending.record_send(now)
-        destination, port = self.config.home_agent, self.config.home_agent_port
-        source_port = self.config.local_port or None
-        # RFC 3024 §3.2: a mobile node's Registration Request uses TTL 255.
-        self._outgoing.append(OutgoingDatagram(payload, destination, port, pending.care_of, source_port, 255))
-        self.counters["requests"] += 1
-        self._emit(pending.sent_event())
-
-    # -- replies (RFC 5944 §3.6.2) ---------------------------------------------------------------
-
-    def _receive(self, raw: bytes, address: IPv4Address, port: int, now: float) -> None:
-        if not raw or raw[0] != MessageType.REGISTRATION_REPLY:
-            self._discard(address, port, "not a Registration Reply")
-            return
-        reply = RegistrationReply.decode(raw)
-        reason = self._reply_problem(reply)
-        if reason is not None:
-            self._discard(address, port, reason)
-            return
-        if not verify_with(raw, ExtensionType.MOBILE_HOME_AUTH, self.config.association):
-            self.counters["authentication_failures"] += 1
-            reason = "reply authenticator does not verify (RFC 5944 §3.6.2.1)"
-            self._emit(AuthenticationFailed(address, reply.home_address, self.config.spi, reason))
-            return
-        self._handle_reply(reply, now)
-
-    def _reply_problem(self, reply: RegistrationReply) -> str | None:
-        """Why a reply is silently discarded (RFC 5944 §1.8, §3.6.2.1, §5.7), or None."""
-        if reply.has_unknown_non_skippable:
-            return "unknown non-skippable extension (RFC 5944 §1.8)"
-        if reply.home_address != self.config.home_address:
-            return f"reply for home address {reply.home_address}"
-        if self._pending is None:
-            return "no request outstanding"
-        if not self._pending.sent_with(reply.identification):
-            return "identification matches no outstanding request (RFC 5944 §5.7)"
-        return None
-
-    def _handle_reply(self, reply: RegistrationReply, now: float) -> None:
-        pending = self._pending
-        assert pending is not None
-        self._emit(ReplyReceived(int(reply.code), reply.lifetime, reply.identification))
-        self._ids.note_reply(reply.code, reply.identification)
-        if reply.code == ReplyCode.HA_IDENTIFICATION_MISMATCH:
-            self._resynchronise(reply, now)
-        elif not reply.accepted:
-            self._denied(reply, now)
-        elif pending.lifetime == 0:
-            self._deregistration_done(confirmed=True)
-        elif reply.lifetime == 0:
-            self._granted_nothing(reply, now)
+        home = agent is not None and agent.is_home_agent(self.config.home_agent)
+        if home and self.at_home:
+            return  # link_changed() already said so
+        if move.reason is not None:
+            to_agent = None if agent is None else agent.address
+            self._emit(MovementDetected(move.reason, move.previous, to_agent))
+        if agent is None:
+            if self._colocated is not None:
+                self._use_colocated(self._colocated, now)
+            else:
+                self._lose_care_of("agent-lost")
+        elif home:
+            self._go_home(now)
         else:
-            self._accepted(reply, now)
+            self._via_foreign_agent(agent, now)
 
-    def _granted_nothing(self, reply: RegistrationReply, now: float) -> None:
-        """An accept with Lifetime 0 to a registration: the HA holds no binding; try again later."""
-        pending = self._pending
-        assert pending is not None
-        self._emit(RegistrationAccepted(pending.care_of, 0, int(reply.code)))
-        self._drop_registration("deregistered")
-        self._transition(MnTrigger.DENIED)
-        pending.restart(at=max(now + self.config.retransmit_max, pending.last_sent + MIN_REQUEST_GAP))
-
-    def _resynchronise(self, reply: RegistrationReply, now: float) -> None:
-        """133: take the HA's time (or nonce) and resend with a fresh Identification (RFC 5944 §5.7)."""
-        pending = self._pending
-        assert pending is not None
-        offset = self._ids.resynchronise(reply.identification, now)
-        if offset is None:
-            # Our clock agrees: the HA refused a reordered or duplicated older copy; keep waiting.
-            pending.forget(reply.identification)
-            self.counters["stale_copies_refused"] += 1
+    def _agent_rebooted(self, agent: AgentRecord, now: float) -> None:
+        """The FA forgot its visitors: register again through it (RFC 5944 §2.4.4)."""
+        route = self._route
+        attached = (MnState.REGISTERING, MnState.REGISTERED, MnState.RENEWING)
+        if route is None or route.agent != agent.address or self._state not in attached or self._stopping:
             return
-        nonce = self._ids.ha_nonce if self.config.replay_protection is ReplayProtection.NONCE else None
-        self._emit(ClockResynchronised(offset, nonce))
-        pending.restart(at=max(now, pending.last_sent + MIN_REQUEST_GAP))
+        self._emit(MovementDetected(MovementReason.REBOOT, agent.address, agent.address))
+        self._via_foreign_agent(agent, now)
 
-    def _denied(self, reply: RegistrationReply, now: float) -> None:
-        pending = self._pending
-        assert pending is not None
-        self.counters["denied"] += 1
-        self._emit(RegistrationDenied(pending.care_of, int(reply.code)))
-        self._transition(MnTrigger.DENIED)
-        pending.restart(at=max(now + self.config.retransmit_max, pending.last_sent + MIN_REQUEST_GAP))
-
-    def _accepted(self, reply: RegistrationReply, now: float) -> None:
-        """Record the binding, bring the tunnel up, apply per-prefix outcomes (RFC 5454 §3.5)."""
-        pending = self._pending
-        assert pending is not None
-        lifetime = min(reply.lifetime, pending.lifetime)
-        sent_at = pending.send_time(reply.identification)
-        infinite = lifetime == INFINITE_LIFETIME
-        expires = math.inf if infinite else sent_at + lifetime
-        renew_at = math.inf if infinite else max(sent_at + lifetime * self.config.renewal_fraction, now + 1.0)
-        self._registration = Registration(pending.care_of, lifetime, expires, renew_at)
-        self._pending = None
-        self._transition(MnTrigger.ACCEPTED)
-        self._emit(RegistrationAccepted(pending.care_of, lifetime, int(reply.code)))
-        if self._tunnel_care_of != pending.care_of:
-            self._tunnel_care_of = pending.care_of
-            self._emit(
-                TunnelUp(
-                    pending.care_of,
-                    self.config.home_agent,
-                    self.config.home_address,
-                    self.config.encapsulation,
-                    self.config.reverse_tunnel,
-                )
-            )
-        self._emit_all(self._ipv6.apply_reply(pending.prefix_requests, reply.prefix_replies))
-
-    # -- endings ---------------------------------------------------------------------------------
-
-    def _deregistration_done(self, confirmed: bool) -> None:
-        """The HA accepted the deregistration, or the bounded retries ran out."""
-        pending = self._pending
-        assert pending is not None
-        self._pending = None
-        self._emit(Deregistered(pending.care_of_field, confirmed=confirmed))
-        self._drop_registration("deregistered")
-        if self._stopping:
-            self._finish_stop()
-        else:
-            self._transition(MnTrigger.DEREGISTERED)
-
-    def _expire(self, now: float) -> None:
-        registration = self._registration
-        assert registration is not None
-        self._emit(RegistrationExpired(registration.care_of))
-        self._drop_registration("expired")
-        self._transition(MnTrigger.EXPIRED)
-        if self._state is MnState.REGISTERING and self._pending is None:
+    def _via_foreign_agent(self, agent: AgentRecord, now: float) -> None:
+        """Register the FA's care-of address through it (RFC 5944 §3.6.1.1); ARP as away (§4.6)."""
+        assert agent.care_of is not None
+        lifetime = agent.advertisement.mobility.registration_lifetime
+        self._route = ForeignAgentRoute(agent.address, agent.care_of, agent.flags, lifetime)
+        self._care_of = agent.care_of
+        self._set_arp_away(True, agent.address)
+        if not self._stopping:
             self._start_registration(now)
 
-    def _drop_registration(self, reason: str) -> None:
-        self._registration = None
-        self._tunnel_down(reason)
-        self._emit_all(self._ipv6.clear())
+    def _use_colocated(self, care_of: IPv4Address, now: float) -> None:
+        self._route = None
+        self._care_of = care_of
+        if self._arp_away[0]:
+            self._set_arp_away(True, None)  # still away, no foreign agent any more
+        if not self._stopping:
+            self._start_registration(now)
 
-    def _tunnel_down(self, reason: str) -> None:
-        if self._tunnel_care_of is not None:
-            self._emit(TunnelDown(self._tunnel_care_of, reason))
-            self._tunnel_care_of = None
+    def _go_home(self, now: float) -> None:
+        """Home: ARP as at home, gratuitous ARP, deregister every binding (RFC 5944 §3.6.1.2, §4.6)."""
+        self._route = None
+        self._care_of = self.config.home_address
+        self._tunnel_down("home")
+        self._set_arp_away(False, None)
+        self._emit(GratuitousArpRequested(self.config.home_address, ArpOwner.MOBILE_NODE))
+        self._start_deregistration(now, all_care_ofs=True)
+
+    def _set_arp_away(self, away: bool, agent: IPv4Address | None) -> None:
+        """Tell the runtime how to ARP for the home address (RFC 5944 §4.6), on changes only."""
+        if (away, agent) == self._arp_away:
+            return
+        if away or self._arp_away[0]:
+            self._emit(ArpModeChanged(self.config.home_address, away, agent))
+        self._arp_away = (away, agent)
 
     def _finish_stop(self) -> None:
-        self._pending = None
-        self._drop_registration("shutdown")
-        self._transition(MnTrigger.STOP)
-
-    # -- outputs ---------------------------------------------------------------------------------
-
-    def _emit(self, event: Event) -> None:
-        self._events.append(event)
-
-    def _emit_all(self, events: list[Event]) -> None:
-        self._events.extend(events)
-
-    def _discard(self, address: IPv4Address, port: int, reason: str) -> None:
-        self.counters["discarded"] += 1
-        self._emit(DatagramDiscarded(address, port, reason))
+        super()._finish_stop()
+        self._discovery.stop()
