@@ -107,7 +107,8 @@ class Table(Protocol):
 
 
 class PacketEngine:
-    """Owns the TUN device, the raw sockets and the threads; the table is swapped atomically."""
+    """Owns the TUN device, the raw sockets and the threads. The table is read once per packet, lock-free:
+    a mobile node swaps in a new one whole, a home agent changes its one in place (:mod:`.tables`)."""
 
     def __init__(
         self,

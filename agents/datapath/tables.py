@@ -1,8 +1,14 @@
 """Pure forwarding and acceptance decisions of the userspace datapath (no sockets, no threads).
 
-A table is an immutable snapshot built from the bindings; the datapath swaps in a new one on every
-change, so the per-packet threads never see a half-updated table. Lookups take packed address bytes
-straight out of the packet buffer, so the hot path builds no ``ipaddress`` objects.
+Lookups take packed address bytes straight out of the packet buffer, so the hot path builds no
+``ipaddress`` objects. A mobile node's table is an immutable snapshot, swapped in whole on a change. The
+home agent's table holds thousands of bindings, so it is changed in place, one binding at a time
+(:meth:`HomeAgentTable.put`, :meth:`HomeAgentTable.remove`: the cost is that binding's size, not the
+table's), while the packet threads read it without a lock. That is safe because every change is a
+sequence of single dict stores and deletions (each atomic under the GIL) and a tuple swap, ordered so
+that any one lookup finds either the old or the new entry, never a half-written one: new entries are
+stored before stale ones are deleted, and a prefix length leaves the search order before its bucket
+could empty. Only one thread may change a table at a time (the datapath holds its lock).
 
 * Outbound: a packet read from the tunnel interface maps to zero or more :data:`Path` s; a path is the
   list of encapsulations to apply, innermost first (two for RFC 5454 code 0: IPv6-in-IPv4 to the home
@@ -49,14 +55,18 @@ def _is_link_local(address: bytes) -> bool:
 
 
 class PrefixMap(Generic[T]):
-    """Longest-prefix match over IPv6 networks keyed by packed 16-byte addresses."""
+    """Longest-prefix match over IPv6 networks keyed by packed 16-byte addresses.
+
+    :meth:`set` and :meth:`discard` may run while other threads call :meth:`lookup`: a bucket, once
+    made, is never deleted, and ``_lengths`` (the lengths with entries, longest first) is replaced
+    whole, so a lookup iterating an older tuple still finds every bucket it names.
+    """
 
     def __init__(self, items: Iterable[tuple[IPv6Network, T]] = ()) -> None:
         self._by_length: dict[int, dict[int, T]] = {}
+        self._lengths: tuple[int, ...] = ()
         for network, value in items:
-            key = int(network.network_address) >> (128 - network.prefixlen)
-            self._by_length.setdefault(network.prefixlen, {})[key] = value
-        self._lengths = tuple(sorted(self._by_length, reverse=True))
+            self.set(network, value)
 
     def lookup(self, address: bytes) -> T | None:
         """The value of the longest registered prefix containing ``address``, or None."""
@@ -68,6 +78,33 @@ class PrefixMap(Generic[T]):
             if hit is not None:
                 return hit
         return None
+
+    def set(self, network: IPv6Network, value: T) -> None:
+        """Map ``network`` to ``value`` (replacing an earlier value for exactly that network)."""
+        length = network.prefixlen
+        bucket = self._by_length.setdefault(length, {})
+        bucket[int(network.network_address) >> (128 - length)] = value
+        if length not in self._lengths:
+            self._lengths = tuple(sorted((*self._lengths, length), reverse=True))
+
+    def discard(self, network: IPv6Network, expected: T) -> None:
+        """Forget ``network`` if it still maps to ``expected`` (identity): a value another owner has
+        stored since is kept."""
+        length = network.prefixlen
+        bucket = self._by_length.get(length)
+        key = int(network.network_address) >> (128 - length)
+        if bucket is None or bucket.get(key) is not expected:
+            return
+        if len(bucket) == 1:  # leave the search order first: no lookup then needs the bucket
+            self._lengths = tuple(other for other in self._lengths if other != length)
+        del bucket[key]
+
+    def contents(self) -> tuple[tuple[int, ...], dict[tuple[int, int], T]]:
+        """The search order and every entry as ``(length, key) → value`` (for comparisons in tests)."""
+        entries = {}
+        for length, bucket in self._by_length.items():
+            entries.update({(length, key): value for key, value in bucket.items()})
+        return self._lengths, entries
 
 
 @dataclass(frozen=True)
@@ -84,11 +121,78 @@ class _PrefixOwner(NamedTuple):
     """Who may send from a registered prefix: outer source → outer protocol, plus the binding's endpoints."""
 
     allowed: dict[bytes, int]
-    endpoints: frozenset[bytes]
+    endpoints: tuple[bytes, ...]
+
+
+class _Entries(NamedTuple):
+    """Everything one binding puts into a :class:`HomeAgentTable`, kept so a change can undo exactly it."""
+
+    ipv4_paths: tuple[Path, ...]
+    home_paths: tuple[Path, ...]
+    agent: bytes
+    accept: dict[bytes, int]
+    """care-of + home address → outer protocol (RFC 3024 §4.3.2)."""
+    care_ofs: tuple[bytes, ...]
+    prefix_paths: dict[IPv6Network, tuple[Path, ...]]
+    prefix_owners: dict[IPv6Network, _PrefixOwner]
+
+
+_NO_ENTRIES = _Entries((), (), b"", {}, (), {}, {})
+
+
+def _entries(binding: HomeBinding) -> _Entries:
+    """The paths and acceptance rules of one binding (RFC 5944 §4.2.3, RFC 3024 §4.3.2, RFC 5454 §3.3.2).
+
+    Equal parts are shared (the home-address hop, a code-0 prefix's paths) and sets are tuples: a home
+    agent holds thousands of these, and fewer container objects make shorter garbage-collector passes.
+    """
+    home, agent = binding.home_address.packed, binding.home_agent.packed
+    care_of_hops = tuple(
+        Hop(agent, care_of.packed, ipv4_protocol(encapsulation))
+        for care_of, encapsulation in binding.care_ofs.items()
+    )
+    care_ofs = tuple(dict.fromkeys(hop.destination for hop in care_of_hops))
+    via_home = Hop(agent, home, PROTO_IPV6)
+    home_paths = tuple((via_home, hop) for hop in care_of_hops)
+    endpoints = tuple(dict.fromkeys((home, *care_ofs)))
+    prefix_paths: dict[IPv6Network, tuple[Path, ...]] = {}
+    prefix_owners: dict[IPv6Network, _PrefixOwner] = {}
+    for prefix, target in binding.prefixes.items():
+        direct = target is TunnelTarget.CARE_OF and not prefix.is_link_local
+        paths, allowed = _prefix_paths(via_home, care_of_hops, direct)
+        prefix_paths[prefix] = home_paths if paths == home_paths else paths
+        prefix_owners[prefix] = _PrefixOwner(allowed, endpoints)
+    return _Entries(
+        tuple((hop,) for hop in care_of_hops),
+        home_paths,
+        agent,
+        {hop.destination + home: hop.protocol for hop in care_of_hops},
+        care_ofs,
+        prefix_paths,
+        prefix_owners,
+    )
+
+
+def _prefix_paths(
+    via_home: Hop, care_of_hops: tuple[Hop, ...], direct: bool
+) -> tuple[tuple[Path, ...], dict[bytes, int]]:
+    """Paths of one prefix and the outer sources (→ protocol) it is accepted from: straight to and from
+    the care-of address for code 1, else IPv6-in-IPv4 via the home address (RFC 5454 §3.3.2)."""
+    paths: list[Path] = []
+    allowed: dict[bytes, int] = {}
+    for hop in care_of_hops:
+        if direct and hop.protocol != PROTO_MINIMAL:  # minimal cannot carry IPv6 (§3.3.2)
+            protocol = PROTO_GRE if hop.protocol == PROTO_GRE else PROTO_IPV6
+            paths.append((Hop(via_home.source, hop.destination, protocol),))
+            allowed[hop.destination] = protocol
+        else:
+            paths.append((via_home, hop))
+            allowed[via_home.destination] = PROTO_IPV6
+    return tuple(paths), allowed
 
 
 class HomeAgentTable:
-    """Decisions of the home agent for a set of bindings."""
+    """Decisions of the home agent for a set of bindings, changed one binding at a time."""
 
     ipv4_key_offset = 16
     """IPv4 paths are keyed by the destination (bytes 16–19 of the header); see :attr:`ipv4_routes`."""
@@ -100,46 +204,70 @@ class HomeAgentTable:
         self._ipv4_accept: dict[bytes, int] = {}  # care-of + home address → outer protocol
         self._home_paths: dict[bytes, tuple[Path, ...]] = {}  # home address → IPv6-via-HoA paths
         self._agent_of: dict[bytes, bytes] = {}  # home address → its home agent's address
-        self._care_ofs: set[bytes] = set()
-        prefix_paths: list[tuple[IPv6Network, tuple[Path, ...]]] = []
-        prefix_owners: list[tuple[IPv6Network, _PrefixOwner]] = []
+        self._care_ofs: dict[bytes, int] = {}  # care-of address → how many bindings use it
+        self._ipv6_paths: PrefixMap[tuple[Path, ...]] = PrefixMap()
+        self._ipv6_owners: PrefixMap[_PrefixOwner] = PrefixMap()
+        self._entries: dict[bytes, _Entries] = {}  # home address → what its binding put here
         for binding in bindings:
-            self._add_binding(binding, prefix_paths, prefix_owners)
-        self._ipv6_paths: PrefixMap[tuple[Path, ...]] = PrefixMap(prefix_paths)
-        self._ipv6_owners: PrefixMap[_PrefixOwner] = PrefixMap(prefix_owners)
+            self.put(binding)
 
-    def _add_binding(
-        self,
-        binding: HomeBinding,
-        prefix_paths: list[tuple[IPv6Network, tuple[Path, ...]]],
-        prefix_owners: list[tuple[IPv6Network, _PrefixOwner]],
-    ) -> None:
-        home, agent = binding.home_address.packed, binding.home_agent.packed
-        care_of_hops = tuple(
-            Hop(agent, care_of.packed, ipv4_protocol(encapsulation))
-            for care_of, encapsulation in binding.care_ofs.items()
-        )
-        self._ipv4_paths[home] = tuple((hop,) for hop in care_of_hops)
-        self._home_paths[home] = tuple((Hop(agent, home, PROTO_IPV6), hop) for hop in care_of_hops)
-        self._agent_of[home] = agent
-        for hop in care_of_hops:
-            self._care_ofs.add(hop.destination)
-            self._ipv4_accept[hop.destination + home] = hop.protocol
-        endpoints = frozenset({home, *(hop.destination for hop in care_of_hops)})
-        for prefix, target in binding.prefixes.items():
-            direct = target is TunnelTarget.CARE_OF and not prefix.is_link_local
-            paths: list[Path] = []
-            allowed: dict[bytes, int] = {}
-            for hop in care_of_hops:
-                if direct and hop.protocol != PROTO_MINIMAL:  # minimal cannot carry IPv6 (§3.3.2)
-                    protocol = PROTO_GRE if hop.protocol == PROTO_GRE else PROTO_IPV6
-                    paths.append((Hop(agent, hop.destination, protocol),))
-                    allowed[hop.destination] = protocol
-                else:
-                    paths.append((Hop(agent, home, PROTO_IPV6), hop))
-                    allowed[home] = PROTO_IPV6
-            prefix_paths.append((prefix, tuple(paths)))
-            prefix_owners.append((prefix, _PrefixOwner(allowed, endpoints)))
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def put(self, binding: HomeBinding) -> None:
+        """Add the binding of a home address, or replace it: O(its care-ofs and prefixes).
+
+        Each IPv6 prefix belongs to one binding (the datapath refuses overlaps, RFC 5454 §3.3).
+        """
+        home, new = binding.home_address.packed, _entries(binding)
+        old = self._entries.get(home, _NO_ENTRIES)
+        self._agent_of[home] = new.agent
+        self._ipv4_accept.update(new.accept)
+        for care_of in set(new.care_ofs).difference(old.care_ofs):
+            self._care_ofs[care_of] = self._care_ofs.get(care_of, 0) + 1
+        self._ipv4_paths[home] = new.ipv4_paths
+        self._home_paths[home] = new.home_paths
+        for prefix, paths in new.prefix_paths.items():
+            self._ipv6_paths.set(prefix, paths)
+            self._ipv6_owners.set(prefix, new.prefix_owners[prefix])
+        self._entries[home] = new
+        self._forget(old, new)
+
+    def remove(self, home_address: IPv4Address) -> None:
+        """Remove the binding of ``home_address`` (nothing if it has none)."""
+        home = home_address.packed
+        old = self._entries.pop(home, None)
+        if old is None:
+            return
+        del self._ipv4_paths[home], self._home_paths[home]
+        self._forget(old, _NO_ENTRIES)
+        del self._agent_of[home]
+
+    def _forget(self, old: _Entries, kept: _Entries) -> None:
+        """Delete what ``old`` stored and ``kept`` (its replacement) did not store again."""
+        for key in old.accept.keys() - kept.accept.keys():
+            self._ipv4_accept.pop(key, None)
+        for care_of in set(old.care_ofs).difference(kept.care_ofs):
+            left = self._care_ofs[care_of] - 1
+            if left:
+                self._care_ofs[care_of] = left
+            else:
+                del self._care_ofs[care_of]
+        for prefix in old.prefix_paths.keys() - kept.prefix_paths.keys():
+            self._ipv6_paths.discard(prefix, old.prefix_paths[prefix])
+            self._ipv6_owners.discard(prefix, old.prefix_owners[prefix])
+
+    def contents(self) -> dict[str, object]:
+        """Every lookup structure, as plain values: equal contents make equal decisions (for tests)."""
+        return {
+            "ipv4_paths": dict(self._ipv4_paths),
+            "ipv4_accept": dict(self._ipv4_accept),
+            "home_paths": dict(self._home_paths),
+            "agent_of": dict(self._agent_of),
+            "care_ofs": dict(self._care_ofs),
+            "ipv6_paths": self._ipv6_paths.contents(),
+            "ipv6_owners": self._ipv6_owners.contents(),
+        }
 
     # -- outbound -------------------------------------------------------------------------
 

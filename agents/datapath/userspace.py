@@ -33,6 +33,7 @@ from agents.datapath.base import (
 )
 from agents.datapath.engine import PacketEngine, TunnelOptions
 from agents.datapath.tables import HomeAgentTable, HomeBinding, MobileNodeTable
+from agents.mip.bindings import PrefixOwners
 from agents.mip.tunnel import ipv4_embedded_link_local
 from agents.runtime.netlink import Netlink
 
@@ -111,7 +112,13 @@ class _UserspaceBase:
 
 
 class UserspaceHomeAgent(_UserspaceBase, HomeAgentDatapath):
-    """Home agent datapath; ``address`` is the HA address used for fe80::<address> on the TUN."""
+    """Home agent datapath; ``address`` is the HA address used for fe80::<address> on the TUN.
+
+    The forwarding table is changed in place, one binding at a time (:class:`HomeAgentTable`), and a
+    prefix index answers overlap questions, so a change costs the same with 1 or 10,000 bindings. A
+    renewal that changes nothing the datapath holds (same care-of, encapsulation and home agent)
+    touches nothing at all.
+    """
 
     def __init__(
         self,
@@ -123,10 +130,10 @@ class UserspaceHomeAgent(_UserspaceBase, HomeAgentDatapath):
         underlay_interface: str | None = None,
     ) -> None:
         self._bindings: dict[IPv4Address, HomeBinding] = {}
+        self._prefixes = PrefixOwners()
+        self._table = HomeAgentTable()
         self.address = address
-        super().__init__(
-            interface_name, HomeAgentTable(), options or TunnelOptions(), on_drop, underlay_interface
-        )
+        super().__init__(interface_name, self._table, options or TunnelOptions(), on_drop, underlay_interface)
 
     def _configure_interface(self, options: TunnelOptions) -> None:
         super()._configure_interface(options)
@@ -134,8 +141,20 @@ class UserspaceHomeAgent(_UserspaceBase, HomeAgentDatapath):
         link_local = IPv6Interface(f"{ipv4_embedded_link_local(self.address)}/64")
         self._netlink.add_address(self.interface_name, link_local, nodad=True)
 
-    def _publish(self) -> None:
-        self._engine.table = HomeAgentTable(self._bindings.values())
+    @property
+    def table(self) -> HomeAgentTable:
+        """The live forwarding table the packet threads read (look, do not change)."""
+        return self._table
+
+    @property
+    def bindings(self) -> Mapping[IPv4Address, HomeBinding]:
+        """What the datapath holds per home address (look, do not change)."""
+        return self._bindings
+
+    def _store(self, binding: HomeBinding) -> None:
+        """Record ``binding`` and change the packet threads' table for its home address only."""
+        self._bindings[binding.home_address] = binding
+        self._table.put(binding)
 
     def add_ipv4_tunnel(
         self,
@@ -147,16 +166,17 @@ class UserspaceHomeAgent(_UserspaceBase, HomeAgentDatapath):
         reverse_tunnel: bool = True,
     ) -> None:
         """Tunnel the home address to ``care_of`` (another care-of of the same home address is kept:
-        simultaneous bindings get a copy each, RFC 5944 §3.6.1.3)."""
+        simultaneous bindings get a copy each, RFC 5944 §3.6.1.3). A re-registration that only renews
+        the lifetime (RFC 5944 §3.8.3) returns at once."""
         with self._lock:
             self._check_open()
             old = self._bindings.get(home_address)
+            if old is not None and _renews(old, care_of, encapsulation, home_agent):
+                return
             binding = old or HomeBinding(home_address, home_agent)
-            self._check_prefix_targets(binding.prefixes, {**binding.care_ofs, care_of: encapsulation})
-            self._bindings[home_address] = replace(
-                binding, home_agent=home_agent, care_ofs={**binding.care_ofs, care_of: encapsulation}
-            )
-            self._publish()
+            care_ofs = {**binding.care_ofs, care_of: encapsulation}
+            self._check_prefix_targets(binding.prefixes, care_ofs)
+            self._store(replace(binding, home_agent=home_agent, care_ofs=care_ofs))
             if old is None:
                 self._netlink.add_route(
                     IPv4Network(f"{home_address}/32"), interface=self.interface_name, mtu=self.ipv4_mtu
@@ -178,14 +198,14 @@ class UserspaceHomeAgent(_UserspaceBase, HomeAgentDatapath):
                 }
             )
             if care_ofs:
-                self._bindings[home_address] = replace(binding, care_ofs=care_ofs)
-                self._publish()
+                self._store(replace(binding, care_ofs=care_ofs))
                 return
             for prefix in list(binding.prefixes):
+                self._prefixes.remove(prefix)
                 self._remove_prefix_route(prefix)
             self._netlink.remove_route(IPv4Network(f"{home_address}/32"), interface=self.interface_name)
             del self._bindings[home_address]
-            self._publish()
+            self._table.remove(home_address)
         logger.info("tunnel for %s removed", home_address)
 
     def add_ipv6_prefix(
@@ -196,36 +216,32 @@ class UserspaceHomeAgent(_UserspaceBase, HomeAgentDatapath):
             binding = self._bindings.get(home_address)
             if binding is None:
                 raise ValueError(f"no IPv4 binding for {home_address}: register it first (RFC 5454 §3.1)")
-            owner = self._prefix_owner(prefix)
-            if owner is not None and owner != home_address:
-                raise ValueError(f"{prefix} is registered to {owner} (RFC 5454 §3.3: no overlaps)")
+            owners = self._prefixes.overlapping(prefix)
+            other = next((owner for owner in owners if owner != home_address), None)
+            if other is not None:
+                raise ValueError(f"{prefix} is registered to {other} (RFC 5454 §3.3: no overlaps)")
             self._check_prefix_targets({prefix: target}, binding.care_ofs)
-            self._bindings[home_address] = replace(binding, prefixes={**binding.prefixes, prefix: target})
-            self._publish()
-            if owner is None and not prefix.is_link_local:
+            self._store(replace(binding, prefixes={**binding.prefixes, prefix: target}))
+            self._prefixes.add(prefix, home_address)
+            if not owners and not prefix.is_link_local:
                 self._netlink.add_route(prefix, interface=self.interface_name)
         logger.info("prefix %s via %s (%s)", prefix, home_address, target.value)
 
     def remove_ipv6_prefix(self, prefix: IPv6Network) -> None:
         with self._lock:
-            owner = self._prefix_owner(prefix)
-            if owner is None or self._closed:
+            if self._closed or not self._prefixes.overlapping(prefix):
                 return
-            binding = self._bindings[owner]
-            prefixes = {key: value for key, value in binding.prefixes.items() if key != prefix}
-            self._bindings[owner] = replace(binding, prefixes=prefixes)
-            self._publish()
+            owner = self._prefixes.owner(prefix)
+            if owner is not None:
+                binding = self._bindings[owner]
+                prefixes = {key: value for key, value in binding.prefixes.items() if key != prefix}
+                self._store(replace(binding, prefixes=prefixes))
+                self._prefixes.remove(prefix)
             self._remove_prefix_route(prefix)
 
     def _remove_prefix_route(self, prefix: IPv6Network) -> None:
         if not prefix.is_link_local:
             self._netlink.remove_route(prefix, interface=self.interface_name)
-
-    def _prefix_owner(self, prefix: IPv6Network) -> IPv4Address | None:
-        for binding in self._bindings.values():
-            if any(prefix.overlaps(registered) for registered in binding.prefixes):
-                return binding.home_address
-        return None
 
     @staticmethod
     def _check_prefix_targets(
@@ -234,6 +250,15 @@ class UserspaceHomeAgent(_UserspaceBase, HomeAgentDatapath):
         wants_care_of = any(target is TunnelTarget.CARE_OF for target in prefixes.values())
         if wants_care_of and Encapsulation.MINIMAL in care_ofs.values():
             raise ValueError("IPv6 to the care-of address cannot use minimal encapsulation (RFC 5454 §3.3.2)")
+
+
+def _renews(
+    binding: HomeBinding, care_of: IPv4Address, encapsulation: Encapsulation, home_agent: IPv4Address
+) -> bool:
+    """True if ``binding`` already tunnels to ``care_of`` this way: a re-registration that only renews
+    the lifetime (RFC 5944 §3.8.3). The datapath holds no lifetime and no T flag (it accepts reverse
+    tunnelling from every registered care-of), so such a renewal changes nothing here."""
+    return binding.home_agent == home_agent and binding.care_ofs.get(care_of) == encapsulation
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
 from agents.mip.config import Encapsulation
 
+_MIN_HEAP_COMPACTION = 64
+
 
 class TunnelTarget(StrEnum):
     """Where IPv6 for a prefix is tunnelled: Prefix Reply code 0 or 1 (RFC 5454 §2.2, §3.3.2)."""
@@ -107,18 +109,78 @@ class PrefixChanges:
     changed: tuple[PrefixBinding, ...] = ()
 
 
+class PrefixOwners:
+    """Which home address registered which IPv6 prefix, with overlap queries in O(log n) (RFC 5454 §3.3).
+
+    A prefix overlaps another when one contains the other (or they are equal). Registered prefixes are
+    found by the lengths in use (the ones containing a query) and by a list sorted on first address
+    (the ones inside it).
+    """
+
+    def __init__(self) -> None:
+        self._owner: dict[IPv6Network, IPv4Address] = {}
+        self._lengths: Counter[int] = Counter()
+        self._starts: list[tuple[int, IPv6Network]] = []
+
+    def __contains__(self, prefix: object) -> bool:
+        return prefix in self._owner
+
+    def __len__(self) -> int:
+        return len(self._owner)
+
+    def owner(self, prefix: IPv6Network) -> IPv4Address | None:
+        """Who registered exactly ``prefix``, or None."""
+        return self._owner.get(prefix)
+
+    def overlapping(self, prefix: IPv6Network) -> list[IPv4Address]:
+        """Owners of registered prefixes that contain ``prefix`` or lie inside it (one per prefix)."""
+        owners = []
+        for length in self._lengths:  # registered prefixes containing ``prefix``
+            if length <= prefix.prefixlen:
+                owner = self._owner.get(prefix.supernet(new_prefix=length))
+                if owner is not None:
+                    owners.append(owner)
+        first, last = int(prefix.network_address), int(prefix.broadcast_address)
+        index = bisect_left(self._starts, (first,))
+        while index < len(self._starts) and self._starts[index][0] <= last:
+            registered = self._starts[index][1]  # starts inside ``prefix``: inside or equal
+            if registered.prefixlen > prefix.prefixlen:  # equal ones were found above
+                owners.append(self._owner[registered])
+            index += 1
+        return owners
+
+    def add(self, prefix: IPv6Network, owner: IPv4Address) -> None:
+        """Record ``owner`` for ``prefix`` (a new owner replaces the old one)."""
+        if prefix not in self._owner:
+            self._lengths[prefix.prefixlen] += 1
+            insort(self._starts, (int(prefix.network_address), prefix))
+        self._owner[prefix] = owner
+
+    def remove(self, prefix: IPv6Network) -> None:
+        """Forget ``prefix`` (nothing if it is not registered)."""
+        if self._owner.pop(prefix, None) is None:
+            return
+        self._lengths[prefix.prefixlen] -= 1
+        if not self._lengths[prefix.prefixlen]:
+            del self._lengths[prefix.prefixlen]
+        item = (int(prefix.network_address), prefix)
+        index = bisect_left(self._starts, item)
+        if index < len(self._starts) and self._starts[index] == item:
+            del self._starts[index]
+
+
 class BindingTable:
     """Bindings by home address, with a prefix ownership index across mobile nodes."""
 
     def __init__(self) -> None:
         self._bindings: dict[IPv4Address, MobilityBinding] = {}
-        self._prefix_owner: dict[IPv6Network, IPv4Address] = {}
-        self._prefix_lengths: Counter[int] = Counter()
-        self._prefix_starts: list[tuple[int, IPv6Network]] = []
-        """Registered (non-link-local) prefixes sorted by first address: overlap checks in O(log n)."""
+        self._prefix_owners = PrefixOwners()
+        """Registered (non-link-local) prefixes: overlap checks in O(log n)."""
         self._expiries: list[tuple[float, int, IPv4Address, CareOf]] = []
         self._pushed = 0
         """A heap of care-of expiry times; stale entries are skipped lazily (O(log n) per update)."""
+        self._compact_at = _MIN_HEAP_COMPACTION
+        """Heap size that triggers dropping the stale entries (every renewal leaves one behind)."""
 
     def __contains__(self, home_address: object) -> bool:
         return home_address in self._bindings
@@ -147,14 +209,26 @@ class BindingTable:
         """
         binding = self._bindings.setdefault(home_address, MobilityBinding(home_address))
         dropped: list[CareOfEntry] = []
-        if not keep_others:
+        if not keep_others:  # changed in place: a renewal leaves no new containers behind
             dropped = [old for key, old in binding.care_ofs.items() if key != entry.care_of]
-            binding.care_ofs = {key: old for key, old in binding.care_ofs.items() if key == entry.care_of}
+            for old in dropped:
+                del binding.care_ofs[old.care_of]
         binding.care_ofs[entry.care_of] = entry
         if not math.isinf(entry.expires_at):
             self._pushed += 1  # tie-breaker: CareOf values with and without a port do not compare
             heapq.heappush(self._expiries, (entry.expires_at, self._pushed, home_address, entry.care_of))
+            if len(self._expiries) > self._compact_at:
+                self._compact_expiries()
         return dropped
+
+    def _compact_expiries(self) -> None:
+        """Keep only the heap items that still describe an entry. A renewal supersedes its previous
+        item, which would otherwise wait in the heap until its old expiry time; compacting when the
+        heap has doubled since the last time costs O(1) amortised per update."""
+        live = [item for item in self._expiries if self._current(item[0], item[2], item[3])]
+        heapq.heapify(live)
+        self._expiries = live
+        self._compact_at = max(_MIN_HEAP_COMPACTION, 2 * len(live))
 
     def remove_care_of(self, home_address: IPv4Address, care_of: CareOf) -> CareOfEntry | None:
         """Remove one care-of entry (deregistration of one CoA, RFC 5944 §3.6.1.2)."""
@@ -177,7 +251,7 @@ class BindingTable:
         if binding is None:
             return [], []
         for prefix in binding.prefixes:
-            self._unindex_prefix(prefix)
+            self._prefix_owners.remove(prefix)
         return list(binding.care_ofs.values()), list(binding.prefixes.values())
 
     def drop_if_empty(self, home_address: IPv4Address) -> list[PrefixBinding]:
@@ -218,46 +292,14 @@ class BindingTable:
 
     def prefix_owner(self, prefix: IPv6Network) -> IPv4Address | None:
         """The home address whose registered prefix overlaps ``prefix`` (RFC 5454 §3.3), if any."""
-        owners = self._overlapping_owners(prefix)
+        owners = self._prefix_owners.overlapping(prefix)
         return next(iter(owners), None)
 
     def overlaps_other(self, home_address: IPv4Address, prefix: IPv6Network) -> bool:
         """True if ``prefix`` overlaps a prefix registered by another mobile node (RFC 5454 §3.3)."""
         if prefix.is_link_local:
             return False  # link-locals are scoped to each MN's own tunnel
-        return any(home != home_address for home in self._overlapping_owners(prefix))
-
-    def _overlapping_owners(self, prefix: IPv6Network) -> list[IPv4Address]:
-        """Owners of registered prefixes that contain ``prefix`` or lie inside it."""
-        owners = []
-        for length in self._prefix_lengths:  # registered prefixes containing ``prefix``
-            if length <= prefix.prefixlen:
-                owner = self._prefix_owner.get(prefix.supernet(new_prefix=length))
-                if owner is not None:
-                    owners.append(owner)
-        first, last = int(prefix.network_address), int(prefix.broadcast_address)
-        index = bisect_left(self._prefix_starts, (first,))
-        while index < len(self._prefix_starts) and self._prefix_starts[index][0] <= last:
-            registered = self._prefix_starts[index][1]  # starts inside ``prefix``: inside or equal
-            owners.append(self._prefix_owner[registered])
-            index += 1
-        return owners
-
-    def _index_prefix(self, prefix: IPv6Network, home_address: IPv4Address) -> None:
-        self._prefix_owner[prefix] = home_address
-        self._prefix_lengths[prefix.prefixlen] += 1
-        insort(self._prefix_starts, (int(prefix.network_address), prefix))
-
-    def _unindex_prefix(self, prefix: IPv6Network) -> None:
-        if self._prefix_owner.pop(prefix, None) is None:
-            return
-        self._prefix_lengths[prefix.prefixlen] -= 1
-        if not self._prefix_lengths[prefix.prefixlen]:
-            del self._prefix_lengths[prefix.prefixlen]
-        item = (int(prefix.network_address), prefix)
-        index = bisect_left(self._prefix_starts, item)
-        if index < len(self._prefix_starts) and self._prefix_starts[index] == item:
-            del self._prefix_starts[index]
+        return any(home != home_address for home in self._prefix_owners.overlapping(prefix))
 
     def replace_prefixes(self, home_address: IPv4Address, wanted: list[PrefixBinding]) -> PrefixChanges:
         """Make the registered prefixes exactly ``wanted``; omitted ones are deregistered (RFC 5454 §3.8).
@@ -271,11 +313,12 @@ class BindingTable:
         added = tuple(item for prefix, item in new.items() if prefix not in old)
         changed = tuple(item for prefix, item in new.items() if prefix in old and old[prefix] != item)
         for item in removed:
-            self._unindex_prefix(item.prefix)
+            self._prefix_owners.remove(item.prefix)
         for item in added:
             if not item.link_local:
-                self._index_prefix(item.prefix, home_address)
-        binding.prefixes = new
+                self._prefix_owners.add(item.prefix, home_address)
+        if removed or added or changed or list(new) != list(old):  # a renewal keeps the objects it has
+            binding.prefixes = new
         return PrefixChanges(added, removed, changed)
 
     # -- datapath checks -------------------------------------------------------------------

@@ -16,8 +16,12 @@ from typing import ClassVar
 from agents.mip.bindings import CareOf, PrefixBinding, TunnelTarget
 from agents.mip.config import Encapsulation
 
+_PLAIN = frozenset({str, int, bool, float, type(None)})
+
 
 def _jsonable(value: object) -> object:
+    if type(value) in _PLAIN:  # most fields: no conversion (checked first, for every trace line)
+        return value
     if isinstance(value, IPv4Address | IPv6Address | IPv6Network | IPv6Interface | CareOf):
         return str(value)
     if isinstance(value, Enum):
@@ -37,9 +41,20 @@ class _Event:
     def to_dict(self) -> dict[str, object]:
         """The event's fields as JSON-able values, plus ``"event": name``."""
         result: dict[str, object] = {"event": self.name}
-        for item in fields(self):  # type: ignore[arg-type]
-            result[item.name] = _jsonable(getattr(self, item.name))
+        for name in _field_names(type(self)):
+            result[name] = _jsonable(getattr(self, name))
         return result
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """The dataclass field names of an event class, looked up once (``fields()`` is slow per call)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(item.name for item in fields(cls))
+    return names
 
 
 @dataclass(frozen=True)

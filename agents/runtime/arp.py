@@ -42,8 +42,7 @@ def parse_mac(text: str) -> bytes:
 def interface_mac(interface: str) -> bytes:
     """The interface's link-layer address (SIOCGIFHWADDR; sysfs may show another namespace)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        answer = fcntl.ioctl(sock, SIOCGIFHWADDR, struct.pack("40s", interface.encode()))
-    return answer[18:24]
+        return _socket_mac(sock, interface)
 
 
 def gratuitous_arp_frame(
@@ -87,20 +86,87 @@ def send_gratuitous_arp(
     ``hardware_address`` None announces the interface's own MAC (the HA taking over a home address);
     pass the mobile node's MAC when it returns home. RFC 5944 §4.6 allows a few retransmissions;
     with ``count`` > 1 this sleeps ``interval`` seconds between frames (blocking: from asyncio, send
-    one at a time from a timer instead).
+    one at a time from a timer instead). A one-off: use :class:`GratuitousArpSender` to send many.
     """
-    own_mac = interface_mac(interface)
-    announced = (
-        own_mac
-        if hardware_address is None
-        else (parse_mac(hardware_address) if isinstance(hardware_address, str) else hardware_address)
-    )
-    frame = gratuitous_arp_frame(address, announced, reply=reply, source_mac=own_mac)
-    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP)) as sock:
-        sock.bind((interface, ETH_P_ARP))
-        for attempt in range(count):
-            if attempt:
-                time.sleep(interval)
-            sock.send(frame)
-    logger.info("gratuitous ARP %s is-at %s on %s (x%d)", address, announced.hex(":"), interface, count)
-    return count
+    with GratuitousArpSender(interface) as sender:
+        return sender.send(address, hardware_address, reply=reply, count=count, interval=interval)
+
+
+class GratuitousArpSender:
+    """Gratuitous ARPs on one interface through one AF_PACKET socket, kept open between sends.
+
+    Closing an AF_PACKET socket waits for a kernel RCU grace period (milliseconds), so a socket per
+    frame costs far more than the frame; a home agent sends one per new binding (RFC 5944 §4.6). The
+    socket is bound with protocol 0, so it never receives (nothing queues up on it); each frame is sent
+    as ETH_P_ARP. The socket is opened in the network namespace of the thread that creates the sender
+    (later, at a send, if the interface is not there yet). The interface's MAC is read at every send,
+    and a send that fails closes the socket (the interface may have gone) so the next one reopens it.
+    """
+
+    def __init__(self, interface: str) -> None:
+        self.interface = interface
+        self._sock: socket.socket | None = None
+        try:
+            self._socket()
+        except OSError as error:
+            logger.debug("gratuitous ARP socket on %s not opened yet: %s", interface, error)
+
+    def send(
+        self,
+        address: IPv4Address,
+        hardware_address: str | bytes | None = None,
+        *,
+        reply: bool = False,
+        count: int = 1,
+        interval: float = 0.0,
+    ) -> int:
+        """As :func:`send_gratuitous_arp`."""
+        sock = self._socket()
+        try:
+            own_mac = _socket_mac(sock, self.interface)
+            announced = _announced_mac(own_mac, hardware_address)
+            frame = gratuitous_arp_frame(address, announced, reply=reply, source_mac=own_mac)
+            for attempt in range(count):
+                if attempt:
+                    time.sleep(interval)
+                sock.sendto(frame, (self.interface, ETH_P_ARP))
+        except OSError:
+            self.close()
+            raise
+        mac = announced.hex(":")
+        logger.info("gratuitous ARP %s is-at %s on %s (x%d)", address, mac, self.interface, count)
+        return count
+
+    def _socket(self) -> socket.socket:
+        if self._sock is None:
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+            try:
+                sock.bind((self.interface, 0))
+            except OSError:
+                sock.close()
+                raise
+            self._sock = sock
+        return self._sock
+
+    def close(self) -> None:
+        """Close the socket (the next send opens a new one)."""
+        if self._sock is not None:
+            sock, self._sock = self._sock, None
+            sock.close()
+
+    def __enter__(self) -> GratuitousArpSender:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _socket_mac(sock: socket.socket, interface: str) -> bytes:
+    """SIOCGIFHWADDR through an open socket (any family answers it)."""
+    return fcntl.ioctl(sock, SIOCGIFHWADDR, struct.pack("40s", interface.encode()))[18:24]
+
+
+def _announced_mac(own_mac: bytes, hardware_address: str | bytes | None) -> bytes:
+    if hardware_address is None:
+        return own_mac
+    return parse_mac(hardware_address) if isinstance(hardware_address, str) else hardware_address

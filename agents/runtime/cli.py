@@ -109,8 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _register_roles() -> None:
     """The runners are imported lazily so `--help` and usage errors need none of their dependencies."""
+    from agents.runtime.roles.foreign_agent import ForeignAgentRunner
     from agents.runtime.roles.home_agent import HomeAgentRunner
     from agents.runtime.roles.mobile_node import MobileNodeRunner
 
+    ROLES.setdefault("fa", ForeignAgentRunner())
     ROLES.setdefault("ha", HomeAgentRunner())
     ROLES.setdefault("mn", MobileNodeRunner())

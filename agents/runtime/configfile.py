@@ -140,10 +140,23 @@ def _convert(value: object, hint: Any, where: str) -> object:
     raise ConfigError(f"{where}: unsupported field type {hint}")
 
 
+_Schema = tuple[dict[str, Any], dict[str, "dataclasses.Field[Any]"]]
+_SCHEMAS: dict[type[Any], _Schema] = {}
+
+
+def _schema(cls: type[Any]) -> _Schema:
+    """The resolved type hints and the init fields of ``cls``, worked out once per class (a home agent
+    config has one table per mobile node, thousands of them)."""
+    schema = _SCHEMAS.get(cls)
+    if schema is None:
+        known = {item.name: item for item in dataclasses.fields(cls) if item.init}
+        schema = _SCHEMAS[cls] = (typing.get_type_hints(cls), known)
+    return schema
+
+
 def build_dataclass(cls: type[T], table: Mapping[str, object], where: str) -> T:
     """Build dataclass ``cls`` from a TOML table; ``where`` is the table's dotted name."""
-    hints = typing.get_type_hints(cls)
-    known = {item.name: item for item in dataclasses.fields(cls) if item.init}  # type: ignore[arg-type]
+    hints, known = _schema(cls)
     for key in table:
         if key not in known:
             raise ConfigError(f"{where}.{key}: unknown key (known: {', '.join(sorted(known))})")

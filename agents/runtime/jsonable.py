@@ -38,8 +38,39 @@ def to_jsonable(value: Any) -> Any:
 
 
 def dumps_line(value: Any) -> str:
-    """Compact, single-line JSON text of ``value`` (after :func:`to_jsonable`), without newline."""
-    return json.dumps(to_jsonable(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """Compact, single-line JSON text of ``value`` (after :func:`to_jsonable`), without newline.
+
+    Data that is already plain JSON (what events' ``to_dict`` give; checked by exact type, so no enum,
+    no subclass) is encoded as it is, which gives the same text without the conversion's copy.
+    """
+    if _is_plain(value, 0):
+        try:
+            return json.dumps(value, separators=_SEPARATORS, ensure_ascii=False, allow_nan=False)
+        except ValueError:  # a NaN or infinity somewhere: the conversion turns it into a string
+            pass
+    return json.dumps(to_jsonable(value), separators=_SEPARATORS, ensure_ascii=False, allow_nan=False)
+
+
+_SEPARATORS = (",", ":")
+_PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _is_plain(value: Any, depth: int) -> bool:
+    """True if :func:`to_jsonable` would return an equal copy: exact str, int, float, bool, None, and
+    lists, tuples and str-keyed dicts of them, no deeper than the conversion goes."""
+    if depth > _MAX_DEPTH:  # the conversion turns anything this deep into a string
+        return False
+    kind = type(value)
+    if kind in _PLAIN_SCALARS:
+        return True
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not _is_plain(item, depth + 1):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(_is_plain(item, depth + 1) for item in value)
+    return False
 
 
 def _convert(value: Any, depth: int) -> Any:

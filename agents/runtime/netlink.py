@@ -51,6 +51,12 @@ IFF_UP = 0x1
 CLONE_NEWNET = 0x40000000
 
 
+Undo = tuple[str, str, dict[str, Any]]
+"""How to revert one recorded change, as plain data: an ``IPRoute`` method, its command and its
+arguments, or ``("sysctl", path, {"value": old})``. Data rather than closures: a home agent records
+three per binding, and atomic-valued tuples and dicts are left alone by the cyclic garbage collector."""
+
+
 class NetlinkFacadeError(RuntimeError):
     """A netlink request failed; the message names the request."""
 
@@ -74,7 +80,7 @@ class Netlink:
     def __init__(self) -> None:
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="netlink")
         self._ipr: Any = None
-        self._undo: dict[tuple[object, ...], Callable[[], object]] = {}
+        self._undo: dict[tuple[object, ...], Undo | Callable[[], object]] = {}
         self._run(self._open)
 
     def _open(self) -> None:
@@ -93,10 +99,7 @@ class Netlink:
 
     def link_index(self, name: str) -> int:
         """The interface index of ``name``; LookupError if there is no such link."""
-        indexes = self._run(lambda: self._ipr.link_lookup(ifname=name))
-        if not indexes:
-            raise LookupError(f"no network interface {name!r}")
-        return int(indexes[0])
+        return self._run(_index_of, name)
 
     def link_exists(self, name: str) -> bool:
         return bool(self._run(lambda: self._ipr.link_lookup(ifname=name)))
@@ -130,23 +133,21 @@ class Netlink:
             index=index,
             state="up" if up else "down",
         )
-        self._remember(
-            ("link-state", index),
-            lambda: self._ipr.link("set", index=index, state="up" if was_up else "down"),
-        )
+        state = "up" if was_up else "down"
+        self._remember(("link-state", index), ("link", "set", {"index": index, "state": state}))
 
     def set_mtu(self, name: str, mtu: int) -> None:
         """Set the link MTU; undo restores the MTU found."""
         index, old = self.link_index(name), self.link_mtu(name)
         self._request(f"set {name} mtu {mtu}", self._ipr.link, "set", index=index, mtu=mtu)
-        self._remember(("link-mtu", index), lambda: self._ipr.link("set", index=index, mtu=old))
+        self._remember(("link-mtu", index), ("link", "set", {"index": index, "mtu": old}))
 
     def set_txqueuelen(self, name: str, length: int) -> None:
         """Set the transmit queue length; undo restores the length found."""
         index = self.link_index(name)
         old = int(self._link(name).get_attr("IFLA_TXQLEN"))
         self._request(f"set {name} txqueuelen {length}", self._ipr.link, "set", index=index, txqlen=length)
-        self._remember(("link-txqlen", index), lambda: self._ipr.link("set", index=index, txqlen=old))
+        self._remember(("link-txqlen", index), ("link", "set", {"index": index, "txqlen": old}))
 
     def delete_link(self, name: str) -> bool:
         """Delete a link this process created (not recorded: a deletion cannot be undone).
@@ -197,7 +198,7 @@ class Netlink:
         if not self._add(f"add address {address} on {name}", exist_ok, self._ipr.addr, "add", **spec):
             return False
         spec.pop("flags", None)
-        self._remember(("addr", index, str(address)), lambda: self._ipr.addr("del", **spec))
+        self._remember(("addr", index, str(address)), ("addr", "del", spec))
         return True
 
     def remove_address(self, name: str, address: Interface) -> None:
@@ -225,8 +226,8 @@ class Netlink:
 
     # -- routes and rules --------------------------------------------------------------
 
+    @staticmethod
     def _route_spec(
-        self,
         destination: Network,
         interface: str | None,
         gateway: Address | None,
@@ -234,9 +235,10 @@ class Netlink:
         metric: int | None,
         source: Address | None,
     ) -> dict[str, Any]:
+        """The pyroute2 arguments of a route; on the worker thread (it resolves ``interface`` there)."""
         spec: dict[str, Any] = {"dst": str(destination), "family": _family(destination)}
         if interface is not None:
-            spec["oif"] = self.link_index(interface)
+            spec["oif"] = _index_of(interface)
         if gateway is not None:
             spec["gateway"] = str(gateway)
         if table is not None:
@@ -264,11 +266,18 @@ class Netlink:
         ``mtu`` sets the route's MTU metric, which the kernel honours for forwarded and local traffic
         (ICMP "fragmentation needed" / Packet Too Big, TCP MSS) even on a link with a larger MTU.
         """
-        spec = self._route_spec(destination, interface, gateway, table, metric, source)
         extra = {"metrics": {"mtu": mtu}} if mtu else {}
-        if not self._add(f"add route {destination}", exist_ok, self._ipr.route, "add", **spec, **extra):
+        route = (destination, interface, gateway, table, metric, source)
+
+        def add() -> dict[str, Any]:
+            spec = self._route_spec(*route)
+            self._ipr.route("add", **spec, **extra)
+            return spec
+
+        spec = self._add_resolved(f"add route {destination}", exist_ok, add)
+        if spec is None:
             return False
-        self._remember(("route", *sorted(spec.items())), lambda: self._ipr.route("del", **spec))
+        self._remember(("route", *sorted(spec.items())), ("route", "del", spec))
         return True
 
     def remove_route(
@@ -282,9 +291,17 @@ class Netlink:
         source: IPv4Address | IPv6Address | None = None,
     ) -> None:
         """Delete a route given as it was added, and forget it."""
-        spec = self._route_spec(destination, interface, gateway, table, metric, source)
-        self._undo.pop(("route", *sorted(spec.items())), None)
-        self._delete(f"remove route {destination}", self._ipr.route, "del", **spec)
+        route = (destination, interface, gateway, table, metric, source)
+
+        def delete() -> dict[str, Any]:
+            spec = self._route_spec(*route)
+            try:
+                self._ipr.route("del", **spec)
+            finally:
+                self._undo.pop(("route", *sorted(spec.items())), None)
+            return spec
+
+        self._delete(f"remove route {destination}", delete)
 
     def routes(self, family: int = socket.AF_UNSPEC, table: int | None = None) -> list[dict[str, Any]]:
         """Routes as plain dicts (dst, dst_len, oif, gateway, table, priority) for inspection."""
@@ -334,7 +351,7 @@ class Netlink:
         }
         if not self._add(f"add rule from {source} table {table}", exist_ok, self._ipr.rule, "add", **spec):
             return False
-        self._remember(("rule", *sorted(spec.items())), lambda: self._ipr.rule("del", **spec))
+        self._remember(("rule", *sorted(spec.items())), ("rule", "del", spec))
         return True
 
     def remove_rule(self, source: Network, table: int, priority: int) -> None:
@@ -374,27 +391,25 @@ class Netlink:
             self.set_sysctl(f"net/ipv6/conf/{name}/proxy_ndp", 1)
         elif immediate:
             self.set_sysctl(f"net/ipv4/neigh/{name}/proxy_delay", 0)
-        spec = {
-            "dst": str(address),
-            "ifindex": self.link_index(name),
-            "flags": NTF_PROXY,
-            "family": _family(address),
-        }
-        what = f"add proxy neighbour {address} on {name}"
-        if not self._add(what, exist_ok, self._ipr.neigh, "add", **spec):
+
+        def add() -> dict[str, Any]:
+            spec = _proxy_spec(name, address)
+            self._ipr.neigh("add", **spec)
+            return spec
+
+        spec = self._add_resolved(f"add proxy neighbour {address} on {name}", exist_ok, add)
+        if spec is None:
             return False
-        self._remember(("proxy", spec["ifindex"], str(address)), lambda: self._ipr.neigh("del", **spec))
+        self._remember(("proxy", spec["ifindex"], str(address)), ("neigh", "del", spec))
         return True
 
     def remove_proxy_neighbour(self, name: str, address: IPv4Address | IPv6Address) -> None:
-        spec = {
-            "dst": str(address),
-            "ifindex": self.link_index(name),
-            "flags": NTF_PROXY,
-            "family": _family(address),
-        }
-        self._undo.pop(("proxy", spec["ifindex"], str(address)), None)
-        self._delete(f"remove proxy neighbour {address}", self._ipr.neigh, "del", **spec)
+        def delete() -> None:
+            spec = _proxy_spec(name, address)
+            self._undo.pop(("proxy", spec["ifindex"], str(address)), None)
+            self._ipr.neigh("del", **spec)
+
+        self._delete(f"remove proxy neighbour {address}", delete)
 
     # -- sysctls -----------------------------------------------------------------------
 
@@ -404,10 +419,9 @@ class Netlink:
 
     def set_sysctl(self, path: str, value: str | int) -> None:
         """Write ``/proc/sys/<path>``; undo writes back the value found before the first change."""
-        old = self._run(_read_sysctl, path)
-        self._run(_write_sysctl, path, str(value))
+        old = self._run(_swap_sysctl, path, str(value))
         if old != str(value):
-            self._remember(("sysctl", path), lambda: _write_sysctl(path, old))
+            self._remember(("sysctl", path), ("sysctl", path, {"value": old}))
 
     def enable_forwarding(self, *, ipv4: bool = True, ipv6: bool = True) -> None:
         """Router mode: ``net.ipv4.ip_forward`` and ``net.ipv6.conf.all.forwarding``."""
@@ -433,6 +447,16 @@ class Netlink:
             raise NetlinkFacadeError(f"{what}: {os.strerror(error.code)} ({error.code})") from error
         return True
 
+    def _add_resolved(self, what: str, exist_ok: bool, add: Callable[[], R]) -> R | None:
+        """Run ``add`` (which looks up what it needs and sends the request) in one worker round trip;
+        its result, or None if the object existed and ``exist_ok``."""
+        try:
+            return self._run(add)
+        except NetlinkError as error:
+            if error.code == errno.EEXIST and exist_ok:
+                return None
+            raise NetlinkFacadeError(f"{what}: {os.strerror(error.code)} ({error.code})") from error
+
     def _delete(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         try:
             self._run(function, *args, **kwargs)
@@ -440,8 +464,19 @@ class Netlink:
             if error.code not in _GONE:
                 raise NetlinkFacadeError(f"{what}: {os.strerror(error.code)} ({error.code})") from error
 
-    def _remember(self, key: tuple[object, ...], undo: Callable[[], object]) -> None:
+    def _remember(self, key: tuple[object, ...], undo: Undo | Callable[[], object]) -> None:
         self._undo.setdefault(key, undo)
+
+    def _revert(self, undo: Undo | Callable[[], object]) -> None:
+        """Carry out one recorded undo (on the worker thread)."""
+        if callable(undo):
+            undo()
+            return
+        method, command, arguments = undo
+        if method == "sysctl":
+            _write_sysctl(command, arguments["value"])
+        else:
+            getattr(self._ipr, method)(command, **arguments)
 
     @property
     def recorded(self) -> int:
@@ -452,7 +487,7 @@ class Netlink:
         """Revert every recorded change, newest first; already-vanished objects are skipped."""
         for key, action in reversed(list(self._undo.items())):
             try:
-                self._run(action)
+                self._run(self._revert, action)
             except NetlinkError as error:
                 if error.code not in _GONE:
                     logger.warning("undo %s failed: %s", key[0], os.strerror(error.code))
@@ -476,6 +511,28 @@ class Netlink:
             self.undo()
         finally:
             self.close()
+
+
+def _index_of(name: str) -> int:
+    """The index of link ``name`` in the calling thread's namespace (SIOCGIFINDEX: one system call,
+    no netlink dump to parse); LookupError if there is none. Call it on the worker thread."""
+    try:
+        return socket.if_nametoindex(name)
+    except OSError:
+        raise LookupError(f"no network interface {name!r}") from None
+
+
+def _proxy_spec(name: str, address: Address) -> dict[str, Any]:
+    """pyroute2 arguments of an NTF_PROXY neighbour entry (resolves ``name``: worker thread only)."""
+    return {"dst": str(address), "ifindex": _index_of(name), "flags": NTF_PROXY, "family": _family(address)}
+
+
+def _swap_sysctl(path: str, value: str) -> str:
+    """Write ``value`` unless it is there already; the value found."""
+    old = _read_sysctl(path)
+    if old != value:
+        _write_sysctl(path, value)
+    return old
 
 
 def _read_sysctl(path: str) -> str:

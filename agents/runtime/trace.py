@@ -24,6 +24,7 @@ from agents.runtime.jsonable import dumps_line
 logger = logging.getLogger(__name__)
 
 HEADER_KEYS = ("t", "node", "event")
+HEADER_KEYS_SET = frozenset(HEADER_KEYS)
 
 
 def monotonic_now() -> float:
@@ -81,8 +82,11 @@ class TraceWriter:
     def _write(self, t: float, event: str, fields: dict[str, Any]) -> None:
         assert self._file is not None
         record: dict[str, Any] = {"t": t, "node": self.node, "event": event}
-        for key, value in fields.items():
-            record[_free_key(key, record)] = value
+        if HEADER_KEYS_SET.isdisjoint(fields):  # the usual case: no renaming needed
+            record.update(fields)
+        else:
+            for key, value in fields.items():
+                record[_free_key(key, record)] = value
         line = dumps_line(record) + "\n"
         try:
             self._file.write(line)

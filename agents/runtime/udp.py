@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 MAX_DATAGRAM = 65535
 _PKTINFO = struct.Struct("=I4s4s")  # ifindex, spec_dst, addr
+_UNSPECIFIED = IPv4Address(0)
+ADDRESS_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ class MobileIpSocket:
             self.sock.close()
             raise
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._addresses: dict[str | bytes, IPv4Address] = {}
+        """Sender and destination addresses seen, as text or packed: a datagram from a known peer builds
+        no new address objects (a renewal's source is kept in its binding until the next one)."""
 
     @property
     def port(self) -> int:
@@ -70,12 +75,21 @@ class MobileIpSocket:
             except OSError as exc:  # e.g. ICMP port unreachable reported on the socket
                 logger.debug("recvmsg: %s", exc)
                 continue
-            destination, index = IPv4Address(0), 0
+            destination, index = _UNSPECIFIED, 0
             for level, kind, value in ancillary:
                 if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(value) >= _PKTINFO.size:
                     index, _spec, addr = _PKTINFO.unpack_from(value)
-                    destination = IPv4Address(addr)
-            on_datagram(Received(data, (IPv4Address(host), port), destination, index))
+                    destination = self._address(addr)
+            on_datagram(Received(data, (self._address(host), port), destination, index))
+
+    def _address(self, key: str | bytes) -> IPv4Address:
+        """``IPv4Address(key)``, shared between datagrams (the cache is emptied when it gets large)."""
+        address = self._addresses.get(key)
+        if address is None:
+            if len(self._addresses) >= ADDRESS_CACHE_SIZE:
+                self._addresses.clear()
+            address = self._addresses[key] = IPv4Address(key)
+        return address
 
     def send(
         self,

@@ -25,8 +25,9 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import GRE
 
 from agents.datapath.base import DropEvent, DropReason, Encapsulation, TunnelTarget
+from agents.datapath.tables import HomeAgentTable
 from agents.datapath.userspace import UserspaceHomeAgent, UserspaceMobileNode
-from agents.runtime.arp import send_gratuitous_arp
+from agents.runtime.arp import GratuitousArpSender, send_gratuitous_arp
 from agents.runtime.netlink import Netlink
 from tests.netns.conftest import Namespace, NamespaceFactory, capture, ping, veth, wait_until
 
@@ -157,6 +158,35 @@ def test_gratuitous_arp_updates_the_neighbours_cache(testbed: Testbed) -> None:
     with testbed.ha.entered():
         send_gratuitous_arp("ha0", IPv4Address(HOME_ADDRESS))
     assert wait_until(lambda: mac in testbed.cn.run(f"ip neigh show {HOME_ADDRESS} dev cn0"))
+
+
+def test_one_gratuitous_arp_sender_sends_many(testbed: Testbed) -> None:
+    """The home agent keeps one AF_PACKET socket for all its gratuitous ARPs (RFC 5944 §4.6)."""
+    with testbed.ha.entered():
+        mac = testbed.ha_netlink.link_mac("ha0")
+        sender = GratuitousArpSender("ha0")
+    with sender:
+        for fake in ("02:00:00:00:00:01", "02:00:00:00:00:02"):
+            testbed.cn.run(f"ip neigh replace {HOME_ADDRESS} lladdr {fake} dev cn0 nud stale")
+            assert sender.send(IPv4Address(HOME_ADDRESS)) == 1
+            assert wait_until(lambda: mac in testbed.cn.run(f"ip neigh show {HOME_ADDRESS} dev cn0"))
+        socket_before = sender._sock
+        sender.send(IPv4Address(HOME_ADDRESS))
+        assert sender._sock is socket_before is not None
+    assert sender._sock is None
+
+
+def test_a_renewal_leaves_the_datapath_alone(testbed: Testbed) -> None:
+    """A re-registration that only renews the lifetime (RFC 5944 §3.8.3) changes no table entry and
+    no kernel state; the incrementally kept table equals one rebuilt from the bindings."""
+    home, agent, care_of = IPv4Address(HOME_ADDRESS), IPv4Address(HA_FOREIGN), IPv4Address(CARE_OF)
+    datapath, ipip = testbed.home_agent, Encapsulation.IP_IN_IP
+    recorded, before = datapath._netlink.recorded, datapath.table.contents()
+    for reverse in (True, False):  # the datapath holds no T flag: nothing to change either
+        datapath.add_ipv4_tunnel(home, care_of, ipip, home_agent=agent, reverse_tunnel=reverse)
+    assert datapath.table.contents() == before and datapath._netlink.recorded == recorded
+    assert datapath.table.contents() == HomeAgentTable(datapath.bindings.values()).contents()
+    assert ping(testbed.cn, HOME_ADDRESS)
 
 
 def _send_raw(namespace: Namespace, packet: bytes, destination: str) -> None:

@@ -6,7 +6,18 @@ import json
 import math
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
-from agents.mip.bindings import BindingTable, CareOf, CareOfEntry, PrefixBinding, TunnelTarget
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agents.mip.bindings import (
+    BindingTable,
+    CareOf,
+    CareOfEntry,
+    PrefixBinding,
+    PrefixChanges,
+    PrefixOwners,
+    TunnelTarget,
+)
 from agents.mip.config import Encapsulation
 
 HOA = IPv4Address("192.0.2.10")
@@ -164,3 +175,64 @@ def test_overlap_index_both_directions_and_after_release_rfc5454_3_3() -> None:
     table.put(HOA2, entry(expires_at=30.0), keep_others=False)  # renewal
     assert table.next_expiry() == 30.0
     assert table.expired(20.0) == []
+
+
+PREFIX_UNIVERSE = [
+    IPv6Network(text)
+    for text in (
+        "2001:db8::/32",
+        "2001:db8:10::/48",
+        "2001:db8:10:1::/64",
+        "2001:db8:10:2::/64",
+        "2001:db8:11::/48",
+        "2001:db8:10:1::5/128",
+        "2001:db9::/32",
+    )
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.booleans(), st.sampled_from(PREFIX_UNIVERSE), st.sampled_from([HOA, HOA2]))),
+    st.sampled_from(PREFIX_UNIVERSE),
+)
+def test_prefix_owners_answer_like_a_scan_rfc5454_3_3(
+    steps: list[tuple[bool, IPv6Network, IPv4Address]], query: IPv6Network
+) -> None:
+    """The index (used by the binding table and the datapath) finds exactly the owners a scan of
+    every registered prefix with ``overlaps`` finds, after any sequence of adds and removes."""
+    owners, registered = PrefixOwners(), {}
+    for add, prefix, owner in steps:
+        if add:
+            owners.add(prefix, owner)
+            registered[prefix] = owner
+        else:
+            owners.remove(prefix)
+            registered.pop(prefix, None)
+    expected = sorted(owner for prefix, owner in registered.items() if prefix.overlaps(query))
+    assert sorted(owners.overlapping(query)) == expected
+    assert owners.owner(query) == registered.get(query) and len(owners) == len(registered)
+
+
+def test_renewals_do_not_grow_the_expiry_heap_rfc5944_3_8_1() -> None:
+    """Every renewal pushes a new expiry; the superseded ones are dropped once the heap has doubled,
+    so it stays proportional to the bindings, and expiry answers are unchanged."""
+    table = BindingTable()
+    homes = [IPv4Address("10.0.0.1") + index for index in range(100)]
+    for step in range(5000):
+        table.put(homes[step % 100], entry(expires_at=100.0 + step), keep_others=False)
+    assert len(table._expiries) <= 2 * 100 + 64
+    assert table.next_expiry() == 100.0 + 4900
+    due = table.expired(100.0 + 4950)
+    assert [home_address for home_address, _ in due] == sorted(homes[:51])
+
+
+def test_a_renewal_keeps_the_registered_prefix_objects() -> None:
+    table = BindingTable()
+    table.put(HOA, entry(), keep_others=False)
+    table.replace_prefixes(HOA, [home(P1), home(P2)])
+    registered = table.get(HOA).prefixes
+    assert table.replace_prefixes(HOA, [home(P1), home(P2)]) == PrefixChanges()
+    assert table.get(HOA).prefixes is registered
+    table.replace_prefixes(HOA, [home(P2), home(P1)])  # same prefixes, new order: taken as given
+    assert list(table.get(HOA).prefixes) == [P2, P1]

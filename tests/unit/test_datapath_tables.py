@@ -397,3 +397,90 @@ def test_fragmentation_of_oversized_outer_packets() -> None:
     assert b"".join(piece[20:] for piece in pieces) == big[20:]
     with pytest.raises(ValueError):
         fragment_ipv4(encapsulate(ipv4_inner(0, 2, 64) + b"", HA, COA, 4)[:20] + bytes(2000), 1500)
+
+
+# -- incremental changes (a home agent with thousands of bindings changes one at a time) -----------
+
+HOMES = [IPv4Address("192.0.2.100") + index for index in range(4)]
+CARE_OFS = [IPv4Address("203.0.113.1") + index for index in range(3)]
+ENCAPSULATIONS = list(Encapsulation)
+
+
+def prefix_pool(home_index: int) -> list[IPv6Network]:
+    """Each home address draws from its own prefixes (the datapath refuses overlaps, RFC 5454 §3.3),
+    nested ones included, plus its link-local /128."""
+    return [
+        IPv6Network(f"2001:db8:{home_index}::/48"),
+        IPv6Network(f"2001:db8:{home_index}:1::/64"),
+        IPv6Network(f"2001:db8:{home_index}:2::/64"),
+        IPv6Network(f"fe80::{home_index + 1}/128"),
+    ]
+
+
+@st.composite
+def bindings(draw: st.DrawFn) -> HomeBinding:
+    index = draw(st.integers(0, len(HOMES) - 1))
+    care_ofs = draw(st.dictionaries(st.sampled_from(CARE_OFS), st.sampled_from(ENCAPSULATIONS), max_size=3))
+    prefixes = draw(st.dictionaries(st.sampled_from(prefix_pool(index)), st.sampled_from(list(TunnelTarget))))
+    return HomeBinding(HOMES[index], HA, care_ofs, prefixes)
+
+
+changes = st.lists(st.one_of(bindings(), st.sampled_from(HOMES)), max_size=25)
+
+
+@settings(max_examples=300, deadline=None)
+@given(changes)
+def test_incremental_changes_equal_a_rebuilt_table(steps: list[HomeBinding | IPv4Address]) -> None:
+    """After every put/remove the live table holds exactly what a table built from scratch from the
+    current bindings holds: same paths, acceptance rules, care-of counts and prefix search order."""
+    table, current = HomeAgentTable(), {}
+    for step in steps:
+        if isinstance(step, HomeBinding):
+            table.put(step)
+            current[step.home_address] = step
+        else:
+            table.remove(step)
+            current.pop(step, None)
+        assert table.contents() == HomeAgentTable(current.values()).contents()
+        assert len(table) == len(current)
+
+
+def test_a_renewal_changes_nothing_and_a_move_only_its_own_entries() -> None:
+    table = home_table()
+    before = table.contents()
+    prefixes = {P_HOA: TunnelTarget.HOME_ADDRESS, P_COA: TunnelTarget.CARE_OF}
+    table.put(HomeBinding(HOA, HA, {COA: Encapsulation.IP_IN_IP}, prefixes))
+    assert table.contents() == before
+    table.put(HomeBinding(HOA, HA, {FA_COA: Encapsulation.GRE}, {P_HOA: TunnelTarget.HOME_ADDRESS}))
+    assert table.check_ipv4(COA.packed, 4, HOA.packed) is DropReason.UNKNOWN_OUTER_SOURCE
+    assert table.check_ipv4(FA_COA.packed, 47, HOA.packed) is None
+    assert table.check_ipv4(FA_COA.packed, 4, HOA2.packed) is None, "the other binding's shared care-of stays"
+    assert table.ipv6_paths(b"", packed("2001:db8:200::1")) == ()
+    table.remove(HOA)
+    other = HomeBinding(HOA2, HA, {FA_COA: Encapsulation.IP_IN_IP}, {P_OTHER: TunnelTarget.HOME_ADDRESS})
+    assert table.contents() == HomeAgentTable([other]).contents()
+    assert table.ipv4_paths(b"", HOA.packed) == () and table.check_ipv4(FA_COA.packed, 4, HOA2.packed) is None
+
+
+def test_ipv4_routes_stays_the_dict_the_engine_indexes() -> None:
+    table = HomeAgentTable()
+    routes = table.ipv4_routes
+    table.put(HomeBinding(HOA, HA, {COA: Encapsulation.IP_IN_IP}))
+    assert table.ipv4_routes is routes and routes[HOA.packed] == ((Hop(HA.packed, COA.packed, 4),),)
+    table.remove(HOA)
+    assert table.ipv4_routes is routes and HOA.packed not in routes
+
+
+def test_prefix_map_set_and_discard() -> None:
+    short, long = IPv6Network("2001:db8::/32"), IPv6Network("2001:db8:1::/48")
+    prefixes: PrefixMap[str] = PrefixMap()
+    prefixes.set(short, "short")
+    prefixes.set(long, "long")
+    assert prefixes.lookup(packed("2001:db8:1::5")) == "long"
+    prefixes.discard(long, "someone else's")  # not the value stored: kept
+    assert prefixes.lookup(packed("2001:db8:1::5")) == "long"
+    prefixes.discard(long, "long")
+    assert prefixes.lookup(packed("2001:db8:1::5")) == "short"
+    assert prefixes.contents() == PrefixMap([(short, "short")]).contents()
+    prefixes.discard(short, "short")
+    assert prefixes.lookup(packed("2001:db8:1::5")) is None and prefixes.contents()[0] == ()

@@ -22,7 +22,15 @@ def agents(*argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize(("role", "path"), [("ha", "examples/ha.toml"), ("mn", "examples/mn.toml")])
+@pytest.mark.parametrize(
+    ("role", "path"),
+    [
+        ("ha", "examples/ha.toml"),
+        ("mn", "examples/mn.toml"),
+        ("fa", "examples/fa.toml"),
+        ("mn", "examples/mn-fa.toml"),
+    ],
+)
 def test_example_config_checks(role: str, path: str) -> None:
     result = agents(role, "--config", path, "--check")
     assert result.returncode == 0, result.stderr

@@ -186,3 +186,32 @@ def test_anything_converts_to_strict_json(value: Any) -> None:
     text = dumps_line(value)
     assert "\n" not in text
     assert json.loads(text) == to_jsonable(value)
+
+
+plain_json = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text()),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.tuples(inner, inner),
+        st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    ),
+    max_leaves=20,
+)
+
+
+def _converted_text(value: Any) -> str:
+    return json.dumps(to_jsonable(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+@given(st.one_of(plain_json, nested))
+def test_plain_data_is_written_exactly_as_converted_data(value: Any) -> None:
+    """Already-plain JSON (what events give) skips the conversion copy and gives the same text."""
+    assert dumps_line(value) == _converted_text(value)
+
+
+@pytest.mark.parametrize("depth", [30, 31, 32, 33, 34])
+def test_deep_nesting_is_cut_where_the_conversion_cuts_it(depth: int) -> None:
+    value: Any = 5
+    for _ in range(depth):
+        value = [value]
+    assert dumps_line(value) == _converted_text(value)

@@ -68,13 +68,17 @@ class MachineDriver:
                 source=datagram.source,
                 ttl=datagram.ttl,
             )
+        trace = self.context.trace
         while (event := self.machine.next_event()) is not None:
-            fields = event.to_dict()
-            name = str(fields.pop("event", event.name))
-            self.context.trace.emit(name, **fields)
+            if trace.enabled:  # the JSON-able fields are only worth building for a trace line
+                fields = event.to_dict()
+                name = str(fields.pop("event", event.name))
+                trace.emit(name, **fields)
+            else:
+                name = str(event.name)
             try:
                 self.on_event(event)
             except Exception as exc:  # a failed install must not kill the agent: log, trace, go on
                 logger.error("could not apply %s: %s", name, exc)
-                self.context.trace.emit("apply_failed", what=name, error=str(exc))
+                trace.emit("apply_failed", what=name, error=str(exc))
         self.timer.rearm()

@@ -20,7 +20,7 @@ from agents.datapath.userspace import UserspaceHomeAgent
 from agents.mip import events as ev
 from agents.mip.config import HomeAgentConfig
 from agents.mip.home_agent import HomeAgent
-from agents.runtime.arp import send_gratuitous_arp
+from agents.runtime.arp import GratuitousArpSender
 from agents.runtime.control import Handler
 from agents.runtime.frame import AgentContext
 from agents.runtime.netlink import Netlink
@@ -56,6 +56,7 @@ class HomeLink:
     def __init__(self, interface: str) -> None:
         self.interface = interface
         self.netlink = Netlink()
+        self.arp = GratuitousArpSender(interface)
 
     def apply(self, event: object) -> None:
         if isinstance(event, ev.ProxyArpStarted):
@@ -63,9 +64,10 @@ class HomeLink:
         elif isinstance(event, ev.ProxyArpStopped):
             self.netlink.remove_proxy_neighbour(self.interface, event.home_address)
         elif isinstance(event, ev.GratuitousArpRequested) and event.owner is ev.ArpOwner.HOME_AGENT:
-            send_gratuitous_arp(self.interface, event.address)
+            self.arp.send(event.address)
 
     def close(self) -> None:
+        self.arp.close()
         self.netlink.undo()
         self.netlink.close()
 

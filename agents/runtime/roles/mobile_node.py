@@ -13,21 +13,27 @@ import logging
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv6Network
+from ipaddress import IPv4Address, IPv4Interface, IPv6Interface, IPv6Network
 from pathlib import Path
 from typing import Any
 
-from agents.datapath.base import MobileNodeDatapath
+from agents.datapath.base import MobileNodeDatapath, TunnelTarget
 from agents.datapath.engine import TunnelOptions
 from agents.datapath.userspace import UserspaceMobileNode
 from agents.mip import events as ev
-from agents.mip.config import MobileNodeConfig
+from agents.mip.config import CareOfMode, MobileNodeConfig
 from agents.mip.mobile_node import MobileNode
 from agents.runtime.arp import send_gratuitous_arp
 from agents.runtime.control import Handler
 from agents.runtime.frame import AgentContext
 from agents.runtime.netlink import Netlink
 from agents.runtime.roles.driver import MachineDriver, wall_clock_offset
+from agents.runtime.roles.mn_discovery_io import (
+    AgentDiscoverySocket,
+    CarrierWatcher,
+    DiscoveringDriver,
+    ForeignAgentLink,
+)
 from agents.runtime.roles.settings import TunnelRuntime, load_role_file, report_datapath_choice
 from agents.runtime.udp import MobileIpSocket
 
@@ -79,8 +85,9 @@ class MobileNodeRunner:
 
     async def start(self, config: MobileNodeSettings, context: AgentContext) -> Mapping[str, Handler]:
         protocol, runtime = config.protocol, config.runtime
+        discovering = protocol.care_of_mode is not CareOfMode.COLOCATED
         care_of = runtime.care_of or find_care_of(runtime.interface, protocol.home_address)
-        if care_of is None:
+        if care_of is None and not discovering:
             raise ValueError(f"runtime.interface {runtime.interface} has no IPv4 address to use as care-of")
         report_datapath_choice(runtime, context)
         machine = MobileNode(protocol, wall_clock_offset=wall_clock_offset(), rng=random.Random())
@@ -90,10 +97,19 @@ class MobileNodeRunner:
             interface_name=runtime.tunnel_interface, options=TunnelOptions(ipv6_mtu=runtime.tunnel_mtu)
         )
         context.on_shutdown(datapath.close, name="close the tunnel datapath")
-        applier = MobileNodeEvents(protocol, runtime, datapath)
-        driver = MachineDriver(machine, sock, context, applier.apply)
+        link = ForeignAgentLink(runtime.interface, protocol.home_address) if discovering else None
+        if link is not None:
+            context.on_shutdown(link.close, name="remove the visited-link address and routes")
+        applier = MobileNodeEvents(protocol, runtime, datapath, link)
+        driver = DiscoveringDriver(machine, sock, context, applier.apply)
         context.on_shutdown(lambda: deregister(driver, machine), name="deregister")
         driver.start()
+        if link is not None:
+            discovery = AgentDiscoverySocket(runtime.interface)
+            context.on_shutdown(discovery.close, name="close the agent discovery socket")
+            driver.attach(discovery, link)
+            watcher = CarrierWatcher(runtime.interface, driver.carrier_changed)
+            context.create_task(watcher.run(), name="watch the carrier")
         machine.link_changed(True, care_of, driver.now())
         driver.flush()
         return commands(driver, machine, datapath)
@@ -144,40 +160,75 @@ class MobileNodeEvents:
     """Applies the mobile node's events to its datapath (tunnel, prefixes, addresses, routes)."""
 
     def __init__(
-        self, config: MobileNodeConfig, runtime: MobileNodeRuntime, datapath: MobileNodeDatapath
+        self,
+        config: MobileNodeConfig,
+        runtime: MobileNodeRuntime,
+        datapath: MobileNodeDatapath,
+        link: ForeignAgentLink | None = None,
     ) -> None:
+        self.link = link
         self.config = config
         self.runtime = runtime
         self.datapath = datapath
-        self.prefixes: set[IPv6Network] = set()
+        self.prefixes: dict[IPv6Network, TunnelTarget] = {}
+        """Prefixes the machine holds as registered; kept across a TunnelDown, since the machine does not
+        announce them again when the next registration (e.g. after a link-down) keeps them."""
+        self.addresses: dict[IPv6Interface, TunnelTarget] = {}
 
     def apply(self, event: Any) -> None:
         home = self.config.home_address
         if isinstance(event, ev.TunnelUp):
+            self.tunnel_up(event)
+        elif isinstance(event, ev.TunnelDown):
+            self.datapath.remove_ipv4_tunnel(home)
+        elif isinstance(event, ev.PrefixAccepted):
+            self.datapath.add_ipv6_prefix(event.prefix, home, event.target)
+            self.prefixes[event.prefix] = event.target
+        elif isinstance(event, ev.PrefixRejected) and event.prefix in self.prefixes:
+            self.datapath.remove_ipv6_prefix(event.prefix)
+            del self.prefixes[event.prefix]
+        else:
+            self.apply_interface_event(event)
+
+    def tunnel_up(self, event: ev.TunnelUp) -> None:
+        """Bring the tunnel up, then restore the prefixes and addresses a TunnelDown took with it."""
+        if not event.colocated:
+            self.via_foreign_agent(event)
+        else:
             self.datapath.add_ipv4_tunnel(
-                home,
+                self.config.home_address,
                 event.care_of,
                 event.encapsulation,
                 home_agent=event.home_agent,
                 reverse_tunnel=event.reverse_tunnel,
             )
-        elif isinstance(event, ev.TunnelDown):
-            self.datapath.remove_ipv4_tunnel(home)
-            self.prefixes.clear()
-        elif isinstance(event, ev.PrefixAccepted):
-            self.datapath.add_ipv6_prefix(event.prefix, home, event.target)
-            self.prefixes.add(event.prefix)
-        elif isinstance(event, ev.PrefixRejected) and event.prefix in self.prefixes:
-            self.datapath.remove_ipv6_prefix(event.prefix)
-            self.prefixes.discard(event.prefix)
-        else:
-            self.apply_interface_event(event)
+        for prefix, target in self.prefixes.items():
+            self.datapath.add_ipv6_prefix(prefix, self.config.home_address, target)
+        for address, target in self.addresses.items():
+            self.datapath.add_ipv6_address(address, target)
+
+    def via_foreign_agent(self, event: ev.TunnelUp) -> None:
+        """FA care-of address: the datapath only carries IPv6-in-IPv4 between HoA and HA (RFC 5454 §3.3.2)."""
+        if not isinstance(self.datapath, UserspaceMobileNode):
+            raise TypeError("this datapath cannot register via a foreign agent")
+        self.datapath.add_ipv4_tunnel(
+            self.config.home_address,
+            event.care_of,
+            event.encapsulation,
+            home_agent=event.home_agent,
+            reverse_tunnel=event.reverse_tunnel,
+            colocated=False,
+        )
 
     def apply_interface_event(self, event: Any) -> None:
+        if self.link is not None and self.link.apply(event):
+            return
         if isinstance(event, ev.Ipv6AddressAdded):
             self.datapath.add_ipv6_address(event.address, event.target)
+            self.addresses[event.address] = event.target
         elif isinstance(event, ev.Ipv6AddressRemoved):
             self.datapath.remove_ipv6_address(event.address)
+            self.addresses.pop(event.address, None)
         elif isinstance(event, ev.Ipv6RouteAdded):
             self.datapath.add_ipv6_route(event.prefix)
         elif isinstance(event, ev.Ipv6RouteRemoved):

@@ -1,0 +1,224 @@
+"""The foreign agent's datapath (design.md §4): IPv4-in-IPv4 (RFC 2003) between its care-of address and
+each visitor's home agent.
+
+* Forward: a raw IPPROTO_IPIP socket per care-of address receives the home agent's tunnel packets; when
+  the outer source is the visitor's HA and the inner destination a visitor's home address, the inner
+  packet (TTL decremented, RFC 2003 §3.1) goes out the access link to the visitor's link-layer address
+  (RFC 5944 §4.2.2) — never by ARP for the home address.
+* Reverse (T granted, direct delivery, RFC 3024 §5.1): a rule ``from <HoA> iif <access> lookup <table>``
+  whose table routes everything into a TUN; the FA reads those packets and sends them IP-in-IP from the
+  care-of address to the HA (RFC 3024 §4.3). IPv6 of a dual-stack MN is already IPv6-in-IPv4 from
+  the home address (RFC 5454 §3.3.2), so the FA handles IPv4 only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+from agents.datapath.tun import TunDevice
+from agents.mip.ip import HopLimitExceeded, forwarded_ipv4
+from agents.runtime.netlink import Netlink
+
+logger = logging.getLogger(__name__)
+MAX_PACKET = 65535
+FrameSender = Callable[[bytes, bytes], None]
+
+
+class RuleNetlink(Netlink):
+    """:class:`Netlink` plus policy rules limited to an incoming interface, ``from <HoA> iif <access>``,
+    so only packets that arrive on the access link are reverse tunnelled (RFC 3024 §4.3; suggested
+    addition to netlink.py: an ``interface`` argument on ``add_rule`` / ``remove_rule``)."""
+
+    def add_interface_rule(self, source: IPv4Network, interface: str, table: int, priority: int) -> None:
+        spec = _rule_spec(source, interface, table, priority)
+        if self._add(f"add rule from {source} iif {interface}", True, self._ipr.rule, "add", **spec):
+            self._remember(("rule", *sorted(spec.items())), lambda: self._ipr.rule("del", **spec))
+
+    def remove_interface_rule(self, source: IPv4Network, interface: str, table: int, priority: int) -> None:
+        spec = _rule_spec(source, interface, table, priority)
+        self._undo.pop(("rule", *sorted(spec.items())), None)
+        self._delete(f"remove rule from {source} iif {interface}", self._ipr.rule, "del", **spec)
+
+
+def _rule_spec(source: IPv4Network, interface: str, table: int, priority: int) -> dict[str, Any]:
+    return {
+        "src": str(source.network_address),
+        "src_len": source.prefixlen,
+        "iifname": interface,
+        "table": table,
+        "priority": priority,
+        "family": socket.AF_INET,
+    }
+
+
+@dataclass(frozen=True)
+class VisitorRoute:
+    """What the datapath needs about one visitor."""
+
+    home_address: IPv4Address
+    home_agent: IPv4Address
+    care_of: IPv4Address
+    link_address: bytes
+    reverse_tunnel: bool
+
+
+class ForeignAgentDatapath:
+    """Tunnel sockets, the reverse-tunnel TUN and its policy rules; :meth:`close` undoes everything."""
+
+    def __init__(
+        self,
+        care_ofs: tuple[IPv4Address, ...],
+        send_frame: FrameSender,
+        access_interface: str,
+        *,
+        tunnel_interface: str = "mip-fa",
+        table: int = 110,
+        rule_priority: int = 1100,
+    ) -> None:
+        self.send_frame = send_frame
+        self.access_interface = access_interface
+        self.table, self.rule_priority = table, rule_priority
+        self.visitors: dict[IPv4Address, VisitorRoute] = {}
+        self.rules: set[IPv4Address] = set()
+        self.counters = {"decapsulated": 0, "delivered": 0, "reverse_tunnelled": 0, "dropped": 0}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.netlink = RuleNetlink()
+        self.sockets: dict[IPv4Address, socket.socket] = {}
+        self.tun: TunDevice | None = None
+        try:
+            for address in care_ofs:
+                self.sockets[address] = _tunnel_socket(address)
+            self.tun = TunDevice(tunnel_interface)
+            os.set_blocking(self.tun.fd, False)
+            self._configure()
+        except BaseException:
+            self.close()
+            raise
+
+    def _configure(self) -> None:
+        assert self.tun is not None
+        name = self.tun.name
+        self.netlink.set_sysctl(f"net/ipv6/conf/{name}/disable_ipv6", 1)
+        self.netlink.set_link_up(name)
+        self.netlink.enable_forwarding(ipv6=False)
+        self.netlink.add_route(IPv4Network("0.0.0.0/0"), interface=name, table=self.table)
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        for sock in self.sockets.values():
+            loop.add_reader(sock.fileno(), self._tunnel_readable, sock)
+        assert self.tun is not None
+        loop.add_reader(self.tun.fd, self._tun_readable)
+
+    def set_visitor(self, route: VisitorRoute) -> None:
+        """Add or replace a visitor's delivery state (VisitorAdded / VisitorUpdated)."""
+        self.visitors[route.home_address] = route
+        source = IPv4Network(f"{route.home_address}/32")
+        if route.reverse_tunnel and route.home_address not in self.rules:
+            self.netlink.add_interface_rule(source, self.access_interface, self.table, self.rule_priority)
+            self.rules.add(route.home_address)
+        elif not route.reverse_tunnel and route.home_address in self.rules:
+            self._remove_rule(route.home_address)
+
+    def remove_visitor(self, home_address: IPv4Address) -> None:
+        """Forget a visitor (VisitorRemoved): no more delivery, no more reverse tunnelling."""
+        self.visitors.pop(home_address, None)
+        if home_address in self.rules:
+            self._remove_rule(home_address)
+
+    def _remove_rule(self, home_address: IPv4Address) -> None:
+        self.rules.discard(home_address)
+        source = IPv4Network(f"{home_address}/32")
+        self.netlink.remove_interface_rule(source, self.access_interface, self.table, self.rule_priority)
+
+    def _tunnel_readable(self, sock: socket.socket) -> None:
+        for _ in range(64):
+            try:
+                packet = sock.recv(MAX_PACKET)
+            except (BlockingIOError, InterruptedError):
+                return
+            self.decapsulate(packet)
+
+    def decapsulate(self, packet: bytes) -> None:
+        """RFC 2003 §3: strip the outer header of a packet from a visitor's HA and deliver the inner one."""
+        outer = (packet[0] & 0x0F) * 4
+        inner = packet[outer:]
+        if len(inner) < 20 or inner[0] >> 4 != 4:
+            self.counters["dropped"] += 1
+            return
+        self.counters["decapsulated"] += 1
+        visitor = self.visitors.get(IPv4Address(inner[16:20]))
+        if visitor is None or IPv4Address(packet[12:16]) != visitor.home_agent:
+            self.counters["dropped"] += 1
+            return
+        try:
+            forwarded = bytes(forwarded_ipv4(inner, True))
+        except HopLimitExceeded:
+            self.counters["dropped"] += 1
+            return
+        self.send_frame(forwarded, visitor.link_address)
+        self.counters["delivered"] += 1
+
+    def _tun_readable(self) -> None:
+        assert self.tun is not None
+        for _ in range(64):
+            try:
+                packet = os.read(self.tun.fd, MAX_PACKET)
+            except (BlockingIOError, InterruptedError):
+                return
+            self.reverse_tunnel(packet)
+
+    def reverse_tunnel(self, packet: bytes) -> None:
+        """RFC 3024 §4.3: a visitor's packet, IP-in-IP from the care-of address to its home agent."""
+        if len(packet) < 20 or packet[0] >> 4 != 4:
+            self.counters["dropped"] += 1
+            return
+        visitor = self.visitors.get(IPv4Address(packet[12:16]))
+        sock = None if visitor is None else self.sockets.get(visitor.care_of)
+        if visitor is None or sock is None or not visitor.reverse_tunnel:
+            self.counters["dropped"] += 1
+            return
+        try:
+            sock.sendto(packet, (str(visitor.home_agent), 0))
+        except OSError as exc:
+            logger.debug("reverse tunnel to %s: %s", visitor.home_agent, exc.strerror)
+            self.counters["dropped"] += 1
+            return
+        self.counters["reverse_tunnelled"] += 1
+
+    def close(self) -> None:
+        """Close the sockets and the TUN, remove every rule, route and sysctl change. Idempotent."""
+        loop = self._loop if self._loop is not None and not self._loop.is_closed() else None
+        for sock in self.sockets.values():
+            if loop is not None and sock.fileno() >= 0:
+                loop.remove_reader(sock.fileno())
+            sock.close()
+        self.sockets = {}
+        try:
+            self.netlink.undo()
+        finally:
+            if self.tun is not None and not self.tun.closed:
+                if loop is not None:
+                    loop.remove_reader(self.tun.fd)
+                self.tun.close()
+            self.netlink.close()
+
+
+def _tunnel_socket(address: IPv4Address) -> socket.socket:
+    """A raw protocol-4 socket bound to a care-of address: receives the HA's tunnel packets to it and
+    sends reverse-tunnelled ones from it (the kernel writes the outer header, RFC 2003 §3.1)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_IPIP)
+    try:
+        sock.bind((str(address), 0))
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock

@@ -1,0 +1,241 @@
+"""`python -m agents fa`: the foreign agent (RFC 5944 §2.1, §3.7, §4.2.2; RFC 3024 §3–§5) on a real link.
+
+Config (TOML): `[foreign_agent]` is :class:`agents.mip.fa_config.ForeignAgentConfig` (advertisements in
+`[foreign_agent.advertisement]`); `[runtime]` is :class:`ForeignAgentRuntime`. The FA advertises and hears
+solicitations on the access interface (:mod:`.fa_access`), relays registrations on UDP 434 (with each
+request's TTL and link-layer source) and turns the visitor list into datapath state (:mod:`.fa_datapath`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import struct
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface
+from pathlib import Path
+from typing import Any
+
+from agents.mip import fa_events as fe
+from agents.mip.config import Encapsulation
+from agents.mip.fa_config import ForeignAgentConfig
+from agents.mip.foreign_agent import ForeignAgent
+from agents.runtime.configfile import ConfigError, parse_sections, read_text
+from agents.runtime.control import Handler
+from agents.runtime.frame import AgentContext
+from agents.runtime.netlink import Netlink
+from agents.runtime.roles.fa_access import AccessLink
+from agents.runtime.roles.fa_datapath import ForeignAgentDatapath, VisitorRoute
+from agents.runtime.timer import AgentTimer
+from agents.runtime.udp import IP_PKTINFO, MobileIpSocket, Received
+
+logger = logging.getLogger(__name__)
+IP_RECVTTL = getattr(socket, "IP_RECVTTL", 12)
+_PKTINFO = struct.Struct("=I4s4s")
+
+
+@dataclass(frozen=True)
+class ForeignAgentRuntime:
+    """Where the foreign agent runs: the access link facing visitors, its tunnel interface and table."""
+
+    name: str = ""
+    access_interface: str = "eth1"
+    network_interface: str = "eth0"
+    """The interface toward the home agents (informational: the routing table picks it)."""
+    access_address: IPv4Address | None = None
+    """The FA's address on the access link; default: the first IPv4 address of ``access_interface``."""
+    tunnel_interface: str = "mip-fa"
+    table: int = 110
+    rule_priority: int = 1100
+
+
+@dataclass(frozen=True)
+class ForeignAgentSettings:
+    protocol: ForeignAgentConfig
+    runtime: ForeignAgentRuntime
+
+
+def load_settings(path: Path) -> ForeignAgentSettings:
+    text = read_text(path)
+    try:
+        sections = parse_sections(
+            text, {"foreign_agent": ForeignAgentConfig, "runtime": ForeignAgentRuntime}, ("foreign_agent",)
+        )
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    return ForeignAgentSettings(sections["foreign_agent"], sections.get("runtime", ForeignAgentRuntime()))
+
+
+def access_address(runtime: ForeignAgentRuntime) -> IPv4Address:
+    """The configured access address or the first IPv4 address on the access interface."""
+    if runtime.access_address is not None:
+        return runtime.access_address
+    with Netlink() as netlink:
+        try:
+            addresses = netlink.addresses(runtime.access_interface)
+        except LookupError:
+            raise ValueError(f"runtime.access_interface: no interface {runtime.access_interface!r}") from None
+    for address in addresses:
+        if isinstance(address, IPv4Interface):
+            return address.ip
+    raise ValueError(f"runtime.access_interface {runtime.access_interface} has no IPv4 address")
+
+
+class RelaySocket(MobileIpSocket):
+    """UDP 434 with IP_RECVTTL as well as IP_PKTINFO: the FA needs each request's TTL (RFC 3024 §3.2)."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(port)
+        self.sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
+        self.ttls: dict[tuple[IPv4Address, int], int] = {}
+
+    def start(self, loop: asyncio.AbstractEventLoop, on_datagram: Callable[[Received], None]) -> None:
+        """Like :meth:`MobileIpSocket.start`, reading the TTL of each datagram as well."""
+        self._loop = loop
+        loop.add_reader(self.sock.fileno(), self._read_with_ttl, on_datagram)
+
+    def _read_with_ttl(self, on_datagram: Callable[[Received], None]) -> None:
+        for _ in range(64):
+            try:
+                data, ancillary, _flags, (host, port) = self.sock.recvmsg(65535, socket.CMSG_SPACE(64))
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                logger.debug("recvmsg: %s", exc)
+                continue
+            destination, index, ttl = IPv4Address(0), 0, None
+            for level, kind, value in ancillary:
+                if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(value) >= _PKTINFO.size:
+                    index, _spec, addr = _PKTINFO.unpack_from(value)
+                    destination = IPv4Address(addr)
+                elif level == socket.IPPROTO_IP and kind == socket.IP_TTL and len(value) >= 4:
+                    ttl = struct.unpack("=i", value[:4])[0]
+            source = (IPv4Address(host), port)
+            if ttl is not None:
+                self.ttls[source] = ttl
+            on_datagram(Received(data, source, destination, index))
+
+
+class ForeignAgentDriver:
+    """The machine, its UDP socket, access link, datapath and timer (design.md §5)."""
+
+    def __init__(
+        self, machine: ForeignAgent, sock: RelaySocket, link: AccessLink, context: AgentContext
+    ) -> None:
+        self.machine, self.sock, self.link, self.context = machine, sock, link, context
+        self.on_event: Callable[[Any], None] = lambda _event: None
+        self.timer: AgentTimer = context.make_timer(machine, on_fired=lambda _now: self.flush())
+
+    def now(self) -> float:
+        return self.context.loop.time()
+
+    def start(self) -> None:
+        self.sock.start(self.context.loop, self.datagram_received)
+        self.link.start(self.context.loop, self.solicitation_received)
+        self.flush()
+
+    def datagram_received(self, received: Received) -> None:
+        source = received.source
+        ttl = self.sock.ttls.pop(source, None)
+        mac = self.link.mac_of(*source)
+        interface = self.link.interface if mac is not None else None
+        self.machine.receive_datagram(
+            received.payload, source, received.destination, self.now(),
+            link_address=mac, ttl=ttl, interface=interface,
+        )  # fmt: skip
+        self.flush()
+
+    def solicitation_received(self, source: IPv4Address, mac: bytes) -> None:
+        self.machine.receive_solicitation(source, self.now(), link_address=mac, interface=self.link.interface)
+        self.flush()
+
+    def flush(self) -> None:
+        """Send queued datagrams and advertisements, apply and trace events, re-arm the timer."""
+        now = self.now()
+        for item in self.machine.datagrams_to_send(now):
+            if item.link_address is not None:
+                self.link.send_udp(item.payload, item.destination, item.port, item.link_address, item.source)
+            else:
+                self.sock.send(item.payload, item.destination, item.port, source=item.source, ttl=item.ttl)
+        for advert in self.machine.advertisements_to_send(now):
+            if advert.link_address is not None:
+                self.link.send_icmp_to(advert.payload, advert.destination, advert.link_address, advert.ttl)
+            else:
+                self.link.send_icmp(advert.payload, advert.destination)
+        while (event := self.machine.next_event()) is not None:
+            self._trace_and_apply(event)
+        self.timer.rearm()
+
+    def _trace_and_apply(self, event: Any) -> None:
+        fields = event.to_dict()
+        name = str(fields.pop("event", event.name))
+        if self.context.trace.enabled:
+            self.context.trace.emit(name, **fields)
+        try:
+            self.on_event(event)
+        except Exception as exc:  # a failed install must not kill the agent
+            logger.error("could not apply %s: %s", name, exc)
+            self.context.trace.emit("apply_failed", what=name, error=str(exc))
+
+
+class ForeignAgentEvents:
+    """Visitor list events → datapath state (RFC 5944 §4.2.2, RFC 3024 §5.1)."""
+
+    def __init__(self, datapath: ForeignAgentDatapath) -> None:
+        self.datapath = datapath
+
+    def apply(self, event: Any) -> None:
+        if isinstance(event, fe.VisitorAdded | fe.VisitorUpdated):
+            if event.colocated or event.link_address is None:
+                self.datapath.remove_visitor(event.home_address)
+                return
+            if event.encapsulation is not Encapsulation.IP_IN_IP:
+                logger.warning("visitor %s: only ipip is carried by this datapath", event.home_address)
+            route = VisitorRoute(
+                event.home_address, event.home_agent, event.care_of, event.link_address, event.reverse_tunnel
+            )
+            self.datapath.set_visitor(route)
+        elif isinstance(event, fe.VisitorRemoved):
+            self.datapath.remove_visitor(event.home_address)
+
+
+class ForeignAgentRunner:
+    """The `fa` role for :mod:`agents.runtime.frame`."""
+
+    def load_config(self, path: Path) -> ForeignAgentSettings:
+        return load_settings(path)
+
+    def node_name(self, config: ForeignAgentSettings) -> str:
+        return config.runtime.name
+
+    async def start(self, config: ForeignAgentSettings, context: AgentContext) -> Mapping[str, Handler]:
+        protocol, runtime = config.protocol, config.runtime
+        machine = ForeignAgent(protocol, rng=random.Random())
+        link = AccessLink(runtime.access_interface, access_address(runtime))
+        context.on_shutdown(link.close, name="close the access-link sockets")
+        sock = RelaySocket(protocol.port)
+        context.on_shutdown(sock.close, name="close UDP 434 socket")
+        datapath = ForeignAgentDatapath(
+            protocol.care_of_addresses, link.send_frame, runtime.access_interface,
+            tunnel_interface=runtime.tunnel_interface,
+            table=runtime.table, rule_priority=runtime.rule_priority,
+        )  # fmt: skip
+        context.on_shutdown(datapath.close, name="close the FA datapath")
+        datapath.start(context.loop)
+        driver = ForeignAgentDriver(machine, sock, link, context)
+        driver.on_event = ForeignAgentEvents(datapath).apply
+        context.on_shutdown(lambda: withdraw(driver), name="withdraw advertisements")
+        driver.start()
+        return {
+            "status": lambda _a: machine.status(driver.now()) | {"datapath": dict(datapath.counters)},
+            "visitors": lambda _a: machine.visitors(driver.now()),
+        }
+
+
+def withdraw(driver: ForeignAgentDriver) -> None:
+    """SIGTERM: a final advertisement with lifetime 0 (RFC 1256 §5.2)."""
+    driver.machine.shutdown(driver.now())
+    driver.flush()
