@@ -221,9 +221,10 @@ class UserspaceHomeAgent(_UserspaceBase, HomeAgentDatapath):
             if other is not None:
                 raise ValueError(f"{prefix} is registered to {other} (RFC 5454 §3.3: no overlaps)")
             self._check_prefix_targets({prefix: target}, binding.care_ofs)
+            known = prefix in binding.prefixes
             self._store(replace(binding, prefixes={**binding.prefixes, prefix: target}))
             self._prefixes.add(prefix, home_address)
-            if not owners and not prefix.is_link_local:
+            if not known and not prefix.is_link_local:  # a prefix nested in its own wider one: a route too
                 self._netlink.add_route(prefix, interface=self.interface_name)
         logger.info("prefix %s via %s (%s)", prefix, home_address, target.value)
 

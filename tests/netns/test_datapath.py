@@ -361,3 +361,27 @@ def test_netlink_undo_removes_exactly_what_it_added(namespaces: NamespaceFactory
         assert "192.0.2.1/24" in namespace.run("ip -o addr show n0")
     finally:
         netlink.close()
+
+
+def test_nested_prefix_of_the_same_node_gets_its_own_route(namespaces: NamespaceFactory) -> None:
+    """A mobile node may register a prefix inside its own wider one (only overlaps with *other* nodes are
+    refused, RFC 5454 §3.3): it gets its own route, which outlives the wider prefix's."""
+    ha = namespaces()
+    ha.run(
+        f"ip link add ha1 type veth peer name ha1p; ip link set ha1 up; ip addr add {HA_FOREIGN}/24 dev ha1"
+    )
+    with ha.entered():
+        home_agent = UserspaceHomeAgent(IPv4Address(HA_FOREIGN), interface_name="mip-nest")
+    try:
+        home = IPv4Address(HOME_ADDRESS)
+        home_agent.add_ipv4_tunnel(home, IPv4Address(CARE_OF), home_agent=IPv4Address(HA_FOREIGN))
+        wide, narrow = IPv6Network("2001:db8:10::/48"), IPv6Network("2001:db8:10:1::/64")
+        home_agent.add_ipv6_prefix(wide, home)
+        home_agent.add_ipv6_prefix(narrow, home)
+        routes = ha.run("ip -6 route show dev mip-nest")
+        assert str(wide) in routes and str(narrow) in routes
+        home_agent.remove_ipv6_prefix(wide)
+        routes = ha.run("ip -6 route show dev mip-nest")
+        assert str(wide) not in routes and str(narrow) in routes
+    finally:
+        home_agent.close()
