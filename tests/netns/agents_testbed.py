@@ -198,6 +198,10 @@ name = "ha"
 home_interface = "ha-home"
 tunnel_interface = "mip-ha"
 datapath = "auto"
+
+[runtime.advertisement]
+advertise_home = true
+max_interval = 0.2
 """
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from agents.mip.auth import SecurityAssociation
 from agents.mip.codes import RegistrationFlag, ReplyCode
+from agents.mip.icmp import AdvertisementFlag, AgentAdvertisement
 from agents.mip.identification import timestamp_identification
 from agents.mip.registration import RegistrationReply, RegistrationRequest, build_request
 from agents.mip.tunnel import encapsulate_ipv4_in_ipv4, encapsulate_ipv6_in_ipv4
@@ -60,6 +61,18 @@ def test_datapath_auto_says_what_the_kernel_offers(bed: AgentBed) -> None:
     selected = bed.agents["ha"].events("datapath_selected")
     assert selected and selected[0]["backend"] == "userspace"
     assert set(selected[0]["kernel"]) >= {"ipip", "sit", "gre"}
+
+
+def test_home_agent_advertises_with_the_h_bit(bed: AgentBed) -> None:
+    """RFC 5944 §2.1, §2.4.3: the HA advertises on its home link (ICMP 9, TTL 1, H set, no F) so a mobile
+    node that returns can tell it is home."""
+    with capture(bed["r"], "r-home") as seen:
+        time.sleep(0.6)
+    adverts = [p for p in seen if p[9] == 1 and p[20] == 9 and p[12:16] == socket.inet_aton("192.0.2.1")]
+    assert adverts, "no agent advertisement on the home link"
+    decoded = AgentAdvertisement.decode(adverts[0][20:])
+    assert adverts[0][8] == 1  # IP TTL 1
+    assert AdvertisementFlag.H in decoded.mobility.flags and AdvertisementFlag.F not in decoded.mobility.flags
 
 
 def test_ipv4_cn_to_home_address_and_back(bed: AgentBed) -> None:

@@ -19,12 +19,14 @@ from agents.datapath.engine import TunnelOptions
 from agents.datapath.userspace import UserspaceHomeAgent
 from agents.mip import events as ev
 from agents.mip.config import HomeAgentConfig
+from agents.mip.fa_config import AdvertisementConfig
 from agents.mip.home_agent import HomeAgent
 from agents.runtime.arp import GratuitousArpSender
 from agents.runtime.control import Handler
 from agents.runtime.frame import AgentContext
 from agents.runtime.netlink import Netlink
 from agents.runtime.roles.driver import MachineDriver, wall_clock_offset
+from agents.runtime.roles.ha_advertising import HomeAdvertising
 from agents.runtime.roles.settings import TunnelRuntime, load_role_file, report_datapath_choice
 from agents.runtime.udp import MobileIpSocket
 
@@ -38,6 +40,9 @@ class HomeAgentRuntime(TunnelRuntime):
 
     home_interface: str = "eth0"
     tunnel_interface: str = "mip-ha"
+    advertisement: AdvertisementConfig | None = None
+    """`[runtime.advertisement]` with `advertise_home = true`: Agent Advertisements with the H bit on the home
+    link (RFC 5944 §2.1, §2.4.3). Absent: the home agent does not advertise."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,8 @@ class HomeAgentRunner:
         applier = HomeAgentEvents(protocol, datapath, home_link)
         driver = MachineDriver(machine, sock, context, applier.apply)
         driver.start()
+        if runtime.advertisement is not None:
+            HomeAdvertising(protocol, runtime.advertisement, runtime.home_interface, context).start()
         return {
             "status": lambda _args: (
                 machine.status(driver.now()) | {"datapath": datapath.counters().to_dict()}
