@@ -13,6 +13,7 @@ from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from agents.mip.auth import AuthAlgorithm, SecurityAssociation
+from agents.mip.tunnel import ipv4_embedded_link_local
 
 MOBILE_IP_PORT = 434
 """UDP port of Mobile IP registration (RFC 5944 §3.3)."""
@@ -93,9 +94,8 @@ def _check_ipv6_prefixes(owner: str, name: str, prefixes: tuple[IPv6Network, ...
     _require(len(set(prefixes)) == len(prefixes), f"{owner}: {name} lists a prefix twice")
 
 
-def link_local_for(home_address: IPv4Address) -> IPv6Address:
-    """The tunnel link-local ``fe80::a.b.c.d`` embedding an IPv4 address (RFC 4213 §3.7)."""
-    return IPv6Address(int(IPv6Address("fe80::")) | int(home_address))
+link_local_for = ipv4_embedded_link_local
+"""The tunnel link-local ``fe80::a.b.c.d`` embedding an IPv4 address (RFC 4213 §3.7); one implementation."""
 
 
 @dataclass(frozen=True)
