@@ -259,14 +259,18 @@ class Netlink:
         metric: int | None = None,
         source: IPv4Address | IPv6Address | None = None,
         mtu: int | None = None,
+        scope: int | None = None,
         exist_ok: bool = False,
     ) -> bool:
         """Add a route (main table unless ``table``); True if this call added it.
 
         ``mtu`` sets the route's MTU metric, which the kernel honours for forwarded and local traffic
         (ICMP "fragmentation needed" / Packet Too Big, TCP MSS) even on a link with a larger MTU.
+        ``scope`` e.g. RT_SCOPE_LINK (253) for an on-link host route that a gateway route then relies on.
         """
-        extra = {"metrics": {"mtu": mtu}} if mtu else {}
+        extra: dict[str, Any] = {"metrics": {"mtu": mtu}} if mtu else {}
+        if scope is not None:
+            extra["scope"] = scope
         route = (destination, interface, gateway, table, metric, source)
 
         def add() -> dict[str, Any]:
@@ -340,28 +344,27 @@ class Netlink:
             ip_address(gateway) if gateway else None,
         )
 
-    def add_rule(self, source: Network, table: int, priority: int, *, exist_ok: bool = False) -> bool:
-        """A policy rule ``from source lookup table`` (source routing); True if this call added it."""
-        spec = {
-            "src": str(source.network_address),
-            "src_len": source.prefixlen,
-            "table": table,
-            "priority": priority,
-            "family": _family(source),
-        }
+    def add_rule(
+        self,
+        source: Network,
+        table: int,
+        priority: int,
+        *,
+        interface: str | None = None,
+        exist_ok: bool = False,
+    ) -> bool:
+        """A policy rule ``from source [iif interface] lookup table`` (source routing); True if this call
+        added it."""
+        spec = _rule_spec(source, table, priority, interface)
         if not self._add(f"add rule from {source} table {table}", exist_ok, self._ipr.rule, "add", **spec):
             return False
         self._remember(("rule", *sorted(spec.items())), ("rule", "del", spec))
         return True
 
-    def remove_rule(self, source: Network, table: int, priority: int) -> None:
-        spec = {
-            "src": str(source.network_address),
-            "src_len": source.prefixlen,
-            "table": table,
-            "priority": priority,
-            "family": _family(source),
-        }
+    def remove_rule(
+        self, source: Network, table: int, priority: int, *, interface: str | None = None
+    ) -> None:
+        spec = _rule_spec(source, table, priority, interface)
         self._undo.pop(("rule", *sorted(spec.items())), None)
         self._delete(f"remove rule from {source}", self._ipr.rule, "del", **spec)
 
@@ -520,6 +523,20 @@ def _index_of(name: str) -> int:
         return socket.if_nametoindex(name)
     except OSError:
         raise LookupError(f"no network interface {name!r}") from None
+
+
+def _rule_spec(source: Network, table: int, priority: int, interface: str | None) -> dict[str, Any]:
+    """pyroute2 arguments of a policy rule; ``interface`` limits it to packets arriving there (iif)."""
+    spec: dict[str, Any] = {
+        "src": str(source.network_address),
+        "src_len": source.prefixlen,
+        "table": table,
+        "priority": priority,
+        "family": _family(source),
+    }
+    if interface is not None:
+        spec["iifname"] = interface
+    return spec
 
 
 def _proxy_spec(name: str, address: Address) -> dict[str, Any]:

@@ -20,7 +20,6 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
-from typing import Any
 
 from agents.datapath.tun import TunDevice
 from agents.mip.ip import HopLimitExceeded, forwarded_ipv4
@@ -29,33 +28,6 @@ from agents.runtime.netlink import Netlink
 logger = logging.getLogger(__name__)
 MAX_PACKET = 65535
 FrameSender = Callable[[bytes, bytes], None]
-
-
-class RuleNetlink(Netlink):
-    """:class:`Netlink` plus policy rules limited to an incoming interface, ``from <HoA> iif <access>``,
-    so only packets that arrive on the access link are reverse tunnelled (RFC 3024 §4.3; suggested
-    addition to netlink.py: an ``interface`` argument on ``add_rule`` / ``remove_rule``)."""
-
-    def add_interface_rule(self, source: IPv4Network, interface: str, table: int, priority: int) -> None:
-        spec = _rule_spec(source, interface, table, priority)
-        if self._add(f"add rule from {source} iif {interface}", True, self._ipr.rule, "add", **spec):
-            self._remember(("rule", *sorted(spec.items())), lambda: self._ipr.rule("del", **spec))
-
-    def remove_interface_rule(self, source: IPv4Network, interface: str, table: int, priority: int) -> None:
-        spec = _rule_spec(source, interface, table, priority)
-        self._undo.pop(("rule", *sorted(spec.items())), None)
-        self._delete(f"remove rule from {source} iif {interface}", self._ipr.rule, "del", **spec)
-
-
-def _rule_spec(source: IPv4Network, interface: str, table: int, priority: int) -> dict[str, Any]:
-    return {
-        "src": str(source.network_address),
-        "src_len": source.prefixlen,
-        "iifname": interface,
-        "table": table,
-        "priority": priority,
-        "family": socket.AF_INET,
-    }
 
 
 @dataclass(frozen=True)
@@ -89,7 +61,7 @@ class ForeignAgentDatapath:
         self.rules: set[IPv4Address] = set()
         self.counters = {"decapsulated": 0, "delivered": 0, "reverse_tunnelled": 0, "dropped": 0}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.netlink = RuleNetlink()
+        self.netlink = Netlink()
         self.sockets: dict[IPv4Address, socket.socket] = {}
         self.tun: TunDevice | None = None
         try:
@@ -122,7 +94,9 @@ class ForeignAgentDatapath:
         self.visitors[route.home_address] = route
         source = IPv4Network(f"{route.home_address}/32")
         if route.reverse_tunnel and route.home_address not in self.rules:
-            self.netlink.add_interface_rule(source, self.access_interface, self.table, self.rule_priority)
+            self.netlink.add_rule(
+                source, self.table, self.rule_priority, interface=self.access_interface, exist_ok=True
+            )
             self.rules.add(route.home_address)
         elif not route.reverse_tunnel and route.home_address in self.rules:
             self._remove_rule(route.home_address)
@@ -136,7 +110,7 @@ class ForeignAgentDatapath:
     def _remove_rule(self, home_address: IPv4Address) -> None:
         self.rules.discard(home_address)
         source = IPv4Network(f"{home_address}/32")
-        self.netlink.remove_interface_rule(source, self.access_interface, self.table, self.rule_priority)
+        self.netlink.remove_rule(source, self.table, self.rule_priority, interface=self.access_interface)
 
     def _tunnel_readable(self, sock: socket.socket) -> None:
         for _ in range(64):

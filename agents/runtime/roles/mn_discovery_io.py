@@ -23,7 +23,7 @@ from typing import Any
 
 from agents.mip import events as ev
 from agents.runtime.arp import send_gratuitous_arp
-from agents.runtime.netlink import Netlink, _index_of
+from agents.runtime.netlink import Netlink
 from agents.runtime.roles.driver import MachineDriver
 
 logger = logging.getLogger(__name__)
@@ -86,29 +86,13 @@ class AgentDiscoverySocket:
         self.sock.close()
 
 
-class LinkNetlink(Netlink):
-    """:class:`Netlink` plus a link-scope route, which a default route via the FA needs for its gateway
-    (suggested addition to netlink.py: a ``scope`` argument on ``add_route``)."""
-
-    def add_link_route(self, destination: IPv4Network, interface: str) -> None:
-        def add() -> dict[str, Any]:
-            spec = {"dst": str(destination), "family": socket.AF_INET, "oif": _index_of(interface)}
-            spec["scope"] = RT_SCOPE_LINK
-            self._ipr.route("add", **spec)
-            return spec
-
-        spec = self._add_resolved(f"add route {destination} dev {interface}", True, add)
-        if spec is not None:
-            self._remember(("route", *sorted(spec.items())), lambda: self._ipr.route("del", **spec))
-
-
 class ForeignAgentLink:
     """The home address on the visited link and the routes via the current foreign agent."""
 
     def __init__(self, interface: str, home_address: IPv4Address) -> None:
         self.interface = interface
         self.home_address = home_address
-        self.netlink = LinkNetlink()
+        self.netlink = Netlink()
         self.agent: IPv4Address | None = None
 
     def apply(self, event: Any) -> bool:
@@ -130,7 +114,9 @@ class ForeignAgentLink:
         if agent is None:
             return
         self.netlink.add_address(self.interface, IPv4Interface(f"{self.home_address}/32"), exist_ok=True)
-        self.netlink.add_link_route(IPv4Network(f"{agent}/32"), self.interface)
+        self.netlink.add_route(
+            IPv4Network(f"{agent}/32"), interface=self.interface, scope=RT_SCOPE_LINK, exist_ok=True
+        )
         default = IPv4Network("0.0.0.0/0")
         self.netlink.add_route(default, gateway=agent, interface=self.interface, exist_ok=True)
         logger.info("via foreign agent %s on %s", agent, self.interface)
