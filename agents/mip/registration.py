@@ -58,6 +58,13 @@ class _ExtensionLookups:
 
     extensions: tuple[Extension, ...]
 
+    def fixed_part(self) -> bytes:
+        raise NotImplementedError
+
+    def encode(self) -> bytes:
+        """The fixed part followed by every extension, in order."""
+        return self.fixed_part() + encode_extensions(self.extensions)
+
     @property
     def has_unknown_non_skippable(self) -> bool:
         """True if an unknown type 0-127 was found: discard the message silently (RFC 5944 §1.8)."""
@@ -145,9 +152,6 @@ class RegistrationRequest(_ExtensionLookups):
             self.identification,
         )
 
-    def encode(self) -> bytes:
-        return self.fixed_part() + encode_extensions(self.extensions)
-
     @classmethod
     def decode(cls, data: bytes) -> Self:
         """Decode a whole Registration Request; raises only :class:`DecodeError`."""
@@ -211,9 +215,6 @@ class RegistrationReply(_ExtensionLookups):
             self.home_agent.packed,
             self.identification,
         )
-
-    def encode(self) -> bytes:
-        return self.fixed_part() + encode_extensions(self.extensions)
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
