@@ -513,6 +513,15 @@ class AdvertisementDiscarded(_Event):
 
 
 @dataclass(frozen=True)
+class AtHome(_Event):
+    """The MN is on its home link (its own HA's advertisement, or the HoA as co-located address): use the
+    home address natively there, with the home link's routers (RFC 5944 §2.4.3, §4.6)."""
+
+    name: ClassVar[str] = "at_home"
+    home_address: IPv4Address
+
+
+@dataclass(frozen=True)
 class ArpModeChanged(_Event):
     """ARP for the home address on the MN's own link (RFC 5944 §4.6).
 
@@ -535,5 +544,6 @@ DiscoveryEvent = (
     | SolicitationSent
     | AdvertisementDiscarded
     | ArpModeChanged
+    | AtHome
 )
 """The mobile node's agent-discovery events (kept out of :data:`Event` to keep this file's edits apart)."""

@@ -188,8 +188,9 @@ class RegistrationCore:
         assert self._care_of is not None
         registration = self._registration
         renewing = registration is not None and registration.care_of == self._care_of
-        # after a link loss (IDLE) a binding that is still valid is registered afresh, not renewed
-        renewing = renewing and self._state is not MnState.IDLE
+        # after a link loss (IDLE) a binding that is still valid is registered afresh, not renewed; so is
+        # one whose deregistration is still outstanding (the MN left home again before the reply came)
+        renewing = renewing and self._state in (MnState.REGISTERING, MnState.REGISTERED, MnState.RENEWING)
         self._transition(MnTrigger.RENEW if renewing else MnTrigger.REGISTER)
         requests = prefix_requests(self.config, self._prefixes, self._link_local)
         self._pending = new_registration(self.config, self._care_of, requests, self._route)

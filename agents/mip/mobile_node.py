@@ -22,6 +22,7 @@ from agents.mip.events import (
     AdvertisementDiscarded,
     ArpModeChanged,
     ArpOwner,
+    AtHome,
     GratuitousArpRequested,
     MovementDetected,
     MovementReason,
@@ -214,6 +215,7 @@ class MobileNode(RegistrationCore):
         self._care_of = self.config.home_address
         self._tunnel_down("home")
         self._set_arp_away(False, None)
+        self._emit(AtHome(self.config.home_address))
         self._emit(GratuitousArpRequested(self.config.home_address, ArpOwner.MOBILE_NODE))
         self._start_deregistration(now, all_care_ofs=True)
 

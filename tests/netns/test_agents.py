@@ -276,7 +276,9 @@ def test_deregistration_stops_delivery_and_removes_ha_state(bed: AgentBed) -> No
     proxies = bed["ha"].run("ip neigh show proxy")
     assert HOA2 not in proxies and HOA1 in proxies
     assert HOA2 not in bed["ha"].run("ip route show table all")
-    assert "2001:db8:20::/48" not in bed["ha"].run("ip -6 route show table all")
+    routes = bed["ha"].run("ip -6 route show table all").splitlines()
+    prefix_routes = [line for line in routes if "2001:db8:20::/48" in line]
+    assert prefix_routes == ["2001:db8:20::/48 dev ha-home proto static metric 4096 pref medium"]  # at home
     with capture(bed["mn2"], "mn2-eth") as seen:
         assert not ping(bed["cn"], HOA2, timeout=0.5, attempts=2)
         assert not ping(bed["cn"], MN2_V6, timeout=0.5, attempts=2)

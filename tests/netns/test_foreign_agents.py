@@ -1,23 +1,11 @@
 """A dual-stack mobile node registering through a foreign agent (issue 4), real processes in real namespaces.
 
-```
-   cn (203.0.113.10, 2001:db8:ff::10)
-    │ cn0 / r-cn (203.0.113.1, 2001:db8:ff::1)
-   r ──── r-home (192.0.2.254, 2001:db8:0:1::fe) ──── ha-home: ha (192.0.2.1), home link 192.0.2.0/24
-    ├── r-fa1 (198.51.100.1/26) ── fa1-net (198.51.100.2 = CoA 1): fa1 ── fa1-acc (10.0.1.1/24) ─┐
-    └── r-fa2 (198.51.100.65/26) ── fa2-net (198.51.100.66 = CoA 2): fa2 ── fa2-acc (10.0.2.1/24) ─┤
-   acc: bridges br-a (a-fa1, a-mn) and br-b (a-fa2): visited links A and B ────────────────────────┘
-   mn: mn-eth (peer a-mn), HoA 192.0.2.10, prefix 2001:db8:10::/48
-```
-The MN has no address of its own on a visited link: it hears the FA's advertisements, registers through
-it (RFC 5944 §3.6.1.1), and uses the FA as its default router. IPv6 stays IPv6-in-IPv4 between HoA and HA
-(RFC 5454 §3.3.2), so the FAs only ever carry IPv4. The move re-attaches a-mn from br-a to br-b.
+Topology and configs: :mod:`tests.netns.fa_testbed` (the MN starts on FA1's link here).
 """
 
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 from ipaddress import IPv4Address
 
@@ -26,131 +14,35 @@ import pytest
 from agents.mip.auth import SecurityAssociation
 from agents.mip.codes import RegistrationFlag, ReplyCode
 from agents.mip.registration import RegistrationReply, RegistrationRequest, build_request
-from tests.netns.agents_testbed import KEY1, AgentBed
-from tests.netns.conftest import NamespaceFactory, capture, ping, veth, wait_until
+from tests.netns.agents_testbed import AgentBed
+from tests.netns.conftest import NamespaceFactory, capture, ping, wait_until
+from tests.netns.fa_testbed import (
+    AGENTS,
+    CN4,
+    CN6,
+    COA,
+    COA2,
+    HA,
+    HOA,
+    MN_V6,
+    agents_running,
+    care_of,
+    make_bed,
+    move,
+)
 
 pytestmark = pytest.mark.root
-AGENTS = ("mn", "fa1", "fa2", "ha")
-
-HOA, MN_V6 = "192.0.2.10", "2001:db8:10::c000:20a"
-CN4, CN6 = "203.0.113.10", "2001:db8:ff::10"
-HA, COA, COA2 = "192.0.2.1", "198.51.100.2", "198.51.100.66"
-
-HA_CONFIG = f"""
-[home_agent]
-address = "{HA}"
-home_network = "192.0.2.0/24"
-max_lifetime = 600
-
-[[home_agent.mobile_nodes]]
-home_address = "{HOA}"
-spi = 256
-key = "{KEY1}"
-allowed_prefixes = ["2001:db8:10::/48"]
-
-[runtime]
-name = "ha"
-home_interface = "ha-home"
-tunnel_interface = "mip-ha"
-"""
-
-
-def fa_config(name: str, care_of: str) -> str:
-    return f"""
-[foreign_agent]
-care_of_addresses = ["{care_of}"]
-max_lifetime = 600
-encapsulations = ["ipip"]
-
-[foreign_agent.advertisement]
-max_interval = 0.5
-
-[runtime]
-name = "{name}"
-access_interface = "{name}-acc"
-network_interface = "{name}-net"
-"""
-
-
-MN_CONFIG = f"""
-[mobile_node]
-home_address = "{HOA}"
-home_agent = "{HA}"
-spi = 256
-key = "{KEY1}"
-lifetime = 120
-prefixes = ["2001:db8:10::/48"]
-care_of_mode = "foreign-agent"
-
-[runtime]
-name = "mn"
-interface = "mn-eth"
-tunnel_interface = "mip0"
-"""
-
-
-def build(bed: AgentBed) -> None:
-    for namespace in bed.namespaces.values():
-        namespace.run("sysctl -qw net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0")
-    r, ha, cn, acc = bed["r"], bed["ha"], bed["cn"], bed["acc"]
-    r.run("sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1")
-    veth(r, "r-home", ha, "ha-home")
-    veth(r, "r-cn", cn, "cn0")
-    veth(acc, "a-mn", bed["mn"], "mn-eth")
-    acc.run("ip link add br-a type bridge && ip link add br-b type bridge")
-    acc.run("ip link set br-a up && ip link set br-b up && ip link set a-mn master br-a")
-    for index, name in ((1, "fa1"), (2, "fa2")):
-        veth(r, f"r-{name}", bed[name], f"{name}-net")
-        veth(acc, f"a-{name}", bed[name], f"{name}-acc")
-        acc.run(f"ip link set a-{name} master br-{'ab'[index - 1]}")
-        base = 64 * (index - 1)
-        r.run(f"ip addr add 198.51.100.{base + 1}/26 dev r-{name}")
-        bed[name].run(
-            f"sysctl -qw net.ipv6.conf.all.disable_ipv6=1 && ip addr add 198.51.100.{base + 2}/26 dev "
-            f"{name}-net && ip route add default via 198.51.100.{base + 1} && "
-            f"ip addr add 10.0.{index}.1/24 dev {name}-acc"
-        )
-    r.run(
-        "ip addr add 192.0.2.254/24 dev r-home && ip addr add 2001:db8:0:1::fe/64 dev r-home nodad && "
-        "ip addr add 203.0.113.1/24 dev r-cn && ip addr add 2001:db8:ff::1/64 dev r-cn nodad && "
-        "ip -6 route add 2001:db8:10::/48 via 2001:db8:0:1::1"
-    )
-    ha.run(
-        "ip addr add 192.0.2.1/24 dev ha-home && ip addr add 2001:db8:0:1::1/64 dev ha-home nodad && "
-        "ip route add default via 192.0.2.254 && ip -6 route add default via 2001:db8:0:1::fe"
-    )
-    cn.run(
-        "ip addr add 203.0.113.10/24 dev cn0 && ip addr add 2001:db8:ff::10/64 dev cn0 nodad && "
-        "ip route add default via 203.0.113.1 && ip -6 route add default via 2001:db8:ff::1"
-    )
-    assert wait_until(lambda: _has_carrier(bed), 5.0)
-    time.sleep(0.5)  # the kernel's own link-local addresses settle
-    bed.baseline = {name: bed[name].snapshot() for name in AGENTS}
-
-
-def _has_carrier(bed: AgentBed) -> bool:
-    return "NO-CARRIER" not in bed["mn"].run("ip -o link show mn-eth")
 
 
 @pytest.fixture(scope="module")
 def bed(namespaces: NamespaceFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentBed]:
-    names = ("r", "ha", "fa1", "fa2", "acc", "cn", "mn")
-    testbed = AgentBed({name: namespaces() for name in names}, tmp_path_factory.mktemp("fa"))
-    build(testbed)
-    try:
-        testbed.start_agent("ha", "ha", "ha", HA_CONFIG)
-        testbed.start_agent("fa1", "fa", "fa1", fa_config("fa1", COA))
-        testbed.start_agent("fa2", "fa", "fa2", fa_config("fa2", COA2))
-        testbed.start_agent("mn", "mn", "mn", MN_CONFIG)
+    testbed = make_bed(namespaces, tmp_path_factory.mktemp("fa"), start="fa1")
+    with agents_running(testbed):
         assert wait_until(lambda: bool(testbed.agents["mn"].events("registration_accepted")), 15.0), (
             testbed.agents["mn"].ask("status"),
             testbed.agents["fa1"].ask("status"),
         )
         yield testbed
-    finally:
-        for name in AGENTS:
-            if name in testbed.agents:
-                testbed.agents[name].stop()
 
 
 def test_registration_goes_through_the_foreign_agent(bed: AgentBed) -> None:
@@ -220,18 +112,10 @@ def test_reverse_tunnel_request_with_ttl_below_255_is_denied_76(bed: AgentBed) -
     assert reply.code == ReplyCode.FA_MOBILE_NODE_TOO_DISTANT
 
 
-def care_of(bed: AgentBed) -> str | None:
-    binding = next((b for b in bed.agents["ha"].ask("bindings") if b["home_address"] == HOA), None)
-    return None if binding is None else str(binding.get("care_of", binding))
-
-
 def test_move_to_a_second_foreign_agent_restores_both_families(bed: AgentBed) -> None:
     """RFC 5944 §2.4.2: link B carries FA2's advertisements; the MN registers through FA2 and the HA's
     binding moves to FA2's care-of address; traffic flows again both ways for IPv4 and IPv6."""
-    acc = bed["acc"]
-    acc.run("ip link set a-mn down && ip link set a-mn nomaster && ip link set a-mn master br-b")
-    time.sleep(0.6)  # carrier down long enough for the MN's watcher to see it
-    acc.run("ip link set a-mn up")
+    move(bed, "fa2")
     assert wait_until(lambda: COA2 in str(care_of(bed)), 15.0), (care_of(bed), bed.agents["mn"].ask("status"))
     assert any(v["home_address"] == HOA for v in bed.agents["fa2"].ask("visitors"))
     assert ping(bed["cn"], HOA) and ping(bed["mn"], CN4, source=HOA)

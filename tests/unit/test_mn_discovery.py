@@ -30,6 +30,7 @@ from agents.mip.events import (
     AgentLost,
     ArpModeChanged,
     ArpOwner,
+    AtHome,
     AuthenticationFailed,
     Deregistered,
     GratuitousArpRequested,
@@ -187,7 +188,12 @@ def test_three_solicitations_one_per_second_then_doubling_to_the_cap_rfc5944_2_4
 @pytest.mark.parametrize("seed", range(5))
 def test_solicitation_gaps_are_randomised_within_bounds_rfc5944_2_4(seed: int) -> None:
     config = MobileNodeConfig(
-        HOA, HA, SPI, KEY, care_of_mode=CareOfMode.FOREIGN_AGENT, solicitation_jitter=0.5,
+        HOA,
+        HA,
+        SPI,
+        KEY,
+        care_of_mode=CareOfMode.FOREIGN_AGENT,
+        solicitation_jitter=0.5,
         solicitation_max_interval=64.0,
     )
     mn = MobileNode(config, rng=random.Random(seed))
@@ -476,11 +482,33 @@ def test_own_home_agent_advertisement_means_home_rfc5944_2_4_3_3_6_1_2_4_6() -> 
     assert MovementDetected(MovementReason.HOME, None, HA) in events
     arp = [event for event in events if isinstance(event, ArpModeChanged | GratuitousArpRequested)]
     assert arp == [ArpModeChanged(HOA, False, None), GratuitousArpRequested(HOA, ArpOwner.MOBILE_NODE)]
+    assert of_type(events, AtHome) == [AtHome(HOA)]  # the runtime puts the HoA back on the home link
     mn.receive_datagram(signed_reply(request), (HA, 434), HOA, 20.6)
     assert of_type(drain(mn), Deregistered) == [Deregistered(HOA, True)]
     assert mn.state is MnState.IDLE and mn.status(20.6)["at_home"] is True
     hear(mn, home_advert(301), HA, 21.0)  # still home: nothing more
     assert requests(mn, 21.0) == [] and not of_type(drain(mn), MovementDetected)
+
+
+def test_leaving_home_before_the_deregistration_reply_registers_afresh_rfc5944_3_6_1_2() -> None:
+    """Home, deregistration sent, the reply lost (the link moved on); back at the same FA before it came:
+    a fresh registration with the full request, not a renewal of the binding being deregistered."""
+    mn = make_mn(prefixes=(P1,))
+    attached(mn)
+    hear(mn, home_advert(), HA, 20.0)
+    _, deregistration = request_one(mn, 20.0)
+    assert (deregistration.lifetime, mn.state) == (0, MnState.DEREGISTERING)
+    mn.handle_timer(21.0)
+    assert [r.lifetime for _, r in requests(mn, 21.0)] == [0]  # retransmitted, still unanswered
+    hear(mn, advert(sequence=301), FA1, 22.5)  # FA1 heard again while the home agent is still heard
+    assert requests(mn, 22.5) == [] and mn.state is MnState.DEREGISTERING
+    mn.handle_timer(23.1)  # the HA's advertisement (lifetime 3) runs out: FA1 it is
+    _, request = request_one(mn, 23.1)
+    assert request.lifetime > 0 and request.care_of_address == COA1 and request.prefix_requests
+    assert mn.state is MnState.REGISTERING
+    mn.receive_datagram(signed_reply(request), (FA1, 434), HOA, 23.6)
+    assert mn.state is MnState.REGISTERED
+    assert of_type(drain(mn), TunnelUp)
 
 
 def test_home_told_by_the_link_then_by_the_home_agent_deregisters_once_rfc5944_3_6_1_2() -> None:
@@ -616,8 +644,13 @@ def test_agent_table_and_events() -> None:
     assert AgentDiscovered(FA1, int(FA_FLAGS), 3, (COA1,), 42) in drain(mn)
     [row] = mn.status(1.0)["agents"]  # type: ignore[misc]
     assert row == {
-        "agent": str(FA1), "current": True, "flags": int(FA_FLAGS), "sequence": 42,
-        "care_of": str(COA1), "remaining": 2.0, "interface": "eth0",
+        "agent": str(FA1),
+        "current": True,
+        "flags": int(FA_FLAGS),
+        "sequence": 42,
+        "care_of": str(COA1),
+        "remaining": 2.0,
+        "interface": "eth0",
     }
     assert mn.get_timer() == pytest.approx(1.0)  # the retransmission comes before FA1's expiry (3 s)
     json.dumps(mn.status(1.0))

@@ -43,6 +43,10 @@ class HomeAgentRuntime(TunnelRuntime):
     advertisement: AdvertisementConfig | None = None
     """`[runtime.advertisement]` with `advertise_home = true`: Agent Advertisements with the H bit on the home
     link (RFC 5944 §2.1, §2.4.3). Absent: the home agent does not advertise."""
+    home_prefix_routes: bool = True
+    """Route every mobile node's allowed IPv6 prefixes onto the home link (metric
+    :data:`HOME_PREFIX_METRIC`) while it has no binding, so a node at home is reached natively; a binding's
+    tunnel route (default metric) wins while it is away."""
 
 
 @dataclass(frozen=True)
@@ -55,13 +59,27 @@ def load_settings(path: Path) -> HomeAgentSettings:
     return HomeAgentSettings(*load_role_file(path, "home_agent", HomeAgentConfig, HomeAgentRuntime))
 
 
+HOME_PREFIX_METRIC = 4096
+"""Metric of the home-link routes for the MNs' prefixes: above the kernel's default 1024 of tunnel routes."""
+
+
 class HomeLink:
-    """Proxy ARP and gratuitous ARP for away home addresses on the home link (RFC 5944 §4.6)."""
+    """Proxy ARP and gratuitous ARP for away home addresses on the home link (RFC 5944 §4.6), and the
+    home-link routes of the MNs' IPv6 prefixes for when they are at home."""
 
     def __init__(self, interface: str) -> None:
         self.interface = interface
         self.netlink = Netlink()
         self.arp = GratuitousArpSender(interface)
+
+    def route_prefixes_home(self, config: HomeAgentConfig) -> None:
+        """Each MN's allowed prefixes on the home link, below any tunnel route (RFC 5454 §3.3: while a
+        binding exists its prefixes are tunnelled; without one the node is at home)."""
+        for account in config.mobile_nodes:
+            for prefix in account.allowed_prefixes:
+                self.netlink.add_route(
+                    prefix, interface=self.interface, metric=HOME_PREFIX_METRIC, exist_ok=True
+                )
 
     def apply(self, event: object) -> None:
         if isinstance(event, ev.ProxyArpStarted):
@@ -93,7 +111,9 @@ class HomeAgentRunner:
         sock = MobileIpSocket(protocol.port)
         context.on_shutdown(sock.close, name="close UDP 434 socket")
         home_link = HomeLink(runtime.home_interface)
-        context.on_shutdown(home_link.close, name="remove proxy ARP entries")
+        context.on_shutdown(home_link.close, name="remove proxy ARP entries and home-link routes")
+        if runtime.home_prefix_routes:
+            home_link.route_prefixes_home(protocol)
         datapath = UserspaceHomeAgent(
             protocol.address,
             interface_name=runtime.tunnel_interface,

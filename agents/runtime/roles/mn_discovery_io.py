@@ -5,8 +5,9 @@
 * :class:`ForeignAgentLink`: with a foreign agent care-of address the home address sits on the visited
   interface as a /32 with a link route to the FA and the default route via the FA (RFC 5944 §4.2.2: the
   FA is the visitor's default router); ``ArpModeChanged`` installs or removes that, and
-  ``GratuitousArpRequested`` is sent on return home (RFC 5944 §4.6). Everything added is undone.
-* :class:`CarrierWatcher`: carrier down/up on that interface → ``link_changed`` (RFC 5944 §2.4.2).
+  ``GratuitousArpRequested`` is sent on return home (RFC 5944 §4.6). On ``AtHome`` the home address
+  goes back on the link with its home prefix length and the home routers (:class:`HomeLinkPlan`), and
+  the MN's home-prefix IPv6 addresses are used natively there. Everything added is undone.
 * :class:`DiscoveringDriver`: a :class:`MachineDriver` that also sends the machine's solicitations.
 """
 
@@ -17,8 +18,8 @@ import logging
 import socket
 import struct
 from collections.abc import Callable
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from pathlib import Path
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 from typing import Any
 
 from agents.mip import events as ev
@@ -32,6 +33,9 @@ SOL_RAW = 255
 ICMP_FILTER = 1
 RT_SCOPE_LINK = 253
 _ALL_BUT_ADVERTISEMENTS = 0xFFFFFFFF & ~(1 << ICMP_ADVERTISEMENT)
+
+HOME_IPV6_DEFAULT_METRIC = 512
+"""Metric of the home link's IPv6 default route: preferred to the tunnel's while both exist."""
 
 AdvertisementHandler = Callable[[bytes, IPv4Address], None]
 
@@ -86,19 +90,35 @@ class AgentDiscoverySocket:
         self.sock.close()
 
 
-class ForeignAgentLink:
-    """The home address on the visited link and the routes via the current foreign agent."""
+@dataclass(frozen=True)
+class HomeLinkPlan:
+    """How the mobile node lives on its home link: the home address with the home network's prefix
+    length, the home routers, and its addresses inside its own IPv6 prefixes (used natively at home)."""
 
-    def __init__(self, interface: str, home_address: IPv4Address) -> None:
+    home_address: IPv4Interface
+    gateway: IPv4Address | None = None
+    ipv6_addresses: tuple[IPv6Address, ...] = ()
+    ipv6_gateway: IPv6Address | None = None
+
+
+class ForeignAgentLink:
+    """The MN's one link: the home address and routes via the current foreign agent, or as at home."""
+
+    def __init__(self, interface: str, home_address: IPv4Address, home: HomeLinkPlan | None = None) -> None:
         self.interface = interface
         self.home_address = home_address
+        self.home = home or HomeLinkPlan(IPv4Interface(f"{home_address}/32"))
         self.netlink = Netlink()
         self.agent: IPv4Address | None = None
+        self.at_home = False
 
     def apply(self, event: Any) -> bool:
         """Apply an ARP/link event; False when the event is not one of these."""
         if isinstance(event, ev.ArpModeChanged):
-            self.use_agent(event.foreign_agent if event.away else None)
+            if event.away:
+                self.use_agent(event.foreign_agent)
+        elif isinstance(event, ev.AtHome):
+            self.use_home()
         elif isinstance(event, ev.GratuitousArpRequested) and event.owner is ev.ArpOwner.MOBILE_NODE:
             send_gratuitous_arp(self.interface, event.address)
         else:
@@ -107,10 +127,10 @@ class ForeignAgentLink:
 
     def use_agent(self, agent: IPv4Address | None) -> None:
         """Route via ``agent`` (RFC 5944 §4.2.2), or remove the visited-link state with None."""
-        if agent == self.agent:
+        if agent == self.agent and not self.at_home:
             return
         self.netlink.undo()
-        self.agent = agent
+        self.agent, self.at_home = agent, False
         if agent is None:
             return
         self.netlink.add_address(self.interface, IPv4Interface(f"{self.home_address}/32"), exist_ok=True)
@@ -121,35 +141,36 @@ class ForeignAgentLink:
         self.netlink.add_route(default, gateway=agent, interface=self.interface, exist_ok=True)
         logger.info("via foreign agent %s on %s", agent, self.interface)
 
+    def use_home(self) -> None:
+        """Back home: the home address on the link as a host of the home network (RFC 5944 §4.6)."""
+        if self.at_home:
+            return
+        self.netlink.undo()
+        self.agent, self.at_home = None, True
+        home = self.home
+        self.netlink.add_address(self.interface, home.home_address, exist_ok=True)
+        if home.gateway is not None:
+            default = IPv4Network("0.0.0.0/0")
+            self.netlink.add_route(default, gateway=home.gateway, interface=self.interface, exist_ok=True)
+        for address in home.ipv6_addresses:
+            self.netlink.add_address(self.interface, IPv6Interface((address, 128)), nodad=True, exist_ok=True)
+        if home.ipv6_gateway is not None:
+            # The home addresses are /128s, so the router is made on-link explicitly (RFC 4861 §6.3.4).
+            gateway = IPv6Network((home.ipv6_gateway, 128))
+            self.netlink.add_route(gateway, interface=self.interface, scope=RT_SCOPE_LINK, exist_ok=True)
+            default6 = IPv6Network("::/0")  # preferred to the tunnel's ::/0 (1024) until deregistration
+            self.netlink.add_route(
+                default6,
+                gateway=home.ipv6_gateway,
+                interface=self.interface,
+                metric=HOME_IPV6_DEFAULT_METRIC,
+                exist_ok=True,
+            )
+        logger.info("at home on %s as %s", self.interface, home.home_address)
+
     def close(self) -> None:
         self.netlink.undo()
         self.netlink.close()
-
-
-class CarrierWatcher:
-    """Polls ``/sys/class/net/<interface>/carrier`` and reports changes: a carrier loss and return is
-    the link-layer hint of a move (RFC 5944 §2.4.2)."""
-
-    def __init__(self, interface: str, on_change: Callable[[bool], None], interval: float = 0.2) -> None:
-        self.path = Path("/sys/class/net") / interface / "carrier"
-        self.on_change = on_change
-        self.interval = interval
-        self.state = self.read()
-
-    def read(self) -> bool:
-        try:
-            return self.path.read_text().strip() == "1"
-        except OSError:  # EINVAL while the interface is down, or it is gone
-            return False
-
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            state = self.read()
-            if state != self.state:
-                self.state = state
-                logger.info("carrier %s on %s", "up" if state else "down", self.path.parent.name)
-                self.on_change(state)
 
 
 class DiscoveringDriver(MachineDriver):

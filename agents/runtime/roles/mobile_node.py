@@ -13,7 +13,7 @@ import logging
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv6Interface, IPv6Network
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, IPv6Network
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +22,19 @@ from agents.datapath.engine import TunnelOptions
 from agents.datapath.userspace import UserspaceMobileNode
 from agents.mip import events as ev
 from agents.mip.config import CareOfMode, MobileNodeConfig
+from agents.mip.mn_prefixes import address_in
 from agents.mip.mobile_node import MobileNode
 from agents.runtime.arp import send_gratuitous_arp
 from agents.runtime.control import Handler
 from agents.runtime.frame import AgentContext
+from agents.runtime.linkwatch import CarrierWatcher
 from agents.runtime.netlink import Netlink
 from agents.runtime.roles.driver import MachineDriver, wall_clock_offset
 from agents.runtime.roles.mn_discovery_io import (
     AgentDiscoverySocket,
-    CarrierWatcher,
     DiscoveringDriver,
     ForeignAgentLink,
+    HomeLinkPlan,
 )
 from agents.runtime.roles.settings import TunnelRuntime, load_role_file, report_datapath_choice
 from agents.runtime.udp import MobileIpSocket
@@ -49,6 +51,29 @@ class MobileNodeRuntime(TunnelRuntime):
     interface: str = "eth0"
     care_of: IPv4Address | None = None
     """Co-located care-of address; default: the first IPv4 address on ``interface``."""
+    home_prefix_length: int = 32
+    """Foreign-agent mode, at home: the home network's prefix length for the home address (e.g. 24)."""
+    home_gateway: IPv4Address | None = None
+    """Foreign-agent mode, at home: the IPv4 default router on the home link."""
+    home_ipv6_gateway: IPv6Address | None = None
+    """Foreign-agent mode, at home: the IPv6 default router on the home link; the MN's addresses in its
+    own prefixes then sit on ``interface`` and IPv6 is native (no tunnel)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 1 <= self.home_prefix_length <= 32:
+            raise ValueError("runtime.home_prefix_length must be 1..32")
+
+    def home_link(self, config: MobileNodeConfig) -> HomeLinkPlan:
+        """The home-link plan for :class:`ForeignAgentLink`."""
+        identifier = config.effective_interface_identifier
+        addresses = tuple(address_in(prefix, identifier) for prefix in config.prefixes)
+        return HomeLinkPlan(
+            IPv4Interface(f"{config.home_address}/{self.home_prefix_length}"),
+            gateway=self.home_gateway,
+            ipv6_addresses=addresses if self.home_ipv6_gateway is not None else (),
+            ipv6_gateway=self.home_ipv6_gateway,
+        )
 
 
 @dataclass(frozen=True)
@@ -97,7 +122,11 @@ class MobileNodeRunner:
             interface_name=runtime.tunnel_interface, options=TunnelOptions(ipv6_mtu=runtime.tunnel_mtu)
         )
         context.on_shutdown(datapath.close, name="close the tunnel datapath")
-        link = ForeignAgentLink(runtime.interface, protocol.home_address) if discovering else None
+        link = (
+            ForeignAgentLink(runtime.interface, protocol.home_address, runtime.home_link(protocol))
+            if discovering
+            else None
+        )
         if link is not None:
             context.on_shutdown(link.close, name="remove the visited-link address and routes")
         applier = MobileNodeEvents(protocol, runtime, datapath, link)
@@ -109,7 +138,8 @@ class MobileNodeRunner:
             context.on_shutdown(discovery.close, name="close the agent discovery socket")
             driver.attach(discovery, link)
             watcher = CarrierWatcher(runtime.interface, driver.carrier_changed)
-            context.create_task(watcher.run(), name="watch the carrier")
+            context.on_shutdown(watcher.close, name="stop watching the carrier")
+            watcher.start(context.loop)
         machine.link_changed(True, care_of, driver.now())
         driver.flush()
         return commands(driver, machine, datapath)

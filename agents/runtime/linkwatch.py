@@ -1,0 +1,99 @@
+"""Carrier changes of one interface, as the kernel announces them (RTNLGRP_LINK netlink events).
+
+A carrier loss and return is the link-layer hint of a move (RFC 5944 §2.4.2): the mobile node solicits
+at once instead of waiting for advertisements to time out. Listening to RTM_NEWLINK notifications (rather
+than polling ``/sys/class/net/*/carrier``) tells the agent within microseconds of the kernel noticing.
+
+The socket is a plain ``AF_NETLINK`` one read from the asyncio loop; only ``ifinfomsg`` headers are parsed
+(``index`` and ``flags``: carrier = IFF_UP and IFF_LOWER_UP, RFC 2863 operational state "up").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+RTMGRP_LINK = 1
+RTM_NEWLINK = 16
+RTM_DELLINK = 17
+IFF_UP = 0x1
+IFF_LOWER_UP = 0x10000
+_NLMSG_HEADER = struct.Struct("=IHHII")
+_IFINFOMSG = struct.Struct("=BxHiII")
+
+
+def link_messages(data: bytes) -> Iterator[tuple[int, int, int]]:
+    """(message type, interface index, flags) of each RTM_NEWLINK / RTM_DELLINK in one netlink read."""
+    offset = 0
+    while offset + _NLMSG_HEADER.size <= len(data):
+        length, kind, _flags, _seq, _pid = _NLMSG_HEADER.unpack_from(data, offset)
+        if length < _NLMSG_HEADER.size:
+            return
+        body = offset + _NLMSG_HEADER.size
+        if kind in (RTM_NEWLINK, RTM_DELLINK) and body + _IFINFOMSG.size <= len(data):
+            _family, _type, index, flags, _change = _IFINFOMSG.unpack_from(data, body)
+            yield kind, index, flags
+        offset += (length + 3) & ~3
+
+
+def has_carrier(flags: int) -> bool:
+    return bool(flags & IFF_UP) and bool(flags & IFF_LOWER_UP)
+
+
+class CarrierWatcher:
+    """Calls ``on_change(up)`` when ``interface`` gains or loses its carrier."""
+
+    def __init__(self, interface: str, on_change: Callable[[bool], None]) -> None:
+        self.interface = interface
+        self.on_change = on_change
+        self.index = socket.if_nametoindex(interface)
+        self.state = self._read_sysfs()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        try:
+            self.sock.bind((0, RTMGRP_LINK))
+            self.sock.setblocking(False)
+        except OSError:
+            self.sock.close()
+            raise
+
+    def _read_sysfs(self) -> bool:
+        try:
+            return (Path("/sys/class/net") / self.interface / "carrier").read_text().strip() == "1"
+        except OSError:  # EINVAL while the interface is down
+            return False
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        loop.add_reader(self.sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = self.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError as error:  # ENOBUFS: events were lost; the file tells the truth
+            logger.warning("link events on %s: %s; re-reading the carrier", self.interface, error)
+            self._update(self._read_sysfs())
+            return
+        for kind, index, flags in link_messages(data):
+            if index == self.index:
+                self._update(kind == RTM_NEWLINK and has_carrier(flags))
+
+    def _update(self, state: bool) -> None:
+        if state != self.state:
+            self.state = state
+            logger.info("carrier %s on %s", "up" if state else "down", self.interface)
+            self.on_change(state)
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.remove_reader(self.sock.fileno())
+            self._loop = None
+        self.sock.close()
