@@ -1,0 +1,203 @@
+"""One row per handover: the traces decomposed into steps, and what every probe flow saw.
+
+A handover starts at the harness's ``move_started`` (``t_move``) and its window lasts until the next one
+(or the end of the probes). Each step is the first matching event in the window, given as an offset in ms
+from ``t_move``; a step that did not happen (a return home has no FA relay, advertisement-driven detection
+has no link events) is None. Registration messages are matched by Identification: FA relay, HA receipt,
+HA reply and the MN's reply all belong to one of the Registration Requests the MN sent in the window.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from reports.rundir import SCENARIO_NODE, Run
+from reports.windows import FlowTimeline
+
+Event = dict[str, Any]
+
+STEP_COLUMNS = (
+    "link_down_ms",
+    "link_up_ms",
+    "movement_detected_ms",
+    "solicitation_sent_ms",
+    "agent_discovered_ms",
+    "rrq_sent_ms",
+    "fa_rrq_relayed_ms",
+    "ha_rrq_received_ms",
+    "ha_binding_ms",
+    "ha_rrp_sent_ms",
+    "fa_rrp_relayed_ms",
+    "rrp_received_ms",
+    "registration_accepted_ms",
+    "tunnel_up_ms",
+    "move_finished_ms",
+)
+"""Decomposition columns, in the order the steps normally happen."""
+
+HEAD_COLUMNS = ("handover", "from", "to", "detection", "t_move", "t_move_s")
+REGISTRATION_COLUMNS = (
+    "movement_reason",
+    "registration_rtt_ms",
+    "registration_attempts",
+    "rrp_code",
+    "rrp_codes",
+    "harness_restored",
+)
+FLOW_SUFFIXES = ("interruption_ms", "lost", "restored", "first_rx_ms")
+
+
+def handover_columns(flows: list[str]) -> list[str]:
+    """The columns of ``handovers.csv``, in order."""
+    columns = [*HEAD_COLUMNS, *STEP_COLUMNS, *REGISTRATION_COLUMNS]
+    for flow in flows:
+        columns += [f"{flow}_{suffix}" for suffix in FLOW_SUFFIXES]
+    return columns
+
+
+def _offset(event: Event | None, t_move: float) -> float | None:
+    return None if event is None else round((float(event["t"]) - t_move) * 1000.0, 3)
+
+
+def _first(events: list[Event], start: float, end: float, *names: str) -> Event | None:
+    for event in events:
+        if start <= event["t"] < end and (not names or event["event"] in names):
+            return event
+    return None
+
+
+def _within(events: list[Event], start: float, end: float) -> list[Event]:
+    return [event for event in events if start <= event["t"] < end]
+
+
+def _for_handover(events: list[Event], number: int, start: float, end: float, name: str) -> Event | None:
+    """The harness event ``name`` tagged with this handover, else the first in the window."""
+    tagged = [e for e in events if e["event"] == name and e.get("handover") == number]
+    return tagged[0] if tagged else _first(events, start, end, name)
+
+
+def _address(care_of: object) -> str:
+    """``198.51.100.7`` from ``198.51.100.7`` or ``198.51.100.7:4434`` (UDP tunnelling)."""
+    return str(care_of).split(":")[0]
+
+
+def _matching(events: list[Event], ids: set[object]) -> list[Event]:
+    return [event for event in events if event.get("identification") in ids] if ids else events
+
+
+def build_handovers(run: Run) -> list[dict[str, Any]]:
+    """The handover rows of ``run``, in move order (see :func:`handover_columns`)."""
+    harness = run.events(SCENARIO_NODE)
+    moves = [event for event in harness if event["event"] == "move_started"]
+    stopped = [event["t"] for event in harness if event["event"] == "probes_stopped"]
+    run_end = max(stopped) if stopped else math.inf
+    timelines = {name: FlowTimeline(flow) for name, flow in run.flows.items()}
+    rows: list[dict[str, Any]] = []
+    for index, move in enumerate(moves):
+        t_move = float(move["t"])
+        t_end = float(moves[index + 1]["t"]) if index + 1 < len(moves) else run_end
+        tag = move.get("handover")
+        number: int = tag if isinstance(tag, int) and not isinstance(tag, bool) else index + 1
+        row: dict[str, Any] = {
+            "handover": number,
+            "from": move.get("from"),
+            "to": move.get("to"),
+            "detection": move.get("detection") or run.meta.get("detection"),
+            "t_move": t_move,
+            "t_move_s": round(t_move - run.t0, 6),
+        }
+        link_down = _for_handover(harness, number, t_move, t_end, "link_down")
+        row["link_down_ms"] = _offset(link_down, t_move)
+        row["link_up_ms"] = _offset(_for_handover(harness, number, t_move, t_end, "link_up"), t_move)
+        finished = _for_handover(harness, number, t_move, t_end, "move_finished")
+        row["move_finished_ms"] = _offset(finished, t_move)
+        row["harness_restored"] = None if finished is None else finished.get("restored")
+        row.update(_registration(run, t_move, t_end))
+        t_cut = max(t_move, float(link_down["t"])) if link_down is not None else t_move
+        for name, timeline in timelines.items():
+            seen = timeline.handover(t_move, t_cut, t_end)
+            row[f"{name}_interruption_ms"] = seen.interruption_ms
+            row[f"{name}_lost"] = seen.lost
+            row[f"{name}_restored"] = seen.restored
+            first_rx = None if seen.first_rx is None else {"t": seen.first_rx}
+            row[f"{name}_first_rx_ms"] = _offset(first_rx, t_move)
+        rows.append({column: row.get(column) for column in handover_columns(list(run.flows))})
+    return rows
+
+
+def _registration(run: Run, start: float, end: float) -> dict[str, Any]:
+    """Decomposition of the MN's discovery and registration in ``[start, end)``."""
+    mn = _within(run.events(run.mobile_node), start, end)
+    ha = _within(run.events(run.home_agent), start, end)
+    fa = _within(run.foreign_agent_events("fa_rrq_relayed", "fa_rrp_relayed"), start, end)
+    requests = [event for event in mn if event["event"] == "rrq_sent"]
+    ids: set[object] = {event.get("identification") for event in requests}
+    out: dict[str, Any] = {}
+    moved = _first(mn, start, end, "movement_detected")
+    out["movement_detected_ms"] = _offset(moved, start)
+    out["movement_reason"] = None if moved is None else moved.get("reason")
+    out["solicitation_sent_ms"] = _offset(_first(mn, start, end, "solicitation_sent"), start)
+    out["agent_discovered_ms"] = _offset(_first(mn, start, end, "agent_discovered"), start)
+    out["rrq_sent_ms"] = _offset(requests[0] if requests else None, start)
+    relayed = _matching([e for e in fa if e["event"] == "fa_rrq_relayed"], ids)
+    out["fa_rrq_relayed_ms"] = _offset(relayed[0] if relayed else None, start)
+    received = _matching([e for e in ha if e["event"] == "rrq_received"], ids)
+    out["ha_rrq_received_ms"] = _offset(received[0] if received else None, start)
+    home_address = _home_address(run, received)
+    binding = _binding(ha, home_address, requests)
+    out["ha_binding_ms"] = _offset(binding, start)
+    replies_sent = _matching([e for e in ha if e["event"] == "rrp_sent"], ids)
+    out["ha_rrp_sent_ms"] = _offset(replies_sent[0] if replies_sent else None, start)
+    replies_relayed = _matching([e for e in fa if e["event"] == "fa_rrp_relayed"], ids)
+    out["fa_rrp_relayed_ms"] = _offset(replies_relayed[0] if replies_relayed else None, start)
+    replies = _matching([e for e in mn if e["event"] == "rrp_received"], ids)
+    out["rrp_received_ms"] = _offset(replies[0] if replies else None, start)
+    codes = [e.get("code") for e in replies]
+    out["rrp_codes"] = codes
+    accepted = [e for e in replies if isinstance(e.get("code"), int) and e["code"] < 2]
+    answer = accepted[0] if accepted else (replies[0] if replies else None)
+    out["rrp_code"] = None if answer is None else answer.get("code")
+    out["registration_rtt_ms"] = None
+    out["registration_attempts"] = len(requests)
+    if answer is not None:
+        asked = [
+            e
+            for e in requests
+            if e.get("identification") == answer.get("identification") and e["t"] <= answer["t"]
+        ]
+        if asked:
+            out["registration_rtt_ms"] = round((answer["t"] - asked[-1]["t"]) * 1000.0, 3)
+        out["registration_attempts"] = len([e for e in requests if e["t"] <= answer["t"]])
+    out["registration_accepted_ms"] = _offset(
+        _first(mn, start, end, "registration_accepted", "deregistered"), start
+    )
+    out["tunnel_up_ms"] = _offset(_first(mn, start, end, "tunnel_up"), start)
+    return out
+
+
+def _home_address(run: Run, received: list[Event]) -> str | None:
+    """The MN's home address: from the HA's matched request, the MN's tunnel, or meta."""
+    for event in received:
+        if event.get("home_address"):
+            return str(event["home_address"])
+    for event in run.events(run.mobile_node, "tunnel_up"):
+        if event.get("home_address"):
+            return str(event["home_address"])
+    value = run.meta.get("home_address")
+    return str(value) if value else None
+
+
+def _binding(ha: list[Event], home_address: str | None, requests: list[Event]) -> Event | None:
+    """The HA's first binding change for the MN's requested care-of address (or deregistration)."""
+    care_ofs = {_address(e.get("care_of")) for e in requests}
+    deregistering = any(e.get("lifetime") == 0 for e in requests)
+    for event in ha:
+        if home_address is not None and str(event.get("home_address")) != home_address:
+            continue
+        if event["event"] in ("binding_added", "binding_updated"):
+            if not requests or _address(event.get("care_of")) in care_ofs:
+                return event
+        elif event["event"] == "binding_removed" and deregistering and event.get("reason") == "deregistered":
+            return event
+    return None

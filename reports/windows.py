@@ -1,0 +1,75 @@
+"""What one flow saw around one handover: interruption, losses, restoration.
+
+Definitions (all times CLOCK_MONOTONIC seconds; ``t_move`` is the harness's ``move_started``):
+
+* the *anchor* is the last reception at or before ``t_move`` (the last packet via the old attachment);
+* the flow is *restored* by the first reception, before the window ends (next move, or the end of the
+  probes), of a packet **sent** after ``t_cut`` (``t_move``, or the link-down time when that is later), so a
+  straggler already in flight at the move does not count as the new path working;
+* the *interruption* is the longest silence between consecutive receptions from the anchor to that first
+  packet. With no stragglers this is exactly ``first recv_t > t_move`` − ``last recv_t ≤ t_move``;
+* *lost* counts packets sent in ``[t_move, t_end)`` that never arrived (duplicates count once).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from reports.probes import FloatArray, FlowData
+
+
+@dataclass(frozen=True)
+class HandoverFlow:
+    """One flow in one handover window; None where there is nothing to measure."""
+
+    interruption_ms: float | None
+    lost: int
+    restored: bool
+    old_last_rx: float | None  # the receptions either side of the longest silence
+    new_first_rx: float | None
+    first_rx: float | None  # first reception of a packet sent after the move
+
+
+class FlowTimeline:
+    """A flow's receptions sorted by time, and its lost packets' send times, ready for window queries."""
+
+    def __init__(self, flow: FlowData) -> None:
+        received = ~np.isnan(flow.recv_t)
+        order = np.argsort(flow.recv_t[received], kind="stable")
+        self.rx_t: FloatArray = flow.recv_t[received][order]
+        self.rx_send: FloatArray = flow.send_t[received][order]
+        received_seqs = np.unique(flow.seq[received])
+        lost_rows = ~received & ~np.isin(flow.seq, received_seqs)
+        _, first = np.unique(flow.seq[lost_rows], return_index=True)
+        self.lost_send: FloatArray = np.sort(flow.send_t[lost_rows][first])
+
+    def lost_between(self, start: float, end: float) -> int:
+        """Lost packets sent in ``[start, end)``."""
+        low = int(np.searchsorted(self.lost_send, start, side="left"))
+        high = self.lost_send.size
+        if math.isfinite(end):
+            high = int(np.searchsorted(self.lost_send, end, side="left"))
+        return max(0, high - low)
+
+    def handover(self, t_move: float, t_cut: float, t_end: float) -> HandoverFlow:
+        """Interruption, losses and restoration for the window ``[t_move, t_end)``."""
+        lost = self.lost_between(t_move, t_end)
+        after = int(np.searchsorted(self.rx_t, t_move, side="right"))
+        stop = int(np.searchsorted(self.rx_t, t_end, side="left")) if math.isfinite(t_end) else self.rx_t.size
+        fresh = np.flatnonzero(self.rx_send[after:stop] > t_cut)
+        if fresh.size == 0:
+            return HandoverFlow(None, lost, False, None, None, None)
+        first = after + int(fresh[0])
+        first_rx = float(self.rx_t[first])
+        anchor = after - 1
+        if anchor < 0:
+            return HandoverFlow(None, lost, True, None, None, first_rx)
+        gaps = np.diff(self.rx_t[anchor : first + 1])
+        widest = int(np.argmax(gaps))
+        old_last = float(self.rx_t[anchor + widest])
+        new_first = float(self.rx_t[anchor + widest + 1])
+        interruption = round((new_first - old_last) * 1000.0, 3)
+        return HandoverFlow(interruption, lost, True, old_last, new_first, first_rx)

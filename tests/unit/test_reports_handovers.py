@@ -1,0 +1,161 @@
+"""Per-handover decomposition: exact interruptions, losses and step offsets from a synthetic run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reports.handovers import handover_columns
+from reports.metrics import RunResult, analyse
+from reports.rundir import load_run
+from tests.unit.runfolder import (
+    EXPECTED,
+    FIRST_RX_1,
+    MOVES,
+    STEPS_1,
+    FlowSpec,
+    RunFolderBuilder,
+    standard_run,
+)
+
+
+def _analyse(builder: RunFolderBuilder) -> RunResult:
+    return analyse(load_run(builder.write()))
+
+
+@pytest.fixture(scope="module")
+def standard(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    return _analyse(standard_run(tmp_path_factory.mktemp("standard")))
+
+
+def test_one_row_per_move_with_from_to_and_detection(standard: RunResult) -> None:
+    got = [(r["handover"], r["t_move"], r["from"], r["to"], r["detection"]) for r in standard.handovers]
+    assert got == [tuple(move) for move in MOVES]
+    assert [r["t_move_s"] for r in standard.handovers] == pytest.approx([5.0007, 10.0007, 13.0007])
+
+
+@pytest.mark.parametrize("number", [1, 2, 3])
+def test_interruption_and_loss_are_exact(standard: RunResult, number: int) -> None:
+    row = standard.handovers[number - 1]
+    for flow, (interruption, lost) in EXPECTED[number].items():
+        assert row[f"{flow}_interruption_ms"] == pytest.approx(interruption, abs=1e-6), flow
+        assert row[f"{flow}_lost"] == lost, flow
+        assert row[f"{flow}_restored"] is True, flow
+
+
+def test_the_12_5_ms_gap_is_measured_from_last_old_to_first_new_packet(standard: RunResult) -> None:
+    row = standard.handovers[0]
+    assert row["v4-down_interruption_ms"] == 12.5
+    for flow, offset in FIRST_RX_1.items():
+        assert row[f"{flow}_first_rx_ms"] == pytest.approx(offset, abs=1e-6), flow
+
+
+def test_link_handover_decomposition_offsets(standard: RunResult) -> None:
+    row = standard.handovers[0]
+    expected = {
+        "link_down_ms": STEPS_1["link_down"],
+        "link_up_ms": STEPS_1["link_up"],
+        "movement_detected_ms": STEPS_1["movement_detected"],
+        "solicitation_sent_ms": STEPS_1["solicitation_sent"],
+        "agent_discovered_ms": STEPS_1["agent_discovered"],
+        "rrq_sent_ms": STEPS_1["rrq_sent"],
+        "fa_rrq_relayed_ms": STEPS_1["fa_rrq_relayed"],
+        "ha_rrq_received_ms": STEPS_1["rrq_received"],
+        "ha_binding_ms": STEPS_1["binding_added"],  # not the other MN's binding 3.5 ms after the move
+        "ha_rrp_sent_ms": STEPS_1["rrp_sent"],
+        "fa_rrp_relayed_ms": STEPS_1["fa_rrp_relayed"],
+        "rrp_received_ms": STEPS_1["rrp_received"],
+        "registration_accepted_ms": STEPS_1["registration_accepted"],
+        "tunnel_up_ms": STEPS_1["tunnel_up"],
+        "move_finished_ms": STEPS_1["move_finished"],
+    }
+    assert {key: row[key] for key in expected} == pytest.approx(expected, abs=1e-6)
+    assert row["registration_rtt_ms"] == pytest.approx(1.8, abs=1e-6)
+    assert row["registration_attempts"] == 1
+    assert row["rrp_code"] == 0
+    assert row["movement_reason"] == "link"
+    assert row["harness_restored"] is True
+
+
+def test_advert_handover_has_no_link_events_and_matches_the_retransmission(standard: RunResult) -> None:
+    row = standard.handovers[1]
+    assert row["link_down_ms"] is None and row["link_up_ms"] is None
+    assert row["solicitation_sent_ms"] is None and row["tunnel_up_ms"] is None
+    assert row["agent_discovered_ms"] == pytest.approx(240.0, abs=1e-6)
+    assert row["rrq_sent_ms"] == pytest.approx(240.3, abs=1e-6)  # the first request after the move
+    assert row["fa_rrq_relayed_ms"] == pytest.approx(1240.6, abs=1e-6)  # relayed: the retransmission
+    assert row["ha_binding_ms"] == pytest.approx(1241.0, abs=1e-6)
+    assert row["registration_rtt_ms"] == pytest.approx(1.7, abs=1e-6)  # 202 sent → 202 answered
+    assert row["registration_attempts"] == 2
+    assert row["movement_reason"] == "prefix"
+
+
+def test_return_home_has_no_foreign_agent_and_binding_is_the_deregistration(standard: RunResult) -> None:
+    row = standard.handovers[2]
+    assert row["fa_rrq_relayed_ms"] is None and row["fa_rrp_relayed_ms"] is None
+    assert row["ha_binding_ms"] == pytest.approx(2.4, abs=1e-6)
+    assert row["registration_accepted_ms"] == pytest.approx(3.0, abs=1e-6)  # "deregistered"
+    assert row["registration_rtt_ms"] == pytest.approx(0.9, abs=1e-6)
+
+
+def test_rows_have_every_column_in_order(standard: RunResult) -> None:
+    columns = handover_columns(standard.flows)
+    assert all(list(row) == columns for row in standard.handovers)
+
+
+def _single_move_run(root: Path, spec: FlowSpec, **events: Any) -> RunFolderBuilder:
+    builder = RunFolderBuilder(root, moves=1)
+    builder.flow(spec)
+    builder.event(
+        "scenario", 1002.0007, "move_started", handover=1, detection="link", **{"from": "home", "to": "fa1"}
+    )
+    for name, t in events.items():
+        builder.event("scenario", t, name, handover=1)
+    return builder
+
+
+def test_straggler_after_the_move_does_not_hide_the_gap(tmp_path: Path) -> None:
+    # packet 1000 (sent 1002.000) is delayed to arrive 2 ms after the move; the next 20 are lost.
+    spec = FlowSpec("v4-down", 4, 1001.0, 1003.0, losses=[(1002.0005, 1002.0205)], late={1000: 0.0022})
+    row = _analyse(_single_move_run(tmp_path, spec, link_down=1002.0009)).handovers[0]
+    # last before: 1002.000 sent → 1002.0027 received; first new: 1002.021 → 1002.0215
+    assert row["v4-down_interruption_ms"] == pytest.approx(18.8, abs=1e-6)
+    assert row["v4-down_lost"] == 20
+    assert row["v4-down_first_rx_ms"] == pytest.approx(20.8, abs=1e-6)
+
+
+def test_flow_that_never_comes_back_is_not_restored(tmp_path: Path) -> None:
+    spec = FlowSpec("v6-up", 6, 1001.0, 1003.0, losses=[(1002.0005, 1004.0)])
+    builder = _single_move_run(tmp_path, spec)
+    builder.event("scenario", 1003.5, "probes_stopped")
+    row = _analyse(builder).handovers[0]
+    assert row["v6-up_restored"] is False
+    assert row["v6-up_interruption_ms"] is None
+    assert row["v6-up_first_rx_ms"] is None
+    assert row["v6-up_lost"] == 999  # sent 1002.001 … 1002.999
+    assert row["rrq_sent_ms"] is None and row["registration_rtt_ms"] is None  # no MN trace: empty, no crash
+
+
+def test_restoration_after_the_probes_stopped_does_not_count(tmp_path: Path) -> None:
+    spec = FlowSpec("v4-up", 4, 1001.0, 1003.0, losses=[(1002.0005, 1002.9005)])
+    builder = _single_move_run(tmp_path, spec)
+    builder.event("scenario", 1002.5, "probes_stopped")
+    row = _analyse(builder).handovers[0]
+    assert row["v4-up_restored"] is False
+    assert row["v4-up_lost"] == 499  # sent in [move, probes_stopped)
+
+
+def test_flow_starting_after_the_move_is_restored_without_an_interruption(tmp_path: Path) -> None:
+    spec = FlowSpec("v4-down", 4, 1002.5, 1003.0)
+    row = _analyse(_single_move_run(tmp_path, spec)).handovers[0]
+    assert row["v4-down_restored"] is True
+    assert row["v4-down_interruption_ms"] is None
+    assert row["v4-down_first_rx_ms"] == pytest.approx(499.8, abs=1e-6)
+
+
+def test_no_move_means_no_rows(tmp_path: Path) -> None:
+    builder = RunFolderBuilder(tmp_path)
+    builder.flow(FlowSpec("v4-down", 4, 1001.0, 1001.1))
+    assert _analyse(builder).handovers == []
