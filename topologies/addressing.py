@@ -1,0 +1,113 @@
+"""The dual-stack testbed's address plan: documentation ranges (RFC 5737, RFC 3849) and private ones
+(RFC 1918) only. The full table is in :mod:`topologies.dualstack`'s docstring."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
+
+MAX_FOREIGN_AGENTS = 16
+"""198.51.100.0/24 holds sixteen /28 network links."""
+MAX_MOBILE_NODES = 25
+"""Home addresses 192.0.2.10, .20, ... .250."""
+
+CN_ROUTER4, CN_ROUTER6 = IPv4Interface("203.0.113.1/26"), IPv6Interface("2001:db8:ff::1/64")
+CN4, CN6 = IPv4Interface("203.0.113.10/26"), IPv6Interface("2001:db8:ff::10/64")
+
+HOME_NETWORK4, HOME_NETWORK6 = IPv4Network("192.0.2.0/24"), IPv6Network("2001:db8:0:1::/64")
+HOME_ROUTER4, HOME_ROUTER6 = IPv4Interface("192.0.2.254/24"), IPv6Interface("2001:db8:0:1::fe/64")
+HA4, HA6 = IPv4Interface("192.0.2.1/24"), IPv6Interface("2001:db8:0:1::1/64")
+
+NAT_ROUTER4, NAT_PUBLIC4 = IPv4Interface("203.0.113.65/26"), IPv4Interface("203.0.113.66/26")
+NAT_PRIVATE4 = IPv4Interface("192.168.1.1/24")
+
+
+def _check_index(kind: str, index: int, limit: int) -> None:
+    if not 1 <= index <= limit:
+        raise ValueError(f"{kind} index {index} must be 1..{limit}")
+
+
+@dataclass(frozen=True)
+class ForeignAgentPlan:
+    """Visited network k: a /28 network link to r0 (fa's end = its care-of address) and a /24 access LAN.
+    Even k also carries IPv6 on the network link (a dual-stack visited network); odd k is IPv4 only."""
+
+    index: int
+
+    def __post_init__(self) -> None:
+        _check_index("foreign agent", self.index, MAX_FOREIGN_AGENTS)
+
+    @property
+    def name(self) -> str:
+        return f"fa{self.index}"
+
+    @property
+    def network(self) -> IPv4Network:
+        return IPv4Network(f"198.51.100.{16 * (self.index - 1)}/28")
+
+    @property
+    def router4(self) -> IPv4Interface:
+        return IPv4Interface(f"{self.network.network_address + 1}/28")
+
+    @property
+    def care_of4(self) -> IPv4Interface:
+        return IPv4Interface(f"{self.network.network_address + 2}/28")
+
+    @property
+    def access4(self) -> IPv4Interface:
+        return IPv4Interface(f"10.0.{self.index}.1/24")
+
+    @property
+    def dual_stack(self) -> bool:
+        return self.index % 2 == 0
+
+    @property
+    def network6(self) -> IPv6Network | None:
+        return IPv6Network(f"2001:db8:0:f{self.index:x}::/64") if self.dual_stack else None
+
+    @property
+    def router6(self) -> IPv6Interface | None:
+        net = self.network6
+        return None if net is None else IPv6Interface(f"{net.network_address + 1}/64")
+
+    @property
+    def address6(self) -> IPv6Interface | None:
+        net = self.network6
+        return None if net is None else IPv6Interface(f"{net.network_address + 2}/64")
+
+
+@dataclass(frozen=True)
+class MobileNodePlan:
+    """Mobile node i: HoA 192.0.2.(10·i), prefix 2001:db8:(10·i)::/48 and, in it, the address whose
+    interface identifier is ``::a.b.c.d`` of the HoA; SPI 256 + i - 1 and its own 16-byte key."""
+
+    index: int
+
+    def __post_init__(self) -> None:
+        _check_index("mobile node", self.index, MAX_MOBILE_NODES)
+
+    @property
+    def name(self) -> str:
+        return f"mn{self.index}"
+
+    @property
+    def home_address(self) -> IPv4Address:
+        return IPv4Address(f"192.0.2.{10 * self.index}")
+
+    @property
+    def prefix(self) -> IPv6Network:
+        return IPv6Network(f"2001:db8:{10 * self.index}::/48")
+
+    @property
+    def address6(self) -> IPv6Address:
+        return self.prefix.network_address + int(self.home_address)
+
+    @property
+    def spi(self) -> int:
+        return 256 + self.index - 1
+
+    @property
+    def key(self) -> str:
+        """A fixed, distinct 128-bit MN-HA key (hex) so every run is reproducible."""
+        return hashlib.sha256(f"dualstack-mn{self.index}".encode()).hexdigest()[:32]

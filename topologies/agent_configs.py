@@ -1,0 +1,210 @@
+"""Agent configurations for the dual-stack topology, as TOML-shaped dicts, and a small TOML writer.
+
+Each dict has the sections `python -m agents <role> --config X` reads (unknown keys are errors there):
+`[home_agent]` (RFC 5944 §3.8, RFC 5454), `[foreign_agent]` (RFC 5944 §3.7, RFC 3024), `[mobile_node]`
+(RFC 5944 §3.6.1.1, FA care-of address) and `[runtime]`.
+
+Movement detection (RFC 5944 §2.4.2), the ``detection`` parameter:
+
+* ``"link"``: the mobile node's default (algorithms 1 and 2) plus its carrier watcher, which reacts to the
+  carrier loss and return of a move. Foreign agents send no Prefix-Lengths extension, so without a link
+  event only algorithm 1 (the old agent's ICMP Lifetime, 3 × ``adv_interval``) would notice a move.
+* ``"advert"``: advertisement-based only. Moves keep the carrier up; the agents (FAs and the HA) advertise
+  their router address with the Prefix-Lengths extension (§2.1.2), so algorithm 2 detects a new network on
+  the first advertisement heard, algorithm 1 when the old agent's advertisement expires.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+
+from topologies.addressing import (
+    HA4,
+    HOME_NETWORK4,
+    HOME_ROUTER4,
+    HOME_ROUTER6,
+    ForeignAgentPlan,
+    MobileNodePlan,
+)
+
+DETECTIONS = ("link", "advert")
+DATAPATHS = ("userspace", "auto")
+MOBILE_NODE_LIFETIME = 60
+"""Seconds the mobile nodes request (RFC 5944 §3.4); the agents allow up to :data:`AGENT_MAX_LIFETIME`."""
+AGENT_MAX_LIFETIME = 600
+HA_TUNNEL, MN_TUNNEL = "mip-ha", "mip0"
+
+TomlTable = Mapping[str, object]
+
+
+def home_agent_config(
+    mobile_nodes: Sequence[MobileNodePlan],
+    *,
+    home_interface: str,
+    adv_interval: float,
+    detection: str = "link",
+    datapath: str = "userspace",
+    name: str = "ha",
+) -> dict[str, object]:
+    """The HA on the home link, advertising with the H bit (RFC 5944 §2.1, §2.4.3)."""
+    advertisement: dict[str, object] = {"advertise_home": True, "max_interval": adv_interval}
+    if _detection(detection) == "advert":
+        advertisement |= {"router_addresses": [str(HA4)], "prefix_lengths": True}
+    accounts = [
+        {
+            "home_address": str(mn.home_address),
+            "spi": mn.spi,
+            "key": mn.key,
+            "allowed_prefixes": [str(mn.prefix)],
+        }
+        for mn in mobile_nodes
+    ]
+    return {
+        "home_agent": {
+            "address": str(HA4.ip),
+            "home_network": str(HOME_NETWORK4),
+            "max_lifetime": AGENT_MAX_LIFETIME,
+            "reverse_tunnel_supported": True,
+            "mobile_nodes": accounts,
+        },
+        "runtime": {
+            "name": name,
+            "home_interface": home_interface,
+            "tunnel_interface": HA_TUNNEL,
+            "datapath": datapath,
+            "advertisement": advertisement,
+        },
+    }
+
+
+def foreign_agent_config(
+    plan: ForeignAgentPlan,
+    *,
+    access_interface: str,
+    network_interface: str,
+    adv_interval: float,
+    detection: str = "link",
+) -> dict[str, object]:
+    """An IPv4-only FA: IP-in-IP, reverse tunnelling (RFC 3024); its care-of address is its network end."""
+    advertisement: dict[str, object] = {"max_interval": adv_interval}
+    if _detection(detection) == "advert":
+        advertisement |= {"router_addresses": [str(plan.access4)], "prefix_lengths": True}
+    return {
+        "foreign_agent": {
+            "care_of_addresses": [str(plan.care_of4.ip)],
+            "max_lifetime": AGENT_MAX_LIFETIME,
+            "encapsulations": ["ipip"],
+            "reverse_tunnel_supported": True,
+            "advertisement": advertisement,
+        },
+        "runtime": {
+            "name": plan.name,
+            "access_interface": access_interface,
+            "network_interface": network_interface,
+        },
+    }
+
+
+def mobile_node_config(
+    plan: MobileNodePlan,
+    *,
+    interface: str,
+    detection: str = "link",
+    datapath: str = "userspace",
+) -> dict[str, object]:
+    """A dual-stack MN registering through foreign agents (RFC 5944 §3.6.1.1, RFC 5454 §3.3.2). At home it
+    is a plain host of the home LAN (/24, r0 as IPv4 and IPv6 router, native IPv6; RFC 5944 §4.6)."""
+    mobile_node: dict[str, object] = {
+        "home_address": str(plan.home_address),
+        "home_agent": str(HA4.ip),
+        "spi": plan.spi,
+        "key": plan.key,
+        "lifetime": MOBILE_NODE_LIFETIME,
+        "prefixes": [str(plan.prefix)],
+        "care_of_mode": "foreign-agent",
+    }
+    if _detection(detection) == "advert":
+        mobile_node["movement_detection"] = "both"  # algorithms 1 and 2 (RFC 5944 §2.4.2.1, §2.4.2.2)
+    runtime = {
+        "name": plan.name,
+        "interface": interface,
+        "tunnel_interface": MN_TUNNEL,
+        "datapath": datapath,
+        "home_prefix_length": HOME_NETWORK4.prefixlen,
+        "home_gateway": str(HOME_ROUTER4.ip),
+        "home_ipv6_gateway": str(HOME_ROUTER6.ip),
+    }
+    return {"mobile_node": mobile_node, "runtime": runtime}
+
+
+def _detection(detection: str) -> str:
+    if detection not in DETECTIONS:
+        raise ValueError(f"detection {detection!r}: use one of {', '.join(DETECTIONS)}")
+    return detection
+
+
+# -- a TOML writer for the shapes above (tables, arrays of tables, scalars, arrays of scalars) ------------
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def render_toml(document: TomlTable) -> str:
+    """TOML text for ``document``; ``tomllib.loads`` of it gives ``document`` back."""
+    lines: list[str] = []
+    _render_table(lines, "", document)
+    return "\n".join(lines).strip() + "\n"
+
+
+def _is_table(value: object) -> bool:
+    return isinstance(value, Mapping)
+
+
+def _is_table_array(value: object) -> bool:
+    return (
+        isinstance(value, list | tuple) and bool(value) and all(isinstance(item, Mapping) for item in value)
+    )
+
+
+def _render_table(lines: list[str], header: str, table: TomlTable) -> None:
+    if header:
+        lines += ["", header]
+    prefix = header.strip("[]")
+    nested: list[tuple[str, object]] = []
+    for key, value in table.items():
+        _check_key(key)
+        if _is_table(value) or _is_table_array(value):
+            nested.append((key, value))
+        else:
+            lines.append(f"{key} = {_value(value)}")
+    for key, value in nested:
+        dotted = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, Mapping):
+            _render_table(lines, f"[{dotted}]", value)
+        else:
+            assert isinstance(value, list | tuple)
+            for item in value:
+                _render_table(lines, f"[[{dotted}]]", item)
+
+
+def _check_key(key: object) -> None:
+    if not isinstance(key, str) or not _BARE_KEY.match(key):
+        raise ValueError(f"TOML key {key!r}: only bare keys (letters, digits, _ and -) are written")
+
+
+def _value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"TOML value {value!r}: not a finite number")
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(item) for item in value) + "]"
+    raise ValueError(f"TOML value {value!r}: unsupported type {type(value).__name__}")

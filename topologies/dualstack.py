@@ -1,0 +1,281 @@
+"""The default testbed topology: a home network, visited networks with foreign agents, a NAT, one core router.
+
+```
+                       cn  cn-eth0: 203.0.113.10/26, 2001:db8:ff::10/64   (dual-stack correspondent)
+                        │
+                        │  r0-cn: 203.0.113.1/26, 2001:db8:ff::1/64
+   ┌─────────────────── r0 (core router, IPv4 + IPv6) ───┬────────────────────────┐
+   │ r0-home             │ r0-fa1                        │ r0-fa2                 │ r0-nat1
+ dshome (home LAN)     fa1-net 198.51.100.2/28         fa2-net 198.51.100.18/28  nat1-pub 203.0.113.66/26
+   ├─ ha  ha-eth0        fa1 (IPv4 only, IPv6 off)       fa2 (+ 2001:db8:0:f2::2)  nat1 (MASQUERADE)
+   └─ mn1 mn1-eth0       fa1-acc 10.0.1.1/24             fa2-acc 10.0.2.1/24       nat1-priv 192.168.1.1/24
+                         │                               │                         │
+                       dsa1 (visited A)                dsa2 (visited B)          dspriv (private LAN)
+
+   mn1 has one interface; a move re-attaches its switch-side port dshome-mn1 (root namespace) from one
+   bridge to another: dshome ("home"), dsa1 ("fa1"), dsa2 ("fa2"), dspriv ("nat").
+```
+
+Address plan (documentation ranges, RFC 5737 / RFC 3849, and private ones, RFC 1918):
+
+| link                 | IPv4                                      | IPv6                                 |
+|----------------------|-------------------------------------------|--------------------------------------|
+| CN LAN r0–cn         | 203.0.113.0/26: r0 .1, cn .10             | 2001:db8:ff::/64: r0 ::1, cn ::10    |
+| home LAN (dshome)    | 192.0.2.0/24: r0 .254, ha .1              | 2001:db8:0:1::/64: r0 ::fe, ha ::1   |
+| network link r0–fa k | 198.51.100.16(k-1)/28: r0 +1, fa k +2=CoA | even k: 2001:db8:0:f<k:x>::/64 ::1/2 |
+| access LAN (dsa k)   | 10.0.k.0/24: fa k .1                      | none (the FAs carry IPv4 only)       |
+| NAT link r0–nat1     | 203.0.113.64/26: r0 .65, nat1 .66         | none                                 |
+| private LAN (dspriv) | 192.168.1.0/24: nat1 .1                   | none                                 |
+
+Mobile node i (1..25): HoA 192.0.2.(10·i), IPv6 prefix 2001:db8:(10·i)::/48 (r0 routes it via the HA,
+2001:db8:0:1::1), address ``prefix + ::a.b.c.d`` of the HoA (mn1: 2001:db8:10::c000:20a), SPI 256+i-1, its
+own key. Foreign agents k = 1..16; odd k are IPv4-only visited networks with IPv6 disabled, even k dual-stack.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mininet.topo import Topo
+
+from topologies import addressing as plan
+from topologies.agent_configs import (
+    DATAPATHS,
+    DETECTIONS,
+    foreign_agent_config,
+    home_agent_config,
+    mobile_node_config,
+)
+from topologies.nodes import AgentHost, RouterHost
+from topologies.spec import InterfaceSpec, MobileLink, NodeSpec, Route
+
+FORWARDING = {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1"}
+NO_DAD = {"net.ipv6.conf.all.accept_dad": "0", "net.ipv6.conf.default.accept_dad": "0"}
+NO_IPV6 = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
+HOME_SWITCH, PRIVATE_SWITCH = "dshome", "dspriv"
+
+
+def access_switch(index: int) -> str:
+    """The bridge of visited network ``index`` (``dsa1``, ``dsa2``, ...)."""
+    return f"dsa{index}"
+
+
+class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type information
+    """HA, foreign agents, mobile nodes, a correspondent and a NAT around one core router ``r0``.
+
+    Pure data: building it needs no root. Per node, :meth:`nodeSpec` gives addresses, routes, sysctls and the
+    agent role and configuration; :meth:`mobileLinks` says how each mobile node is moved.
+    """
+
+    def __init__(
+        self,
+        foreign_agents: int = 2,
+        mobile_nodes: int = 1,
+        nat: bool = True,
+        adv_interval: float = 1.0,
+        detection: str = "link",
+        datapath: str = "userspace",
+        **params: Any,
+    ) -> None:
+        if not 0 <= foreign_agents <= plan.MAX_FOREIGN_AGENTS:
+            raise ValueError(f"foreign_agents {foreign_agents} must be 0..{plan.MAX_FOREIGN_AGENTS}")
+        if not 0 <= mobile_nodes <= plan.MAX_MOBILE_NODES:
+            raise ValueError(f"mobile_nodes {mobile_nodes} must be 0..{plan.MAX_MOBILE_NODES}")
+        if detection not in DETECTIONS:
+            raise ValueError(f"detection {detection!r}: use one of {', '.join(DETECTIONS)}")
+        if datapath not in DATAPATHS:
+            raise ValueError(f"datapath {datapath!r}: use one of {', '.join(DATAPATHS)}")
+        self.foreign_agents, self.mobile_nodes, self.nat = foreign_agents, mobile_nodes, nat
+        self.adv_interval, self.detection, self.datapath = adv_interval, detection, datapath
+        self.specs: dict[str, NodeSpec] = {}
+        self.attachments: dict[str, str] = {}
+        """Attachment label → bridge, in the order they were added."""
+        self.mobile_plans: dict[str, plan.MobileNodePlan] = {}
+        self._mobile_ports: dict[str, tuple[str, str]] = {}
+        self._root_interfaces: set[str] = set()
+        super().__init__(**params)
+
+    def build(self, **_params: Any) -> None:
+        self.addRouter("r0")
+        self.addCorrespondent("cn")
+        self.addHomeAgent("ha")
+        for index in range(1, self.foreign_agents + 1):
+            self.addForeignAgent(index)
+        if self.nat:
+            self.addNat("nat1")
+        for index in range(1, self.mobile_nodes + 1):
+            self.addMobileNode(index)
+
+    # -- queries ------------------------------------------------------------------------------------------
+
+    def nodeSpec(self, name: str) -> NodeSpec:
+        """What :func:`topologies.build.configure` applies to node ``name``."""
+        return self.specs[name]
+
+    def agentNodes(self) -> list[tuple[str, str]]:
+        """(node, role) of every agent in start order: home agent, foreign agents, mobile nodes."""
+        order = {"ha": 0, "fa": 1, "mn": 2}
+        agents = [(name, spec.role) for name, spec in self.specs.items() if spec.role is not None]
+        return sorted(agents, key=lambda item: order[item[1]])
+
+    def mobileLinks(self) -> dict[str, MobileLink]:
+        """Per mobile node: its interface, its switch-side port and the bridge of each attachment label."""
+        return {
+            name: MobileLink(
+                node=name,
+                interface=interface,
+                port=port,
+                attachments=dict(self.attachments),
+                carrier_events=self.detection == "link",
+            )
+            for name, (interface, port) in self._mobile_ports.items()
+        }
+
+    def rootInterfaces(self) -> set[str]:
+        """Every interface this topology creates in the root namespace: bridges and switch-side ports."""
+        return set(self._root_interfaces)
+
+    # -- helpers (Mininet's add* family) -------------------------------------------------------------------
+
+    def addRouter(self, name: str = "r0") -> str:
+        """A router: IPv4 and IPv6 forwarding on, no agent."""
+        self._spec(NodeSpec(name, kind="router", sysctls=NO_DAD | FORWARDING))
+        return str(self.addHost(name, cls=RouterHost, ip=None))
+
+    def addCorrespondent(self, name: str = "cn", router: str = "r0") -> str:
+        """A dual-stack correspondent on its own LAN behind ``router``."""
+        spec = self._spec(NodeSpec(name, sysctls=dict(NO_DAD)))
+        self.addHost(name, cls=AgentHost, ip=None)
+        self._link(router, f"{router}-{name}", [plan.CN_ROUTER4], [plan.CN_ROUTER6], name, f"{name}-eth0")
+        self._address(name, f"{name}-eth0", [plan.CN4], [plan.CN6])
+        spec.routes += [
+            Route("default", str(plan.CN_ROUTER4.ip)),
+            Route("default", str(plan.CN_ROUTER6.ip), family=6),
+        ]
+        return name
+
+    def addHomeAgent(self, name: str = "ha", router: str = "r0") -> str:
+        """The home LAN (switch ``dshome``, v4 + v6) with ``router`` and the home agent on it."""
+        self.addSwitch(HOME_SWITCH, dpid=f"{0xD5000001:016x}")
+        self.attachments["home"] = HOME_SWITCH
+        self._root_interfaces.add(HOME_SWITCH)
+        self._switch_link(router, f"{router}-home", HOME_SWITCH)
+        self._address(router, f"{router}-home", [plan.HOME_ROUTER4], [plan.HOME_ROUTER6])
+        spec = self._spec(NodeSpec(name, sysctls=NO_DAD | FORWARDING, role="ha"))
+        self.addHost(name, cls=AgentHost, ip=None)
+        self._switch_link(name, f"{name}-eth0", HOME_SWITCH)
+        self._address(name, f"{name}-eth0", [plan.HA4], [plan.HA6])
+        spec.routes += [
+            Route("default", str(plan.HOME_ROUTER4.ip)),
+            Route("default", str(plan.HOME_ROUTER6.ip), family=6),
+        ]
+        self._refresh_home_agent()
+        return name
+
+    def addForeignAgent(self, index: int, router: str = "r0") -> str:
+        """Visited network ``index``: network link to ``router``, access LAN ``dsa<index>``, ``fa<index>``."""
+        fa = plan.ForeignAgentPlan(index)
+        name, switch = fa.name, access_switch(index)
+        sysctls = {"net.ipv4.ip_forward": "1"} | (NO_DAD if fa.dual_stack else NO_IPV6)
+        spec = self._spec(NodeSpec(name, sysctls=sysctls, role="fa"))
+        self.addHost(name, cls=AgentHost, ip=None)
+        router6 = [fa.router6] if fa.router6 is not None else []
+        self._link(router, f"{router}-{name}", [fa.router4], router6, name, f"{name}-net")
+        address6 = [fa.address6] if fa.address6 is not None else []
+        self._address(name, f"{name}-net", [fa.care_of4], address6)
+        self.addSwitch(switch, dpid=f"{0xD5000100 + index:016x}")
+        self.attachments[name] = switch
+        self._root_interfaces.add(switch)
+        self._switch_link(name, f"{name}-acc", switch)
+        self._address(name, f"{name}-acc", [fa.access4], [])
+        for interface in spec.interfaces.values():
+            interface.ipv6_enabled = fa.dual_stack
+        spec.routes.append(Route("default", str(fa.router4.ip)))
+        if fa.router6 is not None:
+            spec.routes.append(Route("default", str(fa.router6.ip), family=6))
+        spec.agent_config = foreign_agent_config(
+            fa,
+            access_interface=f"{name}-acc",
+            network_interface=f"{name}-net",
+            adv_interval=self.adv_interval,
+            detection=self.detection,
+        )
+        return name
+
+    def addNat(self, name: str = "nat1", router: str = "r0") -> str:
+        """A NAT router (MASQUERADE on its public side) in front of the private LAN ``dspriv``."""
+        spec = self._spec(
+            NodeSpec(name, kind="router", sysctls=NO_DAD | FORWARDING, nat_interface=f"{name}-pub")
+        )
+        self.addHost(name, cls=RouterHost, ip=None)
+        self._link(router, f"{router}-{name}", [plan.NAT_ROUTER4], [], name, f"{name}-pub")
+        self._address(name, f"{name}-pub", [plan.NAT_PUBLIC4], [])
+        self.addSwitch(PRIVATE_SWITCH, dpid=f"{0xD5000200:016x}")
+        self.attachments["nat"] = PRIVATE_SWITCH
+        self._root_interfaces.add(PRIVATE_SWITCH)
+        self._switch_link(name, f"{name}-priv", PRIVATE_SWITCH)
+        self._address(name, f"{name}-priv", [plan.NAT_PRIVATE4], [])
+        spec.routes.append(Route("default", str(plan.NAT_ROUTER4.ip)))
+        return name
+
+    def addMobileNode(self, index: int, router: str = "r0") -> str:
+        """Mobile node ``index``: one interface, on the home LAN at first; ``router`` routes its prefix."""
+        mn = plan.MobileNodePlan(index)
+        name, interface = mn.name, f"{mn.name}-eth0"
+        spec = self._spec(NodeSpec(name, sysctls=dict(NO_DAD), role="mn"))
+        self.addHost(name, cls=AgentHost, ip=None)
+        port = self._switch_link(name, interface, HOME_SWITCH)
+        self._mobile_ports[name] = (interface, port)
+        self.mobile_plans[name] = mn
+        self.specs[router].routes.append(Route(str(mn.prefix), str(plan.HA6.ip), family=6))
+        spec.agent_config = mobile_node_config(
+            mn, interface=interface, detection=self.detection, datapath=self.datapath
+        )
+        self._refresh_home_agent()
+        return name
+
+    # -- internals ----------------------------------------------------------------------------------------
+
+    def _spec(self, spec: NodeSpec) -> NodeSpec:
+        if spec.name in self.specs:
+            raise ValueError(f"node {spec.name} added twice")
+        self.specs[spec.name] = spec
+        return spec
+
+    def _link(self, node1: str, intf1: str, v4: list[Any], v6: list[Any], node2: str, intf2: str) -> None:
+        """A point-to-point veth link; ``v4``/``v6`` are node1's addresses on it."""
+        self.addLink(node1, node2, intfName1=intf1, intfName2=intf2)
+        self._address(node1, intf1, v4, v6)
+        self.specs[node2].add_interface(InterfaceSpec(intf2))
+
+    def _switch_link(self, node: str, interface: str, switch: str) -> str:
+        """Link ``node`` to ``switch``; the switch-side port is named ``<switch>-<node>`` (LinuxBridge adds
+        only ports whose name contains the bridge's)."""
+        port = f"{switch}-{node}"
+        self.addLink(node, switch, intfName1=interface, intfName2=port)
+        self._root_interfaces.add(port)
+        if interface not in self.specs[node].interfaces:
+            self.specs[node].add_interface(InterfaceSpec(interface))
+        return port
+
+    def _address(self, node: str, interface: str, v4: list[Any], v6: list[Any]) -> None:
+        spec = self.specs[node]
+        if interface not in spec.interfaces:
+            spec.add_interface(InterfaceSpec(interface))
+        target = spec.interfaces[interface]
+        target.ipv4 += [str(address) for address in v4]
+        target.ipv6 += [str(address) for address in v6]
+        InterfaceSpec(target.name, target.ipv4, target.ipv6, target.ipv6_enabled)  # validate
+
+    def _refresh_home_agent(self) -> None:
+        home = next((spec for spec in self.specs.values() if spec.role == "ha"), None)
+        if home is None:
+            return
+        home.agent_config = home_agent_config(
+            list(self.mobile_plans.values()),
+            home_interface=f"{home.name}-eth0",
+            adv_interval=self.adv_interval,
+            detection=self.detection,
+            datapath=self.datapath,
+            name=home.name,
+        )
