@@ -1,22 +1,29 @@
-"""Handover scenario: home → FA1 → FA2 → home with IPv4 and IPv6 probe flows.
+"""Handover: a dual-stack mobile node starts at home, then moves home → FA1 → FA2 → home (``--moves``
+cycles) while IPv4 and IPv6 probe flows run both ways; the run folder gets pcaps, traces, probe CSVs,
+metrics, plots and a report, and the summary table is printed (design.md §6-§7).
 
-Usage: sudo python -m scenarios.handover [--help]
+    sudo python -m scenarios.handover [--moves N] [--detection link|advert|both] [--out DIR] ...
 
-The topology, harness and scenario land with issue 5; until then this command says what is built and what
-is missing, and exits 2.
+Exit 0 only when every expectation held (both families restored after every move, every registration
+accepted, agents exiting cleanly); 1 when one failed (named); 2 for wrong use, no root or a missing tool.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
+import random
 import sys
+import time
+from pathlib import Path
 
-MISSING = (
-    "topologies/dualstack.py (Mininet topology)",
-    "scenarios/harness (Testbed, probes, captures, moves)",
-    "foreign agents and movement detection",
-)
+from scenarios.harness.preflight import PreflightError, check_environment
+from scenarios.harness.progress import Progress
+from scenarios.harness.runfolder import RunFolder
+
+ROUTE = ("fa1", "fa2", "home")
+SETTLE_TIMEOUT = 15.0
+"""Seconds a move may take to register (or deregister at home) before the scenario calls it failed."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -24,20 +31,81 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m scenarios.handover",
         description="Move a dual-stack mobile node home → FA1 → FA2 → home and measure each handover.",
     )
-    parser.add_argument("--out", help="run folder (default: reports/runs/handover-<UTC time>)")
+    parser.add_argument("--out", type=Path, help="run folder (default: reports/runs/handover-<UTC time>)")
+    parser.add_argument("--moves", type=_count, default=1, help="cycles home → FA1 → FA2 → home (default 1)")
+    parser.add_argument("--dwell", type=_seconds, default=3.0, help="seconds at each attachment (default 3)")
+    parser.add_argument(
+        "--detection",
+        choices=("link", "advert", "both"),
+        default="link",
+        help="how the MN notices a move: carrier events, advertisements only, or both in turn (per cycle)",
+    )
+    parser.add_argument("--adv-interval", type=_seconds, default=1.0, help="agent advertisement interval (s)")
+    parser.add_argument("--rate", type=_rate, default=1000.0, help="probe packets per second per flow")
+    parser.add_argument("--datapath", choices=("userspace", "auto"), default="userspace")
+    parser.add_argument("--no-pcap", action="store_true", help="do not capture packets")
+    parser.add_argument("--cli", action="store_true", help="open the Mininet CLI (with mobility commands)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: time based, recorded)")
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-v", "--verbose", action="store_true", help="show every step")
+    loudness.add_argument("-q", "--quiet", action="store_true", help="print only the verdict and the folder")
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON at the end")
     return parser.parse_args(argv)
 
 
+def _count(text: str) -> int:
+    value = int(text) if text.isdigit() else -1
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r}: want a whole number 1..1000")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.05 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text}: want 0.05..3600 seconds")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate") from None
+    if not 1 <= value <= 20000:
+        raise argparse.ArgumentTypeError(f"{text}: want 1..20000 packets per second")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
-    parse_args(argv)
-    if os.geteuid() != 0:
-        print(
-            "handover: needs root for network namespaces (run: sudo python -m scenarios.handover)",
-            file=sys.stderr,
-        )
+    args = parse_args(argv)
+    progress = Progress(verbose=args.verbose, quiet=args.quiet)
+    try:
+        features = check_environment(pcap=not args.no_pcap)
+    except PreflightError as error:
+        print(f"handover: {error}", file=sys.stderr)
         return 2
-    print("handover: not built yet; missing: " + "; ".join(MISSING), file=sys.stderr)
-    return 2
+    seed = args.seed if args.seed is not None else int(time.time())
+    random.seed(seed)
+    try:
+        run = RunFolder.create("handover", args.out)
+    except OSError as error:
+        print(f"handover: cannot create the run folder: {error}", file=sys.stderr)
+        return 2
+    from scenarios.handover_run import HandoverRun  # imports mininet: after the checks
+
+    plan = HandoverRun(args, run, progress, seed, features, route=ROUTE, settle_timeout=SETTLE_TIMEOUT)
+    try:
+        result = plan.execute()
+    except KeyboardInterrupt:
+        print(f"handover: interrupted; everything the run created was removed; partial run in {run.path}")
+        return 130
+    if args.json:
+        print(json.dumps(result.metrics, indent=2, default=str))
+    return 0 if result.overall_passed else 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,182 @@
+"""The handover scenario's steps (the command is :mod:`scenarios.handover`): build, probe, move, judge."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from agents.runtime.trace import monotonic_now
+from reports import RunResult, render, summary_table, verdict_lines
+from scenarios.harness.progress import Progress
+from scenarios.harness.runfolder import RunFolder, git_revision, versions
+from scenarios.harness.testbed import Testbed, wait_until
+from topologies.addressing import CN4, CN6
+from topologies.dualstack import DualStackTopo
+
+MOBILE_NODE = "mn1"
+FLOWS = ("v4-down", "v4-up", "v6-down", "v6-up")
+
+
+class HandoverRun:
+    """One run of the handover scenario into ``run``; :meth:`execute` returns the rendered result."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        run: RunFolder,
+        progress: Progress,
+        seed: int,
+        features: dict[str, Any],
+        *,
+        route: tuple[str, ...],
+        settle_timeout: float,
+    ) -> None:
+        self.args, self.run, self.progress, self.seed = args, run, progress, seed
+        self.features = features
+        self.route = route
+        self.settle_timeout = settle_timeout
+        self.expectations: list[dict[str, object]] = []
+        self.topo = DualStackTopo(
+            foreign_agents=2,
+            mobile_nodes=1,
+            nat=False,
+            adv_interval=args.adv_interval,
+            detection="advert" if args.detection == "advert" else "link",
+            datapath=args.datapath,
+        )
+
+    def expect(self, name: str, passed: bool, detail: str = "") -> bool:
+        self.expectations.append({"name": name, "passed": passed, "detail": detail})
+        if not passed:
+            self.progress.warn(f"{name}: {detail}")
+        return passed
+
+    def execute(self) -> RunResult:
+        started = time.monotonic()
+        self.write_meta_start()
+        try:
+            with Testbed(self.topo, self.run, pcap=not self.args.no_pcap) as bed:
+                self.progress.say(f"network up, {len(bed.agents)} agents ready; run folder {self.run.path}")
+                self.drive(bed)
+            self.check_exit_codes(bed.exit_codes)
+        finally:
+            self.run.write_meta(
+                end_utc=datetime.now(UTC).isoformat(timespec="seconds"),
+                wall_time_s=round(time.monotonic() - started, 3),
+                expectations=self.expectations,
+            )
+        self.progress.say("analysing the run")
+        result = render(self.run.path)
+        self.report(result)
+        return result
+
+    def write_meta_start(self) -> None:
+        args = self.args
+        mobile = self.topo.mobileLinks()[MOBILE_NODE]
+        self.run.write_meta(
+            scenario="handover",
+            argv=["python", "-m", "scenarios.handover", *(args.argv if hasattr(args, "argv") else [])],
+            seed=self.seed,
+            datapath=args.datapath,
+            detection=args.detection,
+            adv_interval=args.adv_interval,
+            rate=args.rate,
+            cycles=args.moves,
+            moves=args.moves * len(self.route),
+            dwell=args.dwell,
+            pcap=not args.no_pcap,
+            git_rev=git_revision(),
+            versions=versions(),
+            kernel_features=self.features,
+            start_utc=datetime.now(UTC).isoformat(timespec="seconds"),
+            t0=monotonic_now(),
+            mobile_node=MOBILE_NODE,
+            home_agent="ha",
+            home_address=str(self.topo.mobile_plans[MOBILE_NODE].home_address),
+            flows=list(FLOWS),
+            attachments=sorted(mobile.attachments),
+        )
+        if not self.features.get("netem"):
+            self.progress.say("this kernel has no sch_netem: links run without added delay or loss")
+
+    # -- the run itself ------------------------------------------------------------------------------------
+
+    def drive(self, bed: Testbed) -> None:
+        home = wait_until(lambda: self.status(bed).get("at_home") is True, self.settle_timeout)
+        self.expect("mobile node starts at home", home, "" if home else str(self.status(bed)))
+        bed.start_probes(self.flows(), self.args.rate)
+        self.progress.say(f"probes running: {', '.join(FLOWS)} at {self.args.rate:g} packets/s each")
+        time.sleep(self.args.dwell)
+        for cycle in range(self.args.moves):
+            carrier = self.carrier_events(cycle)
+            for to in self.route:
+                self.move(bed, to, carrier)
+        if self.args.cli:
+            from scenarios.harness.cli import run_cli
+
+            run_cli(bed)
+        bed.stop_probes()
+
+    def carrier_events(self, cycle: int) -> bool:
+        detection = self.args.detection
+        return detection == "link" or (detection == "both" and cycle % 2 == 0)
+
+    def move(self, bed: Testbed, to: str, carrier: bool) -> None:
+        source = bed.attachment[MOBILE_NODE]
+        number = bed.move(MOBILE_NODE, to, carrier_events=carrier)
+        moved_at = time.monotonic()
+        settled = wait_until(lambda: self.settled(bed, to), self.settle_timeout)
+        took = (time.monotonic() - moved_at) * 1000
+        bed.finish_move(number, settled)
+        how = "link event" if carrier else "advertisements only"
+        if self.expect(
+            f"handover {number} {source} → {to} settles", settled, f"not within {self.settle_timeout} s"
+        ):
+            self.progress.say(f"handover {number}: {source} → {to} ({how}) settled in {took:.0f} ms")
+        time.sleep(self.args.dwell)
+
+    def status(self, bed: Testbed) -> dict[str, Any]:
+        try:
+            return dict(bed.ask(MOBILE_NODE, "status"))
+        except (OSError, RuntimeError) as error:
+            return {"error": str(error)}
+
+    def settled(self, bed: Testbed, to: str) -> bool:
+        """Home: deregistered and at home; away: registered through that FA's care-of address."""
+        status = self.status(bed)
+        if to == "home":
+            return status.get("at_home") is True and status.get("state") == "idle"
+        care_ofs = self.topo.nodeSpec(to).agent_config["foreign_agent"]["care_of_addresses"]  # type: ignore[index]
+        return status.get("state") == "registered" and status.get("care_of") in care_ofs
+
+    def flows(self) -> list[Any]:
+        from scenarios.harness.probes import Flow
+
+        mobile = self.topo.mobile_plans[MOBILE_NODE]
+        hoa, mn6 = str(mobile.home_address), str(mobile.address6)
+        cn4, cn6 = str(CN4.ip), str(CN6.ip)
+        return [
+            Flow("v4-down", "cn", MOBILE_NODE, hoa, 4),
+            Flow("v4-up", MOBILE_NODE, "cn", cn4, 4, source=hoa),
+            Flow("v6-down", "cn", MOBILE_NODE, mn6, 6),
+            Flow("v6-up", MOBILE_NODE, "cn", cn6, 6, source=mn6),
+        ]
+
+    def check_exit_codes(self, codes: dict[str, int]) -> None:
+        bad = {name: code for name, code in codes.items() if code != 0}
+        detail = (
+            f"{len(codes)} processes" if not bad else ", ".join(f"{k} exited {v}" for k, v in bad.items())
+        )
+        self.expect("every agent and probe exits cleanly on SIGTERM", not bad, detail)
+
+    def report(self, result: RunResult) -> None:
+        progress = self.progress
+        if not progress.quiet:
+            progress.always("")
+            progress.always(summary_table(result))
+            progress.always("")
+            progress.always(verdict_lines(result))
+        verdict = "PASSED" if result.overall_passed else "FAILED"
+        progress.always(f"handover: {verdict}; run folder: {self.run.path} (report.md, plots/, pcaps/)")

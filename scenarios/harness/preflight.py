@@ -1,0 +1,54 @@
+"""Before a scenario builds anything: root, the tools it needs, and what this kernel can do (design.md §3).
+
+A missing piece is one line and exit code 2 (no traceback); kernel features that are merely absent (netem,
+ipip/sit/gre) are recorded in meta.json and said once, never faked.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+PROVISION_HINT = "run `sudo ./testbed handover` once: it installs what is missing"
+
+
+class PreflightError(RuntimeError):
+    """The scenario cannot run here; the message says why and what to do."""
+
+
+def check_environment(pcap: bool = True) -> dict[str, Any]:
+    """Raise :class:`PreflightError` unless the scenario can run; return the kernel features seen."""
+    if os.geteuid() != 0:
+        raise PreflightError("needs root for network namespaces (run: sudo python -m scenarios.handover)")
+    if importlib.util.find_spec("mininet") is None:
+        raise PreflightError(f"Mininet is not importable from {sys.executable}; {PROVISION_HINT}")
+    tools = ["ip", "mnexec", "brctl", "tc"] + (["tcpdump"] if pcap else [])
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        raise PreflightError(f"missing {', '.join(missing)}; {PROVISION_HINT}")
+    return kernel_features()
+
+
+def kernel_features() -> dict[str, Any]:
+    """What this kernel offers the testbed: netem for link delay/loss, ipip/sit/gre for a kernel datapath."""
+    from agents.datapath.kernel import probe_kernel_tunnels
+
+    tunnels = probe_kernel_tunnels()
+    return {"netem": netem_available(), "kernel_tunnels": tunnels.to_dict()}
+
+
+def netem_available() -> bool:
+    """Try a netem qdisc on the loopback of a throwaway namespace (``unshare -n``; nothing is left)."""
+    try:
+        result = subprocess.run(
+            ["unshare", "-n", "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
+            capture_output=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0

@@ -1,0 +1,108 @@
+"""A scenario's run folder (design.md §7): where pcaps, traces, probe logs, metrics, plots and the report go.
+
+```
+reports/runs/<scenario>-<UTC timestamp>/
+  meta.json  configs/<node>.toml  logs/<node>.log  pcaps/<node>-<intf>.pcap  traces/<node>.jsonl
+  probes/<flow>.csv  probes/raw/*.csv  metrics.json  handovers.csv  plots/*.png  report.md
+```
+Control sockets live in a short private directory instead (a Unix socket path has at most 107 bytes).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_RUNS = REPO / "reports" / "runs"
+SUBFOLDERS = ("configs", "logs", "pcaps", "traces", "probes", "probes/raw", "plots")
+
+
+@dataclass
+class RunFolder:
+    """One run's folder; :meth:`create` makes it, :meth:`write_meta` records what ran."""
+
+    path: Path
+    sockets: Path
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, scenario: str, out: Path | None = None) -> RunFolder:
+        """``out`` or ``reports/runs/<scenario>-<UTC time>``; refuses a folder that already has a run."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        path = (out or DEFAULT_RUNS / f"{scenario}-{stamp}").resolve()
+        if (path / "meta.json").exists():
+            raise FileExistsError(f"{path} already holds a run (meta.json); choose another --out")
+        path.mkdir(parents=True, exist_ok=True)
+        for name in SUBFOLDERS:
+            (path / name).mkdir(exist_ok=True)
+        sockets = Path(tempfile.mkdtemp(prefix="dsmip-"))
+        return cls(path, sockets)
+
+    def config(self, node: str) -> Path:
+        return self.path / "configs" / f"{node}.toml"
+
+    def log(self, name: str) -> Path:
+        return self.path / "logs" / f"{name}.log"
+
+    def trace(self, node: str) -> Path:
+        return self.path / "traces" / f"{node}.jsonl"
+
+    def pcap(self, node: str, interface: str) -> Path:
+        return self.path / "pcaps" / f"{node}-{interface}.pcap"
+
+    def control(self, node: str) -> Path:
+        return self.sockets / f"{node}.sock"
+
+    def raw_probe(self, name: str) -> Path:
+        return self.path / "probes" / "raw" / f"{name}.csv"
+
+    def flow(self, name: str) -> Path:
+        return self.path / "probes" / f"{name}.csv"
+
+    def write_meta(self, **fields: Any) -> None:
+        """Merge ``fields`` into meta.json (written whole each time, so a crash leaves the last good one)."""
+        self.meta.update(fields)
+        target = self.path / "meta.json"
+        partial = target.with_suffix(".json.partial")
+        partial.write_text(json.dumps(self.meta, indent=2, sort_keys=True, default=str) + "\n")
+        partial.replace(target)
+
+    def remove_sockets(self) -> None:
+        shutil.rmtree(self.sockets, ignore_errors=True)
+
+
+def git_revision() -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def versions() -> dict[str, str | None]:
+    """Versions a reader of the run needs to reproduce it."""
+    found: dict[str, str | None] = {"python": sys.version.split()[0], "kernel": platform.release()}
+    for module in ("mininet", "pyroute2", "matplotlib"):
+        try:
+            imported = __import__(module)
+            found[module] = str(getattr(imported, "__version__", None) or getattr(imported, "VERSION", None))
+        except ImportError:
+            found[module] = None
+    for tool, flag in (("tcpdump", "--version"), ("tshark", "--version")):
+        try:
+            out = subprocess.run([tool, flag], capture_output=True, text=True, timeout=10)
+            found[tool] = (out.stdout or out.stderr).splitlines()[0] if (out.stdout or out.stderr) else None
+        except (OSError, subprocess.TimeoutExpired):
+            found[tool] = None
+    return found

@@ -1,0 +1,192 @@
+"""`Testbed`: a Mininet network with our agents, captures and probes that always tears down (design.md §2).
+
+Order in: network → captures (before the agents, so their first packets are seen) → agents (HA, FAs, MNs).
+Order out, on success, exception or Ctrl-C alike: probes → agents (reverse order, SIGTERM so each removes
+what it installed) → captures → network → control-socket folder. Every process is stopped by its own
+handle; a second Ctrl-C during teardown is ignored so teardown finishes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from collections.abc import Callable
+from types import FrameType, TracebackType
+from typing import Any
+
+from agents.runtime.mipctl import send_request
+from agents.runtime.trace import TraceWriter, monotonic_now
+from scenarios.harness.links import LinkMover
+from scenarios.harness.probes import Flow, ProbeSet, Timeline
+from scenarios.harness.runfolder import RunFolder
+from topologies.build import build_network, configure
+from topologies.dualstack import DualStackTopo
+
+logger = logging.getLogger(__name__)
+SNAPLEN = 256
+"""Bytes kept per captured packet: every header of a doubly encapsulated probe and a whole DSMIPv4 RRQ."""
+
+
+class Interrupted(Exception):
+    """SIGTERM arrived (SIGINT raises KeyboardInterrupt); the testbed tears down on the way out."""
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds passed; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def capture_points(topo: DualStackTopo) -> list[tuple[str, str]]:
+    """(node, interface) captured in a run: every interface of the agents and of the correspondent."""
+    nodes = [name for name, _ in topo.agentNodes()] + [name for name in topo.hosts() if name.startswith("cn")]
+    return [(node, interface) for node in nodes for interface in topo.nodeSpec(node).interfaces]
+
+
+class Testbed:
+    """``with Testbed(topo, run) as bed:`` builds, starts and later removes everything of one run."""
+
+    def __init__(self, topo: DualStackTopo, run: RunFolder, *, pcap: bool = True) -> None:
+        self.topo = topo
+        self.run = run
+        self.pcap = pcap
+        self.net: Any = None
+        self.agents: dict[str, Any] = {}
+        self.captures: list[Any] = []
+        self.probes: ProbeSet | None = None
+        self.exit_codes: dict[str, int] = {}
+        self.trace = TraceWriter(run.trace("scenario"), "scenario")
+        self.links = topo.mobileLinks()
+        self.timelines = {name: Timeline(link.initial) for name, link in self.links.items()}
+        self.attachment = {name: link.initial for name, link in self.links.items()}
+        self.handovers = 0
+        self.mover: LinkMover | None = None
+        self._previous_sigterm: Any = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    def __enter__(self) -> Testbed:
+        self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+        try:
+            self.net = build_network(self.topo)
+            self.net.start()
+            configure(self.net, self.topo)
+            if self.pcap:
+                self._start_captures()
+            self._start_agents()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _on_sigterm(self, _signum: int, _frame: FrameType | None) -> None:
+        raise Interrupted("SIGTERM")
+
+    def close(self) -> None:
+        """Tear everything down; safe to call twice and after a partial start."""
+        previous_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            if self.probes is not None:
+                self.exit_codes |= {f"probe {k}": v for k, v in self.probes.stop().items()}
+            for name in reversed(list(self.agents)):
+                self.exit_codes[f"agent {name}"] = self.agents.pop(name).stop(timeout=8.0)
+            if self.mover is not None:
+                self.mover.close()
+                self.mover = None
+            for capture in self.captures:
+                capture.stop(timeout=5.0)
+            self.captures = []
+            if self.net is not None:
+                net, self.net = self.net, None
+                net.stop()
+            self.trace.close()
+            self.run.remove_sockets()
+        finally:
+            signal.signal(signal.SIGINT, previous_sigint)
+            if self._previous_sigterm is not None:
+                signal.signal(signal.SIGTERM, self._previous_sigterm)
+                self._previous_sigterm = None
+
+    # -- parts -------------------------------------------------------------------------------------------
+
+    def node(self, name: str) -> Any:
+        return self.net[name]
+
+    def _start_captures(self) -> None:
+        for node, interface in capture_points(self.topo):
+            path = self.run.pcap(node, interface)
+            argv = ["tcpdump", "-i", interface, "-w", str(path), "-U", "-n", "-s", str(SNAPLEN)]
+            log = self.run.log(f"tcpdump-{node}-{interface}")
+            self.captures.append(
+                self.node(node).start_process(argv, log, ready=b"tcpdump: listening", ready_on="stderr")
+            )
+        self.trace.emit("captures_started", count=len(self.captures))
+
+    def _start_agents(self) -> None:
+        for node, role in self.topo.agentNodes():
+            config = self.run.config(node)
+            text = self.topo.nodeSpec(node).agent_toml()
+            if text is None:
+                raise ValueError(f"{node} runs {role} but has no agent configuration")
+            config.write_text(text)
+            self.agents[node] = self.node(node).start_agent(
+                role, config, self.run.trace(node), self.run.control(node), self.run.log(node)
+            )
+            self.trace.emit("agent_started", agent=node, role=role)
+
+    def ask(self, node: str, command: str, **args: Any) -> Any:
+        """One control-socket request to ``node``'s agent (design.md §5); raises on an error answer."""
+        line = json.dumps({"command": command, "args": args}).encode() + b"\n"
+        answer = send_request(self.run.control(node), line, 5.0)
+        if not answer.get("ok"):
+            raise RuntimeError(f"{node} {command}: {answer.get('error', answer)}")
+        return answer["result"]
+
+    # -- probes and moves --------------------------------------------------------------------------------
+
+    def start_probes(self, flows: list[Flow], rate: float) -> None:
+        self.probes = ProbeSet(self.node, self.run, flows, rate)
+        self.trace.emit("probes_started", flows=[flow.name for flow in flows], rate=rate)
+        self.probes.start()
+
+    def stop_probes(self) -> None:
+        """Stop the probes and write ``probes/<flow>.csv`` from their logs."""
+        if self.probes is None:
+            return
+        probes, self.probes = self.probes, None
+        self.exit_codes |= {f"probe {k}": v for k, v in probes.stop().items()}
+        self.trace.emit("probes_stopped")
+        timeline = next(iter(self.timelines.values()))
+        probes.merge(timeline)
+
+    def move(self, mobile_node: str, to: str, *, carrier_events: bool | None = None) -> int:
+        """Re-attach ``mobile_node``'s link to the access network ``to``; returns the handover number."""
+        link = self.links[mobile_node]
+        events = link.carrier_events if carrier_events is None else carrier_events
+        self.handovers += 1
+        number, source = self.handovers, self.attachment[mobile_node]
+        detection = "link" if events else "advert"
+        now = monotonic_now()
+        self.trace.emit_at(
+            now, "move_started", handover=number, to=to, detection=detection, **{"from": source}
+        )
+        self.timelines[mobile_node].moved(now, to)
+        if self.mover is None:
+            self.mover = LinkMover()
+        self.mover.reattach(link, to, self.trace.emit, number, events)
+        self.attachment[mobile_node] = to
+        return number
+
+    def finish_move(self, number: int, restored: bool) -> None:
+        self.trace.emit("move_finished", handover=number, restored=restored)
