@@ -47,6 +47,7 @@ Interface = IPv4Interface | IPv6Interface
 Address = IPv4Address | IPv6Address
 _GONE = {errno.ENOENT, errno.ESRCH, errno.ENODEV, errno.EADDRNOTAVAIL, errno.ENXIO}
 IFA_F_NODAD = 0x02
+RTNH_F_ONLINK = 0x04
 IFF_UP = 0x1
 CLONE_NEWNET = 0x40000000
 
@@ -260,6 +261,7 @@ class Netlink:
         source: IPv4Address | IPv6Address | None = None,
         mtu: int | None = None,
         scope: int | None = None,
+        onlink: bool = False,
         exist_ok: bool = False,
     ) -> bool:
         """Add a route (main table unless ``table``); True if this call added it.
@@ -267,10 +269,13 @@ class Netlink:
         ``mtu`` sets the route's MTU metric, which the kernel honours for forwarded and local traffic
         (ICMP "fragmentation needed" / Packet Too Big, TCP MSS) even on a link with a larger MTU.
         ``scope`` e.g. RT_SCOPE_LINK (253) for an on-link host route that a gateway route then relies on.
+        ``onlink``: the gateway is on ``interface`` even though no address there covers it (RTNH_F_ONLINK).
         """
         extra: dict[str, Any] = {"metrics": {"mtu": mtu}} if mtu else {}
         if scope is not None:
             extra["scope"] = scope
+        if onlink:
+            extra["flags"] = RTNH_F_ONLINK
         route = (destination, interface, gateway, table, metric, source)
 
         def add() -> dict[str, Any]:

@@ -9,6 +9,7 @@ of our own topology are touched.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -34,10 +35,10 @@ class LinkMover:
         self._ipr.close()
 
     def _index(self, name: str) -> int:
-        found = self._ipr.link_lookup(ifname=name)
-        if not found:
-            raise MoveError(f"no interface {name} in the root namespace")
-        return int(found[0])
+        try:
+            return socket.if_nametoindex(name)  # one system call, no netlink dump
+        except OSError:
+            raise MoveError(f"no interface {name} in the root namespace") from None
 
     def _set(self, what: str, **fields: Any) -> None:
         try:

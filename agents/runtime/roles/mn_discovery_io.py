@@ -23,7 +23,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6
 from typing import Any
 
 from agents.mip import events as ev
-from agents.runtime.arp import send_gratuitous_arp
+from agents.runtime.arp import GratuitousArpSender
 from agents.runtime.netlink import Netlink
 from agents.runtime.roles.driver import MachineDriver
 
@@ -34,6 +34,7 @@ ICMP_FILTER = 1
 RT_SCOPE_LINK = 253
 _ALL_BUT_ADVERTISEMENTS = 0xFFFFFFFF & ~(1 << ICMP_ADVERTISEMENT)
 
+DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
 HOME_IPV6_DEFAULT_METRIC = 512
 """Metric of the home link's IPv6 default route: preferred to the tunnel's while both exist."""
 
@@ -109,6 +110,7 @@ class ForeignAgentLink:
         self.home_address = home_address
         self.home = home or HomeLinkPlan(IPv4Interface(f"{home_address}/32"))
         self.netlink = Netlink()
+        self.arp = GratuitousArpSender(interface)
         self.agent: IPv4Address | None = None
         self.at_home = False
 
@@ -120,25 +122,30 @@ class ForeignAgentLink:
         elif isinstance(event, ev.AtHome):
             self.use_home()
         elif isinstance(event, ev.GratuitousArpRequested) and event.owner is ev.ArpOwner.MOBILE_NODE:
-            send_gratuitous_arp(self.interface, event.address)
+            self.arp.send(event.address)
         else:
             return False
         return True
 
     def use_agent(self, agent: IPv4Address | None) -> None:
-        """Route via ``agent`` (RFC 5944 §4.2.2), or remove the visited-link state with None."""
+        """Route via ``agent`` (RFC 5944 §4.2.2), or remove the visited-link state with None.
+
+        From one FA to the next only the default route changes (the gateway is marked on-link, so no
+        host route to the FA is needed): two netlink requests between hearing the new agent and sending
+        the registration request through it."""
         if agent == self.agent and not self.at_home:
             return
-        self.netlink.undo()
+        if self.at_home or agent is None:
+            self.netlink.undo()
+        elif self.agent is not None:
+            self.netlink.remove_route(DEFAULT_ROUTE, gateway=self.agent, interface=self.interface)
         self.agent, self.at_home = agent, False
         if agent is None:
             return
         self.netlink.add_address(self.interface, IPv4Interface(f"{self.home_address}/32"), exist_ok=True)
         self.netlink.add_route(
-            IPv4Network(f"{agent}/32"), interface=self.interface, scope=RT_SCOPE_LINK, exist_ok=True
+            DEFAULT_ROUTE, gateway=agent, interface=self.interface, onlink=True, exist_ok=True
         )
-        default = IPv4Network("0.0.0.0/0")
-        self.netlink.add_route(default, gateway=agent, interface=self.interface, exist_ok=True)
         logger.info("via foreign agent %s on %s", agent, self.interface)
 
     def use_home(self) -> None:
@@ -150,8 +157,9 @@ class ForeignAgentLink:
         home = self.home
         self.netlink.add_address(self.interface, home.home_address, exist_ok=True)
         if home.gateway is not None:
-            default = IPv4Network("0.0.0.0/0")
-            self.netlink.add_route(default, gateway=home.gateway, interface=self.interface, exist_ok=True)
+            self.netlink.add_route(
+                DEFAULT_ROUTE, gateway=home.gateway, interface=self.interface, exist_ok=True
+            )
         for address in home.ipv6_addresses:
             self.netlink.add_address(self.interface, IPv6Interface((address, 128)), nodad=True, exist_ok=True)
         if home.ipv6_gateway is not None:
@@ -169,6 +177,7 @@ class ForeignAgentLink:
         logger.info("at home on %s as %s", self.interface, home.home_address)
 
     def close(self) -> None:
+        self.arp.close()
         self.netlink.undo()
         self.netlink.close()
 
