@@ -59,8 +59,14 @@ class MachineDriver:
         self.flush()
 
     def flush(self) -> None:
-        """Send queued datagrams, apply and trace queued events, re-arm the timer."""
-        for datagram in self.machine.datagrams_to_send(self.now()):
+        """Apply and trace queued events, then send queued datagrams, then re-arm the timer.
+
+        Events first: a home agent's reply to a deregistration from the home link must not follow the
+        binding's host route into the tunnel (RFC 5944 §3.8.3, §4.6), and a new binding's tunnel is in
+        place before the mobile node hears it was accepted and starts using it."""
+        outgoing = self.machine.datagrams_to_send(self.now())
+        self._apply_events()
+        for datagram in outgoing:
             self.sock.send(
                 datagram.payload,
                 datagram.destination,
@@ -68,6 +74,10 @@ class MachineDriver:
                 source=datagram.source,
                 ttl=datagram.ttl,
             )
+        self.timer.rearm()
+
+    def _apply_events(self) -> None:
+        """Hand each queued event to the role's handler and write it to the trace."""
         trace = self.context.trace
         while (event := self.machine.next_event()) is not None:
             if trace.enabled:  # the JSON-able fields are only worth building for a trace line
@@ -81,4 +91,3 @@ class MachineDriver:
             except Exception as exc:  # a failed install must not kill the agent: log, trace, go on
                 logger.error("could not apply %s: %s", name, exc)
                 trace.emit("apply_failed", what=name, error=str(exc))
-        self.timer.rearm()

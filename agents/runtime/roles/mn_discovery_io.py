@@ -204,34 +204,9 @@ class DiscoveringDriver(MachineDriver):
         self.flush()
 
     def flush(self) -> None:
-        """Solicitations first; then, on a visited link, events before datagrams: a request to a new
+        """Solicitations first, then (as every driver does) events before datagrams: a request to a new
         FA needs the routes that ``ArpModeChanged`` installs (RFC 5944 §3.6.1.1, §4.2.2)."""
         if self.discovery is not None:
             for message in self.machine.solicitations_to_send(self.now()):  # type: ignore[attr-defined]
                 self.discovery.send(message)
-        if self.link is not None:
-            outgoing = self.machine.datagrams_to_send(self.now())
-            self._apply_events()
-            for datagram in outgoing:
-                self.sock.send(
-                    datagram.payload,
-                    datagram.destination,
-                    datagram.port,
-                    source=datagram.source,
-                    ttl=datagram.ttl,
-                )
         super().flush()
-
-    def _apply_events(self) -> None:
-        """Trace and apply the queued events (as :meth:`MachineDriver.flush` does)."""
-        trace = self.context.trace
-        while (event := self.machine.next_event()) is not None:
-            fields = event.to_dict()
-            name = str(fields.pop("event", event.name))
-            if trace.enabled:
-                trace.emit(name, **fields)
-            try:
-                self.on_event(event)
-            except Exception as exc:  # a failed install must not kill the agent
-                logger.error("could not apply %s: %s", name, exc)
-                trace.emit("apply_failed", what=name, error=str(exc))
