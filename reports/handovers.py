@@ -114,7 +114,7 @@ def build_handovers(run: Run) -> list[dict[str, Any]]:
         row["move_finished_ms"] = _offset(finished, t_move)
         row["harness_restored"] = None if finished is None else finished.get("restored")
         row.update(_registration(run, t_move, t_end))
-        t_cut = max(t_move, float(link_down["t"])) if link_down is not None else t_move
+        t_cut = new_path_time(row, t_move, link_down)
         for name, timeline in timelines.items():
             seen = timeline.handover(t_move, t_cut, t_end)
             row[f"{name}_interruption_ms"] = seen.interruption_ms
@@ -124,6 +124,19 @@ def build_handovers(run: Run) -> list[dict[str, Any]]:
             row[f"{name}_first_rx_ms"] = _offset(first_rx, t_move)
         rows.append({column: row.get(column) for column in handover_columns(list(run.flows))})
     return rows
+
+
+def new_path_time(row: dict[str, Any], t_move: float, link_down: Event | None) -> float:
+    """When the new path can carry packets: after the move and link-down, once the HA holds the new
+    binding and the MN has its reply. A packet sent after that and received proves the new path; the
+    interruption is the longest silence before it, so stragglers that still got through the old
+    attachment just after the move (advertisement-only moves keep the carrier up) cannot hide the outage."""
+    cut = t_move if link_down is None else max(t_move, float(link_down["t"]))
+    for column in ("ha_binding_ms", "rrp_received_ms"):
+        offset = row.get(column)
+        if isinstance(offset, int | float):
+            cut = max(cut, t_move + float(offset) / 1000.0)
+    return cut
 
 
 def _registration(run: Run, start: float, end: float) -> dict[str, Any]:

@@ -4,8 +4,10 @@ Definitions (all times CLOCK_MONOTONIC seconds; ``t_move`` is the harness's ``mo
 
 * the *anchor* is the last reception at or before ``t_move`` (the last packet via the old attachment);
 * the flow is *restored* by the first reception, before the window ends (next move, or the end of the
-  probes), of a packet **sent** after ``t_cut`` (``t_move``, or the link-down time when that is later), so a
-  straggler already in flight at the move does not count as the new path working;
+  probes), of a packet **sent** after ``t_cut``: the time the new path can work (after the move, the
+  link-down, the HA's new binding and the MN's reply; :func:`reports.handovers.new_path_time`), so neither
+  a straggler in flight at the move nor packets that still got through the old attachment (a move without
+  carrier drop) count as the new path working;
 * the *interruption* is the longest silence between consecutive receptions from the anchor to that first
   packet. With no stragglers this is exactly ``first recv_t > t_move`` − ``last recv_t ≤ t_move``;
 * *lost* counts packets sent in ``[t_move, t_end)`` that never arrived (duplicates count once).

@@ -159,3 +159,24 @@ def test_no_move_means_no_rows(tmp_path: Path) -> None:
     builder = RunFolderBuilder(tmp_path)
     builder.flow(FlowSpec("v4-down", 4, 1001.0, 1001.1))
     assert _analyse(builder).handovers == []
+
+
+def test_packets_through_the_old_attachment_after_an_advert_move_do_not_hide_the_outage(
+    tmp_path: Path,
+) -> None:
+    """Without a carrier drop, packets sent just after the move still get through the old attachment;
+    the outage is the silence before the first packet sent once the new registration took effect."""
+    # sent 1002.0007 … 1002.0037 still arrive (old path); 1002.0045 … 1002.2005 lost; then the new path.
+    spec = FlowSpec("v4-down", 4, 1001.0, 1003.0, losses=[(1002.0035, 1002.2005)])
+    builder = _single_move_run(tmp_path, spec)
+    hoa, coa = "192.0.2.10", "198.51.100.2"
+    builder.event("mn1", 1002.1990, "rrq_sent", identification=7, care_of=coa, lifetime=60, attempt=1)
+    builder.event(
+        "ha", 1002.2000, "rrq_received", identification=7, home_address=hoa, care_of=coa, lifetime=60
+    )
+    builder.event("ha", 1002.2001, "binding_added", home_address=hoa, care_of=coa)
+    builder.event("mn1", 1002.2010, "rrp_received", identification=7, code=0, lifetime=60)
+    row = _analyse(builder).handovers[0]
+    # old path: last packet sent 1002.003 → received 1002.0035; new path: sent 1002.201 → received 1002.2015
+    assert row["v4-down_interruption_ms"] == pytest.approx(198.0, abs=1e-6)
+    assert row["v4-down_lost"] == 197
