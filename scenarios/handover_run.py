@@ -9,14 +9,19 @@ from typing import Any
 
 from agents.runtime.trace import monotonic_now
 from reports import RunResult, render, summary_table, verdict_lines
+from scenarios.harness.links import MoveError
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder, git_revision, versions
 from scenarios.harness.testbed import Testbed, wait_until
 from topologies.addressing import CN4, CN6
-from topologies.dualstack import DualStackTopo
+from topologies.build import ConfigureError
+from topologies.dualstack import DualStackTopo, process_tag
+from topologies.nodes import ProcessStartError
 
 MOBILE_NODE = "mn1"
 FLOWS = ("v4-down", "v4-up", "v6-down", "v6-up")
+SETUP_ERRORS = (ConfigureError, ProcessStartError, MoveError)
+"""What the testbed raises when it cannot be set up or driven (the message names the node and step)."""
 
 
 class HandoverRun:
@@ -45,6 +50,7 @@ class HandoverRun:
             adv_interval=args.adv_interval,
             detection="advert" if args.detection == "advert" else "link",
             datapath=args.datapath,
+            tag=process_tag(),
         )
 
     def expect(self, name: str, passed: bool, detail: str = "") -> bool:
@@ -97,6 +103,9 @@ class HandoverRun:
             home_address=str(self.topo.mobile_plans[MOBILE_NODE].home_address),
             flows=list(FLOWS),
             attachments=sorted(mobile.attachments),
+            topology_tag=self.topo.tag,
+            bridges=sorted(self.topo.switches()),
+            settle_timeout=self.settle_timeout,
         )
         if not self.features.get("netem"):
             self.progress.say("this kernel has no sch_netem: links run without added delay or loss")
@@ -131,10 +140,11 @@ class HandoverRun:
         took = (time.monotonic() - moved_at) * 1000
         bed.finish_move(number, settled)
         how = "link event" if carrier else "advertisements only"
-        if self.expect(
-            f"handover {number} {source} → {to} settles", settled, f"not within {self.settle_timeout} s"
-        ):
+        detail = f"settled in {took:.0f} ms" if settled else f"not within {self.settle_timeout:g} s"
+        if self.expect(f"handover {number} {source} → {to} settles", settled, detail):
             self.progress.say(f"handover {number}: {source} → {to} ({how}) settled in {took:.0f} ms")
+        else:
+            self.progress.say(f"handover {number}: {source} → {to} ({how}) did not settle ({detail})")
         time.sleep(self.args.dwell)
 
     def status(self, bed: Testbed) -> dict[str, Any]:

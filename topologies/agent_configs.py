@@ -6,12 +6,12 @@ Each dict has the sections `python -m agents <role> --config X` reads (unknown k
 
 Movement detection (RFC 5944 §2.4.2), the ``detection`` parameter:
 
-* ``"link"``: the mobile node's default (algorithms 1 and 2) plus its carrier watcher, which reacts to the
-  carrier loss and return of a move. Foreign agents send no Prefix-Lengths extension, so without a link
-  event only algorithm 1 (the old agent's ICMP Lifetime, 3 × ``adv_interval``) would notice a move.
-* ``"advert"``: advertisement-based only. Moves keep the carrier up; the agents (FAs and the HA) advertise
-  their router address with the Prefix-Lengths extension (§2.1.2), so algorithm 2 detects a new network on
-  the first advertisement heard, algorithm 1 when the old agent's advertisement expires.
+The agents (FAs and the HA) always advertise their router address with the Prefix-Lengths extension
+(§2.1.2), so the mobile node's algorithm 2 detects a new network on the first advertisement it hears there,
+and algorithm 1 when the old agent's advertisement expires (3 × ``adv_interval``).
+
+* ``"link"``: moves drop the carrier, and the mobile node's carrier watcher reacts at once (solicits).
+* ``"advert"``: moves keep the carrier up: only the advertisements tell the mobile node it moved.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ def home_agent_config(
 ) -> dict[str, object]:
     """The HA on the home link, advertising with the H bit (RFC 5944 §2.1, §2.4.3)."""
     advertisement: dict[str, object] = {"advertise_home": True, "max_interval": adv_interval}
-    if _detection(detection) == "advert":
-        advertisement |= {"router_addresses": [str(HA4)], "prefix_lengths": True}
+    _detection(detection)
+    advertisement |= {"router_addresses": [str(HA4)], "prefix_lengths": True}
     accounts = [
         {
             "home_address": str(mn.home_address),
@@ -90,8 +90,8 @@ def foreign_agent_config(
 ) -> dict[str, object]:
     """An IPv4-only FA: IP-in-IP, reverse tunnelling (RFC 3024); its care-of address is its network end."""
     advertisement: dict[str, object] = {"max_interval": adv_interval}
-    if _detection(detection) == "advert":
-        advertisement |= {"router_addresses": [str(plan.access4)], "prefix_lengths": True}
+    _detection(detection)
+    advertisement |= {"router_addresses": [str(plan.access4)], "prefix_lengths": True}
     return {
         "foreign_agent": {
             "care_of_addresses": [str(plan.care_of4.ip)],

@@ -8,6 +8,7 @@ and its output.
 from __future__ import annotations
 
 import os
+import select
 import time
 from typing import Any
 
@@ -17,10 +18,16 @@ from mininet.nodelib import LinuxBridge
 from topologies.spec import NodeSpec
 
 _STATUS = "__dsmip_exit_status="
+_SENTINEL = chr(127)
+"""What a Mininet node's shell prints as its prompt: the end of a command's output."""
 
 
 class ConfigureError(RuntimeError):
     """A configuration command failed inside a node."""
+
+
+class NamesInUseError(RuntimeError):
+    """Interfaces the topology would create in the root namespace exist already (another run's?)."""
 
 
 def build_network(topo: Any) -> Any:
@@ -28,9 +35,12 @@ def build_network(topo: Any) -> Any:
 
     Mininet normally raises root-namespace sysctls on first use (``fixLimits``: socket buffers, ARP cache
     sizes, ...). Those would outlive the run, so it is skipped: the testbed needs none of them.
+    A topology whose root-namespace names (``topo.rootInterfaces()``) are taken is refused with
+    :class:`NamesInUseError` before anything is built: Mininet would delete the bridge of that name.
     """
     if os.geteuid() != 0:
         raise PermissionError("building a Mininet network needs root (network namespaces, veth, bridges)")
+    check_root_names(topo)
     Mininet.inited = True  # skip Mininet.init(): its root check exits the process, fixLimits changes the host
     net = Mininet(
         topo=topo,
@@ -44,9 +54,62 @@ def build_network(topo: Any) -> Any:
         net.build()
         net.start()
     except BaseException:
-        net.stop()
+        stop_network(net)
         raise
     return net
+
+
+def stop_network(net: Any, timeout: float = 2.0) -> None:
+    """``net.stop()``, also after Ctrl-C or SIGTERM cut a node's shell command short.
+
+    Such a node is left ``waiting`` with the command's output unread, and Mininet's next ``cmd`` on it (every
+    ``ip link del`` of ``net.stop()``) would fail an assertion and leave the rest of the network standing.
+    So the pending output is read first (up to ``timeout`` seconds, then the command is interrupted).
+    """
+    for node in [*net.hosts, *net.switches]:
+        if getattr(node, "waiting", False) and getattr(node, "shell", None) is not None:
+            _finish_pending_command(node, timeout)
+    net.stop()
+
+
+def _finish_pending_command(node: Any, timeout: float) -> None:
+    """Read ``node``'s shell output up to its prompt (Mininet's sentinel), bounded in time: the node's own
+    buffer first, then its pty only when it is readable (Mininet's ``read`` and ``monitor`` can block)."""
+    deadline = time.monotonic() + timeout
+    interrupted = False
+    try:
+        while node.waiting:
+            if time.monotonic() >= deadline:
+                if interrupted:
+                    break
+                node.sendInt()
+                interrupted, deadline = True, time.monotonic() + 1.0
+            if node.readbuf:
+                data, node.readbuf = node.readbuf, ""
+            elif select.select([node.stdout.fileno()], [], [], 0.1)[0]:  # Mininet's pollOut has POLLOUT too
+                raw = os.read(node.stdout.fileno(), 1024)
+                if not raw:
+                    break
+                data = node.decoder.decode(raw)
+            else:
+                continue
+            if _SENTINEL in data:
+                node.readbuf = data[data.rindex(_SENTINEL) + 1 :]
+                node.waiting = False
+    except OSError:  # its shell is gone: nothing to read
+        pass
+    node.waiting = False
+
+
+def check_root_names(topo: Any) -> None:
+    """Raise :class:`NamesInUseError` when an interface ``topo`` would create in the root namespace exists."""
+    wanted = topo.rootInterfaces() if hasattr(topo, "rootInterfaces") else set()
+    taken = sorted(name for name in wanted if os.path.lexists(f"/sys/class/net/{name}"))
+    if taken:
+        raise NamesInUseError(
+            f"{', '.join(taken)} already exist in the root namespace (another testbed run, or one that did "
+            "not tear down?); use another topology tag, or delete them if no run owns them"
+        )
 
 
 def run_checked(node: Any, command: str) -> str:

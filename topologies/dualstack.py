@@ -16,6 +16,12 @@
    bridge to another: dshome ("home"), dsa1 ("fa1"), dsa2 ("fa2"), dspriv ("nat").
 ```
 
+Bridges and switch-side ports are the only names in the root namespace, so they carry the topology's
+``tag`` (≤ 3 characters of ``[a-z0-9]``): ``ds<tag>home``, ``ds<tag>a<k>``, ``ds<tag>priv``, ports
+``<bridge>-<node>`` (at most 14 characters). Two networks with different tags never touch each other's
+links (Mininet's LinuxBridge.start() deletes a bridge of its own name first); the scenarios use
+:func:`process_tag`, the default ``""`` gives the names above.
+
 Address plan (documentation ranges, RFC 5737 / RFC 3849, and private ones, RFC 1918):
 
 | link                 | IPv4                                      | IPv6                                 |
@@ -34,6 +40,8 @@ own key. Foreign agents k = 1..16; odd k are IPv4-only visited networks with IPv
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any
 
 from mininet.topo import Topo
@@ -53,18 +61,47 @@ FORWARDING = {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1"}
 NO_DAD = {"net.ipv6.conf.all.accept_dad": "0", "net.ipv6.conf.default.accept_dad": "0"}
 NO_IPV6 = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
 HOME_SWITCH, PRIVATE_SWITCH = "dshome", "dspriv"
+"""The untagged bridge names (``tag=""``); see :func:`home_switch` and :func:`private_switch`."""
+TAG = re.compile(r"[a-z0-9]{0,3}")
+"""What a topology tag may be: it goes into every root-namespace name (15 characters at most)."""
+TAG_BASE = 36**3
 
 
-def access_switch(index: int) -> str:
-    """The bridge of visited network ``index`` (``dsa1``, ``dsa2``, ...)."""
-    return f"dsa{index}"
+def check_tag(tag: str) -> str:
+    """``tag`` if it is valid (0..3 characters of ``[a-z0-9]``), else :class:`ValueError`."""
+    if not isinstance(tag, str) or TAG.fullmatch(tag) is None:
+        raise ValueError(f"tag {tag!r} must be 0..3 characters of a-z and 0-9")
+    return tag
+
+
+def process_tag(pid: int | None = None) -> str:
+    """A tag for this process (or ``pid``): its pid in base 36, modulo 36³, as 3 characters."""
+    value = (os.getpid() if pid is None else pid) % TAG_BASE
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    return "".join(digits[value // 36**power % 36] for power in (2, 1, 0))
+
+
+def home_switch(tag: str = "") -> str:
+    """The home LAN's bridge (``dshome``, or ``ds<tag>home``)."""
+    return f"ds{check_tag(tag)}home"
+
+
+def private_switch(tag: str = "") -> str:
+    """The private LAN's bridge behind the NAT (``dspriv``, or ``ds<tag>priv``)."""
+    return f"ds{check_tag(tag)}priv"
+
+
+def access_switch(index: int, tag: str = "") -> str:
+    """The bridge of visited network ``index`` (``dsa1``, ``dsa2``, ..., or ``ds<tag>a1``, ...)."""
+    return f"ds{check_tag(tag)}a{index}"
 
 
 class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type information
     """HA, foreign agents, mobile nodes, a correspondent and a NAT around one core router ``r0``.
 
     Pure data: building it needs no root. Per node, :meth:`nodeSpec` gives addresses, routes, sysctls and the
-    agent role and configuration; :meth:`mobileLinks` says how each mobile node is moved.
+    agent role and configuration; :meth:`mobileLinks` says how each mobile node is moved. ``tag`` goes into
+    every root-namespace name (bridges, switch-side ports), so differently tagged networks can run at once.
     """
 
     def __init__(
@@ -75,8 +112,10 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         adv_interval: float = 1.0,
         detection: str = "link",
         datapath: str = "userspace",
+        tag: str = "",
         **params: Any,
     ) -> None:
+        self.tag = check_tag(tag)
         if not 0 <= foreign_agents <= plan.MAX_FOREIGN_AGENTS:
             raise ValueError(f"foreign_agents {foreign_agents} must be 0..{plan.MAX_FOREIGN_AGENTS}")
         if not 0 <= mobile_nodes <= plan.MAX_MOBILE_NODES:
@@ -155,15 +194,16 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         return name
 
     def addHomeAgent(self, name: str = "ha", router: str = "r0") -> str:
-        """The home LAN (switch ``dshome``, v4 + v6) with ``router`` and the home agent on it."""
-        self.addSwitch(HOME_SWITCH, dpid=f"{0xD5000001:016x}")
-        self.attachments["home"] = HOME_SWITCH
-        self._root_interfaces.add(HOME_SWITCH)
-        self._switch_link(router, f"{router}-home", HOME_SWITCH)
+        """The home LAN (switch ``ds<tag>home``, v4 + v6) with ``router`` and the home agent on it."""
+        switch = home_switch(self.tag)
+        self.addSwitch(switch, dpid=f"{0xD5000001:016x}")
+        self.attachments["home"] = switch
+        self._root_interfaces.add(switch)
+        self._switch_link(router, f"{router}-home", switch)
         self._address(router, f"{router}-home", [plan.HOME_ROUTER4], [plan.HOME_ROUTER6])
         spec = self._spec(NodeSpec(name, sysctls=NO_DAD | FORWARDING, role="ha"))
         self.addHost(name, cls=AgentHost, ip=None)
-        self._switch_link(name, f"{name}-eth0", HOME_SWITCH)
+        self._switch_link(name, f"{name}-eth0", switch)
         self._address(name, f"{name}-eth0", [plan.HA4], [plan.HA6])
         spec.routes += [
             Route("default", str(plan.HOME_ROUTER4.ip)),
@@ -173,9 +213,10 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         return name
 
     def addForeignAgent(self, index: int, router: str = "r0") -> str:
-        """Visited network ``index``: network link to ``router``, access LAN ``dsa<index>``, ``fa<index>``."""
+        """Visited network ``index``: network link to ``router``, access LAN ``ds<tag>a<index>``,
+        ``fa<index>``."""
         fa = plan.ForeignAgentPlan(index)
-        name, switch = fa.name, access_switch(index)
+        name, switch = fa.name, access_switch(index, self.tag)
         sysctls = {"net.ipv4.ip_forward": "1"} | (NO_DAD if fa.dual_stack else NO_IPV6)
         spec = self._spec(NodeSpec(name, sysctls=sysctls, role="fa"))
         self.addHost(name, cls=AgentHost, ip=None)
@@ -203,17 +244,18 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         return name
 
     def addNat(self, name: str = "nat1", router: str = "r0") -> str:
-        """A NAT router (MASQUERADE on its public side) in front of the private LAN ``dspriv``."""
+        """A NAT router (MASQUERADE on its public side) in front of the private LAN ``ds<tag>priv``."""
         spec = self._spec(
             NodeSpec(name, kind="router", sysctls=NO_DAD | FORWARDING, nat_interface=f"{name}-pub")
         )
         self.addHost(name, cls=RouterHost, ip=None)
         self._link(router, f"{router}-{name}", [plan.NAT_ROUTER4], [], name, f"{name}-pub")
         self._address(name, f"{name}-pub", [plan.NAT_PUBLIC4], [])
-        self.addSwitch(PRIVATE_SWITCH, dpid=f"{0xD5000200:016x}")
-        self.attachments["nat"] = PRIVATE_SWITCH
-        self._root_interfaces.add(PRIVATE_SWITCH)
-        self._switch_link(name, f"{name}-priv", PRIVATE_SWITCH)
+        switch = private_switch(self.tag)
+        self.addSwitch(switch, dpid=f"{0xD5000200:016x}")
+        self.attachments["nat"] = switch
+        self._root_interfaces.add(switch)
+        self._switch_link(name, f"{name}-priv", switch)
         self._address(name, f"{name}-priv", [plan.NAT_PRIVATE4], [])
         spec.routes.append(Route("default", str(plan.NAT_ROUTER4.ip)))
         return name
@@ -224,7 +266,7 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         name, interface = mn.name, f"{mn.name}-eth0"
         spec = self._spec(NodeSpec(name, sysctls=dict(NO_DAD), role="mn"))
         self.addHost(name, cls=AgentHost, ip=None)
-        port = self._switch_link(name, interface, HOME_SWITCH)
+        port = self._switch_link(name, interface, home_switch(self.tag))
         self._mobile_ports[name] = (interface, port)
         self.mobile_plans[name] = mn
         self.specs[router].routes.append(Route(str(mn.prefix), str(plan.HA6.ip), family=6))

@@ -205,7 +205,12 @@ class AgentHost(Host):  # type: ignore[misc]  # mininet has no type information
     def _await(self, process: ManagedProcess, ready: bytes, ready_on: str, timeout: float, what: str) -> None:
         stream = process.popen.stdout if ready_on == "stdout" else process.popen.stderr
         assert stream is not None
-        if not process.wait_for_line(stream, ready, timeout):
+        try:
+            came_up = process.wait_for_line(stream, ready, timeout)
+        except BaseException:  # Ctrl-C or SIGTERM while waiting: nobody else holds this handle yet
+            process.stop()
+            raise
+        if not came_up:
             code = process.stop()
             raise ProcessStartError(
                 f"{self.name}: {what} did not print {ready.decode()!r} within {timeout:g} s (exit code "

@@ -3,7 +3,7 @@
 Order in: network → captures (before the agents, so their first packets are seen) → agents (HA, FAs, MNs).
 Order out, on success, exception or Ctrl-C alike: probes → agents (reverse order, SIGTERM so each removes
 what it installed) → captures → network → control-socket folder. Every process is stopped by its own
-handle; a second Ctrl-C during teardown is ignored so teardown finishes.
+handle; Ctrl-C (SIGINT) or SIGTERM during teardown is held until teardown has finished, then raised.
 """
 
 from __future__ import annotations
@@ -21,16 +21,13 @@ from agents.runtime.trace import TraceWriter, monotonic_now
 from scenarios.harness.links import LinkMover
 from scenarios.harness.probes import Flow, ProbeSet, Timeline
 from scenarios.harness.runfolder import RunFolder
-from topologies.build import build_network, configure
+from scenarios.harness.signals import Interrupted, raise_interrupted
+from topologies.build import build_network, configure, stop_network
 from topologies.dualstack import DualStackTopo
 
 logger = logging.getLogger(__name__)
 SNAPLEN = 256
 """Bytes kept per captured packet: every header of a doubly encapsulated probe and a whole DSMIPv4 RRQ."""
-
-
-class Interrupted(Exception):
-    """SIGTERM arrived (SIGINT raises KeyboardInterrupt); the testbed tears down on the way out."""
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
@@ -72,51 +69,97 @@ class Testbed:
     # -- lifecycle ---------------------------------------------------------------------------------------
 
     def __enter__(self) -> Testbed:
-        self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+        self._previous_sigterm = signal.signal(signal.SIGTERM, raise_interrupted)
         try:
-            self.net = build_network(self.topo)
-            self.net.start()
+            self.net = build_network(self.topo)  # built and started
             configure(self.net, self.topo)
             if self.pcap:
                 self._start_captures()
             self._start_agents()
         except BaseException:
-            self.close()
+            self._close_quietly()
             raise
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
+        if error is None:
+            self.close()
+        else:
+            self._close_quietly()
 
-    def _on_sigterm(self, _signum: int, _frame: FrameType | None) -> None:
-        raise Interrupted("SIGTERM")
+    def _close_quietly(self) -> None:
+        """:meth:`close` while another exception is on its way: that one propagates, a teardown error is
+        only logged."""
+        try:
+            self.close()
+        except Exception:  # not Interrupted or KeyboardInterrupt: those still count
+            logger.exception("teardown failed")
 
     def close(self) -> None:
-        """Tear everything down; safe to call twice and after a partial start."""
-        previous_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        """Tear everything down; safe to call twice and after a partial start. SIGINT or SIGTERM arriving
+        meanwhile is raised afterwards (KeyboardInterrupt, :class:`Interrupted`), so it is not lost."""
+        held: list[int] = []
+
+        def hold(signum: int, _frame: FrameType | None) -> None:
+            held.append(signum)
+
+        previous_sigint = signal.signal(signal.SIGINT, hold)
+        previous_sigterm = signal.signal(signal.SIGTERM, hold)
+        if self._previous_sigterm is None:
+            self._previous_sigterm = previous_sigterm
+        failures: list[Exception] = []
         try:
-            if self.probes is not None:
-                self.exit_codes |= {f"probe {k}": v for k, v in self.probes.stop().items()}
-            for name in reversed(list(self.agents)):
-                self.exit_codes[f"agent {name}"] = self.agents.pop(name).stop(timeout=8.0)
-            if self.mover is not None:
-                self.mover.close()
-                self.mover = None
-            for capture in self.captures:
-                capture.stop(timeout=5.0)
-            self.captures = []
-            if self.net is not None:
-                net, self.net = self.net, None
-                net.stop()
-            self.trace.close()
-            self.run.remove_sockets()
+            for step in (
+                self._stop_probes_now,
+                self._stop_agents,
+                self._close_mover,
+                self._stop_captures,
+                self._stop_network,
+                self.trace.close,
+                self.run.remove_sockets,
+            ):
+                try:
+                    step()
+                except Exception as error:  # one failed step must not leave the later ones undone
+                    logger.exception("teardown step %s failed", step.__name__)
+                    failures.append(error)
+            if signal.SIGTERM in held:
+                raise Interrupted("SIGTERM during teardown")
+            if signal.SIGINT in held:
+                raise KeyboardInterrupt
+            if failures:
+                raise failures[0]
         finally:
             signal.signal(signal.SIGINT, previous_sigint)
             if self._previous_sigterm is not None:
                 signal.signal(signal.SIGTERM, self._previous_sigterm)
                 self._previous_sigterm = None
+
+    def _stop_probes_now(self) -> None:
+        if self.probes is not None:
+            self.exit_codes |= {f"probe {k}": v for k, v in self.probes.stop().items()}
+
+    def _stop_agents(self) -> None:
+        for name in reversed(list(self.agents)):
+            self.exit_codes[f"agent {name}"] = self.agents[name].stop(timeout=8.0)
+            del self.agents[name]
+
+    def _close_mover(self) -> None:
+        if self.mover is not None:
+            mover, self.mover = self.mover, None
+            mover.close()
+
+    def _stop_captures(self) -> None:
+        while self.captures:
+            self.captures[-1].stop(timeout=5.0)
+            self.captures.pop()
+
+    def _stop_network(self) -> None:
+        if self.net is not None:
+            net, self.net = self.net, None
+            stop_network(net)
 
     # -- parts -------------------------------------------------------------------------------------------
 
@@ -164,8 +207,10 @@ class Testbed:
         """Stop the probes and write ``probes/<flow>.csv`` from their logs."""
         if self.probes is None:
             return
-        probes, self.probes = self.probes, None
-        self.exit_codes |= {f"probe {k}": v for k, v in probes.stop().items()}
+        probes = self.probes
+        codes = probes.stop()  # interrupted here, close() stops the rest: the handles are still ours
+        self.probes = None
+        self.exit_codes |= {f"probe {k}": v for k, v in codes.items()}
         self.trace.emit("probes_stopped")
         timeline = next(iter(self.timelines.values()))
         probes.merge(timeline)

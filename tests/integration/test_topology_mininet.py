@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from topologies.build import build_network, configure, run_checked
-from topologies.dualstack import DualStackTopo
+from topologies.build import NamesInUseError, build_network, configure, run_checked
+from topologies.dualstack import DualStackTopo, process_tag
 
 pytestmark = [pytest.mark.mininet, pytest.mark.root]
 
@@ -86,7 +86,8 @@ def test_mininet_dualstack_reaches_and_cleans_up(tmp_path: Path) -> None:
     server.write_text(ECHO_SERVER)
     client.write_text(ECHO_CLIENT)
     before = root_state()
-    topo = DualStackTopo()
+    tag = process_tag()  # root-namespace names of their own: a concurrent run is never touched
+    topo = DualStackTopo(tag=tag)
     net = build_network(topo)
     started = []
     try:
@@ -103,7 +104,8 @@ def test_mininet_dualstack_reaches_and_cleans_up(tmp_path: Path) -> None:
         assert run_checked(net["fa1"], "cat /proc/sys/net/ipv6/conf/all/disable_ipv6").strip() == "1"
         assert "2001:db8:10::/48 via 2001:db8:0:1::1" in run_checked(net["r0"], "ip -6 route")
         assert "MASQUERADE" in run_checked(net["nat1"], "iptables -t nat -S POSTROUTING")
-        assert "master dshome" in run_checked(net["dshome"], "ip -o link show dshome-mn1")
+        home = f"ds{tag}home"
+        assert f"master {home}" in run_checked(net[home], f"ip -o link show {home}-mn1")
         assert started[0].stop() == -15
     finally:
         for process in started:
@@ -113,3 +115,17 @@ def test_mininet_dualstack_reaches_and_cleans_up(tmp_path: Path) -> None:
     for key in ("links", "bridges", "netns", "children"):
         assert after[key] - before[key] == set(), key
     assert not topo.rootInterfaces() & after["links"]
+
+
+def test_names_in_use_are_refused_and_left_alone() -> None:
+    """A bridge of that name (another run's) is left alone: Mininet's LinuxBridge.start would delete it."""
+    topo = DualStackTopo(tag=process_tag())
+    taken = f"ds{topo.tag}a2"
+    subprocess.run(["ip", "link", "add", taken, "type", "bridge"], check=True, capture_output=True)
+    try:
+        before = root_state()
+        with pytest.raises(NamesInUseError, match=taken):
+            build_network(topo)
+        assert root_state() == before
+    finally:
+        subprocess.run(["ip", "link", "del", taken], check=True, capture_output=True)

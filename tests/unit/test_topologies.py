@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ import pytest
 
 from topologies.addressing import ForeignAgentPlan, MobileNodePlan
 from topologies.agent_configs import render_toml
-from topologies.dualstack import DualStackTopo
+from topologies.dualstack import DualStackTopo, process_tag
 from topologies.nodes import AgentHost, ProcessStartError
 from topologies.spec import MAX_INTERFACE_NAME
 
@@ -121,6 +122,48 @@ def test_names_fit_the_kernel_and_bridges_claim_their_ports() -> None:
         assert topo.nodeInfo(name)["ip"] is None  # no Mininet default 10.0.0.x address
 
 
+def test_a_tag_goes_into_every_root_namespace_name_and_nowhere_else() -> None:
+    plain = DualStackTopo(foreign_agents=16, mobile_nodes=25)
+    tagged = DualStackTopo(foreign_agents=16, mobile_nodes=25, tag="z9k")
+    assert tagged.tag == "z9k" and plain.tag == ""
+    assert sorted(DualStackTopo(tag="z9k").switches()) == ["dsz9ka1", "dsz9ka2", "dsz9khome", "dsz9kpriv"]
+    root = tagged.rootInterfaces()
+    assert len(root) == len(plain.rootInterfaces()) and not root & plain.rootInterfaces()
+    assert all(name.startswith("dsz9k") and len(name) <= MAX_INTERFACE_NAME for name in root)
+    assert max(len(name) for name in root) == 14  # dsz9khome-mn25, dsz9kpriv-nat1
+    for _, _, info in tagged.links(withInfo=True):
+        if tagged.isSwitch(info["node2"]):  # LinuxBridge.start adds only ports whose name contains its own
+            assert info["intfName2"] == f"{info['node2']}-{info['node1']}" and info["intfName2"] in root
+    mn1 = DualStackTopo(tag="z9k").mobileLinks()["mn1"]
+    assert (mn1.interface, mn1.port) == ("mn1-eth0", "dsz9khome-mn1")
+    assert mn1.attachments == {"home": "dsz9khome", "fa1": "dsz9ka1", "fa2": "dsz9ka2", "nat": "dsz9kpriv"}
+    for name, spec in tagged.specs.items():  # names inside the namespaces, addresses, configs: unchanged
+        other = plain.specs[name]
+        assert spec.interfaces == other.interfaces and spec.routes == other.routes, name
+        assert spec.agent_toml() == other.agent_toml(), name
+
+
+def test_different_tags_never_share_a_root_namespace_name() -> None:
+    tags = ["", "a", "1", "a1", "aa", "1a1", "a16", "zzz"]
+    names = {tag: DualStackTopo(foreign_agents=16, mobile_nodes=25, tag=tag).rootInterfaces() for tag in tags}
+    for left, right in itertools.combinations(tags, 2):
+        assert not names[left] & names[right], (left, right)
+
+
+@pytest.mark.parametrize("tag", ["abcd", "A", "a-b", "a.b", " ", "é", "x/"])
+def test_bad_tags_are_refused(tag: str) -> None:
+    with pytest.raises(ValueError, match="tag"):
+        DualStackTopo(tag=tag)
+
+
+def test_process_tag_is_three_base36_characters_of_the_pid() -> None:
+    expected = {0: "000", 35: "00z", 36: "010", 36**3 - 1: "zzz", 36**3 + 37: "011"}
+    assert {pid: process_tag(pid) for pid in expected} == expected
+    assert process_tag() == process_tag(os.getpid())
+    assert len(process_tag(4194304)) == 3  # pid_max on 64-bit Linux
+    DualStackTopo(tag=process_tag())  # always a valid tag
+
+
 def test_parameters_change_the_graph() -> None:
     topo = DualStackTopo(foreign_agents=3, mobile_nodes=2, nat=False)
     assert sorted(topo.hosts()) == ["cn", "fa1", "fa2", "fa3", "ha", "mn1", "mn2", "r0"]
@@ -166,10 +209,12 @@ def test_detection_shapes_the_configs() -> None:
     assert advert.specs["mn1"].agent_config["mobile_node"]["movement_detection"] == "both"  # type: ignore[index]
     fa = advert.specs["fa1"].agent_config["foreign_agent"]["advertisement"]  # type: ignore[index]
     assert fa["prefix_lengths"] is True and fa["router_addresses"] == ["10.0.1.1/24"]
-    ha = tomllib.loads(link.specs["ha"].agent_toml() or "")
-    assert ha["runtime"]["advertisement"] == {"advertise_home": True, "max_interval": 1.0}
-    ha_advert = tomllib.loads(advert.specs["ha"].agent_toml() or "")["runtime"]["advertisement"]
-    assert ha_advert["router_addresses"] == ["192.0.2.1/24"] and ha_advert["prefix_lengths"] is True
+    for topo in (link, advert):  # algorithm 2 (RFC 5944 §2.4.2.2) whatever the moves do to the carrier
+        fa_any = topo.specs["fa1"].agent_config["foreign_agent"]["advertisement"]  # type: ignore[index]
+        assert fa_any["prefix_lengths"] is True and fa_any["router_addresses"] == ["10.0.1.1/24"]
+        ha_advert = tomllib.loads(topo.specs["ha"].agent_toml() or "")["runtime"]["advertisement"]
+        assert ha_advert["advertise_home"] is True and ha_advert["max_interval"] == 1.0
+        assert ha_advert["router_addresses"] == ["192.0.2.1/24"] and ha_advert["prefix_lengths"] is True
     runtime = tomllib.loads(link.specs["mn1"].agent_toml() or "")["runtime"]
     assert (runtime["interface"], runtime["tunnel_interface"]) == ("mn1-eth0", "mip0")
     assert (runtime["home_prefix_length"], runtime["home_gateway"]) == (24, "192.0.2.254")

@@ -176,6 +176,14 @@ class ForeignAgentLink:
             )
         logger.info("at home on %s as %s", self.interface, home.home_address)
 
+    def link_lost(self) -> None:
+        """Carrier gone: if the home state is installed, take it away now, so that on whatever link comes
+        up next the MN neither ARPs for its home router nor claims its home prefix before it knows it is
+        home again (RFC 5944 §4.6: no broadcast ARP from the home address away from home)."""
+        if self.at_home:
+            self.netlink.undo()
+            self.at_home = False
+
     def close(self) -> None:
         self.arp.close()
         self.netlink.undo()
@@ -195,6 +203,8 @@ class DiscoveringDriver(MachineDriver):
 
     def carrier_changed(self, up: bool) -> None:
         """Link down / up on the visited interface (RFC 5944 §2.4: solicit at once on a new link)."""
+        if not up and self.link is not None:
+            self.link.link_lost()
         self.machine.link_changed(up, None, self.now())  # type: ignore[attr-defined]
         self.flush()
 
