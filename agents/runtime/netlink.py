@@ -48,6 +48,7 @@ Address = IPv4Address | IPv6Address
 _GONE = {errno.ENOENT, errno.ESRCH, errno.ENODEV, errno.EADDRNOTAVAIL, errno.ENXIO}
 IFA_F_NODAD = 0x02
 RTNH_F_ONLINK = 0x04
+NUD_PERMANENT = 0x80
 IFF_UP = 0x1
 CLONE_NEWNET = 0x40000000
 
@@ -419,6 +420,28 @@ class Netlink:
 
         self._delete(f"remove proxy neighbour {address}", delete)
 
+    def set_neighbour(self, name: str, address: IPv4Address | IPv6Address, link_address: bytes) -> None:
+        """A permanent neighbour entry (``ip neigh replace ... nud permanent``): the kernel never asks
+        for ``address`` on ``name``; undo deletes it."""
+
+        def replace() -> dict[str, Any]:
+            spec = _neighbour_spec(name, address)
+            self._ipr.neigh("replace", **spec, lladdr=link_address.hex(":"), state=NUD_PERMANENT)
+            return spec
+
+        spec = self._request(f"set neighbour {address} on {name}", replace)
+        self._remember(("neigh", spec["ifindex"], str(address)), ("neigh", "del", spec))
+
+    def remove_neighbour(self, name: str, address: IPv4Address | IPv6Address) -> None:
+        """Delete a neighbour entry set by :meth:`set_neighbour` (gone already is fine)."""
+
+        def delete() -> None:
+            spec = _neighbour_spec(name, address)
+            self._undo.pop(("neigh", spec["ifindex"], str(address)), None)
+            self._ipr.neigh("del", **spec)
+
+        self._delete(f"remove neighbour {address}", delete)
+
     # -- sysctls -----------------------------------------------------------------------
 
     def get_sysctl(self, path: str) -> str:
@@ -542,6 +565,11 @@ def _rule_spec(source: Network, table: int, priority: int, interface: str | None
     if interface is not None:
         spec["iifname"] = interface
     return spec
+
+
+def _neighbour_spec(name: str, address: Address) -> dict[str, Any]:
+    """pyroute2 arguments naming one neighbour entry (resolves ``name``: worker thread only)."""
+    return {"dst": str(address), "ifindex": _index_of(name), "family": _family(address)}
 
 
 def _proxy_spec(name: str, address: Address) -> dict[str, Any]:

@@ -273,6 +273,21 @@ def test_no_native_global_ipv6_at_all_on_fa_links(ipv6_on_fa_links: dict[str, di
         assert kinds["home_router_lookups"] == [], (name, kinds["home_router_lookups"])
 
 
+def test_no_arp_from_the_home_address_on_visited_links(link_run: ScenarioRun, tshark_home: Path) -> None:
+    """RFC 5944 §4.6: away from home the MN never broadcasts an ARP request from its home address (it would
+    poison neighbours' caches), e.g. for its home router 192.0.2.254."""
+    for name in ("fa1-fa1-acc", "fa2-fa2-acc"):
+        pcap = link_run.path / "pcaps" / f"{name}.pcap"
+        requests = tshark_fields(
+            pcap, ["arp.src.proto_ipv4", "arp.dst.proto_ipv4"], tshark_home, "arp.opcode == 1"
+        )
+        registrations = tshark_fields(
+            pcap, ["ip.src"], tshark_home, "udp.port == 434 && ip.src == 192.0.2.10"
+        )
+        assert registrations, name  # the MN was there (it registered through this FA)
+        assert not [r for r in requests if r["arp.src.proto_ipv4"] == ["192.0.2.10"]], (name, requests[:5])
+
+
 # -- advertisement-driven detection ------------------------------------------------------------------------
 
 

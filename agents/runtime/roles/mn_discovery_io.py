@@ -25,6 +25,7 @@ from typing import Any
 from agents.mip import events as ev
 from agents.runtime.arp import GratuitousArpSender
 from agents.runtime.netlink import Netlink
+from agents.runtime.packetfilter import attach, ipv4_icmp_type_program
 from agents.runtime.roles.driver import MachineDriver
 
 logger = logging.getLogger(__name__)
@@ -32,22 +33,26 @@ ICMP_ADVERTISEMENT = 9
 SOL_RAW = 255
 ICMP_FILTER = 1
 RT_SCOPE_LINK = 253
-_ALL_BUT_ADVERTISEMENTS = 0xFFFFFFFF & ~(1 << ICMP_ADVERTISEMENT)
+ETH_P_IP = 0x0800
 
 DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
 HOME_IPV6_DEFAULT_METRIC = 512
 """Metric of the home link's IPv6 default route: preferred to the tunnel's while both exist."""
 
-AdvertisementHandler = Callable[[bytes, IPv4Address], None]
+AdvertisementHandler = Callable[[bytes, IPv4Address, bytes], None]
+"""(the ICMP message, its IP source, the sender's link-layer address)."""
 
 
 class AgentDiscoverySocket:
-    """Raw ICMP on one interface: advertisements in (the ICMP message, its IP source), solicitations out."""
+    """Agent discovery on one interface: advertisements in through a packet socket filtered in the kernel
+    to ICMP type 9 (so the sender's link-layer address comes with each, RFC 5944 §4.6), solicitations out
+    through a raw ICMP socket (TTL 1, RFC 5944 §2.2)."""
 
     def __init__(self, interface: str) -> None:
         self.interface = interface
         self._loop: asyncio.AbstractEventLoop | None = None
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        self.listener = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
         try:
             sock = self.sock
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
@@ -57,25 +62,30 @@ class AgentDiscoverySocket:
             index = socket.if_nametoindex(interface)
             mreqn = struct.pack("=4s4si", bytes(4), bytes(4), index)
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
-            sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("=I", _ALL_BUT_ADVERTISEMENTS))
-            sock.setblocking(False)
+            sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("=I", 0xFFFFFFFF))  # sends only
+            attach(self.listener, ipv4_icmp_type_program(ICMP_ADVERTISEMENT))
+            self.listener.bind((interface, ETH_P_IP))
+            self.listener.setblocking(False)
         except OSError:
             self.sock.close()
+            self.listener.close()
             raise
 
     def start(self, loop: asyncio.AbstractEventLoop, on_advertisement: AdvertisementHandler) -> None:
         self._loop = loop
-        loop.add_reader(self.sock.fileno(), self._readable, on_advertisement)
+        loop.add_reader(self.listener.fileno(), self._readable, on_advertisement)
 
     def _readable(self, on_advertisement: AdvertisementHandler) -> None:
         for _ in range(64):
             try:
-                packet, (host, _port) = self.sock.recvfrom(65535)
+                packet, address = self.listener.recvfrom(65535)
             except (BlockingIOError, InterruptedError):
                 return
+            if address[2] == socket.PACKET_OUTGOING or len(packet) < 20:
+                continue
             header = (packet[0] & 0x0F) * 4
             if len(packet) > header and packet[header] == ICMP_ADVERTISEMENT:
-                on_advertisement(packet[header:], IPv4Address(host))
+                on_advertisement(packet[header:], IPv4Address(packet[12:16]), bytes(address[4][:6]))
 
     def send(self, message: ev.OutgoingIcmp) -> None:
         """One solicitation (RFC 5944 §2.2: TTL 1, to 224.0.0.11 or 255.255.255.255)."""
@@ -86,8 +96,9 @@ class AgentDiscoverySocket:
             logger.debug("solicitation to %s: %s", message.destination, exc.strerror)
 
     def close(self) -> None:
-        if self._loop is not None and not self._loop.is_closed() and self.sock.fileno() >= 0:
-            self._loop.remove_reader(self.sock.fileno())
+        if self._loop is not None and not self._loop.is_closed() and self.listener.fileno() >= 0:
+            self._loop.remove_reader(self.listener.fileno())
+        self.listener.close()
         self.sock.close()
 
 
@@ -113,6 +124,9 @@ class ForeignAgentLink:
         self.arp = GratuitousArpSender(interface)
         self.agent: IPv4Address | None = None
         self.at_home = False
+        self.link_addresses: dict[IPv4Address, bytes] = {}
+        """Agents' link-layer addresses from their advertisements: away from home the MN never ARPs
+        (RFC 5944 §4.6), so the FA it uses gets a permanent neighbour entry from this."""
 
     def apply(self, event: Any) -> bool:
         """Apply an ARP/link event; False when the event is not one of these."""
@@ -127,6 +141,9 @@ class ForeignAgentLink:
             return False
         return True
 
+    def learn(self, agent: IPv4Address, link_address: bytes) -> None:
+        self.link_addresses[agent] = link_address
+
     def use_agent(self, agent: IPv4Address | None) -> None:
         """Route via ``agent`` (RFC 5944 §4.2.2), or remove the visited-link state with None.
 
@@ -139,9 +156,13 @@ class ForeignAgentLink:
             self.netlink.undo()
         elif self.agent is not None:
             self.netlink.remove_route(DEFAULT_ROUTE, gateway=self.agent, interface=self.interface)
+            self.netlink.remove_neighbour(self.interface, self.agent)
         self.agent, self.at_home = agent, False
         if agent is None:
             return
+        link_address = self.link_addresses.get(agent)
+        if link_address is not None:
+            self.netlink.set_neighbour(self.interface, agent, link_address)
         self.netlink.add_address(self.interface, IPv4Interface(f"{self.home_address}/32"), exist_ok=True)
         self.netlink.add_route(
             DEFAULT_ROUTE, gateway=agent, interface=self.interface, onlink=True, exist_ok=True
@@ -208,8 +229,10 @@ class DiscoveringDriver(MachineDriver):
         self.machine.link_changed(up, None, self.now())  # type: ignore[attr-defined]
         self.flush()
 
-    def advertisement_received(self, data: bytes, source: IPv4Address) -> None:
+    def advertisement_received(self, data: bytes, source: IPv4Address, link_address: bytes) -> None:
         assert self.discovery is not None
+        if self.link is not None:
+            self.link.learn(source, link_address)
         self.machine.receive_advertisement(data, source, self.now(), interface=self.discovery.interface)  # type: ignore[attr-defined]
         self.flush()
 
