@@ -288,6 +288,19 @@ def test_no_arp_from_the_home_address_on_visited_links(link_run: ScenarioRun, ts
         assert not [r for r in requests if r["arp.src.proto_ipv4"] == ["192.0.2.10"]], (name, requests[:5])
 
 
+def test_after_a_carrier_drop_the_solicitation_is_answered_at_once(link_run: ScenarioRun) -> None:
+    """RFC 5944 §2.4 / RFC 1256 §5.5: on a new link the MN solicits at once and the agent there answers
+    that solicitation (unicast to the MN), so the MN does not wait for the next periodic advertisement."""
+    handovers = link_run.json("metrics.json")["handovers"]
+    for row in handovers:
+        waited = row["agent_discovered_ms"] - row["solicitation_sent_ms"]
+        assert 0 <= waited < 250, row  # the periodic advertisement would come 0-1000 ms later
+    for fa in ("fa1", "fa2"):
+        lines = (link_run.path / "traces" / f"{fa}.jsonl").read_text().splitlines()
+        sent = [json.loads(line) for line in lines if '"advertisement_sent"' in line]
+        assert any(event["solicited"] for event in sent), fa
+
+
 # -- advertisement-driven detection ------------------------------------------------------------------------
 
 

@@ -204,6 +204,9 @@ class ForeignAgentLink:
         if self.at_home:
             self.netlink.undo()
             self.at_home = False
+            # keep the HoA (as a /32, no routes): solicitations on the next link then come from it, and the
+            # agent answers them by unicast at once (RFC 1256 §5.5) instead of rate-limiting a multicast
+            self.netlink.add_address(self.interface, IPv4Interface(f"{self.home_address}/32"), exist_ok=True)
 
     def close(self) -> None:
         self.arp.close()
