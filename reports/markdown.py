@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from reports.handovers import STEP_COLUMNS
-from reports.metrics import RunResult
+from reports.metrics import META_KEYS, RunResult
 from reports.rundir import Run
 from reports.table import FAIL_MARK, PASS_MARK, overall_line
 
@@ -49,27 +49,13 @@ def _table(headers: Iterable[str], rows: Iterable[Iterable[object]]) -> list[str
     return lines
 
 
+TABLED_ELSEWHERE = ("versions", "kernel_features")
+"""meta.json keys the "What ran" section shows on lines of their own, below the table."""
+
+
 def _meta_section(run: Run, result: RunResult) -> list[str]:
     meta = run.meta
-    keys = (
-        "scenario",
-        "argv",
-        "seed",
-        "datapath",
-        "detection",
-        "adv_interval",
-        "rate",
-        "moves",
-        "dwell",
-        "mobile_node",
-        "home_agent",
-        "flows",
-        "git_rev",
-        "start_utc",
-        "end_utc",
-        "wall_time_s",
-        "t0",
-    )
+    keys = [key for key in META_KEYS if key not in TABLED_ELSEWHERE]
     rows: list[tuple[str, object]] = []
     for key in keys:
         if key not in meta:

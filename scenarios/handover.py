@@ -70,24 +70,22 @@ def _count(text: str) -> int:
     return value
 
 
-def _seconds(text: str) -> float:
+def _number(text: str, low: float, high: float, unit: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0.05 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"{text}: want 0.05..3600 seconds")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of {unit}") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{text}: want {low:g}..{high:g} {unit}")
     return value
+
+
+def _seconds(text: str) -> float:
+    return _number(text, 0.05, 3600, "seconds")
 
 
 def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a rate") from None
-    if not 1 <= value <= 20000:
-        raise argparse.ArgumentTypeError(f"{text}: want 1..20000 packets per second")
-    return value
+    return _number(text, 1, 20000, "packets per second")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ Control sockets live in a short private directory instead (a Unix socket path ha
 
 from __future__ import annotations
 
+import importlib
 import json
 import platform
 import shutil
@@ -93,12 +94,14 @@ def git_revision() -> str | None:
 def versions() -> dict[str, str | None]:
     """Versions a reader of the run needs to reproduce it."""
     found: dict[str, str | None] = {"python": sys.version.split()[0], "kernel": platform.release()}
-    for module in ("mininet", "pyroute2", "matplotlib"):
+    for module, where in (("mininet", "mininet.net"), ("pyroute2", "pyroute2"), ("matplotlib", "matplotlib")):
         try:
-            imported = __import__(module)
-            found[module] = str(getattr(imported, "__version__", None) or getattr(imported, "VERSION", None))
+            imported = importlib.import_module(where)
         except ImportError:
             found[module] = None
+            continue
+        version = getattr(imported, "__version__", None) or getattr(imported, "VERSION", None)
+        found[module] = None if version is None else str(version)
     for tool, flag in (("tcpdump", "--version"), ("tshark", "--version")):
         try:
             out = subprocess.run([tool, flag], capture_output=True, text=True, timeout=10)
