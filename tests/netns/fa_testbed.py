@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.netns.agents_testbed import KEY1, AgentBed
+from tests.netns.agents_testbed import KEY1, KEY3, AgentBed
 from tests.netns.conftest import NamespaceFactory, veth, wait_until
 
 AGENTS = ("mn", "fa1", "fa2", "ha")
@@ -30,6 +30,7 @@ NAMESPACES = ("r", "ha", "fa1", "fa2", "acc", "cn", "mn")
 BRIDGES = {"home": "br-h", "fa1": "br-a", "fa2": "br-b"}
 
 HOA, MN_V6 = "192.0.2.10", "2001:db8:10::c000:20a"
+HOA2 = "192.0.2.30"
 CN4, CN6 = "203.0.113.10", "2001:db8:ff::10"
 HA, COA, COA2 = "192.0.2.1", "198.51.100.2", "198.51.100.66"
 
@@ -44,6 +45,11 @@ home_address = "{HOA}"
 spi = 256
 key = "{KEY1}"
 allowed_prefixes = ["2001:db8:10::/48"]
+
+[[home_agent.mobile_nodes]]  # registered by hand in tests (encapsulating delivery style)
+home_address = "{HOA2}"
+spi = 258
+key = "{KEY3}"
 
 [runtime]
 name = "ha"

@@ -6,6 +6,8 @@ Topology and configs: :mod:`tests.netns.fa_testbed` (the MN starts on FA1's link
 from __future__ import annotations
 
 import socket
+import struct
+import time
 from collections.abc import Iterator
 from ipaddress import IPv4Address
 
@@ -13,6 +15,9 @@ import pytest
 
 from agents.mip.auth import SecurityAssociation
 from agents.mip.codes import RegistrationFlag, ReplyCode
+from agents.mip.extensions import EncapsulatingDeliveryStyle
+from agents.mip.identification import timestamp_identification
+from agents.mip.ip import internet_checksum
 from agents.mip.registration import RegistrationReply, RegistrationRequest, build_request
 from tests.netns.agents_testbed import AgentBed
 from tests.netns.conftest import NamespaceFactory, capture, ping, wait_until
@@ -24,6 +29,8 @@ from tests.netns.fa_testbed import (
     COA2,
     HA,
     HOA,
+    HOA2,
+    KEY3,
     MN_V6,
     agents_running,
     care_of,
@@ -112,6 +119,51 @@ def test_reverse_tunnel_request_with_ttl_below_255_is_denied_76(bed: AgentBed) -
     assert reply.code == ReplyCode.FA_MOBILE_NODE_TOO_DISTANT
 
 
+def test_encapsulating_delivery_style_rfc3024_5_2(bed: AgentBed) -> None:
+    """A visitor that asked for the Encapsulating Delivery Style (extension 130, RFC 3024 §3.3) tunnels its
+    packets to the FA; the FA decapsulates them (inner source = the home address, §5.2.2) and reverse
+    tunnels them to the HA, which delivers them to the CN. A visitor registered with direct delivery gets
+    no such service."""
+    mn, cn = bed["mn"], bed["cn"]
+    mn.run(f"ip addr add {HOA2}/32 dev mn-eth")
+    try:
+        request = RegistrationRequest(
+            RegistrationFlag.T,
+            60,
+            IPv4Address(HOA2),
+            IPv4Address(HA),
+            IPv4Address(COA),
+            timestamp_identification(time.time(), 99),
+        )
+        wire = build_request(
+            request, SecurityAssociation(258, bytes.fromhex(KEY3)), [EncapsulatingDeliveryStyle()]
+        )
+        with mn.entered():
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            tunnel = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_IPIP)
+        with sock, tunnel:
+            sock.bind((HOA2, 0))
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 255)  # RFC 3024 §4.2.1
+            sock.settimeout(3.0)
+            sock.sendto(wire, ("10.0.1.1", 434))
+            assert RegistrationReply.decode(sock.recvfrom(65535)[0]).code == ReplyCode.ACCEPTED
+            visitor = next(v for v in bed.agents["fa1"].ask("visitors") if v["home_address"] == HOA2)
+            assert visitor["delivery_style"] == "encapsulating"
+            tunnel.bind((HOA2, 0))
+            with capture(cn, "cn0") as seen:
+                for source in (HOA2, HOA):  # HoA: a visitor with direct delivery, must be dropped
+                    tunnel.sendto(udp_packet(source, CN4, b"encapsulated"), ("10.0.1.1", 0))
+                assert wait_until(lambda: any(b"encapsulated" in p for p in seen), 3.0)
+            arrived = [
+                p for p in seen if p[9] == socket.IPPROTO_UDP and b"encapsulated" in p
+            ]  # not ICMP errors
+            assert {IPv4Address(p[12:16]) for p in arrived} == {IPv4Address(HOA2)}
+        counters = bed.agents["fa1"].ask("status")["datapath"]
+        assert counters["from_visitors_encapsulated"] >= 1 and counters["dropped"] >= 1, counters
+    finally:
+        mn.run(f"ip addr del {HOA2}/32 dev mn-eth")
+
+
 def test_move_to_a_second_foreign_agent_restores_both_families(bed: AgentBed) -> None:
     """RFC 5944 §2.4.2: link B carries FA2's advertisements; the MN registers through FA2 and the HA's
     binding moves to FA2's care-of address; traffic flows again both ways for IPv4 and IPv6."""
@@ -127,3 +179,14 @@ def test_sigterm_leaves_nothing_behind(bed: AgentBed) -> None:
     assert codes == dict.fromkeys(AGENTS, 0), codes
     for name in AGENTS:
         assert bed[name].snapshot() == bed.baseline[name], name
+
+
+def udp_packet(source: str, destination: str, payload: bytes) -> bytes:
+    """An IPv4/UDP packet (the inner packet a visitor tunnels to its FA)."""
+    udp = struct.pack("!HHHH", 40000, 9, 8 + len(payload), 0) + payload
+    header = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 7, 0, 64, socket.IPPROTO_UDP, 0,
+        socket.inet_aton(source), socket.inet_aton(destination),
+    )  # fmt: skip
+    header = header[:10] + struct.pack("!H", internet_checksum(header)) + header[12:]
+    return header + udp

@@ -42,6 +42,14 @@ def test_config_loads_both_sections(tmp_path: Path) -> None:
     assert settings.runtime.access_interface == "fa1-acc" and settings.runtime.tunnel_interface == "mip-fa"
 
 
+def test_check_rejects_encapsulations_the_datapath_cannot_carry(tmp_path: Path, capsys: Any) -> None:
+    """Advertising G or M (RFC 5944 §2.1.1) would invite tunnels this datapath cannot take apart."""
+    path = tmp_path / "fa.toml"
+    path.write_text(CONFIG.replace('encapsulations = ["ipip"]', 'encapsulations = ["ipip", "gre"]'))
+    assert cli.main(["fa", "--config", str(path), "--check"]) == 2
+    assert "foreign_agent.encapsulations" in capsys.readouterr().err
+
+
 def test_check_rejects_an_unknown_runtime_key(tmp_path: Path, capsys: Any) -> None:
     path = tmp_path / "fa.toml"
     path.write_text(CONFIG + 'bogus = "x"\n')
@@ -85,7 +93,9 @@ def bare_datapath(frames: list[tuple[bytes, bytes]]) -> tuple[ForeignAgentDatapa
     """A datapath without TUN or netlink: only its packet decisions."""
     datapath = object.__new__(ForeignAgentDatapath)
     datapath.send_frame = lambda packet, mac: frames.append((packet, mac))
-    datapath.counters = {"decapsulated": 0, "delivered": 0, "reverse_tunnelled": 0, "dropped": 0}
+    datapath.counters = dict.fromkeys(
+        ("decapsulated", "delivered", "reverse_tunnelled", "from_visitors_encapsulated", "dropped"), 0
+    )
     sock = FakeSocket()
     datapath.sockets = {COA: sock}  # type: ignore[dict-item]
     datapath.visitors = {HOA: VisitorRoute(HOA, HA, COA, MAC, reverse_tunnel=True)}
@@ -122,3 +132,18 @@ def test_reverse_tunnel_sends_visitor_packets_to_its_home_agent_only() -> None:
     datapath.reverse_tunnel(ipv4_packet(IPv4Address("192.0.2.77"), HA, 1, bytes(8), 64))
     assert sock.sent == [(packet, (str(HA), 0))]
     assert datapath.counters["reverse_tunnelled"] == 1 and datapath.counters["dropped"] == 1
+
+
+def test_encapsulated_packets_from_a_visitor_are_reverse_tunnelled_only_with_style_130() -> None:
+    """RFC 3024 §5.2: only a visitor that asked for the Encapsulating Delivery Style, and only packets
+    whose inner source is its home address (§5.2.2)."""
+    datapath, sock = bare_datapath([])
+    inner = ipv4_packet(HOA, IPv4Address("203.0.113.10"), 17, bytes(8), 64)
+    access = IPv4Address("10.0.1.1")
+    datapath.from_visitor_encapsulated(ipv4_packet(HOA, access, 4, inner, 64))  # direct style: refused
+    datapath.visitors[HOA] = VisitorRoute(HOA, HA, COA, MAC, reverse_tunnel=True, encapsulating=True)
+    datapath.from_visitor_encapsulated(ipv4_packet(HOA, access, 4, inner, 64))
+    spoofed = ipv4_packet(IPv4Address("192.0.2.77"), IPv4Address("203.0.113.10"), 17, bytes(8), 64)
+    datapath.from_visitor_encapsulated(ipv4_packet(HOA, access, 4, spoofed, 64))
+    assert sock.sent == [(inner, (str(HA), 0))]
+    assert datapath.counters["from_visitors_encapsulated"] == 1 and datapath.counters["dropped"] == 2

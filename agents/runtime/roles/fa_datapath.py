@@ -9,6 +9,9 @@ each visitor's home agent.
   whose table routes everything into a TUN; the FA reads those packets and sends them IP-in-IP from the
   care-of address to the HA (RFC 3024 §4.3). IPv6 of a dual-stack MN is already IPv6-in-IPv4 from
   the home address (RFC 5454 §3.3.2), so the FA handles IPv4 only.
+* Reverse, encapsulating delivery (extension 130, RFC 3024 §5.2): the visitor sends its packets IP-in-IP
+  from its home address to the FA; a raw IPPROTO_IPIP socket on the access link receives them, and the
+  inner packet (source = that home address, RFC 3024 §5.2.2) is reverse tunnelled as above.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ class VisitorRoute:
     care_of: IPv4Address
     link_address: bytes
     reverse_tunnel: bool
+    encapsulating: bool = False
+    """Encapsulating delivery style (RFC 3024 §5.2): the visitor tunnels its packets to the FA."""
 
 
 class ForeignAgentDatapath:
@@ -59,14 +64,22 @@ class ForeignAgentDatapath:
         self.table, self.rule_priority = table, rule_priority
         self.visitors: dict[IPv4Address, VisitorRoute] = {}
         self.rules: set[IPv4Address] = set()
-        self.counters = {"decapsulated": 0, "delivered": 0, "reverse_tunnelled": 0, "dropped": 0}
+        self.counters = {
+            "decapsulated": 0,
+            "delivered": 0,
+            "reverse_tunnelled": 0,
+            "from_visitors_encapsulated": 0,
+            "dropped": 0,
+        }
         self._loop: asyncio.AbstractEventLoop | None = None
         self.netlink = Netlink()
         self.sockets: dict[IPv4Address, socket.socket] = {}
+        self.access_socket: socket.socket | None = None
         self.tun: TunDevice | None = None
         try:
             for address in care_ofs:
                 self.sockets[address] = _tunnel_socket(address)
+            self.access_socket = _access_tunnel_socket(access_interface)
             self.tun = TunDevice(tunnel_interface)
             os.set_blocking(self.tun.fd, False)
             self._configure()
@@ -86,6 +99,8 @@ class ForeignAgentDatapath:
         self._loop = loop
         for sock in self.sockets.values():
             loop.add_reader(sock.fileno(), self._tunnel_readable, sock)
+        assert self.access_socket is not None
+        loop.add_reader(self.access_socket.fileno(), self._access_readable)
         assert self.tun is not None
         loop.add_reader(self.tun.fd, self._tun_readable)
 
@@ -140,6 +155,28 @@ class ForeignAgentDatapath:
         self.send_frame(forwarded, visitor.link_address)
         self.counters["delivered"] += 1
 
+    def _access_readable(self) -> None:
+        assert self.access_socket is not None
+        for _ in range(64):
+            try:
+                packet = self.access_socket.recv(MAX_PACKET)
+            except (BlockingIOError, InterruptedError):
+                return
+            self.from_visitor_encapsulated(packet)
+
+    def from_visitor_encapsulated(self, packet: bytes) -> None:
+        """RFC 3024 §5.2: a packet a visitor tunnelled to us; the outer source is its home address and so
+        is the inner source (§5.2.2), then the inner packet goes on to its HA like a direct one."""
+        outer = (packet[0] & 0x0F) * 4
+        inner = packet[outer:]
+        visitor = self.visitors.get(IPv4Address(packet[12:16]))
+        wanted = visitor is not None and visitor.encapsulating and visitor.reverse_tunnel
+        if not wanted or len(inner) < 20 or inner[0] >> 4 != 4 or inner[12:16] != packet[12:16]:
+            self.counters["dropped"] += 1
+            return
+        self.counters["from_visitors_encapsulated"] += 1
+        self.reverse_tunnel(inner)
+
     def _tun_readable(self) -> None:
         assert self.tun is not None
         for _ in range(64):
@@ -170,11 +207,11 @@ class ForeignAgentDatapath:
     def close(self) -> None:
         """Close the sockets and the TUN, remove every rule, route and sysctl change. Idempotent."""
         loop = self._loop if self._loop is not None and not self._loop.is_closed() else None
-        for sock in self.sockets.values():
+        for sock in [*self.sockets.values(), *([self.access_socket] if self.access_socket else [])]:
             if loop is not None and sock.fileno() >= 0:
                 loop.remove_reader(sock.fileno())
             sock.close()
-        self.sockets = {}
+        self.sockets, self.access_socket = {}, None
         try:
             self.netlink.undo()
         finally:
@@ -191,6 +228,19 @@ def _tunnel_socket(address: IPv4Address) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_IPIP)
     try:
         sock.bind((str(address), 0))
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _access_tunnel_socket(interface: str) -> socket.socket:
+    """A raw protocol-4 socket that hears only the access link: visitors' encapsulated packets (RFC 3024
+    §5.2), never the home agents' tunnel packets to the care-of address on the network side."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_IPIP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
         sock.setblocking(False)
     except OSError:
         sock.close()

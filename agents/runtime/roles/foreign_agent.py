@@ -21,7 +21,7 @@ from typing import Any
 
 from agents.mip import fa_events as fe
 from agents.mip.config import Encapsulation
-from agents.mip.fa_config import ForeignAgentConfig
+from agents.mip.fa_config import DeliveryStyle, ForeignAgentConfig
 from agents.mip.foreign_agent import ForeignAgent
 from agents.runtime.configfile import ConfigError, parse_sections, read_text
 from agents.runtime.control import Handler
@@ -195,7 +195,12 @@ class ForeignAgentEvents:
             if event.encapsulation is not Encapsulation.IP_IN_IP:
                 logger.warning("visitor %s: only ipip is carried by this datapath", event.home_address)
             route = VisitorRoute(
-                event.home_address, event.home_agent, event.care_of, event.link_address, event.reverse_tunnel
+                event.home_address,
+                event.home_agent,
+                event.care_of,
+                event.link_address,
+                event.reverse_tunnel,
+                encapsulating=event.delivery_style is DeliveryStyle.ENCAPSULATING,
             )
             self.datapath.set_visitor(route)
         elif isinstance(event, fe.VisitorRemoved):
@@ -206,7 +211,10 @@ class ForeignAgentRunner:
     """The `fa` role for :mod:`agents.runtime.frame`."""
 
     def load_config(self, path: Path) -> ForeignAgentSettings:
-        return load_settings(path)
+        settings = load_settings(path)
+        if settings.protocol.encapsulations != {Encapsulation.IP_IN_IP}:
+            raise ValueError('foreign_agent.encapsulations: the datapath carries IP-in-IP only: set ["ipip"]')
+        return settings
 
     def node_name(self, config: ForeignAgentSettings) -> str:
         return config.runtime.name
