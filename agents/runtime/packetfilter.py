@@ -19,6 +19,7 @@ _LD_B_IND = 0x50  # A = byte at [X + k]
 _JEQ_K = 0x15  # if A == k: skip jt else skip jf
 _RET_K = 0x06  # accept k bytes (0: drop)
 _AND_K = 0x54  # A &= k
+_LD_H_IND = 0x48  # A = 16-bit word at [X + k]
 ACCEPT_ALL = 0x40000
 
 
@@ -35,6 +36,27 @@ def ipv4_icmp_type_program(icmp_type: int) -> list[tuple[int, int, int, int]]:
         (_JEQ_K, 0, 1, icmp_type),
         (_RET_K, 0, 0, ACCEPT_ALL),
         (_RET_K, 0, 0, 0),
+    ]
+
+
+def ipv4_icmp_type_or_udp_port_program(icmp_type: int, udp_port: int) -> list[tuple[int, int, int, int]]:
+    """IPv4 and (ICMP type ``icmp_type`` or UDP to ``udp_port``) → accept; anything else → drop. What an
+    agent's access-link sniffer needs: solicitations and registration requests, not the link's traffic."""
+    return [
+        (_LD_B_ABS, 0, 0, 0),  # 0: version/IHL
+        (_AND_K, 0, 0, 0xF0),  # 1
+        (_JEQ_K, 0, 10, 0x40),  # 2: IPv4? else drop (13)
+        (_LD_B_ABS, 0, 0, 9),  # 3: protocol
+        (_JEQ_K, 0, 3, socket.IPPROTO_ICMP),  # 4: ICMP → 5, else the UDP test (8)
+        (_LDX_B_MSH, 0, 0, 0),  # 5
+        (_LD_B_IND, 0, 0, 0),  # 6: ICMP type
+        (_JEQ_K, 4, 5, icmp_type),  # 7: → accept (12) / drop (13)
+        (_JEQ_K, 0, 4, socket.IPPROTO_UDP),  # 8: UDP? else drop (13)
+        (_LDX_B_MSH, 0, 0, 0),  # 9
+        (_LD_H_IND, 0, 0, 2),  # 10: destination port
+        (_JEQ_K, 0, 1, udp_port),  # 11: → accept (12) / drop (13)
+        (_RET_K, 0, 0, ACCEPT_ALL),  # 12
+        (_RET_K, 0, 0, 0),  # 13
     ]
 
 

@@ -1,6 +1,7 @@
 """The foreign agent's access link: frames in and out on the link that faces the visitors.
 
-* A packet socket (AF_PACKET) sniffs incoming IPv4 on the access interface: Agent Solicitations
+* A packet socket (AF_PACKET, filtered in the kernel to ICMP type 10 and UDP to port 434, so the link's
+  other traffic never wakes the agent) sniffs incoming IPv4 on the access interface: Agent Solicitations
   (ICMP type 10, RFC 5944 §2.2) are reported with the solicitor's link-layer address, and the link-layer
   source of each UDP-434 request is remembered so the relay knows the visitor's MAC (RFC 5944 §3.7.2.3).
 * A raw ICMP socket bound to the interface sends Agent Advertisements with IP TTL 1 (RFC 5944 §2.1)
@@ -20,12 +21,14 @@ from collections.abc import Callable
 from ipaddress import IPv4Address
 
 from agents.mip.ip import internet_checksum
+from agents.runtime.packetfilter import attach, ipv4_icmp_type_or_udp_port_program
 
 logger = logging.getLogger(__name__)
 
 ETH_P_IP = 0x0800
 PACKET_OUTGOING = 4
 MOBILE_IP_PORT = 434
+ICMP_SOLICITATION = 10
 SOL_RAW = 255
 ICMP_FILTER = 1
 _MAC_CACHE_LIMIT = 1024
@@ -61,6 +64,7 @@ class AccessLink:
         self.packet = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
         self.icmp = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
         try:
+            attach(self.packet, ipv4_icmp_type_or_udp_port_program(ICMP_SOLICITATION, MOBILE_IP_PORT))
             self.packet.bind((interface, ETH_P_IP))
             self.packet.setblocking(False)
             self.frames = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
