@@ -49,6 +49,7 @@ _GONE = {errno.ENOENT, errno.ESRCH, errno.ENODEV, errno.EADDRNOTAVAIL, errno.ENX
 IFA_F_NODAD = 0x02
 RTNH_F_ONLINK = 0x04
 NUD_PERMANENT = 0x80
+NUD_NOARP = 0x40
 IFF_UP = 0x1
 CLONE_NEWNET = 0x40000000
 
@@ -431,6 +432,27 @@ class Netlink:
 
         spec = self._request(f"set neighbour {address} on {name}", replace)
         self._remember(("neigh", spec["ifindex"], str(address)), ("neigh", "del", spec))
+
+    def flush_neighbours(self, name: str) -> int:
+        """Forget the IPv4 neighbour entries the kernel learned on ``name`` (permanent ones stay): no
+        reachability probe for an old link's neighbours goes out on a new one. The number deleted."""
+
+        def flush() -> int:
+            index = _index_of(name)
+            learned = [
+                message.get_attr("NDA_DST")
+                for message in self._ipr.get_neighbours(family=socket.AF_INET, ifindex=index)
+                if not message["state"] & (NUD_PERMANENT | NUD_NOARP) and message.get_attr("NDA_DST")
+            ]
+            for address in learned:
+                try:
+                    self._ipr.neigh("del", dst=address, ifindex=index, family=socket.AF_INET)
+                except NetlinkError as error:
+                    if error.code not in _GONE:
+                        raise
+            return len(learned)
+
+        return int(self._request(f"flush neighbours on {name}", flush))
 
     def remove_neighbour(self, name: str, address: IPv4Address | IPv6Address) -> None:
         """Delete a neighbour entry set by :meth:`set_neighbour` (gone already is fine)."""

@@ -154,6 +154,8 @@ class ForeignAgentLink:
             return
         if self.at_home or agent is None:
             self.netlink.undo()
+            if self.at_home:  # left home without a carrier drop: forget the home link's neighbours
+                self.netlink.flush_neighbours(self.interface)
         elif self.agent is not None:
             self.netlink.remove_route(DEFAULT_ROUTE, gateway=self.agent, interface=self.interface)
             self.netlink.remove_neighbour(self.interface, self.agent)
@@ -203,6 +205,7 @@ class ForeignAgentLink:
         home again (RFC 5944 §4.6: no broadcast ARP from the home address away from home)."""
         if self.at_home:
             self.netlink.undo()
+            self.netlink.flush_neighbours(self.interface)  # the home link's neighbours (RFC 5944 §4.6)
             self.at_home = False
             # keep the HoA (as a /32, no routes): solicitations on the next link then come from it, and the
             # agent answers them by unicast at once (RFC 1256 §5.5) instead of rate-limiting a multicast
