@@ -52,6 +52,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=SETTLE_TIMEOUT,
         help=f"seconds a move may take to register (or deregister at home) (default {SETTLE_TIMEOUT:g})",
     )
+    parser.add_argument(
+        "--start-timeout",
+        type=_seconds,
+        default=60.0,
+        help="seconds building and starting the network may take (default 60)",
+    )
     parser.add_argument("--datapath", choices=("userspace", "auto"), default="userspace")
     parser.add_argument("--no-pcap", action="store_true", help="do not capture packets")
     parser.add_argument("--cli", action="store_true", help="open the Mininet CLI (with mobility commands)")

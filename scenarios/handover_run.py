@@ -14,13 +14,13 @@ from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder, git_revision, versions
 from scenarios.harness.testbed import Testbed, wait_until
 from topologies.addressing import CN4, CN6
-from topologies.build import ConfigureError
+from topologies.build import ConfigureError, NetworkStartTimeout
 from topologies.dualstack import DualStackTopo, process_tag
 from topologies.nodes import ProcessStartError
 
 MOBILE_NODE = "mn1"
 FLOWS = ("v4-down", "v4-up", "v6-down", "v6-up")
-SETUP_ERRORS = (ConfigureError, ProcessStartError, MoveError)
+SETUP_ERRORS = (ConfigureError, NetworkStartTimeout, ProcessStartError, MoveError)
 """What the testbed raises when it cannot be set up or driven (the message names the node and step)."""
 
 
@@ -63,7 +63,10 @@ class HandoverRun:
         started = time.monotonic()
         self.write_meta_start()
         try:
-            with Testbed(self.topo, self.run, pcap=not self.args.no_pcap) as bed:
+            testbed = Testbed(
+                self.topo, self.run, pcap=not self.args.no_pcap, start_timeout=self.args.start_timeout
+            )
+            with testbed as bed:
                 self.progress.say(f"network up, {len(bed.agents)} agents ready; run folder {self.run.path}")
                 self.drive(bed)
             self.check_exit_codes(bed.exit_codes)

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 from mininet.net import Mininet
@@ -30,7 +34,34 @@ class NamesInUseError(RuntimeError):
     """Interfaces the topology would create in the root namespace exist already (another run's?)."""
 
 
-def build_network(topo: Any) -> Any:
+NETWORK_START_TIMEOUT = 60.0
+"""Seconds building and starting the network may take: a node whose shell never starts (``mnexec`` failing,
+say) would otherwise leave Mininet waiting for its prompt forever."""
+
+
+class NetworkStartTimeout(RuntimeError):
+    """Building or starting the network took too long; nothing of it is left when this is raised."""
+
+
+@contextmanager
+def time_limit(seconds: float, what: str) -> Iterator[None]:
+    """Raise :class:`NetworkStartTimeout` in the main thread if the block runs longer than ``seconds``."""
+
+    def expired(_signum: int, _frame: FrameType | None) -> None:
+        raise NetworkStartTimeout(
+            f"{what} took longer than {seconds:g} s: a node's shell did not come up (is mnexec working here?)"
+        )
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def build_network(topo: Any, start_timeout: float = NETWORK_START_TIMEOUT) -> Any:
     """Build and start ``topo`` (bridges up, hosts in their namespaces); the caller must ``net.stop()``.
 
     Mininet normally raises root-namespace sysctls on first use (``fixLimits``: socket buffers, ARP cache
@@ -51,8 +82,9 @@ def build_network(topo: Any) -> Any:
         build=False,
     )
     try:
-        net.build()
-        net.start()
+        with time_limit(start_timeout, "building the network"):
+            net.build()
+            net.start()
     except BaseException:
         stop_network(net)
         raise

@@ -49,8 +49,11 @@ def capture_points(topo: DualStackTopo) -> list[tuple[str, str]]:
 class Testbed:
     """``with Testbed(topo, run) as bed:`` builds, starts and later removes everything of one run."""
 
-    def __init__(self, topo: DualStackTopo, run: RunFolder, *, pcap: bool = True) -> None:
+    def __init__(
+        self, topo: DualStackTopo, run: RunFolder, *, pcap: bool = True, start_timeout: float = 60.0
+    ) -> None:
         self.topo = topo
+        self.start_timeout = start_timeout
         self.run = run
         self.pcap = pcap
         self.net: Any = None
@@ -71,7 +74,7 @@ class Testbed:
     def __enter__(self) -> Testbed:
         self._previous_sigterm = signal.signal(signal.SIGTERM, raise_interrupted)
         try:
-            self.net = build_network(self.topo)  # built and started
+            self.net = build_network(self.topo, self.start_timeout)  # built and started
             configure(self.net, self.topo)
             if self.pcap:
                 self._start_captures()

@@ -213,6 +213,24 @@ def test_a_failing_run_names_what_failed_and_leaves_nothing(tmp_path: Path, priv
     assert "Traceback" not in finished.stderr, finished.explain()
 
 
+def test_a_node_shell_that_never_starts_is_an_error_not_a_hang(tmp_path: Path, private_tmp: Path) -> None:
+    """Mininet waits for each node's shell prompt; with an ``mnexec`` that cannot start shells (seen in a
+    chroot: it cannot make "/" a private mount) it would wait forever. The build has a deadline instead."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "mnexec").write_text("#!/bin/sh\necho 'mnexec: cannot start' >&2\nexit 1\n")
+    (fake / "mnexec").chmod(0o755)
+    env = scenario_env("noshell", private_tmp) | {"PATH": f"{fake}:{os.environ['PATH']}"}
+    ours = Ours(tmp_path / "run", "noshell", private_tmp)
+    before = snapshot(ours)
+    args = ["--start-timeout", "2", "--out", str(tmp_path / "run")]
+    finished = run_scenario(args, timeout=60, env=env)
+    assert not finished.timed_out and finished.returncode == 1, finished.explain()
+    assert "building the network took longer than 2 s" in finished.stderr, finished.explain()
+    assert "Traceback" not in finished.stderr, finished.explain()
+    assert_nothing_left(before, ours, process_tag(finished.pid))
+
+
 def test_an_exception_inside_the_testbed_propagates_after_teardown(tmp_path: Path) -> None:
     topo = DualStackTopo(foreign_agents=2, mobile_nodes=1, nat=False, tag=process_tag())
     run_folder = tmp_path / "run"
