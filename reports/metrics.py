@@ -149,6 +149,18 @@ def judge(run: Run, rows: list[dict[str, Any]], stats: dict[str, dict[str, Any]]
             "; ".join(problems) if problems else f"{len(rows)} handovers, every reply code < 2",
         )
     )
+    link_moves = [row for row in rows if row.get("detection") == "link"]
+    if link_moves:
+        missed = [str(row["handover"]) for row in link_moves if row.get("movement_reason") != "link"]
+        verdicts.append(
+            Verdict(
+                "every carrier drop seen by the mobile node",
+                not missed,
+                f"handovers {', '.join(missed)} detected otherwise"
+                if missed
+                else f"{len(link_moves)} link-event moves, each detected by its link event",
+            )
+        )
     expected_moves = run.meta.get("moves")
     if isinstance(expected_moves, int):
         verdicts.append(

@@ -97,7 +97,7 @@ def _rate(text: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    progress = Progress(verbose=args.verbose, quiet=args.quiet)
+    progress = Progress(verbose=args.verbose, quiet=args.quiet, stream=sys.stderr if args.json else None)
     run: RunFolder | None = None
     try:
         with sigterm_raises():

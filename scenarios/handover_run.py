@@ -70,6 +70,7 @@ class HandoverRun:
                 self.progress.say(f"network up, {len(bed.agents)} agents ready; run folder {self.run.path}")
                 self.drive(bed)
             self.check_exit_codes(bed.exit_codes)
+            self.run.write_meta(moves=bed.handovers)  # the planned ones, and any made from --cli
         finally:
             self.run.write_meta(
                 end_utc=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -192,4 +193,5 @@ class HandoverRun:
             progress.always("")
             progress.always(verdict_lines(result))
         verdict = "PASSED" if result.overall_passed else "FAILED"
-        progress.always(f"handover: {verdict}; run folder: {self.run.path} (report.md, plots/, pcaps/)")
+        parts = "report.md, plots/" + ("" if self.args.no_pcap else ", pcaps/")
+        progress.always(f"handover: {verdict}; run folder: {self.run.path} ({parts})")

@@ -5,7 +5,9 @@ at once instead of waiting for advertisements to time out. Listening to RTM_NEWL
 than polling ``/sys/class/net/*/carrier``) tells the agent within microseconds of the kernel noticing.
 
 The socket is a plain ``AF_NETLINK`` one read from the asyncio loop; only ``ifinfomsg`` headers are parsed
-(``index`` and ``flags``: carrier = IFF_UP and IFF_LOWER_UP, RFC 2863 operational state "up").
+(``index`` and ``flags``: carrier = IFF_UP and IFF_LOWER_UP, RFC 2863 operational state "up") and one
+attribute, IFLA_CARRIER_DOWN_COUNT: a drop and return faster than the kernel's link watcher runs arrive as a
+single "up" message, and only the count tells that the carrier went away meanwhile.
 """
 
 from __future__ import annotations
@@ -26,20 +28,35 @@ IFF_UP = 0x1
 IFF_LOWER_UP = 0x10000
 _NLMSG_HEADER = struct.Struct("=IHHII")
 _IFINFOMSG = struct.Struct("=BxHiII")
+_RTATTR = struct.Struct("=HH")
+IFLA_CARRIER_DOWN_COUNT = 48
 
 
-def link_messages(data: bytes) -> Iterator[tuple[int, int, int]]:
-    """(message type, interface index, flags) of each RTM_NEWLINK / RTM_DELLINK in one netlink read."""
+def link_messages(data: bytes) -> Iterator[tuple[int, int, int, int | None]]:
+    """(message type, interface index, flags, carrier-down count or None) of each RTM_NEWLINK / RTM_DELLINK
+    in one netlink read."""
     offset = 0
     while offset + _NLMSG_HEADER.size <= len(data):
         length, kind, _flags, _seq, _pid = _NLMSG_HEADER.unpack_from(data, offset)
         if length < _NLMSG_HEADER.size:
             return
         body = offset + _NLMSG_HEADER.size
-        if kind in (RTM_NEWLINK, RTM_DELLINK) and body + _IFINFOMSG.size <= len(data):
+        end = min(offset + length, len(data))
+        if kind in (RTM_NEWLINK, RTM_DELLINK) and body + _IFINFOMSG.size <= end:
             _family, _type, index, flags, _change = _IFINFOMSG.unpack_from(data, body)
-            yield kind, index, flags
+            yield kind, index, flags, _carrier_down_count(data, body + _IFINFOMSG.size, end)
         offset += (length + 3) & ~3
+
+
+def _carrier_down_count(data: bytes, offset: int, end: int) -> int | None:
+    while offset + _RTATTR.size <= end:
+        length, kind = _RTATTR.unpack_from(data, offset)
+        if length < _RTATTR.size:
+            return None
+        if kind == IFLA_CARRIER_DOWN_COUNT and length >= _RTATTR.size + 4:
+            return int(struct.unpack_from("=I", data, offset + _RTATTR.size)[0])
+        offset += (length + 3) & ~3
+    return None
 
 
 def has_carrier(flags: int) -> bool:
@@ -54,6 +71,7 @@ class CarrierWatcher:
         self.on_change = on_change
         self.index = socket.if_nametoindex(interface)
         self.state = self._read_sysfs()
+        self.down_count = self._read_down_count()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
         try:
@@ -69,6 +87,12 @@ class CarrierWatcher:
         except OSError:  # EINVAL while the interface is down
             return False
 
+    def _read_down_count(self) -> int | None:
+        try:
+            return int((Path("/sys/class/net") / self.interface / "carrier_down_count").read_text())
+        except (OSError, ValueError):
+            return None
+
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         loop.add_reader(self.sock.fileno(), self._readable)
@@ -82,9 +106,21 @@ class CarrierWatcher:
             logger.warning("link events on %s: %s; re-reading the carrier", self.interface, error)
             self._update(self._read_sysfs())
             return
-        for kind, index, flags in link_messages(data):
+        for kind, index, flags, down_count in link_messages(data):
             if index == self.index:
-                self._update(kind == RTM_NEWLINK and has_carrier(flags))
+                up = kind == RTM_NEWLINK and has_carrier(flags)
+                missed_drop = self._count_drops(down_count) and up and self.state
+                if missed_drop:  # down and up again between two looks of the kernel's link watcher
+                    self._update(False)
+                self._update(up)
+
+    def _count_drops(self, down_count: int | None) -> bool:
+        """True if the carrier went down since the last message (its down count grew)."""
+        if down_count is None:
+            return False
+        grew = self.down_count is not None and down_count > self.down_count
+        self.down_count = down_count
+        return grew
 
     def _update(self, state: bool) -> None:
         if state != self.state:

@@ -368,6 +368,14 @@ class Netlink:
         self._remember(("rule", *sorted(spec.items())), ("rule", "del", spec))
         return True
 
+    def add_blackhole_rule(self, interface: str, priority: int) -> None:
+        """``iif <interface> blackhole``: what arrives on ``interface`` and no earlier rule (or the local
+        table) took is dropped, for ingress filtering; undo deletes it."""
+        spec = {"iifname": interface, "priority": priority, "action": "FR_ACT_BLACKHOLE"}
+        spec["family"] = socket.AF_INET
+        self._add(f"add blackhole rule iif {interface}", False, self._ipr.rule, "add", **spec)
+        self._remember(("rule", *sorted(spec.items())), ("rule", "del", spec))
+
     def remove_rule(
         self, source: Network, table: int, priority: int, *, interface: str | None = None
     ) -> None:

@@ -6,7 +6,7 @@ ipip/sit/gre) are recorded in meta.json and said once, never faked.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
 import shutil
 import subprocess
@@ -14,6 +14,10 @@ import sys
 from typing import Any
 
 PROVISION_HINT = "run `sudo ./testbed handover` once: it installs what is missing"
+
+
+PYTHON_MODULES = ("mininet", "pyroute2", "matplotlib", "numpy", "dpkt")
+"""What the scenario, the agents and the reports import (Debian packages from tools/provision.sh)."""
 
 
 class PreflightError(RuntimeError):
@@ -24,13 +28,23 @@ def check_environment(pcap: bool = True) -> dict[str, Any]:
     """Raise :class:`PreflightError` unless the scenario can run; return the kernel features seen."""
     if os.geteuid() != 0:
         raise PreflightError("needs root for network namespaces (run: sudo python -m scenarios.handover)")
-    if importlib.util.find_spec("mininet") is None:
-        raise PreflightError(f"Mininet is not importable from {sys.executable}; {PROVISION_HINT}")
+    missing_modules = [name for name in PYTHON_MODULES if not importable(name)]
+    if missing_modules:
+        names = ", ".join(missing_modules)
+        raise PreflightError(f"{names} not importable from {sys.executable}; {PROVISION_HINT}")
     tools = ["ip", "mnexec", "brctl", "tc"] + (["tcpdump"] if pcap else [])
     missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
         raise PreflightError(f"missing {', '.join(missing)}; {PROVISION_HINT}")
     return kernel_features()
+
+
+def importable(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
 
 
 def kernel_features() -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from agents.runtime.mipctl import send_request
 from agents.runtime.trace import TraceWriter, monotonic_now
-from scenarios.harness.links import LinkMover
+from scenarios.harness.links import LinkMover, MoveError
 from scenarios.harness.probes import Flow, ProbeSet, Timeline
 from scenarios.harness.runfolder import RunFolder
 from scenarios.harness.signals import Interrupted, raise_interrupted
@@ -221,6 +221,11 @@ class Testbed:
     def move(self, mobile_node: str, to: str, *, carrier_events: bool | None = None) -> int:
         """Re-attach ``mobile_node``'s link to the access network ``to``; returns the handover number."""
         link = self.links[mobile_node]
+        if to not in link.attachments:
+            known = ", ".join(link.attachments)
+            raise MoveError(f"{mobile_node} cannot move to {to!r}: attachments are {known}")
+        if to == self.attachment[mobile_node]:
+            raise MoveError(f"{mobile_node} is on {to} already")
         events = link.carrier_events if carrier_events is None else carrier_events
         self.handovers += 1
         number, source = self.handovers, self.attachment[mobile_node]

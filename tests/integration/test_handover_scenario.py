@@ -300,6 +300,8 @@ def test_after_a_carrier_drop_the_solicitation_is_answered_at_once(link_run: Sce
     that solicitation (unicast to the MN), so the MN does not wait for the next periodic advertisement."""
     handovers = link_run.json("metrics.json")["handovers"]
     for row in handovers:
+        assert row["movement_reason"] == "link", row  # the carrier drop was seen (RFC 5944 §2.4.2)
+        assert row["agent_discovered_ms"] is not None and row["solicitation_sent_ms"] is not None, row
         waited = row["agent_discovered_ms"] - row["solicitation_sent_ms"]
         assert 0 <= waited < 250, row  # the periodic advertisement would come 0-1000 ms later
     for fa in ("fa1", "fa2"):

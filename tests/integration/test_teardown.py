@@ -265,3 +265,15 @@ def test_ctrl_c_in_the_middle_of_a_run_leaves_nothing(tmp_path: Path, private_tm
     assert "Traceback" not in finished.stderr, finished.explain()
     assert (run_folder / "meta.json").exists()  # the partial run stays for a look
     assert_nothing_left(before, ours, process_tag(finished.pid))
+
+
+def test_a_python_dependency_that_does_not_import_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """Missing (or broken) matplotlib: said before anything is built, not as a traceback after the run."""
+    fake = tmp_path / "modules" / "matplotlib"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text('raise ImportError("broken on purpose")\n')
+    env = os.environ | {"PYTHONPATH": str(tmp_path / "modules")}
+    finished = run_scenario(["--out", str(tmp_path / "run")], timeout=60, env=env)
+    assert finished.returncode == 2, finished.explain()
+    assert "matplotlib not importable" in finished.stderr and "Traceback" not in finished.stderr
+    assert not (tmp_path / "run").exists()

@@ -164,6 +164,29 @@ def test_encapsulating_delivery_style_rfc3024_5_2(bed: AgentBed) -> None:
         mn.run(f"ip addr del {HOA2}/32 dev mn-eth")
 
 
+def test_a_home_address_that_is_not_a_visitor_is_not_forwarded_natively(bed: AgentBed) -> None:
+    """Ingress filtering on the access link: packets from outside the visited network are routed only for
+    registered visitors (into their reverse tunnel, RFC 3024 §5.1); an unregistered home address, e.g. a
+    mobile node whose registration is still under way, gets nothing through the FA natively."""
+    mn = bed["mn"]
+    stranger = "192.0.2.31"
+    mn.run(f"ip addr add {stranger}/32 dev mn-eth")
+    try:
+        with mn.entered():
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with sock, capture(bed["fa1"], "fa1-net") as network, capture(bed["cn"], "cn0") as arrived:
+            sock.bind((stranger, 0))
+            for _ in range(5):
+                sock.sendto(b"not a visitor", (CN4, 9))
+            assert ping(mn, CN4, source=HOA)  # the visitor itself still gets through its reverse tunnel
+            time.sleep(0.2)
+        assert not [p for p in network + arrived if b"not a visitor" in p]
+        rules = bed["fa1"].run("ip rule show")
+        assert "from 10.0.1.0/24 iif fa1-acc lookup main" in rules and "iif fa1-acc blackhole" in rules
+    finally:
+        mn.run(f"ip addr del {stranger}/32 dev mn-eth")
+
+
 def test_move_to_a_second_foreign_agent_restores_both_families(bed: AgentBed) -> None:
     """RFC 5944 §2.4.2: link B carries FA2's advertisements; the MN registers through FA2 and the HA's
     binding moves to FA2's care-of address; traffic flows again both ways for IPv4 and IPv6."""

@@ -393,6 +393,7 @@ def standard_traces(builder: RunFolderBuilder) -> None:
 
     # handover 3: fa2 → home, link detection, deregistration straight with the HA (no FA relay)
     t = _move(b, 2, (0.3, 1.1), 50.0)
+    b.event("mn1", _at(t, 1.2), "movement_detected", reason="link", from_agent=None, to_agent=None)
     b.event(
         "mn1",
         _at(t, 1.4),

@@ -31,7 +31,7 @@ def test_passing_run_exits_0_and_prints_table_and_verdict(tmp_path: Path) -> Non
     lines = done.stdout.splitlines()
     assert lines[0].startswith("#  from→to")
     assert any(line.split()[:3] == ["1", "home→fa1", "link"] for line in lines)
-    assert "PASS: 10 of 10 expectations met" in lines
+    assert "PASS: 11 of 11 expectations met" in lines
     for name in ("metrics.json", "handovers.csv", "report.md", "plots/timeline.png", "plots/cdf.png"):
         assert (root / name).is_file(), name
 
@@ -45,7 +45,7 @@ def test_failing_run_exits_1(tmp_path: Path) -> None:
     assert "✘ v6-down restored after every move" in done.stdout
     quiet = _cli(root, "-q")
     assert quiet.returncode == 1
-    assert quiet.stdout == "FAIL: 1 of 10 expectations failed (v6-down restored after every move)\n"
+    assert quiet.stdout == "FAIL: 1 of 11 expectations failed (v6-down restored after every move)\n"
 
 
 def test_json_output_is_the_metrics(tmp_path: Path) -> None:

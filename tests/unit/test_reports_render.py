@@ -72,7 +72,7 @@ def test_report_md(rendered: tuple[Path, RunResult]) -> None:
     root, _ = rendered
     text = (root / "report.md").read_text(encoding="utf-8")
     assert text.startswith("# handover run: ")
-    assert "**PASS: 10 of 10 expectations met**" in text
+    assert "**PASS: 11 of 11 expectations met**" in text
     assert "| 1 | home→fa1 | link | 12.5 | 11 | 22 | 21 | 32 | 31 | 42 | 41 | 1.8 |" in text
     assert "- ✔ **v6-up restored after every move**" in text
     for name in PLOTS:

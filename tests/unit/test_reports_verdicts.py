@@ -140,4 +140,4 @@ def test_summary_table_lines(tmp_path: Path) -> None:
     assert len({len(line) for line in lines[:2]}) == 1  # fixed width
     text = verdict_lines(result)
     assert "✘ v6-up restored after every move: never restored after handover 3 (fa2→home)" in text
-    assert text.splitlines()[-1] == "FAIL: 1 of 10 expectations failed (v6-up restored after every move)"
+    assert text.splitlines()[-1] == "FAIL: 1 of 11 expectations failed (v6-up restored after every move)"

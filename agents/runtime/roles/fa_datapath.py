@@ -30,6 +30,7 @@ from agents.runtime.netlink import Netlink
 
 logger = logging.getLogger(__name__)
 MAX_PACKET = 65535
+MAIN_TABLE = 254
 FrameSender = Callable[[bytes, bytes], None]
 
 
@@ -63,7 +64,8 @@ class ForeignAgentDatapath:
         self.access_interface = access_interface
         self.table, self.rule_priority = table, rule_priority
         self.visitors: dict[IPv4Address, VisitorRoute] = {}
-        self.rules: set[IPv4Address] = set()
+        self.rules: dict[IPv4Address, int] = {}
+        """Home address → the table its visitor rule sends it to (ours: reverse tunnel; main: plain)."""
         self.counters = {
             "decapsulated": 0,
             "delivered": 0,
@@ -105,16 +107,18 @@ class ForeignAgentDatapath:
         loop.add_reader(self.tun.fd, self._tun_readable)
 
     def set_visitor(self, route: VisitorRoute) -> None:
-        """Add or replace a visitor's delivery state (VisitorAdded / VisitorUpdated)."""
+        """Add or replace a visitor's delivery state (VisitorAdded / VisitorUpdated): its packets go to the
+        reverse tunnel (T granted, RFC 3024 §5.1) or are routed as usual (see filter_foreign_sources)."""
         self.visitors[route.home_address] = route
-        source = IPv4Network(f"{route.home_address}/32")
-        if route.reverse_tunnel and route.home_address not in self.rules:
+        table = self.table if route.reverse_tunnel else MAIN_TABLE
+        if self.rules.get(route.home_address) != table:
+            if route.home_address in self.rules:
+                self._remove_rule(route.home_address)
+            source = IPv4Network(f"{route.home_address}/32")
             self.netlink.add_rule(
-                source, self.table, self.rule_priority, interface=self.access_interface, exist_ok=True
+                source, table, self.rule_priority, interface=self.access_interface, exist_ok=True
             )
-            self.rules.add(route.home_address)
-        elif not route.reverse_tunnel and route.home_address in self.rules:
-            self._remove_rule(route.home_address)
+            self.rules[route.home_address] = table
 
     def remove_visitor(self, home_address: IPv4Address) -> None:
         """Forget a visitor (VisitorRemoved): no more delivery, no more reverse tunnelling."""
@@ -123,9 +127,17 @@ class ForeignAgentDatapath:
             self._remove_rule(home_address)
 
     def _remove_rule(self, home_address: IPv4Address) -> None:
-        self.rules.discard(home_address)
+        table = self.rules.pop(home_address)
         source = IPv4Network(f"{home_address}/32")
-        self.netlink.remove_rule(source, self.table, self.rule_priority, interface=self.access_interface)
+        self.netlink.remove_rule(source, table, self.rule_priority, interface=self.access_interface)
+
+    def filter_foreign_sources(self, access_network: IPv4Network) -> None:
+        """Ingress filtering on the access link: a packet from outside ``access_network`` is routed only for
+        a registered visitor (whose rule comes first); before its registration completes, a mobile node's
+        home-address packets are dropped here instead of leaking natively past the reverse tunnel."""
+        access = self.access_interface
+        self.netlink.add_rule(access_network, MAIN_TABLE, self.rule_priority + 1, interface=access)
+        self.netlink.add_blackhole_rule(access, self.rule_priority + 2)
 
     def _tunnel_readable(self, sock: socket.socket) -> None:
         for _ in range(64):

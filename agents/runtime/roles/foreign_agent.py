@@ -15,7 +15,7 @@ import socket
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,15 @@ def access_address(runtime: ForeignAgentRuntime) -> IPv4Address:
         if isinstance(address, IPv4Interface):
             return address.ip
     raise ValueError(f"runtime.access_interface {runtime.access_interface} has no IPv4 address")
+
+
+def access_network(interface: str, address: IPv4Address) -> IPv4Network | None:
+    """The network of ``address`` on the access interface (None if it is not configured there)."""
+    with Netlink() as netlink:
+        for item in netlink.addresses(interface):
+            if isinstance(item, IPv4Interface) and item.ip == address:
+                return item.network
+    return None
 
 
 class RelaySocket(MobileIpSocket):
@@ -153,9 +162,13 @@ class ForeignAgentDriver:
         self.flush()
 
     def flush(self) -> None:
-        """Send queued datagrams and advertisements, apply and trace events, re-arm the timer."""
+        """Apply and trace events, then send queued datagrams and advertisements, re-arm the timer: a
+        visitor's delivery and reverse-tunnel state is in place before its relayed reply (RFC 3024 §5)."""
         now = self.now()
-        for item in self.machine.datagrams_to_send(now):
+        datagrams = self.machine.datagrams_to_send(now)
+        while (event := self.machine.next_event()) is not None:  # first: a visitor's state before its reply
+            self._trace_and_apply(event)
+        for item in datagrams:
             if item.link_address is not None:
                 self.link.send_udp(item.payload, item.destination, item.port, item.link_address, item.source)
             else:
@@ -165,8 +178,6 @@ class ForeignAgentDriver:
                 self.link.send_icmp_to(advert.payload, advert.destination, advert.link_address, advert.ttl)
             else:
                 self.link.send_icmp(advert.payload, advert.destination)
-        while (event := self.machine.next_event()) is not None:
-            self._trace_and_apply(event)
         self.timer.rearm()
 
     def _trace_and_apply(self, event: Any) -> None:
@@ -232,6 +243,11 @@ class ForeignAgentRunner:
             table=runtime.table, rule_priority=runtime.rule_priority,
         )  # fmt: skip
         context.on_shutdown(datapath.close, name="close the FA datapath")
+        network = access_network(runtime.access_interface, link.address)
+        if network is not None:
+            datapath.filter_foreign_sources(network)
+        else:
+            logger.warning("no network known for %s: foreign sources are not filtered", link.address)
         datapath.start(context.loop)
         driver = ForeignAgentDriver(machine, sock, link, context)
         driver.on_event = ForeignAgentEvents(datapath).apply
