@@ -6,7 +6,6 @@ Topology and configs: :mod:`tests.netns.fa_testbed` (the MN starts on FA1's link
 from __future__ import annotations
 
 import socket
-import struct
 import time
 from collections.abc import Iterator
 from ipaddress import IPv4Address
@@ -17,8 +16,8 @@ from agents.mip.auth import SecurityAssociation
 from agents.mip.codes import RegistrationFlag, ReplyCode
 from agents.mip.extensions import EncapsulatingDeliveryStyle
 from agents.mip.identification import timestamp_identification
-from agents.mip.ip import internet_checksum
 from agents.mip.registration import RegistrationReply, RegistrationRequest, build_request
+from agents.runtime.roles.fa_access import ipv4_packet, udp_datagram
 from tests.netns.agents_testbed import AgentBed
 from tests.netns.conftest import NamespaceFactory, capture, ping, wait_until
 from tests.netns.fa_testbed import (
@@ -206,10 +205,5 @@ def test_sigterm_leaves_nothing_behind(bed: AgentBed) -> None:
 
 def udp_packet(source: str, destination: str, payload: bytes) -> bytes:
     """An IPv4/UDP packet (the inner packet a visitor tunnels to its FA)."""
-    udp = struct.pack("!HHHH", 40000, 9, 8 + len(payload), 0) + payload
-    header = struct.pack(
-        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 7, 0, 64, socket.IPPROTO_UDP, 0,
-        socket.inet_aton(source), socket.inet_aton(destination),
-    )  # fmt: skip
-    header = header[:10] + struct.pack("!H", internet_checksum(header)) + header[12:]
-    return header + udp
+    datagram = udp_datagram(40000, 9, payload)
+    return ipv4_packet(IPv4Address(source), IPv4Address(destination), socket.IPPROTO_UDP, datagram, 64)

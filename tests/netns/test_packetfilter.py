@@ -8,12 +8,13 @@ import socket
 import struct
 import subprocess
 import time
+from ipaddress import IPv4Address
 
 import pytest
 
-from agents.mip.ip import internet_checksum
 from agents.runtime.netlink import run_in_throwaway_netns
 from agents.runtime.packetfilter import attach, ipv4_icmp_type_or_udp_port_program, ipv4_icmp_type_program
+from agents.runtime.roles.fa_access import ipv4_packet, udp_datagram
 
 pytestmark = pytest.mark.root
 SOURCE_MAC = bytes.fromhex("02aabbccddee")
@@ -21,25 +22,12 @@ SOURCE_MAC = bytes.fromhex("02aabbccddee")
 
 def frame(protocol: int, payload: bytes) -> bytes:
     """An Ethernet frame with an IPv4 header (10.9.0.1 → 224.0.0.1) around ``payload``."""
-    header = struct.pack(
-        "!BBHHHBBH4s4s",
-        0x45,
-        0,
-        20 + len(payload),
-        1,
-        0,
-        1,
-        protocol,
-        0,
-        socket.inet_aton("10.9.0.1"),
-        socket.inet_aton("224.0.0.1"),
-    )
-    header = header[:10] + struct.pack("!H", internet_checksum(header)) + header[12:]
-    return bytes.fromhex("01005e000001") + SOURCE_MAC + b"\x08\x00" + header + payload
+    packet = ipv4_packet(IPv4Address("10.9.0.1"), IPv4Address("224.0.0.1"), protocol, payload, 1)
+    return bytes.fromhex("01005e000001") + SOURCE_MAC + b"\x08\x00" + packet
 
 
 def udp(port: int) -> bytes:
-    return struct.pack("!HHHH", 40000, port, 16, 0) + bytes(8)
+    return udp_datagram(40000, port, bytes(8))
 
 
 SENT = [

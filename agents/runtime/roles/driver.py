@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from agents.mip.events import OutgoingDatagram
 from agents.runtime.frame import AgentContext
 from agents.runtime.timer import AgentTimer
+from agents.runtime.trace import TraceWriter
 from agents.runtime.udp import MobileIpSocket, Received
 
 logger = logging.getLogger(__name__)
@@ -78,16 +79,21 @@ class MachineDriver:
 
     def _apply_events(self) -> None:
         """Hand each queued event to the role's handler and write it to the trace."""
-        trace = self.context.trace
         while (event := self.machine.next_event()) is not None:
-            if trace.enabled:  # the JSON-able fields are only worth building for a trace line
-                fields = event.to_dict()
-                name = str(fields.pop("event", event.name))
-                trace.emit(name, **fields)
-            else:
-                name = str(event.name)
-            try:
-                self.on_event(event)
-            except Exception as exc:  # a failed install must not kill the agent: log, trace, go on
-                logger.error("could not apply %s: %s", name, exc)
-                trace.emit("apply_failed", what=name, error=str(exc))
+            trace_and_apply(event, self.on_event, self.context.trace)
+
+
+def trace_and_apply(event: Any, on_event: EventHandler, trace: TraceWriter) -> None:
+    """Write ``event`` to the trace, then apply it; a failed install is logged and traced, never raised
+    (one bad event must not stop the agent serving everyone else)."""
+    if trace.enabled:  # the JSON-able fields are only worth building for a trace line
+        fields = event.to_dict()
+        name = str(fields.pop("event", event.name))
+        trace.emit(name, **fields)
+    else:
+        name = str(event.name)
+    try:
+        on_event(event)
+    except Exception as exc:
+        logger.error("could not apply %s: %s", name, exc)
+        trace.emit("apply_failed", what=name, error=str(exc))

@@ -27,6 +27,7 @@ from agents.runtime.configfile import ConfigError, parse_sections, read_text
 from agents.runtime.control import Handler
 from agents.runtime.frame import AgentContext
 from agents.runtime.netlink import Netlink
+from agents.runtime.roles.driver import trace_and_apply
 from agents.runtime.roles.fa_access import AccessLink
 from agents.runtime.roles.fa_datapath import ForeignAgentDatapath, VisitorRoute
 from agents.runtime.timer import AgentTimer
@@ -167,7 +168,7 @@ class ForeignAgentDriver:
         now = self.now()
         datagrams = self.machine.datagrams_to_send(now)
         while (event := self.machine.next_event()) is not None:  # first: a visitor's state before its reply
-            self._trace_and_apply(event)
+            trace_and_apply(event, self.on_event, self.context.trace)
         for item in datagrams:
             if item.link_address is not None:
                 self.link.send_udp(item.payload, item.destination, item.port, item.link_address, item.source)
@@ -179,17 +180,6 @@ class ForeignAgentDriver:
             else:
                 self.link.send_icmp(advert.payload, advert.destination)
         self.timer.rearm()
-
-    def _trace_and_apply(self, event: Any) -> None:
-        fields = event.to_dict()
-        name = str(fields.pop("event", event.name))
-        if self.context.trace.enabled:
-            self.context.trace.emit(name, **fields)
-        try:
-            self.on_event(event)
-        except Exception as exc:  # a failed install must not kill the agent
-            logger.error("could not apply %s: %s", name, exc)
-            self.context.trace.emit("apply_failed", what=name, error=str(exc))
 
 
 class ForeignAgentEvents:
