@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from reports.deregistration import is_deregistration_run, render_deregistration
+from reports.deregistration import verdict_lines as deregistration_verdicts
 from reports.errors import RunFolderError
 from reports.render import metrics_json, render
 from reports.table import overall_line, summary_table, verdict_lines
@@ -31,7 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        result = render(args.run_dir)
+        deregistration = is_deregistration_run(args.run_dir)
+        result = render_deregistration(args.run_dir) if deregistration else render(args.run_dir)
     except RunFolderError as exc:
         print(f"reports: {exc}", file=sys.stderr)
         return 2
@@ -42,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(metrics_json(result))
     elif args.quiet:
         print(overall_line(result))
+    elif deregistration:
+        print(deregistration_verdicts(result))
     else:
         print(summary_table(result))
         print()

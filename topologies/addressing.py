@@ -21,6 +21,11 @@ HA4, HA6 = IPv4Interface("192.0.2.1/24"), IPv6Interface("2001:db8:0:1::1/64")
 
 NAT_ROUTER4, NAT_PUBLIC4 = IPv4Interface("203.0.113.65/26"), IPv4Interface("203.0.113.66/26")
 NAT_PRIVATE4 = IPv4Interface("192.168.1.1/24")
+COLOCATED_NETWORK4 = IPv4Network("203.0.113.128/26")
+"""A visited network without a foreign agent, where mobile nodes use a co-located care-of address."""
+COLOCATED_ROUTER4 = IPv4Interface("203.0.113.129/26")
+MAX_PREFIXES = 10
+"""IPv6 prefixes per mobile node: 2001:db8:(10·i + k)::/48 for k < 10 never meet the next node's."""
 
 
 def _check_index(kind: str, index: int, limit: int) -> None:
@@ -80,12 +85,20 @@ class ForeignAgentPlan:
 @dataclass(frozen=True)
 class MobileNodePlan:
     """Mobile node i: HoA 192.0.2.(10·i), prefix 2001:db8:(10·i)::/48 and, in it, the address whose
-    interface identifier is ``::a.b.c.d`` of the HoA; SPI 256 + i - 1 and its own 16-byte key."""
+    interface identifier is ``::a.b.c.d`` of the HoA; SPI 256 + i - 1 and its own 16-byte key.
+
+    With ``prefix_count`` k > 1 it also owns 2001:db8:(10·i + 1)::/48 ... 2001:db8:(10·i + k - 1)::/48 (an
+    address in each, same identifier). ``colocated``: it lives on the co-located visited network (no foreign
+    agent) at 203.0.113.(129 + i) and registers that address as its care-of address (RFC 5944 §3.6)."""
 
     index: int
+    prefix_count: int = 1
+    colocated: bool = False
 
     def __post_init__(self) -> None:
         _check_index("mobile node", self.index, MAX_MOBILE_NODES)
+        if not 1 <= self.prefix_count <= MAX_PREFIXES:
+            raise ValueError(f"prefix_count {self.prefix_count} must be 1..{MAX_PREFIXES}")
 
     @property
     def name(self) -> str:
@@ -102,6 +115,23 @@ class MobileNodePlan:
     @property
     def address6(self) -> IPv6Address:
         return self.prefix.network_address + int(self.home_address)
+
+    @property
+    def prefixes(self) -> list[IPv6Network]:
+        """Every prefix the node owns, :attr:`prefix` first."""
+        return [IPv6Network(f"2001:db8:{10 * self.index + k}::/48") for k in range(self.prefix_count)]
+
+    @property
+    def addresses6(self) -> list[IPv6Address]:
+        """The node's address in each of :attr:`prefixes`, in the same order."""
+        return [prefix.network_address + int(self.home_address) for prefix in self.prefixes]
+
+    @property
+    def care_of4(self) -> IPv4Interface | None:
+        """The co-located care-of address on the co-located visited network (None: it uses FAs)."""
+        if not self.colocated:
+            return None
+        return IPv4Interface(f"{COLOCATED_ROUTER4.ip + self.index}/{COLOCATED_NETWORK4.prefixlen}")
 
     @property
     def spi(self) -> int:

@@ -48,8 +48,10 @@ def home_agent_config(
     detection: str = "link",
     datapath: str = "userspace",
     name: str = "ha",
+    max_lifetime: int = AGENT_MAX_LIFETIME,
 ) -> dict[str, object]:
-    """The HA on the home link, advertising with the H bit (RFC 5944 §2.1, §2.4.3)."""
+    """The HA on the home link, advertising with the H bit (RFC 5944 §2.1, §2.4.3); it grants at most
+    ``max_lifetime`` seconds (a longer request is shortened in the reply, RFC 5944 §3.8.3.1)."""
     advertisement: dict[str, object] = {"advertise_home": True, "max_interval": adv_interval}
     _detection(detection)
     advertisement |= {"router_addresses": [str(HA4)], "prefix_lengths": True}
@@ -58,7 +60,7 @@ def home_agent_config(
             "home_address": str(mn.home_address),
             "spi": mn.spi,
             "key": mn.key,
-            "allowed_prefixes": [str(mn.prefix)],
+            "allowed_prefixes": [str(prefix) for prefix in mn.prefixes],
         }
         for mn in mobile_nodes
     ]
@@ -66,7 +68,7 @@ def home_agent_config(
         "home_agent": {
             "address": str(HA4.ip),
             "home_network": str(HOME_NETWORK4),
-            "max_lifetime": AGENT_MAX_LIFETIME,
+            "max_lifetime": max_lifetime,
             "reverse_tunnel_supported": True,
             "mobile_nodes": accounts,
         },
@@ -114,17 +116,19 @@ def mobile_node_config(
     interface: str,
     detection: str = "link",
     datapath: str = "userspace",
+    lifetime: int = MOBILE_NODE_LIFETIME,
 ) -> dict[str, object]:
     """A dual-stack MN registering through foreign agents (RFC 5944 §3.6.1.1, RFC 5454 §3.3.2). At home it
-    is a plain host of the home LAN (/24, r0 as IPv4 and IPv6 router, native IPv6; RFC 5944 §4.6)."""
+    is a plain host of the home LAN (/24, r0 as IPv4 and IPv6 router, native IPv6; RFC 5944 §4.6).
+    A ``plan.colocated`` node registers its own address instead (co-located care-of address, §3.6)."""
     mobile_node: dict[str, object] = {
         "home_address": str(plan.home_address),
         "home_agent": str(HA4.ip),
         "spi": plan.spi,
         "key": plan.key,
-        "lifetime": MOBILE_NODE_LIFETIME,
-        "prefixes": [str(plan.prefix)],
-        "care_of_mode": "foreign-agent",
+        "lifetime": lifetime,
+        "prefixes": [str(prefix) for prefix in plan.prefixes],
+        "care_of_mode": "co-located" if plan.colocated else "foreign-agent",
     }
     if _detection(detection) == "advert":
         mobile_node["movement_detection"] = "both"  # algorithms 1 and 2 (RFC 5944 §2.4.2.1, §2.4.2.2)

@@ -14,6 +14,10 @@
 
    mn1 has one interface; a move re-attaches its switch-side port dshome-mn1 (root namespace) from one
    bridge to another: dshome ("home"), dsa1 ("fa1"), dsa2 ("fa2"), dspriv ("nat").
+
+   With colocated_nodes > 0: r0-col 203.0.113.129/26 on bridge dscol, a visited network without a foreign
+   agent; each co-located mobile node sits there for the whole run (203.0.113.(129 + i)/26, default route
+   via r0) and registers that address as its care-of address.
 ```
 
 Bridges and switch-side ports are the only names in the root namespace, so they carry the topology's
@@ -33,7 +37,8 @@ Address plan (documentation ranges, RFC 5737 / RFC 3849, and private ones, RFC 1
 | NAT link r0–nat1     | 203.0.113.64/26: r0 .65, nat1 .66         | none                                 |
 | private LAN (dspriv) | 192.168.1.0/24: nat1 .1                   | none                                 |
 
-Mobile node i (1..25): HoA 192.0.2.(10·i), IPv6 prefix 2001:db8:(10·i)::/48 (r0 routes it via the HA,
+Mobile node i (1..25): HoA 192.0.2.(10·i), IPv6 prefix 2001:db8:(10·i)::/48 (with ``prefixes_per_node`` k,
+also 2001:db8:(10·i + 1)::/48 ... 2001:db8:(10·i + k - 1)::/48; r0 routes each via the HA,
 2001:db8:0:1::1), address ``prefix + ::a.b.c.d`` of the HoA (mn1: 2001:db8:10::c000:20a), SPI 256+i-1, its
 own key. Foreign agents k = 1..16; odd k are IPv4-only visited networks with IPv6 disabled, even k dual-stack.
 """
@@ -48,8 +53,10 @@ from mininet.topo import Topo
 
 from topologies import addressing as plan
 from topologies.agent_configs import (
+    AGENT_MAX_LIFETIME,
     DATAPATHS,
     DETECTIONS,
+    MOBILE_NODE_LIFETIME,
     foreign_agent_config,
     home_agent_config,
     mobile_node_config,
@@ -60,7 +67,7 @@ from topologies.spec import InterfaceSpec, MobileLink, NodeSpec, Route
 FORWARDING = {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1"}
 NO_DAD = {"net.ipv6.conf.all.accept_dad": "0", "net.ipv6.conf.default.accept_dad": "0"}
 NO_IPV6 = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
-HOME_SWITCH, PRIVATE_SWITCH = "dshome", "dspriv"
+HOME_SWITCH, PRIVATE_SWITCH, COLOCATED_SWITCH = "dshome", "dspriv", "dscol"
 """The untagged bridge names (``tag=""``); see :func:`home_switch` and :func:`private_switch`."""
 TAG = re.compile(r"[a-z0-9]{0,3}")
 """What a topology tag may be: it goes into every root-namespace name (15 characters at most)."""
@@ -91,6 +98,11 @@ def private_switch(tag: str = "") -> str:
     return f"ds{check_tag(tag)}priv"
 
 
+def colocated_switch(tag: str = "") -> str:
+    """The co-located visited network's bridge (``dscol``, or ``ds<tag>col``)."""
+    return f"ds{check_tag(tag)}col"
+
+
 def access_switch(index: int, tag: str = "") -> str:
     """The bridge of visited network ``index`` (``dsa1``, ``dsa2``, ..., or ``ds<tag>a1``, ...)."""
     return f"ds{check_tag(tag)}a{index}"
@@ -113,9 +125,23 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         detection: str = "link",
         datapath: str = "userspace",
         tag: str = "",
+        prefixes_per_node: int = 1,
+        colocated_nodes: int = 0,
+        ha_max_lifetime: int = AGENT_MAX_LIFETIME,
+        mn_lifetime: int = MOBILE_NODE_LIFETIME,
         **params: Any,
     ) -> None:
         self.tag = check_tag(tag)
+        if not 0 <= colocated_nodes <= plan.MAX_MOBILE_NODES - mobile_nodes:
+            room = plan.MAX_MOBILE_NODES - mobile_nodes
+            raise ValueError(f"colocated_nodes {colocated_nodes} must be 0..{room}")
+        if not 1 <= prefixes_per_node <= plan.MAX_PREFIXES:
+            raise ValueError(f"prefixes_per_node {prefixes_per_node} must be 1..{plan.MAX_PREFIXES}")
+        for name, value in (("ha_max_lifetime", ha_max_lifetime), ("mn_lifetime", mn_lifetime)):
+            if not 1 <= value <= 0xFFFF:
+                raise ValueError(f"{name} {value} must be 1..65535 seconds")
+        self.prefixes_per_node, self.colocated_nodes = prefixes_per_node, colocated_nodes
+        self.ha_max_lifetime, self.mn_lifetime = ha_max_lifetime, mn_lifetime
         if not 0 <= foreign_agents <= plan.MAX_FOREIGN_AGENTS:
             raise ValueError(f"foreign_agents {foreign_agents} must be 0..{plan.MAX_FOREIGN_AGENTS}")
         if not 0 <= mobile_nodes <= plan.MAX_MOBILE_NODES:
@@ -144,6 +170,10 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
             self.addNat("nat1")
         for index in range(1, self.mobile_nodes + 1):
             self.addMobileNode(index)
+        if self.colocated_nodes:
+            self.addColocatedNetwork()
+        for index in range(self.mobile_nodes + 1, self.mobile_nodes + self.colocated_nodes + 1):
+            self.addColocatedMobileNode(index)
 
     # -- queries ------------------------------------------------------------------------------------------
 
@@ -261,20 +291,49 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         return name
 
     def addMobileNode(self, index: int, router: str = "r0") -> str:
-        """Mobile node ``index``: one interface, on the home LAN at first; ``router`` routes its prefix."""
-        mn = plan.MobileNodePlan(index)
+        """Mobile node ``index``: one interface, on the home LAN at first; ``router`` routes its prefixes."""
+        mn = plan.MobileNodePlan(index, prefix_count=self.prefixes_per_node)
+        port = self._mobile_node(mn, home_switch(self.tag), router)
+        self._mobile_ports[mn.name] = (f"{mn.name}-eth0", port)
+        return mn.name
+
+    def addColocatedNetwork(self, router: str = "r0") -> str:
+        """A visited network without a foreign agent (bridge ``ds<tag>col``): r0 at 203.0.113.129/26."""
+        switch = colocated_switch(self.tag)
+        self.addSwitch(switch, dpid=f"{0xD5000300:016x}")
+        self._root_interfaces.add(switch)
+        self._switch_link(router, f"{router}-col", switch)
+        self._address(router, f"{router}-col", [plan.COLOCATED_ROUTER4], [])
+        return switch
+
+    def addColocatedMobileNode(self, index: int, router: str = "r0") -> str:
+        """Mobile node ``index`` on the co-located network for the whole run, registering its own address
+        there as a co-located care-of address (RFC 5944 §3.6); it is never moved."""
+        mn = plan.MobileNodePlan(index, prefix_count=self.prefixes_per_node, colocated=True)
+        assert mn.care_of4 is not None
+        self._mobile_node(mn, colocated_switch(self.tag), router)
+        self._address(mn.name, f"{mn.name}-eth0", [mn.care_of4], [])
+        self.specs[mn.name].routes.append(Route("default", str(plan.COLOCATED_ROUTER4.ip)))
+        return mn.name
+
+    def _mobile_node(self, mn: plan.MobileNodePlan, switch: str, router: str) -> str:
+        """Node, link to ``switch``, routes of its prefixes at ``router`` and agent configs; the port."""
         name, interface = mn.name, f"{mn.name}-eth0"
         spec = self._spec(NodeSpec(name, sysctls=dict(NO_DAD), role="mn"))
         self.addHost(name, cls=AgentHost, ip=None)
-        port = self._switch_link(name, interface, home_switch(self.tag))
-        self._mobile_ports[name] = (interface, port)
+        port = self._switch_link(name, interface, switch)
         self.mobile_plans[name] = mn
-        self.specs[router].routes.append(Route(str(mn.prefix), str(plan.HA6.ip), family=6))
+        for prefix in mn.prefixes:
+            self.specs[router].routes.append(Route(str(prefix), str(plan.HA6.ip), family=6))
         spec.agent_config = mobile_node_config(
-            mn, interface=interface, detection=self.detection, datapath=self.datapath
+            mn,
+            interface=interface,
+            detection=self.detection,
+            datapath=self.datapath,
+            lifetime=self.mn_lifetime,
         )
         self._refresh_home_agent()
-        return name
+        return port
 
     # -- internals ----------------------------------------------------------------------------------------
 
@@ -320,4 +379,5 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
             detection=self.detection,
             datapath=self.datapath,
             name=home.name,
+            max_lifetime=self.ha_max_lifetime,
         )

@@ -33,7 +33,7 @@ from topologies.dualstack import DualStackTopo, process_tag
 pytestmark = [pytest.mark.mininet, pytest.mark.root, pytest.mark.slow]
 
 TOKEN_NAME = "DSMIP_TEARDOWN_TEST"
-OTHER_RUNS_LINK = re.compile(r"ds[a-z0-9]{3}(home|priv|a[0-9]+)(-[a-z0-9]+)?")
+OTHER_RUNS_LINK = re.compile(r"ds[a-z0-9]{3}(home|priv|col|a[0-9]+)(-[a-z0-9]+)?")
 """Root-namespace names of a tagged topology (topologies/dualstack.py); another tag's are another run's."""
 COUNTERS = re.compile(r"\[\d+:\d+\]|packets \d+ bytes \d+")
 SETTLE_SECONDS = 5.0
@@ -180,11 +180,14 @@ def scenario_env(token: str, tmpdir: Path) -> dict[str, str]:
     return os.environ | {TOKEN_NAME: token, "TMPDIR": str(tmpdir)}
 
 
-def run_and_check_teardown(args: list[str], run_folder: Path, tmpdir: Path, token: str) -> Finished:
+def run_and_check_teardown(
+    args: list[str], run_folder: Path, tmpdir: Path, token: str, scenario: str = "handover"
+) -> Finished:
     ours = Ours(run_folder, token, tmpdir)
     before = snapshot(ours)
     assert before.processes == frozenset(), before.processes
-    finished = run_scenario([*args, "--out", str(run_folder)], timeout=120, env=scenario_env(token, tmpdir))
+    env = scenario_env(token, tmpdir)
+    finished = run_scenario([*args, "--out", str(run_folder)], timeout=180, env=env, scenario=scenario)
     assert not finished.timed_out, finished.explain()
     assert_nothing_left(before, ours, process_tag(finished.pid))
     return finished

@@ -45,10 +45,12 @@ class Finished:
 
 
 class ScenarioProcess:
-    """``python -m scenarios.handover ARGS`` running; stdout is collected line by line as it comes."""
+    """``python -m scenarios.<scenario> ARGS`` running; stdout is collected line by line as it comes."""
 
-    def __init__(self, args: Sequence[str], *, env: Mapping[str, str] | None = None) -> None:
-        self.argv = [sys.executable, "-m", "scenarios.handover", *args]
+    def __init__(
+        self, args: Sequence[str], *, env: Mapping[str, str] | None = None, scenario: str = "handover"
+    ) -> None:
+        self.argv = [sys.executable, "-m", f"scenarios.{scenario}", *args]
         self.popen = subprocess.Popen(
             self.argv,
             cwd=REPO,
@@ -117,10 +119,14 @@ class ScenarioProcess:
 
 
 def run_scenario(
-    args: Sequence[str], *, timeout: float = 120, env: Mapping[str, str] | None = None
+    args: Sequence[str],
+    *,
+    timeout: float = 120,
+    env: Mapping[str, str] | None = None,
+    scenario: str = "handover",
 ) -> Finished:
     """Run the scenario to its end (see :class:`ScenarioProcess`)."""
-    return ScenarioProcess(args, env=env).finish(timeout)
+    return ScenarioProcess(args, env=env, scenario=scenario).finish(timeout)
 
 
 def tshark_fields(

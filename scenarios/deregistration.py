@@ -1,0 +1,97 @@
+"""Deregistration and binding lifetimes: what the home agent keeps, and for how long, when a mobile node
+leaves (RFC 5944 §3.6.1.2, §3.8.3, §4.6; RFC 5454 §3.8). Phases, each judged from the HA's observed state
+(binding table, proxy ARP, tunnel routes), the FA's visitor list, the home link's ARP caches and probes:
+
+1. ``omission``   a prefix left out of a re-registration is withdrawn, the other keeps flowing (RFC 5454 §3.8)
+2. ``visited-fa`` lifetime 0 through FA1: binding, tunnel routes and proxy ARP go (RFC 5944 §3.6.1.2)
+3. ``visited-colocated`` the same from a co-located care-of address (mn2)
+4. ``return-home`` CoA = HoA, lifetime 0, gratuitous ARP: the home link's caches point at the MN (§4.6)
+5. ``lifetime``   a lifetime above the HA's maximum is shortened; ≥ 3 renewals without a gap in traffic
+6. ``forged``     a deregistration with a wrong key (131) or replayed from the capture (133) changes nothing
+7. ``silent-death`` the MN is killed (SIGKILL) away from home: the binding, tunnel and proxy ARP last
+   exactly until the granted lifetime runs out (the black-hole window), and the FA's visitor entry with it
+
+    sudo python -m scenarios.deregistration [--lifetime S] [--dwell S] [--rate PPS] [--out DIR] ...
+
+Exit 0 only when every verdict held; 1 when one failed (named) or the testbed could not be set up; 2 for
+wrong use, no root or a missing tool; 130 after Ctrl-C and 143 after SIGTERM, once everything is removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from scenarios.harness.options import add_common_options, run_main, seconds
+from scenarios.harness.progress import Progress
+from scenarios.harness.runfolder import RunFolder
+
+SETTLE_TIMEOUT = 10.0
+
+
+def lifetime(text: str) -> int:
+    """The HA's maximum lifetime for this run: whole seconds, 2..600."""
+    if not text.isdigit() or not 2 <= int(text) <= 600:
+        raise argparse.ArgumentTypeError(f"{text!r}: want a whole number of seconds 2..600")
+    return int(text)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m scenarios.deregistration",
+        description="Deregister a dual-stack mobile node every way it can leave; check what the HA keeps.",
+    )
+    parser.add_argument(
+        "--lifetime",
+        type=lifetime,
+        default=4,
+        help="the HA's maximum binding lifetime in whole seconds (default 4); the MN asks for 60",
+    )
+    parser.add_argument(
+        "--dwell", type=seconds, default=1.5, help="seconds to watch each state (default 1.5)"
+    )
+    parser.add_argument(
+        "--settle-timeout",
+        type=seconds,
+        default=SETTLE_TIMEOUT,
+        help=f"seconds a registration or deregistration may take (default {SETTLE_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--no-pcap",
+        action="store_true",
+        help="capture only the HA's signalling (UDP 434, needed for the replay), not every interface",
+    )
+    add_common_options(parser, "deregistration", default_rate=200.0)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main("deregistration", parse_args(argv), argv, execute)
+
+
+def execute(
+    args: argparse.Namespace, run: RunFolder, progress: Progress, seed: int, features: dict[str, Any]
+) -> int:
+    """Run the scenario into ``run``; the exit status (a setup failure is one line, not a traceback)."""
+    from scenarios.deregistration_run import DeregistrationRun
+    from scenarios.handover_run import SETUP_ERRORS
+    from topologies.build import NamesInUseError
+
+    plan = DeregistrationRun(args, run, progress, seed, features)
+    try:
+        result = plan.execute()
+    except NamesInUseError as error:
+        print(f"deregistration: {error}", file=sys.stderr)
+        return 2
+    except SETUP_ERRORS as error:
+        print(f"deregistration: the testbed failed: {error}; run folder: {run.path}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.metrics, indent=2, default=str))
+    return 0 if result.overall_passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""What every scenario command shares: option parsers, the common options, and the ``main`` frame
+(preflight → run folder → run; exit codes 0/1/2, 130 after Ctrl-C, 143 after SIGTERM)."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from scenarios.harness.preflight import PreflightError, check_environment
+from scenarios.harness.progress import Progress
+from scenarios.harness.runfolder import RunFolder
+from scenarios.harness.signals import Interrupted, sigterm_raises
+
+Execute = Callable[[argparse.Namespace, RunFolder, Progress, int, dict[str, Any]], int]
+"""A scenario's body: (args, run folder, progress, seed, kernel features) → exit status."""
+
+
+def count(text: str) -> int:
+    value = int(text) if text.isdigit() else -1
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r}: want a whole number 1..1000")
+    return value
+
+
+def number(text: str, low: float, high: float, unit: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of {unit}") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{text}: want {low:g}..{high:g} {unit}")
+    return value
+
+
+def seconds(text: str) -> float:
+    return number(text, 0.05, 3600, "seconds")
+
+
+def rate(text: str) -> float:
+    return number(text, 1, 20000, "packets per second")
+
+
+def add_common_options(parser: argparse.ArgumentParser, scenario: str, default_rate: float) -> None:
+    """--out, --rate, --start-timeout, --datapath, --no-pcap, --seed, -v/-q, --json."""
+    parser.add_argument("--out", type=Path, help=f"run folder (default: reports/runs/{scenario}-<UTC time>)")
+    parser.add_argument(
+        "--rate", type=rate, default=default_rate, help=f"probe packets/s per flow (default {default_rate:g})"
+    )
+    parser.add_argument(
+        "--start-timeout",
+        type=seconds,
+        default=60.0,
+        help="seconds building and starting the network may take (default 60)",
+    )
+    parser.add_argument("--datapath", choices=("userspace", "auto"), default="userspace")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: time based, recorded)")
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-v", "--verbose", action="store_true", help="show every step")
+    loudness.add_argument("-q", "--quiet", action="store_true", help="print only the verdict and the folder")
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON at the end")
+
+
+def run_main(scenario: str, args: argparse.Namespace, argv: list[str] | None, execute: Execute) -> int:
+    """Check the machine, make the run folder, run ``execute``; turn Ctrl-C/SIGTERM into 130/143."""
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    progress = Progress(verbose=args.verbose, quiet=args.quiet, stream=sys.stderr if args.json else None)
+    run: RunFolder | None = None
+    try:
+        with sigterm_raises():
+            try:
+                features = check_environment(pcap=not args.no_pcap)
+            except PreflightError as error:
+                print(f"{scenario}: {error}", file=sys.stderr)
+                return 2
+            seed = args.seed if args.seed is not None else int(time.time())
+            random.seed(seed)
+            try:
+                run = RunFolder.create(scenario, args.out)
+            except OSError as error:
+                print(f"{scenario}: cannot create the run folder: {error}", file=sys.stderr)
+                return 2
+            return execute(args, run, progress, seed, features)
+    except (KeyboardInterrupt, Interrupted) as stop:
+        what = "terminated" if isinstance(stop, Interrupted) else "interrupted"
+        where = f"; partial run in {run.path}" if run is not None else ""
+        print(f"{scenario}: {what}; everything the run created was removed{where}", flush=True)
+        return 143 if isinstance(stop, Interrupted) else 130
+    finally:
+        if run is not None:
+            run.remove_sockets()  # the testbed removes it too; not when stopped before it was built
