@@ -335,7 +335,7 @@ class Judge:
         )
         if sent is None or removed is None:
             return
-        self.figures.setdefault("deregistration_ms", {})[phase] = self._removal_ms(sent["t"], hoa, prefixes)
+        self.figures.setdefault("deregistration_ms", {})[phase] = self._removal_ms(node, sent["t"], hoa)
         start = removed["t"] + MARGIN
         _, end = self.e.phase_window(phase)
         again = self.e.step("register_sent", after=sent["t"], mobile=node)
@@ -348,16 +348,20 @@ class Judge:
             f"{received} probe packets delivered, {_maybe(tunnelled)} packets tunnelled by the HA",
         )
 
-    def _removal_ms(self, sent_at: float, hoa: str, prefixes: list[str]) -> float | None:
-        """From the MN's deregistration request to the last HA event that removed its state."""
+    def _removal_ms(self, node: str, after: float, hoa: str) -> float | None:
+        """From the MN's deregistration request (its own trace) to the last HA event that removed its
+        state: binding, proxy ARP, prefixes (the HA traces each just before applying it)."""
+        request = self.e.event(node, "rrq_sent", after=after, lifetime=0)
+        if request is None:
+            return None
         names = ("binding_removed", "proxy_arp_stopped", "prefix_deregistered")
         times = [
             event["t"]
             for name in names
             for event in self.e.run.events("ha", name)
-            if event.get("home_address") == hoa and sent_at <= event["t"] <= sent_at + 5
+            if event.get("home_address") == hoa and request["t"] <= event["t"] <= request["t"] + 5
         ]
-        return round((max(times) - sent_at) * 1000, 3) if times else None
+        return round((max(times) - request["t"]) * 1000, 3) if times else None
 
     # 4. RFC 5944 §4.6 ------------------------------------------------------------------------------------
 
@@ -377,7 +381,9 @@ class Judge:
             mac is not None and mac == mn_mac,
             f"home router resolves {self.hoa} to {mac or 'nothing'} (MN is {mn_mac})",
         )
-        _start, end = self.e.phase_window("return-home")
+        start, end = self.e.phase_window("return-home")
+        removal = self._removal_ms(self.mn, start, self.hoa)
+        self.figures.setdefault("deregistration_ms", {})["return-home"] = removal
         since = (record or {}).get("t", math.nan)
         delivered = {f: received_between(self.e.flow(f), since, end) for f in ("v4-down", "v6-down")}
         tunnelled = tunnelled_to(self.e.run, {self.hoa, *self.addresses6}, since, end)

@@ -99,7 +99,7 @@ def state_timeline(run: Run, path: Path) -> None:
         axis.plot(received, np.full(received.shape, offset), "|", color="tab:green", markersize=8, alpha=0.4)
     labels = [label for label, _ in rows] + [f"delivered {name}" for name in flows]
     axis.set_yticks(range(len(labels)), labels)
-    axis.invert_yaxis()
+    axis.set_ylim(len(labels) - 0.5, -1.9)  # top rows hold the phase names
     _shade_phases(run, axis)
     axis.set_xlabel("seconds since the run started")
     axis.set_title("State at the home agent (blue, from its trace) vs probe packets delivered (green)")
@@ -114,7 +114,7 @@ def _shade_phases(run: Run, axis: Any) -> None:
     for index, (phase, start) in enumerate(starts.items()):
         end = ends.get(phase, start)
         axis.axvspan(start, end, color="grey" if index % 2 else "white", alpha=0.12)
-        axis.text((start + end) / 2, -0.9, phase, ha="center", va="bottom", fontsize=7)
+        axis.text((start + end) / 2, -0.7 - 0.6 * (index % 2), phase, ha="center", va="bottom", fontsize=8)
 
 
 def report_markdown(run: Run, result: RunResult) -> str:

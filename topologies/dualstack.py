@@ -132,14 +132,6 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         **params: Any,
     ) -> None:
         self.tag = check_tag(tag)
-        if not 0 <= colocated_nodes <= plan.MAX_MOBILE_NODES - mobile_nodes:
-            room = plan.MAX_MOBILE_NODES - mobile_nodes
-            raise ValueError(f"colocated_nodes {colocated_nodes} must be 0..{room}")
-        if not 1 <= prefixes_per_node <= plan.MAX_PREFIXES:
-            raise ValueError(f"prefixes_per_node {prefixes_per_node} must be 1..{plan.MAX_PREFIXES}")
-        for name, value in (("ha_max_lifetime", ha_max_lifetime), ("mn_lifetime", mn_lifetime)):
-            if not 1 <= value <= 0xFFFF:
-                raise ValueError(f"{name} {value} must be 1..65535 seconds")
         self.prefixes_per_node, self.colocated_nodes = prefixes_per_node, colocated_nodes
         self.ha_max_lifetime, self.mn_lifetime = ha_max_lifetime, mn_lifetime
         if not 0 <= foreign_agents <= plan.MAX_FOREIGN_AGENTS:
@@ -150,6 +142,14 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
             raise ValueError(f"detection {detection!r}: use one of {', '.join(DETECTIONS)}")
         if datapath not in DATAPATHS:
             raise ValueError(f"datapath {datapath!r}: use one of {', '.join(DATAPATHS)}")
+        if not 0 <= colocated_nodes <= plan.MAX_MOBILE_NODES - mobile_nodes:
+            room = plan.MAX_MOBILE_NODES - mobile_nodes
+            raise ValueError(f"colocated_nodes {colocated_nodes} must be 0..{room}")
+        if not 1 <= prefixes_per_node <= plan.MAX_PREFIXES:
+            raise ValueError(f"prefixes_per_node {prefixes_per_node} must be 1..{plan.MAX_PREFIXES}")
+        for name, value in (("ha_max_lifetime", ha_max_lifetime), ("mn_lifetime", mn_lifetime)):
+            if not 1 <= value <= 0xFFFF:
+                raise ValueError(f"{name} {value} must be 1..65535 seconds")
         self.foreign_agents, self.mobile_nodes, self.nat = foreign_agents, mobile_nodes, nat
         self.adv_interval, self.detection, self.datapath = adv_interval, detection, datapath
         self.specs: dict[str, NodeSpec] = {}
