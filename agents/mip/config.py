@@ -50,6 +50,18 @@ class CareOfMode(StrEnum):
     AUTO = "auto"  # co-located when link_changed() gives an address and no FA requires registration (R)
 
 
+class UdpTunnelling(StrEnum):
+    """Whether a co-located mobile node asks for RFC 3519 UDP tunnelling (NAT traversal)."""
+
+    OFF = "off"  # never send the UDP Tunnel Request extension
+    AUTO = "auto"  # ask; the home agent tunnels in UDP only when it sees a NAT (RFC 3519 §4.6)
+    FORCE = "force"  # ask with the F flag: UDP tunnelling even without a NAT (RFC 3519 §3.1.1)
+
+
+DEFAULT_KEEPALIVE = 110
+"""RFC 3519 §4.9: the keepalive interval K when the home agent's reply gives 0."""
+
+
 class MovementDetection(StrEnum):
     """Move-detection algorithms used with agent advertisements (RFC 5944 §2.4.2)."""
 
@@ -111,6 +123,8 @@ class MobileNodeAccount:
     """IPv6 prefixes this MN may register; a request inside one of them is allowed (RFC 5454 §3.7)."""
     allow_link_local: bool = True
     """Accept Prefix Length 255 (link-local) for the DHCPv6-PD bootstrap (RFC 5454 §3.7.1)."""
+    nat_traversal: bool = True
+    """Allow RFC 3519 UDP tunnelling for this MN; False: a request that needs it gets 129 (§4.6)."""
 
     def __post_init__(self) -> None:
         owner = f"mobile node {self.home_address}"
@@ -148,6 +162,10 @@ class HomeAgentConfig:
     replay_protection: ReplayProtection = ReplayProtection.TIMESTAMP
     timestamp_tolerance: float = 7.0
     port: int = MOBILE_IP_PORT
+    udp_tunnelling: bool = True
+    """Answer UDP Tunnel Requests (RFC 3519); False: the extension (skippable) is ignored."""
+    keepalive_interval: int = DEFAULT_KEEPALIVE
+    """K in the UDP Tunnel Reply (RFC 3519 §3.2, §4.9); 0 lets each MN use its own default."""
 
     def __post_init__(self) -> None:
         owner = "home agent"
@@ -167,6 +185,7 @@ class HomeAgentConfig:
             f"{owner}: timestamp_tolerance must be at least 3 seconds (RFC 5944 §5.7: SHOULD exceed 3 s)",
         )
         _check_port(owner, "port", self.port)
+        _require(0 <= self.keepalive_interval <= 0xFFFF, f"{owner}: keepalive_interval must be 0..65535 s")
         self._check_accounts(owner)
 
     def _check_addresses(self, owner: str) -> None:
@@ -240,6 +259,13 @@ class MobileNodeConfig:
     solicitation_jitter: float = 0.25
     """Each gap is drawn from [nominal, nominal × (1 + jitter)] with the injected rng (RFC 5944 §2.4)."""
     solicitation_destination: IPv4Address = SOLICITATION_DESTINATIONS[0]
+    udp_tunnelling: UdpTunnelling = UdpTunnelling.OFF
+    """Ask for RFC 3519 UDP tunnelling with a co-located care-of address (never via an FA, §3.1)."""
+    keepalive_interval: float = DEFAULT_KEEPALIVE
+    """K when the reply's keepalive interval is 0 (RFC 3519 §4.9: 110 s). Values below 10 s are for
+    tests only: the RFC never lets an MN go below 10 s in the field."""
+    keepalive_attempts: int = 3
+    """Unanswered keepalives (one second apart after the first) before the MN re-registers (§4.9)."""
 
     def __post_init__(self) -> None:
         owner = "mobile node"
@@ -261,6 +287,13 @@ class MobileNodeConfig:
         _require(self.deregister_attempts >= 1, f"{owner}: deregister_attempts must be at least 1")
         _check_port(owner, "home_agent_port", self.home_agent_port)
         _check_port(owner, "local_port", self.local_port, allow_zero=True)
+        _require(0.1 <= self.keepalive_interval <= 0xFFFF, f"{owner}: keepalive_interval must be 0.1..65535")
+        _require(self.keepalive_attempts >= 1, f"{owner}: keepalive_attempts must be at least 1")
+        _require(
+            self.udp_tunnelling is UdpTunnelling.OFF or self.care_of_mode is not CareOfMode.FOREIGN_AGENT,
+            f"{owner}: udp_tunnelling needs a co-located care-of address (RFC 3519 §3.1); "
+            "care_of_mode is foreign-agent",
+        )
 
     @property
     def association(self) -> SecurityAssociation:

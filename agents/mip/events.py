@@ -358,6 +358,37 @@ class TunnelUp(_Event):
     encapsulation: Encapsulation
     reverse_tunnel: bool
     colocated: bool = True
+    udp_keepalive: float | None = None
+    """Set when the home agent agreed to RFC 3519 UDP tunnelling: every packet to and from the HA goes
+    in UDP (Tunnel Data, port 434) and keepalives go every this many seconds (§4.9)."""
+
+
+@dataclass(frozen=True)
+class KeepaliveDue(_Event):
+    """Send a UDP-encapsulated ICMP Echo Request from the home address to the HA (RFC 3519 §4.9)."""
+
+    name: ClassVar[str] = "keepalive_due"
+    home_agent: IPv4Address
+    home_address: IPv4Address
+    sequence: int
+    attempt: int
+
+
+@dataclass(frozen=True)
+class KeepaliveAnswered(_Event):
+    """The HA's Echo Reply to keepalive ``sequence`` arrived through the tunnel (RFC 3519 §4.10)."""
+
+    name: ClassVar[str] = "keepalive_answered"
+    sequence: int
+
+
+@dataclass(frozen=True)
+class KeepaliveLost(_Event):
+    """``missed`` keepalives in a row went unanswered: the NAT mapping is presumed lost and the mobile
+    node registers again (RFC 3519 §4.9)."""
+
+    name: ClassVar[str] = "keepalive_lost"
+    missed: int
 
 
 @dataclass(frozen=True)
@@ -428,6 +459,9 @@ Event = (
     | PrefixRejected
     | Ipv4OnlyFallback
     | TunnelUp
+    | KeepaliveDue
+    | KeepaliveAnswered
+    | KeepaliveLost
     | TunnelDown
     | Ipv6AddressAdded
     | Ipv6AddressRemoved

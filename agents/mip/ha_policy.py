@@ -14,7 +14,8 @@ from agents.mip.bindings import BindingTable, PrefixBinding, TunnelTarget
 from agents.mip.codes import ExtensionType, PrefixReplyCode, RegistrationFlag, ReplyCode
 from agents.mip.config import Encapsulation, HomeAgentConfig, MobileNodeAccount
 from agents.mip.dsmip import PrefixRequest, TunnelingMode
-from agents.mip.extensions import AuthenticationExtension, NaiExtension
+from agents.mip.extensions import AuthenticationExtension, NaiExtension, UdpTunnelReply, UdpTunnelRequest
+from agents.mip.ip import PROTO_IPIP
 from agents.mip.registration import RegistrationRequest
 
 LIMITED_BROADCAST = IPv4Address("255.255.255.255")
@@ -138,8 +139,11 @@ class PrefixDecision:
     reason: str = ""
 
 
-def ipv6_target(request: RegistrationRequest, config: HomeAgentConfig) -> TunnelTarget:
-    """Code 1 (to the CoA) only when asked for, co-located (D), honoured and not minimal (RFC 5454 §3.3.2)."""
+def ipv6_target(request: RegistrationRequest, config: HomeAgentConfig, udp: bool = False) -> TunnelTarget:
+    """Code 1 (to the CoA) only when asked for, co-located (D), honoured and not minimal (RFC 5454 §3.3.2).
+    In a UDP tunnel IPv6 always goes straight to the care-of address, Next Header 41 (RFC 5454 §3.9)."""
+    if udp:
+        return TunnelTarget.CARE_OF
     asked = bool(request.tunneling_modes) and RegistrationFlag.D in request.flags
     can_carry_ipv6 = requested_encapsulation(request.flags) is not Encapsulation.MINIMAL
     if asked and can_carry_ipv6 and config.honour_tunneling_mode:
@@ -192,11 +196,12 @@ def prefix_decisions(
     account: MobileNodeAccount,
     table: BindingTable,
     config: HomeAgentConfig,
+    udp: bool = False,
 ) -> list[PrefixDecision]:
     """One decision per distinct requested prefix; duplicates get no second reply (RFC 5454 §3.3)."""
     if not config.dsmipv4:
         return []
-    target = ipv6_target(request, config)
+    target = ipv6_target(request, config, udp)
     decisions: list[PrefixDecision] = []
     seen: set[IPv6Network] = set()
     for prefix_request in request.prefix_requests:
@@ -206,3 +211,90 @@ def prefix_decisions(
         seen.add(key)
         decisions.append(_prefix_decision(prefix_request, account, table, target))
     return decisions
+
+
+# -- NAT traversal (RFC 3519 §3, §4.6) -------------------------------------------------------------
+
+UDP_ENCAPSULATIONS = (0, PROTO_IPIP)
+"""What this HA carries in UDP: 0 (the M/G flags; we grant IP-in-IP) and IP-in-IP (RFC 3519 §3.1)."""
+DECLINED = 64
+"""UDP Tunnel Reply code: tunnelling declined, reason unspecified (RFC 3519 §3.2)."""
+
+
+@dataclass(frozen=True)
+class UdpTunnelDecision:
+    """The answer to a UDP Tunnel Request: the NAT's port to tunnel to (None: no UDP tunnel), the reply
+    extension to send, or a denial code with its reason."""
+
+    port: int | None = None
+    reply: UdpTunnelReply | None = None
+    denial: ReplyCode | None = None
+    reason: str = ""
+
+    @property
+    def tunnelled(self) -> bool:
+        return self.port is not None
+
+
+def _udp_requests(request: RegistrationRequest) -> tuple[list[UdpTunnelRequest], list[UdpTunnelRequest]]:
+    """UDP Tunnel Requests before the MN-HA authentication (the MN's) and after it (an FA's, §4.5)."""
+    auth_index = _index_of_mn_ha_auth(request)
+    mine: list[UdpTunnelRequest] = []
+    foreign: list[UdpTunnelRequest] = []
+    for index, extension in enumerate(request.extensions):
+        if isinstance(extension, UdpTunnelRequest):
+            (mine if index < auth_index else foreign).append(extension)
+    return mine, foreign
+
+
+def udp_tunnel_decision(
+    request: RegistrationRequest,
+    source: IPv4Address,
+    source_port: int,
+    account: MobileNodeAccount,
+    config: HomeAgentConfig,
+) -> UdpTunnelDecision:
+    """RFC 3519 §4.6: a NAT is the request's source address differing from its Care-of Address. With
+    a NAT (or F) the care-of becomes the request's source address and port; without either the HA
+    declines in the reply. 134 for the §4.6.1 malformations, 142 for an unsupported encapsulation,
+    129 when NAT traversal is not allowed for this MN. An HA without UDP support ignores the request."""
+    if not config.udp_tunnelling:
+        return UdpTunnelDecision()
+    mine, foreign = _udp_requests(request)
+    if foreign and RegistrationFlag.D in request.flags:
+        return _deny(ReplyCode.HA_POORLY_FORMED_REQUEST, "UDP Tunnel Request from an FA with D set (§4.6.1)")
+    if not mine:
+        return UdpTunnelDecision(reply=_declined()) if foreign else UdpTunnelDecision()
+    ask = mine[0]
+    problem = _udp_request_problem(request, mine)
+    if problem is not None:
+        return _deny(ReplyCode.HA_POORLY_FORMED_REQUEST, problem)
+    if ask.encapsulation not in UDP_ENCAPSULATIONS:
+        return _deny(ReplyCode.HA_UDP_ENCAPSULATION_UNAVAILABLE, f"encapsulation {ask.encapsulation} in UDP")
+    behind_nat = source != request.care_of_address
+    if ask.r_flag:
+        return UdpTunnelDecision(reply=_declined())  # registration via an FA advertising U: not offered
+    if not behind_nat and not ask.force:
+        return UdpTunnelDecision(reply=_declined())
+    if not account.nat_traversal:
+        return _deny(ReplyCode.HA_ADMINISTRATIVELY_PROHIBITED, "NAT traversal not allowed for this MN (§4.6)")
+    reply = UdpTunnelReply(0, force=not behind_nat, keepalive=config.keepalive_interval)
+    return UdpTunnelDecision(port=source_port, reply=reply)
+
+
+def _udp_request_problem(request: RegistrationRequest, mine: list[UdpTunnelRequest]) -> str | None:
+    if len(mine) > 1:
+        return "more than one UDP Tunnel Request"
+    if mine[0].reserved3_nonzero:
+        return "UDP Tunnel Request with Reserved3 set (RFC 3519 §3.1, §4.6.1)"
+    if RegistrationFlag.D not in request.flags:
+        return "UDP Tunnel Request without the D flag (RFC 3519 §3.1.5, §4.6.1)"
+    return None
+
+
+def _declined() -> UdpTunnelReply:
+    return UdpTunnelReply(DECLINED, force=False, keepalive=0)
+
+
+def _deny(code: ReplyCode, reason: str) -> UdpTunnelDecision:
+    return UdpTunnelDecision(denial=code, reason=reason)

@@ -42,6 +42,7 @@ from agents.mip.events import (
     RequestDenied,
     RequestReceived,
 )
+from agents.mip.extensions import UdpTunnelReply
 from agents.mip.ha_policy import PrefixDecision
 from agents.mip.registration import RegistrationReply, RegistrationRequest
 from agents.mip.states import HOME_AGENT_TRANSITIONS, NodeState, NodeTrigger, next_state
@@ -278,18 +279,25 @@ class HomeAgent:
         if denial is not None:
             self._deny(incoming, account, denial, describe(denial))
             return
-        decisions = ha_policy.prefix_decisions(request, account, self.table, self.config)
-        entry = self._care_of_entry(incoming)
+        udp = ha_policy.udp_tunnel_decision(request, incoming.source, incoming.port, account, self.config)
+        if udp.denial is not None:
+            self._deny(incoming, account, udp.denial, udp.reason)
+            return
+        decisions = ha_policy.prefix_decisions(request, account, self.table, self.config, udp.tunnelled)
+        entry = self._care_of_entry(incoming, udp)
         self._apply_registration(incoming, entry, simultaneous.keep_others, decisions)
         replies = tuple(PrefixReply.answering(item.request, item.code) for item in decisions)
-        self._send_reply(incoming, account, simultaneous.code, entry.lifetime, None, replies)
+        self._send_reply(incoming, account, simultaneous.code, entry.lifetime, None, replies, udp.reply)
 
-    def _care_of_entry(self, incoming: _Incoming) -> CareOfEntry:
+    def _care_of_entry(self, incoming: _Incoming, udp: ha_policy.UdpTunnelDecision) -> CareOfEntry:
+        """The binding's care-of: the request's Care-of Address, or behind a NAT the address and port the
+        request came from (RFC 3519 §4.6)."""
         request = incoming.request
         lifetime = ha_policy.granted_lifetime(request.lifetime, self.config)
         expires = math.inf if lifetime == INFINITE_LIFETIME else incoming.now + lifetime
+        care_of = CareOf(incoming.source, udp.port) if udp.tunnelled else CareOf(request.care_of_address)
         return CareOfEntry(
-            care_of=CareOf(request.care_of_address),
+            care_of=care_of,
             encapsulation=ha_policy.requested_encapsulation(request.flags),
             reverse_tunnel=RegistrationFlag.T in request.flags,
             colocated=RegistrationFlag.D in request.flags,
@@ -338,11 +346,22 @@ class HomeAgent:
             self._transition(home, NodeTrigger.DEREGISTERED_ALL, returned_home=True)
         else:
             removed = self.table.remove_care_of_address(home, request.care_of_address)
+            if not removed and incoming.source != request.care_of_address:
+                removed = self._remove_nat_care_of(home, incoming)
             for entry in removed:
                 self._emit(BindingRemoved(home, entry.care_of, "deregistered"))
             if removed:
                 self._after_care_of_removed(home, "deregistered")
         self._send_reply(incoming, account, ReplyCode.ACCEPTED, 0, None)
+
+    def _remove_nat_care_of(self, home: IPv4Address, incoming: _Incoming) -> list[CareOfEntry]:
+        """A deregistration from behind a NAT names the private care-of address; the binding holds the
+        NAT's address and port, which the request came from (RFC 3519 §4.6)."""
+        binding = self.table.get(home)
+        nat = CareOf(incoming.source, incoming.port)
+        if binding is None or nat not in binding.care_ofs:
+            return []
+        return self.table.remove_care_of_address(home, incoming.source)
 
     def _after_care_of_removed(self, home: IPv4Address, reason: str) -> None:
         """After one care-of went: if none is left, the prefixes go and the MN counts as home."""
@@ -386,6 +405,7 @@ class HomeAgent:
         lifetime: int,
         identification_override: int | None,
         prefix_replies: tuple[PrefixReply, ...] = (),
+        udp_reply: UdpTunnelReply | None = None,
     ) -> None:
         """Queue a signed reply to the request's source address and port (RFC 5944 §3.4, §3.8.3)."""
         ident = identification_override
@@ -393,7 +413,10 @@ class HomeAgent:
             ident = self._reply_identification(incoming, code)
         request = incoming.request
         home = request.home_address
-        reply = RegistrationReply(code, lifetime, home, self.config.address, ident, prefix_replies)
+        extensions: tuple[PrefixReply | UdpTunnelReply, ...] = prefix_replies
+        if udp_reply is not None:
+            extensions = (*prefix_replies, udp_reply)  # before the MN-HA authentication (RFC 3519 §3.2)
+        reply = RegistrationReply(code, lifetime, home, self.config.address, ident, extensions)
         payload = append_authentication(reply.encode(), ExtensionType.MOBILE_HOME_AUTH, account.association)
         self._outgoing.append(
             OutgoingDatagram(payload, incoming.source, incoming.port, self.config.address, self.config.port)

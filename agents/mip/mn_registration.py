@@ -27,6 +27,9 @@ from agents.mip.events import (
     Deregistered,
     DiscoveryEvent,
     Event,
+    KeepaliveAnswered,
+    KeepaliveDue,
+    KeepaliveLost,
     MalformedDatagram,
     OutgoingDatagram,
     RegistrationAccepted,
@@ -36,6 +39,7 @@ from agents.mip.events import (
     TunnelDown,
     TunnelUp,
 )
+from agents.mip.mn_keepalive import Keepalives, KeepaliveStep
 from agents.mip.mn_requests import (
     ForeignAgentRoute,
     IdentificationSource,
@@ -74,6 +78,9 @@ class RegistrationCore:
         self._pending: PendingRequest | None = None
         self._registration: Registration | None = None
         self._tunnel_care_of: IPv4Address | None = None
+        self._tunnel_udp: float | None = None
+        """The keepalive interval while the tunnel runs in UDP (RFC 3519), else None."""
+        self._keepalives: Keepalives | None = None
         self._ipv6 = mn_prefixes.PrefixState(config.effective_interface_identifier)
         self._stopping = False
         self._events: deque[Event | DiscoveryEvent] = deque()
@@ -156,8 +163,34 @@ class RegistrationCore:
             self.counters["internal_errors"] += 1
             self._emit(MalformedDatagram(address, port, f"internal error: {type(error).__name__}: {error}"))
 
+    def keepalive_answered(self, sequence: int, now: float) -> bool:
+        """The HA answered keepalive ``sequence`` through the UDP tunnel (RFC 3519 §4.10)."""
+        keepalives = self._keepalives
+        if keepalives is None or not keepalives.answered(sequence):
+            return False
+        self._emit(KeepaliveAnswered(sequence))
+        return True
+
+    def _keepalive_due(self, now: float) -> None:
+        """Send a keepalive, or after ``keepalive_attempts`` unanswered ones register again: the
+        NAT forgot the mapping, a request makes a new one (RFC 3519 §4.9)."""
+        keepalives = self._keepalives
+        if keepalives is None:
+            return
+        step = keepalives.due(now)
+        if step is KeepaliveStep.SEND:
+            attempt = keepalives.unanswered + 1
+            sequence = keepalives.sent(now)
+            self._emit(KeepaliveDue(self.config.home_agent, self.config.home_address, sequence, attempt))
+        elif step is KeepaliveStep.LOST:
+            self._emit(KeepaliveLost(keepalives.unanswered))
+            self._keepalives = None
+            if self._state is MnState.REGISTERED and self._care_of is not None:
+                self._start_registration(now)
+
     def _registration_due(self, now: float) -> None:
         """Expire the binding, retransmit, or renew, whichever is due (RFC 5944 §3.6.3)."""
+        self._keepalive_due(now)
         if self._registration is not None and now >= self._registration.expires_at:
             self._expire(now)
         if self._pending is not None and now >= self._pending.next_send:
@@ -169,11 +202,12 @@ class RegistrationCore:
     def _registration_timer(self) -> float | None:
         registration = self._registration
         retransmission = self._pending.next_send if self._pending is not None else None
+        keepalive = self._keepalives.next_due if self._keepalives is not None else None
         if registration is None:
-            return retransmission
+            return earliest(retransmission, keepalive)
         expiry = None if math.isinf(registration.expires_at) else registration.expires_at
         renewal = registration.renew_at if self._state is MnState.REGISTERED else None
-        return earliest(expiry, renewal, retransmission)
+        return earliest(expiry, renewal, retransmission, keepalive)
 
     def datagrams_to_send(self, now: float) -> list[OutgoingDatagram]:
         outgoing, self._outgoing = self._outgoing, []
@@ -322,8 +356,12 @@ class RegistrationCore:
         self._pending = None
         self._transition(MnTrigger.ACCEPTED)
         self._emit(RegistrationAccepted(pending.care_of, lifetime, int(reply.code)))
-        if self._tunnel_care_of != pending.care_of:
-            self._tunnel_care_of = pending.care_of
+        udp = self._udp_keepalive(pending, reply)
+        self._keepalives = (
+            None if udp is None else Keepalives.after_registration(udp, self.config.keepalive_attempts, now)
+        )
+        if self._tunnel_care_of != pending.care_of or self._tunnel_udp != udp:
+            self._tunnel_care_of, self._tunnel_udp = pending.care_of, udp
             self._emit(
                 TunnelUp(
                     pending.care_of,
@@ -332,10 +370,19 @@ class RegistrationCore:
                     flag_encapsulation(pending.flags),
                     RegistrationFlag.T in pending.flags,
                     colocated=pending.via is None,
+                    udp_keepalive=udp,
                 )
             )
         colocated = pending.via is None
         self._emit_all(self._ipv6.apply_reply(pending.prefix_requests, reply.prefix_replies, colocated))
+
+    def _udp_keepalive(self, pending: PendingRequest, reply: RegistrationReply) -> float | None:
+        """K when the HA agreed to tunnel in UDP (its UDP Tunnel Reply, RFC 3519 §3.2), else None: no
+        reply extension means no UDP tunnelling (§4.4)."""
+        answer = reply.udp_tunnel_reply
+        if pending.udp_request is None or answer is None or not answer.accepted:
+            return None
+        return float(answer.keepalive) if answer.keepalive else self.config.keepalive_interval
 
     # -- endings ---------------------------------------------------------------------------------
 
@@ -366,9 +413,10 @@ class RegistrationCore:
         self._emit_all(self._ipv6.clear())
 
     def _tunnel_down(self, reason: str) -> None:
+        self._keepalives = None
         if self._tunnel_care_of is not None:
             self._emit(TunnelDown(self._tunnel_care_of, reason))
-            self._tunnel_care_of = None
+            self._tunnel_care_of, self._tunnel_udp = None, None
 
     def _lose_care_of(self, reason: str) -> None:
         """No care-of address any more (link down, or no agent left): drop what is outstanding."""

@@ -15,10 +15,10 @@ from ipaddress import IPv4Address, IPv6Network
 
 from agents.mip import identification
 from agents.mip.codes import ExtensionType, RegistrationFlag, ReplyCode, is_fa_denial
-from agents.mip.config import Encapsulation, MobileNodeConfig, ReplayProtection
+from agents.mip.config import Encapsulation, MobileNodeConfig, ReplayProtection, UdpTunnelling
 from agents.mip.dsmip import PrefixRequest, TunnelingMode
 from agents.mip.events import RequestSent
-from agents.mip.extensions import Extension, NaiExtension
+from agents.mip.extensions import Extension, NaiExtension, UdpTunnelRequest
 from agents.mip.icmp import AdvertisementFlag
 from agents.mip.registration import RegistrationReply, RegistrationRequest
 from agents.mip.registration import build_request as build_signed_request
@@ -68,6 +68,8 @@ class PendingRequest:
     identification: int | None = None
     via: ForeignAgentRoute | None = None
     """The foreign agent the request goes through; None: straight to the home agent."""
+    udp_request: UdpTunnelRequest | None = None
+    """RFC 3519 §3.1: asks the HA for UDP tunnelling (co-located care-of address only)."""
     attempts: int = 0
     next_send: float = 0.0
     last_sent: float = -math.inf
@@ -147,7 +149,16 @@ def new_registration(
         backoff=Backoff(config.retransmit_initial, min(config.retransmit_max, lifetime)),
         max_attempts=None,
         via=via,
+        udp_request=udp_tunnel_request(config) if via is None else None,
     )
+
+
+def udp_tunnel_request(config: MobileNodeConfig) -> UdpTunnelRequest | None:
+    """The UDP Tunnel Request of a co-located MN (RFC 3519 §3.1): F when forcing, Encapsulation 0
+    (the M/G flags; RFC 5454 §3.9 requires 0 so that IPv6 can ride with Next Header 41)."""
+    if config.udp_tunnelling is UdpTunnelling.OFF:
+        return None
+    return UdpTunnelRequest(force=config.udp_tunnelling is UdpTunnelling.FORCE, r_flag=False, encapsulation=0)
 
 
 def new_deregistration(
@@ -214,6 +225,8 @@ def build_request(config: MobileNodeConfig, pending: PendingRequest) -> bytes:
     extensions.extend(pending.prefix_requests)
     if pending.tunneling_mode:
         extensions.append(TunnelingMode())
+    if pending.udp_request is not None:
+        extensions.append(pending.udp_request)  # an HA-bound extension, before MN-HA (RFC 3519 §3.1)
     request = RegistrationRequest(
         flags=pending.flags,
         lifetime=pending.lifetime,
