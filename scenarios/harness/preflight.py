@@ -48,11 +48,15 @@ def importable(name: str) -> bool:
 
 
 def kernel_features() -> dict[str, Any]:
-    """What this kernel offers the testbed: netem for link delay/loss, ipip/sit/gre for a kernel datapath."""
+    """What this kernel offers the testbed: netem for link delay/loss, ipip/sit/gre for a kernel datapath;
+    and which host firewalls see bridged traffic (``bridge_netfilter``: ``iptables+ip6tables+arptables``,
+    or ``off``; see :mod:`topologies.bridges`)."""
     from agents.datapath.kernel import probe_kernel_tunnels
+    from topologies.bridges import bridge_netfilter_tables
 
     tunnels = probe_kernel_tunnels()
-    return {"netem": netem_available(), "kernel_tunnels": tunnels.to_dict()}
+    bridged = "+".join(bridge_netfilter_tables()) or "off"
+    return {"netem": netem_available(), "kernel_tunnels": tunnels.to_dict(), "bridge_netfilter": bridged}
 
 
 def netem_available() -> bool:
