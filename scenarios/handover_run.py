@@ -14,6 +14,7 @@ from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder, git_revision, versions
 from scenarios.harness.testbed import Testbed, wait_until
 from topologies.addressing import CN4, CN6
+from topologies.bridges import bridge_netfilter_note
 from topologies.build import ConfigureError, NetworkStartTimeout
 from topologies.dualstack import DualStackTopo, process_tag
 from topologies.nodes import ProcessStartError
@@ -113,6 +114,10 @@ class HandoverRun:
         )
         if not self.features.get("netem"):
             self.progress.say("this kernel has no sch_netem: links run without added delay or loss")
+        bridged = str(self.features.get("bridge_netfilter", "off"))
+        note = bridge_netfilter_note([] if bridged == "off" else bridged.split("+"))
+        if note:
+            self.progress.say(note)
 
     # -- the run itself ------------------------------------------------------------------------------------
 

@@ -26,6 +26,9 @@ if ! command -v apt-get >/dev/null 2>&1; then
 fi
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# Everything that relies on Debian's python3-* packages uses the system Python by its path: a pyenv/conda
+# python3 first on PATH (root without sudo keeps its PATH) cannot see them.
+system_python=/usr/bin/python3
 
 # Runtime: Mininet (mnexec + its Python module), bridges, capture, traffic, Kea for DHCPv6-PD, and the system
 # Python with our runtime dependencies so that `sudo python -m scenarios.handover` works (sudo resets PATH).
@@ -58,9 +61,24 @@ if [ "$want_test" -eq 1 ]; then
     venv="$repo/.venv"
     stamp="$venv/.provisioned"
     want_stamp=$(sha256sum "$repo/pyproject.toml" | cut -d' ' -f1)
-    if [ ! -x "$venv/bin/python" ]; then
+    if [ -x "$venv/bin/python" ]; then
+        # A venv made by another interpreter (an earlier provisioning with a pyenv/conda python3 first on
+        # PATH) cannot see Debian's packages; it may hold things of the user's, so it is named, not deleted.
+        made_by=$(sed -n 's/^home *= *//p' "$venv/pyvenv.cfg" 2>/dev/null | head -n 1 || true)
+        if [ "$made_by" != "$(dirname "$system_python")" ]; then
+            made_by=${made_by:+$made_by/python3}
+            echo "provision: $venv was made by ${made_by:-an unknown python}, not by $system_python, so it" \
+                "cannot see Debian's python3-* packages; remove it (rm -rf $venv) and run this again" >&2
+            exit 2
+        fi
+        if ! grep -q '^include-system-site-packages *= *true' "$venv/pyvenv.cfg"; then
+            echo "provision: $venv was made without --system-site-packages, so it cannot see Debian's" \
+                "python3-* packages; remove it (rm -rf $venv) and run this again" >&2
+            exit 2
+        fi
+    else
         # System site-packages: Debian's mininet module and the python3-* runtime packages stay visible.
-        python3 -m venv --system-site-packages "$venv"
+        "$system_python" -m venv --system-site-packages "$venv"
     fi
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want_stamp" ]; then
         echo "provision: installing the project and its test extras into $venv"

@@ -1,8 +1,8 @@
 """Turn a topology into a running Mininet network and apply its node specs (addresses, routes, sysctls, NAT).
 
-Mininet runs with Linux bridges and no controller (no Open vSwitch on this kernel, design §3). Every
-command run in a node is checked: a failure raises :class:`ConfigureError` naming the node, the command
-and its output.
+Mininet runs with Linux bridges (:class:`topologies.bridges.TestbedBridge`) and no controller (no Open
+vSwitch on this kernel, design §3). Every command run in a node is checked: a failure raises
+:class:`ConfigureError` naming the node, the command and its output.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from types import FrameType
 from typing import Any
 
 from mininet.net import Mininet
-from mininet.nodelib import LinuxBridge
 
+from topologies.bridges import TestbedBridge
 from topologies.spec import NodeSpec
 
 _STATUS = "__dsmip_exit_status="
@@ -75,7 +75,7 @@ def build_network(topo: Any, start_timeout: float = NETWORK_START_TIMEOUT) -> An
     Mininet.inited = True  # skip Mininet.init(): its root check exits the process, fixLimits changes the host
     net = Mininet(
         topo=topo,
-        switch=LinuxBridge,
+        switch=TestbedBridge,
         controller=None,
         autoSetMacs=True,
         waitConnected=False,

@@ -11,9 +11,12 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 PROVISION_HINT = "run `sudo ./testbed handover` once: it installs what is missing"
+SYSTEM_PYTHON = "/usr/bin/python3"
+"""The interpreter that sees the Debian packages tools/provision.sh installs (``./testbed`` runs it)."""
 
 
 PYTHON_MODULES = ("mininet", "pyroute2", "matplotlib", "numpy", "dpkt")
@@ -30,13 +33,27 @@ def check_environment(pcap: bool = True) -> dict[str, Any]:
         raise PreflightError("needs root for network namespaces (run: sudo python -m scenarios.handover)")
     missing_modules = [name for name in PYTHON_MODULES if not importable(name)]
     if missing_modules:
-        names = ", ".join(missing_modules)
-        raise PreflightError(f"{names} not importable from {sys.executable}; {PROVISION_HINT}")
+        raise PreflightError(missing_modules_message(missing_modules))
     tools = ["ip", "mnexec", "brctl", "tc"] + (["tcpdump"] if pcap else [])
     missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
         raise PreflightError(f"missing {', '.join(missing)}; {PROVISION_HINT}")
     return kernel_features()
+
+
+def missing_modules_message(
+    names: Sequence[str], executable: str = sys.executable, base_prefix: str = sys.base_prefix
+) -> str:
+    """What to say when ``names`` do not import: an interpreter that is not the system Python (nor a venv
+    made from it), e.g. pyenv or conda first on PATH, cannot see the Debian packages, so provisioning again
+    would not help; running the system Python would."""
+    said = f"{', '.join(names)} not importable from {executable}"
+    if base_prefix != "/usr":
+        return (
+            f"{said}, which is not the system Python: Debian's packages are seen only by {SYSTEM_PYTHON} "
+            f"(run `sudo ./testbed handover` or `sudo {SYSTEM_PYTHON} -m scenarios.handover`)"
+        )
+    return f"{said}; {PROVISION_HINT}"
 
 
 def importable(name: str) -> bool:
@@ -48,11 +65,15 @@ def importable(name: str) -> bool:
 
 
 def kernel_features() -> dict[str, Any]:
-    """What this kernel offers the testbed: netem for link delay/loss, ipip/sit/gre for a kernel datapath."""
+    """What this kernel offers the testbed: netem for link delay/loss, ipip/sit/gre for a kernel datapath;
+    and which host firewalls see bridged traffic (``bridge_netfilter``: ``iptables+ip6tables+arptables``,
+    or ``off``; see :mod:`topologies.bridges`)."""
     from agents.datapath.kernel import probe_kernel_tunnels
+    from topologies.bridges import bridge_netfilter_tables
 
     tunnels = probe_kernel_tunnels()
-    return {"netem": netem_available(), "kernel_tunnels": tunnels.to_dict()}
+    bridged = "+".join(bridge_netfilter_tables()) or "off"
+    return {"netem": netem_available(), "kernel_tunnels": tunnels.to_dict(), "bridge_netfilter": bridged}
 
 
 def netem_available() -> bool:

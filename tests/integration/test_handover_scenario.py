@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.support.scenario import FLOWS, REPO, ROUTE, Finished, run_scenario, tshark_fields
+from topologies.bridges import bridge_netfilter_tables
 from topologies.dualstack import process_tag
 
 pytestmark = [pytest.mark.mininet, pytest.mark.root, pytest.mark.slow]
@@ -83,6 +84,17 @@ def test_the_scenario_passes_and_prints_the_summary(link_run: ScenarioRun) -> No
         assert f"{source}→{target}" in finished.stdout
     assert "PASSED" in finished.stdout and "FAILED" not in finished.stdout
     assert "Traceback" not in finished.stderr, finished.explain()
+
+
+def test_bridge_netfilter_is_said_once_in_our_words(link_run: ScenarioRun) -> None:
+    """Mininet's three "Linux bridge may not work" warnings are gone; where the host hands bridged traffic
+    to its firewall, our one line says so (and meta.json records which tables), else nothing is said."""
+    finished = link_run.finished
+    assert "Linux bridge may not work" not in finished.stdout + finished.stderr, finished.explain()
+    tables = bridge_netfilter_tables()
+    assert link_run.json("meta.json")["kernel_features"]["bridge_netfilter"] == ("+".join(tables) or "off")
+    said = [line for line in finished.stdout.splitlines() if "bridged traffic" in line]
+    assert len(said) == (1 if tables else 0), finished.explain()
 
 
 def test_meta_records_the_topology_tag_of_the_process(link_run: ScenarioRun) -> None:

@@ -224,7 +224,9 @@ def test_replayed_identification_gets_133_with_the_ha_time(bed: AgentBed) -> Non
 
 
 def test_malformed_flood_does_not_stop_service(bed: AgentBed) -> None:
-    """20,000 malformed datagrams at the HA while mn1 re-registers: mn1's registration still succeeds."""
+    """20,000 malformed datagrams at the HA while mn1 re-registers: mn1's registration still succeeds, the HA
+    counts what it read of the flood as malformed, and afterwards it still answers a legitimate request.
+    How much of a flood the HA reads depends on the machine: benchmarks/malformed_flood.py measures it."""
     accepted_before = len(bed.agents["mn1"].events("registration_accepted"))
     with bed["cn"].entered():
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -240,7 +242,10 @@ def test_malformed_flood_does_not_stop_service(bed: AgentBed) -> None:
             if index == 10_000:
                 bed.agents["mn1"].ask("register")
     assert wait_until(lambda: len(bed.agents["mn1"].events("registration_accepted")) > accepted_before, 10.0)
-    assert bed.agents["ha"].ask("status")["counters"].get("malformed", 0) > 1000
+    assert bed.agents["ha"].ask("status")["counters"].get("malformed", 0) > 0
+    after_flood = len(bed.agents["mn1"].events("registration_accepted"))
+    bed.agents["mn1"].ask("register")
+    assert wait_until(lambda: len(bed.agents["mn1"].events("registration_accepted")) > after_flood, 10.0)
     assert ping(bed["cn"], HOA1)
 
 

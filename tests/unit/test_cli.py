@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -271,10 +270,11 @@ def test_crashed_task_stops_the_agent_with_exit_1(runner: DummyRunner, tmp_path:
 def test_failing_cleanup_gives_exit_1_but_others_still_run(
     runner: DummyRunner, tmp_path: Path, cleanup: str
 ) -> None:
-    started = time.monotonic()
     assert run_main(tmp_path, name="ha1", start="self-term", cleanup=cleanup) == 1
     assert runner.events[-1] == "cleanup sync"
-    assert time.monotonic() - started < 5
+    # Neither async cleanup finished: the failing one raised, the slow one (30 s) was abandoned at the
+    # cleanup deadline (0.2 s here) instead of being waited for.
+    assert "cleanup async" not in runner.events, runner.events
 
 
 def test_signal_during_start_abandons_it(runner: DummyRunner, tmp_path: Path, capsys: Any) -> None:

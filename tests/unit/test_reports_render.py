@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import struct
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 from matplotlib.image import imread
 
 from reports import RunResult, render
-from tests.unit.runfolder import MOVES, RunFolderBuilder, standard_flows, standard_run, standard_traces
+from tests.unit.runfolder import FLOWS, MOVES, RunFolderBuilder, standard_flows, standard_run, standard_traces
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PLOTS = ("timeline.png", "interruption.png", "registration_rtt.png", "cdf.png")
@@ -116,15 +115,22 @@ def test_a_run_without_moves_or_traces_still_renders(tmp_path: Path) -> None:
     assert "no handover to report" in (tmp_path / "report.md").read_text(encoding="utf-8")
 
 
-def test_four_flows_of_60000_packets_render_in_under_5_seconds(tmp_path: Path) -> None:
+def test_four_flows_of_60000_packets_render_completely(tmp_path: Path) -> None:
+    """A long run (60 s at 1000 packets/s a flow) renders every output with every packet counted; how long
+    that takes is a figure, not a test: benchmarks/render_time.py."""
     builder = RunFolderBuilder(tmp_path, moves=len(MOVES))
     standard_flows(builder, start=1000.5, end=1060.5)  # 60 s at 1000 packets/s
     standard_traces(builder)
     root = builder.write()
     assert (root / "probes" / "v4-down.csv").read_text(encoding="utf-8").count("\n") == 60_001
-    started = time.perf_counter()
     result = render(root)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 5.0, f"render took {elapsed:.2f} s"
-    assert result.metrics["flows"]["v4-down"]["sent"] == 60_000
-    _check_png(root / "plots" / "timeline.png")
+    for name, _ in FLOWS:
+        assert result.metrics["flows"][name]["sent"] == 60_000, name
+    assert [handover["handover"] for handover in result.metrics["handovers"]] == [1, 2, 3]
+    metrics = json.loads((root / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["flows"]["v6-up"]["sent"] == 60_000 and metrics["overall_passed"] is result.overall_passed
+    with open(root / "handovers.csv", encoding="utf-8", newline="") as file:
+        assert len(list(csv.DictReader(file))) == len(MOVES)
+    assert "## What ran" in (root / "report.md").read_text(encoding="utf-8")
+    for name in PLOTS:
+        _check_png(root / "plots" / name)
