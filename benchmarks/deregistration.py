@@ -67,10 +67,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nHA maximum lifetime {lifetime} s ({len(figures)} runs with figures)")
         for phase, values in sorted(removal.items()):
             print(f"  request → HA state removed, {phase:<18} ms {describe(values)}")
-        print(f"  black-hole window measured           s  {describe([h['measured_s'] for h in holes])}")
+        measured = [h["measured_s"] for h in holes if h["measured_s"] is not None]
+        print(f"  black-hole window measured (pcap)    s  {describe(measured)}")
         remaining = [h["remaining_lifetime_s"] for h in holes]
         print(f"  remaining lifetime at the kill       s  {describe(remaining)}")
-        error = [abs(h["measured_s"] - h["remaining_lifetime_s"]) * 1000 for h in holes]
+        error = [
+            abs(h["measured_s"] - h["remaining_lifetime_s"]) * 1000
+            for h in holes
+            if h["measured_s"] is not None
+        ]
         print(f"  |measured - remaining|               ms {describe(error)}")
         skew = [h["fa_visitor_skew_s"] * 1000 for h in holes if h.get("fa_visitor_skew_s") is not None]
         print(f"  FA visitor expiry - HA expiry        ms {describe(skew)}")

@@ -4,7 +4,7 @@ Inputs: ``meta.json``; ``traces/scenario.jsonl`` (phase marks and ``step`` event
 and when); the agents' traces (what the HA, FA and MNs did); ``observations.jsonl`` (the HA node's state
 as the kernel and the control socket showed it, :mod:`scenarios.harness.observe`); ``probes/*.csv``; and,
 when captured, the HA's home-link pcap (what it really sent into tunnels). Every verdict is a pure function
-of those files, so a doctored file makes its verdict fail (tests/unit/test_reports_deregistration.py).
+of those files, so a doctored file makes its verdict fail (tests/integration/test_deregistration_scenario.py).
 """
 
 from __future__ import annotations
@@ -162,6 +162,22 @@ def state_left(
     return left
 
 
+def nobody_answers(record: dict[str, Any] | None, home_address: str, ha_mac: str | None) -> tuple[bool, str]:
+    """Whether the home router asked for ``home_address`` and got no answer (an entry without a link
+    address): the proof that neither the HA (proxy ARP) nor anyone else claims it. The reason as text."""
+    entry = (record or {}).get("router_neighbours", {}).get(home_address)
+    if ha_mac is None:
+        return False, "the HA's MAC was not recorded"
+    if not entry:
+        return False, f"the home router has no neighbour entry for {home_address}: it never asked"
+    mac = entry.get("lladdr")
+    state = "/".join(entry.get("state") or [])
+    if mac:
+        who = "the HA" if mac == ha_mac else mac
+        return False, f"the home router resolves {home_address} to {who} ({state})"
+    return True, f"the home router asked for {home_address} and nobody answered ({state})"
+
+
 def answered_by(record: dict[str, Any] | None, home_address: str) -> str | None:
     """The MAC the home router resolved ``home_address`` to at the time of ``record`` (None: nobody)."""
     entry = (record or {}).get("router_neighbours", {}).get(home_address)
@@ -174,21 +190,26 @@ def answered_by(record: dict[str, Any] | None, home_address: str) -> str | None:
 # -- pcap: what the HA sent into tunnels -----------------------------------------------------------------
 
 
-def tunnelled_to(run: Run, inner_destinations: set[str], start: float, end: float) -> int | None:
-    """Packets the HA sent encapsulated (protocol 4 or 41) whose innermost destination is one of
-    ``inner_destinations``, captured on its home link between ``start`` and ``end`` (monotonic); None
-    without a full capture of that link."""
+def tunnelled_times(run: Run, inner_destinations: set[str], start: float, end: float) -> list[float] | None:
+    """When (monotonic) the HA sent a packet encapsulated (protocol 4 or 41) whose innermost destination
+    is one of ``inner_destinations``, as captured on its home link between ``start`` and ``end``; None
+    without that capture (then nothing can be said)."""
     pcap = run.path / "pcaps" / "ha-ha-eth0.pcap"
     offset = run.meta.get("clock_offset")
-    if not run.meta.get("pcap") or not pcap.is_file() or not isinstance(offset, int | float):
+    if not pcap.is_file() or not isinstance(offset, int | float):
         return None
     home_agent = run.meta.get("home_agent_address", "192.0.2.1")
-    count = 0
-    for when, outer_source, inner in _encapsulated(pcap):
-        t = when - offset
-        if start <= t <= end and outer_source == home_agent and inner in inner_destinations:
-            count += 1
-    return count
+    return [
+        when - offset
+        for when, outer_source, inner in _encapsulated(pcap)
+        if start <= when - offset <= end and outer_source == home_agent and inner in inner_destinations
+    ]
+
+
+def tunnelled_to(run: Run, inner_destinations: set[str], start: float, end: float) -> int | None:
+    """How many packets :func:`tunnelled_times` finds (None without the capture)."""
+    times = tunnelled_times(run, inner_destinations, start, end)
+    return None if times is None else len(times)
 
 
 def _encapsulated(pcap: Path) -> list[tuple[float, str, str]]:
@@ -284,7 +305,7 @@ class Judge:
         )
         self.check(
             "omission: the omitted prefix's traffic stops at the HA (not sent into the tunnel)",
-            sent > 0 and received == 0 and not tunnelled,
+            sent > 0 and received == 0 and tunnelled == 0,
             f"{sent} sent, {received} received, {_maybe(tunnelled)} tunnelled by the HA "
             f"in {end - start:.2f} s",
         )
@@ -327,12 +348,8 @@ class Judge:
             removed is not None and not left,
             "removed" if not left and removed else f"left: {', '.join(left) or 'no binding_removed traced'}",
         )
-        mac = answered_by(record, hoa)
-        self.check(
-            f"{phase}: nobody answers ARP for {hoa} on the home link any more",
-            record is not None and (mac is None or mac != ha_mac),
-            f"home router resolves {hoa} to {mac or 'nothing'} (HA is {ha_mac})",
-        )
+        quiet, why = nobody_answers(record, hoa, ha_mac)
+        self.check(f"{phase}: nobody answers ARP for {hoa} on the home link any more", quiet, why)
         if sent is None or removed is None:
             return
         self.figures.setdefault("deregistration_ms", {})[phase] = self._removal_ms(node, sent["t"], hoa)
@@ -341,11 +358,12 @@ class Judge:
         again = self.e.step("register_sent", after=sent["t"], mobile=node)
         end = again["t"] if again is not None else end
         received = received_between(self.e.flow(flow), start, end)
+        sent_count = sent_between(self.e.flow(flow), start, end)
         tunnelled = tunnelled_to(self.e.run, {hoa, *self._addresses_of(hoa)}, start, end)
         self.check(
             f"{phase}: nothing for {hoa} is tunnelled after the deregistration",
-            received == 0 and not tunnelled,
-            f"{received} probe packets delivered, {_maybe(tunnelled)} packets tunnelled by the HA",
+            sent_count > 0 and received == 0 and tunnelled == 0,
+            f"{sent_count} probe packets sent, {received} delivered, {_maybe(tunnelled)} tunnelled by the HA",
         )
 
     def _removal_ms(self, node: str, after: float, hoa: str) -> float | None:
@@ -376,10 +394,13 @@ class Judge:
         )
         mn_mac = (record or {}).get("mn1_mac")
         mac = answered_by(record, self.hoa)
+        ha_entry = (record or {}).get("ha_neighbours", {}).get(self.hoa) or {}
+        ha_sees = ha_entry.get("lladdr")
         self.check(
-            "return-home: the home link's ARP cache points at the MN (gratuitous ARP, RFC 5944 §4.6)",
-            mac is not None and mac == mn_mac,
-            f"home router resolves {self.hoa} to {mac or 'nothing'} (MN is {mn_mac})",
+            "return-home: the home link's ARP caches point at the MN (gratuitous ARP, RFC 5944 §4.6)",
+            mac is not None and mac == mn_mac and ha_sees in (None, mn_mac),
+            f"home router resolves {self.hoa} to {mac or 'nothing'}, the HA to {ha_sees or 'nothing'} "
+            f"(MN is {mn_mac})",
         )
         start, end = self.e.phase_window("return-home")
         removal = self._removal_ms(self.mn, start, self.hoa)
@@ -389,7 +410,7 @@ class Judge:
         tunnelled = tunnelled_to(self.e.run, {self.hoa, *self.addresses6}, since, end)
         self.check(
             "return-home: traffic for the MN is delivered natively on the home link",
-            all(delivered.values()) and not tunnelled,
+            all(delivered.values()) and tunnelled == 0,
             f"received {delivered}; {_maybe(tunnelled)} tunnelled by the HA",
         )
 
@@ -435,15 +456,16 @@ class Judge:
 
     def forged(self) -> None:
         replies = {e.get("kind"): e for e in self.e.steps("forged_reply")}
+        before = _care_ofs(binding_for(self.e.observation("forged", "before"), self.hoa))
         for kind, code, rule in (("wrong-key", 131, "§3.8.2.1"), ("replay", 133, "§5.7")):
             reply = replies.get(kind, {})
             label = "after-wrong-key" if kind == "wrong-key" else "after-replay"
-            binding = binding_for(self.e.observation("forged", label), self.hoa)
+            after = _care_ofs(binding_for(self.e.observation("forged", label), self.hoa))
             self.check(
                 f"forged: {kind} deregistration refused with {code}, binding kept (RFC 5944 {rule})",
-                reply.get("reply_code") == code and binding is not None,
-                f"reply code {reply.get('reply_code', reply.get('error', 'none'))}; binding "
-                f"{'kept' if binding else 'gone'}",
+                reply.get("reply_code") == code and bool(before) and after == before,
+                f"reply code {reply.get('reply_code', reply.get('error', 'none'))}; care-of before "
+                f"{before or 'none'}, after {after or 'none'}",
             )
         start, end = self.e.phase_window("forged")
         lost = {f: lost_between(self.e.flow(f), start, end - 0.5) for f in ("v4-down", "v6-down")}
@@ -456,50 +478,72 @@ class Judge:
     # 7. silent death ---------------------------------------------------------------------------------
 
     def silent_death(self) -> None:
+        """RFC 5944 §3.8.3.1: an unrenewed binding lives exactly the lifetime granted in the last reply."""
         killed = self.e.step("killed")
         if killed is None:
             self.check("silent-death: the MN was killed", False, "no kill recorded")
             return
-        removed = self.e.event("ha", "binding_removed", after=killed["t"], home_address=self.hoa)
-        granted = [
+        kill = killed["t"]
+        replies = [
             e
-            for e in self.e.run.events("ha", "binding_added", "binding_updated")
-            if e["t"] <= killed["t"] and e.get("home_address") == self.hoa
+            for e in self.e.run.events("ha", "rrp_sent")
+            if e["t"] <= kill
+            and e.get("home_address") == self.hoa
+            and e.get("code") in (0, 1)
+            and e.get("lifetime", 0) > 0
         ]
-        if removed is None or not granted:
-            self.check("silent-death: the binding expires at its lifetime", False, "no expiry traced")
+        removed = self.e.event("ha", "binding_removed", after=kill, home_address=self.hoa)
+        if removed is None or not replies:
+            self.check("silent-death: the binding expires at the granted lifetime", False, "no expiry traced")
             return
-        last = granted[-1]
-        expected = last["t"] + float(last.get("lifetime", math.nan)) - killed["t"]
-        measured = removed["t"] - killed["t"]
+        reply = replies[-1]
+        expiry = reply["t"] + float(reply["lifetime"])  # what the MN was told it has
+        maximum = self.e.meta.get("ha_max_lifetime")
+        self.check(
+            "silent-death: the binding expires at the lifetime granted in the last reply (RFC 5944 §3.8.3.1)",
+            reply["lifetime"] == maximum
+            and removed.get("reason") == "expired"
+            and abs(removed["t"] - expiry) <= EXPIRY_TOLERANCE,
+            f"granted {reply['lifetime']} s (HA maximum {maximum} s) at {reply['t'] - kill:+.3f} s from the "
+            f"kill; removed ({removed.get('reason')}) {removed['t'] - expiry:+.3f} s from that expiry",
+        )
+        self._black_hole(kill, expiry, removed)
+
+    def _black_hole(self, kill: float, expiry: float, removed: dict[str, Any]) -> None:
+        """Measured from the HA's home-link capture (the last packet it tunnelled for the dead node) and
+        the scenario's own polling of the binding table, not from the HA's trace."""
+        times = tunnelled_times(self.e.run, {self.hoa, *self.addresses6}, kill, removed["t"] + 5)
+        last = max(times) if times else None
+        seen = self.e.step("binding_gone_seen", after=kill)
         self.figures["black_hole"] = {
-            "measured_s": round(measured, 3),
-            "remaining_lifetime_s": round(expected, 3),
-            "configured_lifetime_s": last.get("lifetime"),
+            "measured_s": None if last is None else round(last - kill, 3),
+            "remaining_lifetime_s": round(expiry - kill, 3),
+            "ha_expiry_s": round(removed["t"] - kill, 3),
+            "polled_gone_s": None if seen is None else round(seen["t"] - kill, 3),
             "reason": removed.get("reason"),
         }
         self.check(
-            "silent-death: the binding lasts exactly its remaining lifetime (the black-hole window)",
-            abs(measured - expected) <= EXPIRY_TOLERANCE and removed.get("reason") != "deregistered",
-            f"measured {measured:.3f} s after the kill, remaining lifetime was {expected:.3f} s "
-            f"({removed.get('reason')})",
+            "silent-death: the black hole lasts the remaining lifetime (HA tunnels until then, not after)",
+            last is not None
+            and abs(last - expiry) <= EXPIRY_TOLERANCE
+            and seen is not None
+            and -EXPIRY_TOLERANCE <= seen["t"] - expiry <= 1.0,
+            f"last packet tunnelled {_seconds(last, kill)} after the kill, binding seen gone "
+            f"{_seconds(seen['t'] if seen else None, kill)} after it; "
+            f"remaining lifetime {expiry - kill:.3f} s",
         )
         record = self.e.observation("silent-death", "gone")
         left = state_left(record, self.hoa, self.prefixes)
-        mac = answered_by(record, self.hoa)
-        tunnelled = tunnelled_to(
-            self.e.run,
-            {self.hoa, *self.addresses6},
-            removed["t"] + MARGIN,
-            record["t"] if record else removed["t"],
+        quiet, why = nobody_answers(record, self.hoa, self._mac("ha"))
+        after = tunnelled_to(
+            self.e.run, {self.hoa, *self.addresses6}, removed["t"] + MARGIN, record["t"] if record else kill
         )
         self.check(
             "silent-death: from expiry on the HA neither tunnels nor proxies",
-            record is not None and not left and (mac is None or mac != self._mac("ha")) and not tunnelled,
-            f"left: {', '.join(left) or 'nothing'}; home router resolves to {mac or 'nothing'}; "
-            f"{_maybe(tunnelled)} tunnelled after expiry",
+            record is not None and not left and quiet and after == 0,
+            f"left: {', '.join(left) or 'nothing'}; {why}; {_maybe(after)} tunnelled after expiry",
         )
-        fa_gone = self.e.event("fa1", "visitor_removed", after=killed["t"], home_address=self.hoa)
+        fa_gone = self.e.event("fa1", "visitor_removed", after=kill, home_address=self.hoa)
         skew = None if fa_gone is None else round(fa_gone["t"] - removed["t"], 3)
         self.figures["black_hole"]["fa_visitor_skew_s"] = skew
         self.check(
@@ -530,8 +574,16 @@ class Judge:
         return self.addresses6 if hoa == self.hoa else []
 
 
+def _seconds(t: float | None, since: float) -> str:
+    return "never" if t is None else f"{t - since:.3f} s"
+
+
+def _care_ofs(binding: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    return sorted((str(c.get("care_of")), c.get("port")) for c in (binding or {}).get("care_ofs", []))
+
+
 def _maybe(value: int | None) -> str:
-    return "?" if value is None else str(value)
+    return "? (no capture of the HA's home link)" if value is None else str(value)
 
 
 # -- the result ------------------------------------------------------------------------------------------

@@ -137,9 +137,11 @@ def report_markdown(run: Run, result: RunResult) -> str:
     hole = figures.get("black_hole")
     if hole:
         lines.append(
-            f"- silent death: binding kept {hole['measured_s']} s after the kill; remaining lifetime was "
-            f"{hole['remaining_lifetime_s']} s (granted {hole['configured_lifetime_s']} s); FA visitor entry "
-            f"removed {hole.get('fa_visitor_skew_s')} s after the binding"
+            f"- silent death (black hole): the HA tunnelled its last packet for the dead node "
+            f"{hole['measured_s']} s after the kill (home-link capture); the remaining lifetime was "
+            f"{hole['remaining_lifetime_s']} s (granted {meta.get('ha_max_lifetime')} s); the HA's trace has "
+            f"the expiry at {hole['ha_expiry_s']} s, the scenario saw the binding gone at "
+            f"{hole['polled_gone_s']} s; FA visitor entry removed {hole.get('fa_visitor_skew_s')} s after it"
         )
     renewals = figures.get("renewals")
     if renewals:

@@ -61,9 +61,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-pcap",
         action="store_true",
-        help="capture only the HA's signalling (UDP 434, needed for the replay), not every interface",
+        help="capture only the HA's home link (the verdicts and the replay need it), not every interface",
     )
     add_common_options(parser, "deregistration", default_rate=200.0)
+    parser.set_defaults(always_captures=True)  # the HA's home link, whatever --no-pcap says
     return parser.parse_args(argv)
 
 

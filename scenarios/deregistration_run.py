@@ -23,7 +23,7 @@ from scenarios.forgery import last_deregistration, wrong_key_deregistration
 from scenarios.harness.observe import HomeLinkView, Observer, mac_of
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder, git_revision, versions
-from scenarios.harness.testbed import Testbed, wait_until
+from scenarios.harness.testbed import SNAPLEN, Testbed, wait_until
 from topologies.addressing import CN4, CN6, HA4
 from topologies.agent_configs import HA_TUNNEL
 from topologies.dualstack import DualStackTopo, process_tag
@@ -87,7 +87,7 @@ class DeregistrationRun:
                 self.bed = bed
                 self.progress.say(f"network up, {len(bed.agents)} agents ready; run folder {self.run.path}")
                 if self.args.no_pcap:
-                    self.capture_signalling(bed)
+                    self.capture_home_link(bed)
                 self.drive(bed)
             self.run.write_meta(exit_codes=bed.exit_codes)
         finally:
@@ -116,7 +116,8 @@ class DeregistrationRun:
             datapath=args.datapath,
             rate=args.rate,
             dwell=args.dwell,
-            pcap=not args.no_pcap,
+            pcap=True,  # the HA's home link at least (--no-pcap: only that one)
+            pcap_all=not args.no_pcap,
             git_rev=git_revision(),
             versions=versions(),
             kernel_features=self.features,
@@ -144,12 +145,13 @@ class DeregistrationRun:
         if not self.features.get("netem"):
             self.progress.say("this kernel has no sch_netem: links run without added delay or loss")
 
-    def capture_signalling(self, bed: Testbed) -> None:
-        """With --no-pcap: still capture the HA's UDP 434 (the replay phase needs a real deregistration)."""
+    def capture_home_link(self, bed: Testbed) -> None:
+        """With --no-pcap the HA's home link is still captured: the verdicts read what the HA sent into
+        tunnels from it, and the replay phase takes a real deregistration from it."""
         path = self.run.pcap("ha", "ha-eth0")
-        argv = ["tcpdump", "-i", "ha-eth0", "-w", str(path), "-U", "-n", "-s", "256", "udp port 434"]
+        argv = ["tcpdump", "-i", "ha-eth0", "-w", str(path), "-U", "-n", "-s", str(SNAPLEN)]
         process = bed.node("ha").start_process(
-            argv, self.run.log("tcpdump-ha-signalling"), ready=b"tcpdump: listening", ready_on="stderr"
+            argv, self.run.log("tcpdump-ha-ha-eth0"), ready=b"tcpdump: listening", ready_on="stderr"
         )
         bed.captures.append(process)  # the testbed stops it with the others
 
@@ -236,6 +238,7 @@ class DeregistrationRun:
     def phase_forged(self, bed: Testbed) -> None:
         """RFC 5944 §3.8.2.1 and §5.7: a wrong key gets 131, a replayed deregistration 133."""
         seen_until = time.time()  # the capture the attacker replays from ends here
+        self.snapshot("forged", "before")
         binding = self.binding(self.hoa) or {}
         care_of = IPv4Address(str(binding.get("care_ofs", [{}])[0].get("care_of", self.fa_care_of)))
         spi = self.topo.mobile_plans[MOBILE].spi

@@ -80,17 +80,19 @@ class Observer:
             if not str(entry.get("dst")).startswith("fe80:")
         )
         record["visitors"] = {fa: bed.ask(fa, "visitors") for fa in view.foreign_agents}
-        record["router_neighbours"] = self._router_neighbours()
+        record["router_neighbours"] = self._neighbours(view.router, view.router_interface)
+        record["ha_neighbours"] = self._neighbours(view.home_agent, view.home_interface)
         record |= extra
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, default=str) + "\n")
         return record
 
-    def _router_neighbours(self) -> dict[str, dict[str, Any]]:
-        router = self.bed.node(self.view.router)
+    def _neighbours(self, node_name: str, interface: str) -> dict[str, dict[str, Any]]:
+        """``node``'s neighbour entries for the home addresses on ``interface`` (absent: no entry)."""
+        node = self.bed.node(node_name)
         found: dict[str, dict[str, Any]] = {}
         for address in self.home_addresses:
-            entries = ip_json(router, f"-4 neigh show to {address} dev {self.view.router_interface}")
+            entries = ip_json(node, f"-4 neigh show to {address} dev {interface}")
             if entries:
                 entry = entries[0]
                 found[address] = {"lladdr": entry.get("lladdr"), "state": entry.get("state", [])}

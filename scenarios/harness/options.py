@@ -46,7 +46,8 @@ def rate(text: str) -> float:
 
 
 def add_common_options(parser: argparse.ArgumentParser, scenario: str, default_rate: float) -> None:
-    """--out, --rate, --start-timeout, --datapath, --no-pcap, --seed, -v/-q, --json."""
+    """--out, --rate, --start-timeout, --datapath, --seed, -v/-q, --json (each scenario adds its own
+    --no-pcap: what it still captures differs)."""
     parser.add_argument("--out", type=Path, help=f"run folder (default: reports/runs/{scenario}-<UTC time>)")
     parser.add_argument(
         "--rate", type=rate, default=default_rate, help=f"probe packets/s per flow (default {default_rate:g})"
@@ -73,7 +74,8 @@ def run_main(scenario: str, args: argparse.Namespace, argv: list[str] | None, ex
     try:
         with sigterm_raises():
             try:
-                features = check_environment(pcap=not args.no_pcap)
+                tcpdump = getattr(args, "always_captures", False) or not args.no_pcap
+                features = check_environment(pcap=tcpdump, scenario=scenario)
             except PreflightError as error:
                 print(f"{scenario}: {error}", file=sys.stderr)
                 return 2

@@ -27,13 +27,13 @@ class PreflightError(RuntimeError):
     """The scenario cannot run here; the message says why and what to do."""
 
 
-def check_environment(pcap: bool = True) -> dict[str, Any]:
-    """Raise :class:`PreflightError` unless the scenario can run; return the kernel features seen."""
+def check_environment(pcap: bool = True, scenario: str = "handover") -> dict[str, Any]:
+    """Raise :class:`PreflightError` unless ``scenario`` can run; return the kernel features seen."""
     if os.geteuid() != 0:
-        raise PreflightError("needs root for network namespaces (run: sudo python -m scenarios.handover)")
+        raise PreflightError(f"needs root for network namespaces (run: sudo ./testbed {scenario})")
     missing_modules = [name for name in PYTHON_MODULES if not importable(name)]
     if missing_modules:
-        raise PreflightError(missing_modules_message(missing_modules))
+        raise PreflightError(missing_modules_message(missing_modules, scenario=scenario))
     tools = ["ip", "mnexec", "brctl", "tc"] + (["tcpdump"] if pcap else [])
     missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
@@ -42,7 +42,10 @@ def check_environment(pcap: bool = True) -> dict[str, Any]:
 
 
 def missing_modules_message(
-    names: Sequence[str], executable: str = sys.executable, base_prefix: str = sys.base_prefix
+    names: Sequence[str],
+    executable: str = sys.executable,
+    base_prefix: str = sys.base_prefix,
+    scenario: str = "handover",
 ) -> str:
     """What to say when ``names`` do not import: an interpreter that is not the system Python (nor a venv
     made from it), e.g. pyenv or conda first on PATH, cannot see the Debian packages, so provisioning again
@@ -51,7 +54,7 @@ def missing_modules_message(
     if base_prefix != "/usr":
         return (
             f"{said}, which is not the system Python: Debian's packages are seen only by {SYSTEM_PYTHON} "
-            f"(run `sudo ./testbed handover` or `sudo {SYSTEM_PYTHON} -m scenarios.handover`)"
+            f"(run `sudo ./testbed {scenario}` or `sudo {SYSTEM_PYTHON} -m scenarios.{scenario}`)"
         )
     return f"{said}; {PROVISION_HINT}"
 
