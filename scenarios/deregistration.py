@@ -20,11 +20,10 @@ wrong use, no root or a missing tool; 130 after Ctrl-C and 143 after SIGTERM, on
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
-from scenarios.harness.options import add_common_options, run_main, seconds
+from scenarios.harness.options import add_common_options, run_main, run_plan, seconds
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder
 
@@ -76,22 +75,12 @@ def execute(
     args: argparse.Namespace, run: RunFolder, progress: Progress, seed: int, features: dict[str, Any]
 ) -> int:
     """Run the scenario into ``run``; the exit status (a setup failure is one line, not a traceback)."""
-    from scenarios.deregistration_run import DeregistrationRun
-    from scenarios.handover_run import SETUP_ERRORS
-    from topologies.build import NamesInUseError
+    from scenarios.deregistration_run import DeregistrationRun  # imports mininet: after the checks
 
-    plan = DeregistrationRun(args, run, progress, seed, features)
-    try:
-        result = plan.execute()
-    except NamesInUseError as error:
-        print(f"deregistration: {error}", file=sys.stderr)
-        return 2
-    except SETUP_ERRORS as error:
-        print(f"deregistration: the testbed failed: {error}; run folder: {run.path}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(result.metrics, indent=2, default=str))
-    return 0 if result.overall_passed else 1
+    def plan() -> DeregistrationRun:
+        return DeregistrationRun(args, run, progress, seed, features)
+
+    return run_plan("deregistration", args, run, plan)
 
 
 if __name__ == "__main__":

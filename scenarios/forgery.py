@@ -13,11 +13,10 @@ from pathlib import Path
 
 from agents.mip.auth import SecurityAssociation
 from agents.mip.codes import RegistrationFlag
+from agents.mip.config import MOBILE_IP_PORT
 from agents.mip.errors import DecodeError
 from agents.mip.identification import timestamp_identification
 from agents.mip.registration import RegistrationRequest, build_request, decode_message
-
-MOBILE_IP_PORT = 434
 
 
 def wrong_key_deregistration(

@@ -13,11 +13,10 @@ SIGTERM, once everything the run created is removed.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
-from scenarios.harness.options import add_common_options, count, run_main, seconds
+from scenarios.harness.options import add_common_options, count, run_main, run_plan, seconds
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder
 
@@ -60,21 +59,16 @@ def execute(
     args: argparse.Namespace, run: RunFolder, progress: Progress, seed: int, features: dict[str, Any]
 ) -> int:
     """Run the scenario into ``run``; the exit status (a setup failure is one line, not a traceback)."""
-    from scenarios.handover_run import SETUP_ERRORS, HandoverRun  # imports mininet: after the checks
-    from topologies.build import NamesInUseError
+    from scenarios.handover_run import HandoverRun  # imports mininet: after the checks
 
-    plan = HandoverRun(args, run, progress, seed, features, route=ROUTE, settle_timeout=args.settle_timeout)
-    try:
-        result = plan.execute()
-    except NamesInUseError as error:
-        print(f"handover: {error}", file=sys.stderr)
-        return 2
-    except SETUP_ERRORS as error:
-        print(f"handover: the testbed failed: {error}; run folder: {run.path}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(result.metrics, indent=2, default=str))
-    return 0 if result.overall_passed else 1
+    return run_plan(
+        "handover",
+        args,
+        run,
+        lambda: HandoverRun(
+            args, run, progress, seed, features, route=ROUTE, settle_timeout=args.settle_timeout
+        ),
+    )
 
 
 if __name__ == "__main__":

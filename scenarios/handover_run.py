@@ -9,20 +9,15 @@ from typing import Any
 
 from agents.runtime.trace import monotonic_now
 from reports import RunResult, render, summary_table, verdict_lines
-from scenarios.harness.links import MoveError
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder, git_revision, versions
 from scenarios.harness.testbed import Testbed, wait_until
 from topologies.addressing import CN4, CN6
 from topologies.bridges import bridge_netfilter_note
-from topologies.build import ConfigureError, NetworkStartTimeout
 from topologies.dualstack import DualStackTopo, process_tag
-from topologies.nodes import ProcessStartError
 
 MOBILE_NODE = "mn1"
 FLOWS = ("v4-down", "v4-up", "v6-down", "v6-up")
-SETUP_ERRORS = (ConfigureError, NetworkStartTimeout, ProcessStartError, MoveError)
-"""What the testbed raises when it cannot be set up or driven (the message names the node and step)."""
 
 
 class HandoverRun:

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from scenarios.harness.preflight import PreflightError, check_environment
 from scenarios.harness.progress import Progress
@@ -95,3 +96,29 @@ def run_main(scenario: str, args: argparse.Namespace, argv: list[str] | None, ex
     finally:
         if run is not None:
             run.remove_sockets()  # the testbed removes it too; not when stopped before it was built
+
+
+class Plan(Protocol):
+    """A scenario run: :meth:`execute` drives the testbed and returns the rendered result."""
+
+    def execute(self) -> Any: ...
+
+
+def run_plan(scenario: str, args: argparse.Namespace, run: RunFolder, plan: Callable[[], Plan]) -> int:
+    """Execute the plan ``plan()`` builds; a setup failure is one line (1), names in use are 2; the exit
+    status is 0 only when every expectation held. Imports Mininet: call it after the preflight checks."""
+    from scenarios.harness.links import MoveError
+    from topologies.build import ConfigureError, NamesInUseError, NetworkStartTimeout
+    from topologies.nodes import ProcessStartError
+
+    try:
+        result = plan().execute()
+    except NamesInUseError as error:
+        print(f"{scenario}: {error}", file=sys.stderr)
+        return 2
+    except (ConfigureError, NetworkStartTimeout, ProcessStartError, MoveError) as error:
+        print(f"{scenario}: the testbed failed: {error}; run folder: {run.path}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.metrics, indent=2, default=str))
+    return 0 if result.overall_passed else 1
