@@ -71,6 +71,9 @@ class DropReason(StrEnum):
     """Right endpoints, but not the negotiated encapsulation (RFC 3024 §4.3.2)."""
     TUNNEL_TARGET = "tunnel_target"
     """IPv6 from a prefix arrived via the other endpoint than its registered target (RFC 5454 §3.3.2)."""
+    UNNESTED_HOME_ADDRESS = "unnested_home_address"
+    """IPv6-in-IPv4 from a home address that did not arrive inside its care-of tunnel: for code 0 that
+    layer is legitimate only nested (RFC 5454 §3.3.2, §4; RFC 3024 §4.3.2), so it is a spoof."""
     ECN = "ecn"
     """Outer CE over an inner Not-ECT packet (RFC 6040 §4.2)."""
     MALFORMED = "malformed"

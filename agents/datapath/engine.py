@@ -102,7 +102,9 @@ class Table(Protocol):
     def ipv4_paths(self, source: bytes, destination: bytes) -> tuple[Path, ...]: ...
     def ipv6_paths(self, source: bytes, destination: bytes) -> tuple[Path, ...]: ...
     def check_ipv4(self, outer_source: bytes, protocol: int, inner_source: bytes) -> DropReason | None: ...
-    def check_ipv6(self, outer_source: bytes, protocol: int, inner_source: bytes) -> DropReason | None: ...
+    def check_ipv6(
+        self, outer_source: bytes, protocol: int, inner_source: bytes, nested: bool = False
+    ) -> DropReason | None: ...
     def decapsulate_again(self, inner_source: bytes, inner_destination: bytes) -> bool: ...
 
 
@@ -383,7 +385,7 @@ class PacketEngine:
         ):
             return False
         source = view[middle + 12 : middle + 16].tobytes()
-        reason = self.table.check_ipv6(source, PROTO_IPV6, view[inner + 8 : inner + 24].tobytes())
+        reason = self.table.check_ipv6(source, PROTO_IPV6, view[inner + 8 : inner + 24].tobytes(), True)
         if reason is None:
             self._deliver(view[inner:length], stats)
         else:
@@ -412,7 +414,7 @@ class PacketEngine:
                 self._inbound_slow(inner, stats, level + 1)
                 return
         else:
-            reason = self.table.check_ipv6(source, result.protocol, inner[8:24])
+            reason = self.table.check_ipv6(source, result.protocol, inner[8:24], level > 0)
         if reason is not None:
             self._inbound_drop(stats, reason, packet, inner)
         else:

@@ -296,9 +296,19 @@ class HomeAgentTable:
             return DropReason.ENCAPSULATION
         return DropReason.INNER_SOURCE if outer_source in self._care_ofs else DropReason.UNKNOWN_OUTER_SOURCE
 
-    def check_ipv6(self, outer_source: bytes, protocol: int, inner_source: bytes) -> DropReason | None:
+    def check_ipv6(
+        self, outer_source: bytes, protocol: int, inner_source: bytes, nested: bool = False
+    ) -> DropReason | None:
         """RFC 5454 §3.3.2, §4: the inner source is inside a registered prefix and the outer source is
-        the endpoint of that prefix's target; link-local sources only over the home-address tunnel."""
+        the endpoint of that prefix's target; link-local sources only over the home-address tunnel.
+
+        ``nested``: the IPv6-in-IPv4 header was inside an accepted care-of tunnel (the engine verified
+        that layer with :meth:`check_ipv4`). A home address as the source of an un-nested one is a
+        spoof from the visited link (RFC 3024 §4.3.2): the home-address tunnel only exists inside the
+        care-of tunnel.
+        """
+        if not nested and outer_source in self._agent_of and outer_source not in self._care_ofs:
+            return DropReason.UNNESTED_HOME_ADDRESS
         known = outer_source in self._care_ofs or outer_source in self._agent_of
         owner = self._ipv6_owners.lookup(inner_source)
         if owner is None:
@@ -372,7 +382,11 @@ class MobileNodeTable:
             return DropReason.UNKNOWN_OUTER_SOURCE
         return None if protocol == self._protocol else DropReason.ENCAPSULATION
 
-    def check_ipv6(self, outer_source: bytes, protocol: int, inner_source: bytes) -> DropReason | None:
+    def check_ipv6(
+        self, outer_source: bytes, protocol: int, inner_source: bytes, nested: bool = False
+    ) -> DropReason | None:
+        """Only from the home agent, nested or not (through a foreign agent the FA strips the care-of
+        layer); IPv6-in-IPv4, or GRE when GRE was negotiated (RFC 5454 §3.3.2)."""
         if outer_source != self._agent or not self._agent:
             return DropReason.UNKNOWN_OUTER_SOURCE
         allowed = protocol == PROTO_IPV6 or (protocol == PROTO_GRE and self._protocol == PROTO_GRE)

@@ -16,6 +16,8 @@ from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 import pytest
+from scapy.layers.inet import UDP
+from scapy.layers.inet6 import IPv6
 
 from agents.mip.auth import SecurityAssociation
 from agents.mip.codes import RegistrationFlag, ReplyCode
@@ -174,6 +176,40 @@ def test_spoofed_reverse_tunnel_packets_are_dropped_and_logged(bed: AgentBed) ->
     assert wait_until(dropped, 3.0), bed.agents["ha"].ask("status")["datapath"]
     reasons = {e["reason"] for e in bed.agents["ha"].events("security_drop")}
     assert {"unknown_outer_source", "inner_source"} <= reasons
+
+
+def udp6(source: str, destination: str, payload: bytes) -> bytes:
+    """A whole IPv6/UDP packet to port 9999 (scapy fills in lengths and the checksum)."""
+    return bytes(IPv6(src=source, dst=destination) / UDP(sport=4000, dport=9999) / payload)
+
+
+def unnested_drops(bed: AgentBed) -> int:
+    return int(bed.agents["ha"].ask("status")["datapath"]["drops"].get("unnested_home_address", 0))
+
+
+def test_unnested_home_address_tunnel_is_dropped_nested_one_forwarded(bed: AgentBed) -> None:
+    """RFC 5454 §3.3.2, §4 and RFC 3024 §4.3.2: for code 0 the HoA-sourced IPv6-in-IPv4 layer is legitimate
+    only inside the care-of tunnel. Sent straight from the visited link (by mn2, with mn1's HoA as outer
+    source) it is dropped, counted and logged; the same packet nested in mn1's care-of tunnel is forwarded."""
+    before = unnested_drops(bed)
+    with bed["cn"].entered():
+        listener = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    with listener:
+        listener.bind((CN6, 9999))
+        listener.settimeout(1.0)
+        middle = encapsulate_ipv6_in_ipv4(
+            udp6(MN1_V6, CN6, b"spoofed"), IPv4Address(HOA1), IPv4Address("192.0.2.1")
+        )
+        send_raw(bed["mn2"], middle)
+        assert wait_until(lambda: unnested_drops(bed) > before, 3.0), bed.agents["ha"].ask("status")
+        home_tunnel = encapsulate_ipv6_in_ipv4(
+            udp6(MN1_V6, CN6, b"nested"), IPv4Address(HOA1), IPv4Address("192.0.2.1")
+        )
+        nested = encapsulate_ipv4_in_ipv4(home_tunnel, IPv4Address("198.51.100.10"), IPv4Address("192.0.2.1"))
+        send_raw(bed["mn1"], nested)
+        assert listener.recv(100) == b"nested"  # the spoofed one never arrived (it was sent first)
+    drops = [e for e in bed.agents["ha"].events("security_drop") if e["reason"] == "unnested_home_address"]
+    assert drops and drops[-1]["outer_source"] == HOA1 and drops[-1]["inner_source"] == MN1_V6
 
 
 def rrq_exchange(namespace: Namespace, wire: bytes, timeout: float = 3.0) -> RegistrationReply:

@@ -116,10 +116,10 @@ def test_reverse_tunnel_ipv4_acceptance(
 
 
 IPV6_MATRIX = [
-    ("code-0 prefix from the HoA", HOA, 41, "2001:db8:100::1", None),
+    ("code-0 prefix from the HoA, not nested", HOA, 41, "2001:db8:100::1", DropReason.UNNESTED_HOME_ADDRESS),
     ("code-0 prefix from the CoA", COA, 41, "2001:db8:100::1", DropReason.TUNNEL_TARGET),
     ("code-1 prefix from the CoA", COA, 41, "2001:db8:200::1", None),
-    ("code-1 prefix from the HoA", HOA, 41, "2001:db8:200::1", DropReason.TUNNEL_TARGET),
+    ("code-1 prefix from the HoA, not nested", HOA, 41, "2001:db8:200::1", DropReason.UNNESTED_HOME_ADDRESS),
     ("source outside every prefix", COA, 41, "2001:db8:999::1", DropReason.INNER_SOURCE),
     ("another MN's prefix", COA, 41, "2001:db8:300::1", DropReason.INNER_SOURCE),
     (
@@ -129,9 +129,9 @@ IPV6_MATRIX = [
         "2001:db8:200::1",
         DropReason.UNKNOWN_OUTER_SOURCE,
     ),
-    ("link-local from the HoA", HOA, 41, "fe80::c000:264", None),
+    ("link-local from the HoA, not nested", HOA, 41, "fe80::c000:264", DropReason.UNNESTED_HOME_ADDRESS),
     ("link-local from the CoA", COA, 41, "fe80::c000:264", DropReason.INNER_SOURCE),
-    ("multicast source from the HoA", HOA, 41, "ff02::1", DropReason.INNER_SOURCE),
+    ("multicast source from the HoA, not nested", HOA, 41, "ff02::1", DropReason.UNNESTED_HOME_ADDRESS),
     ("GRE for a code-1 prefix negotiated as IP-in-IP", COA, 47, "2001:db8:200::1", DropReason.ENCAPSULATION),
 ]
 
@@ -143,6 +143,26 @@ def test_reverse_tunnel_ipv6_acceptance(
     label: str, outer: IPv4Address, protocol: int, inner: str, expected: DropReason | None
 ) -> None:
     assert home_table().check_ipv6(outer.packed, protocol, packed(inner)) == expected
+
+
+NESTED_IPV6_MATRIX = [
+    ("code-0 prefix from the HoA", HOA, "2001:db8:100::1", None),
+    ("link-local from the HoA", HOA, "fe80::c000:264", None),
+    ("code-1 prefix from the HoA", HOA, "2001:db8:200::1", DropReason.TUNNEL_TARGET),
+    ("multicast source from the HoA", HOA, "ff02::1", DropReason.INNER_SOURCE),
+    ("another MN's prefix from my HoA", HOA, "2001:db8:300::1", DropReason.INNER_SOURCE),
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "home", "inner", "expected"), NESTED_IPV6_MATRIX, ids=[row[0] for row in NESTED_IPV6_MATRIX]
+)
+def test_home_address_tunnel_accepted_only_nested(
+    label: str, home: IPv4Address, inner: str, expected: DropReason | None
+) -> None:
+    """RFC 5454 §3.3.2, §4 and RFC 3024 §4.3.2: for code 0 the HoA-sourced protocol-41 layer is legitimate
+    only inside the care-of tunnel (whose outer source the IPv4 check has verified)."""
+    assert home_table().check_ipv6(home.packed, 41, packed(inner), nested=True) == expected
 
 
 def test_gre_carries_ipv6_for_a_gre_binding() -> None:
@@ -349,6 +369,17 @@ def test_nested_home_address_tunnel_is_stripped_twice(fast_path: bool) -> None:
     spoofed = encapsulate(encapsulate(ipv6_inner(0, source="2001:db8:999::1"), HOA, HA, 41), COA, HA, 4)
     engine.inbound(spoofed)
     assert engine.delivered == [inner] and engine.counters().dropped(DropReason.INNER_SOURCE) == 1
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_unnested_home_address_tunnel_is_dropped(fast_path: bool) -> None:
+    """RFC 5454 §3.3.2, §4; RFC 3024 §4.3.2: IPv6-in-IPv4 sent straight from a visited link with the outer
+    source forged to a home address (not inside the care-of tunnel) is dropped and counted."""
+    engine = FakeEngine("fake0", home_table(), TunnelOptions(fast_path=fast_path))
+    spoofed = encapsulate(ipv6_inner(0, source="2001:db8:100::1", destination="2001:db8:1::10"), HOA, HA, 41)
+    engine.inbound(spoofed)
+    assert engine.delivered == []
+    assert engine.counters().drops == {"unnested_home_address": 1}
 
 
 @settings(max_examples=60, deadline=None)
