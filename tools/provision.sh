@@ -33,7 +33,7 @@ system_python=/usr/bin/python3
 # Runtime: Mininet (mnexec + its Python module), bridges, capture, traffic, Kea for DHCPv6-PD, and the system
 # Python with our runtime dependencies so that `sudo python -m scenarios.handover` works (sudo resets PATH).
 runtime_pkgs=(
-    mininet bridge-utils iproute2 iptables nftables tcpdump tshark iperf3 ethtool procps sudo kmod
+    mininet bridge-utils iproute2 iptables nftables conntrack tcpdump tshark iperf3 ethtool procps sudo kmod
     kea-dhcp6-server
     python3 python-is-python3 python3-venv python3-pyroute2 python3-matplotlib python3-dpkt
 )

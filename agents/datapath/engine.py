@@ -21,6 +21,7 @@ import contextlib
 import errno
 import logging
 import os
+import select
 import socket
 import threading
 import time
@@ -30,7 +31,7 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Protocol
 
 from agents.datapath.base import Counters, DropCallback, DropEvent, DropReason
-from agents.datapath.tables import NO_PATHS, Hop, Path
+from agents.datapath.tables import NO_PATHS, PROTO_UDP, Hop, Path
 from agents.datapath.tun import TunDevice
 from agents.mip.ecn import DscpModel, EcnMode, ingress_table
 from agents.mip.errors import DecodeError
@@ -106,6 +107,13 @@ class Table(Protocol):
         self, outer_source: bytes, protocol: int, inner_source: bytes, nested: bool = False
     ) -> DropReason | None: ...
     def decapsulate_again(self, inner_source: bytes, inner_destination: bytes) -> bool: ...
+    def check_udp(self, outer: bytes, version: int, inner_source: bytes) -> DropReason | None: ...
+
+
+TUNNEL_DATA = 4
+"""MIP Tunnel Data message type (RFC 3519 §3.3): type, Next Header, 2 reserved bytes, then the packet."""
+UDP_SEND_WAIT = 0.01
+"""Seconds a UDP tunnel packet may wait for room in the (shared, non-blocking) socket's send buffer."""
 
 
 class PacketEngine:
@@ -119,10 +127,14 @@ class PacketEngine:
         options: TunnelOptions,
         on_drop: DropCallback | None = None,
         underlay_interface: str | None = None,
+        udp_socket: socket.socket | None = None,
     ) -> None:
         self.options = options
         self.table = table
         self._on_drop = on_drop
+        self._udp = udp_socket
+        """The agent's UDP 434 socket (RFC 3519): Tunnel Data leaves from its port; None: no UDP hops."""
+        self._udp_stats: _Stats | None = None
         self._stopping = False
         self._threads: list[threading.Thread] = []
         self._stats: list[_Stats] = []
@@ -241,6 +253,9 @@ class PacketEngine:
         stats.bytes += length
         for path in paths:
             hop = path[0]
+            if hop.protocol == PROTO_UDP:
+                self._send_udp(hop, view[:length], version, stats)
+                continue
             if hop.protocol == fast_protocol and limit and self._fast:
                 template, address = templates.get(hop) or templates.setdefault(hop, self._template(hop))
                 header[:] = template
@@ -258,6 +273,49 @@ class PacketEngine:
                         self._count_drop(stats, DropReason.SEND_FAILED)
                         continue
             self._outbound_slow(view[:length].tobytes(), path, stats)
+
+    def _send_udp(self, hop: Hop, packet: memoryview, version: int, stats: _Stats) -> None:
+        """RFC 3519 §3.3: MIP Tunnel Data (Next Header 4, or 41 for IPv6 per RFC 5454 §3.9) to the hop's
+        address and port from the agent's UDP socket (a NAT maps that port, §4.2)."""
+        if self._udp is None:
+            self._count_drop(stats, DropReason.SEND_FAILED)
+            return
+        header = bytes((TUNNEL_DATA, PROTO_IPIP if version == 4 else PROTO_IPV6, 0, 0))
+        address = (socket.inet_ntoa(hop.destination), hop.port)
+        for _ in range(2):
+            try:
+                self._udp.sendmsg([header, packet], (), 0, address)
+                return
+            except BlockingIOError:
+                select.select([], [self._udp], [], UDP_SEND_WAIT)
+            except OSError as error:
+                logger.debug("UDP tunnel send to %s failed: %s", address, error)
+                break
+        self._count_drop(stats, DropReason.SEND_FAILED)
+
+    def receive_udp(self, payload: bytes, source: bytes, port: int) -> None:
+        """One Tunnel Data message from ``source``:``port`` (read by the agent's UDP 434 socket): check the
+        outer address and port and the inner source (RFC 3519 §4.8), then deliver the inner packet."""
+        stats = self._udp_stats
+        if stats is None:
+            stats = self._udp_stats = self._new_stats(outbound=False)
+        inner = payload[4:]
+        version = inner[0] >> 4 if inner else 0
+        expected = {PROTO_IPIP: 4, PROTO_IPV6: 6}.get(payload[1]) if len(payload) > 1 else None
+        outer = _udp_outer(source, port)
+        if len(payload) < 4 or payload[0] != TUNNEL_DATA or version not in (4, 6) or len(inner) < 20:
+            reason: DropReason | None = DropReason.MALFORMED
+        elif expected != version:
+            reason = DropReason.ENCAPSULATION  # Next Header not the negotiated mode (RFC 3519 §3.3)
+        elif version == 6 and len(inner) < 40:
+            reason = DropReason.MALFORMED
+        else:
+            source_bytes = inner[12:16] if version == 4 else inner[8:24]
+            reason = self.table.check_udp(source + port.to_bytes(2, "big"), version, source_bytes)
+        if reason is None:
+            self._deliver(inner, stats)
+        else:
+            self._inbound_drop(stats, reason, outer, inner)
 
     def _send_nested(
         self,
@@ -454,6 +512,11 @@ class PacketEngine:
             )
         except Exception:
             logger.exception("on_drop callback failed")
+
+
+def _udp_outer(source: bytes, port: int) -> bytes:
+    """A 20-byte stand-in outer header (protocol 17, the sender's address) for drop reports."""
+    return bytes(9) + bytes((PROTO_UDP,)) + bytes(2) + source + bytes(4)
 
 
 def _plain_ipv6(buffer: bytearray, start: int, size: int, tos: int) -> bool:

@@ -30,12 +30,19 @@ from agents.mip.ip import PROTO_GRE, PROTO_IPV6, PROTO_MINIMAL
 T = TypeVar("T")
 
 
+PROTO_UDP = 17
+"""A :class:`Hop` with this protocol is RFC 3519 UDP tunnelling: MIP Tunnel Data to ``destination``:``port``
+from the agent's UDP 434 socket (Next Header 4 for IPv4, 41 for IPv6, RFC 5454 §3.9)."""
+
+
 class Hop(NamedTuple):
-    """One encapsulation: outer source, outer destination (packed) and outer IP protocol."""
+    """One encapsulation: outer source, outer destination (packed) and outer IP protocol; ``port`` is the
+    far end's UDP port for a :data:`PROTO_UDP` hop (the socket chooses the source)."""
 
     source: bytes
     destination: bytes
     protocol: int
+    port: int = 0
 
 
 Path = tuple[Hop, ...]
@@ -115,10 +122,13 @@ class HomeBinding:
     home_agent: IPv4Address
     care_ofs: Mapping[IPv4Address, Encapsulation] = field(default_factory=dict)
     prefixes: Mapping[IPv6Network, TunnelTarget] = field(default_factory=dict)
+    udp_ports: Mapping[IPv4Address, int] = field(default_factory=dict)
+    """Care-of addresses reached by RFC 3519 UDP tunnelling (a NAT's address) → their UDP port."""
 
 
 class _PrefixOwner(NamedTuple):
-    """Who may send from a registered prefix: outer source → outer protocol, plus the binding's endpoints."""
+    """Who may send from a registered prefix: outer source → outer protocol, plus the binding's endpoints
+    (its home address first)."""
 
     allowed: dict[bytes, int]
     endpoints: tuple[bytes, ...]
@@ -135,9 +145,11 @@ class _Entries(NamedTuple):
     care_ofs: tuple[bytes, ...]
     prefix_paths: dict[IPv6Network, tuple[Path, ...]]
     prefix_owners: dict[IPv6Network, _PrefixOwner]
+    udp_accept: dict[bytes, bytes]
+    """UDP care-of address + port (6 bytes) → home address (RFC 3519 §4.8)."""
 
 
-_NO_ENTRIES = _Entries((), (), b"", {}, (), {}, {})
+_NO_ENTRIES = _Entries((), (), b"", {}, (), {}, {}, {})
 
 
 def _entries(binding: HomeBinding) -> _Entries:
@@ -148,12 +160,12 @@ def _entries(binding: HomeBinding) -> _Entries:
     """
     home, agent = binding.home_address.packed, binding.home_agent.packed
     care_of_hops = tuple(
-        Hop(agent, care_of.packed, ipv4_protocol(encapsulation))
+        _care_of_hop(agent, care_of, encapsulation, binding.udp_ports.get(care_of))
         for care_of, encapsulation in binding.care_ofs.items()
     )
-    care_ofs = tuple(dict.fromkeys(hop.destination for hop in care_of_hops))
+    care_ofs = tuple(dict.fromkeys(hop.destination for hop in care_of_hops if hop.protocol != PROTO_UDP))
     via_home = Hop(agent, home, PROTO_IPV6)
-    home_paths = tuple((via_home, hop) for hop in care_of_hops)
+    home_paths = tuple((hop,) if hop.protocol == PROTO_UDP else (via_home, hop) for hop in care_of_hops)
     endpoints = tuple(dict.fromkeys((home, *care_ofs)))
     prefix_paths: dict[IPv6Network, tuple[Path, ...]] = {}
     prefix_owners: dict[IPv6Network, _PrefixOwner] = {}
@@ -166,11 +178,23 @@ def _entries(binding: HomeBinding) -> _Entries:
         tuple((hop,) for hop in care_of_hops),
         home_paths,
         agent,
-        {hop.destination + home: hop.protocol for hop in care_of_hops},
+        {hop.destination + home: hop.protocol for hop in care_of_hops if hop.protocol != PROTO_UDP},
         care_ofs,
         prefix_paths,
         prefix_owners,
+        {
+            hop.destination + hop.port.to_bytes(2, "big"): home
+            for hop in care_of_hops
+            if hop.protocol == PROTO_UDP
+        },
     )
+
+
+def _care_of_hop(agent: bytes, care_of: IPv4Address, encapsulation: Encapsulation, port: int | None) -> Hop:
+    """IP-in-IP, GRE or minimal to the care-of address; MIP Tunnel Data in UDP to a NAT's port."""
+    if port is not None:
+        return Hop(agent, care_of.packed, PROTO_UDP, port)
+    return Hop(agent, care_of.packed, ipv4_protocol(encapsulation))
 
 
 def _prefix_paths(
@@ -181,7 +205,9 @@ def _prefix_paths(
     paths: list[Path] = []
     allowed: dict[bytes, int] = {}
     for hop in care_of_hops:
-        if direct and hop.protocol != PROTO_MINIMAL:  # minimal cannot carry IPv6 (§3.3.2)
+        if hop.protocol == PROTO_UDP:  # IPv6 rides the UDP tunnel itself, Next Header 41 (RFC 5454 §3.9)
+            paths.append((hop,))
+        elif direct and hop.protocol != PROTO_MINIMAL:  # minimal cannot carry IPv6 (§3.3.2)
             protocol = PROTO_GRE if hop.protocol == PROTO_GRE else PROTO_IPV6
             paths.append((Hop(via_home.source, hop.destination, protocol),))
             allowed[hop.destination] = protocol
@@ -208,6 +234,7 @@ class HomeAgentTable:
         self._ipv6_paths: PrefixMap[tuple[Path, ...]] = PrefixMap()
         self._ipv6_owners: PrefixMap[_PrefixOwner] = PrefixMap()
         self._entries: dict[bytes, _Entries] = {}  # home address → what its binding put here
+        self._udp_accept: dict[bytes, bytes] = {}  # NAT address + port → home address (RFC 3519)
         for binding in bindings:
             self.put(binding)
 
@@ -223,6 +250,7 @@ class HomeAgentTable:
         old = self._entries.get(home, _NO_ENTRIES)
         self._agent_of[home] = new.agent
         self._ipv4_accept.update(new.accept)
+        self._udp_accept.update(new.udp_accept)
         for care_of in set(new.care_ofs).difference(old.care_ofs):
             self._care_ofs[care_of] = self._care_ofs.get(care_of, 0) + 1
         self._ipv4_paths[home] = new.ipv4_paths
@@ -247,6 +275,9 @@ class HomeAgentTable:
         """Delete what ``old`` stored and ``kept`` (its replacement) did not store again."""
         for key in old.accept.keys() - kept.accept.keys():
             self._ipv4_accept.pop(key, None)
+        for key in old.udp_accept.keys() - kept.udp_accept.keys():
+            if self._udp_accept.get(key) == old.udp_accept[key]:
+                del self._udp_accept[key]
         for care_of in set(old.care_ofs).difference(kept.care_ofs):
             left = self._care_ofs[care_of] - 1
             if left:
@@ -262,6 +293,7 @@ class HomeAgentTable:
         return {
             "ipv4_paths": dict(self._ipv4_paths),
             "ipv4_accept": dict(self._ipv4_accept),
+            "udp_accept": dict(self._udp_accept),
             "home_paths": dict(self._home_paths),
             "agent_of": dict(self._agent_of),
             "care_ofs": dict(self._care_ofs),
@@ -329,6 +361,22 @@ class HomeAgentTable:
         code-0 IPv6-in-IPv4 tunnel: strip that header too (RFC 5454 §3.3.2)."""
         return self._agent_of.get(inner_source) == inner_destination
 
+    def check_udp(self, outer: bytes, version: int, inner_source: bytes) -> DropReason | None:
+        """RFC 3519 §4.8: Tunnel Data only from a registered NAT address *and* port (``outer``: 4 address
+        bytes + 2 port bytes); inside, IPv4 from that binding's home address, IPv6 from one of its
+        prefixes or its link-local fe80::<home address> (RFC 5454 §3.9, §4)."""
+        home = self._udp_accept.get(outer)
+        if home is None:
+            return DropReason.UNKNOWN_OUTER_SOURCE
+        if version == 4:
+            return None if inner_source == home else DropReason.INNER_SOURCE
+        owner = self._ipv6_owners.lookup(inner_source)
+        if owner is not None and owner.endpoints[0] == home:
+            return None
+        if inner_source == _LINK_LOCAL_EMBEDDED + home:
+            return None
+        return DropReason.INNER_SOURCE
+
 
 class MobileNodeTable:
     """Decisions of a mobile node with at most one tunnel to its home agent."""
@@ -345,15 +393,23 @@ class MobileNodeTable:
         *,
         reverse_tunnel: bool = True,
         sources: Mapping[IPv6Network, TunnelTarget] | None = None,
+        udp_port: int | None = None,
     ) -> None:
-        """``care_of`` None: a foreign agent's care-of address (the FA tunnels IPv4; RFC 3024 §5)."""
+        """``care_of`` None: a foreign agent's care-of address (the FA tunnels IPv4; RFC 3024 §5).
+        ``udp_port``: the HA's UDP port when the tunnel runs in UDP through a NAT (RFC 3519): every
+        packet, IPv4 or IPv6, goes as Tunnel Data to it (RFC 5454 §3.9)."""
         self._home = home_address.packed if home_address else b""
         self._agent = home_agent.packed if home_agent else b""
         self._protocol = ipv4_protocol(encapsulation)
+        self._udp_peer = self._agent + udp_port.to_bytes(2, "big") if udp_port is not None else b""
         self._ipv4: tuple[Path, ...] = NO_PATHS
         self._via_home: tuple[Path, ...] = NO_PATHS
         self._via_care_of: tuple[Path, ...] = NO_PATHS
-        if home_address and home_agent:
+        if home_address and home_agent and udp_port is not None:
+            udp = ((Hop(b"", self._agent, PROTO_UDP, udp_port),),)
+            self._ipv4 = udp if reverse_tunnel else NO_PATHS
+            self._via_home = self._via_care_of = udp
+        elif home_address and home_agent:
             outer = (Hop(care_of.packed, self._agent, self._protocol),) if care_of else ()
             if care_of and reverse_tunnel:
                 self._ipv4 = (outer,)
@@ -395,6 +451,10 @@ class MobileNodeTable:
     def decapsulate_again(self, inner_source: bytes, inner_destination: bytes) -> bool:
         """IPv6-in-IPv4 from the home agent to our home address, nested in the care-of tunnel."""
         return bool(self._agent) and inner_source == self._agent and inner_destination == self._home
+
+    def check_udp(self, outer: bytes, version: int, inner_source: bytes) -> DropReason | None:
+        """RFC 3519 §4.8: Tunnel Data only from the home agent's address and port, while in UDP mode."""
+        return None if self._udp_peer and outer == self._udp_peer else DropReason.UNKNOWN_OUTER_SOURCE
 
 
 _LINK_LOCAL_EMBEDDED = IPv6Address("fe80::").packed[:12]

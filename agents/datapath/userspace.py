@@ -18,6 +18,7 @@ home address (RFC 5454 §3.3.2).
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -52,13 +53,16 @@ class _UserspaceBase:
         options: TunnelOptions,
         on_drop: DropCallback | None,
         underlay_interface: str | None,
+        udp_socket: socket.socket | None = None,
     ) -> None:
         self.interface_name = interface_name
         self._lock = threading.RLock()
         self._closed = False
         self._netlink = Netlink()
         try:
-            self._engine = PacketEngine(interface_name, table, options, on_drop, underlay_interface)
+            self._engine = PacketEngine(
+                interface_name, table, options, on_drop, underlay_interface, udp_socket=udp_socket
+            )
             self.interface_name = self._engine.tun.name
         except BaseException:
             self._netlink.close()
@@ -87,6 +91,12 @@ class _UserspaceBase:
 
     def counters(self) -> Counters:
         return self._engine.counters()
+
+    def receive_udp_tunnel(self, payload: bytes, source: IPv4Address, port: int) -> None:
+        """A MIP Tunnel Data message the agent's UDP 434 socket read (RFC 3519 §3.3): checked, then
+        delivered like any decapsulated packet. Called from the agent's event loop."""
+        if not self._closed:
+            self._engine.receive_udp(payload, source.packed, port)
 
     def close(self) -> None:
         """Stop the threads, remove every route/rule/address/sysctl change, delete the TUN. Idempotent."""
@@ -128,12 +138,15 @@ class UserspaceHomeAgent(_UserspaceBase, HomeAgentDatapath):
         options: TunnelOptions | None = None,
         on_drop: DropCallback | None = None,
         underlay_interface: str | None = None,
+        udp_socket: socket.socket | None = None,
     ) -> None:
         self._bindings: dict[IPv4Address, HomeBinding] = {}
         self._prefixes = PrefixOwners()
         self._table = HomeAgentTable()
         self.address = address
-        super().__init__(interface_name, self._table, options or TunnelOptions(), on_drop, underlay_interface)
+        super().__init__(
+            interface_name, self._table, options or TunnelOptions(), on_drop, underlay_interface, udp_socket
+        )
 
     def _configure_interface(self, options: TunnelOptions) -> None:
         super()._configure_interface(options)
@@ -164,29 +177,40 @@ class UserspaceHomeAgent(_UserspaceBase, HomeAgentDatapath):
         *,
         home_agent: IPv4Address,
         reverse_tunnel: bool = True,
+        udp_port: int | None = None,
     ) -> None:
         """Tunnel the home address to ``care_of`` (another care-of of the same home address is kept:
         simultaneous bindings get a copy each, RFC 5944 §3.6.1.3). A re-registration that only renews
-        the lifetime (RFC 5944 §3.8.3) returns at once."""
+        the lifetime (RFC 5944 §3.8.3) returns at once. ``udp_port``: ``care_of`` is a NAT's address
+        reached in UDP at that port (RFC 3519 §4.6)."""
         with self._lock:
             self._check_open()
             old = self._bindings.get(home_address)
-            if old is not None and _renews(old, care_of, encapsulation, home_agent):
+            if old is not None and _renews(old, care_of, encapsulation, home_agent, udp_port):
                 return
             binding = old or HomeBinding(home_address, home_agent)
             care_ofs = {**binding.care_ofs, care_of: encapsulation}
+            udp_ports = {key: port for key, port in binding.udp_ports.items() if key != care_of}
+            if udp_port is not None:
+                udp_ports[care_of] = udp_port
             self._check_prefix_targets(binding.prefixes, care_ofs)
-            self._store(replace(binding, home_agent=home_agent, care_ofs=care_ofs))
+            self._store(replace(binding, home_agent=home_agent, care_ofs=care_ofs, udp_ports=udp_ports))
             if old is None:
                 self._netlink.add_route(
                     IPv4Network(f"{home_address}/32"), interface=self.interface_name, mtu=self.ipv4_mtu
                 )
         logger.info("tunnel %s -> %s (%s)", home_address, care_of, encapsulation.value)
 
-    def remove_ipv4_tunnel(self, home_address: IPv4Address, care_of: IPv4Address | None = None) -> None:
+    def remove_ipv4_tunnel(
+        self, home_address: IPv4Address, care_of: IPv4Address | None = None, udp_port: int | None = None
+    ) -> None:
+        """Remove one care-of (all with ``care_of`` None). With ``udp_port`` only if that care-of is
+        still reached at that port: a NAT's old mapping going must not take its new one along."""
         with self._lock:
             binding = self._bindings.get(home_address)
             if binding is None or self._closed:
+                return
+            if care_of is not None and udp_port is not None and binding.udp_ports.get(care_of) != udp_port:
                 return
             care_ofs = (
                 {}
@@ -198,7 +222,8 @@ class UserspaceHomeAgent(_UserspaceBase, HomeAgentDatapath):
                 }
             )
             if care_ofs:
-                self._store(replace(binding, care_ofs=care_ofs))
+                udp_ports = {key: port for key, port in binding.udp_ports.items() if key in care_ofs}
+                self._store(replace(binding, care_ofs=care_ofs, udp_ports=udp_ports))
                 return
             for prefix in list(binding.prefixes):
                 self._prefixes.remove(prefix)
@@ -254,12 +279,20 @@ class UserspaceHomeAgent(_UserspaceBase, HomeAgentDatapath):
 
 
 def _renews(
-    binding: HomeBinding, care_of: IPv4Address, encapsulation: Encapsulation, home_agent: IPv4Address
+    binding: HomeBinding,
+    care_of: IPv4Address,
+    encapsulation: Encapsulation,
+    home_agent: IPv4Address,
+    udp_port: int | None = None,
 ) -> bool:
     """True if ``binding`` already tunnels to ``care_of`` this way: a re-registration that only renews
     the lifetime (RFC 5944 §3.8.3). The datapath holds no lifetime and no T flag (it accepts reverse
     tunnelling from every registered care-of), so such a renewal changes nothing here."""
-    return binding.home_agent == home_agent and binding.care_ofs.get(care_of) == encapsulation
+    return (
+        binding.home_agent == home_agent
+        and binding.care_ofs.get(care_of) == encapsulation
+        and binding.udp_ports.get(care_of) == udp_port
+    )
 
 
 @dataclass(frozen=True)
@@ -268,6 +301,7 @@ class _MobileTunnel:
     care_of: IPv4Address | None
     encapsulation: Encapsulation
     reverse_tunnel: bool
+    udp_port: int | None = None
 
 
 class UserspaceMobileNode(_UserspaceBase, MobileNodeDatapath):
@@ -282,6 +316,7 @@ class UserspaceMobileNode(_UserspaceBase, MobileNodeDatapath):
         underlay_interface: str | None = None,
         table: int = 100,
         rule_priority: int = 1000,
+        udp_socket: socket.socket | None = None,
     ) -> None:
         self._route_table, self._rule_priority = table, rule_priority
         self._tunnel: _MobileTunnel | None = None
@@ -290,7 +325,12 @@ class UserspaceMobileNode(_UserspaceBase, MobileNodeDatapath):
         self._addresses: set[IPv6Interface] = set()
         self._home: IPv4Address | None = None
         super().__init__(
-            interface_name, MobileNodeTable(), options or TunnelOptions(), on_drop, underlay_interface
+            interface_name,
+            MobileNodeTable(),
+            options or TunnelOptions(),
+            on_drop,
+            underlay_interface,
+            udp_socket,
         )
 
     def _publish(self) -> None:
@@ -305,6 +345,7 @@ class UserspaceMobileNode(_UserspaceBase, MobileNodeDatapath):
             tunnel.encapsulation,
             reverse_tunnel=tunnel.reverse_tunnel,
             sources=self._sources,
+            udp_port=tunnel.udp_port,
         )
 
     def add_ipv4_tunnel(
@@ -316,15 +357,17 @@ class UserspaceMobileNode(_UserspaceBase, MobileNodeDatapath):
         home_agent: IPv4Address,
         reverse_tunnel: bool = True,
         colocated: bool = True,
+        udp_port: int | None = None,
     ) -> None:
         """Bring up or move the tunnel (``TunnelUp``). ``colocated`` False: ``care_of`` is a foreign
-        agent's address, which does the IPv4 tunnelling itself."""
+        agent's address, which does the IPv4 tunnelling itself. ``udp_port``: the HA's UDP port, when
+        the HA agreed to RFC 3519 UDP tunnelling (through a NAT)."""
         with self._lock:
             self._check_open()
             if self._home is not None and self._home != home_address:
                 self._remove_home_state()
             self._tunnel = _MobileTunnel(
-                home_agent, care_of if colocated else None, encapsulation, reverse_tunnel
+                home_agent, care_of if colocated else None, encapsulation, reverse_tunnel, udp_port
             )
             if self._home is None:
                 self._add_home_state(home_address)

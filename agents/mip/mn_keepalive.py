@@ -9,8 +9,16 @@ from the request's source port (§4.6). This side never adapts K itself (§4.9: 
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from enum import Enum
+from ipaddress import IPv4Address
+
+from agents.mip.errors import DecodeError
+from agents.mip.ip import IPV4_HEADER_LENGTH, PROTO_IPIP, IPv4Header, internet_checksum
+from agents.mip.tunnel import decapsulate_udp_tunnel_data, encapsulate_udp_tunnel_data
+
+PROTO_ICMP = 1
 
 RETRY_GAP = 1.0
 """Seconds between a keepalive that got no answer and the next try."""
@@ -59,3 +67,43 @@ class Keepalives:
         self.unanswered = 0
         self.next_due = self.last_sent + self.interval
         return True
+
+
+# -- on the wire: an ICMP Echo in MIP Tunnel Data (RFC 3519 §4.9, §3.3) ---------------------------------
+
+ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST = 0, 8
+
+
+def keepalive_request(
+    home_address: IPv4Address, home_agent: IPv4Address, identifier: int, sequence: int
+) -> bytes:
+    """The UDP payload of one keepalive: Tunnel Data (Next Header 4) around an ICMP Echo Request from the
+    home address to the home agent (RFC 3519 §4.9; RFC 792)."""
+    echo = _icmp_echo(ICMP_ECHO_REQUEST, identifier, sequence)
+    header = IPv4Header(home_address, home_agent, PROTO_ICMP, IPV4_HEADER_LENGTH + len(echo))
+    return encapsulate_udp_tunnel_data(header.encode() + echo, PROTO_IPIP)
+
+
+def keepalive_reply_sequence(
+    payload: bytes, home_address: IPv4Address, home_agent: IPv4Address, identifier: int
+) -> int | None:
+    """The sequence number if ``payload`` is Tunnel Data holding the HA's Echo Reply to one of our
+    keepalives (RFC 3519 §4.10), else None (any other packet: the datapath's)."""
+    try:
+        next_header, inner = decapsulate_udp_tunnel_data(payload)
+        if next_header != PROTO_IPIP:
+            return None
+        header = IPv4Header.decode(inner)
+    except DecodeError:
+        return None
+    icmp = inner[header.header_length :]
+    if (header.source, header.destination, header.protocol) != (home_agent, home_address, PROTO_ICMP):
+        return None
+    if len(icmp) < 8 or icmp[0] != ICMP_ECHO_REPLY or int.from_bytes(icmp[4:6], "big") != identifier:
+        return None
+    return int.from_bytes(icmp[6:8], "big")
+
+
+def _icmp_echo(kind: int, identifier: int, sequence: int) -> bytes:
+    message = struct.pack("!BBHHH", kind, 0, 0, identifier & 0xFFFF, sequence & 0xFFFF) + b"dsmip-keepalive"
+    return message[:2] + internet_checksum(message).to_bytes(2, "big") + message[4:]

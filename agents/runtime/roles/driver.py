@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from agents.mip.codes import MessageType
 from agents.mip.events import OutgoingDatagram
 from agents.runtime.frame import AgentContext
 from agents.runtime.timer import AgentTimer
@@ -18,6 +19,7 @@ from agents.runtime.trace import TraceWriter
 from agents.runtime.udp import MobileIpSocket, Received
 
 logger = logging.getLogger(__name__)
+TUNNEL_DATA = bytes((MessageType.TUNNEL_DATA,))
 
 
 class Machine(Protocol):
@@ -46,6 +48,9 @@ class MachineDriver:
         self.sock = sock
         self.context = context
         self.on_event = on_event
+        self.on_tunnel_data: Callable[[Received], None] | None = None
+        """Where MIP Tunnel Data (type 4, RFC 3519 §3.3) on the same port goes: the datapath, not the
+        machine (registration messages are never tunnelled, tunnelled packets never registrations)."""
         self.timer: AgentTimer = context.make_timer(machine, on_fired=lambda _now: self.flush())
 
     def start(self) -> None:
@@ -56,6 +61,9 @@ class MachineDriver:
         return self.context.loop.time()
 
     def datagram_received(self, received: Received) -> None:
+        if self.on_tunnel_data is not None and received.payload[:1] == TUNNEL_DATA:
+            self.on_tunnel_data(received)
+            return
         self.machine.receive_datagram(received.payload, received.source, received.destination, self.now())
         self.flush()
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.datapath.base import DropEvent, HomeAgentDatapath
+from agents.datapath.base import DropEvent
 from agents.datapath.engine import TunnelOptions
 from agents.datapath.userspace import UserspaceHomeAgent
 from agents.mip import events as ev
@@ -120,10 +120,12 @@ class HomeAgentRunner:
             options=TunnelOptions(ipv6_mtu=runtime.tunnel_mtu),
             on_drop=DropReporter(context).from_datapath_thread,
             underlay_interface=None,
+            udp_socket=sock.sock,  # RFC 3519 Tunnel Data leaves from port 434 too
         )
         context.on_shutdown(datapath.close, name="close the tunnel datapath")
         applier = HomeAgentEvents(protocol, datapath, home_link)
         driver = MachineDriver(machine, sock, context, applier.apply)
+        driver.on_tunnel_data = lambda data: datapath.receive_udp_tunnel(data.payload, *data.source)
         driver.start()
         if runtime.advertisement is not None:
             HomeAdvertising(protocol, runtime.advertisement, runtime.home_interface, context).start()
@@ -168,7 +170,7 @@ class DropReporter:
 class HomeAgentEvents:
     """Applies the home agent's events to the datapath and the home link."""
 
-    def __init__(self, config: HomeAgentConfig, datapath: HomeAgentDatapath, home_link: HomeLink) -> None:
+    def __init__(self, config: HomeAgentConfig, datapath: UserspaceHomeAgent, home_link: HomeLink) -> None:
         self.config = config
         self.datapath = datapath
         self.home_link = home_link
@@ -181,9 +183,10 @@ class HomeAgentEvents:
                 event.encapsulation,
                 home_agent=self.config.address,
                 reverse_tunnel=event.reverse_tunnel,
+                udp_port=event.care_of.port,
             )
         elif isinstance(event, ev.BindingRemoved):
-            self.datapath.remove_ipv4_tunnel(event.home_address, event.care_of.address)
+            self.datapath.remove_ipv4_tunnel(event.home_address, event.care_of.address, event.care_of.port)
         elif isinstance(event, ev.PrefixRegistered):
             self.datapath.add_ipv6_prefix(event.prefix.prefix, event.home_address, event.prefix.target)
         elif isinstance(event, ev.PrefixDeregistered):

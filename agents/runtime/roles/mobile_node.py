@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, IPv6Network
 from pathlib import Path
@@ -36,6 +36,7 @@ from agents.runtime.roles.mn_discovery_io import (
     ForeignAgentLink,
     HomeLinkPlan,
 )
+from agents.runtime.roles.mn_nat import NatKeepalives
 from agents.runtime.roles.settings import TunnelRuntime, load_role_file, report_datapath_choice
 from agents.runtime.udp import MobileIpSocket
 
@@ -119,7 +120,9 @@ class MobileNodeRunner:
         sock = MobileIpSocket(protocol.local_port)
         context.on_shutdown(sock.close, name="close the registration socket")
         datapath = UserspaceMobileNode(
-            interface_name=runtime.tunnel_interface, options=TunnelOptions(ipv6_mtu=runtime.tunnel_mtu)
+            interface_name=runtime.tunnel_interface,
+            options=TunnelOptions(ipv6_mtu=runtime.tunnel_mtu),
+            udp_socket=sock.sock,  # RFC 3519: tunnel data from the port of the latest request (§4.2)
         )
         context.on_shutdown(datapath.close, name="close the tunnel datapath")
         link = (
@@ -129,8 +132,10 @@ class MobileNodeRunner:
         )
         if link is not None:
             context.on_shutdown(link.close, name="remove the visited-link address and routes")
-        applier = MobileNodeEvents(protocol, runtime, datapath, link)
+        keepalives = NatKeepalives(protocol, sock)
+        applier = MobileNodeEvents(protocol, runtime, datapath, link, keepalives.send)
         driver = DiscoveringDriver(machine, sock, context, applier.apply)
+        driver.on_tunnel_data = keepalives.tunnel_data_handler(machine, datapath, driver.now, driver.flush)
         context.on_shutdown(lambda: deregister(driver, machine), name="deregister")
         driver.start()
         if link is not None:
@@ -195,8 +200,10 @@ class MobileNodeEvents:
         runtime: MobileNodeRuntime,
         datapath: MobileNodeDatapath,
         link: ForeignAgentLink | None = None,
+        send_keepalive: Callable[[ev.KeepaliveDue], None] | None = None,
     ) -> None:
         self.link = link
+        self.send_keepalive = send_keepalive
         self.config = config
         self.runtime = runtime
         self.datapath = datapath
@@ -217,6 +224,9 @@ class MobileNodeEvents:
         elif isinstance(event, ev.PrefixRejected) and event.prefix in self.prefixes:
             self.datapath.remove_ipv6_prefix(event.prefix)
             del self.prefixes[event.prefix]
+        elif isinstance(event, ev.KeepaliveDue):
+            if self.send_keepalive is not None:
+                self.send_keepalive(event)
         else:
             self.apply_interface_event(event)
 
@@ -224,6 +234,8 @@ class MobileNodeEvents:
         """Bring the tunnel up, then restore the prefixes and addresses a TunnelDown took with it."""
         if not event.colocated:
             self.via_foreign_agent(event)
+        elif event.udp_keepalive is not None:
+            self.through_nat(event)
         else:
             self.datapath.add_ipv4_tunnel(
                 self.config.home_address,
@@ -236,6 +248,19 @@ class MobileNodeEvents:
             self.datapath.add_ipv6_prefix(prefix, self.config.home_address, target)
         for address, target in self.addresses.items():
             self.datapath.add_ipv6_address(address, target)
+
+    def through_nat(self, event: ev.TunnelUp) -> None:
+        """RFC 3519: everything to and from the HA in UDP Tunnel Data, to its port 434."""
+        if not isinstance(self.datapath, UserspaceMobileNode):
+            raise TypeError("this datapath cannot tunnel in UDP")
+        self.datapath.add_ipv4_tunnel(
+            self.config.home_address,
+            event.care_of,
+            event.encapsulation,
+            home_agent=event.home_agent,
+            reverse_tunnel=event.reverse_tunnel,
+            udp_port=self.config.home_agent_port,
+        )
 
     def via_foreign_agent(self, event: ev.TunnelUp) -> None:
         """FA care-of address: the datapath only carries IPv6-in-IPv4 between HoA and HA (RFC 5454 §3.3.2)."""
