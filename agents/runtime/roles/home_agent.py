@@ -47,6 +47,9 @@ class HomeAgentRuntime(TunnelRuntime):
     """Route every mobile node's allowed IPv6 prefixes onto the home link (metric
     :data:`HOME_PREFIX_METRIC`) while it has no binding, so a node at home is reached natively; a binding's
     tunnel route (default metric) wins while it is away."""
+    journal: str | None = None
+    """`journal = "PATH"`: the durable binding journal a restarted home agent restores its bindings from
+    (:mod:`agents.runtime.roles.ha_journal`). Absent: no journal, a restart forgets every binding."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,269 @@
+"""The home agent's binding journal (`[runtime] journal = "PATH"`): what a restarted HA takes back.
+
+One ``binding`` record per change of a home address: its care-of entries (address, UDP port,
+encapsulation, T and D flags, lifetime, expiry), its registered prefixes with their target (RFC 5454
+§2.2 code 0 = home address, 1 = care-of), and the last accepted Identification (RFC 5944 §5.7: replay
+protection must survive the restart). A removal is a record with no care-of left. The last record of a
+home address wins. A ``sysctls`` record holds the values the HA found before changing them, so a
+successor of a crashed HA restores the real originals at its own clean exit; an empty one means they
+were restored.
+
+Expiry across a restart: the HA runs on CLOCK_MONOTONIC (``loop.time()``), which is shared by every
+network namespace and immune to wall-clock steps, but restarts from zero at boot. Each expiry is saved
+twice, on CLOCK_MONOTONIC and as Unix time, with the kernel's boot id: the same boot restores the
+monotonic deadline exactly; after a reboot only the wall clock spans the gap, so the Unix deadline is
+used (a wall-clock step while the HA was down then shortens or lengthens the lifetime by the step,
+and a lifetime is never longer than the HA granted plus that step). Infinite lifetimes are ``null``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Network
+from pathlib import Path
+from typing import Any
+
+from agents.mip import events as ev
+from agents.mip.bindings import CareOf, CareOfEntry, PrefixBinding, TunnelTarget
+from agents.mip.config import Encapsulation
+from agents.mip.ha_restore import SavedBinding
+from agents.mip.home_agent import HomeAgent
+from agents.runtime.journal import Journal, JournalRead, Record, read_journal
+
+logger = logging.getLogger(__name__)
+
+BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
+COMPACT_AFTER = 1000
+"""Appends after which the journal is rewritten with only the current state (plus 4 per home address)."""
+_STATE_EVENTS = (
+    ev.BindingAdded,
+    ev.BindingUpdated,
+    ev.BindingRemoved,
+    ev.PrefixRegistered,
+    ev.PrefixDeregistered,
+    ev.ReplySent,  # every accepted request moves the last Identification (RFC 5944 §5.7)
+)
+
+
+def boot_id() -> str:
+    """This boot's id (a new one after every reboot); empty if the kernel does not say."""
+    try:
+        return BOOT_ID_PATH.read_text().strip()
+    except OSError:
+        return ""
+
+
+@dataclass(frozen=True)
+class Clocks:
+    """The two clocks at one instant, and the boot they belong to."""
+
+    monotonic: float
+    unix: float
+    boot: str
+
+    @classmethod
+    def read(cls, monotonic: float | None = None) -> Clocks:
+        """Now; ``monotonic`` is the event loop's time when given (it is CLOCK_MONOTONIC too)."""
+        now = time.monotonic() if monotonic is None else monotonic
+        return cls(now, time.time() + (now - time.monotonic()), boot_id())
+
+    def save(self, deadline: float) -> dict[str, Any]:
+        """A monotonic deadline as both clocks."""
+        if math.isinf(deadline):
+            return {"monotonic": None, "unix": None, "boot": self.boot}
+        return {"monotonic": deadline, "unix": deadline - self.monotonic + self.unix, "boot": self.boot}
+
+    def load(self, saved: dict[str, Any]) -> float:
+        """A saved deadline on this run's monotonic clock (see the module docstring)."""
+        if saved["unix"] is None:
+            return math.inf
+        if self.boot and saved.get("boot") == self.boot and saved.get("monotonic") is not None:
+            return float(saved["monotonic"])
+        return float(saved["unix"]) - self.unix + self.monotonic
+
+
+# -- records ---------------------------------------------------------------------------------
+
+
+def binding_record(home: IPv4Address, machine: HomeAgent, clocks: Clocks) -> Record:
+    """The state of ``home`` in ``machine`` as one journal record."""
+    binding = machine.table.get(home)
+    care_ofs = [] if binding is None else list(binding.care_ofs.values())
+    prefixes = [] if binding is None else list(binding.prefixes.values())
+    return {
+        "kind": "binding",
+        "home": str(home),
+        "identification": machine.last_identification(home),
+        "care_ofs": [_care_of_record(entry, clocks) for entry in care_ofs],
+        "prefixes": [item.to_dict() for item in prefixes],
+    }
+
+
+def _care_of_record(entry: CareOfEntry, clocks: Clocks) -> Record:
+    return {
+        "address": str(entry.care_of.address),
+        "port": entry.care_of.port,
+        "encapsulation": str(entry.encapsulation),
+        "reverse_tunnel": entry.reverse_tunnel,
+        "colocated": entry.colocated,
+        "lifetime": entry.lifetime,
+        "registered": clocks.save(entry.registered_at),
+        "expires": clocks.save(entry.expires_at),
+        "identification": entry.identification,
+        "request_source": [str(entry.request_source[0]), entry.request_source[1]],
+    }
+
+
+def saved_binding(record: Record, clocks: Clocks) -> SavedBinding:
+    """A ``binding`` record back as data for :meth:`HomeAgent.restore_binding` (KeyError, TypeError or
+    ValueError when a field is missing or wrong)."""
+    identification = record["identification"]
+    if identification is not None and not isinstance(identification, int):
+        raise TypeError("identification is not an integer")
+    return SavedBinding(
+        IPv4Address(record["home"]),
+        tuple(_care_of_entry(item, clocks) for item in record["care_ofs"]),
+        tuple(
+            PrefixBinding(IPv6Network(item["prefix"]), TunnelTarget(item["target"]), bool(item["link_local"]))
+            for item in record["prefixes"]
+        ),
+        identification,
+    )
+
+
+def _care_of_entry(item: Record, clocks: Clocks) -> CareOfEntry:
+    port = item["port"]
+    source = item["request_source"]
+    return CareOfEntry(
+        care_of=CareOf(IPv4Address(item["address"]), None if port is None else int(port)),
+        encapsulation=Encapsulation(item["encapsulation"]),
+        reverse_tunnel=bool(item["reverse_tunnel"]),
+        colocated=bool(item["colocated"]),
+        lifetime=int(item["lifetime"]),
+        registered_at=clocks.load(item["registered"]),
+        expires_at=clocks.load(item["expires"]),
+        identification=int(item["identification"]),
+        request_source=(IPv4Address(source[0]), int(source[1])),
+    )
+
+
+@dataclass
+class JournalState:
+    """What a journal says at start: the last record of each home address, the sysctl originals, and
+    the records that could not be used."""
+
+    bindings: dict[IPv4Address, SavedBinding]
+    sysctls: dict[str, str]
+    problems: list[str]
+
+    def summary(self, path: Path) -> str:
+        """The one-line warning about unusable records (the first three reasons)."""
+        shown = "; ".join(self.problems[:3]) + ("; ..." if len(self.problems) > 3 else "")
+        return (
+            f"journal {path}: skipped {len(self.problems)} unusable record(s) ({shown}); "
+            f"starting with {len(self.bindings)} binding(s)"
+        )
+
+
+def interpret(read: JournalRead, clocks: Clocks) -> JournalState:
+    """Fold the records: the last one of each home address and the last ``sysctls`` record win."""
+    state = JournalState({}, {}, list(read.problems))
+    for record in read.records:
+        try:
+            if record["kind"] == "binding":
+                saved = saved_binding(record, clocks)
+                state.bindings[saved.home_address] = saved
+            elif record["kind"] == "sysctls":
+                state.sysctls = {str(key): str(value) for key, value in dict(record["originals"]).items()}
+            else:
+                state.problems.append(f"unknown record kind {record['kind']!r}")
+        except (KeyError, TypeError, ValueError) as error:
+            state.problems.append(f"bad {record['kind']} record: {type(error).__name__}: {error}")
+    return state
+
+
+# -- the journal of a running home agent -----------------------------------------------------
+
+
+class BindingJournal:
+    """Writes the state of every home address an event touches, before the reply goes out.
+
+    :meth:`observe` runs on each event (the driver applies events before it sends, so a record is on
+    disk before the mobile node hears "accepted"). A record equal to the last one written for that home
+    address is not written again. Write errors are logged, never raised: the agent keeps serving.
+    """
+
+    def __init__(self, path: Path, now: Callable[[], float]) -> None:
+        self.path = path
+        self.now = now
+        self.machine: HomeAgent | None = None
+        """Set by :meth:`attach` once the machine exists; :meth:`load` needs none."""
+        self.journal = Journal(path)
+        self.sysctls: dict[str, str] = {}
+        self._wall_offset = time.time() - time.monotonic()  # fixed: an unchanged state is an equal record
+        self._boot = boot_id()
+        self._last: dict[IPv4Address, Record] = {}
+        self._failed = False
+
+    def load(self) -> JournalState:
+        """Read the journal; the one-line warning is the caller's to log (see :meth:`JournalRead.summary`)."""
+        read = read_journal(self.path)
+        return interpret(read, self._clocks())
+
+    def _clocks(self) -> Clocks:
+        now = self.now()
+        return Clocks(now, now + self._wall_offset, self._boot)
+
+    def attach(self, machine: HomeAgent) -> None:
+        self.machine = machine
+
+    def _machine(self) -> HomeAgent:
+        if self.machine is None:
+            raise RuntimeError("journal used before attach()")
+        return self.machine
+
+    def observe(self, event: Any) -> None:
+        if isinstance(event, _STATE_EVENTS):
+            self.write_home(event.home_address)
+
+    def write_home(self, home: IPv4Address) -> None:
+        record = binding_record(home, self._machine(), self._clocks())
+        if self._last.get(home) == record:
+            return
+        self._append(record)
+        self._last[home] = record
+        if self.journal.appended > COMPACT_AFTER + 4 * len(self._last):
+            self.compact(self._last)
+
+    def record_sysctls(self, originals: dict[str, str]) -> None:
+        self.sysctls = dict(originals)
+        self._append({"kind": "sysctls", "originals": self.sysctls})
+
+    def compact(self, homes: Iterable[IPv4Address]) -> None:
+        """Rewrite the file with the current state of ``homes`` and the sysctl originals only."""
+        clocks = self._clocks()
+        machine = self._machine()
+        records = [binding_record(home, machine, clocks) for home in sorted(set(homes))]
+        records = [record for record in records if record["care_ofs"] or record["identification"] is not None]
+        try:
+            self.journal.rewrite([{"kind": "sysctls", "originals": self.sysctls}, *records])
+        except OSError as error:
+            logger.error("journal %s: cannot rewrite: %s", self.path, error)
+            return
+        self._last = {IPv4Address(record["home"]): record for record in records}
+
+    def _append(self, record: Record) -> None:
+        try:
+            self.journal.append(record)
+            self._failed = False
+        except OSError as error:
+            if not self._failed:  # one line per failure streak, not one per registration
+                logger.error("journal %s: cannot write (bindings are not durable): %s", self.path, error)
+            self._failed = True
+
+    def close(self) -> None:
+        self.journal.close()
