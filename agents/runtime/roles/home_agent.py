@@ -27,6 +27,7 @@ from agents.runtime.frame import AgentContext
 from agents.runtime.netlink import Netlink
 from agents.runtime.roles.driver import MachineDriver, wall_clock_offset
 from agents.runtime.roles.ha_advertising import HomeAdvertising
+from agents.runtime.roles.ha_recovery import HomeAgentRecovery
 from agents.runtime.roles.settings import TunnelRuntime, load_role_file, report_datapath_choice
 from agents.runtime.udp import MobileIpSocket
 
@@ -113,6 +114,8 @@ class HomeAgentRunner:
         machine = HomeAgent(protocol, wall_clock_offset=wall_clock_offset(), rng=random.Random())
         sock = MobileIpSocket(protocol.port)
         context.on_shutdown(sock.close, name="close UDP 434 socket")
+        recovery = HomeAgentRecovery(protocol, runtime.journal, runtime.home_interface, context)
+        recovery.remove_stale(runtime.tunnel_interface, HOME_PREFIX_METRIC)
         home_link = HomeLink(runtime.home_interface)
         context.on_shutdown(home_link.close, name="remove proxy ARP entries and home-link routes")
         if runtime.home_prefix_routes:
@@ -126,7 +129,8 @@ class HomeAgentRunner:
         )
         context.on_shutdown(datapath.close, name="close the tunnel datapath")
         applier = HomeAgentEvents(protocol, datapath, home_link)
-        driver = MachineDriver(machine, sock, context, applier.apply)
+        driver = MachineDriver(machine, sock, context, recovery.journaled(applier.apply))
+        recovery.restore(machine, driver.now())
         driver.start()
         if runtime.advertisement is not None:
             HomeAdvertising(protocol, runtime.advertisement, runtime.home_interface, context).start()
