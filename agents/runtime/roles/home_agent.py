@@ -50,7 +50,8 @@ class HomeAgentRuntime(TunnelRuntime):
     tunnel route (default metric) wins while it is away."""
     journal: str | None = None
     """`journal = "PATH"`: the durable binding journal a restarted home agent restores its bindings from
-    (:mod:`agents.runtime.roles.ha_journal`). Absent: no journal, a restart forgets every binding."""
+    (:mod:`agents.runtime.roles.ha_journal`; a relative path is taken from the working directory). Absent:
+    no journal, a restart forgets every binding (stale proxy ARP and home-link routes are removed anyway)."""
 
 
 @dataclass(frozen=True)
