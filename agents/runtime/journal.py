@@ -9,6 +9,13 @@ database"). The file is readable with ``cat``/``jq`` when a restart behaves oddl
 (compacted) into a temporary file, fsync'd, renamed over the old one and the directory fsync'd, so a
 crash during compaction leaves either the old or the new file, never a mix.
 
+Expiry across a restart (:class:`Clocks`): an agent runs on CLOCK_MONOTONIC (``loop.time()``), which
+every network namespace shares and wall-clock steps do not move, but which restarts from zero at boot.
+Each deadline is saved twice, on CLOCK_MONOTONIC and as Unix time, with the kernel's boot id: within the
+same boot the monotonic deadline is restored exactly; after a reboot only the wall clock spans the gap,
+so the Unix deadline is used (a wall-clock step while the agent was down then shortens or lengthens the
+remaining lifetime by the step). Infinite lifetimes are saved as ``null``.
+
 Reading never raises for bad contents: every unreadable line becomes one entry of
 :attr:`JournalRead.problems` (line number and reason), and the caller logs one line about them.
 """
@@ -17,8 +24,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +35,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 Record = dict[str, Any]
+BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 
 
 @dataclass
@@ -128,3 +138,54 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def boot_id() -> str:
+    """This boot's id (a new one after every reboot); empty if the kernel does not say."""
+    try:
+        return BOOT_ID_PATH.read_text().strip()
+    except OSError:
+        return ""
+
+
+@dataclass(frozen=True)
+class Clocks:
+    """The two clocks at one instant, and the boot they belong to."""
+
+    monotonic: float
+    unix: float
+    boot: str
+
+    @classmethod
+    def read(cls, monotonic: float | None = None) -> Clocks:
+        """Now; ``monotonic`` is the event loop's time when given (it is CLOCK_MONOTONIC too)."""
+        now = time.monotonic() if monotonic is None else monotonic
+        return cls(now, time.time() + (now - time.monotonic()), boot_id())
+
+    def save(self, deadline: float) -> dict[str, Any]:
+        """A monotonic deadline as both clocks."""
+        if math.isinf(deadline):
+            return {"monotonic": None, "unix": None, "boot": self.boot}
+        return {"monotonic": deadline, "unix": deadline - self.monotonic + self.unix, "boot": self.boot}
+
+    def load(self, saved: dict[str, Any]) -> float:
+        """A saved deadline on this run's monotonic clock (see the module docstring: same boot or not)."""
+        if saved["unix"] is None:
+            return math.inf
+        if self.boot and saved.get("boot") == self.boot and saved.get("monotonic") is not None:
+            return float(saved["monotonic"])
+        return float(saved["unix"]) - self.unix + self.monotonic
+
+
+class ClockReader:
+    """:class:`Clocks` at the event loop's ``now()``; the wall-clock offset and boot id are read once, so
+    an unchanged deadline always gives an equal record."""
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self.now = now
+        self.wall_offset = time.time() - time.monotonic()
+        self.boot = boot_id()
+
+    def __call__(self) -> Clocks:
+        now = self.now()
+        return Clocks(now, now + self.wall_offset, self.boot)

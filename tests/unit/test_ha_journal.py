@@ -15,10 +15,10 @@ from agents.mip.codes import ReplyCode
 from agents.mip.config import Encapsulation
 from agents.mip.events import BindingAdded, ProxyArpStarted
 from agents.mip.home_agent import HomeAgent
+from agents.runtime import journal as journal_module
 from agents.runtime.configfile import ConfigError
-from agents.runtime.journal import Journal, read_journal
-from agents.runtime.roles import ha_journal
-from agents.runtime.roles.ha_journal import BindingJournal, Clocks, interpret
+from agents.runtime.journal import Clocks, Journal, read_journal
+from agents.runtime.roles.ha_journal import BindingJournal, interpret
 from agents.runtime.roles.home_agent import load_settings
 from tests.unit.test_home_agent import (
     COA,
@@ -244,10 +244,10 @@ def test_infinite_lifetime_round_trips() -> None:
 def test_boot_id_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     fake = tmp_path / "boot_id"
     fake.write_text("1234\n")
-    monkeypatch.setattr(ha_journal, "BOOT_ID_PATH", fake)
-    assert ha_journal.boot_id() == "1234"
-    monkeypatch.setattr(ha_journal, "BOOT_ID_PATH", tmp_path / "none")
-    assert ha_journal.boot_id() == ""
+    monkeypatch.setattr(journal_module, "BOOT_ID_PATH", fake)
+    assert journal_module.boot_id() == "1234"
+    monkeypatch.setattr(journal_module, "BOOT_ID_PATH", tmp_path / "none")
+    assert journal_module.boot_id() == ""
 
 
 # -- configuration -----------------------------------------------------------------------------

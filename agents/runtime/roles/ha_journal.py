@@ -8,19 +8,12 @@ home address wins. A ``sysctls`` record holds the values the HA found before cha
 successor of a crashed HA restores the real originals at its own clean exit; an empty one means they
 were restored.
 
-Expiry across a restart: the HA runs on CLOCK_MONOTONIC (``loop.time()``), which is shared by every
-network namespace and immune to wall-clock steps, but restarts from zero at boot. Each expiry is saved
-twice, on CLOCK_MONOTONIC and as Unix time, with the kernel's boot id: the same boot restores the
-monotonic deadline exactly; after a reboot only the wall clock spans the gap, so the Unix deadline is
-used (a wall-clock step while the HA was down then shortens or lengthens the lifetime by the step,
-and a lifetime is never longer than the HA granted plus that step). Infinite lifetimes are ``null``.
+Expiries are saved on both clocks with the boot id (:class:`agents.runtime.journal.Clocks`).
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Network
@@ -32,11 +25,10 @@ from agents.mip.bindings import CareOf, CareOfEntry, PrefixBinding, TunnelTarget
 from agents.mip.config import Encapsulation
 from agents.mip.ha_restore import SavedBinding
 from agents.mip.home_agent import HomeAgent
-from agents.runtime.journal import Journal, JournalRead, Record, read_journal
+from agents.runtime.journal import ClockReader, Clocks, Journal, JournalRead, Record, read_journal
 
 logger = logging.getLogger(__name__)
 
-BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 COMPACT_AFTER = 1000
 """Appends after which the journal is rewritten with only the current state (plus 4 per home address)."""
 _STATE_EVENTS = (
@@ -47,43 +39,6 @@ _STATE_EVENTS = (
     ev.PrefixDeregistered,
     ev.ReplySent,  # every accepted request moves the last Identification (RFC 5944 §5.7)
 )
-
-
-def boot_id() -> str:
-    """This boot's id (a new one after every reboot); empty if the kernel does not say."""
-    try:
-        return BOOT_ID_PATH.read_text().strip()
-    except OSError:
-        return ""
-
-
-@dataclass(frozen=True)
-class Clocks:
-    """The two clocks at one instant, and the boot they belong to."""
-
-    monotonic: float
-    unix: float
-    boot: str
-
-    @classmethod
-    def read(cls, monotonic: float | None = None) -> Clocks:
-        """Now; ``monotonic`` is the event loop's time when given (it is CLOCK_MONOTONIC too)."""
-        now = time.monotonic() if monotonic is None else monotonic
-        return cls(now, time.time() + (now - time.monotonic()), boot_id())
-
-    def save(self, deadline: float) -> dict[str, Any]:
-        """A monotonic deadline as both clocks."""
-        if math.isinf(deadline):
-            return {"monotonic": None, "unix": None, "boot": self.boot}
-        return {"monotonic": deadline, "unix": deadline - self.monotonic + self.unix, "boot": self.boot}
-
-    def load(self, saved: dict[str, Any]) -> float:
-        """A saved deadline on this run's monotonic clock (see the module docstring)."""
-        if saved["unix"] is None:
-            return math.inf
-        if self.boot and saved.get("boot") == self.boot and saved.get("monotonic") is not None:
-            return float(saved["monotonic"])
-        return float(saved["unix"]) - self.unix + self.monotonic
 
 
 # -- records ---------------------------------------------------------------------------------
@@ -204,8 +159,7 @@ class BindingJournal:
         """Set by :meth:`attach` once the machine exists; :meth:`load` needs none."""
         self.journal = Journal(path)
         self.sysctls: dict[str, str] = {}
-        self._wall_offset = time.time() - time.monotonic()  # fixed: an unchanged state is an equal record
-        self._boot = boot_id()
+        self._clocks = ClockReader(now)
         self._last: dict[IPv4Address, Record] = {}
         self._failed = False
 
@@ -213,10 +167,6 @@ class BindingJournal:
         """Read the journal; the one-line warning is the caller's to log (see :meth:`JournalRead.summary`)."""
         read = read_journal(self.path)
         return interpret(read, self._clocks())
-
-    def _clocks(self) -> Clocks:
-        now = self.now()
-        return Clocks(now, now + self._wall_offset, self._boot)
 
     def attach(self, machine: HomeAgent) -> None:
         self.machine = machine
