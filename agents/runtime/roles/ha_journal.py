@@ -14,7 +14,6 @@ Expiries are saved on both clocks with the boot id (:class:`agents.runtime.journ
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Network
 from pathlib import Path
@@ -25,12 +24,11 @@ from agents.mip.bindings import CareOf, CareOfEntry, PrefixBinding, TunnelTarget
 from agents.mip.config import Encapsulation
 from agents.mip.ha_restore import SavedBinding
 from agents.mip.home_agent import HomeAgent
-from agents.runtime.journal import ClockReader, Clocks, Journal, JournalRead, Record, read_journal
+from agents.runtime.journal import Clocks, JournalRead, Record
+from agents.runtime.state_journal import StateJournal
 
 logger = logging.getLogger(__name__)
 
-COMPACT_AFTER = 1000
-"""Appends after which the journal is rewritten with only the current state (plus 4 per home address)."""
 _STATE_EVENTS = (
     ev.BindingAdded,
     ev.BindingUpdated,
@@ -144,76 +142,22 @@ def interpret(read: JournalRead, clocks: Clocks) -> JournalState:
 # -- the journal of a running home agent -----------------------------------------------------
 
 
-class BindingJournal:
+class BindingJournal(StateJournal[IPv4Address]):
     """Writes the state of every home address an event touches, before the reply goes out.
 
     :meth:`observe` runs on each event (the driver applies events before it sends, so a record is on
     disk before the mobile node hears "accepted"). A record equal to the last one written for that home
-    address is not written again. Write errors are logged, never raised: the agent keeps serving.
+    address is not written again (:class:`~agents.runtime.state_journal.StateJournal`).
     """
 
-    def __init__(self, path: Path, now: Callable[[], float]) -> None:
-        self.path = path
-        self.now = now
-        self.machine: HomeAgent | None = None
-        """Set by :meth:`attach` once the machine exists; :meth:`load` needs none."""
-        self.journal = Journal(path)
-        self.sysctls: dict[str, str] = {}
-        self._clocks = ClockReader(now)
-        self._last: dict[IPv4Address, Record] = {}
-        self._failed = False
-
     def load(self) -> JournalState:
-        """Read the journal; the one-line warning is the caller's to log (see :meth:`JournalRead.summary`)."""
-        read = read_journal(self.path)
-        return interpret(read, self._clocks())
+        """Read the journal; the one-line warning is the caller's to log (:meth:`JournalState.summary`)."""
+        return interpret(self.read(), self.clocks())
 
     def attach(self, machine: HomeAgent) -> None:
-        self.machine = machine
-
-    def _machine(self) -> HomeAgent:
-        if self.machine is None:
-            raise RuntimeError("journal used before attach()")
-        return self.machine
+        self.record_of = lambda home, clocks: binding_record(home, machine, clocks)
+        self.live = lambda record: bool(record["care_ofs"]) or record["identification"] is not None
 
     def observe(self, event: Any) -> None:
         if isinstance(event, _STATE_EVENTS):
-            self.write_home(event.home_address)
-
-    def write_home(self, home: IPv4Address) -> None:
-        record = binding_record(home, self._machine(), self._clocks())
-        if self._last.get(home) == record:
-            return
-        self._append(record)
-        self._last[home] = record
-        if self.journal.appended > COMPACT_AFTER + 4 * len(self._last):
-            self.compact(self._last)
-
-    def record_sysctls(self, originals: dict[str, str]) -> None:
-        self.sysctls = dict(originals)
-        self._append({"kind": "sysctls", "originals": self.sysctls})
-
-    def compact(self, homes: Iterable[IPv4Address]) -> None:
-        """Rewrite the file with the current state of ``homes`` and the sysctl originals only."""
-        clocks = self._clocks()
-        machine = self._machine()
-        records = [binding_record(home, machine, clocks) for home in sorted(set(homes))]
-        records = [record for record in records if record["care_ofs"] or record["identification"] is not None]
-        try:
-            self.journal.rewrite([{"kind": "sysctls", "originals": self.sysctls}, *records])
-        except OSError as error:
-            logger.error("journal %s: cannot rewrite: %s", self.path, error)
-            return
-        self._last = {IPv4Address(record["home"]): record for record in records}
-
-    def _append(self, record: Record) -> None:
-        try:
-            self.journal.append(record)
-            self._failed = False
-        except OSError as error:
-            if not self._failed:  # one line per failure streak, not one per registration
-                logger.error("journal %s: cannot write (bindings are not durable): %s", self.path, error)
-            self._failed = True
-
-    def close(self) -> None:
-        self.journal.close()
+            self.write(event.home_address)

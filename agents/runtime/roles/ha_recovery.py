@@ -28,6 +28,7 @@ from agents.mip.home_agent import HomeAgent
 from agents.runtime.frame import AgentContext
 from agents.runtime.netlink import Netlink, NetlinkFacadeError
 from agents.runtime.roles.ha_journal import BindingJournal, JournalState
+from agents.runtime.roles.recovery import keep_sysctl_originals, report_problems
 
 logger = logging.getLogger(__name__)
 
@@ -42,19 +43,6 @@ def changed_sysctls(home_interface: str) -> list[str]:
         "net/ipv6/conf/all/forwarding",
         f"net/ipv4/neigh/{home_interface}/proxy_delay",
     ]
-
-
-def read_sysctl(path: str) -> str | None:
-    try:
-        with open(f"/proc/sys/{path}", encoding="ascii") as handle:
-            return handle.read().strip()
-    except OSError:
-        return None
-
-
-def write_sysctl(path: str, value: str) -> None:
-    with open(f"/proc/sys/{path}", "w", encoding="ascii") as handle:
-        handle.write(value)
 
 
 def remove_stale_state(
@@ -96,32 +84,12 @@ class HomeAgentRecovery:
             self._open_journal(Path(journal_path))
 
     def _open_journal(self, path: Path) -> None:
-        """Read it (a one-line warning for unreadable records), keep the sysctl originals, and restore
-        them at clean exit: registered now, so it runs after everything registered later is undone."""
+        """Read it (one warning line for unusable records) and keep the sysctl originals."""
         journal = BindingJournal(path, self.context.loop.time)
         self.state = journal.load()
-        if self.state.problems:
-            logger.warning("%s", self.state.summary(path))
-            self.context.trace.emit("journal_problems", path=str(path), problems=self.state.problems)
-        originals = dict(self.state.sysctls)
-        for name in changed_sysctls(self.home_interface):
-            if name not in originals and (value := read_sysctl(name)) is not None:
-                originals[name] = value
-        journal.sysctls = originals
+        report_problems(self.context, self.state.summary(path), self.state.problems, str(path))
+        keep_sysctl_originals(journal, self.state.sysctls, changed_sysctls(self.home_interface), self.context)
         self.journal = journal
-        self.context.on_shutdown(self._restore_sysctls, name="restore the sysctls the first home agent found")
-
-    def _restore_sysctls(self) -> None:
-        journal = self.journal
-        assert journal is not None
-        for name, value in journal.sysctls.items():
-            try:
-                if read_sysctl(name) != value:
-                    write_sysctl(name, value)
-            except OSError as error:
-                logger.warning("could not restore %s=%s: %s", name, value, error)
-        journal.record_sysctls({})
-        journal.close()
 
     def remove_stale(self, tunnel_interface: str, home_metric: int) -> None:
         try:
