@@ -383,6 +383,24 @@ class Netlink:
         self._undo.pop(("rule", *sorted(spec.items())), None)
         self._delete(f"remove rule from {source}", self._ipr.rule, "del", **spec)
 
+    def remove_rules_at(self, priority: int, interface: str, family: int = socket.AF_INET) -> int:
+        """Delete every ``iif <interface>`` rule at ``priority`` (whatever its source, table or action),
+        also ones this instance did not add: a crashed predecessor's. How many were deleted."""
+
+        def delete_all() -> int:
+            deleted = 0
+            while deleted < 65536:  # the kernel deletes the first match each time
+                try:
+                    self._ipr.rule("del", priority=priority, iifname=interface, family=family)
+                except NetlinkError as error:
+                    if error.code in _GONE:
+                        return deleted
+                    raise
+                deleted += 1
+            return deleted
+
+        return int(self._request(f"remove rules at priority {priority} iif {interface}", delete_all))
+
     def rules(self, family: int = socket.AF_INET) -> list[dict[str, Any]]:
         return [
             {
