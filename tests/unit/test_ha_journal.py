@@ -16,6 +16,7 @@ from agents.mip.config import Encapsulation
 from agents.mip.events import BindingAdded, ProxyArpStarted
 from agents.mip.home_agent import HomeAgent
 from agents.runtime import journal as journal_module
+from agents.runtime import state_journal
 from agents.runtime.configfile import ConfigError
 from agents.runtime.journal import Clocks, Journal, read_journal
 from agents.runtime.roles.ha_journal import BindingJournal, interpret
@@ -264,3 +265,33 @@ def test_runtime_journal_key(tmp_path: Path) -> None:
     path.write_text(text.replace("[runtime]\n", "[runtime]\njournal = 3\n"))
     with pytest.raises(ConfigError, match=r"runtime\.journal"):
         load_settings(path)
+
+
+def test_an_unwritable_journal_is_logged_once_and_never_raises(
+    tmp_path: Path, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    ha = make_ha()
+    journal = journal_for(tmp_path / "missing-directory" / "ha.journal", ha, clock)
+    for _ in range(3):
+        register(ha, clock)
+        record_all(journal, ha)  # three renewals, three failed writes
+    journal.compact([HOA])
+    errors = [record.message for record in caplog.records if record.levelname == "ERROR"]
+    assert len(errors) == 2 and "cannot write" in errors[0] and "cannot rewrite" in errors[1]
+
+
+def test_the_journal_compacts_itself_when_appends_pile_up(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(state_journal, "COMPACT_AFTER", 3)
+    path = tmp_path / "ha.journal"
+    ha = make_ha()
+    journal = journal_for(path, ha, clock)
+    for _ in range(9):
+        register(ha, clock)  # every renewal: a new Identification and expiry, so a new record
+        record_all(journal, ha)
+    records = read_journal(path).records
+    assert len(records) < 9 and records[0]["kind"] == "sysctls"
+    assert interpret(read_journal(path), Clocks(clock.now, clock.now, "")).bindings[HOA].identification == (
+        ha.last_identification(HOA)
+    )
