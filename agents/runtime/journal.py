@@ -23,7 +23,6 @@ Reading never raises for bad contents: every unreadable line becomes one entry o
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import time
@@ -31,8 +30,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-logger = logging.getLogger(__name__)
 
 Record = dict[str, Any]
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
@@ -155,12 +152,6 @@ class Clocks:
     monotonic: float
     unix: float
     boot: str
-
-    @classmethod
-    def read(cls, monotonic: float | None = None) -> Clocks:
-        """Now; ``monotonic`` is the event loop's time when given (it is CLOCK_MONOTONIC too)."""
-        now = time.monotonic() if monotonic is None else monotonic
-        return cls(now, time.time() + (now - time.monotonic()), boot_id())
 
     def save(self, deadline: float) -> dict[str, Any]:
         """A monotonic deadline as both clocks."""

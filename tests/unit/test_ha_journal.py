@@ -195,7 +195,7 @@ def test_compaction_keeps_only_the_current_state(tmp_path: Path, clock: Clock) -
     journal.compact([HOA, HOA2, IPv4Address("192.0.2.99")])
     records = read_journal(path).records
     assert [record["kind"] for record in records] == ["sysctls", "binding", "binding"]
-    state = interpret(read_journal(path), Clocks.read(clock.now))
+    state = interpret(read_journal(path), Clocks(clock.now, clock.now, ""))
     assert set(state.bindings) == {HOA, HOA2} and state.sysctls == {"net/ipv4/ip_forward": "0"}
 
 

@@ -13,7 +13,6 @@ Expiries are saved on both clocks with the boot id (:class:`agents.runtime.journ
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Network
 from pathlib import Path
@@ -26,8 +25,6 @@ from agents.mip.ha_restore import SavedBinding
 from agents.mip.home_agent import HomeAgent
 from agents.runtime.journal import Clocks, JournalRead, Record
 from agents.runtime.state_journal import StateJournal
-
-logger = logging.getLogger(__name__)
 
 _STATE_EVENTS = (
     ev.BindingAdded,
