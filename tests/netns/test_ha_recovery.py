@@ -117,6 +117,10 @@ def test_kill_9_and_restart_with_the_journal_restores_both_families(bed: AgentBe
     restored = {event["home_address"]: event for event in second.events("binding_restored")}
     assert set(restored) == {HOA1, HOA2}
     assert restored[HOA1]["prefixes"] == ["2001:db8:10::/48"]
+    announced = {
+        event["address"] for event in second.events("gratuitous_arp") if event["owner"] == "home-agent"
+    }
+    assert announced == {HOA1, HOA2}  # RFC 5944 §4.6: the home link learns the HA's MAC again
     bindings = {b["home_address"]: b for b in second.ask("bindings")}
     assert bindings[HOA2]["prefixes"][0]["target"] == "care-of"  # code 1 survived the restart
     assert "Traceback" not in second.stderr_path.read_text()
