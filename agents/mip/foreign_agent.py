@@ -39,6 +39,7 @@ from agents.mip.fa_events import (
     SolicitationReceived,
 )
 from agents.mip.fa_policy import Denial
+from agents.mip.fa_restore import restore_refusal
 from agents.mip.registration import (
     RegistrationReply,
     RegistrationRequest,
@@ -175,6 +176,19 @@ class ForeignAgent:
     def shutdown(self, now: float) -> None:
         """Stop advertising with a final ICMP Lifetime 0 advertisement (RFC 1256 §5.2)."""
         self.advertiser.withdraw(now)
+
+    def restore_visitor(self, visitor: Visitor, now: float) -> str | None:
+        """Take back a visitor entry a previous run accepted, without a registration (crash recovery,
+        RFC 5944 §3.7.1): ``VisitorAdded`` follows so the runtime rebuilds its delivery and reverse-tunnel
+        state. Returns why it was not taken back, or None."""
+        reason = restore_refusal(visitor, self.config, self.visitor_list, now)
+        if reason is not None:
+            return reason
+        self.visitor_list.put(visitor)
+        self._emit(visitor.event(existed=False))
+        self.counters["visitors_restored"] += 1
+        self._update_busy()
+        return None
 
     def visitor(self, home_address: IPv4Address) -> Visitor | None:
         """The visitor entry for this home address, if any."""

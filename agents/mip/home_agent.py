@@ -44,6 +44,7 @@ from agents.mip.events import (
 )
 from agents.mip.extensions import UdpTunnelReply
 from agents.mip.ha_policy import PrefixDecision
+from agents.mip.ha_restore import RestoreOutcome, SavedBinding, usable_care_ofs, usable_prefixes
 from agents.mip.registration import RegistrationReply, RegistrationRequest
 from agents.mip.states import HOME_AGENT_TRANSITIONS, NodeState, NodeTrigger, next_state
 
@@ -117,6 +118,51 @@ class HomeAgent:
     def next_event(self) -> Event | None:
         """The oldest event not yet taken, or None."""
         return self._events.popleft() if self._events else None
+
+    def restore_binding(self, saved: SavedBinding, now: float) -> RestoreOutcome:
+        """Take back a binding a previous run accepted, without a registration (crash recovery).
+
+        The last Identification is remembered whatever else happens (RFC 5944 §5.7: a replayed request
+        stays refused across the restart). Entries still valid at ``now`` under this configuration go
+        into the table with their prefixes, and the usual events follow: ``BindingAdded``,
+        ``PrefixRegistered``, then ``ProxyArpStarted`` and a gratuitous ARP (RFC 5944 §4.6). A home
+        address that is already bound is left alone (ValueError: restore before serving requests).
+        """
+        home = saved.home_address
+        if home in self.table:
+            raise ValueError(f"{home} is already bound: restore before serving requests")
+        account = self.config.account_for(home)
+        if account is None:
+            return RestoreOutcome(home, skipped=("no mobile node account for this home address",))
+        if saved.identification is not None and self._replay.is_fresh(home, saved.identification):
+            self._replay.record(home, saved.identification)
+        entries, skipped = usable_care_ofs(saved, self.config, now)
+        if not entries:
+            return RestoreOutcome(home, skipped=tuple(skipped))
+        for entry in reversed(entries):  # oldest first: the newest is the last one put
+            self.table.put(home, entry, keep_others=True)
+        prefixes, skipped_prefixes = usable_prefixes(saved, account, self.config, self.table, entries)
+        self.table.replace_prefixes(home, prefixes)
+        for entry in entries:
+            self._emit(
+                BindingAdded(
+                    home,
+                    entry.care_of,
+                    entry.encapsulation,
+                    entry.reverse_tunnel,
+                    entry.lifetime,
+                    tuple(prefixes),
+                )
+            )
+        for prefix in prefixes:
+            self._emit(PrefixRegistered(home, prefix))
+        self.counters["bindings_restored"] += 1
+        self._transition(home, NodeTrigger.REGISTERED)
+        return RestoreOutcome(home, tuple(entries), tuple(prefixes), tuple(skipped + skipped_prefixes))
+
+    def last_identification(self, home_address: IPv4Address) -> int | None:
+        """The last Identification accepted from ``home_address`` (timestamps; RFC 5944 §5.7)."""
+        return self._replay.last(home_address)
 
     def node_state(self, home_address: IPv4Address) -> NodeState:
         """HOME or AWAY for this home address."""

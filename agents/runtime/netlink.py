@@ -300,8 +300,8 @@ class Netlink:
         table: int | None = None,
         metric: int | None = None,
         source: IPv4Address | IPv6Address | None = None,
-    ) -> None:
-        """Delete a route given as it was added, and forget it."""
+    ) -> bool:
+        """Delete a route given as it was added, and forget it; False if there was none."""
         route = (destination, interface, gateway, table, metric, source)
 
         def delete() -> dict[str, Any]:
@@ -312,7 +312,7 @@ class Netlink:
                 self._undo.pop(("route", *sorted(spec.items())), None)
             return spec
 
-        self._delete(f"remove route {destination}", delete)
+        return self._delete(f"remove route {destination}", delete)
 
     def routes(self, family: int = socket.AF_UNSPEC, table: int | None = None) -> list[dict[str, Any]]:
         """Routes as plain dicts (dst, dst_len, oif, gateway, table, priority) for inspection."""
@@ -383,6 +383,24 @@ class Netlink:
         self._undo.pop(("rule", *sorted(spec.items())), None)
         self._delete(f"remove rule from {source}", self._ipr.rule, "del", **spec)
 
+    def remove_rules_at(self, priority: int, interface: str, family: int = socket.AF_INET) -> int:
+        """Delete every ``iif <interface>`` rule at ``priority`` (whatever its source, table or action),
+        also ones this instance did not add: a crashed predecessor's. How many were deleted."""
+
+        def delete_all() -> int:
+            deleted = 0
+            while deleted < 65536:  # the kernel deletes the first match each time
+                try:
+                    self._ipr.rule("del", priority=priority, iifname=interface, family=family)
+                except NetlinkError as error:
+                    if error.code in _GONE:
+                        return deleted
+                    raise
+                deleted += 1
+            return deleted
+
+        return int(self._request(f"remove rules at priority {priority} iif {interface}", delete_all))
+
     def rules(self, family: int = socket.AF_INET) -> list[dict[str, Any]]:
         return [
             {
@@ -421,13 +439,15 @@ class Netlink:
         self._remember(("proxy", spec["ifindex"], str(address)), ("neigh", "del", spec))
         return True
 
-    def remove_proxy_neighbour(self, name: str, address: IPv4Address | IPv6Address) -> None:
+    def remove_proxy_neighbour(self, name: str, address: IPv4Address | IPv6Address) -> bool:
+        """Delete the NTF_PROXY entry (also one this instance did not add); False if there was none."""
+
         def delete() -> None:
             spec = _proxy_spec(name, address)
             self._undo.pop(("proxy", spec["ifindex"], str(address)), None)
             self._ipr.neigh("del", **spec)
 
-        self._delete(f"remove proxy neighbour {address}", delete)
+        return self._delete(f"remove proxy neighbour {address}", delete)
 
     def set_neighbour(self, name: str, address: IPv4Address | IPv6Address, link_address: bytes) -> None:
         """A permanent neighbour entry (``ip neigh replace ... nud permanent``): the kernel never asks
@@ -518,12 +538,15 @@ class Netlink:
                 return None
             raise NetlinkFacadeError(f"{what}: {os.strerror(error.code)} ({error.code})") from error
 
-    def _delete(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    def _delete(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
+        """Run a deletion; False if the object was gone already."""
         try:
             self._run(function, *args, **kwargs)
         except NetlinkError as error:
             if error.code not in _GONE:
                 raise NetlinkFacadeError(f"{what}: {os.strerror(error.code)} ({error.code})") from error
+            return False
+        return True
 
     def _remember(self, key: tuple[object, ...], undo: Undo | Callable[[], object]) -> None:
         self._undo.setdefault(key, undo)

@@ -30,6 +30,7 @@ from agents.runtime.netlink import Netlink
 from agents.runtime.roles.driver import trace_and_apply
 from agents.runtime.roles.fa_access import AccessLink
 from agents.runtime.roles.fa_datapath import ForeignAgentDatapath, VisitorRoute
+from agents.runtime.roles.fa_recovery import ForeignAgentRecovery
 from agents.runtime.timer import AgentTimer
 from agents.runtime.udp import IP_PKTINFO, MobileIpSocket, Received
 
@@ -51,6 +52,9 @@ class ForeignAgentRuntime:
     tunnel_interface: str = "mip-fa"
     table: int = 110
     rule_priority: int = 1100
+    journal: str | None = None
+    """`journal = "PATH"`: the durable visitor journal a restarted FA restores its visitors from
+    (:mod:`agents.runtime.roles.fa_journal`). Absent: no journal (stale rules are removed anyway)."""
 
 
 @dataclass(frozen=True)
@@ -227,6 +231,8 @@ class ForeignAgentRunner:
         context.on_shutdown(link.close, name="close the access-link sockets")
         sock = RelaySocket(protocol.port)
         context.on_shutdown(sock.close, name="close UDP 434 socket")
+        recovery = ForeignAgentRecovery(runtime, context)
+        recovery.remove_stale()
         datapath = ForeignAgentDatapath(
             protocol.care_of_addresses, link.send_frame, runtime.access_interface,
             tunnel_interface=runtime.tunnel_interface,
@@ -240,7 +246,8 @@ class ForeignAgentRunner:
             logger.warning("no network known for %s: foreign sources are not filtered", link.address)
         datapath.start(context.loop)
         driver = ForeignAgentDriver(machine, sock, link, context)
-        driver.on_event = ForeignAgentEvents(datapath).apply
+        driver.on_event = recovery.journaled(ForeignAgentEvents(datapath).apply)
+        recovery.restore(machine, driver.now())
         context.on_shutdown(lambda: withdraw(driver), name="withdraw advertisements")
         driver.start()
         return {

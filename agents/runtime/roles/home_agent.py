@@ -27,6 +27,7 @@ from agents.runtime.frame import AgentContext
 from agents.runtime.netlink import Netlink
 from agents.runtime.roles.driver import MachineDriver, wall_clock_offset
 from agents.runtime.roles.ha_advertising import HomeAdvertising
+from agents.runtime.roles.ha_recovery import HomeAgentRecovery
 from agents.runtime.roles.settings import TunnelRuntime, load_role_file, report_datapath_choice
 from agents.runtime.udp import MobileIpSocket
 
@@ -47,6 +48,10 @@ class HomeAgentRuntime(TunnelRuntime):
     """Route every mobile node's allowed IPv6 prefixes onto the home link (metric
     :data:`HOME_PREFIX_METRIC`) while it has no binding, so a node at home is reached natively; a binding's
     tunnel route (default metric) wins while it is away."""
+    journal: str | None = None
+    """`journal = "PATH"`: the durable binding journal a restarted home agent restores its bindings from
+    (:mod:`agents.runtime.roles.ha_journal`; a relative path is taken from the working directory). Absent:
+    no journal, a restart forgets every binding (stale proxy ARP and home-link routes are removed anyway)."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,8 @@ class HomeAgentRunner:
         machine = HomeAgent(protocol, wall_clock_offset=wall_clock_offset(), rng=random.Random())
         sock = MobileIpSocket(protocol.port)
         context.on_shutdown(sock.close, name="close UDP 434 socket")
+        recovery = HomeAgentRecovery(protocol, runtime.journal, runtime.home_interface, context)
+        recovery.remove_stale(runtime.tunnel_interface, HOME_PREFIX_METRIC)
         home_link = HomeLink(runtime.home_interface)
         context.on_shutdown(home_link.close, name="remove proxy ARP entries and home-link routes")
         if runtime.home_prefix_routes:
@@ -124,8 +131,9 @@ class HomeAgentRunner:
         )
         context.on_shutdown(datapath.close, name="close the tunnel datapath")
         applier = HomeAgentEvents(protocol, datapath, home_link)
-        driver = MachineDriver(machine, sock, context, applier.apply)
+        driver = MachineDriver(machine, sock, context, recovery.journaled(applier.apply))
         driver.on_tunnel_data = lambda data: datapath.receive_udp_tunnel(data.payload, *data.source)
+        recovery.restore(machine, driver.now())
         driver.start()
         if runtime.advertisement is not None:
             HomeAdvertising(protocol, runtime.advertisement, runtime.home_interface, context).start()
