@@ -49,6 +49,7 @@ def home_agent_config(
     datapath: str = "userspace",
     name: str = "ha",
     max_lifetime: int = AGENT_MAX_LIFETIME,
+    keepalive_interval: int | None = None,
 ) -> dict[str, object]:
     """The HA on the home link, advertising with the H bit (RFC 5944 §2.1, §2.4.3); it grants at most
     ``max_lifetime`` seconds (a longer request is shortened in the reply, RFC 5944 §3.8.3.1)."""
@@ -64,14 +65,17 @@ def home_agent_config(
         }
         for mn in mobile_nodes
     ]
+    home_agent: dict[str, object] = {
+        "address": str(HA4.ip),
+        "home_network": str(HOME_NETWORK4),
+        "max_lifetime": max_lifetime,
+        "reverse_tunnel_supported": True,
+        "mobile_nodes": accounts,
+    }
+    if keepalive_interval is not None:
+        home_agent["keepalive_interval"] = keepalive_interval  # K in UDP Tunnel Replies (RFC 3519 §3.2)
     return {
-        "home_agent": {
-            "address": str(HA4.ip),
-            "home_network": str(HOME_NETWORK4),
-            "max_lifetime": max_lifetime,
-            "reverse_tunnel_supported": True,
-            "mobile_nodes": accounts,
-        },
+        "home_agent": home_agent,
         "runtime": {
             "name": name,
             "home_interface": home_interface,
@@ -117,10 +121,13 @@ def mobile_node_config(
     detection: str = "link",
     datapath: str = "userspace",
     lifetime: int = MOBILE_NODE_LIFETIME,
+    nat_traversal: bool = False,
 ) -> dict[str, object]:
     """A dual-stack MN registering through foreign agents (RFC 5944 §3.6.1.1, RFC 5454 §3.3.2). At home it
     is a plain host of the home LAN (/24, r0 as IPv4 and IPv6 router, native IPv6; RFC 5944 §4.6).
-    A ``plan.colocated`` node registers its own address instead (co-located care-of address, §3.6)."""
+    A ``plan.colocated`` node registers its own address instead (co-located care-of address, §3.6).
+    ``nat_traversal``: care-of mode auto (an FA where one advertises, else the address a visited network's
+    DHCP gave) and RFC 3519 UDP tunnelling when that address is behind a NAT."""
     mobile_node: dict[str, object] = {
         "home_address": str(plan.home_address),
         "home_agent": str(HA4.ip),
@@ -130,6 +137,8 @@ def mobile_node_config(
         "prefixes": [str(prefix) for prefix in plan.prefixes],
         "care_of_mode": "co-located" if plan.colocated else "foreign-agent",
     }
+    if nat_traversal:
+        mobile_node |= {"care_of_mode": "auto", "udp_tunnelling": "auto", "keepalive_attempts": 2}
     if _detection(detection) == "advert":
         mobile_node["movement_detection"] = "both"  # algorithms 1 and 2 (RFC 5944 §2.4.2.1, §2.4.2.2)
     runtime = {

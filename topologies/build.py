@@ -179,7 +179,9 @@ def configure_node(node: Any, spec: NodeSpec) -> None:
     for route in spec.routes:
         run_checked(node, route.command())
     if spec.nat_interface is not None:
-        run_checked(node, f"iptables -t nat -A POSTROUTING -o {spec.nat_interface} -j MASQUERADE")
+        # --random: each new mapping gets a random public port, as carrier-grade NATs do, so a mapping the
+        # NAT forgot comes back on another port (RFC 3519 §4.6: the HA then moves the binding)
+        run_checked(node, f"iptables -t nat -A POSTROUTING -o {spec.nat_interface} -j MASQUERADE --random")
 
 
 def _quiet_bridge(switch: Any) -> None:

@@ -129,11 +129,15 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         colocated_nodes: int = 0,
         ha_max_lifetime: int = AGENT_MAX_LIFETIME,
         mn_lifetime: int = MOBILE_NODE_LIFETIME,
+        udp_keepalive: int | None = None,
         **params: Any,
     ) -> None:
         self.tag = check_tag(tag)
         self.prefixes_per_node, self.colocated_nodes = prefixes_per_node, colocated_nodes
         self.ha_max_lifetime, self.mn_lifetime = ha_max_lifetime, mn_lifetime
+        self.udp_keepalive = udp_keepalive
+        """Set: the moving MNs may use a co-located address behind the NAT, tunnelled in UDP (RFC 3519)
+        with this keepalive interval K from the HA."""
         if not 0 <= foreign_agents <= plan.MAX_FOREIGN_AGENTS:
             raise ValueError(f"foreign_agents {foreign_agents} must be 0..{plan.MAX_FOREIGN_AGENTS}")
         if not 0 <= mobile_nodes <= plan.MAX_MOBILE_NODES:
@@ -331,6 +335,7 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
             detection=self.detection,
             datapath=self.datapath,
             lifetime=self.mn_lifetime,
+            nat_traversal=self.udp_keepalive is not None and not mn.colocated,
         )
         self._refresh_home_agent()
         return port
@@ -380,4 +385,5 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
             datapath=self.datapath,
             name=home.name,
             max_lifetime=self.ha_max_lifetime,
+            keepalive_interval=self.udp_keepalive,
         )

@@ -133,3 +133,60 @@ class CarrierWatcher:
             self._loop.remove_reader(self.sock.fileno())
             self._loop = None
         self.sock.close()
+
+
+RTMGRP_IPV4_IFADDR = 0x10
+RTM_NEWADDR, RTM_DELADDR = 20, 21
+_IFADDRMSG = struct.Struct("=BBBBI")
+
+
+def address_messages(data: bytes) -> Iterator[tuple[int, int]]:
+    """(message type, interface index) of each RTM_NEWADDR / RTM_DELADDR in one netlink read."""
+    offset = 0
+    while offset + _NLMSG_HEADER.size <= len(data):
+        length, kind, _flags, _seq, _pid = _NLMSG_HEADER.unpack_from(data, offset)
+        if length < _NLMSG_HEADER.size:
+            return
+        body = offset + _NLMSG_HEADER.size
+        if kind in (RTM_NEWADDR, RTM_DELADDR) and body + _IFADDRMSG.size <= offset + length:
+            _family, _prefix, _flags2, _scope, index = _IFADDRMSG.unpack_from(data, body)
+            yield kind, index
+        offset += (length + 3) & ~3
+
+
+class AddressWatcher:
+    """Calls ``on_change()`` when an IPv4 address is added to or removed from ``interface`` (e.g. a DHCP
+    client on a visited link gave the mobile node a co-located care-of address, RFC 5944 §3.6)."""
+
+    def __init__(self, interface: str, on_change: Callable[[], None]) -> None:
+        self.index = socket.if_nametoindex(interface)
+        self.on_change = on_change
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        try:
+            self.sock.bind((0, RTMGRP_IPV4_IFADDR))
+            self.sock.setblocking(False)
+        except OSError:
+            self.sock.close()
+            raise
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        loop.add_reader(self.sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = self.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:  # ENOBUFS: events were lost; look again anyway
+            self.on_change()
+            return
+        if any(index == self.index for _kind, index in address_messages(data)):
+            self.on_change()
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.remove_reader(self.sock.fileno())
+            self._loop = None
+        self.sock.close()

@@ -223,6 +223,9 @@ class DiscoveringDriver(MachineDriver):
 
     discovery: AgentDiscoverySocket | None = None
     link: ForeignAgentLink | None = None
+    colocated: Callable[[], IPv4Address | None] | None = None
+    """Auto mode (RFC 5944 §3.6): the co-located address the interface has now (a DHCP client's)."""
+    _offered: IPv4Address | None = None
 
     def attach(self, discovery: AgentDiscoverySocket, link: ForeignAgentLink) -> None:
         self.discovery, self.link = discovery, link
@@ -232,7 +235,17 @@ class DiscoveringDriver(MachineDriver):
         """Link down / up on the visited interface (RFC 5944 §2.4: solicit at once on a new link)."""
         if not up and self.link is not None:
             self.link.link_lost()
-        self.machine.link_changed(up, None, self.now())  # type: ignore[attr-defined]
+        self._offered = self.colocated() if up and self.colocated is not None else None
+        self.machine.link_changed(up, self._offered, self.now())  # type: ignore[attr-defined]
+        self.flush()
+
+    def addresses_changed(self) -> None:
+        """Auto mode: the interface gained or lost its co-located address (a visited network's DHCP)."""
+        address = self.colocated() if self.colocated is not None else None
+        if address == self._offered:
+            return
+        self._offered = address
+        self.machine.link_changed(True, address, self.now())  # type: ignore[attr-defined]
         self.flush()
 
     def advertisement_received(self, data: bytes, source: IPv4Address, link_address: bytes) -> None:

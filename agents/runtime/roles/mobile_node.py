@@ -27,7 +27,7 @@ from agents.mip.mobile_node import MobileNode
 from agents.runtime.arp import send_gratuitous_arp
 from agents.runtime.control import Handler
 from agents.runtime.frame import AgentContext
-from agents.runtime.linkwatch import CarrierWatcher
+from agents.runtime.linkwatch import AddressWatcher, CarrierWatcher
 from agents.runtime.netlink import Netlink
 from agents.runtime.roles.driver import MachineDriver, wall_clock_offset
 from agents.runtime.roles.mn_discovery_io import (
@@ -145,6 +145,11 @@ class MobileNodeRunner:
             watcher = CarrierWatcher(runtime.interface, driver.carrier_changed)
             context.on_shutdown(watcher.close, name="stop watching the carrier")
             watcher.start(context.loop)
+            if protocol.care_of_mode is CareOfMode.AUTO:
+                driver.colocated = lambda: find_care_of(runtime.interface, protocol.home_address)
+                addresses = AddressWatcher(runtime.interface, driver.addresses_changed)
+                context.on_shutdown(addresses.close, name="stop watching the addresses")
+                addresses.start(context.loop)
         machine.link_changed(True, care_of, driver.now())
         driver.flush()
         return commands(driver, machine, datapath)
