@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,8 @@ FLOWS = ("v4-down", "v4-up", "v6-down", "v6-up")
 
 class HandoverRun:
     """One run of the handover scenario into ``run``; :meth:`execute` returns the rendered result."""
+
+    NAME = "handover"
 
     def __init__(
         self,
@@ -74,9 +77,13 @@ class HandoverRun:
                 expectations=self.expectations,
             )
         self.progress.say("analysing the run")
-        result = render(self.run.path)
+        result = self.analyse()
         self.report(result)
         return result
+
+    def analyse(self) -> RunResult:
+        """Render the run folder (metrics, plots, report) and return what was judged."""
+        return render(self.run.path)
 
     def write_meta_start(self) -> None:
         args = self.args
@@ -136,9 +143,11 @@ class HandoverRun:
         detection = self.args.detection
         return detection == "link" or (detection == "both" and cycle % 2 == 0)
 
-    def move(self, bed: Testbed, to: str, carrier: bool) -> None:
+    def move(
+        self, bed: Testbed, to: str, carrier: bool, while_down: Callable[[], None] | None = None
+    ) -> None:
         source = bed.attachment[MOBILE_NODE]
-        number = bed.move(MOBILE_NODE, to, carrier_events=carrier)
+        number = bed.move(MOBILE_NODE, to, carrier_events=carrier, while_down=while_down)
         moved_at = time.monotonic()
         settled = wait_until(lambda: self.settled(bed, to), self.settle_timeout)
         took = (time.monotonic() - moved_at) * 1000
@@ -194,4 +203,4 @@ class HandoverRun:
             progress.always(verdict_lines(result))
         verdict = "PASSED" if result.overall_passed else "FAILED"
         parts = "report.md, plots/" + ("" if self.args.no_pcap else ", pcaps/")
-        progress.always(f"handover: {verdict}; run folder: {self.run.path} ({parts})")
+        progress.always(f"{self.NAME}: {verdict}; run folder: {self.run.path} ({parts})")

@@ -46,8 +46,18 @@ class LinkMover:
         except NetlinkError as error:
             raise MoveError(f"{what}: {error}") from error
 
-    def reattach(self, link: MobileLink, to: str, emit: Emit, handover: int, carrier_events: bool) -> None:
-        """Re-attach ``link``'s port to the bridge of attachment ``to``; trace link_down / link_up."""
+    def reattach(
+        self,
+        link: MobileLink,
+        to: str,
+        emit: Emit,
+        handover: int,
+        carrier_events: bool,
+        while_down: Callable[[], None] | None = None,
+    ) -> None:
+        """Re-attach ``link``'s port to the bridge of attachment ``to``; trace link_down / link_up.
+        ``while_down`` runs while the carrier is down (what the node does on losing it, e.g. a DHCP client
+        dropping its lease)."""
         bridge = link.attachments.get(to)
         if bridge is None:
             raise MoveError(f"{link.node} cannot move to {to!r}: attachments are {sorted(link.attachments)}")
@@ -55,6 +65,8 @@ class LinkMover:
         if carrier_events:
             self._set(f"{link.port} down", index=port, state="down")
             emit("link_down", handover=handover, mobile_node=link.node)
+            if while_down is not None:
+                while_down()
         self._set(f"{link.port} nomaster", index=port, master=0)
         self._set(f"{link.port} master {bridge}", index=port, master=master)
         if carrier_events:

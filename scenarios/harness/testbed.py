@@ -218,7 +218,14 @@ class Testbed:
         timeline = next(iter(self.timelines.values()))
         probes.merge(timeline)
 
-    def move(self, mobile_node: str, to: str, *, carrier_events: bool | None = None) -> int:
+    def move(
+        self,
+        mobile_node: str,
+        to: str,
+        *,
+        carrier_events: bool | None = None,
+        while_down: Callable[[], None] | None = None,
+    ) -> int:
         """Re-attach ``mobile_node``'s link to the access network ``to``; returns the handover number."""
         link = self.links[mobile_node]
         if to not in link.attachments:
@@ -237,7 +244,7 @@ class Testbed:
         self.timelines[mobile_node].moved(now, to)
         if self.mover is None:
             self.mover = LinkMover()
-        self.mover.reattach(link, to, self.trace.emit, number, events)
+        self.mover.reattach(link, to, self.trace.emit, number, events, while_down)
         self.attachment[mobile_node] = to
         return number
 

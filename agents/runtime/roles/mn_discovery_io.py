@@ -226,6 +226,7 @@ class DiscoveringDriver(MachineDriver):
     colocated: Callable[[], IPv4Address | None] | None = None
     """Auto mode (RFC 5944 §3.6): the co-located address the interface has now (a DHCP client's)."""
     _offered: IPv4Address | None = None
+    _carrier = True
 
     def attach(self, discovery: AgentDiscoverySocket, link: ForeignAgentLink) -> None:
         self.discovery, self.link = discovery, link
@@ -235,6 +236,7 @@ class DiscoveringDriver(MachineDriver):
         """Link down / up on the visited interface (RFC 5944 §2.4: solicit at once on a new link)."""
         if not up and self.link is not None:
             self.link.link_lost()
+        self._carrier = up
         self._offered = self.colocated() if up and self.colocated is not None else None
         self.machine.link_changed(up, self._offered, self.now())  # type: ignore[attr-defined]
         self.flush()
@@ -242,7 +244,7 @@ class DiscoveringDriver(MachineDriver):
     def addresses_changed(self) -> None:
         """Auto mode: the interface gained or lost its co-located address (a visited network's DHCP)."""
         address = self.colocated() if self.colocated is not None else None
-        if address == self._offered:
+        if address == self._offered or not self._carrier:  # without a carrier: read again when it returns
             return
         self._offered = address
         self.machine.link_changed(True, address, self.now())  # type: ignore[attr-defined]

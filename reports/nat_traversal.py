@@ -1,0 +1,333 @@
+"""Verdicts and figures of a NAT traversal run (``scenarios.nat_traversal``), from its folder only.
+
+The moves (home → NAT → FA1 → home) are judged and decomposed like the handover scenario's
+(:func:`reports.render.render`: interruption per move and flow, handovers.csv, plots, report.md); this adds
+what RFC 3519 asks for, read from the traces, the probes and the captures on both sides of the NAT: the
+UDP binding, both families through the NAT, what crosses its public side, keepalives, the recovery after
+the NAT forgot the mapping, and the return to plain IP-in-IP.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import socket
+import statistics
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reports.metrics import RunResult, Verdict
+from reports.pcapread import ipv4_packets
+from reports.render import _write, metrics_json, render
+from reports.rundir import Run, load_run
+
+FLOWS = ("v4-down", "v4-up", "v6-down", "v6-up")
+MOBILE_IP_PORT = 434
+TUNNEL_DATA = 4
+
+
+def render_nat_traversal(run_dir: Path) -> RunResult:
+    """Render the handover outputs, then judge the NAT part and add it to metrics.json and report.md."""
+    handover = render(Path(run_dir))
+    run = load_run(Path(run_dir))
+    judge = NatJudge(run)
+    judge.judge()
+    verdicts = [*handover.verdicts, *judge.verdicts]
+    overall = all(verdict.passed for verdict in verdicts)
+    metrics = dict(handover.metrics)
+    metrics |= {
+        "scenario": "nat_traversal",
+        "nat_traversal": judge.figures,
+        "verdicts": [verdict.to_dict() for verdict in verdicts],
+        "overall_passed": overall,
+    }
+    result = RunResult(
+        run.path, metrics, handover.handovers, verdicts, overall, handover.flows, handover.notes
+    )
+    _write(run.path / "metrics.json", metrics_json(result))
+    keepalive_timeline(run, run.path / "plots" / "keepalives.png")
+    report = (run.path / "report.md").read_text(encoding="utf-8")
+    _write(run.path / "report.md", report + nat_section(judge))
+    return result
+
+
+def is_nat_traversal_run(meta: dict[str, Any]) -> bool:
+    return meta.get("scenario") == "nat_traversal"
+
+
+class NatJudge:
+    """The RFC 3519 verdicts of one run."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.meta = run.meta
+        self.mn = run.mobile_node
+        self.verdicts: list[Verdict] = []
+        self.figures: dict[str, Any] = {}
+        self.public = str(self.meta.get("nat_public", ""))
+        self.private = str(self.meta.get("private_address", ""))
+        self.keepalive = float(self.meta.get("keepalive", math.nan))
+
+    def check(self, name: str, passed: bool, detail: str) -> None:
+        self.verdicts.append(Verdict(name, bool(passed), detail))
+
+    def step(self, what: str) -> dict[str, Any] | None:
+        return next((e for e in self.run.events("scenario", "step") if e.get("what") == what), None)
+
+    def judge(self) -> None:
+        bound, lost = self.step("dhcp_bound"), self.step("nat_mapping_lost")
+        if bound is None or lost is None:
+            self.check("nat: the scenario reached the NAT and lost its mapping", False, "steps missing")
+            return
+        tunnel = self.udp_tunnel(bound["t"])
+        self.through_nat(bound["t"], lost["t"], tunnel)
+        self.public_side()
+        self.keepalives(tunnel, lost["t"])
+        self.recovery(lost)
+        self.back_to_ip_in_ip()
+
+    # -- into the NAT (RFC 3519 §4.6, RFC 5454 §3.9) ------------------------------------------------------
+
+    def udp_tunnel(self, bound: float) -> dict[str, Any] | None:
+        bindings = [
+            e
+            for e in self.run.events(self.run.home_agent, "binding_added", "binding_updated")
+            if e["t"] >= bound and str(e.get("care_of", "")).startswith(f"{self.public}:")
+        ]
+        tunnel = next((e for e in self.run.events(self.mn, "tunnel_up") if e["t"] >= bound), None)
+        udp = tunnel is not None and tunnel.get("udp_keepalive") == self.keepalive
+        self.check(
+            "nat: registered through the NAT in UDP, bound to its public address and port (RFC 3519 §4.6)",
+            bool(bindings) and udp,
+            f"HA binding {bindings[0]['care_of'] if bindings else 'none at the NAT address'}; MN tunnel "
+            f"{'in UDP, K = ' + str(tunnel.get('udp_keepalive')) + ' s' if tunnel and udp else 'not in UDP'}",
+        )
+        return tunnel if udp else None
+
+    def through_nat(self, bound: float, lost: float, tunnel: dict[str, Any] | None) -> None:
+        start = tunnel["t"] + 0.5 if tunnel else bound
+        received = {name: _received(self.run, name, start, lost) for name in FLOWS}
+        self.check(
+            "nat: IPv4 and IPv6 both ways through the NAT (RFC 3519 §3.3, RFC 5454 §3.9)",
+            all(count > 0 for count in received.values()) and lost > start,
+            f"packets received behind the NAT: {received}",
+        )
+
+    def public_side(self) -> None:
+        """What the captures on both sides of the NAT show."""
+        public = self.run.path / "pcaps" / "nat1-nat1-pub.pcap"
+        private = self.run.path / "pcaps" / "nat1-nat1-priv.pcap"
+        if not public.is_file() or not private.is_file():
+            self.check(
+                "nat: only UDP Tunnel Data crosses the NAT's public side", False, "NAT captures missing"
+            )
+            return
+        next_headers: dict[int, int] = {}
+        leaks = raw_tunnels = 0
+        prefix = self.private.rsplit(".", 1)[0] + "."
+        for _, ip in ipv4_packets(public):
+            source, destination = socket.inet_ntoa(ip.src), socket.inet_ntoa(ip.dst)
+            leaks += source.startswith(prefix) or destination.startswith(prefix)
+            raw_tunnels += ip.p in (4, 41)
+            data = _tunnel_data(ip)
+            if data is not None:
+                next_headers[data[1]] = next_headers.get(data[1], 0) + 1
+        seen_private = sum(socket.inet_ntoa(ip.src) == self.private for _, ip in ipv4_packets(private))
+        self.figures["public_side"] = {
+            "tunnel_data_by_next_header": next_headers,
+            "private_address_leaks": leaks,
+        }
+        self.check(
+            "nat: only UDP Tunnel Data (Next Header 4, 41) on the public side; private address only inside",
+            {4, 41} <= next_headers.keys() and leaks == 0 and raw_tunnels == 0 and seen_private > 0,
+            f"public side: Tunnel Data by next header {next_headers}, {leaks} packets with a private "
+            f"address, {raw_tunnels} IP-in-IP; private side: {seen_private} packets from {self.private}",
+        )
+
+    # -- keepalives (RFC 3519 §4.9, §4.10) ------------------------------------------------------------
+
+    def keepalives(self, tunnel: dict[str, Any] | None, lost: float) -> None:
+        if tunnel is None:
+            self.check("nat: keepalives every K seconds, answered (RFC 3519 §4.9)", False, "no UDP tunnel")
+            return
+        due = [e for e in self.run.events(self.mn, "keepalive_due") if tunnel["t"] <= e["t"] <= lost]
+        answered = [
+            e for e in self.run.events(self.mn, "keepalive_answered") if tunnel["t"] <= e["t"] <= lost
+        ]
+        gaps = [b["t"] - a["t"] for a, b in itertools.pairwise(due)]
+        first = due[0]["t"] - tunnel["t"] if due else None
+        median_gap = statistics.median(gaps) if gaps else None
+        rtts = _keepalive_rtts(due, answered)
+        self.figures["keepalives"] = {
+            "sent": len(due),
+            "answered": len(answered),
+            "first_after_registration_s": None if first is None else round(first, 3),
+            "median_interval_s": None if median_gap is None else round(median_gap, 3),
+            "median_rtt_ms": round(statistics.median(rtts) * 1000, 3) if rtts else None,
+        }
+        k = self.keepalive
+        self.check(
+            "nat: keepalives every K seconds, none before K, each answered (RFC 3519 §4.9, §4.10)",
+            first is not None
+            and first >= k - 0.05
+            and len(answered) >= 2
+            and len(answered) == len(due)
+            and median_gap is not None
+            and abs(median_gap - k) <= 0.2 * k,
+            f"K = {k:g} s: first {first} s after the registration, {len(due)} sent, {len(answered)} "
+            f"answered, median interval {median_gap} s",
+        )
+
+    # -- the NAT forgets (RFC 3519 §4.9, §4.6) ---------------------------------------------------------
+
+    def recovery(self, lost: dict[str, Any]) -> None:
+        rebound = self.step("nat_rebound")
+        noticed = next((e for e in self.run.events(self.mn, "keepalive_lost") if e["t"] >= lost["t"]), None)
+        request = next(
+            (e for e in self.run.events(self.mn, "rrq_sent") if noticed and e["t"] >= noticed["t"]), None
+        )
+        moved = next(
+            (
+                e
+                for e in self.run.events(self.run.home_agent, "binding_added", "binding_updated")
+                if e["t"] >= lost["t"]
+                and str(e.get("care_of", "")) != f"{self.public}:{lost.get('port')}"
+                and str(e.get("care_of", "")).startswith(f"{self.public}:")
+            ),
+            None,
+        )
+        self.check(
+            "nat: a lost mapping is noticed by keepalives, the MN registers again, the HA moves the binding",
+            noticed is not None and request is not None and moved is not None,
+            f"keepalive_lost {_after(noticed, lost)}, new request {_after(request, lost)}, HA binding "
+            f"{moved.get('care_of') if moved else 'not moved'} {_after(moved, lost)} "
+            f"(old port {lost.get('port')}, new {rebound.get('port') if rebound else None})",
+        )
+        end = (rebound["t"] if rebound else lost["t"]) + 2.0
+        outage = {name: _longest_gap(self.run, name, lost["t"] - 0.5, end) for name in FLOWS}
+        restored = {name: _received(self.run, name, end, end + 1.0) for name in FLOWS}
+        self.figures["recovery_s"] = outage
+        self.check(
+            "nat: every flow is restored after the NAT lost the mapping",
+            all(value is not None for value in outage.values()) and all(restored.values()),
+            f"longest delivery gap around the loss (s): {outage}; packets in the second after: {restored}",
+        )
+
+    def back_to_ip_in_ip(self) -> None:
+        move = next((e for e in self.run.events("scenario", "move_started") if e.get("to") == "fa1"), None)
+        fa = str(self.meta.get("fa_care_of", ""))
+        binding = next(
+            (
+                e
+                for e in self.run.events(self.run.home_agent, "binding_added", "binding_updated")
+                if move and e["t"] >= move["t"] and e.get("care_of") == fa
+            ),
+            None,
+        )
+        after = binding["t"] + 0.5 if binding else math.inf
+        offset = self.meta.get("clock_offset")
+        public = self.run.path / "pcaps" / "nat1-nat1-pub.pcap"
+        late = None
+        if isinstance(offset, int | float) and public.is_file():
+            late = sum(
+                1
+                for when, ip in ipv4_packets(public)
+                if when - offset >= after and _tunnel_data(ip) is not None
+            )
+        self.check(
+            "fa1: back to plain IP-in-IP via FA1, no more UDP tunnel through the NAT",
+            binding is not None and late == 0,
+            f"HA binding {'to ' + fa if binding else 'not to ' + fa}; {late} Tunnel Data packets on the "
+            "NAT's public side afterwards",
+        )
+
+
+def _tunnel_data(ip: Any) -> bytes | None:
+    """The UDP payload if ``ip`` carries MIP Tunnel Data to or from port 434 (RFC 3519 §3.3)."""
+    udp = ip.data
+    if ip.p != 17 or not hasattr(udp, "sport"):
+        return None
+    payload = bytes(udp.data)
+    if MOBILE_IP_PORT in (udp.sport, udp.dport) and len(payload) >= 4 and payload[0] == TUNNEL_DATA:
+        return payload
+    return None
+
+
+def _received(run: Run, name: str, start: float, end: float) -> int:
+    flow = run.flows.get(name)
+    if flow is None:
+        return 0
+    recv = flow.recv_t[~np.isnan(flow.recv_t)]
+    return int(np.count_nonzero((recv >= start) & (recv <= end)))
+
+
+def _longest_gap(run: Run, name: str, start: float, end: float) -> float | None:
+    """The longest time without a delivery between two packets received in [start, end] (seconds)."""
+    flow = run.flows.get(name)
+    if flow is None:
+        return None
+    recv = np.sort(flow.recv_t[~np.isnan(flow.recv_t)])
+    recv = recv[(recv >= start) & (recv <= end)]
+    return round(float(np.max(np.diff(recv))), 3) if recv.size >= 2 else None
+
+
+def _keepalive_rtts(due: list[dict[str, Any]], answered: list[dict[str, Any]]) -> list[float]:
+    sent = {e.get("sequence"): e["t"] for e in due}
+    return [e["t"] - sent[e["sequence"]] for e in answered if e.get("sequence") in sent]
+
+
+def _after(event: dict[str, Any] | None, since: dict[str, Any]) -> str:
+    return "never" if event is None else f"+{event['t'] - since['t']:.3f} s"
+
+
+# -- outputs ----------------------------------------------------------------------------------------------
+
+
+def keepalive_timeline(run: Run, path: Path) -> None:
+    """Keepalives sent / answered / lost, the binding's NAT port, and downstream delivery, over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(12, 3.6))
+    rows: tuple[tuple[str, str, str, int], ...] = (
+        ("keepalive_due", "sent", "tab:blue", 3),
+        ("keepalive_answered", "answered", "tab:green", 2),
+        ("keepalive_lost", "lost → register again", "tab:red", 1),
+    )
+    for event, label, colour, y in rows:
+        times = [e["t"] - run.t0 for e in run.events(run.mobile_node, event)]
+        axis.plot(times, [y] * len(times), "o", color=colour, label=label)
+    flow = run.flows.get("v4-down")
+    if flow is not None:
+        received = flow.recv_t[~np.isnan(flow.recv_t)] - run.t0
+        axis.plot(received, np.zeros(received.shape), "|", color="grey", alpha=0.3, label="v4-down delivered")
+    for step in run.events("scenario", "step"):
+        if step.get("what") in ("dhcp_bound", "nat_mapping_lost", "nat_rebound", "dhcp_released"):
+            axis.axvline(step["t"] - run.t0, color="black", linestyle=":", linewidth=0.8)
+            axis.text(step["t"] - run.t0, 3.4, str(step["what"]), rotation=20, fontsize=7)
+    axis.set_yticks([0, 1, 2, 3], ["delivered", "lost", "answered", "sent"])
+    axis.set_ylim(-0.5, 4.2)
+    axis.set_xlabel("seconds since the run started")
+    axis.set_title("Keepalives through the NAT (RFC 3519 §4.9) and downstream delivery")
+    axis.legend(loc="lower right", fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def nat_section(judge: NatJudge) -> str:
+    figures = judge.figures
+    lines = ["", "## NAT traversal (RFC 3519)", "", "![keepalives](plots/keepalives.png)", ""]
+    for key in ("keepalives", "recovery_s", "public_side"):
+        if key in figures:
+            lines.append(f"- {key.replace('_', ' ')}: {figures[key]}")
+    lines += ["", "| | expectation | detail |", "|---|---|---|"]
+    for verdict in judge.verdicts:
+        lines.append(
+            f"| {'✔' if verdict.passed else '✘'} | {verdict.name} | {verdict.detail.replace('|', '/')} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,173 @@
+"""The NAT traversal scenario's steps (the command is :mod:`scenarios.nat_traversal`).
+
+It reuses the handover scenario's frame (build, probes, moves, exit codes, handover report) and adds what a
+NAT needs: the visited network's DHCP (the harness gives the mobile node a private address after it arrives
+and takes it away before it leaves, as a DHCP client would), captures on both sides of the NAT, and the NAT
+forgetting its mapping. What happened is recorded as ``step`` events in the scenario trace; the NAT
+verdicts are computed from the run folder by :mod:`reports.nat_traversal`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+from agents.runtime.trace import monotonic_now
+from reports import RunResult
+from reports.nat_traversal import render_nat_traversal
+from scenarios.handover_run import MOBILE_NODE, HandoverRun
+from scenarios.harness.progress import Progress
+from scenarios.harness.runfolder import RunFolder
+from scenarios.harness.testbed import SNAPLEN, Testbed, wait_until
+from topologies.addressing import NAT_PRIVATE4, NAT_PUBLIC4
+from topologies.dualstack import DualStackTopo, process_tag
+
+ROUTE = ("nat", "fa1", "home")
+PRIVATE_ADDRESS = f"{NAT_PRIVATE4.network.network_address + 10}/{NAT_PRIVATE4.network.prefixlen}"
+"""What the private LAN's DHCP would hand the mobile node (192.168.1.10/24)."""
+NAT_NODE = "nat1"
+
+
+class NatTraversalRun(HandoverRun):
+    """home → NAT (UDP tunnel, keepalives, a lost mapping) → FA1 (IP-in-IP) → home."""
+
+    NAME = "nat_traversal"
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        run: RunFolder,
+        progress: Progress,
+        seed: int,
+        features: dict[str, Any],
+    ) -> None:
+        super().__init__(args, run, progress, seed, features, route=ROUTE, settle_timeout=args.settle_timeout)
+        self.topo = DualStackTopo(
+            foreign_agents=1,
+            mobile_nodes=1,
+            nat=True,
+            datapath=args.datapath,
+            tag=process_tag(),
+            udp_keepalive=args.keepalive,
+        )
+        interface = self.topo.mobileLinks()[MOBILE_NODE].interface
+        self.interface = interface
+
+    def analyse(self) -> RunResult:
+        return render_nat_traversal(self.run.path)
+
+    def write_meta_start(self) -> None:
+        super().write_meta_start()
+        self.run.write_meta(
+            scenario=self.NAME,
+            argv=["python", "-m", "scenarios.nat_traversal", *getattr(self.args, "argv", [])],
+            moves=len(ROUTE),
+            keepalive=self.args.keepalive,
+            nat_public=str(NAT_PUBLIC4.ip),
+            private_address=PRIVATE_ADDRESS.split("/")[0],
+            pcap=True,
+            pcap_all=not self.args.no_pcap,
+            clock_offset=time.time() - monotonic_now(),
+            fa_care_of=self.topo.nodeSpec("fa1").agent_config["foreign_agent"]["care_of_addresses"][0],  # type: ignore[index]
+        )
+
+    # -- the run -------------------------------------------------------------------------------------------
+
+    def drive(self, bed: Testbed) -> None:
+        self.capture_nat(bed)
+        home = wait_until(lambda: self.status(bed).get("at_home") is True, self.settle_timeout)
+        self.expect("mobile node starts at home", home, "" if home else str(self.status(bed)))
+        bed.start_probes(self.flows(), self.args.rate)
+        self.progress.say(f"probes running at {self.args.rate:g} packets/s each")
+        time.sleep(self.args.dwell)
+        self.move(bed, "nat", True)
+        keepalives = 2 * self.args.keepalive + 0.5
+        self.progress.say(f"behind the NAT: watching keepalives for {keepalives:g} s")
+        time.sleep(keepalives)
+        self.lose_nat_mapping(bed)
+        time.sleep(self.args.dwell)
+        self.move(bed, "fa1", True)
+        self.move(bed, "home", True)
+        bed.stop_probes()
+
+    def move(
+        self, bed: Testbed, to: str, carrier: bool, while_down: Callable[[], None] | None = None
+    ) -> None:
+        """The handover scenario's move, with the private LAN's DHCP client: it drops the lease when the
+        carrier goes (as dhcpcd does), and gets an address and a default route after arriving."""
+        if bed.attachment[MOBILE_NODE] == "nat":
+            while_down = lambda: self.dhcp(bed, bind=False)  # noqa: E731
+        if to != "nat":
+            super().move(bed, to, carrier, while_down)
+            return
+        number = bed.move(MOBILE_NODE, to, carrier_events=carrier)
+        moved_at = time.monotonic()
+        self.dhcp(bed, bind=True)
+        settled = wait_until(lambda: self.settled(bed, to), self.settle_timeout)
+        took = (time.monotonic() - moved_at) * 1000
+        bed.finish_move(number, settled)
+        detail = f"settled in {took:.0f} ms" if settled else f"not within {self.settle_timeout:g} s"
+        self.expect(f"handover {number} → nat settles", settled, detail)
+        self.progress.say(f"handover {number}: → nat (private address, UDP tunnel): {detail}")
+        time.sleep(self.args.dwell)
+
+    def settled(self, bed: Testbed, to: str) -> bool:
+        if to != "nat":
+            return super().settled(bed, to)
+        status = self.status(bed)
+        return status.get("state") == "registered" and status.get("care_of") == PRIVATE_ADDRESS.split("/")[0]
+
+    def dhcp(self, bed: Testbed, *, bind: bool) -> None:
+        """What the private LAN's DHCP client would do: the address and default route, or their release."""
+        node, gateway = bed.node(MOBILE_NODE), NAT_PRIVATE4.ip
+        if bind:  # the route first (on-link), so the address's arrival finds the way out already there
+            node.cmd(f"ip route add default via {gateway} dev {self.interface} onlink")
+            node.cmd(f"ip addr add {PRIVATE_ADDRESS} dev {self.interface}")
+        else:
+            node.cmd(f"ip route del default via {gateway} dev {self.interface}")
+            node.cmd(f"ip addr del {PRIVATE_ADDRESS} dev {self.interface}")
+        bed.trace.emit("step", what="dhcp_bound" if bind else "dhcp_released", address=PRIVATE_ADDRESS)
+
+    def lose_nat_mapping(self, bed: Testbed) -> None:
+        """The NAT forgets the mobile node's mapping (as after a NAT reboot or an idle timeout); its next
+        packet gets a new, random public port (MASQUERADE --random)."""
+        before = self.nat_port(bed)
+        bed.node(NAT_NODE).cmd(f"conntrack -D -s {PRIVATE_ADDRESS.split('/')[0]} >/dev/null 2>&1")
+        bed.trace.emit("step", what="nat_mapping_lost", port=before)  # gone from here on
+        self.progress.say(f"NAT mapping lost (public port {before}); waiting for the MN to notice")
+        moved = wait_until(lambda: self.nat_port(bed) not in (None, before), self.settle_timeout)
+        after = self.nat_port(bed)
+        bed.trace.emit("step", what="nat_rebound", port=after)
+        detail = (
+            f"public port {before} → {after}" if moved else f"still {after} after {self.settle_timeout:g} s"
+        )
+        self.expect("the HA moves the binding to the NAT's new port", moved, detail)
+        self.progress.say(f"binding moved: {detail}")
+
+    def nat_port(self, bed: Testbed) -> int | None:
+        """The UDP port of the mobile node's binding at the HA (None: no UDP binding)."""
+        home = str(self.topo.mobile_plans[MOBILE_NODE].home_address)
+        try:
+            bindings = bed.ask("ha", "bindings")
+        except (OSError, RuntimeError):
+            return None
+        for binding in bindings:
+            if binding.get("home_address") == home:
+                ports = [entry.get("port") for entry in binding.get("care_ofs", [])]
+                return next((int(port) for port in ports if port is not None), None)
+        return None
+
+    def capture_nat(self, bed: Testbed) -> None:
+        """Both sides of the NAT: the verdicts read what crosses its public and its private link."""
+        for interface in (f"{NAT_NODE}-pub", f"{NAT_NODE}-priv"):
+            path = self.run.pcap(NAT_NODE, interface)
+            argv = ["tcpdump", "-i", interface, "-w", str(path), "-U", "-n", "-s", str(SNAPLEN)]
+            process = bed.node(NAT_NODE).start_process(
+                argv,
+                self.run.log(f"tcpdump-{NAT_NODE}-{interface}"),
+                ready=b"tcpdump: listening",
+                ready_on="stderr",
+            )
+            bed.captures.append(process)
