@@ -27,7 +27,12 @@ from agents.runtime.frame import AgentContext
 from agents.runtime.netlink import Netlink
 from agents.runtime.roles.driver import MachineDriver, wall_clock_offset
 from agents.runtime.roles.ha_advertising import HomeAdvertising
-from agents.runtime.roles.settings import TunnelRuntime, load_role_file, report_datapath_choice
+from agents.runtime.roles.settings import (
+    TunnelRuntime,
+    load_role_file,
+    report_datapath_choice,
+    require_interface,
+)
 from agents.runtime.udp import MobileIpSocket
 
 logger = logging.getLogger(__name__)
@@ -106,6 +111,8 @@ class HomeAgentRunner:
 
     async def start(self, config: HomeAgentSettings, context: AgentContext) -> Mapping[str, Handler]:
         protocol, runtime = config.protocol, config.runtime
+        home_link_needed = "the home agent needs its home link (RFC 5944 §4.6)"
+        require_interface("runtime.home_interface", runtime.home_interface, home_link_needed)
         report_datapath_choice(runtime, context)
         machine = HomeAgent(protocol, wall_clock_offset=wall_clock_offset(), rng=random.Random())
         sock = MobileIpSocket(protocol.port)

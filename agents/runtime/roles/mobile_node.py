@@ -36,7 +36,12 @@ from agents.runtime.roles.mn_discovery_io import (
     ForeignAgentLink,
     HomeLinkPlan,
 )
-from agents.runtime.roles.settings import TunnelRuntime, load_role_file, report_datapath_choice
+from agents.runtime.roles.settings import (
+    TunnelRuntime,
+    load_role_file,
+    report_datapath_choice,
+    require_interface,
+)
 from agents.runtime.udp import MobileIpSocket
 
 logger = logging.getLogger(__name__)
@@ -63,6 +68,13 @@ class MobileNodeRuntime(TunnelRuntime):
         super().__post_init__()
         if not 1 <= self.home_prefix_length <= 32:
             raise ValueError("runtime.home_prefix_length must be 1..32")
+        if self.care_of is not None and (
+            self.care_of.is_loopback or self.care_of.is_unspecified or self.care_of.is_multicast
+        ):
+            raise ValueError(
+                f"care_of {self.care_of}: a care-of address must be a unicast address the home "
+                "agent can reach (RFC 5944 §3.6), not loopback, unspecified or multicast"
+            )
 
     def home_link(self, config: MobileNodeConfig) -> HomeLinkPlan:
         """The home-link plan for :class:`ForeignAgentLink`."""
@@ -87,13 +99,18 @@ def load_settings(path: Path) -> MobileNodeSettings:
 
 
 def find_care_of(interface: str, home_address: IPv4Address) -> IPv4Address | None:
-    """The first IPv4 address on ``interface`` other than the home address (the co-located CoA)."""
+    """The first IPv4 address on ``interface`` other than the home address (the co-located CoA).
+
+    A missing or loopback interface is refused (ValueError): 127.0.0.1 is no care-of address the home
+    agent could tunnel to (RFC 5944 §3.6, §1.6 "care-of address").
+    """
+    require_interface(
+        "runtime.interface",
+        interface,
+        "the mobile node needs the visited link that holds its care-of address (RFC 5944 §3.6)",
+    )
     with Netlink() as netlink:
-        try:
-            addresses = netlink.addresses(interface)
-        except LookupError:
-            raise ValueError(f"runtime.interface: no network interface {interface!r} here") from None
-        for address in addresses:
+        for address in netlink.addresses(interface):
             if isinstance(address, IPv4Interface) and address.ip != home_address:
                 return address.ip
     return None
