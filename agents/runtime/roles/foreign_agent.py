@@ -168,7 +168,7 @@ class ForeignAgentDriver:
         now = self.now()
         datagrams = self.machine.datagrams_to_send(now)
         while (event := self.machine.next_event()) is not None:  # first: a visitor's state before its reply
-            trace_and_apply(event, self.on_event, self.context.trace)
+            trace_and_apply(event, self.on_event, self.context.trace, self.context.security)
         for item in datagrams:
             if item.link_address is not None:
                 self.link.send_udp(item.payload, item.destination, item.port, item.link_address, item.source)

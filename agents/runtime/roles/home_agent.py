@@ -36,7 +36,6 @@ from agents.runtime.roles.settings import (
 from agents.runtime.udp import MobileIpSocket
 
 logger = logging.getLogger(__name__)
-security = logging.getLogger("agents.security")
 
 
 @dataclass(frozen=True)
@@ -144,32 +143,17 @@ class HomeAgentRunner:
 
 class DropReporter:
     """Reverse-tunnelled packets refused by the RFC 3024 §4.3.2 / RFC 5454 §4 checks are security events:
-    logged and traced, at most ``per_second`` a second (a flood is summarised; the datapath counts all)."""
+    logged and traced through the agent's one :class:`~agents.runtime.security_log.SecurityLog` (its
+    budget is checked on the datapath thread, so a flood costs the event loop nothing past the budget;
+    the datapath counts every drop)."""
 
-    def __init__(self, context: AgentContext, per_second: int = 20) -> None:
-        self.context = context
+    def __init__(self, context: AgentContext) -> None:
+        self.security = context.security
         self.loop = context.loop  # captured on the event loop: drops arrive on datapath threads
-        self.per_second = per_second
-        self.window = -1.0
-        self.reported = 0
-        self.suppressed = 0
 
     def from_datapath_thread(self, drop: DropEvent) -> None:
-        self.loop.call_soon_threadsafe(self.report, drop)
-
-    def report(self, drop: DropEvent) -> None:
-        now = self.loop.time()
-        if now - self.window >= 1.0:
-            if self.suppressed:
-                security.warning("%d more dropped tunnelled packets not logged", self.suppressed)
-                self.context.trace.emit("security_drops_suppressed", count=self.suppressed)
-            self.window, self.reported, self.suppressed = now, 0, 0
-        if self.reported >= self.per_second:
-            self.suppressed += 1
-            return
-        self.reported += 1
-        security.warning("dropped tunnelled packet: %s", drop.to_dict())
-        self.context.trace.emit("security_drop", **drop.to_dict())
+        if self.security.admit("security_drop"):
+            self.loop.call_soon_threadsafe(self.security.write, "security_drop", drop.to_dict())
 
 
 class HomeAgentEvents:
@@ -195,7 +179,5 @@ class HomeAgentEvents:
             self.datapath.add_ipv6_prefix(event.prefix.prefix, event.home_address, event.prefix.target)
         elif isinstance(event, ev.PrefixDeregistered):
             self.datapath.remove_ipv6_prefix(event.prefix.prefix)
-        elif isinstance(event, ev.AuthenticationFailed | ev.IdentificationRejected):
-            security.warning("%s: %s", event.name, event.to_dict())
         else:
             self.home_link.apply(event)
