@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from ipaddress import IPv4Address
 from typing import Any, Protocol
 
 from agents.mip.events import OutgoingDatagram
@@ -49,8 +50,9 @@ class MachineDriver:
         self.on_event = on_event
         self.timer: AgentTimer = context.make_timer(machine, on_fired=lambda _now: self.flush())
 
-    def start(self) -> None:
-        self.sock.start(self.context.loop, self.datagram_received)
+    def start(self, first: Callable[[IPv4Address], bool] | None = None) -> None:
+        """Start receiving; ``first``: sources served before others (see :meth:`MobileIpSocket.start`)."""
+        self.sock.start(self.context.loop, self.datagram_received, first)
         self.flush()
 
     def now(self) -> float:

@@ -102,8 +102,14 @@ class RelaySocket(MobileIpSocket):
         self.sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
         self.ttls: dict[tuple[IPv4Address, int], int] = {}
 
-    def start(self, loop: asyncio.AbstractEventLoop, on_datagram: Callable[[Received], None]) -> None:
-        """Like :meth:`MobileIpSocket.start`, reading the TTL of each datagram as well."""
+    def start(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_datagram: Callable[[Received], None],
+        first: Callable[[IPv4Address], bool] | None = None,
+    ) -> None:
+        """Like :meth:`MobileIpSocket.start`, reading the TTL of each datagram as well (in arrival order:
+        ``first`` is not used by the foreign agent)."""
         self._loop = loop
         loop.add_reader(self.sock.fileno(), self._read_with_ttl, on_datagram)
 

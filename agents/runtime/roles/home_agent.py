@@ -63,6 +63,12 @@ def load_settings(path: Path) -> HomeAgentSettings:
     return HomeAgentSettings(*load_role_file(path, "home_agent", HomeAgentConfig, HomeAgentRuntime))
 
 
+REGISTRATION_SOCKET_BUFFER = 8 << 20
+"""UDP 434 receive buffer (8 MiB, ~50,000 small requests): a flood burst waits there instead of pushing a
+mobile node's renewal out; the socket is drained each wakeup and known sources are served first
+(:meth:`HomeAgent.is_known_source`), while failed requests cost little past their budget
+(:class:`agents.mip.budgets.SourceBudget`)."""
+
 HOME_PREFIX_METRIC = 4096
 """Metric of the home-link routes for the MNs' prefixes: above the kernel's default 1024 of tunnel routes."""
 
@@ -114,7 +120,7 @@ class HomeAgentRunner:
         require_interface("runtime.home_interface", runtime.home_interface, home_link_needed)
         report_datapath_choice(runtime, context)
         machine = HomeAgent(protocol, wall_clock_offset=wall_clock_offset(), rng=random.Random())
-        sock = MobileIpSocket(protocol.port)
+        sock = MobileIpSocket(protocol.port, receive_buffer=REGISTRATION_SOCKET_BUFFER)
         context.on_shutdown(sock.close, name="close UDP 434 socket")
         home_link = HomeLink(runtime.home_interface)
         context.on_shutdown(home_link.close, name="remove proxy ARP entries and home-link routes")
@@ -130,7 +136,7 @@ class HomeAgentRunner:
         context.on_shutdown(datapath.close, name="close the tunnel datapath")
         applier = HomeAgentEvents(protocol, datapath, home_link)
         driver = MachineDriver(machine, sock, context, applier.apply)
-        driver.start()
+        driver.start(first=lambda source: machine.is_known_source(source, driver.now()))
         if runtime.advertisement is not None:
             HomeAdvertising(protocol, runtime.advertisement, runtime.home_interface, context).start()
         return {
