@@ -18,6 +18,7 @@ from ipaddress import IPv4Address, IPv6Address
 from agents.mip import ha_policy, identification
 from agents.mip.auth import append_authentication, verify_with
 from agents.mip.bindings import BindingTable, CareOf, CareOfEntry, PrefixBinding, PrefixChanges
+from agents.mip.budgets import SourceBudget
 from agents.mip.codes import ExtensionType, MessageType, RegistrationFlag, ReplyCode, describe
 from agents.mip.config import INFINITE_LIFETIME, HomeAgentConfig, MobileNodeAccount, ReplayProtection
 from agents.mip.dsmip import PrefixReply
@@ -60,6 +61,8 @@ class _Incoming:
     source: IPv4Address
     port: int
     now: float
+    received: RequestReceived
+    """Emitted once the request is authenticated, or its failure is within the source's budget."""
 
 
 class HomeAgent:
@@ -71,8 +74,13 @@ class HomeAgent:
         *,
         wall_clock_offset: float = 0.0,
         rng: random.Random | None = None,
+        failure_budget: SourceBudget | None = None,
     ) -> None:
         self.config = config
+        self.failure_budget = failure_budget if failure_budget is not None else SourceBudget()
+        """What failed requests may cost, per source and in all (:class:`SourceBudget`)."""
+        self._known: dict[IPv4Address, float] = {}  # source of an accepted registration → binding expiry
+        self._home_addresses = frozenset(account.home_address for account in config.mobile_nodes)
         self.table = BindingTable()
         self.counters: Counter[str] = Counter()
         self._wall_clock_offset = wall_clock_offset
@@ -184,6 +192,14 @@ class HomeAgent:
             "counters": dict(sorted(self.counters.items())),
         }
 
+    def is_known_source(self, address: IPv4Address, now: float) -> bool:
+        """A source an accepted registration came from (a care-of address or foreign agent) while that
+        binding lasts, or a configured home address (deregistration from home, RFC 5944 §3.6.1.2). The
+        runtime serves these first; their requests are never dropped unverified (a flood that spoofs a
+        mobile node's care-of address cannot take its binding away)."""
+        until = self._known.get(address)
+        return (until is not None and now < until) or address in self._home_addresses
+
     def accepts_reverse_ipv4(self, outer_source: IPv4Address, inner_source: IPv4Address) -> bool:
         """Datapath check for reverse-tunnelled IPv4 (RFC 3024 §4.3.2)."""
         return self.table.accepts_reverse_ipv4(outer_source, inner_source)
@@ -200,21 +216,32 @@ class HomeAgent:
             return
         request = RegistrationRequest.decode(raw)
         self.counters["requests"] += 1
-        self._emit(
-            RequestReceived(
-                address,
-                port,
-                request.home_address,
-                request.care_of_address,
-                request.lifetime,
-                int(request.flags),
-                request.identification,
-            )
+        if self.failure_budget.exhausted(address, now) and not self.is_known_source(address, now):
+            self.counters["dropped_over_failure_budget"] += 1  # no HMAC, no reply, no event
+            return
+        received = RequestReceived(
+            address,
+            port,
+            request.home_address,
+            request.care_of_address,
+            request.lifetime,
+            int(request.flags),
+            request.identification,
         )
-        incoming = _Incoming(raw, request, address, port, now)
+        incoming = _Incoming(raw, request, address, port, now, received)
         account = self._screen(incoming)
         if account is not None and self._authenticated(incoming, account):
+            self._emit(received)
             self._process_authenticated(incoming, account)
+
+    def _failure_reported(self, incoming: _Incoming) -> bool:
+        """Charge a failed request to its source: True (within budget) emits its RequestReceived and the
+        caller reports and answers it; False: it is only counted (RFC 5944 §3.8.2.1 reply is a SHOULD)."""
+        if self.failure_budget.charge(incoming.source, incoming.now):
+            self._emit(incoming.received)
+            return True
+        self.counters["failures_over_budget"] += 1
+        return False
 
     def _screen(self, incoming: _Incoming) -> MobileNodeAccount | None:
         """Silent discards before authentication (RFC 5944 §1.8, §3.8.2.1); the account otherwise."""
@@ -230,7 +257,10 @@ class HomeAgent:
         elif account is None:
             reason = f"no security association for home address {request.home_address}"
         if reason is not None:
-            self._discard(incoming.source, incoming.port, reason)
+            if self._failure_reported(incoming):
+                self._discard(incoming.source, incoming.port, reason)
+            else:
+                self.counters["discarded"] += 1
             return None
         return account
 
@@ -254,10 +284,11 @@ class HomeAgent:
         if reason is None:
             return True
         self.counters["authentication_failures"] += 1
-        spi = 0 if extension is None else extension.spi
-        self._emit(AuthenticationFailed(incoming.source, request.home_address, spi, reason))
-        code = ReplyCode.HA_MOBILE_NODE_FAILED_AUTHENTICATION
-        self._send_reply(incoming, account, code, 0, request.identification)
+        if self._failure_reported(incoming):
+            spi = 0 if extension is None else extension.spi
+            self._emit(AuthenticationFailed(incoming.source, request.home_address, spi, reason))
+            code = ReplyCode.HA_MOBILE_NODE_FAILED_AUTHENTICATION
+            self._send_reply(incoming, account, code, 0, request.identification)
         return False
 
     def _process_authenticated(self, incoming: _Incoming, account: MobileNodeAccount) -> None:
@@ -294,8 +325,9 @@ class HomeAgent:
                 self._replay.record(home, request.identification)
             return True
         self.counters["identification_mismatches"] += 1
-        self._emit(IdentificationRejected(home, request.identification, reason))
-        self._deny(incoming, account, ReplyCode.HA_IDENTIFICATION_MISMATCH, reason)
+        if self._failure_reported(incoming):
+            self._emit(IdentificationRejected(home, request.identification, reason))
+            self._deny(incoming, account, ReplyCode.HA_IDENTIFICATION_MISMATCH, reason)
         return False
 
     def _reply_identification(self, incoming: _Incoming, code: int) -> int:
@@ -468,8 +500,18 @@ class HomeAgent:
             OutgoingDatagram(payload, incoming.source, incoming.port, self.config.address, self.config.port)
         )
         self.counters["replies"] += 1
+        if code in (ReplyCode.ACCEPTED, ReplyCode.ACCEPTED_NO_SIMULTANEOUS_BINDINGS) and lifetime > 0:
+            self._remember_source(incoming.source, incoming.now, lifetime)
         summary = tuple((f"{item.prefix}/{item.prefix_length}", item.code) for item in prefix_replies)
         self._emit(ReplySent(incoming.source, incoming.port, home, code, lifetime, ident, summary))
+
+    def _remember_source(self, source: IPv4Address, now: float, lifetime: int) -> None:
+        """Note a source whose registration was accepted (see :meth:`is_known_source`); only
+        authenticated requests get here, so the map is bounded by the mobile nodes' bindings."""
+        until = now + lifetime
+        self._known[source] = max(until, self._known.get(source, until))
+        if len(self._known) > 64 + 4 * len(self._home_addresses):  # forget expired ones now and then
+            self._known = {address: end for address, end in self._known.items() if end > now}
 
     def _emit(self, event: Event) -> None:
         self._events.append(event)

@@ -50,6 +50,7 @@ from agents.mip.mn_requests import (
     new_deregistration,
     new_registration,
     prefix_requests,
+    shutdown_backoff,
     unauthenticated_fa_denial,
 )
 from agents.mip.registration import RegistrationReply
@@ -133,16 +134,21 @@ class RegistrationCore:
         if self._state in (MnState.REGISTERING, MnState.REGISTERED, MnState.RENEWING):
             self.register(now)
 
-    def shutdown(self, now: float) -> None:
-        """Deregister if registered (bounded retries), then stop (RFC 5944 §3.6.1.2)."""
+    def shutdown(self, now: float, deadline: float | None = None) -> None:
+        """Deregister if registered (bounded retries), then stop (RFC 5944 §3.6.1.2).
+
+        ``deadline``: the process must stop by then. All ``deregister_attempts`` copies are spread over the
+        time left (:func:`shutdown_backoff`), and without a reply by the deadline the machine gives up:
+        ``Deregistered(confirmed=False)``, then stopped.
+        """
         if self.is_stopped or self._stopping:
             return
         self._stopping = True
         registered = self._registration is not None or self._state is MnState.REGISTERING
-        if registered and self._care_of is not None and not self.at_home:
-            self._start_deregistration(now, all_care_ofs=self.config.simultaneous_bindings)
-        else:
+        if not (registered and self._care_of is not None and not self.at_home):
             self._finish_stop()
+            return
+        self._start_deregistration(now, all_care_ofs=self.config.simultaneous_bindings, deadline=deadline)
 
     # -- inputs and outputs -------------------------------------------------------------------
 
@@ -193,6 +199,9 @@ class RegistrationCore:
         self._keepalive_due(now)
         if self._registration is not None and now >= self._registration.expires_at:
             self._expire(now)
+        if self._pending is not None and now >= self._pending.give_up_at:
+            self._deregistration_done(confirmed=False)
+            return
         if self._pending is not None and now >= self._pending.next_send:
             self._transmit(now)
         renew_at = self._registration.renew_at if self._registration is not None else None
@@ -201,7 +210,9 @@ class RegistrationCore:
 
     def _registration_timer(self) -> float | None:
         registration = self._registration
-        retransmission = self._pending.next_send if self._pending is not None else None
+        pending = self._pending
+        # give_up_at is +inf unless a shutdown set a deadline; next_send is always finite
+        retransmission = None if pending is None else min(pending.next_send, pending.give_up_at)
         keepalive = self._keepalives.next_due if self._keepalives is not None else None
         if registration is None:
             return earliest(retransmission, keepalive)
@@ -230,10 +241,15 @@ class RegistrationCore:
         self._pending = new_registration(self.config, self._care_of, requests, self._route)
         self._transmit(now)
 
-    def _start_deregistration(self, now: float, all_care_ofs: bool) -> None:
+    def _start_deregistration(self, now: float, all_care_ofs: bool, deadline: float | None = None) -> None:
         assert self._care_of is not None
         self._transition(MnTrigger.DEREGISTER)
-        self._pending = new_deregistration(self.config, self._care_of, all_care_ofs, self._route)
+        pending = new_deregistration(self.config, self._care_of, all_care_ofs, self._route)
+        if deadline is not None:
+            first = max(now, self._last_request_at + MIN_REQUEST_GAP)  # see _transmit
+            pending.backoff = shutdown_backoff(self.config, deadline - first)
+            pending.give_up_at = deadline
+        self._pending = pending
         self._transmit(now)
 
     def _transmit(self, now: float) -> None:

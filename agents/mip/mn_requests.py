@@ -22,7 +22,7 @@ from agents.mip.extensions import Extension, NaiExtension, UdpTunnelRequest
 from agents.mip.icmp import AdvertisementFlag
 from agents.mip.registration import RegistrationReply, RegistrationRequest
 from agents.mip.registration import build_request as build_signed_request
-from agents.mip.timers import Backoff
+from agents.mip.timers import MIN_REQUEST_GAP, Backoff
 
 _LOW32 = 0xFFFF_FFFF
 
@@ -71,6 +71,8 @@ class PendingRequest:
     udp_request: UdpTunnelRequest | None = None
     """RFC 3519 §3.1: asks the HA for UDP tunnelling (co-located care-of address only)."""
     attempts: int = 0
+    give_up_at: float = math.inf
+    """A shutdown's stop deadline: no reply by then means the deregistration failed."""
     next_send: float = 0.0
     last_sent: float = -math.inf
     _sent: dict[int, float] = field(default_factory=dict)
@@ -176,6 +178,20 @@ def new_deregistration(
         max_attempts=config.deregister_attempts,
         via=via,
     )
+
+
+def shutdown_backoff(config: MobileNodeConfig, window: float) -> Backoff:
+    """Retransmission of a shutdown's deregistration: all ``deregister_attempts`` copies within ``window``
+    seconds, the last interval left for the reply (RFC 5944 §3.6.1.2, §3.6.3).
+
+    The usual doubling backoff when it fits; else copies evenly spaced, never closer than the 1 s minimum
+    of RFC 5944 §3.6.3 (then fewer copies fit: the caller gives up at the deadline).
+    """
+    usual = Backoff(config.retransmit_initial, config.retransmit_max)
+    if sum(usual.advance() for _ in range(config.deregister_attempts)) <= window:
+        return Backoff(config.retransmit_initial, config.retransmit_max)
+    spacing = max(MIN_REQUEST_GAP, window / config.deregister_attempts)
+    return Backoff(spacing, spacing)
 
 
 def negotiated_encapsulation(config: MobileNodeConfig, via: ForeignAgentRoute | None) -> Encapsulation:

@@ -51,6 +51,8 @@ def parse_hex(text: str) -> bytes:
     cleaned = "".join(text.split()).replace(":", "")
     if cleaned.lower().startswith("0x"):
         cleaned = cleaned[2:]
+    if len(cleaned) % 2:
+        raise InputError(f"odd-length hex string ({len(cleaned)} digits): two hex digits per byte")
     try:
         data = bytes.fromhex(cleaned)
     except ValueError as exc:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from agents.runtime.control import ControlServer, Handler, default_control_path
+from agents.runtime.security_log import SecurityLog
 from agents.runtime.timer import AgentTimer, TimedMachine, check_loop_clock
 from agents.runtime.trace import TraceWriter
 
@@ -78,6 +79,8 @@ class AgentContext:
         self.args = args
         self.node = node
         self.trace = trace
+        self.security = SecurityLog(trace)
+        """The one rate limiter for security log and trace lines (:mod:`agents.runtime.security_log`)."""
         self.control_path = control_path
         self.cleanup_timeout = 10.0
         self.exit_code = EXIT_OK
@@ -234,6 +237,7 @@ async def _serve(runner: RoleRunner[Any], config: Any, node: str, args: AgentArg
         print_error(f"cannot open trace file {user_message(exc)}" if isinstance(exc, OSError) else str(exc))
         return EXIT_FAILURE
     context = AgentContext(args, node, trace, control_path)
+    context.security.start(asyncio.get_running_loop())
     trace.emit("agent_start", role=args.role, config=args.config)
     _install_signal_handlers(context)
     control = ControlServer(control_path)
@@ -251,6 +255,7 @@ async def _serve(runner: RoleRunner[Any], config: Any, node: str, args: AgentArg
     finally:
         trace.emit("agent_stop", reason=context.shutdown_reason)
         await context.run_cleanups()
+        context.security.close()  # the last "N more suppressed" summary
         trace.emit("agent_exit", code=context.exit_code)
         trace.close()
     return context.exit_code

@@ -93,13 +93,20 @@ def _add_output_options(parser: argparse.ArgumentParser, defaults: argparse.Name
     )
 
 
+MAX_TIMEOUT_S = 3600.0
+"""The longest --timeout: an hour (longer is a typo, not a wait)."""
+
+
 def _positive_seconds(text: str) -> float:
+    """--timeout: seconds, 0 < S <= :data:`MAX_TIMEOUT_S`."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value < 3600:
-        raise argparse.ArgumentTypeError(f"timeout must be between 0 and 3600 seconds, not {text}")
+    if not 0 < value <= MAX_TIMEOUT_S:  # also refuses nan
+        raise argparse.ArgumentTypeError(
+            f"timeout must be more than 0 and at most {MAX_TIMEOUT_S:g} seconds, not {text}"
+        )
     return value
 
 

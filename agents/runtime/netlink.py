@@ -51,6 +51,7 @@ RTNH_F_ONLINK = 0x04
 NUD_PERMANENT = 0x80
 NUD_NOARP = 0x40
 IFF_UP = 0x1
+IFF_LOOPBACK = 0x8
 CLONE_NEWNET = 0x40000000
 
 
@@ -123,6 +124,10 @@ class Netlink:
 
     def link_is_up(self, name: str) -> bool:
         return bool(self._link(name)["flags"] & IFF_UP)
+
+    def link_is_loopback(self, name: str) -> bool:
+        """True for a loopback device (IFF_LOOPBACK); LookupError if there is no such link."""
+        return bool(self._link(name)["flags"] & IFF_LOOPBACK)
 
     def set_link_up(self, name: str, up: bool = True) -> None:
         """Set the administrative state; undo restores the state found."""

@@ -25,6 +25,11 @@ MAX_DATAGRAM = 65535
 _PKTINFO = struct.Struct("=I4s4s")  # ifindex, spec_dst, addr
 _UNSPECIFIED = IPv4Address(0)
 ADDRESS_CACHE_SIZE = 4096
+BATCH = 64
+"""Datagrams read per wakeup in arrival order (no priority function)."""
+DRAIN_LIMIT = 8192
+"""With a priority function, datagrams read per wakeup before serving them (the socket is drained)."""
+SO_RCVBUFFORCE = 33
 
 
 @dataclass(frozen=True)
@@ -40,9 +45,18 @@ class Received:
 class MobileIpSocket:
     """A non-blocking UDP socket bound to ``(address, port)``, reporting each datagram to a callback."""
 
-    def __init__(self, port: int, address: IPv4Address | None = None, *, broadcast: bool = False) -> None:
+    def __init__(
+        self,
+        port: int,
+        address: IPv4Address | None = None,
+        *,
+        broadcast: bool = False,
+        receive_buffer: int | None = None,
+    ) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
+            if receive_buffer:
+                _set_receive_buffer(self.sock, receive_buffer)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self.sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
             if broadcast:
@@ -61,26 +75,62 @@ class MobileIpSocket:
     def port(self) -> int:
         return int(self.sock.getsockname()[1])
 
-    def start(self, loop: asyncio.AbstractEventLoop, on_datagram: Callable[[Received], None]) -> None:
-        """Call ``on_datagram`` from the event loop for every datagram that arrives."""
+    def start(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_datagram: Callable[[Received], None],
+        first: Callable[[IPv4Address], bool] | None = None,
+    ) -> None:
+        """Call ``on_datagram`` from the event loop for every datagram that arrives.
+
+        ``first`` (the home agent's known sources): each wakeup drains the socket (up to
+        :data:`DRAIN_LIMIT`) and serves the datagrams whose source ``first`` accepts before the others,
+        so a flood queued behind or around a mobile node's renewal cannot delay it past the flood's
+        share of one batch, and the kernel buffer is emptied as fast as datagrams can be read.
+        """
         self._loop = loop
-        loop.add_reader(self.sock.fileno(), self._readable, on_datagram)
+        if first is None:
+            loop.add_reader(self.sock.fileno(), self._readable, on_datagram)
+        else:
+            loop.add_reader(self.sock.fileno(), self._drain, on_datagram, first)
 
     def _readable(self, on_datagram: Callable[[Received], None]) -> None:
-        for _ in range(64):  # bounded batch, then let the loop run other work
-            try:
-                data, ancillary, _flags, (host, port) = self.sock.recvmsg(MAX_DATAGRAM, socket.CMSG_SPACE(12))
-            except (BlockingIOError, InterruptedError):
+        for _ in range(BATCH):  # bounded batch, then let the loop run other work
+            received = self._receive_one()
+            if received is None:
                 return
-            except OSError as exc:  # e.g. ICMP port unreachable reported on the socket
-                logger.debug("recvmsg: %s", exc)
-                continue
-            destination, index = _UNSPECIFIED, 0
-            for level, kind, value in ancillary:
-                if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(value) >= _PKTINFO.size:
-                    index, _spec, addr = _PKTINFO.unpack_from(value)
-                    destination = self._address(addr)
-            on_datagram(Received(data, (self._address(host), port), destination, index))
+            if received is not _ERROR:
+                on_datagram(received)
+
+    def _drain(self, on_datagram: Callable[[Received], None], first: Callable[[IPv4Address], bool]) -> None:
+        urgent: list[Received] = []
+        rest: list[Received] = []
+        for _ in range(DRAIN_LIMIT):
+            received = self._receive_one()
+            if received is None:
+                break
+            if received is not _ERROR:
+                (urgent if first(received.source[0]) else rest).append(received)
+        for received in urgent:
+            on_datagram(received)
+        for received in rest:
+            on_datagram(received)
+
+    def _receive_one(self) -> Received | None:
+        """The next datagram; None when the socket is empty; :data:`_ERROR` after a reported error."""
+        try:
+            data, ancillary, _flags, (host, port) = self.sock.recvmsg(MAX_DATAGRAM, socket.CMSG_SPACE(12))
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError as exc:  # e.g. ICMP port unreachable reported on the socket
+            logger.debug("recvmsg: %s", exc)
+            return _ERROR
+        destination, index = _UNSPECIFIED, 0
+        for level, kind, value in ancillary:
+            if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(value) >= _PKTINFO.size:
+                index, _spec, addr = _PKTINFO.unpack_from(value)
+                destination = self._address(addr)
+        return Received(data, (self._address(host), port), destination, index)
 
     def _address(self, key: str | bytes) -> IPv4Address:
         """``IPv4Address(key)``, shared between datagrams (the cache is emptied when it gets large)."""
@@ -118,3 +168,15 @@ class MobileIpSocket:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.remove_reader(self.sock.fileno())
         self.sock.close()
+
+
+_ERROR = Received(b"", (_UNSPECIFIED, 0), _UNSPECIFIED, 0)
+"""Marker: recvmsg reported an error (the loop goes on reading)."""
+
+
+def _set_receive_buffer(sock: socket.socket, size: int) -> None:
+    """A large receive buffer absorbs a burst; SO_RCVBUFFORCE passes rmem_max (CAP_NET_ADMIN)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import threading
 import time
 from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv6Address
@@ -257,6 +258,96 @@ def test_replayed_identification_gets_133_with_the_ha_time(bed: AgentBed) -> Non
     deregister = mn3_request(timestamp_identification(time.time() + 1, 8), bytes.fromhex(KEY3), lifetime=0)
     assert rrq_exchange(bed["cn"], deregister).code == ReplyCode.ACCEPTED
     assert ha_binding(bed, HOA3) is None
+
+
+AHEAD = 2.0
+"""mn3's timestamps run this far ahead: an earlier test's last one was time + 1 (RFC 5944 §5.7 increasing)."""
+
+
+def forged_request(source: str, identification: int) -> bytes:
+    """A whole IPv4/UDP packet to the HA's port 434 from ``source`` (forged): an RRQ for mn3 whose
+    authenticator is wrong (kernel fills in the IP checksum and length; UDP checksum 0 = none)."""
+    payload = mn3_request(identification, bytes(16))
+    udp = struct.pack("!HHHH", 40000, 434, 8 + len(payload), 0) + payload
+    header = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 0, 0, 0, 64, 17, 0, socket.inet_aton(source), socket.inet_aton("192.0.2.1")
+    )
+    return header + udp
+
+
+def flood(namespace: Namespace, packets: list[bytes], rate: float, count: int) -> tuple[int, float]:
+    """Send ``count`` packets (cycling through ``packets``) at about ``rate`` per second; (sent, seconds)."""
+    with namespace.entered():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    sent, started = 0, time.monotonic()
+    with sock:
+        while sent < count:
+            for packet in packets[:100]:
+                try:
+                    sock.sendto(packet, ("192.0.2.1", 0))
+                    sent += 1
+                except OSError:
+                    time.sleep(0.001)
+            behind = sent / rate - (time.monotonic() - started)
+            if behind > 0:
+                time.sleep(behind)
+    return sent, time.monotonic() - started
+
+
+def test_bad_auth_flood_cannot_take_a_binding_away(bed: AgentBed) -> None:
+    """RFC 5944 §3.8.2.1: 80,000 bad-authenticator requests at ~20,000/s for 4 s, half forging the mobile
+    node's own care-of address and half from the router, while the node renews a 3 s binding every second:
+    every renewal is accepted, the binding never expires, and the security log stays bounded (≤ 21 lines
+    per second, RFC 5944 §3.8.2.1 "log" without a flood of lines)."""
+    lines_before = Path(bed.agents["ha"].stderr_path).read_text().count("\n")
+    start = timestamp_identification(time.time() + AHEAD, 1)
+    assert rrq_exchange(bed["cn"], mn3_request(start, bytes.fromhex(KEY3), lifetime=3)).code == 0
+    packets = [forged_request(CN4 if n % 2 else "192.0.2.254", n) for n in range(100)]
+    result: dict[str, tuple[int, float]] = {}
+    sender = threading.Thread(target=lambda: result.update(r=flood(bed["r"], packets, 20_000, 80_000)))
+    flood_started = time.monotonic()
+    sender.start()
+    renewals = []
+    try:
+        for second in range(1, 6):
+            time.sleep(max(0.0, flood_started + second - time.monotonic()))
+            renewals.append(renew_mn3(bed, attempts=3))
+    finally:
+        sender.join(30)
+    sent, seconds = result["r"]
+    flood_seconds = time.monotonic() - flood_started
+    assert renewals == [True] * 5, (renewals, bed.agents["ha"].ask("status")["counters"])
+    assert ha_binding(bed, HOA3) is not None
+    expired = [e for e in bed.agents["ha"].events("binding_removed") if e["home_address"] == HOA3]
+    assert not [e for e in expired if e["reason"] == "expired"], expired
+    counters = bed.agents["ha"].ask("status")["counters"]
+    assert counters.get("dropped_over_failure_budget", 0) + counters.get("failures_over_budget", 0) > sent / 2
+    log_lines = Path(bed.agents["ha"].stderr_path).read_text().count("\n") - lines_before
+    assert log_lines <= 21 * (flood_seconds + 2), log_lines
+    print(f"flood: {sent} requests in {seconds:.2f} s ({sent / seconds:.0f}/s); HA log lines: {log_lines}")
+    stop = mn3_request(timestamp_identification(time.time() + AHEAD + 1, 9), bytes.fromhex(KEY3), lifetime=0)
+    assert rrq_exchange(bed["cn"], stop).code == ReplyCode.ACCEPTED
+
+
+def renew_mn3(bed: AgentBed, attempts: int) -> bool:
+    """One renewal of mn3's 3 s binding from its care-of address (cn), as an MN does it: one socket,
+    retransmitted (new identification) every 0.5 s, any accepting reply counts (RFC 5944 §3.6.3)."""
+    with bed["cn"].entered():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with sock:
+        for attempt in range(attempts):
+            ident = timestamp_identification(time.time() + AHEAD, 100 + attempt)
+            sock.sendto(mn3_request(ident, bytes.fromhex(KEY3), 3), ("192.0.2.1", 434))
+            deadline = time.monotonic() + 0.5
+            while (left := deadline - time.monotonic()) > 0:
+                sock.settimeout(left)
+                try:
+                    data = sock.recv(65535)
+                except TimeoutError:
+                    break
+                if RegistrationReply.decode(data).code == ReplyCode.ACCEPTED:
+                    return True
+    return False
 
 
 def test_malformed_flood_does_not_stop_service(bed: AgentBed) -> None:

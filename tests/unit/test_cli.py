@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -350,3 +351,66 @@ def test_real_process_ready_mipctl_sigterm(tmp_path: Path) -> None:
     assert out == "" and "Traceback" not in err
     assert events.read_text().splitlines() == ["start", "cleanup async", "cleanup sync"]
     assert not control.exists()
+
+
+ROLE_CONFIGS = {
+    "ha": """[home_agent]
+address = "192.0.2.1"
+home_network = "192.0.2.0/24"
+[[home_agent.mobile_nodes]]
+home_address = "192.0.2.10"
+spi = 256
+key = "00112233445566778899aabbccddeeff"
+[runtime]
+name = "ha-cli-test"
+tunnel_interface = "dsm-cli-t0"
+""",
+    "mn": """[mobile_node]
+home_address = "192.0.2.10"
+home_agent = "192.0.2.1"
+spi = 256
+key = "00112233445566778899aabbccddeeff"
+[runtime]
+name = "mn-cli-test"
+tunnel_interface = "dsm-cli-t0"
+""",
+}
+
+
+@pytest.mark.parametrize(
+    ("role", "runtime", "expected"),
+    [
+        (
+            "ha",
+            'home_interface = "dsm-absent0"',
+            "error: runtime.home_interface: no network interface 'dsm-absent0' here "
+            "(set runtime.home_interface)",
+        ),
+        ("ha", 'home_interface = "lo"', "error: runtime.home_interface: 'lo' is a loopback interface;"),
+        (
+            "mn",
+            'interface = "dsm-absent0"',
+            "error: runtime.interface: no network interface 'dsm-absent0' here (set runtime.interface)",
+        ),
+        ("mn", 'interface = "lo"', "error: runtime.interface: 'lo' is a loopback interface;"),
+        ("mn", 'care_of = "127.0.0.1"', "runtime: care_of 127.0.0.1: a care-of address must be a unicast"),
+    ],
+)
+def test_unusable_interface_is_a_one_line_exit_2(
+    role: str, runtime: str, expected: str, tmp_path: Path, capsys: Any
+) -> None:
+    """An HA without a usable home link (RFC 5944 §4.6) or an MN whose care-of address would be loopback
+    (RFC 5944 §3.6) is a configuration error: one line naming the key, exit 2, nothing created. (An HA
+    config without ``home_interface`` uses the default ``eth0``: the same check, the same message.)"""
+    path = tmp_path / f"{role}.toml"
+    path.write_text(ROLE_CONFIGS[role] + runtime + "\n")
+    # Bounded: a regression would run the agent until a signal; SIGTERM makes it clean up and exit 0.
+    watchdog = threading.Timer(15.0, os.kill, (os.getpid(), signal.SIGTERM))
+    watchdog.start()
+    try:
+        code = cli.main([role, "--config", str(path), "--control", str(tmp_path / "ctl.sock")])
+    finally:
+        watchdog.cancel()
+    err = one_line(capsys.readouterr().err)
+    assert code == 2 and expected in err and err.startswith("error: "), err
+    assert "internal error" not in err

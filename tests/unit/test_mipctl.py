@@ -206,6 +206,9 @@ def test_agent_hanging_up_without_answer_exits_1(tmp_path: Path) -> None:
         (("--node", "mn1", "set-prefixes", "2001:db8::1/48"), "not an IPv6 prefix"),
         (("--node", "mn1", "register", "lifetime"), "expected KEY=VALUE"),
         (("--node", "mn1", "--timeout", "-1", "status"), "timeout must be"),
+        (("--node", "mn1", "--timeout", "0", "status"), "more than 0 and at most 3600 seconds, not 0"),
+        (("--node", "mn1", "--timeout", "3601", "status"), "at most 3600 seconds, not 3601"),
+        (("--node", "mn1", "--timeout", "nan", "status"), "at most 3600 seconds, not nan"),
         (("--node", "mn1", "--timeout", "soon", "status"), "not a number"),
         (("--node", "../x", "status"), "node name"),
         (("--node", "mn1", "raw"), "required: JSON"),
@@ -215,6 +218,12 @@ def test_usage_errors_exit_2_with_one_line(argv: tuple[str, ...], expected: str)
     result = mipctl(*argv)
     assert result.returncode == 2 and result.stdout == ""
     assert expected in one_line(result.stderr)
+
+
+def test_timeout_of_exactly_an_hour_is_accepted(tmp_path: Path) -> None:
+    """The upper limit is inclusive: what fails is the missing socket, not the option."""
+    result = mipctl("--socket", str(tmp_path / "none.sock"), "--timeout", "3600", "status")
+    assert "no control socket" in one_line(result.stderr) and "seconds" not in result.stderr
 
 
 def test_help_exits_0() -> None:

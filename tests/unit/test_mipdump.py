@@ -139,6 +139,13 @@ def test_unreadable_input_one_line_exit_2(capsys: pytest.CaptureFixture[str], ba
     assert err.startswith("mipdump: ") and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("odd", ["01020", "0x010", "01:02:0"])
+def test_odd_length_hex_says_so(capsys: pytest.CaptureFixture[str], odd: str) -> None:
+    status, objects, err = run_main(capsys, odd)
+    assert (status, objects) == (2, [])
+    assert "odd-length hex string" in err and "non-hexadecimal" not in err
+
+
 def test_truncated_capture_exit_2(capsys: pytest.CaptureFixture[str], pcap: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken.pcap"
     broken.write_bytes(pcap.read_bytes()[:30])

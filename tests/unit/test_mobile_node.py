@@ -532,6 +532,59 @@ def test_shutdown_gives_up_after_bounded_attempts() -> None:
     assert Deregistered(COA, False) in drain(mn)
 
 
+def shutdown_send_times(mn: MobileNode, start: float, deadline: float) -> tuple[list[float], float]:
+    """Run a shutdown on the fake clock: when each deregistration copy went out, and when it stopped."""
+    mn.shutdown(start, deadline=deadline)
+    times = [start] * len(sent(mn, start))
+    now = start
+    while (timer := mn.get_timer()) is not None and not mn.is_stopped and timer < start + 100:
+        now = timer
+        mn.handle_timer(now)
+        times += [now] * len(sent(mn, now))
+    return times, now
+
+
+@pytest.mark.parametrize(
+    ("attempts", "window", "expected_times", "stopped_after"),
+    [
+        (3, 5.0, [0.0, 5 / 3, 10 / 3], 5.0),  # doubling (1+2+4 = 7 s) does not fit: evenly spread
+        (3, 10.0, [0.0, 1.0, 3.0], 7.0),  # it fits: the usual backoff (RFC 5944 §3.6.3)
+        (4, 4.0, [0.0, 1.0, 2.0, 3.0], 4.0),
+        (5, 3.0, [0.0, 1.0, 2.0], 3.0),  # never closer than 1 s: only 3 fit, given up at the deadline
+    ],
+)
+def test_shutdown_sends_the_configured_attempts_within_the_deadline_rfc5944_3_6_1_2(
+    attempts: int, window: float, expected_times: list[float], stopped_after: float
+) -> None:
+    """RFC 5944 §3.6.1.2, §3.6.3: on shutdown all ``deregister_attempts`` copies go out before the stop
+    deadline (as many as fit 1 s apart), and with no reply the machine gives up exactly at the deadline."""
+    mn = make_mn(deregister_attempts=attempts)
+    registered(mn, now=40.0)
+    drain(mn)
+    times, stopped_at = shutdown_send_times(mn, 50.0, 50.0 + window)
+    assert times == pytest.approx([50.0 + t for t in expected_times])
+    assert mn.is_stopped and stopped_at == pytest.approx(50.0 + stopped_after)
+    assert Deregistered(COA, False) in drain(mn)
+
+
+def test_shutdown_right_after_a_request_still_fits_every_attempt_rfc5944_3_6_3() -> None:
+    """A request 0.5 s before SIGTERM delays the first copy by the 1 s minimum gap; the rest are spread over
+    what is left, so all three still go out before the deadline."""
+    mn = make_mn(deregister_attempts=3)
+    registered(mn, now=49.5)
+    times, stopped_at = shutdown_send_times(mn, 50.0, 55.0)
+    assert times == pytest.approx([50.5, 52.0, 53.5]) and stopped_at == pytest.approx(55.0)
+
+
+def test_shutdown_deadline_does_not_stop_a_confirmed_deregistration_early() -> None:
+    mn = make_mn(deregister_attempts=3)
+    registered(mn, now=40.0)
+    mn.shutdown(50.0, deadline=55.0)
+    request = sent_one(mn, 50.0)
+    events = answer(mn, reply_to(request), 50.2)
+    assert Deregistered(COA, True) in events and mn.is_stopped and mn.get_timer() is None
+
+
 def test_shutdown_when_idle_stops_at_once() -> None:
     mn = make_mn()
     mn.shutdown(0.0)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from ipaddress import IPv4Address
 from typing import Any, Protocol
 
 from agents.mip.codes import MessageType
 from agents.mip.events import OutgoingDatagram
 from agents.runtime.frame import AgentContext
+from agents.runtime.security_log import BUDGETED_EVENTS, SecurityLog
 from agents.runtime.timer import AgentTimer
 from agents.runtime.trace import TraceWriter
 from agents.runtime.udp import MobileIpSocket, Received
@@ -53,8 +55,9 @@ class MachineDriver:
         machine (registration messages are never tunnelled, tunnelled packets never registrations)."""
         self.timer: AgentTimer = context.make_timer(machine, on_fired=lambda _now: self.flush())
 
-    def start(self) -> None:
-        self.sock.start(self.context.loop, self.datagram_received)
+    def start(self, first: Callable[[IPv4Address], bool] | None = None) -> None:
+        """Start receiving; ``first``: sources served before others (see :meth:`MobileIpSocket.start`)."""
+        self.sock.start(self.context.loop, self.datagram_received, first)
         self.flush()
 
     def now(self) -> float:
@@ -88,20 +91,29 @@ class MachineDriver:
     def _apply_events(self) -> None:
         """Hand each queued event to the role's handler and write it to the trace."""
         while (event := self.machine.next_event()) is not None:
-            trace_and_apply(event, self.on_event, self.context.trace)
+            trace_and_apply(event, self.on_event, self.context.trace, self.context.security)
 
 
-def trace_and_apply(event: Any, on_event: EventHandler, trace: TraceWriter) -> None:
+def trace_and_apply(
+    event: Any, on_event: EventHandler, trace: TraceWriter, security: SecurityLog | None = None
+) -> None:
     """Write ``event`` to the trace, then apply it; a failed install is logged and traced, never raised
-    (one bad event must not stop the agent serving everyone else)."""
-    if trace.enabled:  # the JSON-able fields are only worth building for a trace line
-        fields = event.to_dict()
-        name = str(fields.pop("event", event.name))
-        trace.emit(name, **fields)
-    else:
-        name = str(event.name)
+    (one bad event must not stop the agent serving everyone else). Security events and flood-prone
+    noise go through ``security`` instead: logged and traced within its budget."""
+    name = str(event.name)
+    if security is not None and name in BUDGETED_EVENTS:
+        if security.admit(name):
+            security.write(name, _fields(event))
+    elif trace.enabled:  # the JSON-able fields are only worth building for a trace line
+        trace.emit(name, **_fields(event))
     try:
         on_event(event)
     except Exception as exc:
         logger.error("could not apply %s: %s", name, exc)
         trace.emit("apply_failed", what=name, error=str(exc))
+
+
+def _fields(event: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = event.to_dict()
+    fields.pop("event", None)
+    return fields

@@ -106,8 +106,14 @@ class RelaySocket(MobileIpSocket):
         self.sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
         self.ttls: dict[tuple[IPv4Address, int], int] = {}
 
-    def start(self, loop: asyncio.AbstractEventLoop, on_datagram: Callable[[Received], None]) -> None:
-        """Like :meth:`MobileIpSocket.start`, reading the TTL of each datagram as well."""
+    def start(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_datagram: Callable[[Received], None],
+        first: Callable[[IPv4Address], bool] | None = None,
+    ) -> None:
+        """Like :meth:`MobileIpSocket.start`, reading the TTL of each datagram as well (in arrival order:
+        ``first`` is not used by the foreign agent)."""
         self._loop = loop
         loop.add_reader(self.sock.fileno(), self._read_with_ttl, on_datagram)
 
@@ -172,7 +178,7 @@ class ForeignAgentDriver:
         now = self.now()
         datagrams = self.machine.datagrams_to_send(now)
         while (event := self.machine.next_event()) is not None:  # first: a visitor's state before its reply
-            trace_and_apply(event, self.on_event, self.context.trace)
+            trace_and_apply(event, self.on_event, self.context.trace, self.context.security)
         for item in datagrams:
             if item.link_address is not None:
                 self.link.send_udp(item.payload, item.destination, item.port, item.link_address, item.source)

@@ -28,11 +28,15 @@ from agents.runtime.netlink import Netlink
 from agents.runtime.roles.driver import MachineDriver, wall_clock_offset
 from agents.runtime.roles.ha_advertising import HomeAdvertising
 from agents.runtime.roles.ha_recovery import HomeAgentRecovery
-from agents.runtime.roles.settings import TunnelRuntime, load_role_file, report_datapath_choice
+from agents.runtime.roles.settings import (
+    TunnelRuntime,
+    load_role_file,
+    report_datapath_choice,
+    require_interface,
+)
 from agents.runtime.udp import MobileIpSocket
 
 logger = logging.getLogger(__name__)
-security = logging.getLogger("agents.security")
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,12 @@ class HomeAgentSettings:
 def load_settings(path: Path) -> HomeAgentSettings:
     return HomeAgentSettings(*load_role_file(path, "home_agent", HomeAgentConfig, HomeAgentRuntime))
 
+
+REGISTRATION_SOCKET_BUFFER = 8 << 20
+"""UDP 434 receive buffer (8 MiB, ~50,000 small requests): a flood burst waits there instead of pushing a
+mobile node's renewal out; the socket is drained each wakeup and known sources are served first
+(:meth:`HomeAgent.is_known_source`), while failed requests cost little past their budget
+(:class:`agents.mip.budgets.SourceBudget`)."""
 
 HOME_PREFIX_METRIC = 4096
 """Metric of the home-link routes for the MNs' prefixes: above the kernel's default 1024 of tunnel routes."""
@@ -111,9 +121,11 @@ class HomeAgentRunner:
 
     async def start(self, config: HomeAgentSettings, context: AgentContext) -> Mapping[str, Handler]:
         protocol, runtime = config.protocol, config.runtime
+        home_link_needed = "the home agent needs its home link (RFC 5944 §4.6)"
+        require_interface("runtime.home_interface", runtime.home_interface, home_link_needed)
         report_datapath_choice(runtime, context)
         machine = HomeAgent(protocol, wall_clock_offset=wall_clock_offset(), rng=random.Random())
-        sock = MobileIpSocket(protocol.port)
+        sock = MobileIpSocket(protocol.port, receive_buffer=REGISTRATION_SOCKET_BUFFER)
         context.on_shutdown(sock.close, name="close UDP 434 socket")
         recovery = HomeAgentRecovery(protocol, runtime.journal, runtime.home_interface, context)
         recovery.remove_stale(runtime.tunnel_interface, HOME_PREFIX_METRIC)
@@ -134,7 +146,7 @@ class HomeAgentRunner:
         driver = MachineDriver(machine, sock, context, recovery.journaled(applier.apply))
         driver.on_tunnel_data = lambda data: datapath.receive_udp_tunnel(data.payload, *data.source)
         recovery.restore(machine, driver.now())
-        driver.start()
+        driver.start(first=lambda source: machine.is_known_source(source, driver.now()))
         if runtime.advertisement is not None:
             HomeAdvertising(protocol, runtime.advertisement, runtime.home_interface, context).start()
         return {
@@ -147,32 +159,17 @@ class HomeAgentRunner:
 
 class DropReporter:
     """Reverse-tunnelled packets refused by the RFC 3024 §4.3.2 / RFC 5454 §4 checks are security events:
-    logged and traced, at most ``per_second`` a second (a flood is summarised; the datapath counts all)."""
+    logged and traced through the agent's one :class:`~agents.runtime.security_log.SecurityLog` (its
+    budget is checked on the datapath thread, so a flood costs the event loop nothing past the budget;
+    the datapath counts every drop)."""
 
-    def __init__(self, context: AgentContext, per_second: int = 20) -> None:
-        self.context = context
+    def __init__(self, context: AgentContext) -> None:
+        self.security = context.security
         self.loop = context.loop  # captured on the event loop: drops arrive on datapath threads
-        self.per_second = per_second
-        self.window = -1.0
-        self.reported = 0
-        self.suppressed = 0
 
     def from_datapath_thread(self, drop: DropEvent) -> None:
-        self.loop.call_soon_threadsafe(self.report, drop)
-
-    def report(self, drop: DropEvent) -> None:
-        now = self.loop.time()
-        if now - self.window >= 1.0:
-            if self.suppressed:
-                security.warning("%d more dropped tunnelled packets not logged", self.suppressed)
-                self.context.trace.emit("security_drops_suppressed", count=self.suppressed)
-            self.window, self.reported, self.suppressed = now, 0, 0
-        if self.reported >= self.per_second:
-            self.suppressed += 1
-            return
-        self.reported += 1
-        security.warning("dropped tunnelled packet: %s", drop.to_dict())
-        self.context.trace.emit("security_drop", **drop.to_dict())
+        if self.security.admit("security_drop"):
+            self.loop.call_soon_threadsafe(self.security.write, "security_drop", drop.to_dict())
 
 
 class HomeAgentEvents:
@@ -199,7 +196,5 @@ class HomeAgentEvents:
             self.datapath.add_ipv6_prefix(event.prefix.prefix, event.home_address, event.prefix.target)
         elif isinstance(event, ev.PrefixDeregistered):
             self.datapath.remove_ipv6_prefix(event.prefix.prefix)
-        elif isinstance(event, ev.AuthenticationFailed | ev.IdentificationRejected):
-            security.warning("%s: %s", event.name, event.to_dict())
         else:
             self.home_link.apply(event)

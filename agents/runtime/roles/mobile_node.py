@@ -24,6 +24,7 @@ from agents.mip import events as ev
 from agents.mip.config import CareOfMode, MobileNodeConfig
 from agents.mip.mn_prefixes import address_in
 from agents.mip.mobile_node import MobileNode
+from agents.mip.timers import MIN_REQUEST_GAP
 from agents.runtime.arp import send_gratuitous_arp
 from agents.runtime.control import Handler
 from agents.runtime.frame import AgentContext
@@ -37,12 +38,17 @@ from agents.runtime.roles.mn_discovery_io import (
     HomeLinkPlan,
 )
 from agents.runtime.roles.mn_nat import NatKeepalives
-from agents.runtime.roles.settings import TunnelRuntime, load_role_file, report_datapath_choice
+from agents.runtime.roles.settings import (
+    TunnelRuntime,
+    load_role_file,
+    report_datapath_choice,
+    require_interface,
+)
 from agents.runtime.udp import MobileIpSocket
 
 logger = logging.getLogger(__name__)
-DEREGISTRATION_WAIT = 3.0
-"""Seconds SIGTERM waits for the deregistration reply before removing the tunnel anyway."""
+STOP_GRACE = 0.5
+"""Seconds the runtime waits past the machine's stop deadline before giving up on it itself."""
 
 
 @dataclass(frozen=True)
@@ -59,11 +65,23 @@ class MobileNodeRuntime(TunnelRuntime):
     home_ipv6_gateway: IPv6Address | None = None
     """Foreign-agent mode, at home: the IPv6 default router on the home link; the MN's addresses in its
     own prefixes then sit on ``interface`` and IPv6 is native (no tunnel)."""
+    stop_timeout: float = 5.0
+    """Seconds SIGTERM may spend deregistering (all ``deregister_attempts`` copies are spread over it, RFC
+    5944 §3.6.1.2); below the frame's 10 s cleanup limit and the harness's 8 s stop wait."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not 1.0 <= self.stop_timeout <= 8.0:
+            raise ValueError(f"stop_timeout {self.stop_timeout} must be 1..8 seconds")
         if not 1 <= self.home_prefix_length <= 32:
             raise ValueError("runtime.home_prefix_length must be 1..32")
+        if self.care_of is not None and (
+            self.care_of.is_loopback or self.care_of.is_unspecified or self.care_of.is_multicast
+        ):
+            raise ValueError(
+                f"care_of {self.care_of}: a care-of address must be a unicast address the home "
+                "agent can reach (RFC 5944 §3.6), not loopback, unspecified or multicast"
+            )
 
     def home_link(self, config: MobileNodeConfig) -> HomeLinkPlan:
         """The home-link plan for :class:`ForeignAgentLink`."""
@@ -88,13 +106,18 @@ def load_settings(path: Path) -> MobileNodeSettings:
 
 
 def find_care_of(interface: str, home_address: IPv4Address) -> IPv4Address | None:
-    """The first IPv4 address on ``interface`` other than the home address (the co-located CoA)."""
+    """The first IPv4 address on ``interface`` other than the home address (the co-located CoA).
+
+    A missing or loopback interface is refused (ValueError): 127.0.0.1 is no care-of address the home
+    agent could tunnel to (RFC 5944 §3.6, §1.6 "care-of address").
+    """
+    require_interface(
+        "runtime.interface",
+        interface,
+        "the mobile node needs the visited link that holds its care-of address (RFC 5944 §3.6)",
+    )
     with Netlink() as netlink:
-        try:
-            addresses = netlink.addresses(interface)
-        except LookupError:
-            raise ValueError(f"runtime.interface: no network interface {interface!r} here") from None
-        for address in addresses:
+        for address in netlink.addresses(interface):
             if isinstance(address, IPv4Interface) and address.ip != home_address:
                 return address.ip
     return None
@@ -136,7 +159,9 @@ class MobileNodeRunner:
         applier = MobileNodeEvents(protocol, runtime, datapath, link, keepalives.send)
         driver = DiscoveringDriver(machine, sock, context, applier.apply)
         driver.on_tunnel_data = keepalives.tunnel_data_handler(machine, datapath, driver.now, driver.flush)
-        context.on_shutdown(lambda: deregister(driver, machine), name="deregister")
+        warn_if_attempts_cannot_fit(protocol, runtime.stop_timeout)
+        stop = StopDeregistration(driver, machine, applier, context, runtime.stop_timeout)
+        context.on_shutdown(stop.run, name="deregister")
         driver.start()
         if link is not None:
             discovery = AgentDiscoverySocket(runtime.interface)
@@ -155,13 +180,55 @@ class MobileNodeRunner:
         return commands(driver, machine, datapath)
 
 
-async def deregister(driver: MachineDriver, machine: MobileNode) -> None:
-    """On SIGTERM: deregister (RFC 5944 §3.6.1.2) and wait briefly for the reply."""
-    machine.shutdown(driver.now())
-    driver.flush()
-    deadline = driver.now() + DEREGISTRATION_WAIT
-    while not machine.is_stopped and driver.now() < deadline:
-        await asyncio.sleep(0.05)
+def warn_if_attempts_cannot_fit(config: MobileNodeConfig, stop_timeout: float) -> None:
+    """Requests are at least 1 s apart (RFC 5944 §3.6.3): say so at start if SIGTERM cannot send them all."""
+    fit = int(stop_timeout // MIN_REQUEST_GAP)
+    if config.deregister_attempts > fit:
+        logger.warning(
+            "deregister_attempts = %d but only %d fit in runtime.stop_timeout = %g s",
+            config.deregister_attempts,
+            fit,
+            stop_timeout,
+        )
+
+
+class StopDeregistration:
+    """On SIGTERM: deregister (RFC 5944 §3.6.1.2) with the configured attempts within ``stop_timeout``; a
+    deregistration that got no reply is a warning and a ``deregistration_gave_up`` trace line (the HA keeps
+    the binding until its lifetime runs out)."""
+
+    def __init__(
+        self,
+        driver: MachineDriver,
+        machine: MobileNode,
+        events: MobileNodeEvents,
+        context: AgentContext,
+        stop_timeout: float,
+    ) -> None:
+        self.driver, self.machine, self.events = driver, machine, events
+        self.context, self.stop_timeout = context, stop_timeout
+
+    async def run(self) -> None:
+        started = self.driver.now()
+        deadline = started + self.stop_timeout
+        self.machine.shutdown(started, deadline=deadline)
+        self.driver.flush()
+        while not self.machine.is_stopped and self.driver.now() < deadline + STOP_GRACE:
+            await asyncio.sleep(0.05)
+        outcome = self.events.deregistration
+        if outcome is None and self.machine.is_stopped:
+            return  # nothing was registered
+        if outcome is not None and outcome.confirmed:
+            return
+        attempts = self.events.deregistration_attempts
+        waited = self.driver.now() - started
+        logger.warning(
+            "gave up deregistering after %d attempt(s) in %.1f s without a reply: the home agent keeps the "
+            "binding until its lifetime runs out",
+            attempts,
+            waited,
+        )
+        self.context.trace.emit("deregistration_gave_up", attempts=attempts, waited=round(waited, 3))
 
 
 def commands(driver: MachineDriver, machine: MobileNode, datapath: MobileNodeDatapath) -> dict[str, Handler]:
@@ -216,9 +283,17 @@ class MobileNodeEvents:
         """Prefixes the machine holds as registered; kept across a TunnelDown, since the machine does not
         announce them again when the next registration (e.g. after a link-down) keeps them."""
         self.addresses: dict[IPv6Interface, TunnelTarget] = {}
+        self.deregistration: ev.Deregistered | None = None
+        """The last deregistration's outcome (confirmed by the HA, or given up)."""
+        self.deregistration_attempts = 0
+        """Copies sent of the last deregistration request."""
 
     def apply(self, event: Any) -> None:
         home = self.config.home_address
+        if isinstance(event, ev.RequestSent) and event.lifetime == 0:
+            self.deregistration_attempts = event.attempt
+        elif isinstance(event, ev.Deregistered):
+            self.deregistration = event
         if isinstance(event, ev.TunnelUp):
             self.tunnel_up(event)
         elif isinstance(event, ev.TunnelDown):

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from agents.datapath.kernel import probe_kernel_tunnels, select_backend
 from agents.runtime.configfile import ConfigError, parse_sections, read_text
 from agents.runtime.frame import AgentContext
+from agents.runtime.netlink import Netlink
 
 logger = logging.getLogger(__name__)
 RuntimeT = TypeVar("RuntimeT", bound="TunnelRuntime")
@@ -53,3 +54,15 @@ def report_datapath_choice(runtime: TunnelRuntime, context: AgentContext) -> Non
     backend = select_backend("auto", support)
     logger.info("datapath auto: %s; using %s", support.describe(), backend)
     context.trace.emit("datapath_selected", backend=backend, requested="auto", kernel=support.to_dict())
+
+
+def require_interface(key: str, name: str, purpose: str) -> None:
+    """Refuse (ValueError, so exit 2 naming ``key``) an interface that does not exist here or is a loopback
+    device: an agent's link must reach its peers (RFC 5944 §3.6 care-of address, §4.6 home link)."""
+    with Netlink() as netlink:
+        try:
+            loopback = netlink.link_is_loopback(name)
+        except LookupError:
+            raise ValueError(f"{key}: no network interface {name!r} here (set {key})") from None
+    if loopback:
+        raise ValueError(f"{key}: {name!r} is a loopback interface; {purpose}")

@@ -1,0 +1,136 @@
+"""What an unauthenticated flood may cost the home agent, on a fake clock (RFC 5944 §3.8.2.1: reject,
+SHOULD reply 131, log; §5.7: 133). Failures are charged to per-source budgets and one shared budget
+(:class:`agents.mip.budgets.SourceBudget`): past them no reply, no event, and an unknown source's requests
+are dropped before the HMAC; a mobile node's own care-of address is never dropped unverified."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+import pytest
+
+from agents.mip.budgets import SourceBudget
+from agents.mip.codes import ReplyCode
+from agents.mip.events import AuthenticationFailed, IdentificationRejected, RequestReceived
+from agents.runtime.udp import MobileIpSocket, Received
+from tests.unit.test_home_agent import (
+    COA,
+    HA,
+    HOA,
+    OTHER_KEY,
+    Clock,
+    deliver,
+    drain,
+    make_ha,
+    of_type,
+    register,
+    rrq,
+)
+
+ATTACKER = IPv4Address("203.0.113.66")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def test_source_budget_burst_then_rate() -> None:
+    budget = SourceBudget(burst=5, rate=1.0, total_burst=100, total_rate=100)
+    assert [budget.charge("a", 0.0) for _ in range(7)] == [True] * 5 + [False] * 2
+    assert budget.exhausted("a", 0.5) and not budget.exhausted("b", 0.5)
+    assert budget.charge("a", 1.0) and not budget.charge("a", 1.0)  # one a second after the burst
+    assert not budget.exhausted("a", 2.0)  # refilled; exhausted() never consumes
+    assert budget.charge("a", 2.0)
+
+
+def test_shared_budget_bounds_all_sources_together() -> None:
+    budget = SourceBudget(total_burst=100, total_rate=100)
+    assert sum(budget.charge(n, 0.0) for n in range(10_000)) == 100
+    assert sum(budget.charge(n, 1.0) for n in range(10_000, 20_000)) == 100
+
+
+def test_remembered_sources_are_bounded() -> None:
+    budget = SourceBudget(max_sources=50)
+    for n in range(1000):
+        budget.charge(n, 0.0)
+    assert len(budget) == 50
+    with pytest.raises(ValueError):
+        SourceBudget(rate=0)
+
+
+def test_bad_auth_flood_from_one_source_gets_five_replies_then_is_dropped_unverified(clock: Clock) -> None:
+    """1000 bad-auth requests within 0.9 s from one address: 5 signed 131s and 5 reports, the rest
+    silently dropped, most before their authenticator is computed."""
+    ha = make_ha()
+    replies = []
+    for _ in range(1000):
+        clock.now += 0.0009
+        replies += deliver(ha, rrq(clock, key=OTHER_KEY, care_of=ATTACKER), clock, ATTACKER)
+    events = drain(ha)
+    assert [r.code for r in replies] == [ReplyCode.HA_MOBILE_NODE_FAILED_AUTHENTICATION] * 5
+    assert len(of_type(events, AuthenticationFailed)) == 5 and len(of_type(events, RequestReceived)) == 5
+    assert ha.counters["dropped_over_failure_budget"] > 900
+
+
+def test_replay_failures_share_the_budget(clock: Clock) -> None:
+    """RFC 5944 §5.7: stale timestamps get 133, within the same per-source budget."""
+    ha = make_ha()
+    stale = [deliver(ha, rrq(clock, ident=1 << 32, care_of=ATTACKER), clock, ATTACKER) for _ in range(20)]
+    assert sum(len(replies) for replies in stale) == 5
+    assert {r.code for replies in stale for r in replies} == {ReplyCode.HA_IDENTIFICATION_MISMATCH}
+    assert len(of_type(drain(ha), IdentificationRejected)) == 5
+
+
+def test_spoofed_flood_from_the_care_of_address_cannot_take_the_binding(clock: Clock) -> None:
+    """A flood that forges the MN's own care-of address as source: every request is still verified
+    (the source is known), the forged ones get at most the per-source budget of 131s, and the MN's
+    renewals in the middle of the flood are accepted, so its binding never expires."""
+    ha = make_ha()
+    assert register(ha, clock, lifetime=4).code == ReplyCode.ACCEPTED
+    accepted, failures = 0, 0
+    for step in range(1, 10_001):
+        clock.now += 0.001  # 10 s at 1000 forged requests/s
+        for reply in deliver(ha, rrq(clock, key=OTHER_KEY, lifetime=4), clock, COA):
+            failures += 1
+            assert reply.code == ReplyCode.HA_MOBILE_NODE_FAILED_AUTHENTICATION
+        if step % 2000 == 0:  # the MN renews every 2 s
+            [renewal] = deliver(ha, rrq(clock, lifetime=4), clock, COA)
+            accepted += renewal.code == ReplyCode.ACCEPTED
+        assert ha.table.get(HOA) is not None, f"binding lost at {clock.now}"
+    assert accepted == 5
+    assert failures <= 5 + 10  # burst + one a second
+    assert ha.counters["dropped_over_failure_budget"] == 0  # a known source is never dropped unverified
+
+
+def test_random_spoofed_sources_get_at_most_the_shared_budget_of_replies(clock: Clock) -> None:
+    """Each forged source fails once: per-source budgets cannot help, the shared one bounds the
+    reflection to 100 signed replies in the first second and 100/s after that."""
+    ha = make_ha()
+    replies = 0
+    for n in range(20_000):
+        clock.now += 0.0001  # 2 s at 10,000/s
+        source = IPv4Address(0x0A000000 + n)
+        replies += len(deliver(ha, rrq(clock, key=OTHER_KEY, care_of=source), clock, source))
+    assert 150 <= replies <= 300
+    assert ha.is_known_source(COA, clock.now) is False and ha.is_known_source(HA, clock.now) is False
+
+
+def test_home_addresses_and_registered_sources_are_known(clock: Clock) -> None:
+    ha = make_ha()
+    assert ha.is_known_source(HOA, clock.now)  # deregistration from home, RFC 5944 §3.6.1.2
+    assert not ha.is_known_source(COA, clock.now)
+    register(ha, clock, lifetime=10)
+    assert ha.is_known_source(COA, clock.now) and not ha.is_known_source(COA, clock.now + 11)
+    assert not ha.is_known_source(ATTACKER, clock.now)
+
+
+def test_socket_drains_and_serves_known_sources_first() -> None:
+    """The runtime side: one wakeup reads everything queued, then serves the known sources' datagrams
+    (a mobile node's renewal) before the flood that arrived around them."""
+    queued = [Received(bytes([n]), (COA if n in (3, 7) else ATTACKER, 434), HA, 1) for n in range(10)]
+    sock = MobileIpSocket.__new__(MobileIpSocket)
+    sock._receive_one = lambda: queued.pop(0) if queued else None  # type: ignore[method-assign]
+    served: list[int] = []
+    sock._drain(lambda received: served.append(received.payload[0]), lambda source: source == COA)
+    assert served == [3, 7, 0, 1, 2, 4, 5, 6, 8, 9] and not queued
