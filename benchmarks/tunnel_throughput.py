@@ -10,6 +10,9 @@ The HA and MN datapaths run as separate processes (this script with ``--serve``)
 share a GIL. iperf3 sends from the CN to the MN: natively to the CoA / 2001:db8:2::2, and through the
 tunnel to the home address 192.0.2.100 (IPv4-in-IPv4), to 2001:db8:200::1 (IPv6-in-IPv4 to the CoA,
 RFC 5454 code 1) and to 2001:db8:100::1 (IPv6-in-IPv4 to the HoA inside IPv4-in-IPv4, code 0).
+With ``--udp`` the datapaths are then restarted in RFC 3519 mode (MIP Tunnel Data in UDP between the HA's
+port 434 and the MN's port, Next Header 4 and 41) and the IPv4 and IPv6 (code 1) cases run again, so UDP
+and IP-in-IP tunnels are compared in the same run.
 Prints the median of each case in Gbit/s and the tunnel/native ratio. Everything it made is deleted
 on exit, also on failure or Ctrl-C; processes are stopped through their own handles.
 """
@@ -33,6 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 HA_ADDRESS, CARE_OF, HOME_ADDRESS = "198.51.100.1", "198.51.100.2", "192.0.2.100"
 PREFIX_HOA, PREFIX_COA = "2001:db8:100::/64", "2001:db8:200::/64"
+MN_UDP_PORT = 40434
+UDP_CASES = [
+    ("IPv4-in-UDP (RFC 3519)", 4, CARE_OF, HOME_ADDRESS),
+    ("IPv6-in-UDP (RFC 5454 §3.9)", 6, "2001:db8:2::2", "2001:db8:200::1"),
+]
 CASES = [  # (label, family, native destination, tunnel destination)
     ("IPv4-in-IPv4", 4, CARE_OF, HOME_ADDRESS),
     ("IPv6-in-IPv4 (code 1, to CoA)", 6, "2001:db8:2::2", "2001:db8:200::1"),
@@ -107,22 +115,26 @@ class Bench:
         run(self.ns(right), f"ip link set {right_name} up")
 
     def start_datapath(
-        self, role: str, fast_path: bool, txqueuelen: int, ipv6_mtu: int
+        self, role: str, fast_path: bool, txqueuelen: int, ipv6_mtu: int, udp: bool = False
     ) -> subprocess.Popen[str]:
-        command = [
-            "ip",
-            "netns",
-            "exec",
-            self.ns(role),
-            sys.executable,
-            __file__,
-            "--serve",
-            role,
-            "--txqueuelen",
-            str(txqueuelen),
-            "--ipv6-mtu",
-            str(ipv6_mtu),
-        ] + ([] if fast_path else ["--no-fast-path"])
+        command = (
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.ns(role),
+                sys.executable,
+                __file__,
+                "--serve",
+                role,
+                "--txqueuelen",
+                str(txqueuelen),
+                "--ipv6-mtu",
+                str(ipv6_mtu),
+            ]
+            + ([] if fast_path else ["--no-fast-path"])
+            + (["--udp"] if udp else [])
+        )
         process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.processes.append(process)
         self.datapaths.append(process)
@@ -220,6 +232,20 @@ def measure(bench: Bench, destination: str, args: argparse.Namespace) -> tuple[f
     )
 
 
+def measure_cases(
+    bench: Bench, cases: list[tuple[str, int, str, str]], args: argparse.Namespace
+) -> list[tuple[str, float, float, float]]:
+    rows = []
+    for label, family, native, tunnel in cases:
+        if family not in args.families:
+            continue
+        print(f"  {label}", flush=True)
+        native_rate, _ = measure(bench, native, args)
+        tunnel_rate, cpu_per_gb = measure(bench, tunnel, args)
+        rows.append((label, native_rate, tunnel_rate, cpu_per_gb))
+    return rows
+
+
 def benchmark(args: argparse.Namespace) -> int:
     bench = Bench()
     try:
@@ -231,15 +257,13 @@ def benchmark(args: argparse.Namespace) -> int:
             f"kernel {os.uname().release}, {os.cpu_count()} CPUs, "
             f"{args.repeats}x{args.seconds:g} s per case, fast path {fast}, txqueuelen {args.txqueuelen}"
         )
-        rows = []
-        for label, family, native, tunnel in CASES:
-            if family not in args.families:
-                continue
-            print(f"  {label}", flush=True)
-            native_rate, _ = measure(bench, native, args)
-            tunnel_rate, cpu_per_gb = measure(bench, tunnel, args)
-            rows.append((label, native_rate, tunnel_rate, cpu_per_gb))
+        rows = measure_cases(bench, CASES, args)
         counters = {"ha": bench.stop_datapath(ha), "mn": bench.stop_datapath(mn)}
+        if args.udp:
+            ha = bench.start_datapath("ha", not args.no_fast_path, args.txqueuelen, args.ipv6_mtu, udp=True)
+            mn = bench.start_datapath("mn", not args.no_fast_path, args.txqueuelen, args.ipv6_mtu, udp=True)
+            rows += measure_cases(bench, UDP_CASES, args)
+            counters |= {"ha (udp)": bench.stop_datapath(ha), "mn (udp)": bench.stop_datapath(mn)}
         print(f"\n{'case':32} {'native Gbit/s':>13} {'tunnel Gbit/s':>13} {'ratio':>6} {'CPU s/GB':>8}")
         for label, native_rate, tunnel_rate, cpu_per_gb in rows:
             print(
@@ -256,8 +280,12 @@ def benchmark(args: argparse.Namespace) -> int:
         bench.cleanup()
 
 
-def serve(role: str, fast_path: bool, txqueuelen: int, ipv6_mtu: int) -> int:
-    """Child process: run one datapath with the benchmark's bindings until stdin closes."""
+def serve(role: str, fast_path: bool, txqueuelen: int, ipv6_mtu: int, udp: bool = False) -> int:
+    """Child process: run one datapath with the benchmark's bindings until stdin closes. ``udp``: the
+    tunnel runs in UDP (RFC 3519) between the HA's port 434 and the MN's :data:`MN_UDP_PORT`; a thread
+    reads the socket and hands each Tunnel Data message to the datapath, as an agent's event loop does."""
+    import socket
+
     from agents.datapath.base import Encapsulation, TunnelTarget
     from agents.datapath.userspace import TunnelOptions, UserspaceHomeAgent, UserspaceMobileNode
 
@@ -267,15 +295,23 @@ def serve(role: str, fast_path: bool, txqueuelen: int, ipv6_mtu: int) -> int:
         IPv6Network(PREFIX_HOA): TunnelTarget.HOME_ADDRESS,
         IPv6Network(PREFIX_COA): TunnelTarget.CARE_OF,
     }
+    sock = None
+    if udp:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        sock.bind(("0.0.0.0", 434 if role == "ha" else MN_UDP_PORT))
     datapath: UserspaceHomeAgent | UserspaceMobileNode
     if role == "ha":
-        datapath = UserspaceHomeAgent(agent, options=options)
+        datapath = UserspaceHomeAgent(agent, options=options, udp_socket=sock)
     else:
-        datapath = UserspaceMobileNode(options=options)
+        datapath = UserspaceMobileNode(options=options, udp_socket=sock)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        datapath.add_ipv4_tunnel(home, care_of, Encapsulation.IP_IN_IP, home_agent=agent)
+        port = (MN_UDP_PORT if role == "ha" else 434) if udp else None  # the far end's UDP port
+        datapath.add_ipv4_tunnel(home, care_of, Encapsulation.IP_IN_IP, home_agent=agent, udp_port=port)
+        if sock is not None:
+            threading.Thread(target=_read_tunnel_data, args=(sock, datapath), daemon=True).start()
         for prefix, target in prefixes.items():
             datapath.add_ipv6_prefix(prefix, home, target)
             if isinstance(datapath, UserspaceMobileNode):
@@ -292,6 +328,20 @@ def serve(role: str, fast_path: bool, txqueuelen: int, ipv6_mtu: int) -> int:
     finally:
         datapath.close()
     return 0
+
+
+def _read_tunnel_data(sock: object, datapath: object) -> None:
+    """What an agent's event loop does with its UDP 434 socket, in a thread: each datagram to the datapath."""
+    import socket
+    from ipaddress import IPv4Address as Address
+
+    assert isinstance(sock, socket.socket)
+    while True:
+        try:
+            data, (host, port) = sock.recvfrom(65535)
+        except OSError:
+            return
+        datapath.receive_udp_tunnel(data, Address(host), port)  # type: ignore[attr-defined]
 
 
 def main() -> int:
@@ -312,10 +362,11 @@ def main() -> int:
         choices=[4, 6],
         help="which inner families to measure",
     )
+    parser.add_argument("--udp", action="store_true", help="also the RFC 3519 UDP tunnel (IPv4 and IPv6)")
     parser.add_argument("--serve", choices=["ha", "mn"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        return serve(args.serve, not args.no_fast_path, args.txqueuelen, args.ipv6_mtu)
+        return serve(args.serve, not args.no_fast_path, args.txqueuelen, args.ipv6_mtu, args.udp)
     if os.geteuid() != 0:
         print("needs root (network namespaces, TUN, raw sockets)", file=sys.stderr)
         return 2

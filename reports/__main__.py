@@ -10,9 +10,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from reports.deregistration import is_deregistration_run, render_deregistration
+from reports.deregistration import is_deregistration_run, render_deregistration, scenario_of
 from reports.deregistration import verdict_lines as deregistration_verdicts
 from reports.errors import RunFolderError
+from reports.nat_traversal import render_nat_traversal
 from reports.render import metrics_json, render
 from reports.table import overall_line, summary_table, verdict_lines
 
@@ -34,7 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         deregistration = is_deregistration_run(args.run_dir)
-        result = render_deregistration(args.run_dir) if deregistration else render(args.run_dir)
+        if deregistration:
+            result = render_deregistration(args.run_dir)
+        elif scenario_of(args.run_dir) == "nat_traversal":
+            result = render_nat_traversal(args.run_dir)
+        else:
+            result = render(args.run_dir)
     except RunFolderError as exc:
         print(f"reports: {exc}", file=sys.stderr)
         return 2

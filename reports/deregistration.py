@@ -610,13 +610,19 @@ def _flow_totals(flow: FlowData) -> dict[str, int]:
     return {"sent": len(set(flow.seq.tolist())), "received": received}
 
 
-def is_deregistration_run(run_dir: Path) -> bool:
-    """Whether ``run_dir``'s meta.json names this scenario (False if unreadable: load_run then says why)."""
+def scenario_of(run_dir: Path) -> str | None:
+    """The scenario named in ``run_dir``'s meta.json (None if unreadable: load_run then says why)."""
     try:
         meta = json.loads((Path(run_dir) / "meta.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return isinstance(meta, dict) and meta.get("scenario") == "deregistration"
+        return None
+    scenario = meta.get("scenario") if isinstance(meta, dict) else None
+    return scenario if isinstance(scenario, str) else None
+
+
+def is_deregistration_run(run_dir: Path) -> bool:
+    """Whether ``run_dir``'s meta.json names the deregistration scenario."""
+    return scenario_of(run_dir) == "deregistration"
 
 
 def render_deregistration(run_dir: Path) -> RunResult:

@@ -16,7 +16,7 @@ import argparse
 import sys
 from typing import Any
 
-from scenarios.harness.options import add_common_options, run_main, run_plan, seconds
+from scenarios.harness.options import add_common_options, count, run_main, run_plan, seconds
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder
 
@@ -42,6 +42,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="keepalive interval K the HA gives, seconds (default 2)",
     )
     parser.add_argument("--dwell", type=seconds, default=2.0, help="seconds at each attachment (default 2)")
+    parser.add_argument(
+        "--losses", type=count, default=1, help="times the NAT forgets the mapping (default 1)"
+    )
     parser.add_argument(
         "--settle-timeout",
         type=seconds,

@@ -65,6 +65,7 @@ class NatTraversalRun(HandoverRun):
             argv=["python", "-m", "scenarios.nat_traversal", *getattr(self.args, "argv", [])],
             moves=len(ROUTE),
             keepalive=self.args.keepalive,
+            nat_losses=self.args.losses,
             nat_public=str(NAT_PUBLIC4.ip),
             private_address=PRIVATE_ADDRESS.split("/")[0],
             pcap=True,
@@ -86,8 +87,9 @@ class NatTraversalRun(HandoverRun):
         keepalives = 2 * self.args.keepalive + 0.5
         self.progress.say(f"behind the NAT: watching keepalives for {keepalives:g} s")
         time.sleep(keepalives)
-        self.lose_nat_mapping(bed)
-        time.sleep(self.args.dwell)
+        for _ in range(self.args.losses):
+            self.lose_nat_mapping(bed)
+            time.sleep(self.args.dwell)
         self.move(bed, "fa1", True)
         self.move(bed, "home", True)
         bed.stop_probes()
@@ -122,12 +124,23 @@ class NatTraversalRun(HandoverRun):
     def dhcp(self, bed: Testbed, *, bind: bool) -> None:
         """What the private LAN's DHCP client would do: the address and default route, or their release."""
         node, gateway = bed.node(MOBILE_NODE), NAT_PRIVATE4.ip
-        if bind:  # the route first (on-link), so the address's arrival finds the way out already there
-            node.cmd(f"ip route add default via {gateway} dev {self.interface} onlink")
-            node.cmd(f"ip addr add {PRIVATE_ADDRESS} dev {self.interface}")
+        if bind:
+            # a DHCP exchange takes a moment: by then the node has dropped the previous link's default route
+            # (its own reaction to the carrier loss), which would otherwise stand in the way of this one
+            wait_until(lambda: "default" not in node.cmd("ip -4 route show default"), self.settle_timeout)
+            commands = [  # the route first (on-link): the address's arrival then finds the way out there
+                f"ip route add default via {gateway} dev {self.interface} onlink",
+                f"ip addr add {PRIVATE_ADDRESS} dev {self.interface}",
+            ]
         else:
-            node.cmd(f"ip route del default via {gateway} dev {self.interface}")
-            node.cmd(f"ip addr del {PRIVATE_ADDRESS} dev {self.interface}")
+            commands = [
+                f"ip route del default via {gateway} dev {self.interface}",
+                f"ip addr del {PRIVATE_ADDRESS} dev {self.interface}",
+            ]
+        for command in commands:
+            output = node.cmd(command).strip()
+            if output:
+                self.expect(f"DHCP on the private LAN: {command}", False, output)
         bed.trace.emit("step", what="dhcp_bound" if bind else "dhcp_released", address=PRIVATE_ADDRESS)
 
     def lose_nat_mapping(self, bed: Testbed) -> None:
