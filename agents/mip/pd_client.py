@@ -32,6 +32,8 @@ from agents.mip.pd_events import (
 )
 from agents.mip.states import next_state
 
+SOL_MAX_RT_OPTION = 82
+"""Requested in every ORO, as RFC 8415 §18.2.1-§18.2.5 require (servers such as Kea drop an empty ORO)."""
 PREFERENCE_OPTION = 7
 """Preference option; 255 makes a client stop collecting Advertises (RFC 8415 §21.8, §18.2.9)."""
 
@@ -330,7 +332,7 @@ class PdClient:
             ia_pds=(ia_pd,),
             rapid_commit=kind == MessageType.SOLICIT and c.rapid_commit,
             elapsed_time=elapsed,
-            oro=() if kind != MessageType.RELEASE else None,
+            oro=(SOL_MAX_RT_OPTION,) if kind != MessageType.RELEASE else None,
         )
 
     def _hints(self, kind: MessageType) -> tuple[IaPrefix, ...]:

@@ -89,6 +89,7 @@ def test_solicit_carries_client_id_ia_pd_rapid_commit_and_elapsed_zero() -> None
     (solicit,) = sent(client, 0.0)
     assert solicit.msg_type == MessageType.SOLICIT and solicit.client_id == CLIENT
     assert solicit.rapid_commit and solicit.elapsed_time == 0 and solicit.server_id is None
+    assert solicit.oro == (82,)  # SOL_MAX_RT, RFC 8415 §18.2.1
     assert solicit.ia_pds == (IaPd(1, 0, 0, (IaPrefix(0, 0, IPv6Network("::/56")),)),)
 
 

@@ -30,13 +30,14 @@ from agents.runtime.frame import AgentContext
 from agents.runtime.linkwatch import CarrierWatcher
 from agents.runtime.netlink import Netlink
 from agents.runtime.roles.driver import MachineDriver, wall_clock_offset
+from agents.runtime.roles.mn_dhcpv6 import Dhcpv6PdSettings, PrefixDelegation, load_mn_sections
 from agents.runtime.roles.mn_discovery_io import (
     AgentDiscoverySocket,
     DiscoveringDriver,
     ForeignAgentLink,
     HomeLinkPlan,
 )
-from agents.runtime.roles.settings import TunnelRuntime, load_role_file, report_datapath_choice
+from agents.runtime.roles.settings import TunnelRuntime, report_datapath_choice
 from agents.runtime.udp import MobileIpSocket
 
 logger = logging.getLogger(__name__)
@@ -80,10 +81,12 @@ class MobileNodeRuntime(TunnelRuntime):
 class MobileNodeSettings:
     protocol: MobileNodeConfig
     runtime: MobileNodeRuntime
+    dhcpv6_pd: Dhcpv6PdSettings | None = None
+    """`[dhcpv6_pd]`: bootstrap IPv6 by DHCPv6-PD over the tunnel (RFC 5454 §3.7.1)."""
 
 
 def load_settings(path: Path) -> MobileNodeSettings:
-    return MobileNodeSettings(*load_role_file(path, "mobile_node", MobileNodeConfig, MobileNodeRuntime))
+    return MobileNodeSettings(*load_mn_sections(path, MobileNodeConfig, MobileNodeRuntime))
 
 
 def find_care_of(interface: str, home_address: IPv4Address) -> IPv4Address | None:
@@ -130,8 +133,18 @@ class MobileNodeRunner:
         if link is not None:
             context.on_shutdown(link.close, name="remove the visited-link address and routes")
         applier = MobileNodeEvents(protocol, runtime, datapath, link)
-        driver = DiscoveringDriver(machine, sock, context, applier.apply)
+        pd = (
+            None
+            if config.dhcpv6_pd is None
+            else PrefixDelegation(config.dhcpv6_pd, protocol, machine, context, runtime.tunnel_interface)
+        )
+        driver = DiscoveringDriver(
+            machine, sock, context, applier.apply if pd is None else pd.observing(applier.apply)
+        )
         context.on_shutdown(lambda: deregister(driver, machine), name="deregister")
+        if pd is not None:
+            pd.attach(driver)
+            context.on_shutdown(pd.release, name="release the delegated prefix")  # before deregistering
         driver.start()
         if link is not None:
             discovery = AgentDiscoverySocket(runtime.interface)
@@ -142,7 +155,7 @@ class MobileNodeRunner:
             watcher.start(context.loop)
         machine.link_changed(True, care_of, driver.now())
         driver.flush()
-        return commands(driver, machine, datapath)
+        return commands(driver, machine, datapath) | ({} if pd is None else pd.commands())
 
 
 async def deregister(driver: MachineDriver, machine: MobileNode) -> None:
