@@ -12,6 +12,7 @@ from pathlib import Path
 
 from reports.deregistration import is_deregistration_run, render_deregistration
 from reports.deregistration import verdict_lines as deregistration_verdicts
+from reports.dhcpv6_pd import is_dhcpv6_pd_run, render_dhcpv6_pd
 from reports.errors import RunFolderError
 from reports.render import metrics_json, render
 from reports.table import overall_line, summary_table, verdict_lines
@@ -34,7 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         deregistration = is_deregistration_run(args.run_dir)
-        result = render_deregistration(args.run_dir) if deregistration else render(args.run_dir)
+        pd = not deregistration and is_dhcpv6_pd_run(args.run_dir)
+        if pd:
+            result = render_dhcpv6_pd(args.run_dir)
+        else:
+            result = render_deregistration(args.run_dir) if deregistration else render(args.run_dir)
     except RunFolderError as exc:
         print(f"reports: {exc}", file=sys.stderr)
         return 2
@@ -45,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(metrics_json(result))
     elif args.quiet:
         print(overall_line(result))
-    elif deregistration:
-        print(deregistration_verdicts(result))
+    elif deregistration or pd:
+        print(deregistration_verdicts(result))  # the same one-line-per-verdict form
     else:
         print(summary_table(result))
         print()
