@@ -38,9 +38,10 @@ class KeaUnavailable(RuntimeError):
 
 
 def find_kea() -> tuple[str, Path]:
-    """The kea-dhcp6 binary and the lease_cmds hook, or :class:`KeaUnavailable`."""
-    binary = shutil.which("kea-dhcp6") or (KEA_BINARY if Path(KEA_BINARY).exists() else None)
-    if binary is None:
+    """kea-dhcp6 (``$DSMIP_KEA_DHCP6`` if set) and the lease_cmds hook, or :class:`KeaUnavailable`."""
+    override = os.environ.get("DSMIP_KEA_DHCP6")
+    binary = override or shutil.which("kea-dhcp6") or (KEA_BINARY if Path(KEA_BINARY).exists() else None)
+    if binary is None or not os.access(binary, os.X_OK):
         raise KeaUnavailable("kea-dhcp6 not found: apt-get install kea-dhcp6-server (or tools/provision.sh)")
     for folder in HOOKS_DIRS:
         hook = folder / "libdhcp_lease_cmds.so"
