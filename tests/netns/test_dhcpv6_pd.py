@@ -10,6 +10,7 @@ Teardown leaves no Kea process, lease file or socket outside the test's folder.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 from collections.abc import Iterator
 from ipaddress import IPv6Address, IPv6Network
@@ -84,8 +85,9 @@ def kea_system_files() -> set[Path]:
 
 
 def delegated(bed: AgentBed) -> IPv6Network | None:
+    """The prefix mn1 holds now (the last one delegated)."""
     events = bed.agents["mn1"].events("prefix_delegated")
-    return IPv6Network(events[0]["prefix"]) if events else None
+    return IPv6Network(events[-1]["prefix"]) if events else None
 
 
 def test_link_local_then_rapid_commit_then_prefix_registration(bed: AgentBed) -> None:
@@ -143,6 +145,33 @@ def test_ha_refuses_a_prefix_kea_did_not_delegate(bed: AgentBed) -> None:
     (refused,) = [e for e in mn.events("prefix_rejected") if e["prefix"] == str(stranger)]
     assert refused["code"] == 9
     mn.ask("set-prefixes", prefixes=[str(prefix)], link_local=True)
+
+
+def test_lease_expiry_withdraws_the_prefix_by_omission_then_solicits_again(bed: AgentBed) -> None:
+    """Kea stopped (SIGSTOP, our own handle) for longer than the valid lifetime: Renew and Rebind go
+    unanswered, the prefix expires and is deregistered by omission (RFC 5454 §3.8); once Kea answers again
+    the node solicits and registers a prefix anew."""
+    mn, ha = bed.agents["mn1"], bed.agents["ha"]
+    prefix = str(delegated(bed))
+    kea: KeaServer = bed.kea  # type: ignore[attr-defined]
+    assert kea.process is not None
+    kea.process.send_signal(signal.SIGSTOP)
+    try:
+        expired = lambda: any(e["reason"] == "expired" for e in mn.events("delegation_lost"))  # noqa: E731
+        assert wait_until(expired, 15.0), mn.events()[-10:]
+        assert any(e["message"] == "REBIND" for e in mn.events("dhcpv6_sent"))
+        gone = lambda: any(e["prefix"]["prefix"] == prefix for e in ha.events("prefix_deregistered"))  # noqa: E731
+        assert wait_until(gone, 5.0)
+    finally:
+        kea.process.send_signal(signal.SIGCONT)
+    again = lambda: (
+        len(mn.events("prefix_delegated"))
+        > 1
+        + len(  # noqa: E731
+            [e for e in mn.events("prefix_delegated") if e["how"] in ("renew", "rebind")]
+        )
+    )
+    assert wait_until(again, 15.0), mn.events()[-10:]
 
 
 def test_sigterm_releases_then_deregisters_and_kea_leaves_nothing_outside(bed: AgentBed) -> None:
