@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import socket
+import threading
+import time
 from ipaddress import IPv4Address, IPv6Network
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from agents.mip.config import MobileNodeConfig
-from agents.mip.ha_delegation import mobile_node_duid
+from agents.mip.ha_delegation import DelegationBook, mobile_node_duid
 from agents.runtime.configfile import ConfigError
-from agents.runtime.roles.ha_delegation_io import KeaError, leases_to_delegations
+from agents.runtime.roles.ha_delegation_io import (
+    DelegationSource,
+    KeaDelegations,
+    KeaError,
+    leases_to_delegations,
+)
 from agents.runtime.roles.mn_dhcpv6 import load_mn_sections
 from agents.runtime.roles.mobile_node import MobileNodeRuntime
 from scenarios.harness.kea import KeaPlan, kea_config
@@ -108,3 +118,61 @@ def test_bad_plans_are_refused(tmp_path: Path) -> None:
         KeaPlan(tmp_path, renew=50, rebind=40)
     with pytest.raises(ValueError, match="too long"):
         KeaPlan(tmp_path / ("x" * 120))
+
+
+class FakeKea:
+    """A Unix control socket answering ``lease6-get-all`` with what the test says, one client at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.answer: dict[str, object] | None = {"result": 3, "text": "0 IPv6 lease(s) found."}
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen(4)
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            with client:
+                client.recv(65536)
+                if self.answer is not None:
+                    client.sendall(json.dumps(self.answer).encode())
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_kea_answers_feed_the_book_and_a_failure_keeps_the_last_answer(tmp_path: Path) -> None:
+    kea = FakeKea(tmp_path / "kea.sock")
+    home = IPv4Address("192.0.2.10")
+    duid = mobile_node_duid(home)
+    prefix = IPv6Network("2001:db8:d000:100::/56")
+    emitted: list[str] = []
+    context = SimpleNamespace(trace=SimpleNamespace(emit=lambda name, **_fields: emitted.append(name)))
+    book = DelegationBook.for_home_addresses([home])
+    source = KeaDelegations(DelegationSource(str(kea.path), timeout=0.3, retry_after=2.0), book, context)  # type: ignore[arg-type]
+    lease = {
+        "type": "IA_PD",
+        "ip-address": "2001:db8:d000:100::",
+        "prefix-len": 56,
+        "duid": duid.hex(),
+        "iaid": 1,
+    }
+    kea.answer = {"result": 0, "arguments": {"leases": [lease | {"cltt": int(time.time()), "valid-lft": 30}]}}
+    source.refresh(100.0)
+    assert book.delegated_to(home, prefix, 101.0)
+    kea.answer = None  # Kea hangs up without answering
+    source.refresh(102.0)
+    assert book.delegated_to(home, prefix, 103.0) and source.failing
+    assert not book.delegated_to(home, prefix, 131.0)  # the kept lease still ends on time
+    kea.answer = {"result": 3}
+    source.refresh(103.0)  # within retry_after: Kea is not asked
+    assert book.delegated_to(home, prefix, 103.5)
+    assert source.listing(103.6) == []  # the control command always asks
+    assert emitted.count("delegations_unavailable") == 1
+    kea.close()

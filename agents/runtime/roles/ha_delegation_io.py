@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import socket
 import time
 from dataclasses import dataclass
@@ -37,10 +38,13 @@ class DelegationSource:
 
     kea_control_socket: str
     timeout: float = 0.5
+    """Seconds to wait for Kea's answer (the request waits that long at most)."""
+    retry_after: float = 2.0
+    """After a failed read, seconds during which Kea is not asked again (the last answer stands)."""
 
     def __post_init__(self) -> None:
-        if self.timeout <= 0:
-            raise ValueError("timeout must be positive")
+        if self.timeout <= 0 or self.retry_after < 0:
+            raise ValueError("timeout must be positive and retry_after not negative")
 
 
 class KeaError(RuntimeError):
@@ -100,17 +104,21 @@ class KeaDelegations:
         self.book = book
         self.context = context
         self.failing = False
+        self.next_try = -math.inf
 
-    def refresh(self, now: float) -> None:
+    def refresh(self, now: float, force: bool = False) -> None:
+        """Ask Kea (not within ``retry_after`` of a failure unless ``force``) and update the book."""
+        if now < self.next_try and not force:
+            return
         try:
             answer = kea_command(self.source.kea_control_socket, "lease6-get-all", self.source.timeout)
             delegations = leases_to_delegations(answer, now, time.time())
         except (KeaError, KeyError, ValueError) as error:
             if not self.failing:
-                logger.error("cannot read DHCPv6 delegations, accepting none: %s", error)
+                logger.error("cannot read DHCPv6 delegations, keeping the last answer: %s", error)
                 self.context.trace.emit("delegations_unavailable", error=str(error))
             self.failing = True
-            self.book.update((), now)
+            self.next_try = now + self.source.retry_after
             return
         if self.failing:
             logger.info("DHCPv6 delegations readable again")
@@ -119,8 +127,8 @@ class KeaDelegations:
         self.context.trace.emit("delegations_read", count=len(delegations))
 
     def listing(self, now: float) -> list[dict[str, object]]:
-        """Refresh, then the book as JSON-able dicts (control socket ``delegations``)."""
-        self.refresh(now)
+        """Ask Kea now, then the book as JSON-able dicts (control socket ``delegations``)."""
+        self.refresh(now, force=True)
         return self.book.to_dicts(now)
 
 
