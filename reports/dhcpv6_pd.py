@@ -194,10 +194,10 @@ def phase_prefix(ev: PdEvidence) -> list[Verdict]:
 
 
 def delivery(ev: PdEvidence, name: str) -> tuple[float, int, int]:
-    """Share, received and sent of the packets ``name`` sent before the scenario asked for the Release or
-    the deregistration (after it, the prefix and then the binding are meant to go)."""
+    """Share, received and sent of the packets ``name`` sent before the scenario asked for the deregistration
+    (after it, the prefix is released and then the binding goes)."""
     flow = ev.run.flows.get(name)
-    ending = ev.scenario("step", what="release_sent") + ev.scenario("step", what="deregister_sent")
+    ending = ev.scenario("step", what="deregister_sent")
     until = min((float(e["t"]) for e in ending), default=math.inf)
     if flow is None:
         return 0.0, 0, 0
@@ -271,8 +271,18 @@ def phase_move(ev: PdEvidence) -> list[Verdict]:
 def phase_deregistration(ev: PdEvidence) -> list[Verdict]:
     prefix = ev.delegated
     verdicts = []
+    asked = ev.scenario("step", what="deregister_sent")
     if prefix is not None:
         finished = ev.mn("dhcpv6_release_finished")
+        released = ev.first_t(ev.mn("dhcpv6_sent", message="RELEASE"))
+        deregistered = ev.first_t(ev.mn("rrq_sent", after=asked[0]["t"] if asked else math.inf, lifetime=0))
+        verdicts.append(
+            _check(
+                "deregistration: asked to deregister, mn1 releases the prefix first",
+                bool(asked) and asked[0]["t"] <= released < deregistered,
+                f"Release {1000 * (deregistered - released):.0f} ms before the deregistration request",
+            )
+        )
         rows = ev.lease_rows(prefix)
         ended = bool(rows) and int(rows[-1]["valid_lifetime"]) == 0
         verdicts.append(

@@ -6,15 +6,16 @@ once the home agent accepts it (code 0/1) it runs :class:`agents.mip.pd_client.P
 IPv6-in-IPv4 to the home agent (and via a foreign agent, inside its IPv4 tunnel too). A delegated prefix is
 registered in explicit mode (the requested prefixes are set, which re-registers, RFC 5454 §3.5); the node's
 address in it is configured by the usual prefix-accepted events and kept across moves. Lease expiry
-withdraws the prefix by omission (§3.8); SIGTERM and ``mipctl dhcpv6-release`` send a Release first.
+withdraws the prefix by omission (§3.8); SIGTERM, ``mipctl deregister`` and ``mipctl dhcpv6-release`` send a
+Release first.
 
 Why our own client rather than dhcpcd: the client has to be driven by the registration machine (start
 when the link-local is accepted, register the prefix the moment it is delegated, drop it by omission when
 the lease ends, Release before deregistering) and to keep its lease across moves while the tunnel device
 and its link-local stay. dhcpcd (not installed here; 9.4 supports TUN) would run as a second daemon whose
 DUID, link-local source and hook scripts would have to be kept in step with the agent through its
-control socket; our sans-I/O client is ~500 lines, runs in the agent's loop and is unit-tested on a fake
-clock against RFC 8415's timers.
+control socket; our sans-I/O client (agents/mip/pd_client.py and the dhcpv6 codec) runs in the agent's
+loop and is unit-tested on a fake clock against RFC 8415's timers and against scapy's encodings.
 """
 
 from __future__ import annotations
@@ -240,11 +241,24 @@ class PrefixDelegation:
             self.sock.close()
             self.sock = None
 
-    def commands(self) -> dict[str, Handler]:
-        """`mipctl dhcpv6` (status) and `dhcpv6-release`."""
+    def commands(self, base: dict[str, Handler]) -> dict[str, Handler]:
+        """``base`` plus `mipctl dhcpv6` (status) and `dhcpv6-release`; `deregister` releases first."""
 
         def release(_args: dict[str, Any]) -> dict[str, object]:
             self.context.create_task(self.release(), name="dhcpv6 release")
             return self.client.status(self.now())
 
-        return {"dhcpv6": lambda _args: self.client.status(self.now()), "dhcpv6-release": release}
+        async def release_then(deregister: Handler, args: dict[str, Any]) -> None:
+            await self.release()
+            deregister(args)
+
+        def deregister(args: dict[str, Any]) -> dict[str, object]:
+            """Release the prefix (RFC 8415 §18.2.7), then deregister (RFC 5944 §3.6.1.2)."""
+            self.context.create_task(release_then(base["deregister"], args), name="release, deregister")
+            return {"accepted": True, "releasing": self.client.status(self.now())}
+
+        handlers = dict(base)
+        handlers |= {"dhcpv6": lambda _args: self.client.status(self.now()), "dhcpv6-release": release}
+        if "deregister" in base:
+            handlers["deregister"] = deregister
+        return handlers

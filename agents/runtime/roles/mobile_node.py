@@ -155,7 +155,8 @@ class MobileNodeRunner:
             watcher.start(context.loop)
         machine.link_changed(True, care_of, driver.now())
         driver.flush()
-        return commands(driver, machine, datapath) | ({} if pd is None else pd.commands())
+        handlers = commands(driver, machine, datapath)
+        return handlers if pd is None else pd.commands(handlers)
 
 
 async def deregister(driver: MachineDriver, machine: MobileNode) -> None:
