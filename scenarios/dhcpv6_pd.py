@@ -64,6 +64,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="Solicit/Advertise/Request/Reply instead of Rapid Commit's Solicit/Reply",
     )
     parser.add_argument(
+        "--link-local-first",
+        action="store_true",
+        help="put fe80::<HoA> in the first Registration Request instead of a second one (saves the 1 s gap)",
+    )
+    parser.add_argument(
         "--lease", type=lease, default=8, help="Kea's valid lifetime in seconds (default 8: T1 4 s, T2 6 s)"
     )
     parser.add_argument(

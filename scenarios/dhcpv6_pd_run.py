@@ -55,6 +55,7 @@ def pd_topology(args: argparse.Namespace, run: RunFolder, kea: KeaPlan) -> DualS
     mn: Any = topo.specs[MOBILE].agent_config
     ha["runtime"]["dhcpv6_pd"] = {"kea_control_socket": str(kea.control_socket)}
     mn["mobile_node"]["prefixes"] = []
+    mn["mobile_node"]["link_local_bootstrap"] = args.link_local_first
     mn["dhcpv6_pd"] = {
         "rapid_commit": not args.four_message,
         "sol_max_delay": args.sol_max_delay,
@@ -168,6 +169,7 @@ class PdRun:
             delegated_length=plan.delegated_length,
             lease={"preferred": plan.preferred, "valid": plan.valid, "t1": plan.renew, "t2": plan.rebind},
             rapid_commit=not args.four_message,
+            link_local_first=args.link_local_first,
             exhausted=self.exhausted,
             phases=list(self.phases),
             flows=[],
