@@ -179,11 +179,31 @@ def test_lease_expiry_withdraws_the_prefix_by_omission_then_solicits_again(bed: 
     assert wait_until(again, 15.0), mn.events()[-10:]
 
 
-def test_sigterm_releases_then_deregisters_and_kea_leaves_nothing_outside(bed: AgentBed) -> None:
+def test_release_alone_stops_using_the_prefix(bed: AgentBed) -> None:
+    """`mipctl dhcpv6-release`: Release (RFC 8415 §18.2.7), and the prefix is withdrawn by omission."""
+    mn, ha = bed.agents["mn1"], bed.agents["ha"]
+    prefix = str(delegated(bed))
+    since = mn.events("prefix_delegated")[-1]["t"]  # registered again after the latest delegation
+    registered = lambda: any(  # noqa: E731
+        e["prefix"] == prefix and not e["link_local"] for e in mn.events("prefix_accepted") if e["t"] > since
+    )
+    assert wait_until(registered, 5.0)
+    before = len(ha.events("prefix_deregistered"))
+    mn.ask("dhcpv6-release")
+    assert wait_until(lambda: bool(mn.events("dhcpv6_release_finished")), 5.0)
+    assert mn.events("dhcpv6_release_finished")[-1]["confirmed"] is True
+    gone = lambda: any(e["prefix"]["prefix"] == prefix for e in ha.events("prefix_deregistered")[before:])  # noqa: E731
+    assert wait_until(gone, 5.0)
+    assert mn.ask("dhcpv6")["state"] == "stopped"
+    assert ha.ask("delegations") == []
+
+
+def test_sigterm_deregisters_and_kea_leaves_nothing_outside(bed: AgentBed) -> None:
     mn = bed.agents["mn1"]
     assert mn.stop() == 0
     assert any(e["message"] == "RELEASE" for e in mn.events("dhcpv6_sent"))
     assert mn.events("dhcpv6_release_finished")[-1]["confirmed"] is True
+    assert mn.events("deregistered")
     listing = bed.agents["ha"].ask("delegations")
     assert listing == []
     kea: KeaServer = bed.kea  # type: ignore[attr-defined]

@@ -39,8 +39,10 @@ class DelegationSource:
     kea_control_socket: str
     timeout: float = 0.5
     """Seconds to wait for Kea's answer (the request waits that long at most)."""
-    retry_after: float = 2.0
-    """After a failed read, seconds during which Kea is not asked again (the last answer stands)."""
+    retry_after: float = 0.0
+    """After a failed read, seconds during which Kea is not asked again (the last answer stands). 0: ask
+    before every request, so a prefix delegated just after Kea came back is known; a hung Kea then delays
+    each request by ``timeout``."""
 
     def __post_init__(self) -> None:
         if self.timeout <= 0 or self.retry_after < 0:

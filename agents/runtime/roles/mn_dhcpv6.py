@@ -138,6 +138,7 @@ class PrefixDelegation:
         self.driver: MachineDriver | None = None
         self.link_local_asked = node.link_local_bootstrap
         self.delegated: IPv6Network | None = None
+        self.withdraw_on_release = False
         self.sock: socket.socket | None = None
         self.index = 0
 
@@ -205,7 +206,7 @@ class PrefixDelegation:
         elif isinstance(event, pe.DelegationLost):
             logger.info("DHCPv6 prefix %s gone (%s): withdrawn by omission", event.prefix, event.reason)
             self.delegated = None
-            if event.reason != "released":  # a Release comes right before deregistration anyway
+            if event.reason != "released" or self.withdraw_on_release:  # else a deregistration follows
                 self.context.loop.call_soon(self._set_prefixes)
         elif isinstance(event, pe.NoPrefixAvailable):
             logger.warning("DHCPv6: no prefix available (%s): staying IPv4-only", event.message)
@@ -221,8 +222,10 @@ class PrefixDelegation:
             self.client.receive_datagram(data, self.now())
         self.flush()
 
-    async def release(self) -> None:
-        """Release the prefix (RFC 8415 §18.2.7) and wait briefly for the server's Reply."""
+    async def release(self, withdraw: bool = False) -> None:
+        """Release the prefix (RFC 8415 §18.2.7) and wait briefly for the server's Reply. ``withdraw``:
+        also re-register without it (§18.2.7: stop using it); without, a deregistration is about to follow."""
+        self.withdraw_on_release = withdraw
         if self.client.state not in (PdState.BOUND, PdState.RENEWING, PdState.REBINDING):
             self.client.stop()
             return
@@ -245,7 +248,7 @@ class PrefixDelegation:
         """``base`` plus `mipctl dhcpv6` (status) and `dhcpv6-release`; `deregister` releases first."""
 
         def release(_args: dict[str, Any]) -> dict[str, object]:
-            self.context.create_task(self.release(), name="dhcpv6 release")
+            self.context.create_task(self.release(withdraw=True), name="dhcpv6 release")
             return self.client.status(self.now())
 
         async def release_then(deregister: Handler, args: dict[str, Any]) -> None:
