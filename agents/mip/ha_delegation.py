@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Network
 
 from agents.mip.dhcpv6 import duid_en
+from agents.mip.errors import DecodeError
+from agents.mip.registration import RegistrationRequest, decode_message
 
 DOCUMENTATION_ENTERPRISE = 32473
 """The IANA enterprise number reserved for documentation and examples (RFC 5612)."""
@@ -64,6 +66,24 @@ class DelegationBook:
             and (item.expires_at is None or now < item.expires_at)
             for item in self._delegations
         )
+
+    def needs_refresh(self, request: bytes, now: float, max_age: float) -> bool:
+        """Whether to ask the server before ``request`` is handled: it is a Registration Request for a
+        configured node asking for a prefix that is not known to be delegated to it, or the last answer is
+        older than ``max_age``. Other datagrams (replies, tunnel data, garbage, link-local-only or
+        prefix-free requests) never cost a server round trip."""
+        try:
+            message = decode_message(request)
+        except (DecodeError, ValueError):
+            return False
+        if not isinstance(message, RegistrationRequest) or message.home_address not in self.owners.values():
+            return False
+        prefixes = [item.network for item in message.prefix_requests if item.network is not None]
+        if not prefixes:
+            return False
+        if self.updated_at is None or now - self.updated_at > max_age:
+            return True
+        return not all(self.delegated_to(message.home_address, prefix, now) for prefix in prefixes)
 
     def to_dicts(self, now: float) -> list[dict[str, object]]:
         """The known delegations, JSON-able (control socket ``delegations``)."""

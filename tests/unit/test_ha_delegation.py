@@ -7,12 +7,14 @@ from ipaddress import IPv4Address, IPv6Network
 
 from agents.mip.codes import PrefixReplyCode
 from agents.mip.dhcpv6 import duid_en
+from agents.mip.dsmip import PrefixRequest
 from agents.mip.events import PrefixRegistered
 from agents.mip.ha_delegation import Delegation, DelegationBook, mobile_node_duid
 from tests.unit.test_home_agent import (
     COA,
     HOA,
     HOA2,
+    LINK_LOCAL,
     Clock,
     drain,
     make_ha,
@@ -99,3 +101,20 @@ def test_book_reports_owners_and_remaining_lifetime() -> None:
     delegations = book(Delegation(DELEGATED, mobile_node_duid(HOA), 3, 30.0))
     (entry,) = delegations.to_dicts(10.0)
     assert entry["owner"] == str(HOA) and entry["expires_in"] == 20.0 and entry["prefix"] == str(DELEGATED)
+
+
+def test_only_requests_for_unknown_or_stale_prefixes_need_kea() -> None:
+    clock = Clock()
+    delegations = book(Delegation(DELEGATED, mobile_node_duid(HOA), 1, clock.now + 60))
+    delegations.updated_at = clock.now
+    known = rrq(clock, extensions=prefixes(DELEGATED))
+    unknown = rrq(clock, extensions=prefixes(OTHER))
+    link_local_only = rrq(clock, extensions=(PrefixRequest.for_link_local(LINK_LOCAL),))
+    stranger = rrq(clock, home=IPv4Address("192.0.2.99"), extensions=prefixes(OTHER))
+    assert not delegations.needs_refresh(known, clock.now + 0.5, max_age=1.0)
+    assert delegations.needs_refresh(known, clock.now + 1.5, max_age=1.0)  # the answer is too old
+    assert delegations.needs_refresh(unknown, clock.now + 0.5, max_age=1.0)
+    assert not delegations.needs_refresh(link_local_only, clock.now, max_age=1.0)
+    assert not delegations.needs_refresh(stranger, clock.now, max_age=1.0)  # not a configured node
+    assert not delegations.needs_refresh(b"\x04\x29\x00\x00garbage", clock.now, max_age=1.0)
+    assert not delegations.needs_refresh(b"", clock.now, max_age=1.0)

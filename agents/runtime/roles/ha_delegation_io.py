@@ -1,12 +1,17 @@
 """The home agent reads the DHCPv6 server's prefix delegations from Kea (RFC 5454 §3.7.1).
 
-Kea's lease state is the source of truth: before each Registration Request is handed to the machine, the
-runtime asks Kea's control socket ``lease6-get-all`` (the ``libdhcp_lease_cmds`` hook, shipped with
-Debian's kea-dhcp6-server 2.2) and feeds the IA_PD leases to :class:`agents.mip.ha_delegation.DelegationBook`.
-Asking per request, rather than polling, means a prefix registered the moment it was delegated is already
-known; the control socket was chosen over reading the memfile CSV because the CSV is append-only (a renewal
-or release is a new line, and Kea's lease-file cleanup rewrites it) and lags the server's memory. If Kea
-cannot be asked, the book is emptied: no delegated prefix is accepted (fail closed).
+Kea's lease state is the source of truth. Before a Registration Request asking for a prefix that the last
+answer does not show delegated to that node (or when that answer is older than ``max_age``) is handed to the
+machine, the runtime asks Kea's control socket ``lease6-get-all`` (the ``libdhcp_lease_cmds`` hook, shipped
+with Debian's kea-dhcp6-server 2.2) and feeds the IA_PD leases to
+:class:`agents.mip.ha_delegation.DelegationBook`. Asking on demand rather than polling means a prefix
+registered the moment it was delegated is already known, and datagrams that need no answer (replies, tunnel
+data, garbage, link-local-only requests) never cost a round trip; ``max_rate`` bounds what forged requests
+can make the HA ask. The control socket was chosen over reading the memfile CSV because the CSV is
+append-only (a renewal or release is a new line, and Kea's lease-file cleanup rewrites it) and lags the
+server's memory. If Kea cannot be asked, the last answer stands, each lease still ending at its own expiry:
+a Kea hiccup must not make the HA refuse (code 9) the prefix a node renews its binding with, and nothing
+outlives its lease.
 """
 
 from __future__ import annotations
@@ -41,12 +46,17 @@ class DelegationSource:
     """Seconds to wait for Kea's answer (the request waits that long at most)."""
     retry_after: float = 0.0
     """After a failed read, seconds during which Kea is not asked again (the last answer stands). 0: ask
-    before every request, so a prefix delegated just after Kea came back is known; a hung Kea then delays
-    each request by ``timeout``."""
+    again at the next request that needs it, so a prefix delegated just after Kea came back is known; a hung
+    Kea then delays such requests by ``timeout``."""
+    max_age: float = 1.0
+    """A request for a prefix the last answer covers asks Kea again only if that answer is older."""
+    max_rate: float = 20.0
+    """Kea is asked at most this many times a second for requests (forged ones could otherwise make the HA
+    hammer Kea)."""
 
     def __post_init__(self) -> None:
-        if self.timeout <= 0 or self.retry_after < 0:
-            raise ValueError("timeout must be positive and retry_after not negative")
+        if self.timeout <= 0 or self.retry_after < 0 or self.max_age < 0 or self.max_rate <= 0:
+            raise ValueError("timeout and max_rate must be positive, retry_after and max_age not negative")
 
 
 class KeaError(RuntimeError):
@@ -107,11 +117,13 @@ class KeaDelegations:
         self.context = context
         self.failing = False
         self.next_try = -math.inf
+        self.last_asked = -math.inf
 
     def refresh(self, now: float, force: bool = False) -> None:
         """Ask Kea (not within ``retry_after`` of a failure unless ``force``) and update the book."""
-        if now < self.next_try and not force:
+        if not force and (now < self.next_try or now - self.last_asked < 1.0 / self.source.max_rate):
             return
+        self.last_asked = now
         try:
             answer = kea_command(self.source.kea_control_socket, "lease6-get-all", self.source.timeout)
             delegations = leases_to_delegations(answer, now, time.time())
@@ -135,14 +147,17 @@ class KeaDelegations:
 
 
 class RefreshingDriver(MachineDriver):
-    """A :class:`MachineDriver` that re-reads the delegations before each Registration Request."""
+    """A :class:`MachineDriver` that re-reads the delegations before a Registration Request that needs
+    them (:meth:`DelegationBook.needs_refresh`)."""
 
     def __init__(self, machine: HomeAgent, delegations: KeaDelegations, *args: Any) -> None:
         super().__init__(machine, *args)
         self.delegations = delegations
 
     def datagram_received(self, received: Received) -> None:
-        self.delegations.refresh(self.now())
+        kea, now = self.delegations, self.now()
+        if kea.book.needs_refresh(received.payload, now, kea.source.max_age):
+            kea.refresh(now)
         super().datagram_received(received)
 
 
