@@ -64,8 +64,9 @@ class PdClient:
     # -- inputs --------------------------------------------------------------------------------------
 
     def start(self, now: float) -> None:
-        """Begin soliciting after a random delay of up to SOL_MAX_DELAY (RFC 8415 §18.2.1)."""
-        if self.state is not PdState.IDLE:
+        """Begin soliciting after a random delay of up to SOL_MAX_DELAY (RFC 8415 §18.2.1); from IDLE, or
+        from STOPPED (a new start after a Release or stop). Otherwise nothing: an exchange is under way."""
+        if self.state not in (PdState.IDLE, PdState.STOPPED):
             return
         self._move(_T.START)
         self._begin(now, self._solicit_parameters())

@@ -43,6 +43,7 @@ _S, _T = PdState, PdTrigger
 _HOLDING = (_S.BOUND, _S.RENEWING, _S.REBINDING)
 PD_TRANSITIONS: dict[tuple[PdState, PdTrigger], PdState] = {
     (_S.IDLE, _T.START): _S.SOLICITING,
+    (_S.STOPPED, _T.START): _S.SOLICITING,  # again, e.g. after a deregistration and a new registration
     (_S.SOLICITING, _T.ADVERTISED): _S.REQUESTING,
     (_S.SOLICITING, _T.REPLIED): _S.BOUND,
     (_S.REQUESTING, _T.REPLIED): _S.BOUND,

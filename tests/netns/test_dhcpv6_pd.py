@@ -179,6 +179,26 @@ def test_lease_expiry_withdraws_the_prefix_by_omission_then_solicits_again(bed: 
     assert wait_until(again, 15.0), mn.events()[-10:]
 
 
+def test_deregister_releases_first_and_a_new_registration_solicits_again(bed: AgentBed) -> None:
+    mn, ha = bed.agents["mn1"], bed.agents["ha"]
+    releases = len(mn.events("dhcpv6_release_finished"))
+    delegations = len(mn.events("prefix_delegated"))
+    mn.ask("deregister")
+    assert wait_until(lambda: bool(mn.events("deregistered")), 8.0)
+    released = mn.events("dhcpv6_release_finished")[releases:]
+    assert released and released[0]["confirmed"] is True
+    assert released[0]["t"] < mn.events("deregistered")[-1]["t"]
+    assert ha.ask("delegations") == []
+    mn.ask("register")
+    assert wait_until(lambda: len(mn.events("prefix_delegated")) > delegations, 8.0), mn.events()[-10:]
+    prefix = str(delegated(bed))
+    since = mn.events("prefix_delegated")[-1]["t"]
+    registered = lambda: any(  # noqa: E731
+        e["prefix"] == prefix and not e["link_local"] for e in mn.events("prefix_accepted") if e["t"] > since
+    )
+    assert wait_until(registered, 5.0)
+
+
 def test_release_alone_stops_using_the_prefix(bed: AgentBed) -> None:
     """`mipctl dhcpv6-release`: Release (RFC 8415 §18.2.7), and the prefix is withdrawn by omission."""
     mn, ha = bed.agents["mn1"], bed.agents["ha"]

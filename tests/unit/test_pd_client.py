@@ -318,3 +318,23 @@ def test_release_before_anything_was_delegated_just_stops() -> None:
 def test_every_transition_goes_to_a_state() -> None:
     assert all(isinstance(after, PdState) for after in PD_TRANSITIONS.values())
     assert (PdState.BOUND, PdState.IDLE) not in PD_TRANSITIONS  # type: ignore[comparison-overlap]
+
+
+def test_a_released_client_can_start_again_with_a_new_transaction() -> None:
+    client = PdClient(CONFIG, random.Random(1))
+    first = bound(client)
+    client.release(50.0)
+    sent(client, 50.0)
+    for _ in range(4):
+        timer = client.get_timer()
+        if timer is None:
+            break
+        client.handle_timer(timer)
+        sent(client, timer)
+    assert client.state is PdState.STOPPED
+    client.start(60.0)
+    client.handle_timer(60.0)
+    (solicit,) = sent(client, 60.0)
+    assert solicit.msg_type == MessageType.SOLICIT and solicit.transaction_id != first.transaction_id
+    client.start(60.5)  # already soliciting: nothing new
+    assert sent(client, 60.5) == []

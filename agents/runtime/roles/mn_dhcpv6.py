@@ -139,6 +139,7 @@ class PrefixDelegation:
         self.link_local_asked = node.link_local_bootstrap
         self.delegated: IPv6Network | None = None
         self.withdraw_on_release = False
+        self.closing = False
         self.sock: socket.socket | None = None
         self.index = 0
 
@@ -166,7 +167,7 @@ class PrefixDelegation:
         if isinstance(event, ev.RegistrationAccepted) and not self.link_local_asked:
             self.link_local_asked = True
             self.context.loop.call_soon(self._set_prefixes)
-        elif isinstance(event, ev.PrefixAccepted) and event.link_local and self.client.state is PdState.IDLE:
+        elif isinstance(event, ev.PrefixAccepted) and event.link_local and self.startable():
             self.context.loop.call_soon(self._start)
         elif isinstance(event, ev.PrefixRejected) and event.link_local:
             logger.warning("the home agent refused the link-local (code %s): no DHCPv6-PD", event.code)
@@ -174,6 +175,13 @@ class PrefixDelegation:
             logger.warning(
                 "the home agent refused the delegated prefix %s (code %s)", event.prefix, event.code
             )
+
+    def startable(self) -> bool:
+        """Not started yet, or stopped by a deregistration's Release (not an explicit one, not shutdown)."""
+        idle = self.client.state is PdState.IDLE
+        return idle or (
+            self.client.state is PdState.STOPPED and not self.withdraw_on_release and not self.closing
+        )
 
     def _start(self) -> None:
         self.client.start(self.now())
@@ -239,6 +247,7 @@ class PrefixDelegation:
         return self.client.state is PdState.STOPPED
 
     def _close(self) -> None:
+        self.closing = True
         if self.sock is not None:
             self.context.loop.remove_reader(self.sock.fileno())
             self.sock.close()
