@@ -65,6 +65,15 @@ def pd_topology(args: argparse.Namespace, run: RunFolder, kea: KeaPlan) -> DualS
     return topo
 
 
+def phase_line(milestones: dict[str, float]) -> str:
+    """`bootstrap (ms after the first request): IPv4 registration 12, link-local +990, ...`."""
+    from reports.dhcpv6_pd_report import phases
+
+    spans = phases(milestones)
+    parts = [f"{label} {'+' if start else ''}{duration * 1000:.0f}" for label, start, duration in spans]
+    return "bootstrap, ms from the first Registration Request via FA1: " + (", ".join(parts) or "-")
+
+
 class PdRun:
     """One run of the DHCPv6-PD scenario into ``run``."""
 
@@ -137,6 +146,7 @@ class PdRun:
         result = render_dhcpv6_pd(self.run.path)
         if not self.progress.quiet:
             self.progress.always("")
+            self.progress.always(phase_line(result.metrics.get("milestones_s", {})))
             self.progress.always(verdict_lines(result))
         verdict = "PASSED" if result.overall_passed else "FAILED"
         self.progress.always(
