@@ -13,7 +13,7 @@ import random
 from collections import deque
 from ipaddress import IPv6Network
 
-from agents.mip.dhcpv6 import IaPd, IaPrefix, Message, MessageType, OptionCode, Status
+from agents.mip.dhcpv6 import IaPd, IaPrefix, Message, MessageType, Status
 from agents.mip.dhcpv6_timing import Retransmission, RetransmissionParameters
 from agents.mip.errors import DecodeError
 from agents.mip.pd_events import (
@@ -387,4 +387,4 @@ class PdClient:
         self._events.append(event)
 
 
-__all__ = ["PD_TRANSITIONS", "Lease", "OptionCode", "PdClient", "PdClientConfig", "PdState", "PdTrigger"]
+__all__ = ["PD_TRANSITIONS", "Lease", "PdClient", "PdClientConfig", "PdState", "PdTrigger"]
