@@ -12,6 +12,7 @@ from pathlib import Path
 
 from reports.deregistration import is_deregistration_run, render_deregistration, scenario_of
 from reports.deregistration import verdict_lines as deregistration_verdicts
+from reports.dhcpv6_pd import is_dhcpv6_pd_run, render_dhcpv6_pd
 from reports.errors import RunFolderError
 from reports.nat_traversal import render_nat_traversal
 from reports.render import metrics_json, render
@@ -35,8 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         deregistration = is_deregistration_run(args.run_dir)
+        pd = not deregistration and is_dhcpv6_pd_run(args.run_dir)
         if deregistration:
             result = render_deregistration(args.run_dir)
+        elif pd:
+            result = render_dhcpv6_pd(args.run_dir)
         elif scenario_of(args.run_dir) == "nat_traversal":
             result = render_nat_traversal(args.run_dir)
         else:
@@ -51,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(metrics_json(result))
     elif args.quiet:
         print(overall_line(result))
-    elif deregistration:
-        print(deregistration_verdicts(result))
+    elif deregistration or pd:
+        print(deregistration_verdicts(result))  # the same one-line-per-verdict form
     else:
         print(summary_table(result))
         print()

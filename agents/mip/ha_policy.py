@@ -7,6 +7,7 @@ the decoded request, the configuration and the binding table; none of them chang
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Network
 
@@ -171,13 +172,15 @@ def _prefix_decision(
     account: MobileNodeAccount,
     table: BindingTable,
     target: TunnelTarget,
+    delegated: Callable[[IPv6Network], bool] | None = None,
 ) -> PrefixDecision:
-    """One explicit-mode request: policy (9), overlap with another MN (8), else accept (RFC 5454 §3.3)."""
+    """One explicit-mode request: policy (9; a prefix outside the configured ones must be delegated to this
+    node, RFC 5454 §3.7.1), overlap with another MN (8), else accept (RFC 5454 §3.3)."""
     if prefix_request.is_link_local:
         return _link_local_decision(prefix_request, account)
     network = prefix_request.network
     assert network is not None
-    if not account.allows(network):
+    if not account.allows(network) and not (delegated is not None and delegated(network)):
         reason = "outside the allowed prefixes"
         return PrefixDecision(prefix_request, PrefixReplyCode.REJECTED_ADMIN, None, reason)
     if table.overlaps_other(account.home_address, network):
@@ -197,8 +200,10 @@ def prefix_decisions(
     table: BindingTable,
     config: HomeAgentConfig,
     udp: bool = False,
+    delegated: Callable[[IPv6Network], bool] | None = None,
 ) -> list[PrefixDecision]:
-    """One decision per distinct requested prefix; duplicates get no second reply (RFC 5454 §3.3)."""
+    """One decision per distinct requested prefix; duplicates get no second reply (RFC 5454 §3.3).
+    ``delegated(prefix)``: whether the DHCPv6 server delegated ``prefix`` to this node (§3.7.1)."""
     if not config.dsmipv4:
         return []
     target = ipv6_target(request, config, udp)
@@ -209,7 +214,7 @@ def prefix_decisions(
         if key in seen:
             continue
         seen.add(key)
-        decisions.append(_prefix_decision(prefix_request, account, table, target))
+        decisions.append(_prefix_decision(prefix_request, account, table, target, delegated))
     return decisions
 
 

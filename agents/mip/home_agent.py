@@ -12,8 +12,9 @@ import logging
 import math
 import random
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
 from agents.mip import ha_policy, identification
 from agents.mip.auth import append_authentication, verify_with
@@ -44,6 +45,7 @@ from agents.mip.events import (
     RequestReceived,
 )
 from agents.mip.extensions import UdpTunnelReply
+from agents.mip.ha_delegation import DelegationBook
 from agents.mip.ha_policy import PrefixDecision
 from agents.mip.ha_restore import RestoreOutcome, SavedBinding, usable_care_ofs, usable_prefixes
 from agents.mip.registration import RegistrationReply, RegistrationRequest
@@ -90,6 +92,8 @@ class HomeAgent:
         self._nonces: dict[IPv4Address, int] = {}
         self._events: deque[Event] = deque()
         self._outgoing: list[OutgoingDatagram] = []
+        self.delegations: DelegationBook | None = None
+        """Set by the runtime when a DHCPv6 server delegates prefixes (RFC 5454 §3.7.1)."""
 
     # -- runtime interface -------------------------------------------------------------------
 
@@ -361,11 +365,22 @@ class HomeAgent:
         if udp.denial is not None:
             self._deny(incoming, account, udp.denial, udp.reason)
             return
-        decisions = ha_policy.prefix_decisions(request, account, self.table, self.config, udp.tunnelled)
+        delegated = self._delegation_check(account, incoming.now)
+        decisions = ha_policy.prefix_decisions(
+            request, account, self.table, self.config, udp.tunnelled, delegated
+        )
         entry = self._care_of_entry(incoming, udp)
         self._apply_registration(incoming, entry, simultaneous.keep_others, decisions)
         replies = tuple(PrefixReply.answering(item.request, item.code) for item in decisions)
         self._send_reply(incoming, account, simultaneous.code, entry.lifetime, None, replies, udp.reply)
+
+    def _delegation_check(
+        self, account: MobileNodeAccount, now: float
+    ) -> Callable[[IPv6Network], bool] | None:
+        book = self.delegations
+        if book is None:
+            return None
+        return lambda network: book.delegated_to(account.home_address, network, now)
 
     def _care_of_entry(self, incoming: _Incoming, udp: ha_policy.UdpTunnelDecision) -> CareOfEntry:
         """The binding's care-of: the request's Care-of Address, or behind a NAT the address and port the

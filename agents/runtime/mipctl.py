@@ -37,6 +37,9 @@ KEY_VALUE_COMMANDS = {
     "register": "make the mobile node register now",
     "deregister": "make the mobile node deregister now",
     "solicit": "send an Agent Solicitation now",
+    "dhcpv6": "show the mobile node's DHCPv6-PD client (RFC 5454 §3.7.1)",
+    "dhcpv6-release": "make the mobile node release its delegated prefix and stop using it",
+    "delegations": "list the prefixes Kea delegated, as the home agent reads them",
 }
 
 

@@ -29,6 +29,7 @@ def agents(*argv: str) -> subprocess.CompletedProcess[str]:
         ("mn", "examples/mn.toml"),
         ("fa", "examples/fa.toml"),
         ("mn", "examples/mn-fa.toml"),
+        ("mn", "examples/mn-dhcpv6-pd.toml"),
     ],
 )
 def test_example_config_checks(role: str, path: str) -> None:

@@ -27,6 +27,7 @@ from agents.runtime.frame import AgentContext
 from agents.runtime.netlink import Netlink
 from agents.runtime.roles.driver import MachineDriver, wall_clock_offset
 from agents.runtime.roles.ha_advertising import HomeAdvertising
+from agents.runtime.roles.ha_delegation_io import DelegationSource, RefreshingDriver, attach_delegations
 from agents.runtime.roles.ha_recovery import HomeAgentRecovery
 from agents.runtime.roles.settings import (
     TunnelRuntime,
@@ -48,6 +49,8 @@ class HomeAgentRuntime(TunnelRuntime):
     advertisement: AdvertisementConfig | None = None
     """`[runtime.advertisement]` with `advertise_home = true`: Agent Advertisements with the H bit on the home
     link (RFC 5944 §2.1, §2.4.3). Absent: the home agent does not advertise."""
+    dhcpv6_pd: DelegationSource | None = None
+    """`[runtime.dhcpv6_pd]`: accept prefixes Kea delegated to a node (RFC 5454 §3.7.1)."""
     home_prefix_routes: bool = True
     """Route every mobile node's allowed IPv6 prefixes onto the home link (metric
     :data:`HOME_PREFIX_METRIC`) while it has no binding, so a node at home is reached natively; a binding's
@@ -143,7 +146,14 @@ class HomeAgentRunner:
         )
         context.on_shutdown(datapath.close, name="close the tunnel datapath")
         applier = HomeAgentEvents(protocol, datapath, home_link)
-        driver = MachineDriver(machine, sock, context, recovery.journaled(applier.apply))
+        extra: dict[str, Handler] = {}
+        journaled = recovery.journaled(applier.apply)
+        if runtime.dhcpv6_pd is None:
+            driver = MachineDriver(machine, sock, context, journaled)
+        else:
+            kea = attach_delegations(machine, runtime.dhcpv6_pd, context)
+            driver = RefreshingDriver(machine, kea, sock, context, journaled)
+            extra["delegations"] = lambda _args: kea.listing(driver.now())
         driver.on_tunnel_data = lambda data: datapath.receive_udp_tunnel(data.payload, *data.source)
         recovery.restore(machine, driver.now())
         driver.start(first=lambda source: machine.is_known_source(source, driver.now()))
@@ -154,7 +164,7 @@ class HomeAgentRunner:
                 machine.status(driver.now()) | {"datapath": datapath.counters().to_dict()}
             ),
             "bindings": lambda _args: machine.bindings(driver.now()),
-        }
+        } | extra
 
 
 class DropReporter:

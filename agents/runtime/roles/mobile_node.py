@@ -31,6 +31,7 @@ from agents.runtime.frame import AgentContext
 from agents.runtime.linkwatch import AddressWatcher, CarrierWatcher
 from agents.runtime.netlink import Netlink
 from agents.runtime.roles.driver import MachineDriver, wall_clock_offset
+from agents.runtime.roles.mn_dhcpv6 import Dhcpv6PdSettings, PrefixDelegation, load_mn_sections
 from agents.runtime.roles.mn_discovery_io import (
     AgentDiscoverySocket,
     DiscoveringDriver,
@@ -38,12 +39,7 @@ from agents.runtime.roles.mn_discovery_io import (
     HomeLinkPlan,
 )
 from agents.runtime.roles.mn_nat import NatKeepalives
-from agents.runtime.roles.settings import (
-    TunnelRuntime,
-    load_role_file,
-    report_datapath_choice,
-    require_interface,
-)
+from agents.runtime.roles.settings import TunnelRuntime, report_datapath_choice, require_interface
 from agents.runtime.udp import MobileIpSocket
 
 logger = logging.getLogger(__name__)
@@ -99,10 +95,12 @@ class MobileNodeRuntime(TunnelRuntime):
 class MobileNodeSettings:
     protocol: MobileNodeConfig
     runtime: MobileNodeRuntime
+    dhcpv6_pd: Dhcpv6PdSettings | None = None
+    """`[dhcpv6_pd]`: bootstrap IPv6 by DHCPv6-PD over the tunnel (RFC 5454 §3.7.1)."""
 
 
 def load_settings(path: Path) -> MobileNodeSettings:
-    return MobileNodeSettings(*load_role_file(path, "mobile_node", MobileNodeConfig, MobileNodeRuntime))
+    return MobileNodeSettings(*load_mn_sections(path, MobileNodeConfig, MobileNodeRuntime))
 
 
 def find_care_of(interface: str, home_address: IPv4Address) -> IPv4Address | None:
@@ -157,11 +155,21 @@ class MobileNodeRunner:
             context.on_shutdown(link.close, name="remove the visited-link address and routes")
         keepalives = NatKeepalives(protocol, sock)
         applier = MobileNodeEvents(protocol, runtime, datapath, link, keepalives.send)
-        driver = DiscoveringDriver(machine, sock, context, applier.apply)
+        pd = (
+            None
+            if config.dhcpv6_pd is None
+            else PrefixDelegation(config.dhcpv6_pd, protocol, machine, context, runtime.tunnel_interface)
+        )
+        driver = DiscoveringDriver(
+            machine, sock, context, applier.apply if pd is None else pd.observing(applier.apply)
+        )
         driver.on_tunnel_data = keepalives.tunnel_data_handler(machine, datapath, driver.now, driver.flush)
         warn_if_attempts_cannot_fit(protocol, runtime.stop_timeout)
         stop = StopDeregistration(driver, machine, applier, context, runtime.stop_timeout)
         context.on_shutdown(stop.run, name="deregister")
+        if pd is not None:
+            pd.attach(driver)
+            context.on_shutdown(pd.release, name="release the delegated prefix")  # before deregistering
         driver.start()
         if link is not None:
             discovery = AgentDiscoverySocket(runtime.interface)
@@ -177,7 +185,8 @@ class MobileNodeRunner:
                 addresses.start(context.loop)
         machine.link_changed(True, care_of, driver.now())
         driver.flush()
-        return commands(driver, machine, datapath)
+        handlers = commands(driver, machine, datapath)
+        return handlers if pd is None else pd.commands(handlers)
 
 
 def warn_if_attempts_cannot_fit(config: MobileNodeConfig, stop_timeout: float) -> None:
