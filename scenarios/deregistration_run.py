@@ -17,12 +17,11 @@ from datetime import UTC, datetime
 from ipaddress import IPv4Address
 from typing import Any
 
-from agents.runtime.trace import monotonic_now
 from reports.deregistration import DeregistrationResult, render_deregistration, verdict_lines
 from scenarios.forgery import last_deregistration, wrong_key_deregistration
 from scenarios.harness.observe import HomeLinkView, Observer, mac_of
 from scenarios.harness.progress import Progress
-from scenarios.harness.runfolder import RunFolder, git_revision, versions
+from scenarios.harness.runfolder import RunFolder, kernel_notes, start_meta
 from scenarios.harness.testbed import SNAPLEN, Testbed, wait_until
 from topologies.addressing import CN4, CN6, HA4
 from topologies.agent_configs import HA_TUNNEL
@@ -110,20 +109,10 @@ class DeregistrationRun:
     def write_meta_start(self) -> None:
         args, topo = self.args, self.topo
         self.run.write_meta(
-            scenario="deregistration",
-            argv=["python", "-m", "scenarios.deregistration", *getattr(args, "argv", [])],
-            seed=self.seed,
-            datapath=args.datapath,
-            rate=args.rate,
+            **start_meta("deregistration", args, self.seed, self.features),
             dwell=args.dwell,
             pcap=True,  # the HA's home link at least (--no-pcap: only that one)
             pcap_all=not args.no_pcap,
-            git_rev=git_revision(),
-            versions=versions(),
-            kernel_features=self.features,
-            start_utc=datetime.now(UTC).isoformat(timespec="seconds"),
-            t0=monotonic_now(),
-            clock_offset=time.time() - monotonic_now(),
             mobile_node=MOBILE,
             colocated_node=COLOCATED,
             home_agent="ha",
@@ -142,8 +131,8 @@ class DeregistrationRun:
             bridges=sorted(topo.switches()),
             settle_timeout=args.settle_timeout,
         )
-        if not self.features.get("netem"):
-            self.progress.say("this kernel has no sch_netem: links run without added delay or loss")
+        for note in kernel_notes(self.features):
+            self.progress.say(note)
 
     def capture_home_link(self, bed: Testbed) -> None:
         """With --no-pcap the HA's home link is still captured: the verdicts read what the HA sent into

@@ -17,12 +17,11 @@ from datetime import UTC, datetime
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any
 
-from agents.runtime.trace import monotonic_now
 from reports.dhcpv6_pd import render_dhcpv6_pd, verdict_lines
 from reports.metrics import RunResult
 from scenarios.harness.kea import KeaPlan, KeaServer, KeaUnavailable
 from scenarios.harness.progress import Progress
-from scenarios.harness.runfolder import RunFolder, git_revision, versions
+from scenarios.harness.runfolder import RunFolder, start_meta
 from scenarios.harness.testbed import Testbed, wait_until
 from topologies.addressing import CN4, CN6, HA6
 from topologies.dualstack import DualStackTopo, process_tag
@@ -157,19 +156,9 @@ class PdRun:
     def write_meta_start(self) -> None:
         args, plan = self.args, self.kea_plan
         self.run.write_meta(
-            scenario="dhcpv6_pd",
-            argv=["python", "-m", "scenarios.dhcpv6_pd", *getattr(args, "argv", [])],
-            seed=self.seed,
-            datapath=args.datapath,
-            rate=args.rate,
+            **start_meta("dhcpv6_pd", args, self.seed, self.features),
             dwell=args.dwell,
             pcap=not args.no_pcap,
-            git_rev=git_revision(),
-            versions=versions(),
-            kernel_features=self.features,
-            start_utc=datetime.now(UTC).isoformat(timespec="seconds"),
-            t0=monotonic_now(),
-            clock_offset=time.time() - monotonic_now(),
             mobile_node=MOBILE,
             home_agent="ha",
             home_address=self.hoa,

@@ -8,13 +8,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from agents.runtime.trace import monotonic_now
 from reports import RunResult, render, summary_table, verdict_lines
 from scenarios.harness.progress import Progress
-from scenarios.harness.runfolder import RunFolder, git_revision, versions
+from scenarios.harness.runfolder import RunFolder, kernel_notes, start_meta
 from scenarios.harness.testbed import Testbed, wait_until
 from topologies.addressing import CN4, CN6
-from topologies.bridges import bridge_netfilter_note
 from topologies.dualstack import DualStackTopo, process_tag
 
 MOBILE_NODE = "mn1"
@@ -89,22 +87,13 @@ class HandoverRun:
         args = self.args
         mobile = self.topo.mobileLinks()[MOBILE_NODE]
         self.run.write_meta(
-            scenario="handover",
-            argv=["python", "-m", "scenarios.handover", *(args.argv if hasattr(args, "argv") else [])],
-            seed=self.seed,
-            datapath=args.datapath,
+            **start_meta("handover", args, self.seed, self.features),
             detection=args.detection,
             adv_interval=args.adv_interval,
-            rate=args.rate,
             cycles=args.moves,
             moves=args.moves * len(self.route),
             dwell=args.dwell,
             pcap=not args.no_pcap,
-            git_rev=git_revision(),
-            versions=versions(),
-            kernel_features=self.features,
-            start_utc=datetime.now(UTC).isoformat(timespec="seconds"),
-            t0=monotonic_now(),
             mobile_node=MOBILE_NODE,
             home_agent="ha",
             home_address=str(self.topo.mobile_plans[MOBILE_NODE].home_address),
@@ -114,11 +103,7 @@ class HandoverRun:
             bridges=sorted(self.topo.switches()),
             settle_timeout=self.settle_timeout,
         )
-        if not self.features.get("netem"):
-            self.progress.say("this kernel has no sch_netem: links run without added delay or loss")
-        bridged = str(self.features.get("bridge_netfilter", "off"))
-        note = bridge_netfilter_note([] if bridged == "off" else bridged.split("+"))
-        if note:
+        for note in kernel_notes(self.features):
             self.progress.say(note)
 
     # -- the run itself ------------------------------------------------------------------------------------

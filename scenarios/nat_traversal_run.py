@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agents.runtime.trace import monotonic_now
 from reports import RunResult
 from reports.nat_traversal import render_nat_traversal
 from scenarios.handover_run import MOBILE_NODE, HandoverRun
@@ -70,7 +69,6 @@ class NatTraversalRun(HandoverRun):
             private_address=PRIVATE_ADDRESS.split("/")[0],
             pcap=True,
             pcap_all=not self.args.no_pcap,
-            clock_offset=time.time() - monotonic_now(),
             fa_care_of=self.topo.nodeSpec("fa1").agent_config["foreign_agent"]["care_of_addresses"][0],  # type: ignore[index]
         )
 

@@ -63,7 +63,35 @@ def has_carrier(flags: int) -> bool:
     return bool(flags & IFF_UP) and bool(flags & IFF_LOWER_UP)
 
 
-class CarrierWatcher:
+class _NetlinkWatcher:
+    """A non-blocking rtnetlink socket subscribed to ``groups``, read from the asyncio loop by
+    :meth:`_readable` (each subclass's); :meth:`close` stops reading and closes it."""
+
+    def __init__(self, groups: int) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        try:
+            self.sock.bind((0, groups))
+            self.sock.setblocking(False)
+        except OSError:
+            self.sock.close()
+            raise
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        loop.add_reader(self.sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.remove_reader(self.sock.fileno())
+            self._loop = None
+        self.sock.close()
+
+
+class CarrierWatcher(_NetlinkWatcher):
     """Calls ``on_change(up)`` when ``interface`` gains or loses its carrier."""
 
     def __init__(self, interface: str, on_change: Callable[[bool], None]) -> None:
@@ -72,14 +100,7 @@ class CarrierWatcher:
         self.index = socket.if_nametoindex(interface)
         self.state = self._read_sysfs()
         self.down_count = self._read_down_count()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-        try:
-            self.sock.bind((0, RTMGRP_LINK))
-            self.sock.setblocking(False)
-        except OSError:
-            self.sock.close()
-            raise
+        super().__init__(RTMGRP_LINK)
 
     def _read_sysfs(self) -> bool:
         try:
@@ -92,10 +113,6 @@ class CarrierWatcher:
             return int((Path("/sys/class/net") / self.interface / "carrier_down_count").read_text())
         except (OSError, ValueError):
             return None
-
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        loop.add_reader(self.sock.fileno(), self._readable)
 
     def _readable(self) -> None:
         try:
@@ -128,12 +145,6 @@ class CarrierWatcher:
             logger.info("carrier %s on %s", "up" if state else "down", self.interface)
             self.on_change(state)
 
-    def close(self) -> None:
-        if self._loop is not None:
-            self._loop.remove_reader(self.sock.fileno())
-            self._loop = None
-        self.sock.close()
-
 
 RTMGRP_IPV4_IFADDR = 0x10
 RTM_NEWADDR, RTM_DELADDR = 20, 21
@@ -154,25 +165,14 @@ def address_messages(data: bytes) -> Iterator[tuple[int, int]]:
         offset += (length + 3) & ~3
 
 
-class AddressWatcher:
+class AddressWatcher(_NetlinkWatcher):
     """Calls ``on_change()`` when an IPv4 address is added to or removed from ``interface`` (e.g. a DHCP
     client on a visited link gave the mobile node a co-located care-of address, RFC 5944 §3.6)."""
 
     def __init__(self, interface: str, on_change: Callable[[], None]) -> None:
         self.index = socket.if_nametoindex(interface)
         self.on_change = on_change
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-        try:
-            self.sock.bind((0, RTMGRP_IPV4_IFADDR))
-            self.sock.setblocking(False)
-        except OSError:
-            self.sock.close()
-            raise
-
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        loop.add_reader(self.sock.fileno(), self._readable)
+        super().__init__(RTMGRP_IPV4_IFADDR)
 
     def _readable(self) -> None:
         try:
@@ -184,9 +184,3 @@ class AddressWatcher:
             return
         if any(index == self.index for _kind, index in address_messages(data)):
             self.on_change()
-
-    def close(self) -> None:
-        if self._loop is not None:
-            self._loop.remove_reader(self.sock.fileno())
-            self._loop = None
-        self.sock.close()

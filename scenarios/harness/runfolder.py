@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +110,37 @@ def versions() -> dict[str, str | None]:
         except (OSError, subprocess.TimeoutExpired):
             found[tool] = None
     return found
+
+
+def start_meta(scenario: str, args: Any, seed: int, features: dict[str, Any]) -> dict[str, Any]:
+    """What every scenario records first: what ran (argv, seed, datapath, probe rate), where (git revision,
+    versions, kernel features) and its clocks: ``t0`` on CLOCK_MONOTONIC (the traces' clock) and
+    ``clock_offset``, which turns it into the wall time tcpdump writes in the pcaps."""
+    from agents.runtime.trace import monotonic_now
+
+    now, wall = monotonic_now(), time.time()  # together: the offset between the two clocks
+    return {
+        "scenario": scenario,
+        "argv": ["python", "-m", f"scenarios.{scenario}", *getattr(args, "argv", [])],
+        "seed": seed,
+        "datapath": args.datapath,
+        "rate": args.rate,
+        "git_rev": git_revision(),
+        "versions": versions(),
+        "kernel_features": features,
+        "start_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "t0": now,
+        "clock_offset": wall - now,
+    }
+
+
+def kernel_notes(features: dict[str, Any]) -> list[str]:
+    """What a scenario says once about this kernel: no netem (no added delay or loss), and whether the
+    host's firewall sees bridged traffic (:mod:`topologies.bridges`)."""
+    from topologies.bridges import bridge_netfilter_note
+
+    no_netem = "this kernel has no sch_netem: links run without added delay or loss"
+    notes = [] if features.get("netem") else [no_netem]
+    bridged = str(features.get("bridge_netfilter", "off"))
+    note = bridge_netfilter_note([] if bridged == "off" else bridged.split("+"))
+    return notes + ([note] if note else [])

@@ -132,10 +132,11 @@ def snapshot(ours: Ours) -> RootState:
 
 
 def someone_elses(field: str, name: str, tag: str) -> bool:
-    """A link of another tagged topology (another run) or a netns of the netns tier."""
+    """A link of another tagged topology (another run), or a named netns of the netns tier or a benchmark
+    (``dsm-t<pid>-*``, ``dsm-b<pid>-*``: a scenario's Mininet nodes never have named namespaces)."""
     if field in ("links", "sys_class_net"):
         return OTHER_RUNS_LINK.fullmatch(name) is not None and not name.startswith(f"ds{tag}")
-    return field == "netns" and name.startswith("dsm-t")
+    return field == "netns" and name.startswith(("dsm-t", "dsm-b"))
 
 
 def differences(before: RootState, after: RootState, tag: str) -> list[str]:
