@@ -17,6 +17,7 @@ from typing import Any
 from reports import RunResult
 from reports.nat_traversal import render_nat_traversal
 from scenarios.handover_run import MOBILE_NODE, HandoverRun
+from scenarios.harness.probes import PORTS
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder
 from scenarios.harness.testbed import SNAPLEN, Testbed, wait_until
@@ -82,9 +83,7 @@ class NatTraversalRun(HandoverRun):
         self.progress.say(f"probes running at {self.args.rate:g} packets/s each")
         time.sleep(self.args.dwell)
         self.move(bed, "nat", True)
-        keepalives = 2 * self.args.keepalive + 0.5
-        self.progress.say(f"behind the NAT: watching keepalives for {keepalives:g} s")
-        time.sleep(keepalives)
+        self.quiet(bed, 2.5 * self.args.keepalive + 1.0)
         for _ in range(self.args.losses):
             self.lose_nat_mapping(bed)
             time.sleep(self.args.dwell)
@@ -140,6 +139,28 @@ class NatTraversalRun(HandoverRun):
             if output:
                 self.expect(f"DHCP on the private LAN: {command}", False, output)
         bed.trace.emit("step", what="dhcp_bound" if bind else "dhcp_released", address=PRIVATE_ADDRESS)
+
+    def quiet(self, bed: Testbed, seconds: float) -> None:
+        """No traffic through the tunnel for ``seconds``: the probes' packets are dropped where they are
+        sent (in the correspondent and the mobile node), so the keepalives must keep the mapping alive
+        (RFC 3519 §4.9: sent when nothing went to the HA for K seconds)."""
+        rules = [f"OUTPUT -p udp --dport {port} -j DROP" for port in PORTS.values()]
+        nodes = [bed.node("cn"), bed.node(MOBILE_NODE)]
+        bed.trace.emit("step", what="quiet_started")
+        self.progress.say(f"behind the NAT, no traffic for {seconds:g} s: only keepalives")
+        try:
+            for node in nodes:
+                for tool in ("iptables", "ip6tables"):
+                    for rule in rules:
+                        node.cmd(f"{tool} -I {rule}")
+            time.sleep(seconds)
+        finally:
+            for node in nodes:
+                for tool in ("iptables", "ip6tables"):
+                    for rule in rules:
+                        node.cmd(f"{tool} -D {rule}")
+            bed.trace.emit("step", what="quiet_finished")
+        time.sleep(self.args.dwell)
 
     def lose_nat_mapping(self, bed: Testbed) -> None:
         """The NAT forgets the mobile node's mapping (as after a NAT reboot or an idle timeout); its next

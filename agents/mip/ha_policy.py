@@ -276,6 +276,9 @@ def udp_tunnel_decision(
         return _deny(ReplyCode.HA_POORLY_FORMED_REQUEST, problem)
     if ask.encapsulation not in UDP_ENCAPSULATIONS:
         return _deny(ReplyCode.HA_UDP_ENCAPSULATION_UNAVAILABLE, f"encapsulation {ask.encapsulation} in UDP")
+    if ask.encapsulation == 0 and request.flags & (RegistrationFlag.G | RegistrationFlag.M):
+        # 0 means "as the M/G flags say", and only IP-in-IP goes in UDP here (RFC 3519 §3.1, §3.5)
+        return _deny(ReplyCode.HA_UDP_ENCAPSULATION_UNAVAILABLE, "GRE or minimal encapsulation in UDP")
     behind_nat = source != request.care_of_address
     if ask.r_flag:
         return UdpTunnelDecision(reply=_declined())  # registration via an FA advertising U: not offered

@@ -451,9 +451,9 @@ class HomeAgent:
         """A deregistration from behind a NAT names the private care-of address; the binding holds the
         NAT's address and port, which the request came from (RFC 3519 §4.6)."""
         binding = self.table.get(home)
-        nat = CareOf(incoming.source, incoming.port)
-        if binding is None or nat not in binding.care_ofs:
-            return []
+        at_nat = [key for key in (binding.care_ofs if binding else {}) if key.address == incoming.source]
+        if not any(key.port is not None for key in at_nat):
+            return []  # only a UDP (NAT) binding is found by the request's source; its port may have changed
         return self.table.remove_care_of_address(home, incoming.source)
 
     def _after_care_of_removed(self, home: IPv4Address, reason: str) -> None:

@@ -1,6 +1,10 @@
 """A mobile node's keepalives in a UDP tunnel through a NAT (RFC 3519 §4.9-§4.10), as pure state.
 
-The first keepalive goes K seconds after the registration (never earlier, §4.9); each answered one
+RFC 3519 §4.9: a keepalive is due when nothing went to the home agent for K seconds. Here traffic both ways
+counts as a sign of life (:meth:`Keepalives.traffic`): while packets flow to *and* from the HA through the
+tunnel, no keepalive is needed; if only the uplink flows (the NAT may have forgotten the mapping, so the HA's
+packets no longer come back), the keepalive still goes, which also tells the MN the mapping is gone.
+The first keepalive goes no earlier than K seconds after the registration (§4.9); each answered one
 schedules the next K seconds after it was sent. An unanswered one is retried after
 :data:`RETRY_GAP` (or K if shorter); after ``attempts`` unanswered keepalives the NAT's mapping is
 presumed lost and the mobile node registers again, which makes a new mapping the home agent learns
@@ -59,6 +63,12 @@ class Keepalives:
         self.last_sent = now
         self.next_due = now + min(self.interval, RETRY_GAP)
         return self.sequence
+
+    def traffic(self, now: float) -> None:
+        """Packets went both ways through the tunnel just now: the mapping lives; the next keepalive can
+        wait K seconds from here (an outstanding one is still awaited)."""
+        if self.unanswered == 0:
+            self.next_due = max(self.next_due, now + self.interval)
 
     def answered(self, sequence: int) -> bool:
         """An Echo Reply for ``sequence`` came back: the mapping lives. False for an unknown sequence."""

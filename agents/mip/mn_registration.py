@@ -169,6 +169,12 @@ class RegistrationCore:
             self.counters["internal_errors"] += 1
             self._emit(MalformedDatagram(address, port, f"internal error: {type(error).__name__}: {error}"))
 
+    def tunnel_traffic(self, now: float) -> None:
+        """Packets went to and came from the HA through the UDP tunnel since the last call: no keepalive
+        is needed for K seconds (RFC 3519 §4.9)."""
+        if self._keepalives is not None:
+            self._keepalives.traffic(now)
+
     def keepalive_answered(self, sequence: int, now: float) -> bool:
         """The HA answered keepalive ``sequence`` through the UDP tunnel (RFC 3519 §4.10)."""
         keepalives = self._keepalives

@@ -58,6 +58,7 @@ class RootState:
     iptables: tuple[str, ...]
     ip6tables: tuple[str, ...]
     nftables: tuple[str, ...]
+    conntrack: frozenset[str]
     tmpdir: frozenset[str]
 
 
@@ -70,6 +71,19 @@ def command_lines(argv: list[str]) -> list[str]:
 def rules(argv: list[str]) -> tuple[str, ...]:
     """A ruleset dump without comments (they carry the time) and with counters zeroed."""
     return tuple(COUNTERS.sub("0", line) for line in command_lines(argv) if not line.startswith("#"))
+
+
+TESTBED_ADDRESSES = re.compile(r"(src|dst)=(192\.0\.2|198\.51\.100|203\.0\.113|192\.168\.1|10\.0)\.")
+
+
+def testbed_flows() -> frozenset[str]:
+    """Root-namespace conntrack entries of the testbed's addresses (the NAT's own state lives in its
+    namespace and goes with it; the host must not keep any of ours), timers and counters left out."""
+    if shutil.which("conntrack") is None:
+        raise AssertionError("conntrack is not installed (tools/provision.sh installs it)")
+    result = subprocess.run(["conntrack", "-L"], capture_output=True, text=True, timeout=30, check=False)
+    entries = [line for line in result.stdout.splitlines() if TESTBED_ADDRESSES.search(line)]
+    return frozenset(" ".join(w for w in line.split()[3:] if not w.isdigit()) for line in entries)
 
 
 def link_names() -> frozenset[str]:
@@ -126,6 +140,7 @@ def snapshot(ours: Ours) -> RootState:
         iptables=rules(["iptables-save"]),
         ip6tables=rules(["ip6tables-save"]),
         nftables=rules(["nft", "list", "ruleset"]),
+        conntrack=testbed_flows(),
         tmpdir=frozenset(os.listdir(ours.tmpdir)) if ours.tmpdir is not None else frozenset(),
         processes=our_processes(ours),  # last: the commands above are no longer running
     )

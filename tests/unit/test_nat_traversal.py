@@ -332,3 +332,32 @@ def test_prefix_request_survives_in_the_udp_reply() -> None:
         home_agent(), signed_request(PrefixRequest.for_network(PREFIX), UdpTunnelRequest(False, False, 0))
     )
     assert [r.code for r in reply.prefix_replies] == [1]
+
+
+def test_encapsulation_0_with_gre_or_minimal_flags_is_142() -> None:
+    """RFC 3519 §3.1: Encapsulation 0 means "as the M/G flags say"; only IP-in-IP goes in UDP here."""
+    for flag in (RegistrationFlag.G, RegistrationFlag.M):
+        raw = raw_signed(UdpTunnelRequest(False, False, 0), flags=RegistrationFlag.D | flag)
+        assert reply_to(home_agent(), raw).code == 142
+
+
+def test_a_deregistration_from_a_new_nat_port_removes_the_old_ports_binding() -> None:
+    """The NAT changed the port before the MN deregistered: the request still comes from the NAT's
+    address, which is what the HA binds by (RFC 3519 §4.6); the binding goes."""
+    mn, ha = mobile_node(), home_agent()
+    mn.link_changed(True, PRIVATE, 0.0)
+    exchange(mn, ha, 0.0, (PUBLIC, NAT_PORT))
+    mn.deregister(2.0)
+    reply = exchange(mn, ha, 2.0, (PUBLIC, NAT_PORT + 5))
+    assert reply.code == 0 and ha.table.get(HOA) is None
+
+
+def test_traffic_both_ways_postpones_the_keepalive() -> None:
+    """RFC 3519 §4.9: keepalives keep a quiet mapping alive; packets flowing both ways do that already."""
+    mn, _ = registered_behind_nat(keepalive=20)
+    mn.tunnel_traffic(15.0)
+    mn.handle_timer(20.0)
+    assert not [e for e in events(mn) if isinstance(e, KeepaliveDue)]
+    assert mn.get_timer() == pytest.approx(35.0)
+    mn.handle_timer(35.0)
+    assert [e for e in events(mn) if isinstance(e, KeepaliveDue)]

@@ -34,6 +34,7 @@ from agents.runtime.roles.settings import (
     load_role_file,
     report_datapath_choice,
     require_interface,
+    warn_short_keepalive,
 )
 from agents.runtime.udp import MobileIpSocket
 
@@ -127,6 +128,7 @@ class HomeAgentRunner:
         home_link_needed = "the home agent needs its home link (RFC 5944 §4.6)"
         require_interface("runtime.home_interface", runtime.home_interface, home_link_needed)
         report_datapath_choice(runtime, context)
+        warn_short_keepalive("home_agent.keepalive_interval", protocol.keepalive_interval)
         machine = HomeAgent(protocol, wall_clock_offset=wall_clock_offset(), rng=random.Random())
         sock = MobileIpSocket(protocol.port, receive_buffer=REGISTRATION_SOCKET_BUFFER)
         context.on_shutdown(sock.close, name="close UDP 434 socket")

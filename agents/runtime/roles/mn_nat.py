@@ -4,6 +4,7 @@ machine, §4.10) and everything else (for the datapath)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 
@@ -51,3 +52,23 @@ class NatKeepalives:
             datapath.receive_udp_tunnel(message.payload, address, port)
 
         return received
+
+
+class TrafficWatch:
+    """Tells the machine when packets went both ways through the tunnel (RFC 3519 §4.9: no keepalive
+    while the tunnel is in use), by looking at the datapath's counters a few times per K."""
+
+    def __init__(self, machine: MobileNode, datapath: UserspaceMobileNode, now: Callable[[], float]) -> None:
+        self.machine = machine
+        self.datapath = datapath
+        self.now = now
+        self.last = (0, 0)
+
+    async def run(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            counters = self.datapath.counters()
+            current = (counters.encapsulated_packets, counters.decapsulated_packets)
+            if current[0] > self.last[0] and current[1] > self.last[1]:
+                self.machine.tunnel_traffic(self.now())
+            self.last = current

@@ -21,7 +21,7 @@ from agents.datapath.base import MobileNodeDatapath, TunnelTarget
 from agents.datapath.engine import TunnelOptions
 from agents.datapath.userspace import UserspaceMobileNode
 from agents.mip import events as ev
-from agents.mip.config import CareOfMode, MobileNodeConfig
+from agents.mip.config import CareOfMode, MobileNodeConfig, UdpTunnelling
 from agents.mip.mn_prefixes import address_in
 from agents.mip.mobile_node import MobileNode
 from agents.mip.timers import MIN_REQUEST_GAP
@@ -38,8 +38,13 @@ from agents.runtime.roles.mn_discovery_io import (
     ForeignAgentLink,
     HomeLinkPlan,
 )
-from agents.runtime.roles.mn_nat import NatKeepalives
-from agents.runtime.roles.settings import TunnelRuntime, report_datapath_choice, require_interface
+from agents.runtime.roles.mn_nat import NatKeepalives, TrafficWatch
+from agents.runtime.roles.settings import (
+    TunnelRuntime,
+    report_datapath_choice,
+    require_interface,
+    warn_short_keepalive,
+)
 from agents.runtime.udp import MobileIpSocket
 
 logger = logging.getLogger(__name__)
@@ -137,6 +142,8 @@ class MobileNodeRunner:
         if care_of is None and not discovering:
             raise ValueError(f"runtime.interface {runtime.interface} has no IPv4 address to use as care-of")
         report_datapath_choice(runtime, context)
+        if protocol.udp_tunnelling is not UdpTunnelling.OFF:
+            warn_short_keepalive("mobile_node.keepalive_interval", protocol.keepalive_interval)
         machine = MobileNode(protocol, wall_clock_offset=wall_clock_offset(), rng=random.Random())
         sock = MobileIpSocket(protocol.local_port)
         context.on_shutdown(sock.close, name="close the registration socket")
@@ -164,6 +171,14 @@ class MobileNodeRunner:
             machine, sock, context, applier.apply if pd is None else pd.observing(applier.apply)
         )
         driver.on_tunnel_data = keepalives.tunnel_data_handler(machine, datapath, driver.now, driver.flush)
+        if protocol.udp_tunnelling is not UdpTunnelling.OFF:
+            watch = TrafficWatch(machine, datapath, driver.now)
+            task = context.loop.create_task(watch.run(min(1.0, protocol.keepalive_interval / 4)))
+
+            def stop_watching() -> None:
+                task.cancel()
+
+            context.on_shutdown(stop_watching, name="stop watching the tunnel's traffic")
         warn_if_attempts_cannot_fit(protocol, runtime.stop_timeout)
         stop = StopDeregistration(driver, machine, applier, context, runtime.stop_timeout)
         context.on_shutdown(stop.run, name="deregister")

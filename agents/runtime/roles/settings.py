@@ -66,3 +66,15 @@ def require_interface(key: str, name: str, purpose: str) -> None:
             raise ValueError(f"{key}: no network interface {name!r} here (set {key})") from None
     if loopback:
         raise ValueError(f"{key}: {name!r} is a loopback interface; {purpose}")
+
+
+FIELD_MINIMUM_KEEPALIVE = 10.0
+"""RFC 3519 §4.9: a mobile node never shortens K below 10 s; shorter ones are for tests."""
+
+
+def warn_short_keepalive(key: str, seconds: float) -> None:
+    """One warning when a configured keepalive interval is below what RFC 3519 allows in the field."""
+    if 0 < seconds < FIELD_MINIMUM_KEEPALIVE:
+        logging.getLogger("agents.config").warning(
+            "%s = %g s is below RFC 3519's 10 s minimum: for tests only", key, seconds
+        )
