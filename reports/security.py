@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from reports import security_faults
 from reports.deregistration import lost_between, max_gap_ms, received_between
 from reports.metrics import RunResult, Verdict
 from reports.probes import FlowData
@@ -274,6 +275,15 @@ class Judge:
             f"{len(expired)} removals; binding after the floods {final.get('care_ofs') or 'none'}",
         )
         self.traffic("flood", start, end)
+
+    def loss(self) -> None:
+        security_faults.loss(self)
+
+    def ha_restart(self) -> None:
+        security_faults.ha_restart(self)
+
+    def fa_restart(self) -> None:
+        security_faults.fa_restart(self)
 
     def exit_codes(self) -> None:
         codes = self.meta.get("exit_codes") or {}

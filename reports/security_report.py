@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from reports.metrics import RunResult
 from reports.render import _write, metrics_json
 from reports.rundir import Run
@@ -48,6 +50,7 @@ def report_markdown(run: Run, result: RunResult) -> str:
             "renewals "
             f"and removed the binding {binding['removed']} times.",
         ]
+    lines += fault_lines(figures)
     lines += ["", "## Verdicts", "", "| | expectation | detail |", "|---|---|---|"]
     for verdict in result.verdicts:
         detail = verdict.detail.replace("|", "\\|")
@@ -57,3 +60,29 @@ def report_markdown(run: Run, result: RunResult) -> str:
     if run.notes:
         lines += ["", "## Notes", "", *[f"- {note}" for note in run.notes]]
     return "\n".join(lines) + "\n"
+
+
+def fault_lines(figures: dict[str, Any]) -> list[str]:
+    """Per fault: what it cost (registration time under loss, outages after restarts)."""
+    lines = []
+    loss = figures.get("loss")
+    if loss:
+        lines.append(
+            f"- signalling loss {loss['probability']} each way: registrations completed in "
+            + ", ".join(f"{t['completion_s']} s ({t['requests']} requests)" for t in loss["trials"])
+            + f"; the rules dropped {loss['dropped_by_rules']}"
+        )
+    ha = figures.get("ha_restart")
+    if ha:
+        lines.append(
+            f"- HA kill -9 + restart with its journal: up again after {ha['restart_s']} s, bindings restored "
+            f"{ha['bindings_restored']}; outage (longest probe gap, ms) {ha['outage_ms']}"
+        )
+    fa = figures.get("fa_restart")
+    if fa:
+        lines.append(
+            f"- FA kill -9 + restart: up after {fa['restart_s']} s; the MN saw the reboot "
+            f"{fa['noticed_s']} s "
+            f"and was registered {fa['registered_s']} s after the kill; outage (ms) {fa['outage_ms']}"
+        )
+    return ["", "## Faults", "", *lines] if lines else []

@@ -8,6 +8,9 @@
    change nothing
 3. ``flood``   garbage, then bad-authenticator requests at up to ~20,000/s while the MN renews a short
    binding: it never expires, traffic keeps flowing, the HA's log stays within 21 lines/s
+4. ``loss``    30 % of UDP 434 lost each way at the MN: it still registers (completion time measured)
+5. ``ha-restart`` kill -9 of the HA, restart with its journal: traffic back without any MN action (outage)
+6. ``fa-restart`` the FA restarts: the MN notices by the sequence number and re-registers (RFC 5944 §2.4.4)
 
     sudo python -m scenarios.security [--lifetime S] [--flood-count N] [--flood-rate PPS] [--out DIR] ...
 
@@ -26,12 +29,22 @@ from scenarios.harness.options import add_common_options, count, number, run_mai
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder
 
+PHASES = ("spoof", "forged", "flood", "loss", "ha-restart", "fa-restart")
+
 
 def flood_count(text: str) -> int:
     value = int(text) if text.isdigit() else -1
     if not 100 <= value <= 200_000:
         raise argparse.ArgumentTypeError(f"{text!r}: want a whole number 100..200000")
     return value
+
+
+def phase_list(text: str) -> list[str]:
+    wanted = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in PHASES]
+    if unknown or not wanted:
+        raise argparse.ArgumentTypeError(f"{text!r}: want some of {','.join(PHASES)}")
+    return wanted
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -53,6 +66,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=lambda text: number(text, 100, 50_000, "datagrams per second"),
         default=20_000.0,
         help="datagrams per second offered in each flood (default 20000)",
+    )
+    parser.add_argument(
+        "--loss",
+        type=lambda text: number(text, 0.01, 0.9, "(a probability)"),
+        default=0.3,
+        help="share of UDP 434 dropped each way at the MN in the loss phase (default 0.3)",
+    )
+    parser.add_argument("--loss-trials", type=count, default=3, help="registrations under loss (default 3)")
+    parser.add_argument(
+        "--phases",
+        type=phase_list,
+        default=list(PHASES),
+        help=f"comma-separated phases to run, in this order: {','.join(PHASES)} (default all)",
     )
     add_common_options(parser, "security", default_rate=100.0)
     parser.set_defaults(always_captures=True, no_pcap=False)  # the verdicts need the captures

@@ -25,13 +25,14 @@ from scenarios.harness.probes import Flow
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder, git_revision, versions
 from scenarios.harness.testbed import Testbed, wait_until
+from scenarios.security import PHASES
+from scenarios.security_faults import phase_fa_restart, phase_ha_restart, phase_loss
 from scenarios.spoofing import Target, bad_auth_datagram, garbage_datagram, spoofs, wrong_key_registration
 from topologies.addressing import CN4, CN6, HA4
 from topologies.dualstack import DualStackTopo, process_tag
 
 MOBILE, VISITED = "mn1", "mn2"
 REQUESTED_LIFETIME = 60
-PHASES = ("spoof", "forged", "flood")
 FLOODS = ("garbage", "bad-auth")
 
 
@@ -57,7 +58,9 @@ class SecurityRun:
             mn_lifetime=REQUESTED_LIFETIME,
             datapath=args.datapath,
             tag=process_tag(),
+            ha_journal=str(run.path / "ha-journal.jsonl"),
         )
+        self.phases = [phase for phase in PHASES if phase in args.phases]
         mobile = self.topo.mobile_plans[MOBILE]
         self.hoa, self.spi = str(mobile.home_address), mobile.spi
         self.address6 = str(mobile.addresses6[0])
@@ -116,7 +119,9 @@ class SecurityRun:
             spoof_count=args.spoof_count,
             flood_count=args.flood_count,
             flood_rate=args.flood_rate,
-            phases=list(PHASES),
+            phases=self.phases,
+            loss=args.loss,
+            loss_trials=args.loss_trials,
             flows=[flow.name for flow in self.flows()],
             topology_tag=self.topo.tag,
         )
@@ -133,10 +138,14 @@ class SecurityRun:
         bed.finish_move(number, self.wait(lambda: self.registered(MOBILE, self.fa_care_of), "mn1 via fa1"))
         bed.start_probes(self.flows(), self.args.rate)
         time.sleep(self.args.dwell)
-        for phase in PHASES:
+        faults = {"loss": phase_loss, "ha-restart": phase_ha_restart, "fa-restart": phase_fa_restart}
+        for phase in self.phases:
             bed.trace.emit("phase_started", phase=phase)
             self.progress.say(f"phase {phase}")
-            getattr(self, "phase_" + phase)(bed)
+            if phase in faults:
+                faults[phase](self, bed)
+            else:
+                getattr(self, "phase_" + phase)(bed)
             bed.trace.emit("phase_finished", phase=phase)
         bed.stop_probes()
 

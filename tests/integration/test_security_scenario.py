@@ -2,7 +2,8 @@
 verdict is computed from the run folder (a doctored trace, log or capture makes exactly that verdict fail)
 and teardown leaves nothing behind.
 
-One short run (floods of 10,000 datagrams at 20,000/s, 3 spoofed packets per kind) serves every test."""
+One short run (floods of 10,000 datagrams at 20,000/s, 3 spoofed packets per kind, one registration under
+30 % loss, then the HA and the FA killed and restarted) serves every test."""
 
 from __future__ import annotations
 
@@ -20,7 +21,11 @@ from tests.support.scenario import Finished
 
 pytestmark = [pytest.mark.mininet, pytest.mark.root, pytest.mark.slow]
 
-ARGS = ["--spoof-count", "3", "--flood-count", "10000", "--flood-rate", "20000", "--dwell", "0.5"]
+ARGS = [
+    *("--spoof-count", "3", "--flood-count", "10000", "--flood-rate", "20000", "--dwell", "0.5"),
+    *("--loss-trials", "1"),
+]
+HOA = "192.0.2.10"
 SPOOF_KINDS = ("v4-outer", "v4-inner", "v6-outer", "v6-inner", "v6-unnested", "v6-nested-outer")
 
 
@@ -80,6 +85,54 @@ def test_every_attack_is_refused_and_the_run_folder_is_complete(finished_run: tu
     assert figures["flood_binding"]["removed"] == 0
     assert (run / "pcaps" / "ha-ha-eth0.pcap").stat().st_size > 0
     assert "| spoof v6-unnested | mn2 | 3 |" in (run / "report.md").read_text()
+    assert figures["loss"]["completion_s_max"] is not None
+    assert figures["ha_restart"]["bindings_restored"] == 1
+    assert all(0 < ms < 5000 for ms in figures["ha_restart"]["outage_ms"].values())
+    assert figures["fa_restart"]["noticed_s"] is not None
+
+
+def test_a_home_agent_that_did_not_restore_the_binding_fails(
+    finished_run: tuple[Finished, Path], tmp_path: Path
+) -> None:
+    """A doctored HA trace: no binding_restored for the MN after the kill (as without a journal)."""
+    _, run = finished_run
+
+    def forgot(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e for e in events if not (e["event"] == "binding_restored" and e.get("home_address") == HOA)]
+
+    judged = doctored(run, tmp_path, edit_trace("ha", forgot))
+    assert failed(judged) == [
+        "ha-restart: killed (SIGKILL) and started again, the HA restores the binding from its journal"
+    ]
+
+
+def test_a_reboot_the_mobile_node_never_noticed_fails(
+    finished_run: tuple[Finished, Path], tmp_path: Path
+) -> None:
+    _, run = finished_run
+
+    def unnoticed(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e for e in events if not (e["event"] == "movement_detected" and e.get("reason") == "reboot")]
+
+    judged = doctored(run, tmp_path, edit_trace("mn1", unnoticed))
+    assert set(failed(judged)) == {
+        "fa-restart: the MN notices the FA reboot by its sequence number, registers again (RFC 5944 §2.4.4)",
+        "fa-restart: traffic comes back after the re-registration",
+    }
+
+
+def test_loss_rules_left_behind_fail(finished_run: tuple[Finished, Path], tmp_path: Path) -> None:
+    def left(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for event in events:
+            if event.get("what") == "loss_removed":
+                event["rules"].append(
+                    "-A OUTPUT -p udp -m udp --dport 434 -m statistic --mode random -j DROP"
+                )
+        return events
+
+    _, run = finished_run
+    judged = doctored(run, tmp_path, edit_trace("scenario", left))
+    assert failed(judged) == ["loss: 0.3 loss on UDP 434 both ways while registering, removed after"]
 
 
 def test_a_spoof_forwarded_to_the_correspondent_fails_that_kind(
@@ -159,7 +212,7 @@ def test_a_binding_lost_during_the_flood_fails(finished_run: tuple[Finished, Pat
 
     def expired(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         removal = {"t": began + 0.1, "node": "ha", "event": "binding_removed", "reason": "expired"}
-        return sorted([*events, removal | {"home_address": "192.0.2.10"}], key=lambda e: e["t"])
+        return sorted([*events, removal | {"home_address": HOA}], key=lambda e: e["t"])
 
     judged = doctored(run, tmp_path, edit_trace("ha", expired))
     assert failed(judged) == [
