@@ -152,7 +152,9 @@ class Judge:
                 for reason in SECURITY_DROPS
             }
             dropped = {reason: count for reason, count in dropped.items() if count}
-            logged = [e for e in drops if after_previous < e["t"] <= step["t"]]
+            logged = [
+                e for e in drops if after_previous < e["t"] <= step["t"] and e.get("reason") in dropped
+            ]  # fmt: skip
             through = None if forwarded is None else forwarded.get(kind, 0)
             sent = int(step.get("sent", 0))
             rows[kind] = {
@@ -175,8 +177,14 @@ class Judge:
     # 2. RFC 5944 §3.8.2.1, §5.7 --------------------------------------------------------------------------
 
     def forged(self) -> None:
-        replies = {e.get("kind"): e for e in steps(self.run, "forged_reply")}
+        marks = steps(self.run, "forged_reply")
+        replies = {e.get("kind"): e for e in marks}
         before = (steps(self.run, "binding_seen", label="before") or [{}])[0]
+        refusals = self.run.events("ha", "authentication_failed", "identification_rejected")
+        for index, mark in enumerate(marks):
+            since = marks[index - 1]["t"] if index else before.get("t", math.inf)
+            logged = [e for e in refusals if since < e["t"] <= mark["t"]]
+            self.figures.setdefault("forged_logged", {})[str(mark.get("kind"))] = len(logged)
         after = (steps(self.run, "binding_seen", label="after") or [{}])[0]
         for kind, code, rule in (
             ("wrong-key-deregistration", 131, "§3.8.2.1"),

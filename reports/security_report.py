@@ -35,7 +35,8 @@ def report_markdown(run: Run, result: RunResult) -> str:
             f"{'?' if row['forwarded'] is None else row['forwarded']} |"
         )
     for kind, code in figures.get("forged", {}).items():
-        lines.append(f"| {kind} | cn | 1 | reply code {code} | – | – |")
+        logged = figures.get("forged_logged", {}).get(kind, "?")
+        lines.append(f"| {kind} | cn | 1 | reply code {code} | {logged} trace lines | – |")
     for kind, row in figures.get("flood", {}).items():
         lines.append(
             f"| flood {kind} ({row['rate']}/s) | cn | {row['sent']} | "

@@ -317,6 +317,10 @@ class SecurityRun:
             popen.kill()  # our own handle
             popen.communicate()
             return {"error": f"{argv[2]} did not finish in {timeout:g} s"}
+        except BaseException:  # Ctrl-C or SIGTERM: the attacker stops with the run, not after it
+            popen.kill()
+            popen.wait()
+            raise
         try:
             return dict(json.loads(out.decode().strip().splitlines()[-1]))
         except (ValueError, IndexError):
