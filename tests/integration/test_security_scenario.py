@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,8 +19,15 @@ from typing import Any
 import pytest
 
 from reports.security import render_security
-from tests.integration.test_teardown import run_and_check_teardown
-from tests.support.scenario import Finished
+from tests.integration.test_teardown import (
+    Ours,
+    assert_nothing_left,
+    run_and_check_teardown,
+    scenario_env,
+    snapshot,
+)
+from tests.support.scenario import Finished, ScenarioProcess
+from topologies.dualstack import process_tag
 
 pytestmark = [pytest.mark.mininet, pytest.mark.root, pytest.mark.slow]
 
@@ -243,3 +253,38 @@ def test_a_log_flooded_during_the_attack_fails(finished_run: tuple[Finished, Pat
 
     judged = doctored(run, tmp_path, flooded)
     assert failed(judged) == ["flood bad-auth: the HA's log stays within 21 lines/s"]
+
+
+def test_sigterm_during_a_flood_stops_the_attacker_and_leaves_nothing(tmp_path: Path) -> None:
+    """143 after SIGTERM in the middle of a 10 s flood: the attacker process inside the correspondent (its
+    command line names the run folder, so a survivor would show) is gone with everything else."""
+    tmpdir = Path(tempfile.mkdtemp(prefix="dsmt"))
+    try:
+        run_folder = tmp_path / "run"
+        ours = Ours(run_folder, "secterm", tmpdir)
+        before = snapshot(ours)
+        args = [
+            "--phases",
+            "flood",
+            "--flood-count",
+            "200000",
+            "--flood-rate",
+            "20000",
+            "--out",
+            str(run_folder),
+        ]
+        process = ScenarioProcess(args, env=scenario_env("secterm", tmpdir), scenario="security")
+        if process.wait_for_output("phase flood", timeout=90):
+            time.sleep(1.0)  # the attacker is sending by now
+            process.popen.send_signal(signal.SIGTERM)  # our own child, by its handle
+        finished = process.finish(timeout=60)
+        assert "phase flood" in finished.stdout + finished.stderr and not finished.timed_out, (
+            finished.explain()
+        )
+        assert finished.returncode == 143, finished.explain()
+        assert "security: terminated; everything the run created was removed" in finished.stdout
+        assert "Traceback" not in finished.stderr, finished.explain()
+        assert (run_folder / "attacks" / "flood-garbage.hex").is_file()  # it did start attacking
+        assert_nothing_left(before, ours, process_tag(finished.pid))
+    finally:
+        shutil.rmtree(tmpdir)
