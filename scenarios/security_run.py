@@ -231,6 +231,7 @@ class SecurityRun:
             self.mark("flood_finished", kind=kind, **result)
             time.sleep(max(1.0, self.args.dwell))
             self.mark("flood_counters", kind=kind, before=before, after=self.counters())
+        time.sleep(self.args.lifetime)  # a renewal lost in the flood shows: expiry, then a gap in traffic
         self.mark("binding_seen", label="after-flood", care_ofs=self.care_ofs(), counters=self.counters())
 
     # -- helpers ----------------------------------------------------------------------------------------
