@@ -16,6 +16,7 @@ from reports.dhcpv6_pd import is_dhcpv6_pd_run, render_dhcpv6_pd
 from reports.errors import RunFolderError
 from reports.nat_traversal import render_nat_traversal
 from reports.render import metrics_json, render
+from reports.security import render_security
 from reports.table import overall_line, summary_table, verdict_lines
 
 
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
             result = render_dhcpv6_pd(args.run_dir)
         elif scenario_of(args.run_dir) == "nat_traversal":
             result = render_nat_traversal(args.run_dir)
+        elif scenario_of(args.run_dir) == "security":
+            result = render_security(args.run_dir)
         else:
             result = render(args.run_dir)
     except RunFolderError as exc:
@@ -55,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(metrics_json(result))
     elif args.quiet:
         print(overall_line(result))
-    elif deregistration or pd:
+    elif deregistration or pd or scenario_of(args.run_dir) == "security":
         print(deregistration_verdicts(result))  # the same one-line-per-verdict form
     else:
         print(summary_table(result))

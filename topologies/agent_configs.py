@@ -50,6 +50,7 @@ def home_agent_config(
     name: str = "ha",
     max_lifetime: int = AGENT_MAX_LIFETIME,
     keepalive_interval: int | None = None,
+    journal: str | None = None,
 ) -> dict[str, object]:
     """The HA on the home link, advertising with the H bit (RFC 5944 §2.1, §2.4.3); it grants at most
     ``max_lifetime`` seconds (a longer request is shortened in the reply, RFC 5944 §3.8.3.1)."""
@@ -74,16 +75,16 @@ def home_agent_config(
     }
     if keepalive_interval is not None:
         home_agent["keepalive_interval"] = keepalive_interval  # K in UDP Tunnel Replies (RFC 3519 §3.2)
-    return {
-        "home_agent": home_agent,
-        "runtime": {
-            "name": name,
-            "home_interface": home_interface,
-            "tunnel_interface": HA_TUNNEL,
-            "datapath": datapath,
-            "advertisement": advertisement,
-        },
+    runtime: dict[str, object] = {
+        "name": name,
+        "home_interface": home_interface,
+        "tunnel_interface": HA_TUNNEL,
+        "datapath": datapath,
+        "advertisement": advertisement,
     }
+    if journal is not None:
+        runtime["journal"] = journal  # a restarted HA restores its bindings from it (crash recovery)
+    return {"home_agent": home_agent, "runtime": runtime}
 
 
 def foreign_agent_config(

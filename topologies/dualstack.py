@@ -130,12 +130,15 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         ha_max_lifetime: int = AGENT_MAX_LIFETIME,
         mn_lifetime: int = MOBILE_NODE_LIFETIME,
         udp_keepalive: int | None = None,
+        ha_journal: str | None = None,
         **params: Any,
     ) -> None:
         self.tag = check_tag(tag)
         self.prefixes_per_node, self.colocated_nodes = prefixes_per_node, colocated_nodes
         self.ha_max_lifetime, self.mn_lifetime = ha_max_lifetime, mn_lifetime
         self.udp_keepalive = udp_keepalive
+        self.ha_journal = ha_journal
+        """Set: the HA journals its bindings in this file and a restarted HA restores them from it."""
         """Set: the moving MNs may use a co-located address behind the NAT, tunnelled in UDP (RFC 3519)
         with this keepalive interval K from the HA."""
         if not 0 <= foreign_agents <= plan.MAX_FOREIGN_AGENTS:
@@ -386,4 +389,5 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
             name=home.name,
             max_lifetime=self.ha_max_lifetime,
             keepalive_interval=self.udp_keepalive,
+            journal=self.ha_journal,
         )

@@ -298,3 +298,13 @@ def test_start_agent_runs_python_m_agents(tmp_path: Path) -> None:
 def test_addresses_are_well_formed() -> None:
     for _, name, text in interfaces(DualStackTopo()):
         assert "/" in text and ip_address(text.split("/")[0]), name
+
+
+def test_a_home_agent_journal_goes_into_its_runtime_table_only_when_asked() -> None:
+    """The security scenario restarts the HA after kill -9: with ``ha_journal`` it restores its bindings."""
+    plain = tomllib.loads(DualStackTopo(nat=False).nodeSpec("ha").agent_toml() or "")
+    assert "journal" not in plain["runtime"]
+    journaled = DualStackTopo(nat=False, ha_journal="/run/x/ha-journal.jsonl")
+    config = tomllib.loads(journaled.nodeSpec("ha").agent_toml() or "")
+    assert config["runtime"]["journal"] == "/run/x/ha-journal.jsonl"
+    assert "journal" not in tomllib.loads(journaled.nodeSpec("fa1").agent_toml() or "").get("runtime", {})

@@ -1,0 +1,350 @@
+"""Verdicts, figures and report of a security run (``scenarios.security``), from its folder only.
+
+Inputs: ``meta.json``; ``traces/scenario.jsonl`` (phase marks; ``step`` events with what each attack sent
+and the HA's ``mipctl status`` counters before and after it); ``traces/ha.jsonl`` (what the HA did: drops,
+replies, binding changes); ``logs/ha.log`` (its log lines, timestamped); the correspondent's capture (what
+was forwarded to it); ``probes/*.csv``. Each verdict is a pure function of those files: a doctored file
+fails its verdict, and missing evidence fails too (tests/integration/test_security_scenario.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reports import security_faults
+from reports.deregistration import lost_between, max_gap_ms, received_between
+from reports.metrics import RunResult, Verdict
+from reports.probes import FlowData
+from reports.rundir import Run, load_run
+
+SECURITY_DROPS = frozenset(
+    {"unknown_outer_source", "inner_source", "encapsulation", "tunnel_target", "unnested_home_address"}
+)
+"""Datapath drop reasons that are RFC 3024 §4.3.2 / RFC 5454 §4 source checks."""
+LOG_LINES_PER_SECOND = 21
+"""The security log's bound (agents/runtime/security_log.py: 20 lines and one summary per second)."""
+MARKER = b"DSMIP-SPOOF "
+FLOWS = ("v4-down", "v4-up", "v6-down", "v6-up")
+MAX_GAP_MS = 1000.0
+"""Under a flood the MN's traffic may be delayed, but no gap between two probes may exceed this."""
+
+
+def steps(run: Run, what: str, **match: Any) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in run.events("scenario", "step")
+        if e.get("what") == what and all(e.get(k) == v for k, v in match.items())
+    ]
+
+
+def phase_window(run: Run, phase: str) -> tuple[float, float]:
+    starts = [e["t"] for e in run.events("scenario", "phase_started") if e.get("phase") == phase]
+    ends = [e["t"] for e in run.events("scenario", "phase_finished") if e.get("phase") == phase]
+    return (float(starts[0]), float(ends[0])) if starts and ends else (math.nan, math.nan)
+
+
+def forwarded_markers(run: Run) -> dict[str, int] | None:
+    """Per spoof kind, how many of its marked datagrams reached the correspondent un-encapsulated (as the
+    HA would forward them), from every capture of the correspondent; None without one."""
+    import dpkt
+
+    pcaps = sorted((run.path / "pcaps").glob("cn-*.pcap"))
+    if not pcaps:
+        return None
+    found: dict[str, int] = {}
+    for pcap in pcaps:
+        with pcap.open("rb") as handle:
+            try:
+                reader = dpkt.pcap.Reader(handle)
+            except (ValueError, dpkt.dpkt.NeedData):
+                return None
+            for _, frame in reader:
+                try:
+                    ip = dpkt.ethernet.Ethernet(frame).data
+                except (dpkt.dpkt.UnpackError, dpkt.dpkt.NeedData):
+                    continue
+                udp = getattr(ip, "data", None)
+                if isinstance(ip, dpkt.ip.IP | dpkt.ip6.IP6) and isinstance(udp, dpkt.udp.UDP):
+                    payload = bytes(udp.data)
+                    if payload.startswith(MARKER):
+                        kind = payload[len(MARKER) :].decode(errors="replace")
+                        found[kind] = found.get(kind, 0) + 1
+    return found
+
+
+def log_times(run: Run, node: str = "ha") -> list[float] | None:
+    """The monotonic time of each line of ``logs/<node>.log`` (asctime, local time); None without it."""
+    path = run.path / "logs" / f"{node}.log"
+    offset = run.meta.get("clock_offset")
+    if not path.is_file() or not isinstance(offset, int | float):
+        return None
+    times = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            when = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        except ValueError:
+            continue  # a traceback's continuation line belongs to the line before
+        times.append(when - offset)
+    return times
+
+
+def delta(
+    before: dict[str, Any] | None, after: dict[str, Any] | None, keys: set[str] | frozenset[str]
+) -> int:
+    before, after = before or {}, after or {}
+    return sum(int(after.get(k, 0)) - int(before.get(k, 0)) for k in keys)
+
+
+class Judge:
+    """Computes the verdicts and figures of one run, phase by phase."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.meta = run.meta
+        self.hoa = str(self.meta.get("home_address"))
+        self.verdicts: list[Verdict] = []
+        self.figures: dict[str, Any] = {}
+
+    def check(self, name: str, passed: bool, detail: str = "") -> None:
+        self.verdicts.append(Verdict(name, bool(passed), detail))
+
+    def judge(self) -> None:
+        for phase in self.meta.get("phases", []):
+            getattr(self, phase.replace("-", "_"))()
+        self.exit_codes()
+
+    def traffic(self, phase: str, start: float, end: float) -> None:
+        """The real MN's traffic keeps flowing through the phase (probes, both directions and families)."""
+        flows = {name: self.run.flows.get(name) for name in FLOWS}
+        got = {name: received_between(flow, start, end) for name, flow in flows.items()}
+        lost = {name: lost_between(flow, start, end - 0.5) for name, flow in flows.items()}
+        gaps = {name: max_gap_ms(flow, start, end) for name, flow in flows.items()}
+        self.figures.setdefault("traffic", {})[phase] = {"received": got, "lost": lost, "max_gap_ms": gaps}
+        self.check(
+            f"{phase}: the mobile node's own traffic keeps flowing (no probe gap over {MAX_GAP_MS:g} ms)",
+            all(got.values()) and all(g is not None and g <= MAX_GAP_MS for g in gaps.values()),
+            f"received {got}; lost {lost}; longest gap ms {gaps}",
+        )
+
+    # 1. RFC 3024 §4.3.2, RFC 5454 §4 ---------------------------------------------------------------------
+
+    def spoof(self) -> None:
+        start, end = phase_window(self.run, "spoof")
+        sent_steps = steps(self.run, "spoof")
+        forwarded = forwarded_markers(self.run)
+        drops = self.run.events("ha", "security_drop")
+        rows = self.figures.setdefault("spoof", {})
+        expected = int(self.meta.get("spoof_count", 0))
+        if not sent_steps:
+            self.check("spoof: spoofed packets were sent", False, "no spoof recorded")
+        for index, step in enumerate(sent_steps):
+            kind = str(step.get("kind"))
+            after_previous = sent_steps[index - 1]["t"] if index else start
+            dropped = {
+                reason: int(step.get("drops_after", {}).get(reason, 0))
+                - int(step.get("drops_before", {}).get(reason, 0))
+                for reason in SECURITY_DROPS
+            }
+            dropped = {reason: count for reason, count in dropped.items() if count}
+            logged = [
+                e for e in drops if after_previous < e["t"] <= step["t"] and e.get("reason") in dropped
+            ]  # fmt: skip
+            through = None if forwarded is None else forwarded.get(kind, 0)
+            sent = int(step.get("sent", 0))
+            rows[kind] = {
+                "vantage": step.get("vantage"),
+                "sent": sent,
+                "dropped": dropped,
+                "logged": len(logged),
+                "forwarded": through,
+            }
+            self.check(
+                f"spoof {kind}: every packet dropped and counted by the HA, logged, none forwarded",
+                sent == expected > 0 and sum(dropped.values()) == sent and bool(logged) and through == 0,
+                f"from {step.get('vantage')}: sent {sent} of {expected}; HA drop counters +{dropped or 0}; "
+                f"{len(logged)} security_drop lines; "
+                f"{'? (no capture of the correspondent)' if through is None else through} "
+                "reached the correspondent",
+            )
+        self.traffic("spoof", start, end)
+
+    # 2. RFC 5944 §3.8.2.1, §5.7 --------------------------------------------------------------------------
+
+    def forged(self) -> None:
+        marks = steps(self.run, "forged_reply")
+        replies = {e.get("kind"): e for e in marks}
+        before = (steps(self.run, "binding_seen", label="before") or [{}])[0]
+        refusals = self.run.events("ha", "authentication_failed", "identification_rejected")
+        for index, mark in enumerate(marks):
+            since = marks[index - 1]["t"] if index else before.get("t", math.inf)
+            logged = [e for e in refusals if since < e["t"] <= mark["t"]]
+            self.figures.setdefault("forged_logged", {})[str(mark.get("kind"))] = len(logged)
+        after = (steps(self.run, "binding_seen", label="after") or [{}])[0]
+        for kind, code, rule in (
+            ("wrong-key-deregistration", 131, "§3.8.2.1"),
+            ("wrong-key-registration", 131, "§3.8.2.1"),
+            ("replay", 133, "§5.7"),
+        ):
+            reply = replies.get(kind, {})
+            self.figures.setdefault("forged", {})[kind] = reply.get("reply_code")
+            self.check(
+                f"forged: {kind} refused with {code} (RFC 5944 {rule})",
+                reply.get("reply_code") == code,
+                f"reply code {reply.get('reply_code', reply.get('error', 'none'))}",
+            )
+        kept = {str(care_of) for care_of, _ in before.get("care_ofs") or []}
+        changed = [
+            e
+            for e in self.run.events("ha", "binding_removed", "binding_updated", "binding_added")
+            if e.get("home_address") == self.hoa
+            and before.get("t", math.inf) <= e["t"] <= after.get("t", -math.inf)
+            and (e["event"] == "binding_removed" or e.get("care_of") not in kept)
+        ]
+        self.check(
+            "forged: the binding is untouched (same care-of address, no change in the HA's trace)",
+            bool(before.get("care_ofs")) and before.get("care_ofs") == after.get("care_ofs") and not changed,
+            f"care-of before {before.get('care_ofs') or 'none'}, after {after.get('care_ofs') or 'none'}; "
+            f"{len(changed)} removals or care-of changes traced in between (renewals aside)",
+        )
+
+    # 3. RFC 5944 §3.8.2.1: floods ------------------------------------------------------------------------
+
+    def flood(self) -> None:
+        start, end = phase_window(self.run, "flood")
+        lines = log_times(self.run)
+        lifetime = float(self.meta.get("ha_max_lifetime", 0))
+        rows = self.figures.setdefault("flood", {})
+        kinds = [str(e.get("kind")) for e in steps(self.run, "flood_finished")]
+        if not kinds:
+            self.check("flood: the floods were sent", False, "no flood recorded")
+        for kind in kinds:
+            began = steps(self.run, "flood_started", kind=kind)
+            done = steps(self.run, "flood_finished", kind=kind)[0]
+            counted = (steps(self.run, "flood_counters", kind=kind) or [{}])[0]
+            t1, t2 = (began[0]["t"] if began else math.nan), done["t"]
+            sent, seconds = int(done.get("sent", 0)), float(done.get("seconds", 0) or 0)
+            keys = (
+                {"malformed"}
+                if kind == "garbage"
+                else {"authentication_failures", "dropped_over_failure_budget"}
+            )
+            refused = delta(counted.get("before"), counted.get("after"), keys)
+            logged = None if lines is None else sum(t1 <= t <= t2 + 1.0 for t in lines)
+            window = t2 + 1.0 - t1
+            renewals = [
+                e
+                for e in self.run.events("ha", "binding_updated")
+                if e.get("home_address") == self.hoa and t1 <= e["t"] <= t2
+            ]
+            rows[kind] = {
+                "sent": sent,
+                "seconds": seconds,
+                "rate": round(sent / seconds) if seconds else None,
+                "refused_or_dropped_by_ha": refused,
+                "log_lines": logged,
+                "log_lines_per_s": None if logged is None else round(logged / window, 1),
+                "renewals_during": len(renewals),
+                "forwarded": 0,
+            }
+            self.check(
+                f"flood {kind}: the HA's log stays within {LOG_LINES_PER_SECOND} lines/s",
+                logged is not None and sent > 0 and logged <= LOG_LINES_PER_SECOND * (window + 1),
+                f"{sent} sent in {seconds:.2f} s ({rows[kind]['rate']}/s); HA counted {refused} "
+                f"({'/'.join(sorted(keys))}); {logged if logged is not None else '? (no logs/ha.log)'} log "
+                f"lines in {window:.2f} s (bound {LOG_LINES_PER_SECOND * (window + 1):.0f})",
+            )
+        expired = [
+            e
+            for e in self.run.events("ha", "binding_removed")
+            if e.get("home_address") == self.hoa and start <= e["t"] <= end
+        ]
+        renewed = [
+            e
+            for e in self.run.events("ha", "binding_updated")
+            if e.get("home_address") == self.hoa and start <= e["t"] <= end
+        ]
+        wanted = max(1, int((end - start) // max(lifetime, 1.0)))
+        final = (steps(self.run, "binding_seen", label="after-flood") or [{}])[0]
+        self.figures["flood_binding"] = {
+            "renewals": len(renewed),
+            "removed": len(expired),
+            "phase_s": round(end - start, 3),
+        }
+        self.check(
+            "flood: the binding never expires; the MN's renewals are accepted throughout (RFC 5944 §3.8.2.1)",
+            math.isfinite(start) and not expired and len(renewed) >= wanted and bool(final.get("care_ofs")),
+            f"{len(renewed)} renewals in {end - start:.2f} s (lifetime {lifetime:g} s, want ≥ {wanted}); "
+            f"{len(expired)} removals; binding after the floods {final.get('care_ofs') or 'none'}",
+        )
+        self.traffic("flood", start, end)
+
+    def loss(self) -> None:
+        security_faults.loss(self)
+
+    def ha_restart(self) -> None:
+        security_faults.ha_restart(self)
+
+    def fa_restart(self) -> None:
+        security_faults.fa_restart(self)
+
+    def exit_codes(self) -> None:
+        codes = self.meta.get("exit_codes") or {}
+        bad = {k: v for k, v in codes.items() if v != 0}
+        self.check(
+            "every agent and probe exits cleanly",
+            bool(codes) and not bad,
+            f"{len(codes)} processes" if not bad else ", ".join(f"{k} exited {v}" for k, v in bad.items()),
+        )
+
+
+def analyse_security(run: Run) -> RunResult:
+    judge = Judge(run)
+    judge.judge()
+    passed = bool(judge.verdicts) and all(v.passed for v in judge.verdicts)
+    flows = {
+        name: {"sent": len(set(f.seq.tolist())), "received": int(np.count_nonzero(~np.isnan(f.recv_t)))}
+        for name, f in run.flows.items()
+    }
+    metrics = {
+        "scenario": "security",
+        "run": run.path.name,
+        "passed": passed,
+        "figures": judge.figures,
+        "verdicts": [v.to_dict() for v in judge.verdicts],
+        "flows": flows,
+        "notes": run.notes,
+    }
+    return RunResult(run.path, metrics, [], judge.verdicts, passed, list(run.flows), list(run.notes))
+
+
+def render_security(run_dir: Path) -> RunResult:
+    """Analyse a security run folder and (re)write metrics.json and report.md."""
+    from reports.security_report import write_outputs
+
+    run = load_run(Path(run_dir))
+    result = analyse_security(run)
+    write_outputs(run, result)
+    return result
+
+
+def verdict_lines(result: RunResult) -> str:
+    lines = [f"{'✔' if v.passed else '✘'} {v.name}" + (v.detail and f": {v.detail}") for v in result.verdicts]
+    met = sum(v.passed for v in result.verdicts)
+    lines.append(
+        f"{'PASS' if result.overall_passed else 'FAIL'}: {met} of {len(result.verdicts)} expectations met"
+    )
+    return "\n".join(lines)
+
+
+def flow_of(run: Run, name: str) -> FlowData | None:
+    return run.flows.get(name)
+
+
+def dumps(result: RunResult) -> str:
+    return json.dumps(result.metrics, indent=2, default=str)

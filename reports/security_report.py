@@ -1,0 +1,89 @@
+"""A security run's outputs: metrics.json and report.md (per attack: sent, dropped, logged, forwarded)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reports.metrics import RunResult
+from reports.render import _write, metrics_json
+from reports.rundir import Run
+
+
+def write_outputs(run: Run, result: RunResult) -> None:
+    _write(run.path / "metrics.json", metrics_json(result))
+    _write(run.path / "report.md", report_markdown(run, result))
+
+
+def report_markdown(run: Run, result: RunResult) -> str:
+    meta, figures = run.meta, result.metrics.get("figures", {})
+    lines = [
+        f"# Security run {run.path.name}",
+        "",
+        f"HA maximum lifetime {meta.get('ha_max_lifetime')} s; probes at {meta.get('rate')} packets/s "
+        "per flow; "
+        f"datapath {meta.get('datapath')}; wall time {meta.get('wall_time_s')} s. Captures in pcaps/.",
+        "",
+        "## Attacks",
+        "",
+        "| attack | from | sent | dropped / refused by the HA | logged | forwarded |",
+        "|---|---|---|---|---|---|",
+    ]
+    for kind, row in figures.get("spoof", {}).items():
+        dropped = ", ".join(f"{reason} {count}" for reason, count in row["dropped"].items()) or "0"
+        lines.append(
+            f"| spoof {kind} | {row['vantage']} | {row['sent']} | {dropped} | {row['logged']} trace lines | "
+            f"{'?' if row['forwarded'] is None else row['forwarded']} |"
+        )
+    for kind, code in figures.get("forged", {}).items():
+        logged = figures.get("forged_logged", {}).get(kind, "?")
+        lines.append(f"| {kind} | cn | 1 | reply code {code} | {logged} trace lines | – |")
+    for kind, row in figures.get("flood", {}).items():
+        lines.append(
+            f"| flood {kind} ({row['rate']}/s) | cn | {row['sent']} | "
+            f"{row['refused_or_dropped_by_ha']} counted | "
+            f"{row['log_lines']} log lines ({row['log_lines_per_s']}/s) | 0 |"
+        )
+    binding = figures.get("flood_binding")
+    if binding:
+        lines += [
+            "",
+            f"During the floods phase ({binding['phase_s']} s) the HA accepted {binding['renewals']} "
+            "renewals "
+            f"and removed the binding {binding['removed']} times.",
+        ]
+    lines += fault_lines(figures)
+    lines += ["", "## Verdicts", "", "| | expectation | detail |", "|---|---|---|"]
+    for verdict in result.verdicts:
+        detail = verdict.detail.replace("|", "\\|")
+        lines.append(f"| {'✔' if verdict.passed else '✘'} | {verdict.name} | {detail} |")
+    met = sum(v.passed for v in result.verdicts)
+    lines += ["", f"**{'PASS' if result.overall_passed else 'FAIL'}**: {met} of {len(result.verdicts)} met."]
+    if run.notes:
+        lines += ["", "## Notes", "", *[f"- {note}" for note in run.notes]]
+    return "\n".join(lines) + "\n"
+
+
+def fault_lines(figures: dict[str, Any]) -> list[str]:
+    """Per fault: what it cost (registration time under loss, outages after restarts)."""
+    lines = []
+    loss = figures.get("loss")
+    if loss:
+        lines.append(
+            f"- signalling loss {loss['probability']} each way: registrations completed in "
+            + ", ".join(f"{t['completion_s']} s ({t['requests']} requests)" for t in loss["trials"])
+            + f"; the rules dropped {loss['dropped_by_rules']}"
+        )
+    ha = figures.get("ha_restart")
+    if ha:
+        lines.append(
+            f"- HA kill -9 + restart with its journal: up again after {ha['restart_s']} s, bindings restored "
+            f"{ha['bindings_restored']}; outage (longest probe gap, ms) {ha['outage_ms']}"
+        )
+    fa = figures.get("fa_restart")
+    if fa:
+        lines.append(
+            f"- FA kill -9 + restart: up after {fa['restart_s']} s; the MN saw the reboot "
+            f"{fa['noticed_s']} s "
+            f"and was registered {fa['registered_s']} s after the kill; outage (ms) {fa['outage_ms']}"
+        )
+    return ["", "## Faults", "", *lines] if lines else []

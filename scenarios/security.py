@@ -1,0 +1,105 @@
+"""Attacks on a registered dual-stack mobile node's home agent, as phases with verdicts (issue 16; RFC 5944
+§3.8.2.1 and §5, RFC 3024 §4.3.2, RFC 5454 §4). Each phase is judged from the run folder alone
+(:mod:`reports.security`): the HA's drop counters and trace, its log, the correspondent's capture, probes:
+
+1. ``spoof``   spoofed reverse-tunnel packets (outer and inner sources, IPv4 and IPv6, nested and not) from
+   the correspondent and from the co-located visited network: all dropped and counted, none forwarded
+2. ``forged``  a bad-authenticator registration and deregistration (131) and a replayed deregistration (133)
+   change nothing
+3. ``flood``   garbage, then bad-authenticator requests at up to ~20,000/s while the MN renews a short
+   binding: it never expires, traffic keeps flowing, the HA's log stays within 21 lines/s
+4. ``loss``    30 % of UDP 434 lost each way at the MN: it still registers (completion time measured)
+5. ``ha-restart`` kill -9 of the HA, restart with its journal: traffic back without any MN action (outage)
+6. ``fa-restart`` the FA restarts: the MN notices by the sequence number and re-registers (RFC 5944 §2.4.4)
+
+    sudo python -m scenarios.security [--lifetime S] [--flood-count N] [--flood-rate PPS] [--out DIR] ...
+
+Exit 0 only when every verdict held; 1 when one failed (named) or the testbed could not be set up; 2 for
+wrong use, no root or a missing tool; 130 after Ctrl-C and 143 after SIGTERM, once everything is removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from scenarios.deregistration import lifetime
+from scenarios.harness.options import add_common_options, count, number, run_main, run_plan, seconds
+from scenarios.harness.progress import Progress
+from scenarios.harness.runfolder import RunFolder
+
+PHASES = ("spoof", "forged", "flood", "loss", "ha-restart", "fa-restart")
+
+
+def flood_count(text: str) -> int:
+    value = int(text) if text.isdigit() else -1
+    if not 100 <= value <= 200_000:
+        raise argparse.ArgumentTypeError(f"{text!r}: want a whole number 100..200000")
+    return value
+
+
+def phase_list(text: str) -> list[str]:
+    wanted = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in PHASES]
+    if unknown or not wanted:
+        raise argparse.ArgumentTypeError(f"{text!r}: want some of {','.join(PHASES)}")
+    return wanted
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m scenarios.security",
+        description="Attack a registered mobile node's home agent; check nothing gets through or breaks.",
+    )
+    parser.add_argument(
+        "--lifetime", type=lifetime, default=3, help="the HA's maximum binding lifetime (default 3 s)"
+    )
+    parser.add_argument("--dwell", type=seconds, default=1.0, help="seconds between steps (default 1)")
+    parser.add_argument("--settle-timeout", type=seconds, default=10.0, help="registration timeout (10 s)")
+    parser.add_argument("--spoof-count", type=count, default=10, help="packets per spoof kind (default 10)")
+    parser.add_argument(
+        "--flood-count", type=flood_count, default=40_000, help="datagrams per flood (default 40000)"
+    )
+    parser.add_argument(
+        "--flood-rate",
+        type=lambda text: number(text, 100, 50_000, "datagrams per second"),
+        default=20_000.0,
+        help="datagrams per second offered in each flood (default 20000)",
+    )
+    parser.add_argument(
+        "--loss",
+        type=lambda text: number(text, 0.01, 0.9, "(a probability)"),
+        default=0.3,
+        help="share of UDP 434 dropped each way at the MN in the loss phase (default 0.3)",
+    )
+    parser.add_argument("--loss-trials", type=count, default=3, help="registrations under loss (default 3)")
+    parser.add_argument(
+        "--phases",
+        type=phase_list,
+        default=list(PHASES),
+        help=f"comma-separated phases to run, in this order: {','.join(PHASES)} (default all)",
+    )
+    add_common_options(parser, "security", default_rate=100.0)
+    parser.set_defaults(always_captures=True, no_pcap=False)  # the verdicts need the captures
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main("security", parse_args(argv), argv, execute)
+
+
+def execute(
+    args: argparse.Namespace, run: RunFolder, progress: Progress, seed: int, features: dict[str, Any]
+) -> int:
+    """Run the scenario into ``run``; the exit status (a setup failure is one line, not a traceback)."""
+    from scenarios.security_run import SecurityRun  # imports mininet: after the checks
+
+    def plan() -> SecurityRun:
+        return SecurityRun(args, run, progress, seed, features)
+
+    return run_plan("security", args, run, plan)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The security scenario's fault phases (the attacks are in :mod:`scenarios.security_run`):
+
+* ``loss``       30 % of UDP 434 dropped both ways at the mobile node (iptables ``statistic``, in its own
+  namespace, removed after): it still registers, by retransmission (RFC 5944 §3.6.3)
+* ``ha-restart`` the HA is killed (SIGKILL, our handle) and started again with the same configuration, trace,
+  log and control path: it restores the binding from its journal, traffic comes back without the MN acting
+* ``fa-restart`` the FA is stopped and started: its advertisements start again at sequence 0, the MN takes
+  that for a reboot and registers again (RFC 5944 §2.4.4)
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from typing import TYPE_CHECKING, Any
+
+from scenarios.harness.testbed import Testbed, wait_until
+
+if TYPE_CHECKING:
+    from scenarios.security_run import SecurityRun
+
+MOBILE, FOREIGN = "mn1", "fa1"
+LOSS_RULES = (("OUTPUT", "--dport"), ("INPUT", "--sport"))
+"""The MN's requests out (to UDP 434) and the replies in (from UDP 434)."""
+LOSS_TIMEOUT = 60.0
+"""A registration under 30 % loss each way succeeds per attempt with p = 0.49; with the 1, 2, 4, 8, 16 s
+backoff the seventh attempt goes out at 47 s: failing all seven has p < 1 %."""
+
+
+def command(node: Any, argv: list[str]) -> tuple[int, str]:
+    """Run ``argv`` in ``node`` to its end (10 s at most); (exit status, stdout + stderr)."""
+    popen = node.popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        out, _ = popen.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        popen.kill()  # our own handle
+        out, _ = popen.communicate()
+        return -9, out.decode(errors="replace")
+    return popen.returncode, out.decode(errors="replace")
+
+
+def loss_rule(chain: str, port_option: str, probability: float) -> list[str]:
+    return [
+        chain, "-p", "udp", port_option, "434", "-m", "statistic", "--mode", "random",
+        "--probability", f"{probability:g}", "-j", "DROP",
+    ]  # fmt: skip
+
+
+def dropped_by_rules(node: Any) -> dict[str, int]:
+    """Packets each loss rule dropped so far (``iptables -L -v -x``), by chain."""
+    counts = {}
+    for chain, _ in LOSS_RULES:
+        _, out = command(node, ["iptables", "-w", "-L", chain, "-v", "-x", "-n"])
+        counts[chain] = sum(int(line.split()[0]) for line in out.splitlines() if "statistic" in line)
+    return counts
+
+
+def phase_loss(run: SecurityRun, bed: Testbed) -> None:
+    """RFC 5944 §3.6.3: the MN registers although 30 % of its signalling is lost each way."""
+    node, probability = bed.node(MOBILE), run.args.loss
+    bed.ask(MOBILE, "deregister")
+    run.wait(lambda: run.binding() is None, "mn1 deregistered before the loss is switched on")
+    for chain, option in LOSS_RULES:
+        code, out = command(node, ["iptables", "-w", "-A", *loss_rule(chain, option, probability)])
+        run.expect(f"loss rule {chain} installed in {MOBILE}", code == 0, out.strip())
+    _, listing = command(node, ["iptables", "-w", "-S"])
+    run.mark("loss_installed", mobile=MOBILE, probability=probability, rules=listing.splitlines())
+    for trial in range(run.args.loss_trials):
+        if trial:
+            bed.ask(MOBILE, "deregister")
+            gone = wait_until(lambda: run.binding() is None, LOSS_TIMEOUT)
+            run.expect(f"loss: mn1 deregistered (trial {trial + 1})", gone, "" if gone else "binding stays")
+        run.mark("register_sent", trial=trial)
+        bed.ask(MOBILE, "register")
+        done = wait_until(lambda: run.registered(MOBILE, run.fa_care_of), LOSS_TIMEOUT, interval=0.05)
+        run.mark("registered_seen", trial=trial, registered=done)
+    run.mark("loss_counters", dropped=dropped_by_rules(node))
+    for chain, option in LOSS_RULES:
+        command(node, ["iptables", "-w", "-D", *loss_rule(chain, option, probability)])
+    _, listing = command(node, ["iptables", "-w", "-S"])
+    run.mark("loss_removed", mobile=MOBILE, rules=listing.splitlines())
+    time.sleep(run.args.dwell)
+
+
+def phase_ha_restart(run: SecurityRun, bed: Testbed) -> None:
+    """kill -9 of the HA, then the same agent again: its journal gives it the binding back (no MN action).
+    Killed right after a renewal, so the journalled binding outlives the restart (about 1 s)."""
+    time.sleep(run.args.dwell)
+    fresh = wait_renewal(run, run.args.lifetime + 1.0)
+    process = bed.agents["ha"]
+    process.popen.kill()  # our own handle: SIGKILL, no cleanup, no deregistration
+    code = process.popen.wait(timeout=10)
+    run.mark("ha_killed", pid=process.pid, exit_code=code, after_renewal=fresh)
+    bed.agents["ha"] = bed.node("ha").start_agent(
+        "ha", run.run.config("ha"), run.run.trace("ha"), run.run.control("ha"), run.run.log("ha")
+    )
+    run.mark("ha_restarted", pid=bed.agents["ha"].pid, counters=run.counters())
+    time.sleep(max(2.0, 2 * run.args.dwell))
+    run.mark("binding_seen", label="after-ha-restart", care_ofs=run.care_ofs(), counters=run.counters())
+
+
+def phase_fa_restart(run: SecurityRun, bed: Testbed) -> None:
+    """The FA crashes (SIGKILL: no last advertisement with Lifetime 0) and starts again within the MN's
+    advertisement lifetime; its sequence numbers restart at 0, so the MN sees a reboot (§2.4.4)."""
+    time.sleep(run.args.dwell)
+    process = bed.agents[FOREIGN]
+    run.mark("fa_stopping", pid=process.pid)
+    process.popen.kill()  # our own handle
+    code = process.popen.wait(timeout=10)
+    run.mark("fa_stopped", exit_code=code)
+    bed.agents[FOREIGN] = bed.node(FOREIGN).start_agent(
+        "fa", run.run.config(FOREIGN), run.run.trace(FOREIGN), run.run.control(FOREIGN), run.run.log(FOREIGN)
+    )
+    run.mark("fa_restarted", pid=bed.agents[FOREIGN].pid)
+    again = wait_until(lambda: visitor_known(run, bed), run.args.settle_timeout, interval=0.05)
+    run.mark("fa_visitor_seen", registered=again)
+    time.sleep(max(2.0, 2 * run.args.dwell))
+
+
+def visitor_known(run: SecurityRun, bed: Testbed) -> bool:
+    try:
+        visitors = bed.ask(FOREIGN, "visitors")
+    except (OSError, RuntimeError):
+        return False
+    return any(entry.get("home_address") == run.hoa for entry in visitors)
+
+
+def wait_renewal(run: SecurityRun, timeout: float) -> bool:
+    """Poll the HA's binding until its remaining lifetime jumps up (a renewal was accepted)."""
+    last = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        care_ofs = (run.binding() or {}).get("care_ofs") or [{}]
+        remaining = care_ofs[0].get("remaining")
+        if isinstance(remaining, int | float):
+            if last is not None and remaining > last + 0.5:
+                return True
+            last = remaining
+        time.sleep(0.02)
+    return False

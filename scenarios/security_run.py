@@ -1,0 +1,330 @@
+"""The security scenario's steps (the command is :mod:`scenarios.security`).
+
+The scenario only acts and records: phase marks, what each attack sent and the HA's counters before and
+after it (``mipctl status``) go to ``traces/scenario.jsonl`` as ``step`` events; every verdict is computed
+afterwards from the run folder by :mod:`reports.security`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from ipaddress import IPv4Address, IPv6Address
+from typing import Any
+
+from agents.mip.identification import timestamp_identification
+from agents.runtime.trace import monotonic_now
+from reports.security import render_security, verdict_lines
+from scenarios.forgery import last_deregistration, wrong_key_deregistration
+from scenarios.harness.probes import Flow
+from scenarios.harness.progress import Progress
+from scenarios.harness.runfolder import RunFolder, git_revision, versions
+from scenarios.harness.testbed import Testbed, wait_until
+from scenarios.security import PHASES
+from scenarios.security_faults import phase_fa_restart, phase_ha_restart, phase_loss
+from scenarios.spoofing import Target, bad_auth_datagram, garbage_datagram, spoofs, wrong_key_registration
+from topologies.addressing import CN4, CN6, HA4
+from topologies.dualstack import DualStackTopo, process_tag
+
+MOBILE, VISITED = "mn1", "mn2"
+REQUESTED_LIFETIME = 60
+FLOODS = ("garbage", "bad-auth")
+
+
+class SecurityRun:
+    """One run of the security scenario into ``run``."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        run: RunFolder,
+        progress: Progress,
+        seed: int,
+        features: dict[str, Any],
+    ) -> None:
+        self.args, self.run, self.progress, self.seed, self.features = args, run, progress, seed, features
+        self.expectations: list[dict[str, object]] = []
+        self.topo = DualStackTopo(
+            foreign_agents=1,
+            mobile_nodes=1,
+            colocated_nodes=1,
+            nat=False,
+            ha_max_lifetime=args.lifetime,
+            mn_lifetime=REQUESTED_LIFETIME,
+            datapath=args.datapath,
+            tag=process_tag(),
+            ha_journal=str(run.path / "ha-journal.jsonl"),
+        )
+        self.phases = [phase for phase in PHASES if phase in args.phases]
+        mobile = self.topo.mobile_plans[MOBILE]
+        self.hoa, self.spi = str(mobile.home_address), mobile.spi
+        self.address6 = str(mobile.addresses6[0])
+        self.fa_care_of = str(self.topo.nodeSpec("fa1").agent_config["foreign_agent"]["care_of_addresses"][0])  # type: ignore[index]
+        self.bed: Testbed | None = None
+
+    def execute(self) -> Any:
+        started = time.monotonic()
+        self.write_meta_start()
+        try:
+            with Testbed(self.topo, self.run, pcap=True, start_timeout=self.args.start_timeout) as bed:
+                self.bed = bed
+                self.progress.say(f"network up, {len(bed.agents)} agents ready; run folder {self.run.path}")
+                self.drive(bed)
+            self.run.write_meta(exit_codes=bed.exit_codes)
+        finally:
+            self.run.write_meta(
+                end_utc=datetime.now(UTC).isoformat(timespec="seconds"),
+                wall_time_s=round(time.monotonic() - started, 3),
+                expectations=self.expectations,
+            )
+        self.progress.say("analysing the run")
+        result = render_security(self.run.path)
+        if not self.progress.quiet:
+            self.progress.always("")
+            self.progress.always(verdict_lines(result))
+        verdict = "PASSED" if result.overall_passed else "FAILED"
+        self.progress.always(f"security: {verdict}; run folder: {self.run.path} (report.md, pcaps/)")
+        return result
+
+    def write_meta_start(self) -> None:
+        args = self.args
+        self.run.write_meta(
+            scenario="security",
+            argv=["python", "-m", "scenarios.security", *getattr(args, "argv", [])],
+            seed=self.seed,
+            datapath=args.datapath,
+            rate=args.rate,
+            dwell=args.dwell,
+            pcap=True,
+            git_rev=git_revision(),
+            versions=versions(),
+            kernel_features=self.features,
+            start_utc=datetime.now(UTC).isoformat(timespec="seconds"),
+            t0=monotonic_now(),
+            clock_offset=time.time() - monotonic_now(),
+            mobile_node=MOBILE,
+            home_agent="ha",
+            foreign_agent="fa1",
+            home_address=self.hoa,
+            address6=self.address6,
+            fa_care_of=self.fa_care_of,
+            home_agent_address=str(HA4.ip),
+            correspondent4=str(CN4.ip),
+            ha_max_lifetime=args.lifetime,
+            spoof_count=args.spoof_count,
+            flood_count=args.flood_count,
+            flood_rate=args.flood_rate,
+            phases=self.phases,
+            loss=args.loss,
+            loss_trials=args.loss_trials,
+            flows=[flow.name for flow in self.flows()],
+            topology_tag=self.topo.tag,
+        )
+
+    def expect(self, name: str, passed: bool, detail: str = "") -> bool:
+        self.expectations.append({"name": name, "passed": passed, "detail": detail})
+        if not passed:
+            self.progress.warn(f"{name}: {detail}")
+        return passed
+
+    def drive(self, bed: Testbed) -> None:
+        self.wait(lambda: self.registered(VISITED), "mn2 registered (co-located, the visited network)")
+        number = bed.move(MOBILE, "fa1")
+        bed.finish_move(number, self.wait(lambda: self.registered(MOBILE, self.fa_care_of), "mn1 via fa1"))
+        bed.start_probes(self.flows(), self.args.rate)
+        time.sleep(self.args.dwell)
+        faults = {"loss": phase_loss, "ha-restart": phase_ha_restart, "fa-restart": phase_fa_restart}
+        for phase in self.phases:
+            bed.trace.emit("phase_started", phase=phase)
+            self.progress.say(f"phase {phase}")
+            if phase in faults:
+                faults[phase](self, bed)
+            else:
+                getattr(self, "phase_" + phase)(bed)
+            bed.trace.emit("phase_finished", phase=phase)
+        bed.stop_probes()
+
+    # -- phases -----------------------------------------------------------------------------------------
+
+    def phase_spoof(self, bed: Testbed) -> None:
+        """RFC 3024 §4.3.2, RFC 5454 §4: spoofed reverse-tunnel packets, each kind in its own second (the
+        security log admits 21 lines/s: each kind gets its own trace lines)."""
+        target = Target(
+            HA4.ip,
+            IPv4Address(self.hoa),
+            IPv6Address(self.address6),
+            IPv4Address(self.fa_care_of),
+            CN4.ip,
+            CN6.ip,
+            CN4.ip,
+        )
+        for spoof in spoofs(target, "cn", VISITED):
+            before = self.datapath_drops()
+            result = self.attack(
+                spoof.vantage, f"spoof-{spoof.name}", [spoof.packet], self.args.spoof_count, 200
+            )
+            time.sleep(max(1.1, self.args.dwell))
+            after = self.datapath_drops()
+            self.mark(
+                "spoof",
+                kind=spoof.name,
+                vantage=spoof.vantage,
+                description=spoof.what,
+                drops_before=before,
+                drops_after=after,
+                **result,
+            )
+
+    def phase_forged(self, bed: Testbed) -> None:
+        """RFC 5944 §3.8.2.1 and §5.7: wrong keys get 131, a replayed deregistration 133; binding kept."""
+        self.mark("deregister_sent", mobile=MOBILE)
+        bed.ask(MOBILE, "deregister")
+        self.wait(lambda: self.binding() is None, "mn1 deregistered (for a deregistration to replay)")
+        bed.ask(MOBILE, "register")
+        self.wait(lambda: self.registered(MOBILE, self.fa_care_of), "mn1 registered again")
+        time.sleep(0.5)
+        seen_until = time.time()
+        self.mark("binding_seen", label="before", care_ofs=self.care_ofs(), counters=self.counters())
+        hoa, ha = IPv4Address(self.hoa), HA4.ip
+        care_of = IPv4Address(self.fa_care_of)
+        attacks: list[tuple[str, bytes | None]] = [
+            ("wrong-key-deregistration", wrong_key_deregistration(hoa, ha, care_of, self.spi)),
+            (
+                "wrong-key-registration",
+                wrong_key_registration(hoa, ha, CN4.ip, self.spi, timestamp_identification(time.time(), 5)),
+            ),
+            ("replay", last_deregistration(self.run.pcap("ha", "ha-eth0"), hoa, seen_until)),
+        ]
+        for kind, payload in attacks:
+            if payload is None:
+                self.mark("forged_reply", kind=kind, error="no deregistration captured on the home link")
+                continue
+            self.mark("forged_reply", kind=kind, **self.forge(payload))
+        time.sleep(self.args.dwell)
+        self.mark("binding_seen", label="after", care_ofs=self.care_ofs(), counters=self.counters())
+
+    def phase_flood(self, bed: Testbed) -> None:
+        """RFC 5944 §3.8.2.1: floods of garbage and of bad-authenticator requests (half forging the FA's
+        address, the source the MN's renewals come from) while the MN renews its short binding."""
+        ha, hoa, care_of = HA4.ip, IPv4Address(self.hoa), IPv4Address(self.fa_care_of)
+        sources = [CN4.ip, care_of]
+        packets = {
+            "garbage": [garbage_datagram(sources[n % 2], ha, n) for n in range(100)],
+            "bad-auth": [
+                bad_auth_datagram(
+                    sources[n % 2], ha, hoa, care_of, self.spi, timestamp_identification(time.time(), n)
+                )
+                for n in range(100)
+            ],
+        }
+        for kind in FLOODS:
+            before = self.counters()
+            self.mark("flood_started", kind=kind)
+            result = self.attack(
+                "cn", f"flood-{kind}", packets[kind], self.args.flood_count, self.args.flood_rate
+            )
+            self.mark("flood_finished", kind=kind, **result)
+            time.sleep(max(1.0, self.args.dwell))
+            self.mark("flood_counters", kind=kind, before=before, after=self.counters())
+        time.sleep(self.args.lifetime)  # a renewal lost in the flood shows: expiry, then a gap in traffic
+        self.mark("binding_seen", label="after-flood", care_ofs=self.care_ofs(), counters=self.counters())
+
+    # -- helpers ----------------------------------------------------------------------------------------
+
+    def flows(self) -> list[Flow]:
+        cn4, cn6 = str(CN4.ip), str(CN6.ip)
+        return [
+            Flow("v4-down", "cn", MOBILE, self.hoa, 4),
+            Flow("v4-up", MOBILE, "cn", cn4, 4, source=self.hoa),
+            Flow("v6-down", "cn", MOBILE, self.address6, 6),
+            Flow("v6-up", MOBILE, "cn", cn6, 6, source=self.address6),
+        ]
+
+    def mark(self, what: str, **fields: Any) -> None:
+        assert self.bed is not None
+        self.bed.trace.emit("step", what=what, **fields)
+
+    def wait(self, predicate: Callable[[], bool], what: str) -> bool:
+        ok = wait_until(predicate, self.args.settle_timeout)
+        return self.expect(what, ok, "" if ok else f"not within {self.args.settle_timeout:g} s")
+
+    def status(self, node: str) -> dict[str, Any]:
+        assert self.bed is not None
+        try:
+            return dict(self.bed.ask(node, "status"))
+        except (OSError, RuntimeError) as error:
+            return {"error": str(error)}
+
+    def registered(self, node: str, care_of: str | None = None) -> bool:
+        status = self.status(node)
+        return status.get("state") == "registered" and (care_of is None or status.get("care_of") == care_of)
+
+    def datapath_drops(self) -> dict[str, int]:
+        return dict(self.status("ha").get("datapath", {}).get("drops", {}))
+
+    def counters(self) -> dict[str, int]:
+        return dict(self.status("ha").get("counters", {}))
+
+    def binding(self) -> dict[str, Any] | None:
+        assert self.bed is not None
+        for binding in self.bed.ask("ha", "bindings"):
+            if binding.get("home_address") == self.hoa:
+                return dict(binding)
+        return None
+
+    def care_ofs(self) -> list[list[Any]]:
+        return sorted(
+            [str(c.get("care_of")), c.get("port")] for c in (self.binding() or {}).get("care_ofs", [])
+        )
+
+    def attack(self, node: str, name: str, packets: list[bytes], count: int, rate: float) -> dict[str, Any]:
+        """Run :mod:`scenarios.attack` inside ``node``: ``count`` packets at ``rate``; its JSON answer."""
+        path = self.run.path / "attacks" / f"{name}.hex"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("".join(packet.hex() + "\n" for packet in packets))
+        limit = count / rate + 10
+        argv = [
+            sys.executable,
+            "-m",
+            "scenarios.attack",
+            "--packets",
+            str(path),
+            "--count",
+            str(count),
+            "--rate",
+            f"{rate:g}",
+            "--max-seconds",
+            f"{limit:g}",
+        ]
+        return self.run_in(node, argv, limit + 5)
+
+    def forge(self, payload: bytes) -> dict[str, Any]:
+        argv = [sys.executable, "-m", "scenarios.forge", "--to", str(HA4.ip), "--hex", payload.hex()]
+        return self.run_in("cn", argv, 10)
+
+    def run_in(self, node: str, argv: list[str], timeout: float) -> dict[str, Any]:
+        assert self.bed is not None
+        popen = self.bed.node(node).popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            out, err = popen.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            popen.kill()  # our own handle
+            popen.communicate()
+            return {"error": f"{argv[2]} did not finish in {timeout:g} s"}
+        except BaseException:  # Ctrl-C or SIGTERM: the attacker stops with the run, not after it
+            popen.kill()
+            popen.wait()
+            raise
+        try:
+            return dict(json.loads(out.decode().strip().splitlines()[-1]))
+        except (ValueError, IndexError):
+            return {
+                "error": f"{argv[2]} exited {popen.returncode}: {err.decode(errors='replace').strip()[:200]}"
+            }

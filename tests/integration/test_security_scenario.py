@@ -1,0 +1,290 @@
+"""The security scenario end to end (issue 16 item 3): every attack's verdict holds on a real run, each
+verdict is computed from the run folder (a doctored trace, log or capture makes exactly that verdict fail)
+and teardown leaves nothing behind.
+
+One short run (floods of 10,000 datagrams at 20,000/s, 3 spoofed packets per kind, one registration under
+30 % loss, then the HA and the FA killed and restarted) serves every test."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reports.security import render_security
+from tests.integration.test_teardown import (
+    Ours,
+    assert_nothing_left,
+    run_and_check_teardown,
+    scenario_env,
+    snapshot,
+)
+from tests.support.scenario import Finished, ScenarioProcess
+from topologies.dualstack import process_tag
+
+pytestmark = [pytest.mark.mininet, pytest.mark.root, pytest.mark.slow]
+
+ARGS = [
+    *("--spoof-count", "3", "--flood-count", "10000", "--flood-rate", "20000", "--dwell", "0.5"),
+    *("--loss-trials", "1"),
+]
+HOA = "192.0.2.10"
+SPOOF_KINDS = ("v4-outer", "v4-inner", "v6-outer", "v6-inner", "v6-unnested", "v6-nested-outer")
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Finished, Path]:
+    run = tmp_path_factory.mktemp("security") / "run"
+    tmpdir = Path(tmp_path_factory.mktemp("s"))
+    finished = run_and_check_teardown(ARGS, run, tmpdir, "security", scenario="security")
+    return finished, run
+
+
+def verdicts(run: Path) -> dict[str, bool]:
+    metrics = json.loads((run / "metrics.json").read_text())
+    return {item["name"]: item["passed"] for item in metrics["verdicts"]}
+
+
+def failed(judged: dict[str, bool]) -> list[str]:
+    return [name for name, ok in judged.items() if not ok]
+
+
+def doctored(run: Path, work: Path, change: Callable[[Path], None]) -> dict[str, bool]:
+    """Copy the run folder, apply ``change``, re-render, return the verdicts."""
+    copy = work / "copy"
+    shutil.copytree(run, copy)
+    change(copy)
+    render_security(copy)
+    return verdicts(copy)
+
+
+def edit_trace(
+    node: str, edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+) -> Callable[[Path], None]:
+    def change(folder: Path) -> None:
+        path = folder / "traces" / f"{node}.jsonl"
+        events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        path.write_text("".join(json.dumps(event) + "\n" for event in edit(events)))
+
+    return change
+
+
+def test_every_attack_is_refused_and_the_run_folder_is_complete(finished_run: tuple[Finished, Path]) -> None:
+    finished, run = finished_run
+    assert finished.returncode == 0, finished.explain()
+    assert "security: PASSED" in finished.stdout
+    judged = verdicts(run)
+    assert all(judged.values()), failed(judged)
+    figures = json.loads((run / "metrics.json").read_text())["figures"]
+    assert set(figures["spoof"]) == set(SPOOF_KINDS)
+    for kind, row in figures["spoof"].items():
+        assert row["sent"] == 3 and sum(row["dropped"].values()) == 3 and row["forwarded"] == 0, kind
+    assert figures["forged"] == {
+        "wrong-key-deregistration": 131,
+        "wrong-key-registration": 131,
+        "replay": 133,
+    }
+    assert figures["flood"]["bad-auth"]["sent"] == 10_000
+    assert figures["flood_binding"]["removed"] == 0
+    assert (run / "pcaps" / "ha-ha-eth0.pcap").stat().st_size > 0
+    assert "| spoof v6-unnested | mn2 | 3 |" in (run / "report.md").read_text()
+    assert figures["loss"]["completion_s_max"] is not None
+    assert figures["ha_restart"]["bindings_restored"] == 1
+    assert all(0 < ms < 5000 for ms in figures["ha_restart"]["outage_ms"].values())
+    assert figures["fa_restart"]["noticed_s"] is not None
+
+
+def test_a_home_agent_that_did_not_restore_the_binding_fails(
+    finished_run: tuple[Finished, Path], tmp_path: Path
+) -> None:
+    """A doctored HA trace: no binding_restored for the MN after the kill (as without a journal)."""
+    _, run = finished_run
+
+    def forgot(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e for e in events if not (e["event"] == "binding_restored" and e.get("home_address") == HOA)]
+
+    judged = doctored(run, tmp_path, edit_trace("ha", forgot))
+    assert failed(judged) == [
+        "ha-restart: killed (SIGKILL) and started again, the HA restores the binding from its journal"
+    ]
+
+
+def test_a_reboot_the_mobile_node_never_noticed_fails(
+    finished_run: tuple[Finished, Path], tmp_path: Path
+) -> None:
+    _, run = finished_run
+
+    def unnoticed(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e for e in events if not (e["event"] == "movement_detected" and e.get("reason") == "reboot")]
+
+    judged = doctored(run, tmp_path, edit_trace("mn1", unnoticed))
+    assert set(failed(judged)) == {
+        "fa-restart: the MN notices the FA reboot by its sequence number, registers again (RFC 5944 §2.4.4)",
+        "fa-restart: traffic comes back after the re-registration",
+    }
+
+
+def test_loss_rules_left_behind_fail(finished_run: tuple[Finished, Path], tmp_path: Path) -> None:
+    def left(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for event in events:
+            if event.get("what") == "loss_removed":
+                event["rules"].append(
+                    "-A OUTPUT -p udp -m udp --dport 434 -m statistic --mode random -j DROP"
+                )
+        return events
+
+    _, run = finished_run
+    judged = doctored(run, tmp_path, edit_trace("scenario", left))
+    assert failed(judged) == ["loss: 0.3 loss on UDP 434 both ways while registering, removed after"]
+
+
+def test_a_spoof_forwarded_to_the_correspondent_fails_that_kind(
+    finished_run: tuple[Finished, Path], tmp_path: Path
+) -> None:
+    """The correspondent's capture is the evidence: a marked spoof appended to it, as if forwarded."""
+    import dpkt
+
+    _, run = finished_run
+
+    def forwarded(folder: Path) -> None:
+        pcap = next((folder / "pcaps").glob("cn-*.pcap"))
+        with pcap.open("rb") as handle:
+            frames = list(dpkt.pcap.Reader(handle))
+        udp = dpkt.udp.UDP(sport=40000, dport=9, data=b"DSMIP-SPOOF v4-inner")
+        ip = dpkt.ip.IP(src=bytes([192, 0, 2, 99]), dst=bytes([203, 0, 113, 10]), p=17, data=udp)
+        frame = dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x02" * 6, data=ip)
+        with pcap.open("wb") as handle:
+            writer = dpkt.pcap.Writer(handle)
+            for when, data in frames:
+                writer.writepkt(data, when)
+            writer.writepkt(bytes(frame), frames[-1][0])
+
+    judged = doctored(run, tmp_path, forwarded)
+    assert failed(judged) == [
+        "spoof v4-inner: every packet dropped and counted by the HA, logged, none forwarded"
+    ]
+
+
+def test_without_the_correspondents_capture_no_spoof_passes(
+    finished_run: tuple[Finished, Path], tmp_path: Path
+) -> None:
+    _, run = finished_run
+
+    def no_capture(folder: Path) -> None:
+        for pcap in (folder / "pcaps").glob("cn-*.pcap"):
+            pcap.unlink()
+
+    judged = doctored(run, tmp_path, no_capture)
+    assert {name for name in failed(judged)} == {
+        f"spoof {kind}: every packet dropped and counted by the HA, logged, none forwarded"
+        for kind in SPOOF_KINDS
+    }
+
+
+def test_a_drop_counter_that_did_not_move_fails(finished_run: tuple[Finished, Path], tmp_path: Path) -> None:
+    def unmoved(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for event in events:
+            if event.get("what") == "spoof" and event.get("kind") == "v6-unnested":
+                event["drops_after"] = event["drops_before"]
+        return events
+
+    _, run = finished_run
+    judged = doctored(run, tmp_path, edit_trace("scenario", unmoved))
+    assert failed(judged) == [
+        "spoof v6-unnested: every packet dropped and counted by the HA, logged, none forwarded"
+    ]
+
+
+def test_an_accepted_forgery_fails(finished_run: tuple[Finished, Path], tmp_path: Path) -> None:
+    def accepted(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for event in events:
+            if event.get("what") == "forged_reply" and event.get("kind") == "replay":
+                event["reply_code"] = 0
+        return events
+
+    _, run = finished_run
+    judged = doctored(run, tmp_path, edit_trace("scenario", accepted))
+    assert failed(judged) == ["forged: replay refused with 133 (RFC 5944 §5.7)"]
+
+
+def test_a_binding_lost_during_the_flood_fails(finished_run: tuple[Finished, Path], tmp_path: Path) -> None:
+    """A doctored HA trace: the binding expired in the middle of the floods."""
+    _, run = finished_run
+    scenario = [json.loads(line) for line in (run / "traces" / "scenario.jsonl").read_text().splitlines()]
+    began = next(e["t"] for e in scenario if e.get("what") == "flood_started")
+
+    def expired(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        removal = {"t": began + 0.1, "node": "ha", "event": "binding_removed", "reason": "expired"}
+        return sorted([*events, removal | {"home_address": HOA}], key=lambda e: e["t"])
+
+    judged = doctored(run, tmp_path, edit_trace("ha", expired))
+    assert failed(judged) == [
+        "flood: the binding never expires; the MN's renewals are accepted throughout (RFC 5944 §3.8.2.1)"
+    ]
+
+
+def test_a_log_flooded_during_the_attack_fails(finished_run: tuple[Finished, Path], tmp_path: Path) -> None:
+    """A doctored HA log: 500 extra lines stamped inside the bad-auth flood."""
+    _, run = finished_run
+    log = (run / "logs" / "ha.log").read_text().splitlines()
+    security_lines = [line for line in log if "agents.security" in line]
+    assert security_lines, "the floods logged nothing at all"
+
+    def flooded(folder: Path) -> None:
+        scenario = [
+            json.loads(line) for line in (folder / "traces" / "scenario.jsonl").read_text().splitlines()
+        ]
+        meta = json.loads((folder / "meta.json").read_text())
+        began = next(e["t"] for e in scenario if e.get("what") == "flood_started" and e["kind"] == "bad-auth")
+        from datetime import datetime
+
+        stamp = datetime.fromtimestamp(began + 0.2 + meta["clock_offset"]).strftime("%Y-%m-%d %H:%M:%S,%f")[
+            :23
+        ]
+        extra = [f"{stamp} WARNING ha agents.security: authentication_failed: {{}}"] * 500
+        (folder / "logs" / "ha.log").write_text("\n".join([*log, *extra]) + "\n")
+
+    judged = doctored(run, tmp_path, flooded)
+    assert failed(judged) == ["flood bad-auth: the HA's log stays within 21 lines/s"]
+
+
+def test_sigterm_during_a_flood_stops_the_attacker_and_leaves_nothing(tmp_path: Path) -> None:
+    """143 after SIGTERM in the middle of a 10 s flood: the attacker process inside the correspondent (its
+    command line names the run folder, so a survivor would show) is gone with everything else."""
+    tmpdir = Path(tempfile.mkdtemp(prefix="dsmt"))
+    try:
+        run_folder = tmp_path / "run"
+        ours = Ours(run_folder, "secterm", tmpdir)
+        before = snapshot(ours)
+        args = [
+            "--phases",
+            "flood",
+            "--flood-count",
+            "200000",
+            "--flood-rate",
+            "20000",
+            "--out",
+            str(run_folder),
+        ]
+        process = ScenarioProcess(args, env=scenario_env("secterm", tmpdir), scenario="security")
+        if process.wait_for_output("phase flood", timeout=90):
+            time.sleep(1.0)  # the attacker is sending by now
+            process.popen.send_signal(signal.SIGTERM)  # our own child, by its handle
+        finished = process.finish(timeout=60)
+        assert "phase flood" in finished.stdout + finished.stderr and not finished.timed_out, (
+            finished.explain()
+        )
+        assert finished.returncode == 143, finished.explain()
+        assert "security: terminated; everything the run created was removed" in finished.stdout
+        assert "Traceback" not in finished.stderr, finished.explain()
+        assert (run_folder / "attacks" / "flood-garbage.hex").is_file()  # it did start attacking
+        assert_nothing_left(before, ours, process_tag(finished.pid))
+    finally:
+        shutil.rmtree(tmpdir)
