@@ -328,8 +328,11 @@ def phase_ipv4_only(ev: PdEvidence) -> list[Verdict]:
 
 def capture_verdicts(ev: PdEvidence) -> list[Verdict]:
     pcap = ev.run.path / "pcaps" / "ha-ha-eth0.pcap"
-    if not ev.meta.get("pcap") or not pcap.is_file():
-        return []
+    if not ev.meta.get("pcap"):
+        return []  # --no-pcap: nothing was captured, nothing to judge
+    if not pcap.is_file():
+        name = "pcap: DHCPv6 seen IPv6-in-IPv4-in-IPv4 on the HA's home link"
+        return [_check(name, False, "pcaps/ha-ha-eth0.pcap is missing although the run captured")]
     seen = dhcpv6_in_tunnel(pcap, IPv4Address(ev.meta["home_address"]))
     answered = "REPLY" in seen or (ev.meta.get("exhausted") and "ADVERTISE" in seen)
     return [

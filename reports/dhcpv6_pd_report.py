@@ -68,6 +68,27 @@ def phase_timeline(run: Run, result: RunResult, path: Path) -> None:
     plt.close(figure)
 
 
+def lease_table(path: Path) -> list[str]:
+    """Every row Kea wrote to its memfile (one per allocation, renewal and release; a valid lifetime of
+    0 is the release), as a table."""
+    from reports.dhcpv6_pd import kea_leases
+
+    rows = kea_leases(path) if path.is_file() else []
+    if not rows:
+        return ["(no lease recorded)"]
+    lines = [
+        "| prefix | DUID | IAID | preferred s | valid s | expires (Unix time) |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for row in rows:
+        prefix = f"{row.get('address')}/{row.get('prefix_len')}"
+        lines.append(
+            f"| {prefix} | {row.get('duid')} | {row.get('iaid')} | {row.get('pref_lifetime')} | "
+            f"{row.get('valid_lifetime')} | {row.get('expire')} |"
+        )
+    return lines
+
+
 def report_markdown(run: Run, result: RunResult) -> str:
     meta, metrics = run.meta, result.metrics
     lines = [
@@ -99,6 +120,7 @@ def report_markdown(run: Run, result: RunResult) -> str:
         f"- {'✔' if v.passed else '✘'} {v.name}" + (f": {v.detail}" if v.detail else "")
         for v in result.verdicts
     ]
+    lines += ["", "## The lease as Kea recorded it", "", *lease_table(run.path / "kea" / "kea-leases6.csv")]
     lines += ["", "Kea's lease file: `kea/kea-leases6.csv`; its log: `kea/kea-dhcp6.log`.", ""]
     if result.notes:
         lines += ["## Notes", "", *[f"- {note}" for note in result.notes], ""]

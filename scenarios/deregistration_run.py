@@ -13,13 +13,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from ipaddress import IPv4Address
 from typing import Any
 
 from reports.deregistration import DeregistrationResult, render_deregistration, verdict_lines
 from scenarios.forgery import last_deregistration, wrong_key_deregistration
 from scenarios.harness.observe import HomeLinkView, Observer, mac_of
+from scenarios.harness.phased import PhasedRun
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder, kernel_notes, start_meta
 from scenarios.harness.testbed import SNAPLEN, Testbed, wait_until
@@ -42,8 +42,10 @@ PHASES = (
 )
 
 
-class DeregistrationRun:
+class DeregistrationRun(PhasedRun):
     """One run of the deregistration scenario into ``run``."""
+
+    NAME = "deregistration"
 
     def __init__(
         self,
@@ -53,8 +55,7 @@ class DeregistrationRun:
         seed: int,
         features: dict[str, Any],
     ) -> None:
-        self.args, self.run, self.progress, self.seed, self.features = args, run, progress, seed, features
-        self.expectations: list[dict[str, object]] = []
+        super().__init__(args, run, progress, seed, features)
         self.topo = DualStackTopo(
             foreign_agents=1,
             mobile_nodes=1,
@@ -72,39 +73,19 @@ class DeregistrationRun:
         self.addresses6 = [str(address) for address in mobile.addresses6]
         self.fa_care_of = str(self.topo.nodeSpec("fa1").agent_config["foreign_agent"]["care_of_addresses"][0])  # type: ignore[index]
         self.observer: Observer | None = None
-        self.bed: Testbed | None = None
 
     # -- frame ---------------------------------------------------------------------------------------------
 
-    def execute(self) -> DeregistrationResult:
-        started = time.monotonic()
-        self.write_meta_start()
-        try:
-            with Testbed(
-                self.topo, self.run, pcap=not self.args.no_pcap, start_timeout=self.args.start_timeout
-            ) as bed:
-                self.bed = bed
-                self.progress.say(f"network up, {len(bed.agents)} agents ready; run folder {self.run.path}")
-                if self.args.no_pcap:
-                    self.capture_home_link(bed)
-                self.drive(bed)
-            self.run.write_meta(exit_codes=bed.exit_codes)
-        finally:
-            self.run.write_meta(
-                end_utc=datetime.now(UTC).isoformat(timespec="seconds"),
-                wall_time_s=round(time.monotonic() - started, 3),
-                expectations=self.expectations,
-            )
-        self.progress.say("analysing the run")
-        result = render_deregistration(self.run.path)
-        if not self.progress.quiet:
-            self.progress.always("")
-            self.progress.always(verdict_lines(result))
-        verdict = "PASSED" if result.overall_passed else "FAILED"
-        self.progress.always(
-            f"deregistration: {verdict}; run folder: {self.run.path} (report.md, plots/, pcaps/)"
-        )
-        return result
+    def run_phases(self, bed: Testbed) -> None:
+        if self.args.no_pcap:
+            self.capture_home_link(bed)
+        self.drive(bed)
+
+    def render(self) -> DeregistrationResult:
+        return render_deregistration(self.run.path)
+
+    def summary(self, result: DeregistrationResult) -> list[str]:
+        return [verdict_lines(result)]
 
     def write_meta_start(self) -> None:
         args, topo = self.args, self.topo
@@ -143,12 +124,6 @@ class DeregistrationRun:
             argv, self.run.log("tcpdump-ha-ha-eth0"), ready=b"tcpdump: listening", ready_on="stderr"
         )
         bed.captures.append(process)  # the testbed stops it with the others
-
-    def expect(self, name: str, passed: bool, detail: str = "") -> bool:
-        self.expectations.append({"name": name, "passed": passed, "detail": detail})
-        if not passed:
-            self.progress.warn(f"{name}: {detail}")
-        return passed
 
     # -- the run -------------------------------------------------------------------------------------------
 

@@ -13,13 +13,13 @@ import json
 import subprocess
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any
 
 from reports.dhcpv6_pd import render_dhcpv6_pd, verdict_lines
 from reports.metrics import RunResult
 from scenarios.harness.kea import KeaPlan, KeaServer, KeaUnavailable
+from scenarios.harness.phased import PhasedRun
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder, start_meta
 from scenarios.harness.testbed import Testbed, wait_until
@@ -73,8 +73,11 @@ def phase_line(milestones: dict[str, float]) -> str:
     return "bootstrap, ms from the first Registration Request via FA1: " + (", ".join(parts) or "-")
 
 
-class PdRun:
+class PdRun(PhasedRun):
     """One run of the DHCPv6-PD scenario into ``run``."""
+
+    NAME = "dhcpv6_pd"
+    OUTPUTS = "report.md, plots/, pcaps/, kea/"
 
     def __init__(
         self,
@@ -84,7 +87,7 @@ class PdRun:
         seed: int,
         features: dict[str, Any],
     ) -> None:
-        self.args, self.run, self.progress, self.seed, self.features = args, run, progress, seed, features
+        super().__init__(args, run, progress, seed, features)
         self.exhausted = args.pool_size == 0
         valid = args.lease
         try:
@@ -110,9 +113,7 @@ class PdRun:
             name: str(self.topo.nodeSpec(name).agent_config["foreign_agent"]["care_of_addresses"][0])  # type: ignore[index]
             for name in ("fa1", "fa2")
         }
-        self.bed: Testbed | None = None
         self.prefix: IPv6Network | None = None
-        self.expectations: list[dict[str, object]] = []
 
     @property
     def phases(self) -> tuple[str, ...]:
@@ -120,38 +121,18 @@ class PdRun:
 
     # -- frame ---------------------------------------------------------------------------------------
 
-    def execute(self) -> RunResult:
-        started = time.monotonic()
-        self.write_meta_start()
+    def run_phases(self, bed: Testbed) -> None:
         try:
-            with Testbed(
-                self.topo, self.run, pcap=not self.args.no_pcap, start_timeout=self.args.start_timeout
-            ) as bed:
-                self.bed = bed
-                self.progress.say(f"network up, {len(bed.agents)} agents ready; run folder {self.run.path}")
-                try:
-                    self.start_kea(bed)
-                    self.drive(bed)
-                finally:
-                    self.stop_kea(bed)
-            self.run.write_meta(exit_codes=bed.exit_codes)
+            self.start_kea(bed)
+            self.drive(bed)
         finally:
-            self.run.write_meta(
-                end_utc=datetime.now(UTC).isoformat(timespec="seconds"),
-                wall_time_s=round(time.monotonic() - started, 3),
-                expectations=self.expectations,
-            )
-        self.progress.say("analysing the run")
-        result = render_dhcpv6_pd(self.run.path)
-        if not self.progress.quiet:
-            self.progress.always("")
-            self.progress.always(phase_line(result.metrics.get("milestones_s", {})))
-            self.progress.always(verdict_lines(result))
-        verdict = "PASSED" if result.overall_passed else "FAILED"
-        self.progress.always(
-            f"dhcpv6_pd: {verdict}; run folder: {self.run.path} (report.md, plots/, pcaps/, kea/)"
-        )
-        return result
+            self.stop_kea(bed)
+
+    def render(self) -> RunResult:
+        return render_dhcpv6_pd(self.run.path)
+
+    def summary(self, result: RunResult) -> list[str]:
+        return [phase_line(result.metrics.get("milestones_s", {})), verdict_lines(result)]
 
     def write_meta_start(self) -> None:
         args, plan = self.args, self.kea_plan

@@ -13,17 +13,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from agents.mip.identification import timestamp_identification
-from agents.runtime.trace import monotonic_now
+from reports.metrics import RunResult
 from reports.security import render_security, verdict_lines
 from scenarios.forgery import last_deregistration, wrong_key_deregistration
+from scenarios.harness.phased import PhasedRun
 from scenarios.harness.probes import Flow
 from scenarios.harness.progress import Progress
-from scenarios.harness.runfolder import RunFolder, git_revision, versions
+from scenarios.harness.runfolder import RunFolder, start_meta
 from scenarios.harness.testbed import Testbed, wait_until
 from scenarios.security import PHASES
 from scenarios.security_faults import phase_fa_restart, phase_ha_restart, phase_loss
@@ -36,8 +36,11 @@ REQUESTED_LIFETIME = 60
 FLOODS = ("garbage", "bad-auth")
 
 
-class SecurityRun:
+class SecurityRun(PhasedRun):
     """One run of the security scenario into ``run``."""
+
+    NAME = "security"
+    OUTPUTS = "report.md, pcaps/"
 
     def __init__(
         self,
@@ -47,8 +50,7 @@ class SecurityRun:
         seed: int,
         features: dict[str, Any],
     ) -> None:
-        self.args, self.run, self.progress, self.seed, self.features = args, run, progress, seed, features
-        self.expectations: list[dict[str, object]] = []
+        super().__init__(args, run, progress, seed, features)
         self.topo = DualStackTopo(
             foreign_agents=1,
             mobile_nodes=1,
@@ -65,48 +67,22 @@ class SecurityRun:
         self.hoa, self.spi = str(mobile.home_address), mobile.spi
         self.address6 = str(mobile.addresses6[0])
         self.fa_care_of = str(self.topo.nodeSpec("fa1").agent_config["foreign_agent"]["care_of_addresses"][0])  # type: ignore[index]
-        self.bed: Testbed | None = None
 
-    def execute(self) -> Any:
-        started = time.monotonic()
-        self.write_meta_start()
-        try:
-            with Testbed(self.topo, self.run, pcap=True, start_timeout=self.args.start_timeout) as bed:
-                self.bed = bed
-                self.progress.say(f"network up, {len(bed.agents)} agents ready; run folder {self.run.path}")
-                self.drive(bed)
-            self.run.write_meta(exit_codes=bed.exit_codes)
-        finally:
-            self.run.write_meta(
-                end_utc=datetime.now(UTC).isoformat(timespec="seconds"),
-                wall_time_s=round(time.monotonic() - started, 3),
-                expectations=self.expectations,
-            )
-        self.progress.say("analysing the run")
-        result = render_security(self.run.path)
-        if not self.progress.quiet:
-            self.progress.always("")
-            self.progress.always(verdict_lines(result))
-        verdict = "PASSED" if result.overall_passed else "FAILED"
-        self.progress.always(f"security: {verdict}; run folder: {self.run.path} (report.md, pcaps/)")
-        return result
+    def capture_all(self) -> bool:
+        return True  # the verdicts read the captures
+
+    def render(self) -> RunResult:
+        return render_security(self.run.path)
+
+    def summary(self, result: RunResult) -> list[str]:
+        return [verdict_lines(result)]
 
     def write_meta_start(self) -> None:
         args = self.args
         self.run.write_meta(
-            scenario="security",
-            argv=["python", "-m", "scenarios.security", *getattr(args, "argv", [])],
-            seed=self.seed,
-            datapath=args.datapath,
-            rate=args.rate,
+            **start_meta("security", args, self.seed, self.features),
             dwell=args.dwell,
             pcap=True,
-            git_rev=git_revision(),
-            versions=versions(),
-            kernel_features=self.features,
-            start_utc=datetime.now(UTC).isoformat(timespec="seconds"),
-            t0=monotonic_now(),
-            clock_offset=time.time() - monotonic_now(),
             mobile_node=MOBILE,
             home_agent="ha",
             foreign_agent="fa1",

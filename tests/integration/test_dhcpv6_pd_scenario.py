@@ -92,6 +92,17 @@ def test_a_lease_file_without_the_lease_fails_the_kea_verdict(
     ]
 
 
+def test_a_missing_capture_fails_the_capture_verdict(
+    finished_run: tuple[Finished, Path], tmp_path: Path
+) -> None:
+    """The run captured (meta.json says so): without the HA's pcap nothing can be seen inside the tunnel."""
+    copy = doctored(finished_run[1], tmp_path)
+    (copy / "pcaps" / "ha-ha-eth0.pcap").unlink()
+    failed = [v.name for v in render_dhcpv6_pd(copy).verdicts if not v.passed]
+    assert failed == ["pcap: DHCPv6 seen IPv6-in-IPv4-in-IPv4 on the HA's home link"]
+    assert "## The lease as Kea recorded it" in (copy / "report.md").read_text()
+
+
 def test_a_trace_without_the_renewal_fails_the_renew_verdict(
     finished_run: tuple[Finished, Path], tmp_path: Path
 ) -> None:

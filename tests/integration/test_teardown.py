@@ -76,7 +76,7 @@ def rules(argv: list[str]) -> tuple[str, ...]:
 TESTBED_ADDRESSES = re.compile(r"(src|dst)=(192\.0\.2|198\.51\.100|203\.0\.113|192\.168\.1|10\.0)\.")
 
 
-def testbed_flows() -> frozenset[str]:
+def root_conntrack_flows() -> frozenset[str]:
     """Root-namespace conntrack entries of the testbed's addresses (the NAT's own state lives in its
     namespace and goes with it; the host must not keep any of ours), timers and counters left out."""
     if shutil.which("conntrack") is None:
@@ -140,7 +140,7 @@ def snapshot(ours: Ours) -> RootState:
         iptables=rules(["iptables-save"]),
         ip6tables=rules(["ip6tables-save"]),
         nftables=rules(["nft", "list", "ruleset"]),
-        conntrack=testbed_flows(),
+        conntrack=root_conntrack_flows(),
         tmpdir=frozenset(os.listdir(ours.tmpdir)) if ours.tmpdir is not None else frozenset(),
         processes=our_processes(ours),  # last: the commands above are no longer running
     )
