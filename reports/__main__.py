@@ -8,16 +8,28 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from reports.deregistration import is_deregistration_run, render_deregistration, scenario_of
-from reports.deregistration import verdict_lines as deregistration_verdicts
-from reports.dhcpv6_pd import is_dhcpv6_pd_run, render_dhcpv6_pd
+from reports.deregistration import render_deregistration
+from reports.dhcpv6_pd import render_dhcpv6_pd
 from reports.errors import RunFolderError
+from reports.metrics import RunResult
 from reports.nat_traversal import render_nat_traversal
 from reports.render import metrics_json, render
+from reports.rundir import scenario_of
 from reports.security import render_security
 from reports.table import overall_line, summary_table, verdict_lines
+
+RENDERERS: dict[str, Callable[[Path], RunResult]] = {
+    "deregistration": render_deregistration,
+    "dhcpv6_pd": render_dhcpv6_pd,
+    "nat_traversal": render_nat_traversal,
+    "security": render_security,
+}
+"""meta.json's ``scenario`` → its renderer; anything else (the handover scenario) → :func:`render`."""
+PHASED = ("deregistration", "dhcpv6_pd", "security")
+"""Scenarios judged per phase: their verdicts are printed without the handover table."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -36,18 +48,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        deregistration = is_deregistration_run(args.run_dir)
-        pd = not deregistration and is_dhcpv6_pd_run(args.run_dir)
-        if deregistration:
-            result = render_deregistration(args.run_dir)
-        elif pd:
-            result = render_dhcpv6_pd(args.run_dir)
-        elif scenario_of(args.run_dir) == "nat_traversal":
-            result = render_nat_traversal(args.run_dir)
-        elif scenario_of(args.run_dir) == "security":
-            result = render_security(args.run_dir)
-        else:
-            result = render(args.run_dir)
+        scenario = scenario_of(args.run_dir)
+        result = RENDERERS.get(scenario or "", render)(args.run_dir)
     except RunFolderError as exc:
         print(f"reports: {exc}", file=sys.stderr)
         return 2
@@ -58,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(metrics_json(result))
     elif args.quiet:
         print(overall_line(result))
-    elif deregistration or pd or scenario_of(args.run_dir) == "security":
-        print(deregistration_verdicts(result))  # the same one-line-per-verdict form
+    elif scenario in PHASED:
+        print(verdict_lines(result))
     else:
         print(summary_table(result))
         print()

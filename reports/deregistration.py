@@ -19,7 +19,8 @@ import numpy as np
 
 from reports.errors import RunFolderError
 from reports.metrics import RunResult, Verdict
-from reports.probes import FlowData
+from reports.pcapread import ipv4_packets
+from reports.probes import FlowData, lost_between, max_gap_ms, received_between, sent_between
 from reports.rundir import Run, load_run
 
 DeregistrationResult = RunResult
@@ -93,43 +94,6 @@ class Evidence:
 
 def _matches(event: dict[str, Any], match: dict[str, Any]) -> bool:
     return all(event.get(key) == value for key, value in match.items())
-
-
-# -- probe arithmetic ------------------------------------------------------------------------------------
-
-
-def received_between(flow: FlowData | None, start: float, end: float) -> int:
-    if flow is None or not math.isfinite(start) or not math.isfinite(end):
-        return 0
-    recv = flow.recv_t[~np.isnan(flow.recv_t)]
-    return int(np.count_nonzero((recv >= start) & (recv <= end)))
-
-
-def sent_between(flow: FlowData | None, start: float, end: float) -> int:
-    if flow is None:
-        return 0
-    return int(np.count_nonzero((flow.send_t >= start) & (flow.send_t <= end)))
-
-
-def lost_between(flow: FlowData | None, start: float, end: float) -> int:
-    """Packets sent in [start, end] that never arrived (duplicates count once)."""
-    if flow is None:
-        return 0
-    sent = (flow.send_t >= start) & (flow.send_t <= end)
-    seqs = set(flow.seq[sent].tolist())
-    got = set(flow.seq[sent & ~np.isnan(flow.recv_t)].tolist())
-    return len(seqs - got)
-
-
-def max_gap_ms(flow: FlowData | None, start: float, end: float) -> float | None:
-    """The longest time between two packets received in [start, end], in ms."""
-    if flow is None:
-        return None
-    recv = np.sort(flow.recv_t[~np.isnan(flow.recv_t)])
-    recv = recv[(recv >= start) & (recv <= end)]
-    if recv.size < 2:
-        return None
-    return round(float(np.max(np.diff(recv))) * 1000, 3)
 
 
 # -- state arithmetic ------------------------------------------------------------------------------------
@@ -219,25 +183,16 @@ def _encapsulated(pcap: Path) -> list[tuple[float, str, str]]:
     import dpkt
 
     found = []
-    with pcap.open("rb") as handle:
-        try:
-            reader = dpkt.pcap.Reader(handle)
-        except (ValueError, dpkt.dpkt.NeedData):
-            return []
-        for timestamp, frame in reader:
-            try:
-                ip = dpkt.ethernet.Ethernet(frame).data
-            except (dpkt.dpkt.UnpackError, dpkt.dpkt.NeedData):
-                continue
-            if not isinstance(ip, dpkt.ip.IP) or ip.p not in (4, 41):
-                continue
-            source, inner = socket.inet_ntoa(ip.src), ip.data
-            while isinstance(inner, dpkt.ip.IP) and inner.p in (4, 41):
-                inner = inner.data  # nested (code 0 through an FA): the innermost packet counts
-            if isinstance(inner, dpkt.ip.IP):
-                found.append((float(timestamp), source, socket.inet_ntoa(inner.dst)))
-            elif isinstance(inner, dpkt.ip6.IP6):
-                found.append((float(timestamp), source, socket.inet_ntop(socket.AF_INET6, inner.dst)))
+    for timestamp, ip in ipv4_packets(pcap):
+        if ip.p not in (4, 41):
+            continue
+        source, inner = socket.inet_ntoa(ip.src), ip.data
+        while isinstance(inner, dpkt.ip.IP) and inner.p in (4, 41):
+            inner = inner.data  # nested (code 0 through an FA): the innermost packet counts
+        if isinstance(inner, dpkt.ip.IP):
+            found.append((timestamp, source, socket.inet_ntoa(inner.dst)))
+        elif isinstance(inner, dpkt.ip6.IP6):
+            found.append((timestamp, source, socket.inet_ntop(socket.AF_INET6, inner.dst)))
     return found
 
 
@@ -610,21 +565,6 @@ def _flow_totals(flow: FlowData) -> dict[str, int]:
     return {"sent": len(set(flow.seq.tolist())), "received": received}
 
 
-def scenario_of(run_dir: Path) -> str | None:
-    """The scenario named in ``run_dir``'s meta.json (None if unreadable: load_run then says why)."""
-    try:
-        meta = json.loads((Path(run_dir) / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    scenario = meta.get("scenario") if isinstance(meta, dict) else None
-    return scenario if isinstance(scenario, str) else None
-
-
-def is_deregistration_run(run_dir: Path) -> bool:
-    """Whether ``run_dir``'s meta.json names the deregistration scenario."""
-    return scenario_of(run_dir) == "deregistration"
-
-
 def render_deregistration(run_dir: Path) -> RunResult:
     """Analyse a deregistration run folder and (re)write metrics.json, plots/ and report.md."""
     from reports.deregistration_report import write_outputs
@@ -635,10 +575,3 @@ def render_deregistration(run_dir: Path) -> RunResult:
     return result
 
 
-def verdict_lines(result: RunResult) -> str:
-    lines = [f"{'✔' if v.passed else '✘'} {v.name}" + (v.detail and f": {v.detail}") for v in result.verdicts]
-    met = sum(v.passed for v in result.verdicts)
-    lines.append(
-        f"{'PASS' if result.overall_passed else 'FAIL'}: {met} of {len(result.verdicts)} expectations met"
-    )
-    return "\n".join(lines)

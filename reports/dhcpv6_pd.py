@@ -32,11 +32,6 @@ RENEW_GAP_MAX = 0.25
 """Largest gap (s) in the CN→MN IPv6 flow around the Renew: a renewal must not interrupt traffic."""
 
 
-def is_dhcpv6_pd_run(path: Path) -> bool:
-    meta = Path(path) / "meta.json"
-    return meta.is_file() and '"scenario": "dhcpv6_pd"' in meta.read_text(encoding="utf-8", errors="replace")
-
-
 def kea_leases(path: Path) -> list[dict[str, str]]:
     """Rows of Kea's memfile lease CSV, in the order written (the last row of a lease is its state)."""
     if not path.is_file():
@@ -422,10 +417,3 @@ def render_dhcpv6_pd(run_dir: Path) -> RunResult:
     return result
 
 
-def verdict_lines(result: RunResult) -> str:
-    lines = [f"{'✔' if v.passed else '✘'} {v.name}" + (v.detail and f": {v.detail}") for v in result.verdicts]
-    met = sum(v.passed for v in result.verdicts)
-    lines.append(
-        f"{'PASS' if result.overall_passed else 'FAIL'}: {met} of {len(result.verdicts)} expectations met"
-    )
-    return "\n".join(lines)

@@ -18,13 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from agents.mip.config import MOBILE_IP_PORT
 from reports.metrics import RunResult, Verdict
 from reports.pcapread import ipv4_packets
+from reports.probes import max_gap_ms, received_between
 from reports.render import _write, metrics_json, render
 from reports.rundir import Run, load_run
 
 FLOWS = ("v4-down", "v4-up", "v6-down", "v6-up")
-MOBILE_IP_PORT = 434
 TUNNEL_DATA = 4
 TUNNEL_APPLIED = 0.05
 """Seconds after the MN's ``tunnel_up`` trace line (written just before the datapath applies it) from
@@ -109,7 +110,7 @@ class NatJudge:
 
     def through_nat(self, bound: float, lost: float, tunnel: dict[str, Any] | None) -> None:
         start = tunnel["t"] + 0.5 if tunnel else bound
-        received = {name: _received(self.run, name, start, lost) for name in FLOWS}
+        received = {name: received_between(self.run.flows.get(name), start, lost) for name in FLOWS}
         self.check(
             "nat: IPv4 and IPv6 both ways through the NAT (RFC 3519 §3.3, RFC 5454 §3.9)",
             all(count > 0 for count in received.values()) and lost > start,
@@ -223,8 +224,9 @@ class NatJudge:
             back = rebound["t"] if rebound else lost["t"]
             end = self._next_change(back)  # the next loss or move: what came through before it counts
             for name in FLOWS:
-                outages[name].append(_longest_gap(self.run, name, lost["t"] - 0.5, end))
-                if not _received(self.run, name, back, end):
+                gap = max_gap_ms(self.run.flows.get(name), lost["t"] - 0.5, end)
+                outages[name].append(None if gap is None else round(gap / 1000, 3))
+                if not received_between(self.run.flows.get(name), back, end):
                     problems.append(f"loss {index + 1}: {name} not restored")
         self.figures["recovery_s"] = outages
         medians = {
@@ -319,24 +321,6 @@ def _mobile_ip(ip: Any) -> bool:
     """UDP to or from port 434: registration or Tunnel Data."""
     udp = ip.data
     return bool(ip.p == 17 and hasattr(udp, "sport") and MOBILE_IP_PORT in (udp.sport, udp.dport))
-
-
-def _received(run: Run, name: str, start: float, end: float) -> int:
-    flow = run.flows.get(name)
-    if flow is None:
-        return 0
-    recv = flow.recv_t[~np.isnan(flow.recv_t)]
-    return int(np.count_nonzero((recv >= start) & (recv <= end)))
-
-
-def _longest_gap(run: Run, name: str, start: float, end: float) -> float | None:
-    """The longest time without a delivery between two packets received in [start, end] (seconds)."""
-    flow = run.flows.get(name)
-    if flow is None:
-        return None
-    recv = np.sort(flow.recv_t[~np.isnan(flow.recv_t)])
-    recv = recv[(recv >= start) & (recv <= end)]
-    return round(float(np.max(np.diff(recv))), 3) if recv.size >= 2 else None
 
 
 def _keepalive_rtts(due: list[dict[str, Any]], answered: list[dict[str, Any]]) -> list[float]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import dpkt
 
 from agents.mip.dhcpv6 import CLIENT_PORT, SERVER_PORT, MessageType
+from reports.pcapread import ipv4_packets
 
 PROTO_IPIP, PROTO_IPV6 = 4, 41
 
@@ -37,26 +38,15 @@ def dhcpv6_in_tunnel(pcap: Path, home_address: IPv4Address) -> Counter[str]:
     """Count of each DHCPv6 message type seen tunnelled to or from ``home_address``."""
     seen: Counter[str] = Counter()
     home = home_address.packed
-    with pcap.open("rb") as handle:
-        try:
-            reader = dpkt.pcap.Reader(handle)
-        except (ValueError, dpkt.dpkt.NeedData):
-            return seen
-        for _ts, frame in reader:
+    for _ts, ip in ipv4_packets(pcap):
+        inner = _inner_ipv6(ip, home)
+        udp = inner.data if inner is not None else None
+        if not isinstance(udp, dpkt.udp.UDP) or {udp.sport, udp.dport} != {CLIENT_PORT, SERVER_PORT}:
+            continue
+        payload = bytes(udp.data)
+        if payload:
             try:
-                ethernet = dpkt.ethernet.Ethernet(frame)
-            except (dpkt.dpkt.UnpackError, dpkt.dpkt.NeedData):
-                continue
-            if not isinstance(ethernet.data, dpkt.ip.IP):
-                continue
-            inner = _inner_ipv6(ethernet.data, home)
-            udp = inner.data if inner is not None else None
-            if not isinstance(udp, dpkt.udp.UDP) or {udp.sport, udp.dport} != {CLIENT_PORT, SERVER_PORT}:
-                continue
-            payload = bytes(udp.data)
-            if payload:
-                try:
-                    seen[MessageType(payload[0]).name] += 1
-                except ValueError:
-                    seen[str(payload[0])] += 1
+                seen[MessageType(payload[0]).name] += 1
+            except ValueError:
+                seen[str(payload[0])] += 1
     return seen

@@ -191,3 +191,40 @@ def flow_stats(flow: FlowData) -> dict[str, Any]:
         stats["delay_ms_p95"] = _ms(float(np.percentile(delay, 95)))
         stats["delay_ms_max"] = _ms(float(delay.max()))
     return stats
+
+
+# -- windows of a flow: what was sent, received, lost, and the longest gap in [start, end] -------------
+
+
+def received_between(flow: FlowData | None, start: float, end: float) -> int:
+    if flow is None or not math.isfinite(start) or not math.isfinite(end):
+        return 0
+    recv = flow.recv_t[~np.isnan(flow.recv_t)]
+    return int(np.count_nonzero((recv >= start) & (recv <= end)))
+
+
+def sent_between(flow: FlowData | None, start: float, end: float) -> int:
+    if flow is None:
+        return 0
+    return int(np.count_nonzero((flow.send_t >= start) & (flow.send_t <= end)))
+
+
+def lost_between(flow: FlowData | None, start: float, end: float) -> int:
+    """Packets sent in [start, end] that never arrived (duplicates count once)."""
+    if flow is None:
+        return 0
+    sent = (flow.send_t >= start) & (flow.send_t <= end)
+    seqs = set(flow.seq[sent].tolist())
+    got = set(flow.seq[sent & ~np.isnan(flow.recv_t)].tolist())
+    return len(seqs - got)
+
+
+def max_gap_ms(flow: FlowData | None, start: float, end: float) -> float | None:
+    """The longest time between two packets received in [start, end], in ms."""
+    if flow is None:
+        return None
+    recv = np.sort(flow.recv_t[~np.isnan(flow.recv_t)])
+    recv = recv[(recv >= start) & (recv <= end)]
+    if recv.size < 2:
+        return None
+    return round(float(np.max(np.diff(recv))) * 1000, 3)

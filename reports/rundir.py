@@ -205,3 +205,13 @@ def _t0(meta: dict[str, Any], flows: dict[str, FlowData], traces: dict[str, list
     starts = [float(flow.send_t.min()) for flow in flows.values() if flow.send_t.size]
     starts += [float(events[0]["t"]) for events in traces.values() if events]
     return min(starts) if starts else 0.0
+
+
+def scenario_of(run_dir: Path) -> str | None:
+    """The scenario named in ``run_dir``'s meta.json (None if unreadable: :func:`load_run` then says why)."""
+    try:
+        meta = json.loads((Path(run_dir) / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    scenario = meta.get("scenario") if isinstance(meta, dict) else None
+    return scenario if isinstance(scenario, str) else None

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from reports import security_faults
-from reports.deregistration import lost_between, max_gap_ms, received_between
 from reports.metrics import RunResult, Verdict
-from reports.probes import FlowData
+from reports.pcapread import ip_packets, readable
+from reports.probes import FlowData, lost_between, max_gap_ms, received_between
 from reports.rundir import Run, load_run
 
 SECURITY_DROPS = frozenset(
@@ -59,22 +59,15 @@ def forwarded_markers(run: Run) -> dict[str, int] | None:
         return None
     found: dict[str, int] = {}
     for pcap in pcaps:
-        with pcap.open("rb") as handle:
-            try:
-                reader = dpkt.pcap.Reader(handle)
-            except (ValueError, dpkt.dpkt.NeedData):
-                return None
-            for _, frame in reader:
-                try:
-                    ip = dpkt.ethernet.Ethernet(frame).data
-                except (dpkt.dpkt.UnpackError, dpkt.dpkt.NeedData):
-                    continue
-                udp = getattr(ip, "data", None)
-                if isinstance(ip, dpkt.ip.IP | dpkt.ip6.IP6) and isinstance(udp, dpkt.udp.UDP):
-                    payload = bytes(udp.data)
-                    if payload.startswith(MARKER):
-                        kind = payload[len(MARKER) :].decode(errors="replace")
-                        found[kind] = found.get(kind, 0) + 1
+        if not readable(pcap):
+            return None
+        for _, ip in ip_packets(pcap):
+            udp = ip.data
+            if isinstance(udp, dpkt.udp.UDP):
+                payload = bytes(udp.data)
+                if payload.startswith(MARKER):
+                    kind = payload[len(MARKER) :].decode(errors="replace")
+                    found[kind] = found.get(kind, 0) + 1
     return found
 
 
@@ -333,13 +326,6 @@ def render_security(run_dir: Path) -> RunResult:
     return result
 
 
-def verdict_lines(result: RunResult) -> str:
-    lines = [f"{'✔' if v.passed else '✘'} {v.name}" + (v.detail and f": {v.detail}") for v in result.verdicts]
-    met = sum(v.passed for v in result.verdicts)
-    lines.append(
-        f"{'PASS' if result.overall_passed else 'FAIL'}: {met} of {len(result.verdicts)} expectations met"
-    )
-    return "\n".join(lines)
 
 
 def flow_of(run: Run, name: str) -> FlowData | None:

@@ -23,7 +23,7 @@ import argparse
 import sys
 from typing import Any
 
-from scenarios.harness.options import add_common_options, run_main, run_plan, seconds
+from scenarios.harness.options import add_common_options, add_timing_options, run_main, run_plan
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder
 
@@ -48,14 +48,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=4,
         help="the HA's maximum binding lifetime in whole seconds (default 4); the MN asks for 60",
     )
-    parser.add_argument(
-        "--dwell", type=seconds, default=1.5, help="seconds to watch each state (default 1.5)"
-    )
-    parser.add_argument(
-        "--settle-timeout",
-        type=seconds,
-        default=SETTLE_TIMEOUT,
-        help=f"seconds a registration or deregistration may take (default {SETTLE_TIMEOUT:g})",
+    add_timing_options(
+        parser,
+        dwell=1.5,
+        dwell_means="to watch each state",
+        settle=SETTLE_TIMEOUT,
+        settle_means="a registration or deregistration may take",
     )
     parser.add_argument(
         "--no-pcap",

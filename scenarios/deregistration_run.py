@@ -16,7 +16,8 @@ from collections.abc import Callable
 from ipaddress import IPv4Address
 from typing import Any
 
-from reports.deregistration import DeregistrationResult, render_deregistration, verdict_lines
+from reports.deregistration import DeregistrationResult, render_deregistration
+from reports.table import verdict_lines
 from scenarios.forgery import last_deregistration, wrong_key_deregistration
 from scenarios.harness.observe import HomeLinkView, Observer, mac_of
 from scenarios.harness.phased import PhasedRun

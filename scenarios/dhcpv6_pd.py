@@ -30,7 +30,13 @@ import argparse
 import sys
 from typing import Any
 
-from scenarios.harness.options import add_common_options, number, run_main, run_plan, seconds
+from scenarios.harness.options import (
+    add_common_options,
+    add_timing_options,
+    number,
+    run_main,
+    run_plan,
+)
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder
 
@@ -82,14 +88,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0.0,
         help="random delay before the first Solicit, up to this (RFC 8415 SOL_MAX_DELAY is 1 s; default 0)",
     )
-    parser.add_argument(
-        "--dwell", type=seconds, default=1.5, help="seconds to watch each state (default 1.5)"
-    )
-    parser.add_argument(
-        "--settle-timeout",
-        type=seconds,
-        default=SETTLE_TIMEOUT,
-        help=f"seconds a registration or DHCPv6 exchange may take (default {SETTLE_TIMEOUT:g})",
+    add_timing_options(
+        parser,
+        dwell=1.5,
+        dwell_means="to watch each state",
+        settle=SETTLE_TIMEOUT,
+        settle_means="a registration or DHCPv6 exchange may take",
     )
     parser.add_argument("--no-pcap", action="store_true", help="do not capture packets")
     parser.add_argument("--kea-debug", action="store_true", help="Kea logs every packet (kea/kea-dhcp6.log)")

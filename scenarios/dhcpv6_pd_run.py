@@ -16,8 +16,9 @@ from collections.abc import Callable
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any
 
-from reports.dhcpv6_pd import render_dhcpv6_pd, verdict_lines
+from reports.dhcpv6_pd import render_dhcpv6_pd
 from reports.metrics import RunResult
+from reports.table import verdict_lines
 from scenarios.harness.kea import KeaPlan, KeaServer, KeaUnavailable
 from scenarios.harness.phased import PhasedRun
 from scenarios.harness.progress import Progress

@@ -17,6 +17,7 @@ from agents.mip.config import MOBILE_IP_PORT
 from agents.mip.errors import DecodeError
 from agents.mip.identification import timestamp_identification
 from agents.mip.registration import RegistrationRequest, build_request, decode_message
+from reports.pcapread import ipv4_packets
 
 
 def wrong_key_deregistration(
@@ -45,27 +46,12 @@ def captured_requests(pcap: Path) -> Iterator[tuple[float, bytes]]:
     Ethernet, as tcpdump writes them in a run folder)."""
     import dpkt
 
-    with pcap.open("rb") as handle:
-        try:
-            reader = dpkt.pcap.Reader(handle)
-        except (ValueError, dpkt.dpkt.NeedData):
-            return
-        for timestamp, frame in reader:
-            payload = _udp_434_payload(frame)
+    for timestamp, ip in ipv4_packets(pcap):
+        udp = ip.data
+        if isinstance(udp, dpkt.udp.UDP) and udp.dport == MOBILE_IP_PORT:
+            payload = bytes(udp.data)
             if payload and payload[0] == RegistrationRequest.TYPE:
-                yield float(timestamp), payload
-
-
-def _udp_434_payload(frame: bytes) -> bytes | None:
-    import dpkt
-
-    try:
-        ip = dpkt.ethernet.Ethernet(frame).data
-    except (dpkt.dpkt.UnpackError, dpkt.dpkt.NeedData):
-        return None
-    if not isinstance(ip, dpkt.ip.IP) or not isinstance(ip.data, dpkt.udp.UDP):
-        return None
-    return bytes(ip.data.data) if ip.data.dport == MOBILE_IP_PORT else None
+                yield timestamp, payload
 
 
 def last_deregistration(pcap: Path, home_address: IPv4Address, before: float) -> bytes | None:

@@ -16,7 +16,14 @@ import argparse
 import sys
 from typing import Any
 
-from scenarios.harness.options import add_common_options, count, run_main, run_plan, seconds
+from scenarios.harness.options import (
+    add_common_options,
+    add_timing_options,
+    count,
+    run_main,
+    run_plan,
+    seconds,
+)
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder
 
@@ -31,7 +38,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Move a dual-stack mobile node home → FA1 → FA2 → home and measure each handover.",
     )
     parser.add_argument("--moves", type=count, default=1, help="cycles home → FA1 → FA2 → home (default 1)")
-    parser.add_argument("--dwell", type=seconds, default=3.0, help="seconds at each attachment (default 3)")
     parser.add_argument(
         "--detection",
         choices=("link", "advert", "both"),
@@ -39,11 +45,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="how the MN notices a move: carrier events, advertisements only, or both in turn (per cycle)",
     )
     parser.add_argument("--adv-interval", type=seconds, default=1.0, help="agent advertisement interval (s)")
-    parser.add_argument(
-        "--settle-timeout",
-        type=seconds,
-        default=SETTLE_TIMEOUT,
-        help=f"seconds a move may take to register (or deregister at home) (default {SETTLE_TIMEOUT:g})",
+    add_timing_options(
+        parser,
+        dwell=3.0,
+        dwell_means="at each attachment",
+        settle=SETTLE_TIMEOUT,
+        settle_means="a move may take to register (or deregister at home)",
     )
     parser.add_argument("--no-pcap", action="store_true", help="do not capture packets")
     parser.add_argument("--cli", action="store_true", help="open the Mininet CLI (with mobility commands)")

@@ -16,7 +16,13 @@ import argparse
 import sys
 from typing import Any
 
-from scenarios.harness.options import add_common_options, count, run_main, run_plan, seconds
+from scenarios.harness.options import (
+    add_common_options,
+    add_timing_options,
+    count,
+    run_main,
+    run_plan,
+)
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder
 
@@ -41,15 +47,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=2,
         help="keepalive interval K the HA gives, seconds (default 2)",
     )
-    parser.add_argument("--dwell", type=seconds, default=2.0, help="seconds at each attachment (default 2)")
     parser.add_argument(
         "--losses", type=count, default=1, help="times the NAT forgets the mapping (default 1)"
     )
-    parser.add_argument(
-        "--settle-timeout",
-        type=seconds,
-        default=SETTLE_TIMEOUT,
-        help=f"seconds a move or a recovery may take (default {SETTLE_TIMEOUT:g})",
+    add_timing_options(
+        parser,
+        dwell=2.0,
+        dwell_means="at each attachment",
+        settle=SETTLE_TIMEOUT,
+        settle_means="a move or a recovery may take",
     )
     parser.add_argument(
         "--no-pcap",

@@ -25,7 +25,14 @@ import sys
 from typing import Any
 
 from scenarios.deregistration import lifetime
-from scenarios.harness.options import add_common_options, count, number, run_main, run_plan, seconds
+from scenarios.harness.options import (
+    add_common_options,
+    add_timing_options,
+    count,
+    number,
+    run_main,
+    run_plan,
+)
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder
 
@@ -55,8 +62,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--lifetime", type=lifetime, default=3, help="the HA's maximum binding lifetime (default 3 s)"
     )
-    parser.add_argument("--dwell", type=seconds, default=1.0, help="seconds between steps (default 1)")
-    parser.add_argument("--settle-timeout", type=seconds, default=10.0, help="registration timeout (10 s)")
+    add_timing_options(
+        parser, dwell=1.0, dwell_means="between steps", settle=10.0, settle_means="a registration may take"
+    )
     parser.add_argument("--spoof-count", type=count, default=10, help="packets per spoof kind (default 10)")
     parser.add_argument(
         "--flood-count", type=flood_count, default=40_000, help="datagrams per flood (default 40000)"

@@ -18,7 +18,8 @@ from typing import Any
 
 from agents.mip.identification import timestamp_identification
 from reports.metrics import RunResult
-from reports.security import render_security, verdict_lines
+from reports.security import render_security
+from reports.table import verdict_lines
 from scenarios.forgery import last_deregistration, wrong_key_deregistration
 from scenarios.harness.phased import PhasedRun
 from scenarios.harness.probes import Flow

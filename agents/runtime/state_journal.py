@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from agents.runtime.journal import ClockReader, Clocks, Journal, JournalRead, Record, read_journal
 
 logger = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 COMPACT_AFTER = 1000
 """Appends after which the file is rewritten with only the current state (plus 4 per live key)."""
 
@@ -81,3 +83,48 @@ class StateJournal(Generic[K]):
 
     def close(self) -> None:
         self.journal.close()
+
+
+@dataclass
+class FoldedJournal(Generic[K, V]):
+    """What a journal says at start: the last state of each key, the sysctl originals, and the records
+    that could not be used (a subclass names its entries with :attr:`NOUN`)."""
+
+    entries: dict[K, V]
+    sysctls: dict[str, str]
+    problems: list[str]
+    NOUN: ClassVar[str] = "entry"
+
+    def summary(self, path: Path) -> str:
+        """The one-line warning about unusable records (the first three reasons)."""
+        shown = "; ".join(self.problems[:3]) + ("; ..." if len(self.problems) > 3 else "")
+        return (
+            f"journal {path}: skipped {len(self.problems)} unusable record(s) ({shown}); "
+            f"starting with {len(self.entries)} {self.NOUN}(s)"
+        )
+
+
+S = TypeVar("S", bound=FoldedJournal)  # type: ignore[type-arg]
+
+
+def fold_records(
+    read: JournalRead, kind: str, entry_of: Callable[[Record], tuple[K, V | None]], state: S
+) -> S:
+    """Fold ``read`` into ``state``: for each ``kind`` record the key's last state wins (None removes it),
+    the last ``sysctls`` record wins, anything else unusable is a problem, never an exception."""
+    state.problems.extend(read.problems)
+    for record in read.records:
+        try:
+            if record["kind"] == kind:
+                key, value = entry_of(record)
+                if value is None:
+                    state.entries.pop(key, None)
+                else:
+                    state.entries[key] = value
+            elif record["kind"] == "sysctls":
+                state.sysctls = {str(key): str(value) for key, value in dict(record["originals"]).items()}
+            else:
+                state.problems.append(f"unknown record kind {record['kind']!r}")
+        except (KeyError, TypeError, ValueError) as error:
+            state.problems.append(f"bad {record['kind']} record: {type(error).__name__}: {error}")
+    return state

@@ -67,6 +67,18 @@ def add_common_options(parser: argparse.ArgumentParser, scenario: str, default_r
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON at the end")
 
 
+def add_timing_options(
+    parser: argparse.ArgumentParser, *, dwell: float, dwell_means: str, settle: float, settle_means: str
+) -> None:
+    """--dwell (how long the scenario waits at each step) and --settle-timeout (how long a step may take)."""
+    parser.add_argument(
+        "--dwell", type=seconds, default=dwell, help=f"seconds {dwell_means} (default {dwell:g})"
+    )
+    parser.add_argument(
+        "--settle-timeout", type=seconds, default=settle, help=f"seconds {settle_means} (default {settle:g})"
+    )
+
+
 def run_main(scenario: str, args: argparse.Namespace, argv: list[str] | None, execute: Execute) -> int:
     """Check the machine, make the run folder, run ``execute``; turn Ctrl-C/SIGTERM into 130/143."""
     args.argv = list(sys.argv[1:] if argv is None else argv)

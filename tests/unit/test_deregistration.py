@@ -13,17 +13,9 @@ import pytest
 
 from agents.mip.auth import SecurityAssociation, verify_with
 from agents.mip.registration import RegistrationRequest, decode_message
-from reports.deregistration import (
-    answered_by,
-    load_observations,
-    lost_between,
-    max_gap_ms,
-    received_between,
-    sent_between,
-    state_left,
-)
+from reports.deregistration import answered_by, load_observations, state_left
 from reports.errors import RunFolderError
-from reports.probes import FlowData
+from reports.probes import FlowData, lost_between, max_gap_ms, received_between, sent_between
 from scenarios import deregistration, forge
 from scenarios.forgery import captured_requests, last_deregistration, wrong_key_deregistration
 from topologies.addressing import MobileNodePlan

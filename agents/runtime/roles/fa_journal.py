@@ -10,9 +10,7 @@ is a removal. The last record of a home address wins; a ``sysctls`` record as fo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from ipaddress import IPv4Address
-from pathlib import Path
 from typing import Any
 
 from agents.mip import fa_events as fe
@@ -21,7 +19,7 @@ from agents.mip.fa_config import DeliveryStyle
 from agents.mip.foreign_agent import ForeignAgent
 from agents.mip.visitors import Visitor
 from agents.runtime.journal import Clocks, JournalRead, Record
-from agents.runtime.state_journal import StateJournal
+from agents.runtime.state_journal import FoldedJournal, StateJournal, fold_records
 
 _STATE_EVENTS = (fe.VisitorAdded, fe.VisitorUpdated, fe.VisitorRemoved)
 
@@ -83,42 +81,24 @@ def saved_visitor(record: Record, clocks: Clocks) -> Visitor | None:
     )
 
 
-@dataclass
-class VisitorJournalState:
-    """The last visitor entry of each home address, the sysctl originals and the unusable records."""
+class VisitorJournalState(FoldedJournal[IPv4Address, Visitor]):
+    """What a foreign agent's journal says at start: the last visitor entry of each home address."""
 
-    visitors: dict[IPv4Address, Visitor]
-    sysctls: dict[str, str]
-    problems: list[str]
+    NOUN = "visitor"
 
-    def summary(self, path: Path) -> str:
-        """The one-line warning about unusable records (the first three reasons)."""
-        shown = "; ".join(self.problems[:3]) + ("; ..." if len(self.problems) > 3 else "")
-        return (
-            f"journal {path}: skipped {len(self.problems)} unusable record(s) ({shown}); "
-            f"starting with {len(self.visitors)} visitor(s)"
-        )
+    @property
+    def visitors(self) -> dict[IPv4Address, Visitor]:
+        return self.entries
 
 
 def interpret(read: JournalRead, clocks: Clocks) -> VisitorJournalState:
-    """Fold the records: the last one of each home address and the last ``sysctls`` record win."""
-    state = VisitorJournalState({}, {}, list(read.problems))
-    for record in read.records:
-        try:
-            if record["kind"] == "visitor":
-                home = IPv4Address(record["home"])
-                visitor = saved_visitor(record, clocks)
-                if visitor is None:
-                    state.visitors.pop(home, None)
-                else:
-                    state.visitors[home] = visitor
-            elif record["kind"] == "sysctls":
-                state.sysctls = {str(key): str(value) for key, value in dict(record["originals"]).items()}
-            else:
-                state.problems.append(f"unknown record kind {record['kind']!r}")
-        except (KeyError, TypeError, ValueError) as error:
-            state.problems.append(f"bad {record['kind']} record: {type(error).__name__}: {error}")
-    return state
+    """Fold the records: the last one of each home address (a removal drops it) and the last ``sysctls``
+    record win."""
+
+    def entry(record: Record) -> tuple[IPv4Address, Visitor | None]:
+        return IPv4Address(record["home"]), saved_visitor(record, clocks)
+
+    return fold_records(read, "visitor", entry, VisitorJournalState({}, {}, []))
 
 
 class VisitorJournal(StateJournal[IPv4Address]):

@@ -20,9 +20,14 @@ from typing import Any, Protocol
 
 from agents.mip.foreign_agent import ForeignAgent
 from agents.runtime.frame import AgentContext
-from agents.runtime.netlink import Netlink, NetlinkFacadeError
+from agents.runtime.netlink import Netlink
 from agents.runtime.roles.fa_journal import VisitorJournal, VisitorJournalState
-from agents.runtime.roles.recovery import keep_sysctl_originals, report_problems
+from agents.runtime.roles.recovery import (
+    journaled,
+    keep_sysctl_originals,
+    remove_and_report_stale,
+    report_problems,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -75,26 +80,11 @@ class ForeignAgentRecovery:
             self.journal = journal
 
     def remove_stale(self) -> None:
-        try:
-            removed = remove_stale_state(self.runtime)
-        except (NetlinkFacadeError, OSError, LookupError) as error:
-            logger.warning("could not check for stale state: %s", error)
-            return
-        if removed:
-            logger.warning("removed state a previous foreign agent left: %s", "; ".join(removed))
-        self.context.trace.emit("stale_state_removed", removed=removed)
+        remove_and_report_stale(lambda: remove_stale_state(self.runtime), "foreign agent", self.context)
 
     def journaled(self, apply: EventHandler) -> EventHandler:
         """``apply`` preceded by the journal write (on disk before the relayed reply goes out)."""
-        journal = self.journal
-        if journal is None:
-            return apply
-
-        def apply_and_record(event: Any) -> None:
-            journal.observe(event)
-            apply(event)
-
-        return apply_and_record
+        return journaled(self.journal, apply)
 
     def restore(self, machine: ForeignAgent, now: float) -> None:
         """Visitors back into the core (the driver's first flush applies their events), then the journal

@@ -13,9 +13,7 @@ Expiries are saved on both clocks with the boot id (:class:`agents.runtime.journ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Network
-from pathlib import Path
 from typing import Any
 
 from agents.mip import events as ev
@@ -24,7 +22,7 @@ from agents.mip.config import Encapsulation
 from agents.mip.ha_restore import SavedBinding
 from agents.mip.home_agent import HomeAgent
 from agents.runtime.journal import Clocks, JournalRead, Record
-from agents.runtime.state_journal import StateJournal
+from agents.runtime.state_journal import FoldedJournal, StateJournal, fold_records
 
 _STATE_EVENTS = (
     ev.BindingAdded,
@@ -101,39 +99,24 @@ def _care_of_entry(item: Record, clocks: Clocks) -> CareOfEntry:
     )
 
 
-@dataclass
-class JournalState:
-    """What a journal says at start: the last record of each home address, the sysctl originals, and
-    the records that could not be used."""
+class JournalState(FoldedJournal[IPv4Address, SavedBinding]):
+    """What a home agent's journal says at start: the last binding of each home address."""
 
-    bindings: dict[IPv4Address, SavedBinding]
-    sysctls: dict[str, str]
-    problems: list[str]
+    NOUN = "binding"
 
-    def summary(self, path: Path) -> str:
-        """The one-line warning about unusable records (the first three reasons)."""
-        shown = "; ".join(self.problems[:3]) + ("; ..." if len(self.problems) > 3 else "")
-        return (
-            f"journal {path}: skipped {len(self.problems)} unusable record(s) ({shown}); "
-            f"starting with {len(self.bindings)} binding(s)"
-        )
+    @property
+    def bindings(self) -> dict[IPv4Address, SavedBinding]:
+        return self.entries
 
 
 def interpret(read: JournalRead, clocks: Clocks) -> JournalState:
     """Fold the records: the last one of each home address and the last ``sysctls`` record win."""
-    state = JournalState({}, {}, list(read.problems))
-    for record in read.records:
-        try:
-            if record["kind"] == "binding":
-                saved = saved_binding(record, clocks)
-                state.bindings[saved.home_address] = saved
-            elif record["kind"] == "sysctls":
-                state.sysctls = {str(key): str(value) for key, value in dict(record["originals"]).items()}
-            else:
-                state.problems.append(f"unknown record kind {record['kind']!r}")
-        except (KeyError, TypeError, ValueError) as error:
-            state.problems.append(f"bad {record['kind']} record: {type(error).__name__}: {error}")
-    return state
+
+    def entry(record: Record) -> tuple[IPv4Address, SavedBinding]:
+        saved = saved_binding(record, clocks)
+        return saved.home_address, saved
+
+    return fold_records(read, "binding", entry, JournalState({}, {}, []))
 
 
 # -- the journal of a running home agent -----------------------------------------------------

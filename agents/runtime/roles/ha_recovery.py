@@ -26,9 +26,14 @@ from typing import Any
 from agents.mip.config import HomeAgentConfig
 from agents.mip.home_agent import HomeAgent
 from agents.runtime.frame import AgentContext
-from agents.runtime.netlink import Netlink, NetlinkFacadeError
+from agents.runtime.netlink import Netlink
 from agents.runtime.roles.ha_journal import BindingJournal, JournalState
-from agents.runtime.roles.recovery import keep_sysctl_originals, report_problems
+from agents.runtime.roles.recovery import (
+    journaled,
+    keep_sysctl_originals,
+    remove_and_report_stale,
+    report_problems,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -92,26 +97,14 @@ class HomeAgentRecovery:
         self.journal = journal
 
     def remove_stale(self, tunnel_interface: str, home_metric: int) -> None:
-        try:
-            removed = remove_stale_state(self.config, self.home_interface, tunnel_interface, home_metric)
-        except (NetlinkFacadeError, OSError, LookupError) as error:
-            logger.warning("could not check for stale state: %s", error)
-            return
-        if removed:
-            logger.warning("removed state a previous home agent left: %s", "; ".join(removed))
-        self.context.trace.emit("stale_state_removed", removed=removed)
+        def remove() -> list[str]:
+            return remove_stale_state(self.config, self.home_interface, tunnel_interface, home_metric)
+
+        remove_and_report_stale(remove, "home agent", self.context)
 
     def journaled(self, apply: EventHandler) -> EventHandler:
         """``apply`` preceded by the journal write (the record is on disk before the reply is sent)."""
-        journal = self.journal
-        if journal is None:
-            return apply
-
-        def apply_and_record(event: Any) -> None:
-            journal.observe(event)
-            apply(event)
-
-        return apply_and_record
+        return journaled(self.journal, apply)
 
     def restore(self, machine: HomeAgent, now: float) -> None:
         """Bindings back into the core (their events are applied by the driver's first flush), then the

@@ -9,9 +9,11 @@ values afresh, and the one that exits cleanly writes them back and records an em
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from agents.runtime.frame import AgentContext
+from agents.runtime.netlink import NetlinkFacadeError
 from agents.runtime.state_journal import StateJournal
 
 logger = logging.getLogger(__name__)
@@ -61,3 +63,29 @@ def report_problems(context: AgentContext, summary: str, problems: list[str], pa
     if problems:
         logger.warning("%s", summary)
         context.trace.emit("journal_problems", path=path, problems=problems)
+
+
+def journaled(journal: Any, apply: Callable[[Any], None]) -> Callable[[Any], None]:
+    """``apply`` preceded by ``journal.observe`` (the record is on disk before the reply goes out);
+    ``apply`` itself without a journal."""
+    if journal is None:
+        return apply
+
+    def apply_and_record(event: Any) -> None:
+        journal.observe(event)
+        apply(event)
+
+    return apply_and_record
+
+
+def remove_and_report_stale(remove: Callable[[], list[str]], role: str, context: AgentContext) -> None:
+    """Run ``remove`` (what a crashed predecessor left: it returns what it removed), log and trace it; a
+    failure to look is a warning, never a reason not to start."""
+    try:
+        removed = remove()
+    except (NetlinkFacadeError, OSError, LookupError) as error:
+        logger.warning("could not check for stale state: %s", error)
+        return
+    if removed:
+        logger.warning("removed state a previous %s left: %s", role, "; ".join(removed))
+    context.trace.emit("stale_state_removed", removed=removed)
