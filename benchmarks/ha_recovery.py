@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agents.runtime.netlink import netns_entered
+from agents.net.netlink import netns_entered
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "00112233445566778899aabbccddeeff"

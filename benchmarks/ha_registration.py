@@ -37,7 +37,7 @@ from types import FrameType
 
 from agents.mip.auth import verify_with
 from agents.mip.codes import ExtensionType
-from agents.runtime.netlink import netns_entered
+from agents.net.netlink import netns_entered
 from benchmarks.ha_testbed import CLIENT_ADDRESS, FIRST_HOME, HA_ADDRESS, Agent, Testbed, ha_config
 from benchmarks.registration_load import (
     MobileNodes,

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from types import FrameType
 
-from agents.runtime.netlink import netns_entered
+from agents.net.netlink import netns_entered
 from benchmarks.ha_registration import register_first
 from benchmarks.ha_testbed import CLIENT_ADDRESS, FIRST_HOME, HA_ADDRESS, Agent, Testbed, ha_config
 from benchmarks.registration_load import REPLY_MIN_LENGTH, MobileNodes, open_client, reply_key, request_key

@@ -32,7 +32,6 @@ from typing import Protocol
 
 from agents.datapath.base import Counters, DropCallback, DropEvent, DropReason
 from agents.datapath.tables import NO_PATHS, PROTO_UDP, Hop, Path
-from agents.datapath.tun import TunDevice
 from agents.mip.ecn import DscpModel, EcnMode, ingress_table
 from agents.mip.errors import DecodeError
 from agents.mip.ip import FLAG_DONT_FRAGMENT, PROTO_IPIP, PROTO_IPV6, internet_checksum
@@ -43,6 +42,7 @@ from agents.mip.tunnel import (
     decapsulate,
     encapsulate,
 )
+from agents.net.tun import TunDevice
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from agents.runtime.netlink import Netlink, run_in_throwaway_netns
+from agents.net.netlink import Netlink, run_in_throwaway_netns
 
 logger = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ routes, rules and addresses that steer traffic into the tunnel interface.
 Home agent (design.md §4): the TUN (default ``mip-ha``) carries the link-local fe80::<HA address>
 (RFC 4213 §3.7); each away home address gets a /32 route and each registered prefix a route into it;
 forwarding is switched on. Proxy ARP and gratuitous ARP on the home link are separate runtime actions
-(``ProxyArpStarted`` / ``GratuitousArpRequested`` events → :mod:`agents.runtime.netlink`,
-:mod:`agents.runtime.arp`).
+(``ProxyArpStarted`` / ``GratuitousArpRequested`` events → :mod:`agents.net.netlink`,
+:mod:`agents.net.arp`).
 
 Mobile node: the TUN (default ``mip0``) holds the home address /32 and fe80::<home address>/64, and
 the home-prefix addresses. A policy rule sends packets *from* the home address (and from registered
@@ -36,7 +36,7 @@ from agents.datapath.engine import PacketEngine, TunnelOptions
 from agents.datapath.tables import HomeAgentTable, HomeBinding, MobileNodeTable
 from agents.mip.bindings import PrefixOwners
 from agents.mip.tunnel import ipv4_embedded_link_local
-from agents.runtime.netlink import Netlink
+from agents.net.netlink import Netlink
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 
 import pytest
 
-from agents.runtime.netlink import netns_entered
+from agents.net.netlink import netns_entered
 
 _counter = itertools.count()
 

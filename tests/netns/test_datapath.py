@@ -27,8 +27,8 @@ from scapy.layers.l2 import GRE
 from agents.datapath.base import DropEvent, DropReason, Encapsulation, TunnelTarget
 from agents.datapath.tables import HomeAgentTable
 from agents.datapath.userspace import UserspaceHomeAgent, UserspaceMobileNode
-from agents.runtime.arp import GratuitousArpSender, send_gratuitous_arp
-from agents.runtime.netlink import Netlink
+from agents.net.arp import GratuitousArpSender, send_gratuitous_arp
+from agents.net.netlink import Netlink
 from tests.netns.conftest import Namespace, NamespaceFactory, capture, ping, veth, wait_until
 
 pytestmark = pytest.mark.root

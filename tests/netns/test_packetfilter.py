@@ -12,8 +12,8 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from agents.runtime.netlink import run_in_throwaway_netns
-from agents.runtime.packetfilter import attach, ipv4_icmp_type_or_udp_port_program, ipv4_icmp_type_program
+from agents.net.netlink import run_in_throwaway_netns
+from agents.net.packetfilter import attach, ipv4_icmp_type_or_udp_port_program, ipv4_icmp_type_program
 from agents.runtime.roles.fa_access import ipv4_packet, udp_datagram
 
 pytestmark = pytest.mark.root

@@ -51,7 +51,7 @@ def test_sudo_python_runs_a_scenario_entry_point() -> None:
 
 @pytest.mark.root
 def test_sudo_python_runs_mipdump() -> None:
-    result = run("sudo", "-n", "python", "-m", "agents.mip", "--help")
+    result = run("sudo", "-n", "python", "-m", "agents.mipdump", "--help")
     assert result.returncode == 0, result.stderr
     assert "usage" in result.stdout
 

@@ -155,7 +155,7 @@ def test_truncated_capture_exit_2(capsys: pytest.CaptureFixture[str], pcap: Path
 
 def test_bad_key_is_a_usage_error() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "agents.mip", "00", "--key", "nonsense"],
+        [sys.executable, "-m", "agents.mipdump", "00", "--key", "nonsense"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -166,7 +166,7 @@ def test_bad_key_is_a_usage_error() -> None:
 
 def test_module_entry_point_decodes_a_capture(pcap: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "agents.mip", str(pcap), "--key", GOOD_KEY],
+        [sys.executable, "-m", "agents.mipdump", str(pcap), "--key", GOOD_KEY],
         capture_output=True,
         text=True,
         timeout=30,
@@ -210,7 +210,7 @@ def test_capture_cut_inside_a_record_is_reported(
 
 def test_capture_on_stdin(pcap: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "agents.mip", "-"],
+        [sys.executable, "-m", "agents.mipdump", "-"],
         input=pcap.read_bytes(),
         capture_output=True,
         timeout=30,

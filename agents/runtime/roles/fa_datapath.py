@@ -24,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
-from agents.datapath.tun import TunDevice
 from agents.mip.ip import HopLimitExceeded, forwarded_ipv4
-from agents.runtime.netlink import Netlink
+from agents.net.netlink import Netlink
+from agents.net.tun import TunDevice
 
 logger = logging.getLogger(__name__)
 MAX_PACKET = 65535

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agents.mip.foreign_agent import ForeignAgent
+from agents.net.netlink import Netlink
 from agents.runtime.frame import AgentContext
-from agents.runtime.netlink import Netlink
 from agents.runtime.roles.fa_journal import VisitorJournal, VisitorJournalState
 from agents.runtime.roles.recovery import (
     journaled,

@@ -23,10 +23,10 @@ from agents.mip import fa_events as fe
 from agents.mip.config import Encapsulation
 from agents.mip.fa_config import DeliveryStyle, ForeignAgentConfig
 from agents.mip.foreign_agent import ForeignAgent
+from agents.net.netlink import Netlink
 from agents.runtime.configfile import ConfigError, parse_sections, read_text
 from agents.runtime.control import Handler
 from agents.runtime.frame import AgentContext
-from agents.runtime.netlink import Netlink
 from agents.runtime.roles.driver import trace_and_apply
 from agents.runtime.roles.fa_access import AccessLink
 from agents.runtime.roles.fa_datapath import ForeignAgentDatapath, VisitorRoute

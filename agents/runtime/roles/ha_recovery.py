@@ -25,8 +25,8 @@ from typing import Any
 
 from agents.mip.config import HomeAgentConfig
 from agents.mip.home_agent import HomeAgent
+from agents.net.netlink import Netlink
 from agents.runtime.frame import AgentContext
-from agents.runtime.netlink import Netlink
 from agents.runtime.roles.ha_journal import BindingJournal, JournalState
 from agents.runtime.roles.recovery import (
     journaled,

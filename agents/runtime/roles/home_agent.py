@@ -21,10 +21,10 @@ from agents.mip import events as ev
 from agents.mip.config import HomeAgentConfig
 from agents.mip.fa_config import AdvertisementConfig
 from agents.mip.home_agent import HomeAgent
-from agents.runtime.arp import GratuitousArpSender
+from agents.net.arp import GratuitousArpSender
+from agents.net.netlink import Netlink
 from agents.runtime.control import Handler
 from agents.runtime.frame import AgentContext
-from agents.runtime.netlink import Netlink
 from agents.runtime.roles.driver import MachineDriver, wall_clock_offset
 from agents.runtime.roles.ha_advertising import HomeAdvertising
 from agents.runtime.roles.ha_delegation_io import DelegationSource, RefreshingDriver, attach_delegations

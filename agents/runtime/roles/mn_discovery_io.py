@@ -23,9 +23,9 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6
 from typing import Any
 
 from agents.mip import events as ev
-from agents.runtime.arp import GratuitousArpSender
-from agents.runtime.netlink import Netlink
-from agents.runtime.packetfilter import attach, ipv4_icmp_type_program
+from agents.net.arp import GratuitousArpSender
+from agents.net.netlink import Netlink
+from agents.net.packetfilter import attach, ipv4_icmp_type_program
 from agents.runtime.roles.driver import MachineDriver
 
 logger = logging.getLogger(__name__)

@@ -25,11 +25,11 @@ from agents.mip.config import CareOfMode, MobileNodeConfig, UdpTunnelling
 from agents.mip.mn_prefixes import address_in
 from agents.mip.mobile_node import MobileNode
 from agents.mip.timers import MIN_REQUEST_GAP
-from agents.runtime.arp import send_gratuitous_arp
+from agents.net.arp import send_gratuitous_arp
+from agents.net.netlink import Netlink
 from agents.runtime.control import Handler
 from agents.runtime.frame import AgentContext
 from agents.runtime.linkwatch import AddressWatcher, CarrierWatcher
-from agents.runtime.netlink import Netlink
 from agents.runtime.roles.driver import MachineDriver, wall_clock_offset
 from agents.runtime.roles.mn_dhcpv6 import Dhcpv6PdSettings, PrefixDelegation, load_mn_sections
 from agents.runtime.roles.mn_discovery_io import (

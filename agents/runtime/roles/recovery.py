@@ -12,8 +12,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from agents.net.netlink import NetlinkFacadeError
 from agents.runtime.frame import AgentContext
-from agents.runtime.netlink import NetlinkFacadeError
 from agents.runtime.state_journal import StateJournal
 
 logger = logging.getLogger(__name__)

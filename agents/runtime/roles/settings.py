@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agents.datapath.kernel import probe_kernel_tunnels, select_backend
+from agents.net.netlink import Netlink
 from agents.runtime.configfile import ConfigError, parse_sections, read_text
 from agents.runtime.frame import AgentContext
-from agents.runtime.netlink import Netlink
 
 logger = logging.getLogger(__name__)
 RuntimeT = TypeVar("RuntimeT", bound="TunnelRuntime")

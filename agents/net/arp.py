@@ -7,7 +7,7 @@ The home agent sends one for an away mobile node's home address with its own MAC
 to the HA, which proxies ARP for it), and the MN's MAC again when the MN returns home.
 
 Proxy ARP itself needs no userspace code: the kernel answers for NTF_PROXY neighbour entries (see
-:meth:`agents.runtime.netlink.Netlink.add_proxy_neighbour`).
+:meth:`agents.net.netlink.Netlink.add_proxy_neighbour`).
 """
 
 from __future__ import annotations
