@@ -2,6 +2,8 @@
 
 A datapath moves packets between a tunnel interface and the network for one role:
 
+* foreign agent (:class:`ForeignAgentDatapath`): IP-in-IP between its care-of address and each
+  visitor's home agent, delivery on the access link, reverse tunnelling (RFC 5944 §4.2.2, RFC 3024 §5).
 * home agent (:class:`HomeAgentDatapath`): one binding per (home address, care-of address); IPv4 to a
   home address and IPv6 to a registered prefix are tunnelled to the care-of address (RFC 5944 §4.2.3,
   RFC 5454 §3.3.2); reverse-tunnelled packets are accepted only from registered tunnel endpoints with
@@ -20,11 +22,15 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from ipaddress import IPv4Address, IPv6Interface, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Interface, IPv6Network
+from typing import TYPE_CHECKING
 
 from agents.mip.bindings import TunnelTarget
 from agents.mip.config import Encapsulation
 from agents.mip.ip import PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_MINIMAL
+
+if TYPE_CHECKING:
+    from agents.datapath.fa_tables import VisitorRoute
 
 __all__ = [
     "Counters",
@@ -32,6 +38,7 @@ __all__ = [
     "DropEvent",
     "DropReason",
     "Encapsulation",
+    "ForeignAgentDatapath",
     "HomeAgentDatapath",
     "MobileNodeDatapath",
     "TunnelTarget",
@@ -210,3 +217,31 @@ class MobileNodeDatapath(Datapath, abc.ABC):
     @abc.abstractmethod
     def remove_ipv6_route(self, destination: IPv6Network) -> None:
         """Remove a route added with :meth:`add_ipv6_route`."""
+
+
+class ForeignAgentDatapath(abc.ABC):
+    """Foreign agent role: IP-in-IP between its care-of addresses and its visitors' home agents, delivery
+    to visitors' link-layer addresses (RFC 5944 §4.2.2) and reverse tunnelling (RFC 3024 §5).
+    ``close()`` removes everything it installed and is idempotent."""
+
+    interface_name: str
+
+    @abc.abstractmethod
+    def set_visitor(self, route: VisitorRoute) -> None:
+        """Add or replace one visitor's delivery and reverse-tunnel state."""
+
+    @abc.abstractmethod
+    def remove_visitor(self, home_address: IPv4Address) -> None:
+        """Forget a visitor: no more delivery, no more reverse tunnelling."""
+
+    @abc.abstractmethod
+    def filter_foreign_sources(self, access_network: IPv4Network) -> None:
+        """Route packets from outside ``access_network`` arriving on the access link only for visitors."""
+
+    @abc.abstractmethod
+    def counters(self) -> Counters:
+        """Reverse-tunnelled (encapsulated) and delivered (decapsulated) packets, drops per reason."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop, and remove everything this datapath installed."""

@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
+from agents.datapath.base import DropReason
+from agents.datapath.fa_tables import ForeignAgentTable
+from agents.datapath.foreign_agent import UserspaceForeignAgent, VisitorRoute, _Tally
 from agents.mip.ip import internet_checksum
 from agents.runtime import cli
 from agents.runtime.roles.fa_access import AccessLink, ipv4_packet, udp_datagram
-from agents.runtime.roles.fa_datapath import ForeignAgentDatapath, VisitorRoute
 from agents.runtime.roles.foreign_agent import load_settings
 
 HOA, HA, COA = IPv4Address("192.0.2.10"), IPv4Address("192.0.2.1"), IPv4Address("198.51.100.2")
@@ -89,16 +91,16 @@ class FakeSocket:
         self.sent.append((data, address))
 
 
-def bare_datapath(frames: list[tuple[bytes, bytes]]) -> tuple[ForeignAgentDatapath, FakeSocket]:
-    """A datapath without TUN or netlink: only its packet decisions."""
-    datapath = object.__new__(ForeignAgentDatapath)
+def bare_datapath(frames: list[tuple[bytes, bytes]]) -> tuple[UserspaceForeignAgent, FakeSocket]:
+    """A datapath without TUN or netlink: only its packet handling."""
+    datapath = object.__new__(UserspaceForeignAgent)
     datapath.send_frame = lambda packet, mac: frames.append((packet, mac))
-    datapath.counters = dict.fromkeys(
-        ("decapsulated", "delivered", "reverse_tunnelled", "from_visitors_encapsulated", "dropped"), 0
-    )
+    datapath.tally = _Tally()
+    datapath.on_drop = None
     sock = FakeSocket()
     datapath.sockets = {COA: sock}  # type: ignore[dict-item]
-    datapath.visitors = {HOA: VisitorRoute(HOA, HA, COA, MAC, reverse_tunnel=True)}
+    datapath.visitors = ForeignAgentTable()
+    datapath.visitors.put(VisitorRoute(HOA, HA, COA, MAC, reverse_tunnel=True))
     return datapath, sock
 
 
@@ -122,7 +124,7 @@ def test_decapsulation_refuses_other_senders_and_non_visitors(
     datapath, _sock = bare_datapath(frames)
     inner = ipv4_packet(HA, inner_destination, 1, bytes(8), 64)
     datapath.decapsulate(ipv4_packet(outer_source, COA, 4, inner, 64))
-    assert not frames and datapath.counters["dropped"] == 1
+    assert not frames and datapath.counters().dropped(DropReason.UNKNOWN_OUTER_SOURCE) == 1
 
 
 def test_reverse_tunnel_sends_visitor_packets_to_its_home_agent_only() -> None:
@@ -131,7 +133,8 @@ def test_reverse_tunnel_sends_visitor_packets_to_its_home_agent_only() -> None:
     datapath.reverse_tunnel(packet)
     datapath.reverse_tunnel(ipv4_packet(IPv4Address("192.0.2.77"), HA, 1, bytes(8), 64))
     assert sock.sent == [(packet, (str(HA), 0))]
-    assert datapath.counters["reverse_tunnelled"] == 1 and datapath.counters["dropped"] == 1
+    counters = datapath.counters()
+    assert counters.encapsulated_packets == 1 and counters.drops == {"no_tunnel": 1}
 
 
 def test_encapsulated_packets_from_a_visitor_are_reverse_tunnelled_only_with_style_130() -> None:
@@ -141,9 +144,11 @@ def test_encapsulated_packets_from_a_visitor_are_reverse_tunnelled_only_with_sty
     inner = ipv4_packet(HOA, IPv4Address("203.0.113.10"), 17, bytes(8), 64)
     access = IPv4Address("10.0.1.1")
     datapath.from_visitor_encapsulated(ipv4_packet(HOA, access, 4, inner, 64))  # direct style: refused
-    datapath.visitors[HOA] = VisitorRoute(HOA, HA, COA, MAC, reverse_tunnel=True, encapsulating=True)
+    datapath.visitors.put(VisitorRoute(HOA, HA, COA, MAC, reverse_tunnel=True, encapsulating=True))
     datapath.from_visitor_encapsulated(ipv4_packet(HOA, access, 4, inner, 64))
     spoofed = ipv4_packet(IPv4Address("192.0.2.77"), IPv4Address("203.0.113.10"), 17, bytes(8), 64)
     datapath.from_visitor_encapsulated(ipv4_packet(HOA, access, 4, spoofed, 64))
     assert sock.sent == [(inner, (str(HA), 0))]
-    assert datapath.counters["from_visitors_encapsulated"] == 1 and datapath.counters["dropped"] == 2
+    counters = datapath.counters()
+    assert counters.encapsulated_packets == 1
+    assert counters.drops == {"encapsulation": 1, "inner_source": 1}  # §5.2.1 style, §5.2.2 source

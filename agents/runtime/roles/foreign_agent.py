@@ -3,7 +3,8 @@
 Config (TOML): `[foreign_agent]` is :class:`agents.mip.fa_config.ForeignAgentConfig` (advertisements in
 `[foreign_agent.advertisement]`); `[runtime]` is :class:`ForeignAgentRuntime`. The FA advertises and hears
 solicitations on the access interface (:mod:`.fa_access`), relays registrations on UDP 434 (with each
-request's TTL and link-layer source) and turns the visitor list into datapath state (:mod:`.fa_datapath`).
+request's TTL and link-layer source) and turns the visitor list into datapath state
+(:mod:`agents.datapath.foreign_agent`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any
 
+from agents.datapath.base import ForeignAgentDatapath
+from agents.datapath.foreign_agent import UserspaceForeignAgent, VisitorRoute
 from agents.mip import fa_events as fe
 from agents.mip.config import Encapsulation
 from agents.mip.fa_config import DeliveryStyle, ForeignAgentConfig
@@ -28,8 +31,8 @@ from agents.runtime.configfile import ConfigError, parse_sections, read_text
 from agents.runtime.control import Handler
 from agents.runtime.frame import AgentContext
 from agents.runtime.roles.driver import trace_and_apply
+from agents.runtime.roles.drop_report import DropReporter
 from agents.runtime.roles.fa_access import AccessLink
-from agents.runtime.roles.fa_datapath import ForeignAgentDatapath, VisitorRoute
 from agents.runtime.roles.fa_recovery import ForeignAgentRecovery
 from agents.runtime.timer import AgentTimer
 from agents.runtime.udp import IP_PKTINFO, MobileIpSocket, Received
@@ -239,10 +242,11 @@ class ForeignAgentRunner:
         context.on_shutdown(sock.close, name="close UDP 434 socket")
         recovery = ForeignAgentRecovery(runtime, context)
         recovery.remove_stale()
-        datapath = ForeignAgentDatapath(
+        datapath = UserspaceForeignAgent(
             protocol.care_of_addresses, link.send_frame, runtime.access_interface,
             tunnel_interface=runtime.tunnel_interface,
             table=runtime.table, rule_priority=runtime.rule_priority,
+            on_drop=DropReporter(context).report,
         )  # fmt: skip
         context.on_shutdown(datapath.close, name="close the FA datapath")
         network = access_network(runtime.access_interface, link.address)
@@ -257,7 +261,7 @@ class ForeignAgentRunner:
         context.on_shutdown(lambda: withdraw(driver), name="withdraw advertisements")
         driver.start()
         return {
-            "status": lambda _a: machine.status(driver.now()) | {"datapath": dict(datapath.counters)},
+            "status": lambda _a: machine.status(driver.now()) | {"datapath": datapath.counters().to_dict()},
             "visitors": lambda _a: machine.visitors(driver.now()),
         }
 

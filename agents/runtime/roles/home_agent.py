@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.datapath.base import DropEvent
 from agents.datapath.engine import TunnelOptions
 from agents.datapath.userspace import UserspaceHomeAgent
 from agents.mip import events as ev
@@ -26,6 +25,7 @@ from agents.net.netlink import Netlink
 from agents.runtime.control import Handler
 from agents.runtime.frame import AgentContext
 from agents.runtime.roles.driver import MachineDriver, wall_clock_offset
+from agents.runtime.roles.drop_report import DropReporter
 from agents.runtime.roles.ha_advertising import HomeAdvertising
 from agents.runtime.roles.ha_delegation_io import DelegationSource, RefreshingDriver, attach_delegations
 from agents.runtime.roles.ha_recovery import HomeAgentRecovery
@@ -142,7 +142,7 @@ class HomeAgentRunner:
             protocol.address,
             interface_name=runtime.tunnel_interface,
             options=TunnelOptions(ipv6_mtu=runtime.tunnel_mtu),
-            on_drop=DropReporter(context).from_datapath_thread,
+            on_drop=DropReporter(context).report,
             underlay_interface=None,
             udp_socket=sock.sock,  # RFC 3519 Tunnel Data leaves from port 434 too
         )
@@ -167,21 +167,6 @@ class HomeAgentRunner:
             ),
             "bindings": lambda _args: machine.bindings(driver.now()),
         } | extra
-
-
-class DropReporter:
-    """Reverse-tunnelled packets refused by the RFC 3024 §4.3.2 / RFC 5454 §4 checks are security events:
-    logged and traced through the agent's one :class:`~agents.runtime.security_log.SecurityLog` (its
-    budget is checked on the datapath thread, so a flood costs the event loop nothing past the budget;
-    the datapath counts every drop)."""
-
-    def __init__(self, context: AgentContext) -> None:
-        self.security = context.security
-        self.loop = context.loop  # captured on the event loop: drops arrive on datapath threads
-
-    def from_datapath_thread(self, drop: DropEvent) -> None:
-        if self.security.admit("security_drop"):
-            self.loop.call_soon_threadsafe(self.security.write, "security_drop", drop.to_dict())
 
 
 class HomeAgentEvents:

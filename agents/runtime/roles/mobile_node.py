@@ -31,6 +31,7 @@ from agents.runtime.control import Handler
 from agents.runtime.frame import AgentContext
 from agents.runtime.linkwatch import AddressWatcher, CarrierWatcher
 from agents.runtime.roles.driver import MachineDriver, wall_clock_offset
+from agents.runtime.roles.drop_report import DropReporter
 from agents.runtime.roles.mn_dhcpv6 import Dhcpv6PdSettings, PrefixDelegation, load_mn_sections
 from agents.runtime.roles.mn_discovery_io import (
     AgentDiscoverySocket,
@@ -150,6 +151,7 @@ class MobileNodeRunner:
         datapath = UserspaceMobileNode(
             interface_name=runtime.tunnel_interface,
             options=TunnelOptions(ipv6_mtu=runtime.tunnel_mtu),
+            on_drop=DropReporter(context).report,
             udp_socket=sock.sock,  # RFC 3519: tunnel data from the port of the latest request (§4.2)
         )
         context.on_shutdown(datapath.close, name="close the tunnel datapath")

@@ -1,17 +1,20 @@
-"""The foreign agent's datapath (design.md §4): IPv4-in-IPv4 (RFC 2003) between its care-of address and
-each visitor's home agent.
+"""The foreign agent's userspace datapath (design.md §4): IPv4-in-IPv4 (RFC 2003) between its care-of
+address and each visitor's home agent, on the agent's asyncio loop. The decisions are
+:mod:`agents.datapath.fa_tables`; this module only moves bytes.
 
-* Forward: a raw IPPROTO_IPIP socket per care-of address receives the home agent's tunnel packets; when
-  the outer source is the visitor's HA and the inner destination a visitor's home address, the inner
-  packet (TTL decremented, RFC 2003 §3.1) goes out the access link to the visitor's link-layer address
-  (RFC 5944 §4.2.2) — never by ARP for the home address.
+* Forward: a raw IPPROTO_IPIP socket per care-of address receives the home agent's tunnel packets; an
+  accepted inner packet goes out the access link to the visitor's link-layer address (RFC 5944 §4.2.2)
+  — never by ARP for the home address.
 * Reverse (T granted, direct delivery, RFC 3024 §5.1): a rule ``from <HoA> iif <access> lookup <table>``
   whose table routes everything into a TUN; the FA reads those packets and sends them IP-in-IP from the
   care-of address to the HA (RFC 3024 §4.3). IPv6 of a dual-stack MN is already IPv6-in-IPv4 from
   the home address (RFC 5454 §3.3.2), so the FA handles IPv4 only.
 * Reverse, encapsulating delivery (extension 130, RFC 3024 §5.2): the visitor sends its packets IP-in-IP
   from its home address to the FA; a raw IPPROTO_IPIP socket on the access link receives them, and the
-  inner packet (source = that home address, RFC 3024 §5.2.2) is reverse tunnelled as above.
+  inner packet is reverse tunnelled as above.
+
+Counters and drop reports have the shape every role uses (:class:`~agents.datapath.base.Counters`,
+:class:`~agents.datapath.base.DropEvent`): encapsulated = reverse tunnelled, decapsulated = delivered.
 """
 
 from __future__ import annotations
@@ -21,33 +24,41 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
-from agents.mip.ip import HopLimitExceeded, forwarded_ipv4
+from agents.datapath.base import Counters, DropCallback, DropEvent, DropReason, ForeignAgentDatapath
+from agents.datapath.fa_tables import Delivery, ForeignAgentTable, VisitorRoute
 from agents.net.netlink import Netlink
 from agents.net.tun import TunDevice
+
+__all__ = ["UserspaceForeignAgent", "VisitorRoute"]
 
 logger = logging.getLogger(__name__)
 MAX_PACKET = 65535
 MAIN_TABLE = 254
+BATCH = 64
 FrameSender = Callable[[bytes, bytes], None]
 
 
-@dataclass(frozen=True)
-class VisitorRoute:
-    """What the datapath needs about one visitor."""
+class _Tally:
+    """Running counts behind :class:`Counters` (one event loop writes them)."""
 
-    home_address: IPv4Address
-    home_agent: IPv4Address
-    care_of: IPv4Address
-    link_address: bytes
-    reverse_tunnel: bool
-    encapsulating: bool = False
-    """Encapsulating delivery style (RFC 3024 §5.2): the visitor tunnels its packets to the FA."""
+    def __init__(self) -> None:
+        self.encapsulated_packets = self.encapsulated_bytes = 0
+        self.decapsulated_packets = self.decapsulated_bytes = 0
+        self.drops: dict[str, int] = {}
+
+    def snapshot(self) -> Counters:
+        return Counters(
+            self.encapsulated_packets,
+            self.encapsulated_bytes,
+            self.decapsulated_packets,
+            self.decapsulated_bytes,
+            dict(self.drops),
+        )
 
 
-class ForeignAgentDatapath:
+class UserspaceForeignAgent(ForeignAgentDatapath):
     """Tunnel sockets, the reverse-tunnel TUN and its policy rules; :meth:`close` undoes everything."""
 
     def __init__(
@@ -59,20 +70,17 @@ class ForeignAgentDatapath:
         tunnel_interface: str = "mip-fa",
         table: int = 110,
         rule_priority: int = 1100,
+        on_drop: DropCallback | None = None,
     ) -> None:
         self.send_frame = send_frame
         self.access_interface = access_interface
+        self.interface_name = tunnel_interface
         self.table, self.rule_priority = table, rule_priority
-        self.visitors: dict[IPv4Address, VisitorRoute] = {}
+        self.on_drop = on_drop
+        self.visitors = ForeignAgentTable()
         self.rules: dict[IPv4Address, int] = {}
         """Home address → the table its visitor rule sends it to (ours: reverse tunnel; main: plain)."""
-        self.counters = {
-            "decapsulated": 0,
-            "delivered": 0,
-            "reverse_tunnelled": 0,
-            "from_visitors_encapsulated": 0,
-            "dropped": 0,
-        }
+        self.tally = _Tally()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.netlink = Netlink()
         self.sockets: dict[IPv4Address, socket.socket] = {}
@@ -106,10 +114,13 @@ class ForeignAgentDatapath:
         assert self.tun is not None
         loop.add_reader(self.tun.fd, self._tun_readable)
 
+    def counters(self) -> Counters:
+        return self.tally.snapshot()
+
     def set_visitor(self, route: VisitorRoute) -> None:
         """Add or replace a visitor's delivery state (VisitorAdded / VisitorUpdated): its packets go to the
         reverse tunnel (T granted, RFC 3024 §5.1) or are routed as usual (see filter_foreign_sources)."""
-        self.visitors[route.home_address] = route
+        self.visitors.put(route)
         table = self.table if route.reverse_tunnel else MAIN_TABLE
         if self.rules.get(route.home_address) != table:
             if route.home_address in self.rules:
@@ -122,7 +133,7 @@ class ForeignAgentDatapath:
 
     def remove_visitor(self, home_address: IPv4Address) -> None:
         """Forget a visitor (VisitorRemoved): no more delivery, no more reverse tunnelling."""
-        self.visitors.pop(home_address, None)
+        self.visitors.remove(home_address)
         if home_address in self.rules:
             self._remove_rule(home_address)
 
@@ -139,82 +150,105 @@ class ForeignAgentDatapath:
         self.netlink.add_rule(access_network, MAIN_TABLE, self.rule_priority + 1, interface=access)
         self.netlink.add_blackhole_rule(access, self.rule_priority + 2)
 
+    # --- packets -------------------------------------------------------------------------------------
+
+    def decapsulate(self, packet: bytes) -> None:
+        """RFC 2003 §3: a home agent's tunnel packet → the visitor's link-layer address."""
+        outcome = self.visitors.deliver(packet)
+        if isinstance(outcome, DropReason):
+            self._drop(outcome, packet)
+            return
+        self._deliver(outcome)
+
+    def _deliver(self, delivery: Delivery) -> None:
+        self.send_frame(delivery.packet, delivery.link_address)
+        self.tally.decapsulated_packets += 1
+        self.tally.decapsulated_bytes += len(delivery.packet)
+
+    def from_visitor_encapsulated(self, packet: bytes) -> None:
+        """RFC 3024 §5.2: a packet a visitor tunnelled to us goes on to its HA like a direct one."""
+        outcome = self.visitors.unwrap_from_visitor(packet)
+        if isinstance(outcome, DropReason):
+            self._drop(outcome, packet)
+            return
+        inner, visitor = outcome
+        self._send_to_home_agent(inner, visitor)
+
+    def reverse_tunnel(self, packet: bytes) -> None:
+        """RFC 3024 §4.3: a visitor's packet, IP-in-IP from the care-of address to its home agent."""
+        outcome = self.visitors.reverse(packet)
+        if isinstance(outcome, DropReason):
+            self._count(outcome)  # outbound: the visitor's own packet, not an attack on anyone
+            return
+        self._send_to_home_agent(packet, outcome)
+
+    def _send_to_home_agent(self, packet: bytes, visitor: VisitorRoute) -> None:
+        sock = self.sockets.get(visitor.care_of)
+        if sock is None:
+            self._count(DropReason.NO_TUNNEL)
+            return
+        try:
+            sock.sendto(packet, (str(visitor.home_agent), 0))  # the kernel writes the outer header
+        except OSError as exc:
+            logger.debug("reverse tunnel to %s: %s", visitor.home_agent, exc.strerror)
+            self._count(DropReason.SEND_FAILED)
+            return
+        self.tally.encapsulated_packets += 1
+        self.tally.encapsulated_bytes += len(packet)
+
+    def _count(self, reason: DropReason) -> None:
+        self.tally.drops[reason.value] = self.tally.drops.get(reason.value, 0) + 1
+
+    def _drop(self, reason: DropReason, packet: bytes) -> None:
+        """Count an inbound refusal and report it (the runtime's security log, RFC 3024 §4.3.2)."""
+        self._count(reason)
+        if self.on_drop is None or len(packet) < 20:
+            return
+        inner = packet[(packet[0] & 0x0F) * 4 :]
+        inner_source = inner_destination = None
+        if len(inner) >= 20 and inner[0] >> 4 == 4:
+            inner_source, inner_destination = str(IPv4Address(inner[12:16])), str(IPv4Address(inner[16:20]))
+        try:
+            self.on_drop(
+                DropEvent(
+                    reason,
+                    packet[9],
+                    IPv4Address(packet[12:16]),
+                    IPv4Address(packet[16:20]),
+                    inner_source,
+                    inner_destination,
+                )
+            )
+        except Exception:
+            logger.exception("on_drop callback failed")
+
+    # --- sockets -------------------------------------------------------------------------------------
+
     def _tunnel_readable(self, sock: socket.socket) -> None:
-        for _ in range(64):
+        for _ in range(BATCH):
             try:
                 packet = sock.recv(MAX_PACKET)
             except (BlockingIOError, InterruptedError):
                 return
             self.decapsulate(packet)
 
-    def decapsulate(self, packet: bytes) -> None:
-        """RFC 2003 §3: strip the outer header of a packet from a visitor's HA and deliver the inner one."""
-        outer = (packet[0] & 0x0F) * 4
-        inner = packet[outer:]
-        if len(inner) < 20 or inner[0] >> 4 != 4:
-            self.counters["dropped"] += 1
-            return
-        self.counters["decapsulated"] += 1
-        visitor = self.visitors.get(IPv4Address(inner[16:20]))
-        if visitor is None or IPv4Address(packet[12:16]) != visitor.home_agent:
-            self.counters["dropped"] += 1
-            return
-        try:
-            forwarded = bytes(forwarded_ipv4(inner, True))
-        except HopLimitExceeded:
-            self.counters["dropped"] += 1
-            return
-        self.send_frame(forwarded, visitor.link_address)
-        self.counters["delivered"] += 1
-
     def _access_readable(self) -> None:
         assert self.access_socket is not None
-        for _ in range(64):
+        for _ in range(BATCH):
             try:
                 packet = self.access_socket.recv(MAX_PACKET)
             except (BlockingIOError, InterruptedError):
                 return
             self.from_visitor_encapsulated(packet)
 
-    def from_visitor_encapsulated(self, packet: bytes) -> None:
-        """RFC 3024 §5.2: a packet a visitor tunnelled to us; the outer source is its home address and so
-        is the inner source (§5.2.2), then the inner packet goes on to its HA like a direct one."""
-        outer = (packet[0] & 0x0F) * 4
-        inner = packet[outer:]
-        visitor = self.visitors.get(IPv4Address(packet[12:16]))
-        wanted = visitor is not None and visitor.encapsulating and visitor.reverse_tunnel
-        if not wanted or len(inner) < 20 or inner[0] >> 4 != 4 or inner[12:16] != packet[12:16]:
-            self.counters["dropped"] += 1
-            return
-        self.counters["from_visitors_encapsulated"] += 1
-        self.reverse_tunnel(inner)
-
     def _tun_readable(self) -> None:
         assert self.tun is not None
-        for _ in range(64):
+        for _ in range(BATCH):
             try:
                 packet = os.read(self.tun.fd, MAX_PACKET)
             except (BlockingIOError, InterruptedError):
                 return
             self.reverse_tunnel(packet)
-
-    def reverse_tunnel(self, packet: bytes) -> None:
-        """RFC 3024 §4.3: a visitor's packet, IP-in-IP from the care-of address to its home agent."""
-        if len(packet) < 20 or packet[0] >> 4 != 4:
-            self.counters["dropped"] += 1
-            return
-        visitor = self.visitors.get(IPv4Address(packet[12:16]))
-        sock = None if visitor is None else self.sockets.get(visitor.care_of)
-        if visitor is None or sock is None or not visitor.reverse_tunnel:
-            self.counters["dropped"] += 1
-            return
-        try:
-            sock.sendto(packet, (str(visitor.home_agent), 0))
-        except OSError as exc:
-            logger.debug("reverse tunnel to %s: %s", visitor.home_agent, exc.strerror)
-            self.counters["dropped"] += 1
-            return
-        self.counters["reverse_tunnelled"] += 1
 
     def close(self) -> None:
         """Close the sockets and the TUN, remove every rule, route and sysctl change. Idempotent."""
