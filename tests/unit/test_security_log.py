@@ -17,7 +17,7 @@ from agents.datapath.base import DropEvent, DropReason
 from agents.mip.budgets import LogBudget
 from agents.mip.events import AuthenticationFailed, MalformedDatagram, RegistrationExpired
 from agents.runtime.roles.driver import trace_and_apply
-from agents.runtime.roles.home_agent import DropReporter
+from agents.runtime.roles.drop_report import DropReporter
 from agents.runtime.security_log import SecurityLog
 from agents.runtime.trace import TraceWriter
 
@@ -112,7 +112,7 @@ def test_summary_is_flushed_by_the_timer_and_at_exit(tmp_path: Path) -> None:
 
 
 def test_datapath_drops_use_the_same_budget(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """The HA's DropReporter checks the shared budget on the datapath thread: past it, nothing is queued
+    """The DropReporter (all roles) checks the shared budget on the datapath thread: past it, nothing is queued
     on the event loop; what was admitted is logged and traced there."""
     trace = TraceWriter(tmp_path / "t.jsonl", "ha")
     drop = DropEvent(DropReason.UNNESTED_HOME_ADDRESS, 41, HOME, IPv4Address("192.0.2.1"), "2001:db8::1")
@@ -123,7 +123,7 @@ def test_datapath_drops_use_the_same_budget(tmp_path: Path, caplog: pytest.LogCa
         context.loop = asyncio.get_running_loop()
         reporter = DropReporter(context)  # type: ignore[arg-type]
         for _ in range(1000):
-            reporter.from_datapath_thread(drop)
+            reporter.report(drop)
         await asyncio.sleep(0)
         context.security.close()
 
