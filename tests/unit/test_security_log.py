@@ -112,8 +112,8 @@ def test_summary_is_flushed_by_the_timer_and_at_exit(tmp_path: Path) -> None:
 
 
 def test_datapath_drops_use_the_same_budget(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """The DropReporter (all roles) checks the shared budget on the datapath thread: past it, nothing is queued
-    on the event loop; what was admitted is logged and traced there."""
+    """The DropReporter (all roles) checks the shared budget on the datapath thread: past it, nothing is
+    queued on the event loop; what was admitted is logged and traced there."""
     trace = TraceWriter(tmp_path / "t.jsonl", "ha")
     drop = DropEvent(DropReason.UNNESTED_HOME_ADDRESS, 41, HOME, IPv4Address("192.0.2.1"), "2001:db8::1")
 
