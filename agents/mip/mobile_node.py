@@ -30,7 +30,7 @@ from agents.mip.events import (
 )
 from agents.mip.mn_discovery import AgentDiscovery, AgentRecord, Move
 from agents.mip.mn_registration import TRANSITIONS, RegistrationCore
-from agents.mip.mn_requests import ForeignAgentRoute
+from agents.mip.mn_requests import ForeignAgentRoute, colocated_through
 from agents.mip.states import MnState
 from agents.mip.timers import earliest
 
@@ -192,12 +192,16 @@ class MobileNode(RegistrationCore):
         self._via_foreign_agent(agent, now)
 
     def _via_foreign_agent(self, agent: AgentRecord, now: float) -> None:
-        """Register the FA's care-of address through it (RFC 5944 §3.6.1.1); ARP as away (§4.6)."""
+        """Register the FA's care-of address through it (RFC 5944 §3.6.1.1); ARP as away (§4.6). With a
+        co-located address and an FA advertising R and U, register that address through the FA instead,
+        asking for UDP tunnelling with the R flag (RFC 3519 §3.1.2, §4.4); the MN then keeps its own
+        routes (its tunnel ends at its co-located address, not at the FA)."""
         assert agent.care_of is not None
         lifetime = agent.advertisement.mobility.registration_lifetime
-        self._route = ForeignAgentRoute(agent.address, agent.care_of, agent.flags, lifetime)
-        self._care_of = agent.care_of
-        self._set_arp_away(True, agent.address)
+        colocated = self._colocated if colocated_through(self.config, agent.flags) else None
+        self._route = ForeignAgentRoute(agent.address, agent.care_of, agent.flags, lifetime, colocated)
+        self._care_of = agent.care_of if colocated is None else colocated
+        self._set_arp_away(True, agent.address if colocated is None else None)
         if not self._stopping:
             self._start_registration(now)
 
