@@ -405,3 +405,25 @@ def test_deregistration_through_the_fa_removes_the_half_bound_binding() -> None:
     assert reply.code == 0 and world.ha.table.get(HOA) is None
     removed = [e for e in drain(world.ha) if isinstance(e, BindingRemoved)]
     assert [e.care_of for e in removed] == [CareOf(PUBLIC, UNKNOWN_PORT)]
+
+
+def test_with_agent_wait_the_first_request_goes_through_the_fa_that_answers_the_solicitation() -> None:
+    """RFC 5944 §3.6: with R advertised a co-located MN MUST register through the FA. With ``agent_wait``
+    the MN solicits at link-up and holds its co-located address back: the FA's answer makes the first
+    request the R one; with no answer the address is registered directly when the wait is over."""
+    config = MobileNodeConfig(
+        HOA, HA, 256, KEY, care_of_mode=CareOfMode.AUTO, udp_tunnelling=UdpTunnelling.AUTO, agent_wait=1.0
+    )
+    mn = MobileNode(config, wall_clock_offset=WALL, rng=random.Random(2))
+    mn.link_changed(True, PRIVATE, 0.0)
+    assert mn.datagrams_to_send(0.0) == [] and mn.get_timer() is not None and mn.get_timer() <= 1.0  # type: ignore[operator]
+    mn.receive_advertisement(advertisement(fa_config()), FA_ACCESS.ip, 0.1)
+    (request,) = mn.datagrams_to_send(0.1)
+    assert (request.source, request.destination) == (PRIVATE, FA_ACCESS.ip)
+    alone = MobileNode(config, wall_clock_offset=WALL, rng=random.Random(2))
+    alone.link_changed(True, PRIVATE, 0.0)
+    alone.handle_timer(0.99)
+    assert alone.datagrams_to_send(0.99) == []
+    alone.handle_timer(1.0)
+    (direct,) = alone.datagrams_to_send(1.0)
+    assert (direct.source, direct.destination) == (PRIVATE, HA)
