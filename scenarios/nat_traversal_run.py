@@ -21,7 +21,7 @@ from scenarios.harness.probes import PORTS
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder
 from scenarios.harness.testbed import SNAPLEN, Testbed, wait_until
-from topologies.addressing import NAT_PRIVATE4, NAT_PUBLIC4
+from topologies.addressing import NAT_FA, NAT_FA_ACCESS4, NAT_FA_CARE_OF4, NAT_PRIVATE4, NAT_PUBLIC4
 from topologies.dualstack import DualStackTopo, process_tag
 
 ROUTE = ("nat", "fa1", "home")
@@ -51,7 +51,10 @@ class NatTraversalRun(HandoverRun):
             datapath=args.datapath,
             tag=process_tag(),
             udp_keepalive=args.keepalive,
+            nat_fa=args.via_fa,
         )
+        self.via_fa = bool(args.via_fa)
+        """RFC 3519 §4.11: the co-located address is registered through the FA behind the NAT (R flag)."""
         interface = self.topo.mobileLinks()[MOBILE_NODE].interface
         self.interface = interface
 
@@ -71,7 +74,12 @@ class NatTraversalRun(HandoverRun):
             pcap=True,
             pcap_all=not self.args.no_pcap,
             fa_care_of=self.topo.nodeSpec("fa1").agent_config["foreign_agent"]["care_of_addresses"][0],  # type: ignore[index]
+            via_fa=self.via_fa,
         )
+        if self.via_fa:
+            self.run.write_meta(
+                nat_fa={"name": NAT_FA, "access": str(NAT_FA_ACCESS4.ip), "care_of": str(NAT_FA_CARE_OF4.ip)}
+            )
 
     # -- the run -------------------------------------------------------------------------------------------
 
@@ -101,9 +109,17 @@ class NatTraversalRun(HandoverRun):
         if to != "nat":
             super().move(bed, to, carrier, while_down)
             return
-        number = bed.move(MOBILE_NODE, to, carrier_events=carrier)
-        moved_at = time.monotonic()
-        self.dhcp(bed, bind=True)
+        if self.via_fa:
+            # the lease is in place when the carrier returns (a renewed lease): the MN solicits with its
+            # co-located address in hand and waits for the FA's answer (R, U) before registering (§4.11)
+            number = bed.move(
+                MOBILE_NODE, to, carrier_events=carrier, while_down=lambda: self.dhcp(bed, bind=True)
+            )
+            moved_at = time.monotonic()
+        else:
+            number = bed.move(MOBILE_NODE, to, carrier_events=carrier)
+            moved_at = time.monotonic()
+            self.dhcp(bed, bind=True)
         settled = wait_until(lambda: self.settled(bed, to), self.settle_timeout)
         took = (time.monotonic() - moved_at) * 1000
         bed.finish_move(number, settled)
@@ -116,7 +132,14 @@ class NatTraversalRun(HandoverRun):
         if to != "nat":
             return super().settled(bed, to)
         status = self.status(bed)
-        return status.get("state") == "registered" and status.get("care_of") == PRIVATE_ADDRESS.split("/")[0]
+        registered = (
+            status.get("state") == "registered" and status.get("care_of") == PRIVATE_ADDRESS.split("/")[0]
+        )
+        if not self.via_fa:
+            return registered
+        # through the FA (R flag), and the HA has learnt the NAT's port from the first keepalive (§4.6)
+        via = status.get("foreign_agent") == str(NAT_FA_ACCESS4.ip)
+        return registered and via and self.nat_port(bed) is not None
 
     def dhcp(self, bed: Testbed, *, bind: bool) -> None:
         """What the private LAN's DHCP client would do: the address and default route, or their release."""
@@ -188,7 +211,7 @@ class NatTraversalRun(HandoverRun):
         for binding in bindings:
             if binding.get("home_address") == home:
                 ports = [entry.get("port") for entry in binding.get("care_ofs", [])]
-                return next((int(port) for port in ports if port is not None), None)
+                return next((int(port) for port in ports if port), None)  # 0: half bound, no port yet
         return None
 
     def capture_nat(self, bed: Testbed) -> None:

@@ -42,7 +42,7 @@ class CareOf:
 
     def __str__(self) -> str:
         if self.port == UNKNOWN_PORT:
-            return f"{self.address}:? (awaiting keepalive)"
+            return f"{self.address}:?"  # half bound: the port comes with the first keepalive
         return str(self.address) if self.port is None else f"{self.address}:{self.port}"
 
 
