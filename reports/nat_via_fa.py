@@ -13,6 +13,7 @@ and the home agent's trace only.
 
 from __future__ import annotations
 
+import math
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -62,13 +63,15 @@ class ViaForeignAgent:
         self.fa_name = str(fa.get("name", "fan"))
         self.private = str(meta.get("private_address", ""))
         self.public = str(meta.get("nat_public", ""))
-        self.offset = meta.get("clock_offset")
+        offset = meta.get("clock_offset")
+        self.offset = float(offset) if isinstance(offset, int | float) else math.nan
+        """Wall clock − CLOCK_MONOTONIC: pcap times minus this are trace times."""
         self.pcaps = run.path / "pcaps"
 
     def judge(self, bound: float) -> None:
         access = self.pcaps / f"{self.fa_name}-{self.fa_name}-acc.pcap"  # the bridge keeps unicast to the FA
         public = self.pcaps / "nat1-nat1-pub.pcap"
-        if not access.is_file() or not public.is_file() or not isinstance(self.offset, int | float):
+        if not access.is_file() or not public.is_file() or math.isnan(self.offset):
             missing = "the FA's access capture or the NAT's public one is missing"
             self.check("via FA: the R-flag registration (RFC 3519 §4.11)", False, missing)
             return
