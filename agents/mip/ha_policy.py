@@ -267,7 +267,9 @@ def udp_tunnel_decision(
     """RFC 3519 §4.6: a NAT is the request's source address differing from its Care-of Address. With
     a NAT (or F) the care-of becomes the request's source address and port; without either the HA
     declines in the reply. 134 for the §4.6.1 malformations, 142 for an unsupported encapsulation,
-    129 when NAT traversal is not allowed for this MN. An HA without UDP support ignores the request."""
+    129 when NAT traversal is not allowed for this MN. An HA without UDP support ignores the request.
+    With R (a co-located address registered through an FA, §4.11) the port waits for the MN's first
+    keepalive (:data:`UNKNOWN_PORT`, see :mod:`agents.mip.ha_keepalive`)."""
     if not config.udp_tunnelling:
         return UdpTunnelDecision()
     mine, foreign = _udp_requests(request)
