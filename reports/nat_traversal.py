@@ -20,6 +20,7 @@ import numpy as np
 
 from agents.mip.config import MOBILE_IP_PORT
 from reports.metrics import RunResult, Verdict
+from reports.nat_via_fa import ViaForeignAgent
 from reports.pcapread import ipv4_packets
 from reports.probes import max_gap_ms, received_between
 from reports.render import _write, metrics_json, render
@@ -89,6 +90,8 @@ class NatJudge:
         rebounds = [e for e in self.run.events("scenario", "step") if e.get("what") == "nat_rebound"]
         self.recoveries(losses, rebounds)
         self.back_to_ip_in_ip()
+        if self.meta.get("via_fa"):
+            ViaForeignAgent(self.run, self.check, self.figures).judge(bound["t"])
 
     # -- into the NAT (RFC 3519 §4.6, RFC 5454 §3.9) ------------------------------------------------------
 
@@ -177,7 +180,7 @@ class NatJudge:
             self.check(name, False, "no UDP tunnel or no quiet period recorded")
             return
         k = self.keepalive
-        due_all = self.run.events(self.mn, "keepalive_due")
+        due_all = [e for e in self.run.events(self.mn, "keepalive_due") if not self._at_once(e)]
         due = [e for e in due_all if quiet["t"] <= e["t"] <= loud["t"]]
         answered = [e for e in self.run.events(self.mn, "keepalive_answered") if quiet["t"] <= e["t"] <= lost]
         busy = [e for e in due_all if tunnel["t"] + k + 1.5 <= e["t"] < quiet["t"]]
@@ -209,6 +212,14 @@ class NatJudge:
             f"first after {first} s, {len(due)} sent, {len(answered)} answered, "
             f"median interval {median_gap} s",
         )
+
+    def _at_once(self, due: dict[str, Any]) -> bool:
+        """A keepalive sent right after a registration through the FA (R flag): RFC 3519 §4.4 requires it
+        at once, the HA learns the NAT's port from it (§4.6); it is not one of the every-K ones."""
+        if not self.meta.get("via_fa"):
+            return False
+        accepted = self.run.events(self.mn, "registration_accepted")
+        return any(0 <= due["t"] - e["t"] <= 1.5 for e in accepted) and due.get("attempt", 1) <= 2
 
     # -- the NAT forgets (RFC 3519 §4.9, §4.6) ---------------------------------------------------------
 
@@ -372,7 +383,7 @@ def keepalive_timeline(run: Run, path: Path) -> None:
 def nat_section(judge: NatJudge) -> str:
     figures = judge.figures
     lines = ["", "## NAT traversal (RFC 3519)", "", "![keepalives](plots/keepalives.png)", ""]
-    for key in ("keepalives", "recovery_s", "public_side"):
+    for key in ("keepalives", "recovery_s", "public_side", "via_fa"):
         if key in figures:
             lines.append(f"- {key.replace('_', ' ')}: {figures[key]}")
     lines += ["", "| | expectation | detail |", "|---|---|---|"]

@@ -2,9 +2,11 @@
 (a private address from the visited network, registered with UDP tunnelling: IPv4 and IPv6 both ways
 through a real iptables MASQUERADE), sends keepalives, survives the NAT forgetting its mapping (the MN
 notices, registers again, the HA moves the binding to the new public port), then moves to FA1 (plain
-IP-in-IP again) and home.
+IP-in-IP again) and home. With ``--via-fa`` a foreign agent behind the NAT advertises R and U: the mobile
+node registers its co-located address through it with the R flag, and the HA learns the NAT's port for the
+mobile node from its first keepalive (RFC 3519 §3.1.2, §4.4, §4.6, §4.11).
 
-    sudo python -m scenarios.nat_traversal [--keepalive S] [--dwell S] [--rate PPS] [--out DIR] ...
+    sudo python -m scenarios.nat_traversal [--keepalive S] [--via-fa] [--dwell S] [--rate PPS] [--out DIR] ...
 
 Exit 0 only when every expectation held; 1 when one failed (named) or the testbed could not be set up; 2 for
 wrong use, no root or a missing tool; 130 after Ctrl-C and 143 after SIGTERM, once everything is removed.
@@ -49,6 +51,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--losses", type=count, default=1, help="times the NAT forgets the mapping (default 1)"
+    )
+    parser.add_argument(
+        "--via-fa",
+        action="store_true",
+        help="a foreign agent behind the NAT advertises R and U: register the co-located address through "
+        "it with the R flag; the HA waits for the first keepalive (RFC 3519 §4.11)",
     )
     add_timing_options(
         parser,

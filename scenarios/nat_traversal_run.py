@@ -21,7 +21,7 @@ from scenarios.harness.probes import PORTS
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder
 from scenarios.harness.testbed import SNAPLEN, Testbed, wait_until
-from topologies.addressing import NAT_PRIVATE4, NAT_PUBLIC4
+from topologies.addressing import NAT_FA, NAT_FA_ACCESS4, NAT_FA_CARE_OF4, NAT_PRIVATE4, NAT_PUBLIC4
 from topologies.dualstack import DualStackTopo, process_tag
 
 ROUTE = ("nat", "fa1", "home")
@@ -51,7 +51,10 @@ class NatTraversalRun(HandoverRun):
             datapath=args.datapath,
             tag=process_tag(),
             udp_keepalive=args.keepalive,
+            nat_fa=args.via_fa,
         )
+        self.via_fa = bool(args.via_fa)
+        """RFC 3519 §4.11: the co-located address is registered through the FA behind the NAT (R flag)."""
         interface = self.topo.mobileLinks()[MOBILE_NODE].interface
         self.interface = interface
 
@@ -71,7 +74,12 @@ class NatTraversalRun(HandoverRun):
             pcap=True,
             pcap_all=not self.args.no_pcap,
             fa_care_of=self.topo.nodeSpec("fa1").agent_config["foreign_agent"]["care_of_addresses"][0],  # type: ignore[index]
+            via_fa=self.via_fa,
         )
+        if self.via_fa:
+            self.run.write_meta(
+                nat_fa={"name": NAT_FA, "access": str(NAT_FA_ACCESS4.ip), "care_of": str(NAT_FA_CARE_OF4.ip)}
+            )
 
     # -- the run -------------------------------------------------------------------------------------------
 
@@ -101,9 +109,23 @@ class NatTraversalRun(HandoverRun):
         if to != "nat":
             super().move(bed, to, carrier, while_down)
             return
-        number = bed.move(MOBILE_NODE, to, carrier_events=carrier)
-        moved_at = time.monotonic()
-        self.dhcp(bed, bind=True)
+        if self.via_fa:
+            # the lease's address is in place when the carrier returns (a renewed lease): the MN solicits
+            # with its co-located address in hand and waits for the FA's answer (R, U) before registering
+            # (§4.11). The default route follows the carrier (a route used while the carrier is down leaves
+            # a neighbour entry that only resolves a second later).
+            number = bed.move(
+                MOBILE_NODE,
+                to,
+                carrier_events=carrier,
+                while_down=lambda: self.dhcp(bed, bind=True, route=False),
+            )
+            moved_at = time.monotonic()
+            self.dhcp(bed, bind=True, address=False)
+        else:
+            number = bed.move(MOBILE_NODE, to, carrier_events=carrier)
+            moved_at = time.monotonic()
+            self.dhcp(bed, bind=True)
         settled = wait_until(lambda: self.settled(bed, to), self.settle_timeout)
         took = (time.monotonic() - moved_at) * 1000
         bed.finish_move(number, settled)
@@ -116,12 +138,25 @@ class NatTraversalRun(HandoverRun):
         if to != "nat":
             return super().settled(bed, to)
         status = self.status(bed)
-        return status.get("state") == "registered" and status.get("care_of") == PRIVATE_ADDRESS.split("/")[0]
+        registered = (
+            status.get("state") == "registered" and status.get("care_of") == PRIVATE_ADDRESS.split("/")[0]
+        )
+        if not self.via_fa:
+            return registered
+        # through the FA (R flag), and the HA has learnt the NAT's port from the first keepalive (§4.6)
+        via = status.get("foreign_agent") == str(NAT_FA_ACCESS4.ip)
+        return registered and via and self.nat_port(bed) is not None
 
-    def dhcp(self, bed: Testbed, *, bind: bool) -> None:
-        """What the private LAN's DHCP client would do: the address and default route, or their release."""
+    def dhcp(self, bed: Testbed, *, bind: bool, address: bool = True, route: bool = True) -> None:
+        """What the private LAN's DHCP client would do: the address and default route, or their release
+        (``address`` / ``route`` False: that part is left out, done by another call)."""
         node, gateway = bed.node(MOBILE_NODE), NAT_PRIVATE4.ip
-        if bind:
+        if bind and not address:
+            wait_until(lambda: "default" not in node.cmd("ip -4 route show default"), self.settle_timeout)
+            commands = [f"ip route add default via {gateway} dev {self.interface} onlink"]
+        elif bind and not route:
+            commands = [f"ip addr add {PRIVATE_ADDRESS} dev {self.interface}"]
+        elif bind:
             # a DHCP exchange takes a moment: by then the node has dropped the previous link's default route
             # (its own reaction to the carrier loss), which would otherwise stand in the way of this one
             wait_until(lambda: "default" not in node.cmd("ip -4 route show default"), self.settle_timeout)
@@ -138,7 +173,8 @@ class NatTraversalRun(HandoverRun):
             output = node.cmd(command).strip()
             if output:
                 self.expect(f"DHCP on the private LAN: {command}", False, output)
-        bed.trace.emit("step", what="dhcp_bound" if bind else "dhcp_released", address=PRIVATE_ADDRESS)
+        if address:
+            bed.trace.emit("step", what="dhcp_bound" if bind else "dhcp_released", address=PRIVATE_ADDRESS)
 
     def quiet(self, bed: Testbed, seconds: float) -> None:
         """No traffic through the tunnel for ``seconds``: the probes' packets are dropped where they are
@@ -188,17 +224,21 @@ class NatTraversalRun(HandoverRun):
         for binding in bindings:
             if binding.get("home_address") == home:
                 ports = [entry.get("port") for entry in binding.get("care_ofs", [])]
-                return next((int(port) for port in ports if port is not None), None)
+                return next((int(port) for port in ports if port), None)  # 0: half bound, no port yet
         return None
 
     def capture_nat(self, bed: Testbed) -> None:
-        """Both sides of the NAT: the verdicts read what crosses its public and its private link."""
-        for interface in (f"{NAT_NODE}-pub", f"{NAT_NODE}-priv"):
-            path = self.run.pcap(NAT_NODE, interface)
+        """Both sides of the NAT: the verdicts read what crosses its public and its private link; with
+        ``--via-fa`` also the FA's access link (the MN's requests to it, its advertisements)."""
+        captures = [(NAT_NODE, f"{NAT_NODE}-pub"), (NAT_NODE, f"{NAT_NODE}-priv")]
+        if self.via_fa and self.args.no_pcap:  # otherwise every agent interface is captured already
+            captures.append((NAT_FA, f"{NAT_FA}-acc"))
+        for node, interface in captures:
+            path = self.run.pcap(node, interface)
             argv = ["tcpdump", "-i", interface, "-w", str(path), "-U", "-n", "-s", str(SNAPLEN)]
-            process = bed.node(NAT_NODE).start_process(
+            process = bed.node(node).start_process(
                 argv,
-                self.run.log(f"tcpdump-{NAT_NODE}-{interface}"),
+                self.run.log(f"tcpdump-{node}-{interface}"),
                 ready=b"tcpdump: listening",
                 ready_on="stderr",
             )

@@ -21,6 +21,11 @@ HA4, HA6 = IPv4Interface("192.0.2.1/24"), IPv6Interface("2001:db8:0:1::1/64")
 
 NAT_ROUTER4, NAT_PUBLIC4 = IPv4Interface("203.0.113.65/26"), IPv4Interface("203.0.113.66/26")
 NAT_PRIVATE4 = IPv4Interface("192.168.1.1/24")
+NAT_FA_ROUTER4, NAT_FA_CARE_OF4 = IPv4Interface("192.168.2.1/30"), IPv4Interface("192.168.2.2/30")
+"""The link nat1 – fan (the foreign agent behind the NAT): nat1's end, and fan's end = its care-of address."""
+NAT_FA_ACCESS4 = IPv4Interface("192.168.1.2/24")
+"""fan on the private LAN, where it advertises R and U (RFC 3519 §3.4)."""
+NAT_FA = "fan"
 COLOCATED_NETWORK4 = IPv4Network("203.0.113.128/26")
 """A visited network without a foreign agent, where mobile nodes use a co-located care-of address."""
 COLOCATED_ROUTER4 = IPv4Interface("203.0.113.129/26")

@@ -20,12 +20,16 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
+from ipaddress import IPv4Interface
 
 from topologies.addressing import (
     HA4,
     HOME_NETWORK4,
     HOME_ROUTER4,
     HOME_ROUTER6,
+    NAT_FA,
+    NAT_FA_ACCESS4,
+    NAT_FA_CARE_OF4,
     ForeignAgentPlan,
     MobileNodePlan,
 )
@@ -96,19 +100,48 @@ def foreign_agent_config(
     detection: str = "link",
 ) -> dict[str, object]:
     """An IPv4-only FA: IP-in-IP, reverse tunnelling (RFC 3024); its care-of address is its network end."""
+    return _foreign_agent(
+        plan.name, plan.care_of4, plan.access4, access_interface, network_interface, adv_interval, detection
+    )
+
+
+def nat_foreign_agent_config(
+    *, access_interface: str, network_interface: str, adv_interval: float, detection: str = "link"
+) -> dict[str, object]:
+    """The FA behind the NAT (``fan``): like the others, and it advertises R (registration required) and U
+    (UDP tunnelling, behind a NAT), so a co-located mobile node registers through it with the R flag
+    (RFC 3519 §3.4, §4.4, §4.11)."""
+    config = _foreign_agent(
+        NAT_FA, NAT_FA_CARE_OF4, NAT_FA_ACCESS4, access_interface, network_interface, adv_interval, detection
+    )
+    foreign_agent = config["foreign_agent"]
+    assert isinstance(foreign_agent, dict)
+    foreign_agent |= {"registration_required": True, "udp_tunnelling": True}
+    return config
+
+
+def _foreign_agent(
+    name: str,
+    care_of: IPv4Interface,
+    access: IPv4Interface,
+    access_interface: str,
+    network_interface: str,
+    adv_interval: float,
+    detection: str,
+) -> dict[str, object]:
     advertisement: dict[str, object] = {"max_interval": adv_interval}
     _detection(detection)
-    advertisement |= {"router_addresses": [str(plan.access4)], "prefix_lengths": True}
+    advertisement |= {"router_addresses": [str(access)], "prefix_lengths": True}
     return {
         "foreign_agent": {
-            "care_of_addresses": [str(plan.care_of4.ip)],
+            "care_of_addresses": [str(care_of.ip)],
             "max_lifetime": AGENT_MAX_LIFETIME,
             "encapsulations": ["ipip"],
             "reverse_tunnel_supported": True,
             "advertisement": advertisement,
         },
         "runtime": {
-            "name": plan.name,
+            "name": name,
             "access_interface": access_interface,
             "network_interface": network_interface,
         },
@@ -123,12 +156,14 @@ def mobile_node_config(
     datapath: str = "userspace",
     lifetime: int = MOBILE_NODE_LIFETIME,
     nat_traversal: bool = False,
+    agent_wait: float = 0.0,
 ) -> dict[str, object]:
     """A dual-stack MN registering through foreign agents (RFC 5944 §3.6.1.1, RFC 5454 §3.3.2). At home it
     is a plain host of the home LAN (/24, r0 as IPv4 and IPv6 router, native IPv6; RFC 5944 §4.6).
     A ``plan.colocated`` node registers its own address instead (co-located care-of address, §3.6).
     ``nat_traversal``: care-of mode auto (an FA where one advertises, else the address a visited network's
-    DHCP gave) and RFC 3519 UDP tunnelling when that address is behind a NAT."""
+    DHCP gave) and RFC 3519 UDP tunnelling when that address is behind a NAT; ``agent_wait``: how long it
+    waits for an FA requiring registration before registering that address directly (RFC 5944 §3.6)."""
     mobile_node: dict[str, object] = {
         "home_address": str(plan.home_address),
         "home_agent": str(HA4.ip),
@@ -140,6 +175,8 @@ def mobile_node_config(
     }
     if nat_traversal:
         mobile_node |= {"care_of_mode": "auto", "udp_tunnelling": "auto", "keepalive_attempts": 2}
+        if agent_wait:
+            mobile_node["agent_wait"] = agent_wait
     if _detection(detection) == "advert":
         mobile_node["movement_detection"] = "both"  # algorithms 1 and 2 (RFC 5944 §2.4.2.1, §2.4.2.2)
     runtime = {

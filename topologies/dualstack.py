@@ -15,6 +15,13 @@
    mn1 has one interface; a move re-attaches its switch-side port dshome-mn1 (root namespace) from one
    bridge to another: dshome ("home"), dsa1 ("fa1"), dsa2 ("fa2"), dspriv ("nat").
 
+   With nat_fa: a foreign agent behind the NAT, fan, with its access side on the private LAN (fan-acc
+   192.168.1.2/24) and its network side on a link of its own to nat1 (nat1-fan 192.168.2.1/30, fan-net
+   192.168.2.2/30 = its care-of address, default route via nat1). It advertises R and U (RFC 3519 §3.4), so
+   the mobile node registers the co-located address the private LAN's DHCP gave it through fan, with the
+   R flag (§4.4, §4.11); fan's requests and the mobile node's tunnel leave through the same MASQUERADE,
+   as §4.11 requires (one public address for both).
+
    With colocated_nodes > 0: r0-col 203.0.113.129/26 on bridge dscol, a visited network without a foreign
    agent; each co-located mobile node sits there for the whole run (203.0.113.(129 + i)/26, default route
    via r0) and registers that address as its care-of address.
@@ -35,7 +42,8 @@ Address plan (documentation ranges, RFC 5737 / RFC 3849, and private ones, RFC 1
 | network link r0–fa k | 198.51.100.16(k-1)/28: r0 +1, fa k +2=CoA | even k: 2001:db8:0:f<k:x>::/64 ::1/2 |
 | access LAN (dsa k)   | 10.0.k.0/24: fa k .1                      | none (the FAs carry IPv4 only)       |
 | NAT link r0–nat1     | 203.0.113.64/26: r0 .65, nat1 .66         | none                                 |
-| private LAN (dspriv) | 192.168.1.0/24: nat1 .1                   | none                                 |
+| private LAN (dspriv) | 192.168.1.0/24: nat1 .1 (fan .2, nat_fa)  | none                                 |
+| link nat1–fan        | 192.168.2.0/30: nat1 .1, fan .2 = CoA     | none                                 |
 
 Mobile node i (1..25): HoA 192.0.2.(10·i), IPv6 prefix 2001:db8:(10·i)::/48 (with ``prefixes_per_node`` k,
 also 2001:db8:(10·i + 1)::/48 ... 2001:db8:(10·i + k - 1)::/48; r0 routes each via the HA,
@@ -60,6 +68,7 @@ from topologies.agent_configs import (
     foreign_agent_config,
     home_agent_config,
     mobile_node_config,
+    nat_foreign_agent_config,
 )
 from topologies.nodes import AgentHost, RouterHost
 from topologies.spec import InterfaceSpec, MobileLink, NodeSpec, Route
@@ -131,16 +140,24 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         mn_lifetime: int = MOBILE_NODE_LIFETIME,
         udp_keepalive: int | None = None,
         ha_journal: str | None = None,
+        nat_fa: bool = False,
         **params: Any,
     ) -> None:
         self.tag = check_tag(tag)
         self.prefixes_per_node, self.colocated_nodes = prefixes_per_node, colocated_nodes
         self.ha_max_lifetime, self.mn_lifetime = ha_max_lifetime, mn_lifetime
         self.udp_keepalive = udp_keepalive
-        self.ha_journal = ha_journal
-        """Set: the HA journals its bindings in this file and a restarted HA restores them from it."""
         """Set: the moving MNs may use a co-located address behind the NAT, tunnelled in UDP (RFC 3519)
         with this keepalive interval K from the HA."""
+        self.ha_journal = ha_journal
+        """Set: the HA journals its bindings in this file and a restarted HA restores them from it."""
+        self.nat_fa = nat_fa
+        """A foreign agent behind the NAT advertising R and U (RFC 3519 §4.11); needs ``nat`` and
+        ``udp_keepalive``."""
+        if nat_fa and (not nat or udp_keepalive is None):
+            raise ValueError(
+                "nat_fa needs nat and udp_keepalive (RFC 3519 §4.11: UDP tunnelling through the NAT)"
+            )
         if not 0 <= foreign_agents <= plan.MAX_FOREIGN_AGENTS:
             raise ValueError(f"foreign_agents {foreign_agents} must be 0..{plan.MAX_FOREIGN_AGENTS}")
         if not 0 <= mobile_nodes <= plan.MAX_MOBILE_NODES:
@@ -175,6 +192,8 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
             self.addForeignAgent(index)
         if self.nat:
             self.addNat("nat1")
+        if self.nat_fa:
+            self.addNatForeignAgent(plan.NAT_FA, "nat1")
         for index in range(1, self.mobile_nodes + 1):
             self.addMobileNode(index)
         if self.colocated_nodes:
@@ -297,6 +316,26 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         spec.routes.append(Route("default", str(plan.NAT_ROUTER4.ip)))
         return name
 
+    def addNatForeignAgent(self, name: str = plan.NAT_FA, nat: str = "nat1") -> str:
+        """A foreign agent behind ``nat``: access side on the private LAN, network side on a link of its own
+        to ``nat`` (its care-of address is private); it advertises R and U (RFC 3519 §3.4, §4.11)."""
+        spec = self._spec(NodeSpec(name, sysctls={"net.ipv4.ip_forward": "1"} | NO_IPV6, role="fa"))
+        self.addHost(name, cls=AgentHost, ip=None)
+        self._link(nat, f"{nat}-{name}", [plan.NAT_FA_ROUTER4], [], name, f"{name}-net")
+        self._address(name, f"{name}-net", [plan.NAT_FA_CARE_OF4], [])
+        self._switch_link(name, f"{name}-acc", private_switch(self.tag))
+        self._address(name, f"{name}-acc", [plan.NAT_FA_ACCESS4], [])
+        for interface in spec.interfaces.values():
+            interface.ipv6_enabled = False
+        spec.routes.append(Route("default", str(plan.NAT_FA_ROUTER4.ip)))
+        spec.agent_config = nat_foreign_agent_config(
+            access_interface=f"{name}-acc",
+            network_interface=f"{name}-net",
+            adv_interval=self.adv_interval,
+            detection=self.detection,
+        )
+        return name
+
     def addMobileNode(self, index: int, router: str = "r0") -> str:
         """Mobile node ``index``: one interface, on the home LAN at first; ``router`` routes its prefixes."""
         mn = plan.MobileNodePlan(index, prefix_count=self.prefixes_per_node)
@@ -339,6 +378,7 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
             datapath=self.datapath,
             lifetime=self.mn_lifetime,
             nat_traversal=self.udp_keepalive is not None and not mn.colocated,
+            agent_wait=2.0 * self.adv_interval if self.nat_fa else 0.0,  # the FA's answer first (§3.6)
         )
         self._refresh_home_agent()
         return port

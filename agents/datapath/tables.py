@@ -25,6 +25,7 @@ from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from typing import Generic, NamedTuple, TypeVar
 
 from agents.datapath.base import DropReason, Encapsulation, TunnelTarget, ipv4_protocol, ipv6_protocol
+from agents.mip.bindings import UNKNOWN_PORT
 from agents.mip.ip import PROTO_GRE, PROTO_IPV6, PROTO_MINIMAL
 
 T = TypeVar("T")
@@ -123,7 +124,9 @@ class HomeBinding:
     care_ofs: Mapping[IPv4Address, Encapsulation] = field(default_factory=dict)
     prefixes: Mapping[IPv6Network, TunnelTarget] = field(default_factory=dict)
     udp_ports: Mapping[IPv4Address, int] = field(default_factory=dict)
-    """Care-of addresses reached by RFC 3519 UDP tunnelling (a NAT's address) → their UDP port."""
+    """Care-of addresses reached by RFC 3519 UDP tunnelling (a NAT's address) → their UDP port; port
+    :data:`~agents.mip.bindings.UNKNOWN_PORT` is a half-bound binding (R flag): no path until the HA learns
+    the port from the mobile node's keepalive (RFC 3519 §4.6)."""
 
 
 class _PrefixOwner(NamedTuple):
@@ -162,6 +165,7 @@ def _entries(binding: HomeBinding) -> _Entries:
     care_of_hops = tuple(
         _care_of_hop(agent, care_of, encapsulation, binding.udp_ports.get(care_of))
         for care_of, encapsulation in binding.care_ofs.items()
+        if binding.udp_ports.get(care_of) != UNKNOWN_PORT  # half bound: no path, nothing accepted (§4.6)
     )
     care_ofs = tuple(dict.fromkeys(hop.destination for hop in care_of_hops if hop.protocol != PROTO_UDP))
     via_home = Hop(agent, home, PROTO_IPV6)

@@ -28,6 +28,11 @@ class TunnelTarget(StrEnum):
     CARE_OF = "care-of"
 
 
+UNKNOWN_PORT = 0
+"""The UDP port of a "half bound" binding (RFC 3519 §4.6, §6.1.2): a co-located address registered through
+an FA (R flag), whose NAT port the HA learns from the MN's first keepalive. Nothing is sent to it."""
+
+
 @dataclass(frozen=True, order=True)
 class CareOf:
     """A care-of address, with the UDP port when RFC 3519 UDP tunnelling is in use."""
@@ -36,6 +41,8 @@ class CareOf:
     port: int | None = None
 
     def __str__(self) -> str:
+        if self.port == UNKNOWN_PORT:
+            return f"{self.address}:?"  # half bound: the port comes with the first keepalive
         return str(self.address) if self.port is None else f"{self.address}:{self.port}"
 
 
@@ -64,6 +71,9 @@ class CareOfEntry:
     expires_at: float
     identification: int
     request_source: tuple[IPv4Address, int]
+    awaiting_keepalive: bool = False
+    """R flag: the NAT port is learnt (or confirmed) from the MN's next keepalive, from the request's
+    source address and any port (RFC 3519 §4.3, §4.6)."""
 
     def remaining(self, now: float) -> float:
         """Seconds left before expiry (``inf`` for an infinite lifetime)."""
@@ -97,6 +107,7 @@ def _entry_to_dict(entry: CareOfEntry, now: float) -> dict[str, object]:
         "colocated": entry.colocated,
         "lifetime": entry.lifetime,
         "remaining": None if math.isinf(remaining) else round(remaining, 3),
+        "awaiting_keepalive": entry.awaiting_keepalive,
     }
 
 

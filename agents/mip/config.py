@@ -260,7 +260,12 @@ class MobileNodeConfig:
     """Each gap is drawn from [nominal, nominal × (1 + jitter)] with the injected rng (RFC 5944 §2.4)."""
     solicitation_destination: IPv4Address = SOLICITATION_DESTINATIONS[0]
     udp_tunnelling: UdpTunnelling = UdpTunnelling.OFF
-    """Ask for RFC 3519 UDP tunnelling with a co-located care-of address (never via an FA, §3.1)."""
+    """Ask for RFC 3519 UDP tunnelling with a co-located care-of address: directly, or through an FA
+    that advertises R and U, with the R flag (never with an FA care-of address, §3.1.2, §4.4)."""
+    agent_wait: float = 0.0
+    """Auto mode: seconds to wait, after a link gives a co-located address, for an agent advertising R
+    before registering that address directly (RFC 5944 §3.6: with R it MUST go through the FA; the MN
+    solicits at once). 0: register directly at once, switch when such an advertisement comes."""
     keepalive_interval: float = DEFAULT_KEEPALIVE
     """K when the reply's keepalive interval is 0 (RFC 3519 §4.9: 110 s). Values below 10 s are for
     tests only: the RFC never lets an MN go below 10 s in the field."""
@@ -289,6 +294,7 @@ class MobileNodeConfig:
         _check_port(owner, "local_port", self.local_port, allow_zero=True)
         _require(0.1 <= self.keepalive_interval <= 0xFFFF, f"{owner}: keepalive_interval must be 0.1..65535")
         _require(self.keepalive_attempts >= 1, f"{owner}: keepalive_attempts must be at least 1")
+        _require(0.0 <= self.agent_wait <= 60.0, f"{owner}: agent_wait must be 0..60 seconds")
         _require(
             self.udp_tunnelling is UdpTunnelling.OFF or self.care_of_mode is not CareOfMode.FOREIGN_AGENT,
             f"{owner}: udp_tunnelling needs a co-located care-of address (RFC 3519 §3.1); "

@@ -203,6 +203,19 @@ class BindingRemoved(_Event):
 
 
 @dataclass(frozen=True)
+class UdpTunnelBound(_Event):
+    """A half-bound UDP binding (R flag) completed by the MN's keepalive from ``care_of`` (the NAT's address
+    and port), ``waited`` seconds after the registration (RFC 3519 §4.6, §4.11); ``previous_port``: the
+    port it replaced (None: it had none yet)."""
+
+    name: ClassVar[str] = "udp_tunnel_bound"
+    home_address: IPv4Address
+    care_of: CareOf
+    waited: float
+    previous_port: int | None = None
+
+
+@dataclass(frozen=True)
 class PrefixRegistered(_Event):
     """An IPv6 prefix now routed into the MN's tunnel, or its tunnel target changed (RFC 5454 §3.3)."""
 
@@ -442,6 +455,7 @@ Event = (
     | RequestDenied
     | BindingAdded
     | BindingUpdated
+    | UdpTunnelBound
     | BindingRemoved
     | PrefixRegistered
     | PrefixDeregistered

@@ -171,6 +171,12 @@ class ForeignAgentConfig:
     encapsulating_delivery_supported: bool = True
     registration_required: bool = False
     """R: visitors must register through this FA even with a co-located address (RFC 5944 §2.1.1)."""
+    udp_tunnelling: bool = False
+    """U: this FA sits behind a NAT and relays co-located registrations that ask for RFC 3519 UDP
+    tunnelling (RFC 3519 §3.4, §4.11). It MUST NOT be set by an FA that is not behind a NAT (§3.4), and
+    here it needs ``registration_required``: this FA tunnels nothing in UDP itself (it never adds its
+    own UDP Tunnel Request, §4.5), so U only serves a mobile node registering its co-located address
+    through it, the R flag of the UDP Tunnel Request (§3.1.2, §4.4)."""
     busy: bool = False
     """B: no registrations from additional mobile nodes (RFC 5944 §2.1.1); also set at ``max_visitors``."""
     pending_timeout: float = DEFAULT_PENDING_TIMEOUT
@@ -200,6 +206,11 @@ class ForeignAgentConfig:
             self.reverse_tunnel_supported or not self.encapsulating_delivery_supported,
             f"{owner}: encapsulating_delivery_supported needs reverse_tunnel_supported (RFC 3024 §3.3)",
         )
+        _require(
+            self.registration_required or not self.udp_tunnelling,
+            f"{owner}: udp_tunnelling (U) needs registration_required (R): this FA only relays co-located "
+            "registrations in UDP tunnelling mode (RFC 3519 §3.4, §4.11)",
+        )
         _require(self.pending_timeout > 0, f"{owner}: pending_timeout must be > 0 seconds")
         _require(self.max_visitors is None or self.max_visitors >= 1, f"{owner}: max_visitors must be ≥ 1")
         _require(1 <= self.port <= 0xFFFF, f"{owner}: port {self.port} must be 1..65535")
@@ -222,10 +233,13 @@ class ForeignAgentConfig:
 
     @property
     def advertisement_flags(self) -> Flag:
-        """Extension-16 flags from capabilities: F, R, B, M, G, T, H (RFC 5944 §2.1.1; RFC 3024 §3.1)."""
+        """Extension-16 flags from capabilities: F, R, B, M, G, T, H (RFC 5944 §2.1.1; RFC 3024 §3.1) and
+        U (RFC 3519 §3.4)."""
         flags = Flag.F
         if self.registration_required:
             flags |= Flag.R
+        if self.udp_tunnelling:
+            flags |= Flag.U
         if self.busy:
             flags |= Flag.B
         if Encapsulation.MINIMAL in self.encapsulations:

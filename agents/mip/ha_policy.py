@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Network
 
-from agents.mip.bindings import BindingTable, PrefixBinding, TunnelTarget
+from agents.mip.bindings import UNKNOWN_PORT, BindingTable, PrefixBinding, TunnelTarget
 from agents.mip.codes import ExtensionType, PrefixReplyCode, RegistrationFlag, ReplyCode
 from agents.mip.config import Encapsulation, HomeAgentConfig, MobileNodeAccount
 from agents.mip.dsmip import PrefixRequest, TunnelingMode
@@ -240,6 +240,11 @@ class UdpTunnelDecision:
     def tunnelled(self) -> bool:
         return self.port is not None
 
+    @property
+    def awaits_keepalive(self) -> bool:
+        """R flag: the binding is "half bound" until the MN's first keepalive (RFC 3519 §4.6, §6.1.2)."""
+        return self.port == UNKNOWN_PORT
+
 
 def _udp_requests(request: RegistrationRequest) -> tuple[list[UdpTunnelRequest], list[UdpTunnelRequest]]:
     """UDP Tunnel Requests before the MN-HA authentication (the MN's) and after it (an FA's, §4.5)."""
@@ -262,7 +267,9 @@ def udp_tunnel_decision(
     """RFC 3519 §4.6: a NAT is the request's source address differing from its Care-of Address. With
     a NAT (or F) the care-of becomes the request's source address and port; without either the HA
     declines in the reply. 134 for the §4.6.1 malformations, 142 for an unsupported encapsulation,
-    129 when NAT traversal is not allowed for this MN. An HA without UDP support ignores the request."""
+    129 when NAT traversal is not allowed for this MN. An HA without UDP support ignores the request.
+    With R (a co-located address registered through an FA, §4.11) the port waits for the MN's first
+    keepalive (:data:`UNKNOWN_PORT`, see :mod:`agents.mip.ha_keepalive`)."""
     if not config.udp_tunnelling:
         return UdpTunnelDecision()
     mine, foreign = _udp_requests(request)
@@ -281,13 +288,26 @@ def udp_tunnel_decision(
         return _deny(ReplyCode.HA_UDP_ENCAPSULATION_UNAVAILABLE, "GRE or minimal encapsulation in UDP")
     behind_nat = source != request.care_of_address
     if ask.r_flag:
-        return UdpTunnelDecision(reply=_declined())  # registration via an FA advertising U: not offered
+        return _through_foreign_agent(ask, account, config)
     if not behind_nat and not ask.force:
         return UdpTunnelDecision(reply=_declined())
     if not account.nat_traversal:
         return _deny(ReplyCode.HA_ADMINISTRATIVELY_PROHIBITED, "NAT traversal not allowed for this MN (§4.6)")
     reply = UdpTunnelReply(0, force=not behind_nat, keepalive=config.keepalive_interval)
     return UdpTunnelDecision(port=source_port, reply=reply)
+
+
+def _through_foreign_agent(
+    ask: UdpTunnelRequest, account: MobileNodeAccount, config: HomeAgentConfig
+) -> UdpTunnelDecision:
+    """R flag: a co-located address registered through an FA behind a NAT (RFC 3519 §3.1.2, §4.11).
+    The request's source is the FA's (NATed) address, so source ≠ CoA tells nothing; the HA SHOULD
+    assent when it permits UDP tunnelling (§4.6, else 129 as for any refused traversal, §4.6.1) and MUST
+    wait for the MN's first keepalive to learn the NAT's port: the port is :data:`UNKNOWN_PORT` until then."""
+    if not account.nat_traversal:
+        return _deny(ReplyCode.HA_ADMINISTRATIVELY_PROHIBITED, "NAT traversal not allowed for this MN (§4.6)")
+    reply = UdpTunnelReply(0, force=ask.force, keepalive=config.keepalive_interval)
+    return UdpTunnelDecision(port=UNKNOWN_PORT, reply=reply)
 
 
 def _udp_request_problem(request: RegistrationRequest, mine: list[UdpTunnelRequest]) -> str | None:

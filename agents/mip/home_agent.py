@@ -13,12 +13,12 @@ import math
 import random
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
 from agents.mip import ha_policy, identification
 from agents.mip.auth import append_authentication, verify_with
-from agents.mip.bindings import BindingTable, CareOf, CareOfEntry, PrefixBinding, PrefixChanges
+from agents.mip.bindings import UNKNOWN_PORT, BindingTable, CareOf, CareOfEntry, PrefixBinding, PrefixChanges
 from agents.mip.budgets import SourceBudget
 from agents.mip.codes import ExtensionType, MessageType, RegistrationFlag, ReplyCode, describe
 from agents.mip.config import INFINITE_LIFETIME, HomeAgentConfig, MobileNodeAccount, ReplayProtection
@@ -43,9 +43,11 @@ from agents.mip.events import (
     ReplySent,
     RequestDenied,
     RequestReceived,
+    UdpTunnelBound,
 )
 from agents.mip.extensions import UdpTunnelReply
 from agents.mip.ha_delegation import DelegationBook
+from agents.mip.ha_keepalive import awaiting_entry, keepalive_home_address, known_port, port_owner
 from agents.mip.ha_policy import PrefixDecision
 from agents.mip.ha_restore import RestoreOutcome, SavedBinding, usable_care_ofs, usable_prefixes
 from agents.mip.registration import RegistrationReply, RegistrationRequest
@@ -203,6 +205,38 @@ class HomeAgent:
         mobile node's care-of address cannot take its binding away)."""
         until = self._known.get(address)
         return (until is not None and now < until) or address in self._home_addresses
+
+    def receive_keepalive(self, payload: bytes, source: tuple[IPv4Address, int], now: float) -> bool:
+        """A MIP Tunnel Data message from ``source``: if it is the keepalive a half-bound binding (R flag)
+        waits for, complete that binding at ``source``'s address and port (RFC 3519 §4.6, §4.11) and return
+        True (its events then go to the datapath before the keepalive does). Anything else: False, and the
+        datapath checks the message as usual (RFC 3519 §4.3)."""
+        home = keepalive_home_address(payload, self.config.address)
+        if home is None:
+            return False
+        address, port = source
+        binding = self.table.get(home)
+        entry = awaiting_entry(binding, address, now)
+        if binding is None or entry is None:
+            return False
+        owner = port_owner(self.table, address, port)
+        if owner is not None and owner != home:
+            self.counters["keepalive_port_taken"] += 1
+            return False
+        bound = replace(entry, care_of=CareOf(address, port), awaiting_keepalive=False)
+        if bound.care_of != entry.care_of:
+            self.table.remove_care_of(home, entry.care_of)
+        self.table.put(home, bound, keep_others=True)
+        self.counters["udp_bindings_completed"] += 1
+        prefixes = tuple(binding.prefixes.values())
+        self._emit(
+            BindingUpdated(
+                home, bound.care_of, bound.encapsulation, bound.reverse_tunnel, bound.lifetime, prefixes
+            )
+        )
+        previous = entry.care_of.port if entry.care_of.port != UNKNOWN_PORT else None
+        self._emit(UdpTunnelBound(home, bound.care_of, round(now - entry.registered_at, 6), previous))
+        return True
 
     def accepts_reverse_ipv4(self, outer_source: IPv4Address, inner_source: IPv4Address) -> bool:
         """Datapath check for reverse-tunnelled IPv4 (RFC 3024 §4.3.2)."""
@@ -389,6 +423,9 @@ class HomeAgent:
         lifetime = ha_policy.granted_lifetime(request.lifetime, self.config)
         expires = math.inf if lifetime == INFINITE_LIFETIME else incoming.now + lifetime
         care_of = CareOf(incoming.source, udp.port) if udp.tunnelled else CareOf(request.care_of_address)
+        if udp.awaits_keepalive:  # R flag: an earlier keepalive's port until the next one (RFC 3519 §4.6)
+            port = known_port(self.table.get(request.home_address), incoming.source)
+            care_of = CareOf(incoming.source, UNKNOWN_PORT if port is None else port)
         return CareOfEntry(
             care_of=care_of,
             encapsulation=ha_policy.requested_encapsulation(request.flags),
@@ -399,6 +436,7 @@ class HomeAgent:
             expires_at=expires,
             identification=request.identification,
             request_source=(incoming.source, incoming.port),
+            awaiting_keepalive=udp.awaits_keepalive,
         )
 
     def _apply_registration(

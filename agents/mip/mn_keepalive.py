@@ -4,8 +4,9 @@ RFC 3519 §4.9: a keepalive is due when nothing went to the home agent for K sec
 counts as a sign of life (:meth:`Keepalives.traffic`): while packets flow to *and* from the HA through the
 tunnel, no keepalive is needed; if only the uplink flows (the NAT may have forgotten the mapping, so the HA's
 packets no longer come back), the keepalive still goes, which also tells the MN the mapping is gone.
-The first keepalive goes no earlier than K seconds after the registration (§4.9); each answered one
-schedules the next K seconds after it was sent. An unanswered one is retried after
+The first keepalive goes no earlier than K seconds after the registration (§4.9), except after a
+co-located registration through an FA (R flag), where it goes as soon as the registration is accepted
+(§4.4); each answered one schedules the next K seconds after it was sent. An unanswered one is retried after
 :data:`RETRY_GAP` (or K if shorter); after ``attempts`` unanswered keepalives the NAT's mapping is
 presumed lost and the mobile node registers again, which makes a new mapping the home agent learns
 from the request's source port (§4.6). This side never adapts K itself (§4.9: the HA's value rules).
@@ -48,8 +49,12 @@ class Keepalives:
     last_sent: float = 0.0
 
     @classmethod
-    def after_registration(cls, interval: float, attempts: int, now: float) -> Keepalives:
-        return cls(interval=interval, attempts=attempts, next_due=now + interval)
+    def after_registration(
+        cls, interval: float, attempts: int, now: float, immediate: bool = False
+    ) -> Keepalives:
+        """The first keepalive K seconds after the registration (§4.9), or at once (``immediate``) after a
+        co-located registration through an FA: the HA learns the NAT's port from it (§4.4, §6.1.2)."""
+        return cls(interval=interval, attempts=attempts, next_due=now if immediate else now + interval)
 
     def due(self, now: float) -> KeepaliveStep:
         if now < self.next_due:

@@ -379,8 +379,10 @@ class RegistrationCore:
         self._transition(MnTrigger.ACCEPTED)
         self._emit(RegistrationAccepted(pending.care_of, lifetime, int(reply.code)))
         udp = self._udp_keepalive(pending, reply)
+        through_fa = pending.via is not None  # R flag: the HA waits for a keepalive (RFC 3519 §4.4, §4.6)
+        attempts = self.config.keepalive_attempts
         self._keepalives = (
-            None if udp is None else Keepalives.after_registration(udp, self.config.keepalive_attempts, now)
+            None if udp is None else Keepalives.after_registration(udp, attempts, now, immediate=through_fa)
         )
         if self._tunnel_care_of != pending.care_of or self._tunnel_udp != udp:
             self._tunnel_care_of, self._tunnel_udp = pending.care_of, udp
@@ -391,11 +393,11 @@ class RegistrationCore:
                     self.config.home_address,
                     flag_encapsulation(pending.flags),
                     RegistrationFlag.T in pending.flags,
-                    colocated=pending.via is None,
+                    colocated=RegistrationFlag.D in pending.flags,
                     udp_keepalive=udp,
                 )
             )
-        colocated = pending.via is None
+        colocated = RegistrationFlag.D in pending.flags
         self._emit_all(self._ipv6.apply_reply(pending.prefix_requests, reply.prefix_replies, colocated))
 
     def _udp_keepalive(self, pending: PendingRequest, reply: RegistrationReply) -> float | None:

@@ -49,6 +49,9 @@ class ForeignAgentRoute:
     """Its advertised flags: T (reverse tunnel), G, M (encapsulations)."""
     registration_lifetime: int = 0xFFFF
     """The longest Lifetime it accepts, from its advertisement (RFC 5944 §2.1.1)."""
+    colocated: IPv4Address | None = None
+    """Set: the MN registers this co-located care-of address through the FA, not the FA's own: the FA
+    advertised R and U and the MN asks for UDP tunnelling with the R flag (RFC 3519 §3.1.2, §4.4)."""
 
 
 @dataclass
@@ -110,9 +113,12 @@ class PendingRequest:
         self.next_send = at
 
     def addresses(self, config: MobileNodeConfig) -> tuple[IPv4Address, IPv4Address]:
-        """IP source and destination: CoA → HA, or HoA → the FA (RFC 5944 §3.6.1.1)."""
+        """IP source and destination: CoA → HA, HoA → the FA, or a co-located CoA registered through the
+        FA → the FA (its interface address, RFC 5944 §3.6.1.1)."""
         if self.via is None:
             return self.care_of, config.home_agent
+        if self.via.colocated is not None:
+            return self.via.colocated, self.via.agent
         return config.home_address, self.via.agent
 
     def sent_event(self) -> RequestSent:
@@ -141,26 +147,39 @@ def new_registration(
     tunnel (code 0), and the prefixes are still requested.
     """
     lifetime = config.lifetime if via is None else min(config.lifetime, via.registration_lifetime)
+    colocated = via is None or via.colocated is not None
     return PendingRequest(
         care_of=care_of,
         care_of_field=care_of,
         lifetime=lifetime,
         flags=request_flags(config, via=via),
         prefix_requests=requests,
-        tunneling_mode=config.request_tunneling_mode and bool(requests) and via is None,
+        tunneling_mode=config.request_tunneling_mode and bool(requests) and colocated,
         backoff=Backoff(config.retransmit_initial, min(config.retransmit_max, lifetime)),
         max_attempts=None,
         via=via,
-        udp_request=udp_tunnel_request(config) if via is None else None,
+        udp_request=udp_tunnel_request(config, r_flag=via is not None) if colocated else None,
     )
 
 
-def udp_tunnel_request(config: MobileNodeConfig) -> UdpTunnelRequest | None:
+def udp_tunnel_request(config: MobileNodeConfig, r_flag: bool = False) -> UdpTunnelRequest | None:
     """The UDP Tunnel Request of a co-located MN (RFC 3519 §3.1): F when forcing, Encapsulation 0
-    (the M/G flags; RFC 5454 §3.9 requires 0 so that IPv6 can ride with Next Header 41)."""
+    (the M/G flags; RFC 5454 §3.9 requires 0 so that IPv6 can ride with Next Header 41). ``r_flag``:
+    the co-located address is registered through an FA that advertised R and U (§3.1.2, §4.4); never
+    with an FA care-of address (§4.4: SHALL NOT)."""
     if config.udp_tunnelling is UdpTunnelling.OFF:
         return None
-    return UdpTunnelRequest(force=config.udp_tunnelling is UdpTunnelling.FORCE, r_flag=False, encapsulation=0)
+    force = config.udp_tunnelling is UdpTunnelling.FORCE
+    return UdpTunnelRequest(force=force, r_flag=r_flag, encapsulation=0)
+
+
+def colocated_through(config: MobileNodeConfig, offers: AdvertisementFlag) -> bool:
+    """May a co-located care-of address be registered through an FA advertising ``offers``? Only when
+    it advertised R (registration required) and U (UDP tunnelling, behind a NAT) and the MN asks for
+    UDP tunnelling: then the request carries the R flag (RFC 3519 §3.1.2, §4.4, §4.11). Without U the
+    UDP Tunnel Request MUST NOT be sent (§4.4) and the FA's own care-of address is registered."""
+    wanted = AdvertisementFlag.R | AdvertisementFlag.U
+    return config.udp_tunnelling is not UdpTunnelling.OFF and offers & wanted == wanted
 
 
 def new_deregistration(
@@ -197,7 +216,7 @@ def shutdown_backoff(config: MobileNodeConfig, window: float) -> Backoff:
 def negotiated_encapsulation(config: MobileNodeConfig, via: ForeignAgentRoute | None) -> Encapsulation:
     """The configured encapsulation; via an FA only if it advertises G or M, else IP-in-IP (§2.1.1)."""
     wanted = config.encapsulation
-    if via is None or wanted is Encapsulation.IP_IN_IP:
+    if via is None or via.colocated is not None or wanted is Encapsulation.IP_IN_IP:
         return wanted
     needed = AdvertisementFlag.G if wanted is Encapsulation.GRE else AdvertisementFlag.M
     return wanted if needed in via.offers else Encapsulation.IP_IN_IP
@@ -208,9 +227,11 @@ def request_flags(
 ) -> RegistrationFlag:
     """D when co-located, plus S, T, G or M as configured (RFC 5944 §3.3, RFC 3024 §3.2).
 
-    Via an FA: D clear, and T only when the FA advertises T (RFC 3024 §3.1).
+    Via an FA: D clear (set for a co-located address registered through it: UDP tunnelling needs D,
+    RFC 3519 §3.1.5), and T only when the FA advertises T (RFC 3024 §3.1).
     """
-    flags = RegistrationFlag.D if via is None else RegistrationFlag(0)
+    colocated = via is None or via.colocated is not None
+    flags = RegistrationFlag.D if colocated else RegistrationFlag(0)
     if deregistration:
         return flags
     if config.simultaneous_bindings:

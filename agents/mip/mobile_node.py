@@ -30,7 +30,7 @@ from agents.mip.events import (
 )
 from agents.mip.mn_discovery import AgentDiscovery, AgentRecord, Move
 from agents.mip.mn_registration import TRANSITIONS, RegistrationCore
-from agents.mip.mn_requests import ForeignAgentRoute
+from agents.mip.mn_requests import ForeignAgentRoute, colocated_through
 from agents.mip.states import MnState
 from agents.mip.timers import earliest
 
@@ -48,6 +48,9 @@ class MobileNode(RegistrationCore):
         super().__init__(config, wall_clock_offset, rng)
         self._colocated: IPv4Address | None = None
         """The co-located address the link gave (auto and co-located modes)."""
+        self._colocated_at: float | None = None
+        """Auto mode with ``agent_wait``: when the co-located address is registered directly unless an
+        agent advertising R turned up first (RFC 5944 §3.6)."""
         self._arp_away: tuple[bool, IPv4Address | None] = (False, None)
         self._discovery = AgentDiscovery(config, rng, self._emit, self.counters)
 
@@ -63,6 +66,7 @@ class MobileNode(RegistrationCore):
         if self.is_stopped:
             return
         mode = self.config.care_of_mode
+        self._colocated_at = None
         if not up or (care_of is None and mode is CareOfMode.COLOCATED):
             self._discovery.link_down()
             self._colocated = None
@@ -75,6 +79,9 @@ class MobileNode(RegistrationCore):
             self._emit(MovementDetected(MovementReason.LINK, previous, None))
         if home:
             self._go_home(now)
+        elif self._colocated is not None and self._waits_for_agent():
+            self._lose_care_of("link-change")
+            self._colocated_at = now + self.config.agent_wait
         elif self._colocated is not None:
             self._use_colocated(self._colocated, now)
         else:
@@ -109,11 +116,15 @@ class MobileNode(RegistrationCore):
             move = self._discovery.handle_timer(now)
             if move is not None:
                 self._moved(move, now)
+            waited = self._colocated_at
+            if waited is not None and now >= waited and self._colocated is not None:
+                self._colocated_at = None  # no agent requiring registration answered: go directly
+                self._use_colocated(self._colocated, now)
         self._registration_due(now)
 
     def get_timer(self) -> float | None:
         """The next deadline: retransmission, renewal, expiry, solicitation or an agent's expiry."""
-        return earliest(self._registration_timer(), self._discovery.get_timer())
+        return earliest(self._registration_timer(), self._discovery.get_timer(), self._colocated_at)
 
     # -- outputs -------------------------------------------------------------------------------
 
@@ -192,12 +203,17 @@ class MobileNode(RegistrationCore):
         self._via_foreign_agent(agent, now)
 
     def _via_foreign_agent(self, agent: AgentRecord, now: float) -> None:
-        """Register the FA's care-of address through it (RFC 5944 §3.6.1.1); ARP as away (§4.6)."""
+        """Register the FA's care-of address through it (RFC 5944 §3.6.1.1); ARP as away (§4.6). With a
+        co-located address and an FA advertising R and U, register that address through the FA instead,
+        asking for UDP tunnelling with the R flag (RFC 3519 §3.1.2, §4.4); the MN then keeps its own
+        routes (its tunnel ends at its co-located address, not at the FA)."""
         assert agent.care_of is not None
+        self._colocated_at = None
         lifetime = agent.advertisement.mobility.registration_lifetime
-        self._route = ForeignAgentRoute(agent.address, agent.care_of, agent.flags, lifetime)
-        self._care_of = agent.care_of
-        self._set_arp_away(True, agent.address)
+        colocated = self._colocated if colocated_through(self.config, agent.flags) else None
+        self._route = ForeignAgentRoute(agent.address, agent.care_of, agent.flags, lifetime, colocated)
+        self._care_of = agent.care_of if colocated is None else colocated
+        self._set_arp_away(True, agent.address if colocated is None else None)
         if not self._stopping:
             self._start_registration(now)
 
@@ -208,6 +224,10 @@ class MobileNode(RegistrationCore):
             self._set_arp_away(True, None)  # still away, no foreign agent any more
         if not self._stopping:
             self._start_registration(now)
+
+    def _waits_for_agent(self) -> bool:
+        """Auto mode with ``agent_wait``: hold the co-located address back while the solicitation is out."""
+        return self.config.care_of_mode is CareOfMode.AUTO and self.config.agent_wait > 0
 
     def _go_home(self, now: float) -> None:
         """Home: ARP as at home, gratuitous ARP, deregister every binding (RFC 5944 §3.6.1.2, §4.6)."""

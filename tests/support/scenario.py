@@ -130,11 +130,16 @@ def run_scenario(
 
 
 def tshark_fields(
-    pcap: Path, fields: Sequence[str], home: Path, display_filter: str | None = None
+    pcap: Path,
+    fields: Sequence[str],
+    home: Path,
+    display_filter: str | None = None,
+    extra: Sequence[str] = (),
 ) -> list[dict[str, list[str]]]:
     """One dict per packet of ``pcap``: field → every value it has in the packet (outer header first),
-    decoded by tshark with our DSMIPv4 dissector; ``home`` is tshark's HOME (no personal profile)."""
-    argv = ["tshark", *tshark_args(), "-n", "-r", str(pcap), "-T", "fields"]
+    decoded by tshark with our DSMIPv4 dissector; ``home`` is tshark's HOME (no personal profile);
+    ``extra``: more tshark options (e.g. ``-d`` Decode As)."""
+    argv = ["tshark", *tshark_args(), *extra, "-n", "-r", str(pcap), "-T", "fields"]
     argv += ["-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,"]
     for name in fields:
         argv += ["-e", name]

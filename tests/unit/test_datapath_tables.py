@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from agents.datapath.base import DropReason, Encapsulation, TunnelTarget, ipv6_protocol
 from agents.datapath.engine import PacketEngine, TunnelOptions, fragment_ipv4
-from agents.datapath.tables import HomeAgentTable, HomeBinding, Hop, MobileNodeTable, PrefixMap
+from agents.datapath.tables import PROTO_UDP, HomeAgentTable, HomeBinding, Hop, MobileNodeTable, PrefixMap
+from agents.mip.bindings import UNKNOWN_PORT
 from agents.mip.ecn import DscpModel, EcnMode
 from agents.mip.ip import IPv4Header, IPv6Header, internet_checksum
 from agents.mip.tunnel import decapsulate, encapsulate
@@ -515,3 +516,24 @@ def test_prefix_map_set_and_discard() -> None:
     assert prefixes.contents() == PrefixMap([(short, "short")]).contents()
     prefixes.discard(short, "short")
     assert prefixes.lookup(packed("2001:db8:1::5")) is None and prefixes.contents()[0] == ()
+
+
+def test_a_half_bound_udp_binding_has_no_path_until_its_port_is_known() -> None:
+    """RFC 3519 §4.6: with the R flag the HA MUST wait for the first keepalive before it sends to the mobile
+    node: port 0 (:data:`UNKNOWN_PORT`) gives no path for IPv4 or IPv6 and accepts no Tunnel Data; the port
+    the keepalive showed gives both (MIP Tunnel Data to that address and port, Next Header 4 or 41)."""
+    pending = HomeBinding(
+        HOA, HA, {COA: Encapsulation.IP_IN_IP}, {P_COA: TunnelTarget.CARE_OF}, {COA: UNKNOWN_PORT}
+    )
+    table = HomeAgentTable([pending])
+    inner6 = packed("2001:db8:200::1")
+    assert table.ipv4_routes[HOA.packed] == ()
+    assert table.ipv6_paths(packed("2001:db8:ff::10"), inner6) == ()
+    outer = COA.packed + (40000).to_bytes(2, "big")
+    assert table.check_udp(outer, 4, HOA.packed) is DropReason.UNKNOWN_OUTER_SOURCE
+    table.put(HomeBinding(HOA, HA, pending.care_ofs, pending.prefixes, {COA: 40000}))
+    hop = Hop(HA.packed, COA.packed, PROTO_UDP, 40000)
+    assert table.ipv4_routes[HOA.packed] == ((hop,),)
+    assert table.ipv6_paths(packed("2001:db8:ff::10"), inner6) == ((hop,),)
+    assert table.check_udp(outer, 4, HOA.packed) is None
+    assert table.check_udp(COA.packed + (40001).to_bytes(2, "big"), 4, HOA.packed) is not None

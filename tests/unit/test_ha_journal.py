@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from agents.mip.bindings import CareOf, TunnelTarget
+from agents.mip.bindings import UNKNOWN_PORT, CareOf, TunnelTarget
 from agents.mip.codes import ReplyCode
 from agents.mip.config import Encapsulation
-from agents.mip.events import BindingAdded, ProxyArpStarted
+from agents.mip.events import BindingAdded, BindingUpdated, ProxyArpStarted
+from agents.mip.extensions import UdpTunnelRequest
 from agents.mip.home_agent import HomeAgent
+from agents.mip.mn_keepalive import keepalive_request
 from agents.runtime import journal as journal_module
 from agents.runtime import state_journal
 from agents.runtime.configfile import ConfigError
@@ -23,6 +25,7 @@ from agents.runtime.roles.ha_journal import BindingJournal, interpret
 from agents.runtime.roles.home_agent import load_settings
 from tests.unit.test_home_agent import (
     COA,
+    HA,
     HOA,
     HOA2,
     P1,
@@ -295,3 +298,26 @@ def test_the_journal_compacts_itself_when_appends_pile_up(
     assert interpret(read_journal(path), Clocks(clock.now, clock.now, "")).bindings[HOA].identification == (
         ha.last_identification(HOA)
     )
+
+
+def test_a_half_bound_binding_is_restored_half_bound_and_a_keepalive_completes_it(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """RFC 3519 §4.6: a binding registered with the R flag (through an FA behind a NAT) waits for the MN's
+    first keepalive; after a restart it still waits (port unknown, nothing sent) and the keepalive from the
+    request's source address completes it at that keepalive's port."""
+    fa_nat = IPv4Address("203.0.113.66")
+    path = tmp_path / "ha.journal"
+    first = make_ha()
+    journal = journal_for(path, first, clock)
+    ask = UdpTunnelRequest(force=False, r_flag=True, encapsulation=0)
+    assert one_reply(first, rrq(clock, extensions=(ask,)), clock, source=fa_nat).code == ReplyCode.ACCEPTED
+    record_all(journal, first)
+    journal.close()
+    restarted = make_ha()
+    outcome = restarted.restore_binding(journal_for(path, restarted, clock).load().bindings[HOA], clock.now)
+    [entry] = outcome.care_ofs
+    assert entry.awaiting_keepalive and entry.care_of == CareOf(fa_nat, UNKNOWN_PORT)
+    drain(restarted)
+    assert restarted.receive_keepalive(keepalive_request(HOA, HA, 1, 1), (fa_nat, 40000), clock.now)
+    assert [e.care_of for e in of_type(drain(restarted), BindingUpdated)] == [CareOf(fa_nat, 40000)]

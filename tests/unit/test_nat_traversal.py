@@ -209,10 +209,14 @@ def test_a_foreign_agents_request_with_d_set_is_134() -> None:
     assert reply_to(home_agent(), raw).code == 134
 
 
-def test_r_flag_is_declined() -> None:
-    """§3.1.2: R (co-located CoA registered via an FA that advertised U) is not offered here: declined."""
-    reply = reply_to(home_agent(), signed_request(UdpTunnelRequest(False, True, 0), flags=RegistrationFlag.D))
-    assert reply.code == 0 and reply.udp_tunnel_reply is not None and not reply.udp_tunnel_reply.accepted
+def test_r_flag_is_accepted_and_waits_for_the_keepalive() -> None:
+    """§4.6: R (co-located CoA registered via an FA that advertised U): assent, port unknown until the MN's
+    first keepalive (the whole exchange: tests/unit/test_nat_r_flag.py)."""
+    ha = home_agent()
+    reply = reply_to(ha, signed_request(UdpTunnelRequest(False, True, 0), flags=RegistrationFlag.D))
+    assert reply.code == 0 and reply.udp_tunnel_reply == UdpTunnelReply(0, force=False, keepalive=20)
+    binding = ha.table.get(HOA)
+    assert binding is not None and list(binding.care_ofs) == [CareOf(PUBLIC, 0)]
 
 
 def test_a_home_agent_without_udp_support_ignores_the_skippable_request() -> None:

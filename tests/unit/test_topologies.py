@@ -308,3 +308,29 @@ def test_a_home_agent_journal_goes_into_its_runtime_table_only_when_asked() -> N
     config = tomllib.loads(journaled.nodeSpec("ha").agent_toml() or "")
     assert config["runtime"]["journal"] == "/run/x/ha-journal.jsonl"
     assert "journal" not in tomllib.loads(journaled.nodeSpec("fa1").agent_toml() or "").get("runtime", {})
+
+
+def test_nat_fa_puts_a_foreign_agent_advertising_r_and_u_behind_the_nat() -> None:
+    """RFC 3519 §4.11: the FA behind the NAT (fan) on the private LAN, its care-of address on its own link to
+    nat1 (so its relays and the MN's tunnel share the NAT's public address); it advertises R and U (§3.4)
+    and the mobile node waits for it before registering its co-located address directly (RFC 5944 §3.6)."""
+    from agents.mip.fa_config import ForeignAgentConfig
+    from agents.mip.icmp import AdvertisementFlag
+    from agents.runtime.configfile import build_dataclass
+
+    topo = DualStackTopo(foreign_agents=1, nat=True, udp_keepalive=2, nat_fa=True)
+    fan = topo.nodeSpec("fan")
+    assert fan.interfaces["fan-acc"].ipv4 == ["192.168.1.2/24"]
+    assert fan.interfaces["fan-net"].ipv4 == ["192.168.2.2/30"]
+    assert topo.nodeSpec("nat1").interfaces["nat1-fan"].ipv4 == ["192.168.2.1/30"]
+    assert ("fan", "fa") in topo.agentNodes()
+    section = dict(tomllib.loads(fan.agent_toml() or "")["foreign_agent"])
+    config = build_dataclass(ForeignAgentConfig, section, "foreign_agent")
+    wanted = AdvertisementFlag.R | AdvertisementFlag.U | AdvertisementFlag.F | AdvertisementFlag.T
+    assert config.advertisement_flags == wanted
+    mobile = tomllib.loads(topo.nodeSpec("mn1").agent_toml() or "")["mobile_node"]
+    assert mobile["agent_wait"] == 2.0 and mobile["udp_tunnelling"] == "auto"
+    plain = tomllib.loads(DualStackTopo(udp_keepalive=2).nodeSpec("mn1").agent_toml() or "")["mobile_node"]
+    assert "agent_wait" not in plain
+    with pytest.raises(ValueError, match="nat_fa needs nat and udp_keepalive"):
+        DualStackTopo(nat=True, nat_fa=True)

@@ -17,7 +17,7 @@ from ipaddress import IPv4Address, IPv6Network
 from typing import Any
 
 from agents.mip import events as ev
-from agents.mip.bindings import CareOf, CareOfEntry, PrefixBinding, TunnelTarget
+from agents.mip.bindings import UNKNOWN_PORT, CareOf, CareOfEntry, PrefixBinding, TunnelTarget
 from agents.mip.config import Encapsulation
 from agents.mip.ha_restore import SavedBinding
 from agents.mip.home_agent import HomeAgent
@@ -63,6 +63,7 @@ def _care_of_record(entry: CareOfEntry, clocks: Clocks) -> Record:
         "expires": clocks.save(entry.expires_at),
         "identification": entry.identification,
         "request_source": [str(entry.request_source[0]), entry.request_source[1]],
+        "awaiting_keepalive": entry.awaiting_keepalive,
     }
 
 
@@ -96,6 +97,7 @@ def _care_of_entry(item: Record, clocks: Clocks) -> CareOfEntry:
         expires_at=clocks.load(item["expires"]),
         identification=int(item["identification"]),
         request_source=(IPv4Address(source[0]), int(source[1])),
+        awaiting_keepalive=bool(item.get("awaiting_keepalive", port == UNKNOWN_PORT)),  # RFC 3519 §4.6
     )
 
 

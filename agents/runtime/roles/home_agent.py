@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from agents.runtime.roles.settings import (
     require_interface,
     warn_short_keepalive,
 )
-from agents.runtime.udp import MobileIpSocket
+from agents.runtime.udp import MobileIpSocket, Received
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ class HomeAgentRunner:
             kea = attach_delegations(machine, runtime.dhcpv6_pd, context)
             driver = RefreshingDriver(machine, kea, sock, context, journaled)
             extra["delegations"] = lambda _args: kea.listing(driver.now())
-        driver.on_tunnel_data = lambda data: datapath.receive_udp_tunnel(data.payload, *data.source)
+        driver.on_tunnel_data = keepalive_first(machine, driver, datapath)
         recovery.restore(machine, driver.now())
         driver.start(first=lambda source: machine.is_known_source(source, driver.now()))
         if runtime.advertisement is not None:
@@ -167,6 +167,21 @@ class HomeAgentRunner:
             ),
             "bindings": lambda _args: machine.bindings(driver.now()),
         } | extra
+
+
+def keepalive_first(
+    machine: HomeAgent, driver: MachineDriver, datapath: UserspaceHomeAgent
+) -> Callable[[Received], None]:
+    """Tunnel Data goes to the datapath; a keepalive that completes a half-bound binding (R flag, RFC 3519
+    §4.6) first goes to the machine, whose events put the tunnel in place, so the datapath then accepts it
+    and the kernel's Echo Reply goes back through the new tunnel."""
+
+    def received(data: Received) -> None:
+        if machine.receive_keepalive(data.payload, data.source, driver.now()):
+            driver.flush()
+        datapath.receive_udp_tunnel(data.payload, *data.source)
+
+    return received
 
 
 class HomeAgentEvents:
