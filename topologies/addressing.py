@@ -29,6 +29,16 @@ NAT_FA = "fan"
 COLOCATED_NETWORK4 = IPv4Network("203.0.113.128/26")
 """A visited network without a foreign agent, where mobile nodes use a co-located care-of address."""
 COLOCATED_ROUTER4 = IPv4Interface("203.0.113.129/26")
+TESTBED_RANGES: tuple[IPv4Network | IPv6Network, ...] = (
+    IPv4Network("192.0.2.0/24"),
+    IPv4Network("198.51.100.0/24"),
+    IPv4Network("203.0.113.0/24"),
+    IPv4Network("10.0.0.0/16"),
+    IPv4Network("192.168.1.0/24"),
+    IPv4Network("192.168.2.0/24"),
+    IPv6Network("2001:db8::/32"),
+)
+"""Every range the address plan draws from (links, home and co-located networks, NAT, prefixes)."""
 MAX_PREFIXES = 10
 """IPv6 prefixes per mobile node: 2001:db8:(10·i + k)::/48 for k < 10 never meet the next node's."""
 

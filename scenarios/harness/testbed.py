@@ -24,6 +24,7 @@ from scenarios.harness.runfolder import RunFolder
 from scenarios.harness.signals import Interrupted, raise_interrupted
 from topologies.build import build_network, configure, stop_network
 from topologies.dualstack import DualStackTopo
+from topologies.host_flows import forget_testbed_flows
 
 logger = logging.getLogger(__name__)
 SNAPLEN = 256
@@ -120,6 +121,7 @@ class Testbed:
                 self._close_mover,
                 self._stop_captures,
                 self._stop_network,
+                self._forget_host_flows,
                 self.trace.close,
                 self.run.remove_sockets,
             ):
@@ -163,6 +165,12 @@ class Testbed:
         if self.net is not None:
             net, self.net = self.net, None
             stop_network(net)
+
+    def _forget_host_flows(self) -> None:
+        """The root namespace's conntrack entries of our bridged traffic (topologies/host_flows.py)."""
+        deleted = forget_testbed_flows()
+        if deleted:
+            self.trace.emit("host_flows_forgotten", entries=deleted)
 
     # -- parts -------------------------------------------------------------------------------------------
 

@@ -73,7 +73,9 @@ def rules(argv: list[str]) -> tuple[str, ...]:
     return tuple(COUNTERS.sub("0", line) for line in command_lines(argv) if not line.startswith("#"))
 
 
-TESTBED_ADDRESSES = re.compile(r"(src|dst)=(192\.0\.2|198\.51\.100|203\.0\.113|192\.168\.1|10\.0)\.")
+TESTBED_ADDRESSES = re.compile(
+    r"(src|dst)=(192\.0\.2|198\.51\.100|203\.0\.113|192\.168\.[12]|10\.0)\.|(src|dst)=2001:db8:"
+)
 
 
 def root_conntrack_flows() -> frozenset[str]:
