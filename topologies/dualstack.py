@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from mininet.topo import Topo
@@ -62,6 +63,7 @@ from topologies.agent_configs import (
     mobile_node_config,
 )
 from topologies.nodes import AgentHost, RouterHost
+from topologies.overrides import Override, apply_overrides
 from topologies.spec import InterfaceSpec, MobileLink, NodeSpec, Route
 
 FORWARDING = {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1"}
@@ -131,6 +133,7 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         mn_lifetime: int = MOBILE_NODE_LIFETIME,
         udp_keepalive: int | None = None,
         ha_journal: str | None = None,
+        overrides: Sequence[Override] = (),
         **params: Any,
     ) -> None:
         self.tag = check_tag(tag)
@@ -166,6 +169,7 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         self._mobile_ports: dict[str, tuple[str, str]] = {}
         self._root_interfaces: set[str] = set()
         super().__init__(**params)
+        apply_overrides({name: spec.agent_config for name, spec in self.specs.items()}, overrides)
 
     def build(self, **_params: Any) -> None:
         self.addRouter("r0")
