@@ -5,8 +5,11 @@ from __future__ import annotations
 from labs.errors import LabError
 from labs.lab import Lab
 from labs.lab01 import LAB as LAB01
+from labs.lab02 import LAB as LAB02
+from labs.lab03 import LAB as LAB03
+from labs.lab04 import LAB as LAB04
 
-LABS: dict[str, Lab] = {lab.number: lab for lab in (LAB01,)}
+LABS: dict[str, Lab] = {lab.number: lab for lab in (LAB01, LAB02, LAB03, LAB04)}
 
 
 def get_lab(text: str) -> Lab:

@@ -67,10 +67,14 @@ def handover_value(run: RunView, handover: int, column: str) -> Measured:
     text = row.get(column, "")
     if text in ("", None):
         raise Missing(f"handovers.csv row {handover} has no {column}")
+    value: Any = text
     try:
-        value: Any = round(float(text), 1)
+        value = int(text)
     except ValueError:
-        value = text
+        try:
+            value = round(float(text), 1)
+        except ValueError:
+            pass
     return Measured(value, f"handovers.csv row {handover}, column {column}")
 
 
@@ -95,3 +99,41 @@ def extension(message: dict[str, Any], type_: int, subtype: int | None = None) -
         if item.get("type") == type_ and (subtype is None or item.get("subtype") == subtype):
             return dict(item)
     raise Missing(f"frame {message.get('frame')} has no extension {type_}")
+
+
+def layers(ip: Any) -> list[tuple[int, str, str, int]]:
+    """The IP headers of a packet, outermost first: (version, source, destination, next protocol), peeling
+    IPv4-in-IPv4 (protocol 4, RFC 2003) and IPv6-in-IPv4 (41, RFC 4213)."""
+    import ipaddress
+
+    import dpkt
+
+    out: list[tuple[int, str, str, int]] = []
+    while isinstance(ip, dpkt.ip.IP | dpkt.ip6.IP6) and len(out) < 4:
+        if isinstance(ip, dpkt.ip.IP):
+            out.append((4, str(ipaddress.IPv4Address(ip.src)), str(ipaddress.IPv4Address(ip.dst)), ip.p))
+            inner = ip.data
+            if ip.p == 4 and isinstance(inner, bytes | dpkt.ip.IP):
+                ip = dpkt.ip.IP(bytes(inner)) if isinstance(inner, bytes) else inner
+                continue
+            if ip.p == 41:
+                ip = dpkt.ip6.IP6(bytes(inner)) if isinstance(inner, bytes) else inner
+                continue
+            break
+        out.append((6, str(ipaddress.IPv6Address(ip.src)), str(ipaddress.IPv6Address(ip.dst)), ip.nxt))
+        break
+    return out
+
+
+def first_layered(run: RunView, pcap: str, innermost_src: str, innermost_dst: str, depth: int | None = None) -> Any:
+    """The first frame of ``pcap`` whose innermost header goes ``innermost_src`` → ``innermost_dst`` (with
+    ``depth`` headers in all, if given); (frame, its layers)."""
+    for frame in run.frames(pcap):
+        try:
+            found = layers(frame.ip)
+        except Exception:  # a truncated inner header: not the packet we look for
+            continue
+        if found and found[-1][1] == innermost_src and found[-1][2] == innermost_dst:
+            if depth is None or len(found) == depth:
+                return frame, found
+    raise Missing(f"no packet {innermost_src} → {innermost_dst} in pcaps/{pcap}")

@@ -125,6 +125,8 @@ def _integer(value: Any) -> int:
         raise ValueError("a boolean is not a number")
     if isinstance(value, int):
         return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     text = str(value).strip().lower().replace("_", "")
     return int(text, 16) if text.startswith("0x") else int(text)
 
