@@ -42,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--reveal", action="store_true", help="also show the expected values (teachers)")
     solve = commands.add_parser("solve", help="reference run + answers derived from it, then mark them")
     solve.add_argument("lab", help="lab number, e.g. 01")
-    solve.add_argument("--out", type=Path, help="run folder (default reports/runs/labNN-reference-<UTC time>)")
+    solve.add_argument(
+        "--out", type=Path, help="run folder (default reports/runs/labNN-reference-<UTC time>)"
+    )
     solve.add_argument("--json", action="store_true", help="the marks as JSON")
     commands.add_parser("list", help="the labs")
     return parser
@@ -57,8 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         lab = get_lab(args.lab)
         if args.command == "start":
-            run_dir, code = start(lab, args.student, args.out, lab.load_settings(args.settings))
-            return code
+            return start(lab, args.student, args.out, lab.load_settings(args.settings))[1]
         if args.command == "check":
             return check(lab, args.run_dir, args.answers, as_json=args.json, reveal=args.reveal)
         return solve(lab, args.out, as_json=args.json)
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
 # -- start ----------------------------------------------------------------------------------------------
 
+
 def start(lab: Lab, student: str, out: Path | None, settings: dict[str, Any]) -> tuple[Path, int]:
     """Run the lab's scenario for ``student`` into a run folder; record the variant in ``lab.json``."""
     variant = lab.variant(student)
@@ -77,10 +79,12 @@ def start(lab: Lab, student: str, out: Path | None, settings: dict[str, Any]) ->
     if (run_dir / "meta.json").exists():
         raise LabError(f"{run_dir} already holds a run; choose another --out")
     argv = [*lab.argv(variant, settings), "--seed", str(variant["seed"]), "--out", str(run_dir)]
-    print(f"lab {lab.number} ({lab.title}) for {student}: python -m scenarios.{lab.scenario} {' '.join(argv)}")
+    print(
+        f"lab {lab.number} ({lab.title}) for {student}: python -m scenarios.{lab.scenario} {' '.join(argv)}"
+    )
     scenario = importlib.import_module(f"scenarios.{lab.scenario}")
     code = int(scenario.main(argv))
-    if not run_dir.is_dir() or code in (2, 130, 143) and not (run_dir / "meta.json").exists():
+    if not (run_dir / "meta.json").exists():
         print(f"labs: the scenario did not run (exit {code}); nothing to mark", file=sys.stderr)
         return run_dir, code if code else 2
     record = {
@@ -118,6 +122,7 @@ def task_sheet(lab: Lab, student: str, variant: dict[str, Any]) -> str:
 
 
 # -- check ----------------------------------------------------------------------------------------------
+
 
 def check(lab: Lab, run_dir: Path, answers_path: Path, *, as_json: bool, reveal: bool) -> int:
     run = RunView(run_dir)
@@ -158,12 +163,15 @@ def render(result: Result, reveal: bool = False) -> str:
         lines += [f"  {m.key}: expected {m.expected!r} ({m.where})" for m in result.marks]
     correct = sum(m.correct for m in result.marks)
     lines.append("")
-    lines.append(f"Lab {result.lab}, {result.student}: {correct} of {len(result.marks)} tasks right, "
-                 f"score {result.score:.0f} %")
+    lines.append(
+        f"Lab {result.lab}, {result.student}: {correct} of {len(result.marks)} tasks right, "
+        f"score {result.score:.0f} %"
+    )
     return "\n".join(lines)
 
 
 # -- solve ----------------------------------------------------------------------------------------------
+
 
 def solve(lab: Lab, out: Path | None, *, as_json: bool) -> int:
     """The reference run (the lab's solution settings) and answers read from it; marks them."""

@@ -3,16 +3,20 @@ lines, handover rows. Each returns a :class:`Measured` (value and where) or rais
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import statistics
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from labs.errors import Missing
 from labs.grading import Measured
 from labs.runview import Line, RunView, where_message
 
+T = TypeVar("T")
 
-def first(items: Sequence[Any], why: str) -> Any:
+
+def first(items: Sequence[T], why: str) -> T:
     if not items:
         raise Missing(why)
     return items[0]
@@ -53,13 +57,17 @@ def advertisement_gap(run: RunView, pcap: str, source: str) -> Measured:
     times = [float(m["time"]) for m in found]
     if len(times) < 3:
         raise Missing(f"fewer than 3 advertisements from {source} in pcaps/{pcap}")
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    where = f"pcaps/{pcap} frames {found[0]['frame']}, {found[1]['frame']}, ... (advertisements from {source})"
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    where = (
+        f"pcaps/{pcap} frames {found[0]['frame']}, {found[1]['frame']}, ... (advertisements from {source})"
+    )
     return Measured(round(statistics.median(gaps), 3), where)
 
 
 def move_line(run: RunView, handover: int) -> Line:
-    return first(run.events("scenario", "move_started", handover=handover), f"no handover {handover} was made")
+    return first(
+        run.events("scenario", "move_started", handover=handover), f"no handover {handover} was made"
+    )
 
 
 def handover_value(run: RunView, handover: int, column: str) -> Measured:
@@ -71,10 +79,8 @@ def handover_value(run: RunView, handover: int, column: str) -> Measured:
     try:
         value = int(text)
     except ValueError:
-        try:
+        with contextlib.suppress(ValueError):
             value = round(float(text), 1)
-        except ValueError:
-            pass
     return Measured(value, f"handovers.csv row {handover}, column {column}")
 
 
@@ -125,7 +131,9 @@ def layers(ip: Any) -> list[tuple[int, str, str, int]]:
     return out
 
 
-def first_layered(run: RunView, pcap: str, innermost_src: str, innermost_dst: str, depth: int | None = None) -> Any:
+def first_layered(
+    run: RunView, pcap: str, innermost_src: str, innermost_dst: str, depth: int | None = None
+) -> Any:
     """The first frame of ``pcap`` whose innermost header goes ``innermost_src`` → ``innermost_dst`` (with
     ``depth`` headers in all, if given); (frame, its layers)."""
     for frame in run.frames(pcap):
@@ -133,7 +141,7 @@ def first_layered(run: RunView, pcap: str, innermost_src: str, innermost_dst: st
             found = layers(frame.ip)
         except Exception:  # a truncated inner header: not the packet we look for
             continue
-        if found and found[-1][1] == innermost_src and found[-1][2] == innermost_dst:
-            if depth is None or len(found) == depth:
-                return frame, found
+        ends = bool(found) and found[-1][1] == innermost_src and found[-1][2] == innermost_dst
+        if ends and (depth is None or len(found) == depth):
+            return frame, found
     raise Missing(f"no packet {innermost_src} → {innermost_dst} in pcaps/{pcap}")

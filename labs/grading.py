@@ -112,7 +112,7 @@ def matches(task: Task, answer: Any, expected: Any) -> bool:
             allowed = max(abs(target) * task.tolerance, task.floor)
             return math.isfinite(value) and abs(value - target) <= allowed
         if task.kind == "address":
-            return _address(answer) == _address(expected)
+            return bool(_address(answer) == _address(expected))
         if task.kind == "letters":
             return _letters(answer) == _letters(expected)
         return _text(answer) == _text(expected)

@@ -57,13 +57,17 @@ class Lab:
         values = read_toml(path, "settings")
         unknown = sorted(set(values) - set(self.settings))
         if unknown:
-            raise LabError(f"{path}: unknown setting {', '.join(unknown)} (lab {self.number} has: "
-                           f"{', '.join(self.settings)})")
+            raise LabError(
+                f"{path}: unknown setting {', '.join(unknown)} (lab {self.number} has: "
+                f"{', '.join(self.settings)})"
+            )
         for key, setting in self.settings.items():
             if key not in values:
                 raise LabError(f"{path}: setting {key} is missing ({setting.means})")
             value = values[key]
-            good = isinstance(value, setting.kind) and not (setting.kind is not bool and isinstance(value, bool))
+            good = isinstance(value, setting.kind) and not (
+                setting.kind is not bool and isinstance(value, bool)
+            )
             if setting.kind is float and isinstance(value, int) and not isinstance(value, bool):
                 values[key], good = float(value), True
             if not good:
@@ -87,8 +91,10 @@ def key_options(node: str, spi: int, key: str, *, ha_index: int = 0, mn_key: str
     """``--set`` options giving the MN ``node`` and the HA's account for it the variant's key (the MN may
     get another, ``mn_key``: a wrong key to find)."""
     return [
-        "--set", f"ha.home_agent.mobile_nodes.{ha_index}.key={key}",
-        "--set", f"{node}.mobile_node.key={mn_key or key}",
+        "--set",
+        f"ha.home_agent.mobile_nodes.{ha_index}.key={key}",
+        "--set",
+        f"{node}.mobile_node.key={mn_key or key}",
     ]
 
 

@@ -27,8 +27,12 @@ def draw(rng: random.Random) -> dict[str, Any]:
 def argv(variant: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
     key = variant["keys"][str(SPI)]
     return [
-        "--phases", "forged", "--rate", "50",
-        "--lifetime", str(variant["ha_lifetime"]),
+        "--phases",
+        "forged",
+        "--rate",
+        "50",
+        "--lifetime",
+        str(variant["ha_lifetime"]),
         *key_options("mn1", SPI, key, mn_key=str(settings["mn1_key"])),
     ]
 
@@ -86,32 +90,77 @@ def forged_reply(code: int, part: str = "code") -> Any:
 def tasks(variant: Mapping[str, Any]) -> list[Task]:
     key = variant.get("keys", {}).get(str(SPI), "?")
     return [
-        Task("mn_key",
-             f"mn1 does not get registered. Find out why from the captures (mipdump --key {SPI}={key} verifies "
-             f"authenticators), fix mn1_key in your settings file and run the lab again.",
-             accepted, "the home agent's replies to mn1's requests through FA1 were not code 0 (accepted)",
-             kind="config"),
-        Task("rrq_care_of", "The Care-of Address in mn1's first Registration Request that reached the HA?",
-             request_field("care_of_address"), "mn1's first Registration Request on the home link",
-             kind="address"),
-        Task("rrq_flags", "Which flags (letters) are set in that request?", request_field("flags"),
-             "the flags byte of mn1's first Registration Request (S B D M G r T x)", kind="letters"),
-        Task("rrq_lifetime", "The Lifetime mn1 asks for (s)?", request_field("lifetime"),
-             "the Lifetime field of mn1's first Registration Request"),
-        Task("rrp_lifetime", "The Lifetime the home agent grants in its reply (s)?", granted,
-             "the Lifetime of the home agent's accepting Registration Reply"),
-        Task("auth_spi", "The SPI of the Mobile-Home Authentication extension of that request?", auth_field("spi"),
-             "the Mobile-Home Authentication extension (type 32)"),
-        Task("authenticator", "Its Authenticator (32 hex digits)?", auth_field("authenticator"),
-             "the Authenticator of mn1's first Registration Request (HMAC-MD5, RFC 5944 §5.1)", kind="text"),
-        Task("wrong_key_code", "The code the home agent answered the deregistration signed with a wrong key?",
-             forged_reply(131), "the home agent's replies to the correspondent (203.0.113.10)"),
-        Task("replay_code", "The code it answered the replayed deregistration?", forged_reply(133),
-             "the last reply to the correspondent (203.0.113.10)"),
-        Task("replay_id_high", "The high 32 bits of the Identification in that reply (decimal or 0x hex)?",
-             forged_reply(133, "high"), "the Identification of the code 133 reply (RFC 5944 §5.7)"),
-        Task("replay_id_low", "... and its low 32 bits: copied from which message? Give their value.",
-             forged_reply(133, "low"), "the low 32 bits of the code 133 reply's Identification (RFC 5944 §5.7)"),
+        Task(
+            "mn_key",
+            f"mn1 does not get registered. Find out why from the captures (mipdump --key {SPI}={key} "
+            f"verifies authenticators), fix mn1_key in your settings file and run the lab again.",
+            accepted,
+            "the home agent's replies to mn1's requests through FA1 were not code 0 (accepted)",
+            kind="config",
+        ),
+        Task(
+            "rrq_care_of",
+            "The Care-of Address in mn1's first Registration Request that reached the HA?",
+            request_field("care_of_address"),
+            "mn1's first Registration Request on the home link",
+            kind="address",
+        ),
+        Task(
+            "rrq_flags",
+            "Which flags (letters) are set in that request?",
+            request_field("flags"),
+            "the flags byte of mn1's first Registration Request (S B D M G r T x)",
+            kind="letters",
+        ),
+        Task(
+            "rrq_lifetime",
+            "The Lifetime mn1 asks for (s)?",
+            request_field("lifetime"),
+            "the Lifetime field of mn1's first Registration Request",
+        ),
+        Task(
+            "rrp_lifetime",
+            "The Lifetime the home agent grants in its reply (s)?",
+            granted,
+            "the Lifetime of the home agent's accepting Registration Reply",
+        ),
+        Task(
+            "auth_spi",
+            "The SPI of the Mobile-Home Authentication extension of that request?",
+            auth_field("spi"),
+            "the Mobile-Home Authentication extension (type 32)",
+        ),
+        Task(
+            "authenticator",
+            "Its Authenticator (32 hex digits)?",
+            auth_field("authenticator"),
+            "the Authenticator of mn1's first Registration Request (HMAC-MD5, RFC 5944 §5.1)",
+            kind="text",
+        ),
+        Task(
+            "wrong_key_code",
+            "The code the home agent answered the deregistration signed with a wrong key?",
+            forged_reply(131),
+            "the home agent's replies to the correspondent (203.0.113.10)",
+        ),
+        Task(
+            "replay_code",
+            "The code it answered the replayed deregistration?",
+            forged_reply(133),
+            "the last reply to the correspondent (203.0.113.10)",
+        ),
+        Task(
+            "replay_id_high",
+            "The high 32 bits of the Identification in that reply (decimal or 0x hex)?",
+            forged_reply(133, "high"),
+            "the Identification of the code 133 reply (RFC 5944 §5.7)",
+        ),
+        Task(
+            "replay_id_low",
+            "... and its low 32 bits: copied from which message? Give their value.",
+            forged_reply(133, "low"),
+            "the low 32 bits of the code 133 reply's Identification (RFC 5944 §5.7)",
+        ),
     ]
 
 

@@ -25,8 +25,14 @@ def draw(rng: random.Random) -> dict[str, Any]:
 def argv(variant: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
     reverse = "true" if settings["mn1_reverse_tunnel"] else "false"
     return [
-        "--moves", "1", "--rate", str(variant["rate"]), "--dwell", str(variant["dwell"]),
-        "--set", f"mn1.mobile_node.reverse_tunnel={reverse}",
+        "--moves",
+        "1",
+        "--rate",
+        str(variant["rate"]),
+        "--dwell",
+        str(variant["dwell"]),
+        "--set",
+        f"mn1.mobile_node.reverse_tunnel={reverse}",
     ]
 
 
@@ -48,13 +54,17 @@ def reverse_tunnelled(run: RunView) -> Measured:
     try:
         frame, _ = ev.first_layered(run, FA1_NET, MN6, CN6, depth=3)
     except Missing:
-        return Measured(False, f"{where} asks for T, but no mn1 → correspondent IPv6 packet left FA1 tunnelled")
+        return Measured(
+            False, f"{where} asks for T, but no mn1 → correspondent IPv6 packet left FA1 tunnelled"
+        )
     return Measured(True, frame.where)
 
 
 def prefix_request(run: RunView) -> Measured:
     request = mn_request(run)
-    return Measured(ev.extension(request, 152, 1)["prefix"], where_message(FA1_ACC, request) + ", extension 152")
+    return Measured(
+        ev.extension(request, 152, 1)["prefix"], where_message(FA1_ACC, request) + ", extension 152"
+    )
 
 
 def prefix_reply_code(run: RunView) -> Measured:
@@ -81,33 +91,73 @@ def down_layer(pcap: str, index: int, part: int) -> Any:
 
 def tasks(variant: Mapping[str, Any]) -> list[Task]:
     return [
-        Task("reverse_tunnel",
-             "The IPv6 probe from mn1 to the correspondent (v6-up) never arrives while mn1 is away. Find out "
-             "why from the captures, fix it in your settings file and run the lab again.",
-             reverse_tunnelled,
-             "mn1 must ask for reverse tunnelling (T) and its IPv6 must leave FA1 inside the tunnel",
-             kind="config"),
-        Task("prefix_requested", "Which IPv6 prefix does mn1 request in its IPv6 Prefix Request?",
-             prefix_request, "the DSMIPv4 extension (type 152, subtype 1) of mn1's request", kind="address"),
-        Task("prefix_reply_code", "The code of the home agent's IPv6 Prefix Reply?", prefix_reply_code,
-             "the DSMIPv4 extension (type 152, subtype 2) of the home agent's reply"),
-        Task("reply_frame",
-             "Open fa1-fa1-net.pcap in Wireshark with our dissector: the frame number of the home agent's "
-             "first Registration Reply?", reply_frame, "filter `dsmipv4` in Wireshark (docs/wireshark.md)"),
-        Task("net_headers",
-             "On FA1's network link, a correspondent → mn1 IPv6 probe travels in how many IP headers in all?",
-             down_layer(FA1_NET, 0, 0), "a v6-down probe on FA1's network link: count every IP header"),
-        Task("net_outer_src", "... the source of its outermost header?", down_layer(FA1_NET, 0, 1),
-             "the outer IPv4 header of a v6-down probe on FA1's network link", kind="address"),
-        Task("net_outer_dst", "... the destination of its outermost header?", down_layer(FA1_NET, 0, 2),
-             "the outer IPv4 header of a v6-down probe on FA1's network link", kind="address"),
-        Task("net_middle_dst", "... the destination of the header in the middle?", down_layer(FA1_NET, 1, 2),
-             "the second IPv4 header of a v6-down probe on FA1's network link", kind="address"),
-        Task("access_proto",
-             "On FA1's access link (fa1-fa1-acc.pcap), the Protocol field of the outer header of that probe?",
-             down_layer(FA1_ACC, 0, 3), "the outer IPv4 header of a v6-down probe on FA1's access link"),
-        Task("access_headers", "... and how many IP headers does it have there?", down_layer(FA1_ACC, 0, 0),
-             "a v6-down probe on FA1's access link: count every IP header"),
+        Task(
+            "reverse_tunnel",
+            "The IPv6 probe from mn1 to the correspondent (v6-up) never arrives while mn1 is away. Find out "
+            "why from the captures, fix it in your settings file and run the lab again.",
+            reverse_tunnelled,
+            "mn1 must ask for reverse tunnelling (T) and its IPv6 must leave FA1 inside the tunnel",
+            kind="config",
+        ),
+        Task(
+            "prefix_requested",
+            "Which IPv6 prefix does mn1 request in its IPv6 Prefix Request?",
+            prefix_request,
+            "the DSMIPv4 extension (type 152, subtype 1) of mn1's request",
+            kind="address",
+        ),
+        Task(
+            "prefix_reply_code",
+            "The code of the home agent's IPv6 Prefix Reply?",
+            prefix_reply_code,
+            "the DSMIPv4 extension (type 152, subtype 2) of the home agent's reply",
+        ),
+        Task(
+            "reply_frame",
+            "Open fa1-fa1-net.pcap in Wireshark with our dissector: the frame number of the home agent's "
+            "first Registration Reply?",
+            reply_frame,
+            "filter `dsmipv4` in Wireshark (docs/wireshark.md)",
+        ),
+        Task(
+            "net_headers",
+            "On FA1's network link, a correspondent → mn1 IPv6 probe travels in how many IP headers in all?",
+            down_layer(FA1_NET, 0, 0),
+            "a v6-down probe on FA1's network link: count every IP header",
+        ),
+        Task(
+            "net_outer_src",
+            "... the source of its outermost header?",
+            down_layer(FA1_NET, 0, 1),
+            "the outer IPv4 header of a v6-down probe on FA1's network link",
+            kind="address",
+        ),
+        Task(
+            "net_outer_dst",
+            "... the destination of its outermost header?",
+            down_layer(FA1_NET, 0, 2),
+            "the outer IPv4 header of a v6-down probe on FA1's network link",
+            kind="address",
+        ),
+        Task(
+            "net_middle_dst",
+            "... the destination of the header in the middle?",
+            down_layer(FA1_NET, 1, 2),
+            "the second IPv4 header of a v6-down probe on FA1's network link",
+            kind="address",
+        ),
+        Task(
+            "access_proto",
+            "On FA1's access link (fa1-fa1-acc.pcap), the Protocol field of the outer header of that probe?",
+            down_layer(FA1_ACC, 0, 3),
+            "the outer IPv4 header of a v6-down probe on FA1's access link",
+        ),
+        Task(
+            "access_headers",
+            "... and how many IP headers does it have there?",
+            down_layer(FA1_ACC, 0, 0),
+            "a v6-down probe on FA1's access link: count every IP header",
+        ),
     ]
 
 

@@ -30,8 +30,16 @@ def draw(rng: random.Random) -> dict[str, Any]:
 
 def argv(variant: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
     return [
-        "--moves", "2", "--detection", "both", "--dwell", "2", "--rate", str(variant["rate"]),
-        "--adv-interval", str(settings["adv_interval"]),
+        "--moves",
+        "2",
+        "--detection",
+        "both",
+        "--dwell",
+        "2",
+        "--rate",
+        str(variant["rate"]),
+        "--adv-interval",
+        str(settings["adv_interval"]),
     ]
 
 
@@ -57,39 +65,95 @@ def after_detection(handover: int) -> Any:
 
 
 def mean_wait(target: float) -> Any:
-    return lambda run: Measured(round(RESIDUAL * target * 1000, 1), "RFC 1256 §4.1: intervals jittered in [0.75, 1] ×")
+    return lambda run: Measured(
+        round(RESIDUAL * target * 1000, 1), "RFC 1256 §4.1: intervals jittered in [0.75, 1] ×"
+    )
 
 
 def tasks(variant: Mapping[str, Any]) -> list[Task]:
-    target, k, j = float(variant["adv_target"]), int(variant["link_handover"]), int(variant["advert_handover"])
-    ms = {"kind": "number", "tolerance": 0.10, "floor": 5.0}
+    target, k, j = (
+        float(variant["adv_target"]),
+        int(variant["link_handover"]),
+        int(variant["advert_handover"]),
+    )
     return [
-        Task("adv_interval",
-             f"The agents advertise only every few seconds: handovers without a carrier event are slow. Set "
-             f"their maximum advertisement interval to {target} s (adv_interval) and run the lab again.",
-             interval_set(target), "FA1's unsolicited advertisements are not about that far apart", kind="config"),
-        Task("adv_gap", "The median gap between FA1's unsolicited advertisements in your run (s, ± 10 %)?",
-             lambda run: ev.advertisement_gap(run, FA1_ACC, FA1),
-             "the times of FA1's advertisements to 224.0.0.1", kind="number", tolerance=0.10, floor=0.02),
-        Task("interruption_link", f"The v4-down interruption of handover {k} (ms, ± 10 %)?",
-             column(k, "v4-down_interruption_ms"), f"v4-down in handover {k}", **ms),
-        Task("lost_link", f"How many v4-down packets were lost in handover {k}?",
-             column(k, "v4-down_lost"), f"v4-down in handover {k}"),
-        Task("registration_rtt_link", f"The registration round trip of handover {k} (ms, ± 10 %)?",
-             column(k, "registration_rtt_ms"), f"rrq_sent → rrp_received in handover {k}",
-             kind="number", tolerance=0.10, floor=2.0),
-        Task("interruption_advert", f"The v4-down interruption of handover {j} (no carrier event; ms, ± 10 %)?",
-             column(j, "v4-down_interruption_ms"), f"v4-down in handover {j}", **ms),
-        Task("detection_advert", f"In handover {j}, how long after the move did mn1 detect it (ms, ± 10 %)?",
-             column(j, "movement_detected_ms"), f"movement detection in handover {j}", **ms),
-        Task("after_detection_advert",
-             f"... and from that detection to the tunnel being up (ms, ± 10 %)?", after_detection(j),
-             f"movement_detected_ms and tunnel_up_ms of handover {j}", **ms),
-        Task("mean_wait",
-             f"With a maximum interval of {target} s (intervals drawn uniformly in [0.75, 1] × that), how long "
-             f"does a node that just arrived wait for the next advertisement on average (ms, ± 10 %)?",
-             mean_wait(target), "the mean residual time of a renewal process: E[X²] / (2 E[X])",
-             kind="number", tolerance=0.10),
+        Task(
+            "adv_interval",
+            f"The agents advertise only every few seconds: handovers without a carrier event are slow. Set "
+            f"their maximum advertisement interval to {target} s (adv_interval) and run the lab again.",
+            interval_set(target),
+            "FA1's unsolicited advertisements are not about that far apart",
+            kind="config",
+        ),
+        Task(
+            "adv_gap",
+            "The median gap between FA1's unsolicited advertisements in your run (s, ± 10 %)?",
+            lambda run: ev.advertisement_gap(run, FA1_ACC, FA1),
+            "the times of FA1's advertisements to 224.0.0.1",
+            kind="number",
+            tolerance=0.10,
+            floor=0.02,
+        ),
+        Task(
+            "interruption_link",
+            f"The v4-down interruption of handover {k} (ms, ± 10 %)?",
+            column(k, "v4-down_interruption_ms"),
+            f"v4-down in handover {k}",
+            kind="number",
+            tolerance=0.10,
+            floor=5.0,
+        ),
+        Task(
+            "lost_link",
+            f"How many v4-down packets were lost in handover {k}?",
+            column(k, "v4-down_lost"),
+            f"v4-down in handover {k}",
+        ),
+        Task(
+            "registration_rtt_link",
+            f"The registration round trip of handover {k} (ms, ± 10 %)?",
+            column(k, "registration_rtt_ms"),
+            f"rrq_sent → rrp_received in handover {k}",
+            kind="number",
+            tolerance=0.10,
+            floor=2.0,
+        ),
+        Task(
+            "interruption_advert",
+            f"The v4-down interruption of handover {j} (no carrier event; ms, ± 10 %)?",
+            column(j, "v4-down_interruption_ms"),
+            f"v4-down in handover {j}",
+            kind="number",
+            tolerance=0.10,
+            floor=5.0,
+        ),
+        Task(
+            "detection_advert",
+            f"In handover {j}, how long after the move did mn1 detect it (ms, ± 10 %)?",
+            column(j, "movement_detected_ms"),
+            f"movement detection in handover {j}",
+            kind="number",
+            tolerance=0.10,
+            floor=5.0,
+        ),
+        Task(
+            "after_detection_advert",
+            "... and from that detection to the tunnel being up (ms, ± 10 %)?",
+            after_detection(j),
+            f"movement_detected_ms and tunnel_up_ms of handover {j}",
+            kind="number",
+            tolerance=0.10,
+            floor=5.0,
+        ),
+        Task(
+            "mean_wait",
+            f"With a maximum interval of {target} s (intervals uniform in [0.75, 1] × that), how long "
+            f"does a node that just arrived wait for the next advertisement on average (ms, ± 10 %)?",
+            mean_wait(target),
+            "the mean residual time of a renewal process: E[X²] / (2 E[X])",
+            kind="number",
+            tolerance=0.10,
+        ),
     ]
 
 

@@ -60,7 +60,9 @@ class RunView:
             raise LabError(f"{path}: no such run folder (the folder `python -m labs start` printed)")
         lab_file = path / LAB_FILE
         if not lab_file.is_file():
-            raise LabError(f"{path}: not a lab run folder (no {LAB_FILE}; start it with `python -m labs start`)")
+            raise LabError(
+                f"{path}: not a lab run folder (no {LAB_FILE}; start it with `python -m labs start`)"
+            )
         try:
             self.lab = dict(json.loads(lab_file.read_text()))
         except (ValueError, OSError) as error:
@@ -80,7 +82,9 @@ class RunView:
             try:
                 self._cache[key] = dict(json.loads((self.path / "meta.json").read_text()))
             except (OSError, ValueError):
-                raise Missing("meta.json is missing or unreadable: did the scenario run to its end?") from None
+                raise Missing(
+                    "meta.json is missing or unreadable: did the scenario run to its end?"
+                ) from None
         return dict(self._cache[key])
 
     def clock_offset(self) -> float:
@@ -149,7 +153,7 @@ class RunView:
         return list(self._cache[key])
 
     def find(self, pcap: str, message: str, **fields: Any) -> list[dict[str, Any]]:
-        """Messages named ``message`` (``Registration Reply``, ...) whose top-level fields equal ``fields``."""
+        """Messages named ``message`` (``Registration Reply``, ...) whose fields equal ``fields``."""
         return [
             item
             for item in self.messages(pcap)
