@@ -47,6 +47,13 @@ CASES = {
         "net_outer_dst", "192.0.2.10", "fa1-fa1-net.pcap frame", "reverse_tunnel", "the T flag is clear"
     ),
     "04": Case("interruption_link", 100000.0, "handovers.csv row", "adv_interval", "median gap"),
+    "05": Case(
+        "keepalive", 99, "nat1-nat1-pub.pcap frame", "udp_tunnelling", "no UDP Tunnel Request extension"
+    ),
+    "06": Case(
+        "delegated_prefix", "2001:db8:d100::/56", "ha-ha-eth0.pcap frame", "four_message", "SOLICIT, REPLY"
+    ),
+    "07": Case("black_hole_s", 99.0, "traces/ha.jsonl line", "ha_lifetime", "Lifetime 6"),
 }
 
 
