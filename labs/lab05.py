@@ -113,8 +113,8 @@ def tasks(variant: Mapping[str, Any]) -> list[Task]:
     return [
         Task(
             "udp_tunnelling",
-            "Behind the NAT nothing gets through, in either direction. Find out why from the NAT's public side, "
-            "fix mn1's setting and run the lab again.",
+            "Behind the NAT nothing gets through, in either direction. Find out why from the NAT's public "
+            "side, fix mn1's setting and run the lab again.",
             udp_tunnelled,
             "mn1 must ask for UDP tunnelling (RFC 3519) and its traffic must cross the NAT in "
             "MIP Tunnel Data",

@@ -86,7 +86,8 @@ def four_message(run: RunView) -> Measured:
     if not found:
         return Measured(False, f"pcaps/{HOME}: no DHCPv6 message inside the tunnels")
     names = [type_name(item.message) for item in found]
-    where = f"pcaps/{HOME} frames {', '.join(str(item.frame.number) for item in found[:4])}: {', '.join(names[:4])}"
+    frames = ", ".join(str(item.frame.number) for item in found[:4])
+    where = f"pcaps/{HOME} frames {frames}: {', '.join(names[:4])}"
     return Measured("ADVERTISE" in names and "REQUEST" in names, where)
 
 
@@ -141,8 +142,8 @@ def tasks(variant: Mapping[str, Any]) -> list[Task]:
     return [
         Task(
             "four_message",
-            "mn1's client uses Rapid Commit (Solicit, Reply). Make it use the four-message exchange (Solicit, "
-            "Advertise, Request, Reply) and run the lab again.",
+            "mn1's client uses Rapid Commit (Solicit, Reply). Make it use the four-message exchange "
+            "(Solicit, Advertise, Request, Reply) and run the lab again.",
             four_message,
             "the DHCPv6 messages inside the tunnels must include an Advertise and a Request",
             kind="config",

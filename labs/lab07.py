@@ -4,6 +4,7 @@ dies silently (the granted lifetime). Scenario: deregistration."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import statistics
 from collections.abc import Mapping
@@ -96,7 +97,7 @@ def renewal_gap(run: RunView) -> Measured:
     ]
     if len(found) < 3:
         raise Missing("fewer than 3 renewals between renewals_started and renewals_finished")
-    gaps = [b["time"] - a["time"] for a, b in zip(found, found[1:], strict=False)]
+    gaps = [b["time"] - a["time"] for a, b in itertools.pairwise(found)]
     return Measured(
         round(statistics.median(gaps), 2), f"{where_message(HOME, found[0])} and the requests after it"
     )
@@ -135,9 +136,9 @@ def tasks(variant: Mapping[str, Any]) -> list[Task]:
     return [
         Task(
             "ha_lifetime",
-            f"When a node dies silently, the home agent keeps its binding, tunnel and proxy ARP (a black hole) "
-            f"until the lifetime runs out. Cap the home agent's lifetimes at {target} s (ha_max_lifetime) and "
-            f"run the lab again.",
+            f"When a node dies silently, the home agent keeps its binding, tunnel and proxy ARP (a black "
+            f"hole) until the lifetime runs out. Cap the home agent's lifetimes at {target} s "
+            f"(ha_max_lifetime) and run the lab again.",
             lifetime_set(target),
             "the Lifetime the home agent grants mn1 must be your cap",
             kind="config",
