@@ -104,7 +104,7 @@ def start(lab: Lab, student: str, out: Path | None, settings: dict[str, Any]) ->
     answers = lab.folder / "answers.toml"
     print(f"Run folder: {run_dir}")
     print(f"Answer in a copy of {answers.relative_to(repo_root())}, then mark it with:")
-    print(f"  python -m labs check {lab.number} {run_dir} my-answers.toml")
+    print(f"  ./testbed labs check {lab.number} {run_dir} my-answers.toml")
     return run_dir, 0
 
 
