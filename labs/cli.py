@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "list":
             for lab in LABS.values():
-                print(f"{lab.number}  {lab.title:<42} ~{lab.minutes} min   labs/{lab.folder.name}/README.md")
+                print(f"{lab.number}  {lab.title:<60} ~{lab.minutes} min   labs/{lab.folder.name}/README.md")
             return 0
         lab = get_lab(args.lab)
         if args.command == "start":
