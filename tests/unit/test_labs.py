@@ -250,3 +250,33 @@ def test_every_lab_folder_has_its_handout_settings_and_answers_template() -> Non
         template = tomllib.loads((lab.folder / "answers.toml").read_text())
         questions = {task.key for task in lab.tasks(lab.variant("alice")) if task.kind != "config"}
         assert set(template) == questions, lab.number
+
+
+def test_nested_headers_are_peeled_outermost_first() -> None:
+    """IPv6 in IPv4 (41) in IPv4 (4): what lab 03 counts on FA1's network link (RFC 2003, RFC 4213)."""
+    import socket
+
+    import dpkt
+
+    from labs.evidence import layers
+
+    udp = dpkt.udp.UDP(sport=1, dport=2, data=b"x")
+    udp.ulen = len(udp)
+    inner6 = dpkt.ip6.IP6(
+        src=socket.inet_pton(socket.AF_INET6, "2001:db8:ff::10"),
+        dst=socket.inet_pton(socket.AF_INET6, "2001:db8:10::c000:20a"),
+        nxt=17,
+        hlim=64,
+        data=udp,
+    )
+    inner6.plen = len(udp)
+    middle = dpkt.ip.IP(src=socket.inet_aton(HA), dst=socket.inet_aton(HOA), p=41, data=bytes(inner6))
+    middle.len = 20 + len(bytes(inner6))
+    outer = dpkt.ip.IP(src=socket.inet_aton(HA), dst=socket.inet_aton(COA), p=4, data=bytes(middle))
+    outer.len = 20 + len(bytes(middle))
+    found = layers(dpkt.ip.IP(bytes(outer)))
+    assert found == [
+        (4, HA, COA, 4),
+        (4, HA, HOA, 41),
+        (6, "2001:db8:ff::10", "2001:db8:10::c000:20a", 17),
+    ]
