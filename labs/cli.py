@@ -84,8 +84,8 @@ def start(lab: Lab, student: str, out: Path | None, settings: dict[str, Any]) ->
     )
     scenario = importlib.import_module(f"scenarios.{lab.scenario}")
     code = int(scenario.main(argv))
-    if not (run_dir / "meta.json").exists():
-        print(f"labs: the scenario did not run (exit {code}); nothing to mark", file=sys.stderr)
+    if code in (130, 143) or not (run_dir / "meta.json").exists():
+        print(f"labs: the scenario did not run to its end (exit {code}); nothing to mark", file=sys.stderr)
         return run_dir, code if code else 2
     record = {
         "lab": lab.number,
