@@ -280,3 +280,58 @@ def test_nested_headers_are_peeled_outermost_first() -> None:
         (4, HA, HOA, 41),
         (6, "2001:db8:ff::10", "2001:db8:10::c000:20a", 17),
     ]
+
+
+def tunnelled_dhcp(message: bytes, to_server: bool) -> bytes:
+    """DHCPv6 over UDP 546/547 in IPv6 (fe80::HoA ↔ ff02::1:2 / fe80::1), in IPv4 HoA↔HA (41), in IPv4
+    CoA↔HA (4): a message of lab 06 as it crosses the home link (RFC 5454 §3.7.1)."""
+    import socket
+
+    import dpkt
+
+    mn6 = socket.inet_pton(socket.AF_INET6, "fe80::c000:20a")
+    server6 = socket.inet_pton(socket.AF_INET6, "ff02::1:2" if to_server else "fe80::1")
+    udp = dpkt.udp.UDP(sport=546 if to_server else 547, dport=547 if to_server else 546, data=message)
+    udp.ulen = len(udp)
+    src6, dst6 = (mn6, server6) if to_server else (server6, mn6)
+    inner6 = dpkt.ip6.IP6(src=src6, dst=dst6, nxt=17, hlim=64, data=udp)
+    inner6.plen = len(udp)
+    hoa, ha = socket.inet_aton(HOA), socket.inet_aton(HA)
+    middle = dpkt.ip.IP(src=hoa if to_server else ha, dst=ha if to_server else hoa, p=41, data=bytes(inner6))
+    middle.len = 20 + len(bytes(inner6))
+    coa = socket.inet_aton(COA)
+    outer = dpkt.ip.IP(src=coa if to_server else ha, dst=ha if to_server else coa, p=4, data=bytes(middle))
+    outer.len = 20 + len(bytes(middle))
+    return bytes(outer)
+
+
+@pytest.mark.parametrize("four", [False, True])
+def test_lab06_marks_the_dhcpv6_exchange_found_inside_the_tunnels(tmp_path: Path, four: bool) -> None:
+    from ipaddress import IPv6Network
+
+    from agents.mip.dhcpv6 import IaPd, IaPrefix, Message, MessageType
+
+    lease = IaPd(1, 5, 8, (IaPrefix(10, 10, IPv6Network("2001:db8:d000::/56")),))
+    kinds = [MessageType.SOLICIT, MessageType.ADVERTISE, MessageType.REQUEST, MessageType.REPLY]
+    kinds = kinds if four else [MessageType.SOLICIT, MessageType.REPLY]
+    packets = [
+        tunnelled_dhcp(
+            Message(kind, 7, ia_pds=(lease,)).encode(), kind in (MessageType.SOLICIT, MessageType.REQUEST)
+        )
+        for kind in kinds
+    ]
+    run = run_folder(tmp_path / "run", "06", {"seed": 1, "lease": 10, "rate": 50})
+    write_pcap(run / "pcaps" / "ha-ha-eth0.pcap", packets)
+    answers = {
+        "solicit_headers": 3,
+        "solicit_destination": "ff02::1:2",
+        "delegated_prefix": "2001:db8:d000::/56",
+        "valid_lifetime": 10,
+        "t1": 5,
+        "renews": 0,
+    }
+    by_key = {m.key: m for m in mark(get_lab("06"), RunView(run), answers).marks}
+    assert all(by_key[key].correct for key in answers), [by_key[key] for key in answers]
+    assert by_key["four_message"].correct is four
+    if not four:
+        assert "frames 1, 2: SOLICIT, REPLY" in by_key["four_message"].hint
