@@ -31,7 +31,7 @@ def argv(variant: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
         "--detection",
         "both",
         "--dwell",
-        "2",
+        "1.5",
         "--rate",
         "50",
         "--adv-interval",

@@ -29,6 +29,8 @@ def argv(variant: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
     return [
         "--phases",
         "forged",
+        "--settle-timeout",
+        "5",
         "--rate",
         "50",
         "--lifetime",

@@ -35,7 +35,7 @@ def argv(variant: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
         "--detection",
         "both",
         "--dwell",
-        "2",
+        "1.5",
         "--rate",
         str(variant["rate"]),
         "--adv-interval",
