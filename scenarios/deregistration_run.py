@@ -67,6 +67,7 @@ class DeregistrationRun(PhasedRun):
             mn_lifetime=REQUESTED_LIFETIME,
             datapath=args.datapath,
             tag=process_tag(),
+            overrides=args.set,
         )
         mobile, colocated = self.topo.mobile_plans[MOBILE], self.topo.mobile_plans[COLOCATED]
         self.hoa, self.hoa2 = str(mobile.home_address), str(colocated.home_address)

@@ -48,7 +48,12 @@ def pd_topology(args: argparse.Namespace, run: RunFolder, kea: KeaPlan) -> DualS
     """The dual-stack topology with mn1 configured for DHCPv6-PD (no prefixes of its own), the HA reading
     Kea's leases, and r0 routing the pool to the HA; the topology module stays untouched."""
     topo = DualStackTopo(
-        foreign_agents=2, mobile_nodes=1, nat=False, datapath=args.datapath, tag=process_tag()
+        foreign_agents=2,
+        mobile_nodes=1,
+        nat=False,
+        datapath=args.datapath,
+        tag=process_tag(),
+        overrides=args.set,
     )
     topo.specs["r0"].routes.append(Route(str(POOL), str(HA6.ip), family=6))
     ha: Any = topo.specs["ha"].agent_config

@@ -48,6 +48,7 @@ class HandoverRun:
             detection="advert" if args.detection == "advert" else "link",
             datapath=args.datapath,
             tag=process_tag(),
+            overrides=args.set,
         )
 
     def expect(self, name: str, passed: bool, detail: str = "") -> bool:

@@ -50,6 +50,7 @@ class NatTraversalRun(HandoverRun):
             nat=True,
             datapath=args.datapath,
             tag=process_tag(),
+            overrides=args.set,
             udp_keepalive=args.keepalive,
             nat_fa=args.via_fa,
         )

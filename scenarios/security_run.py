@@ -61,6 +61,7 @@ class SecurityRun(PhasedRun):
             mn_lifetime=REQUESTED_LIFETIME,
             datapath=args.datapath,
             tag=process_tag(),
+            overrides=args.set,
             ha_journal=str(run.path / "ha-journal.jsonl"),
         )
         self.phases = [phase for phase in PHASES if phase in args.phases]

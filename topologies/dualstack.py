@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from mininet.topo import Topo
@@ -71,6 +72,7 @@ from topologies.agent_configs import (
     nat_foreign_agent_config,
 )
 from topologies.nodes import AgentHost, RouterHost
+from topologies.overrides import Override, apply_overrides
 from topologies.spec import InterfaceSpec, MobileLink, NodeSpec, Route
 
 FORWARDING = {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1"}
@@ -141,6 +143,7 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         udp_keepalive: int | None = None,
         ha_journal: str | None = None,
         nat_fa: bool = False,
+        overrides: Sequence[Override] = (),
         **params: Any,
     ) -> None:
         self.tag = check_tag(tag)
@@ -183,6 +186,7 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         self._mobile_ports: dict[str, tuple[str, str]] = {}
         self._root_interfaces: set[str] = set()
         super().__init__(**params)
+        apply_overrides({name: spec.agent_config for name, spec in self.specs.items()}, overrides)
 
     def build(self, **_params: Any) -> None:
         self.addRouter("r0")

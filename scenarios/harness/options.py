@@ -65,6 +65,24 @@ def add_common_options(parser: argparse.ArgumentParser, scenario: str, default_r
     loudness.add_argument("-v", "--verbose", action="store_true", help="show every step")
     loudness.add_argument("-q", "--quiet", action="store_true", help="print only the verdict and the folder")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON at the end")
+    parser.add_argument(
+        "--set",
+        type=agent_setting,
+        action="append",
+        default=[],
+        metavar="NODE.SECTION.KEY=VALUE",
+        help="change one agent config setting, e.g. mn1.mobile_node.reverse_tunnel=false (repeatable)",
+    )
+
+
+def agent_setting(text: str) -> Any:
+    """An agent config override (:func:`topologies.overrides.parse_override`) for ``--set``."""
+    from topologies.overrides import OverrideError, parse_override
+
+    try:
+        return parse_override(text)
+    except OverrideError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_timing_options(
@@ -122,10 +140,11 @@ def run_plan(scenario: str, args: argparse.Namespace, run: RunFolder, plan: Call
     from scenarios.harness.links import MoveError
     from topologies.build import ConfigureError, NamesInUseError, NetworkStartTimeout
     from topologies.nodes import ProcessStartError
+    from topologies.overrides import OverrideError
 
     try:
         result = plan().execute()
-    except NamesInUseError as error:
+    except (NamesInUseError, OverrideError) as error:
         print(f"{scenario}: {error}", file=sys.stderr)
         return 2
     except (ConfigureError, NetworkStartTimeout, ProcessStartError, MoveError) as error:

@@ -66,6 +66,20 @@ def test_testbed_runs_scenarios_with_the_system_python(tmp_path: Path) -> None:
     assert "usage: python -m scenarios.handover" in result.stdout
 
 
+def test_testbed_marks_labs_with_the_system_python_and_without_root(tmp_path: Path) -> None:
+    """`./testbed labs list` and `check` (what students run as themselves) use /usr/bin/python3, not a
+    python3 first on PATH, and neither provisions nor asks for root; `start` still needs root."""
+    env = decoy_path(tmp_path)
+    listed = run("./testbed", "labs", "list", env=env)
+    assert DECOY_MARK not in listed.stderr, listed.stderr
+    assert listed.returncode == 0 and "01  Agent discovery" in listed.stdout, listed.stdout + listed.stderr
+    checked = run(
+        "./testbed", "labs", "check", "01", str(tmp_path / "no-run"), str(tmp_path / "a.toml"), env=env
+    )
+    assert checked.returncode == 2 and "no such run folder" in checked.stderr, checked.stderr
+    assert "provision" not in checked.stdout + checked.stderr
+
+
 def provisioning_copy(tmp_path: Path) -> Path:
     """A throwaway repository with only tools/provision.sh and pyproject.toml: its .venv is the test's."""
     repo = tmp_path / "repo"
