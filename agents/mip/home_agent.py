@@ -204,6 +204,17 @@ class HomeAgent:
         until = self._known.get(address)
         return (until is not None and now < until) or address in self._home_addresses
 
+    def known_sources(self, now: float) -> frozenset[IPv4Address]:
+        """Every source :meth:`is_known_source` accepts at ``now``: what the runtime steers to its priority
+        socket in the kernel (:mod:`agents.runtime.steering`)."""
+        live = (address for address, until in self._known.items() if now < until)
+        return frozenset(live) | self._home_addresses
+
+    @property
+    def home_addresses(self) -> frozenset[IPv4Address]:
+        """The configured mobile nodes' home addresses."""
+        return frozenset(self._home_addresses)
+
     def accepts_reverse_ipv4(self, outer_source: IPv4Address, inner_source: IPv4Address) -> bool:
         """Datapath check for reverse-tunnelled IPv4 (RFC 3024 §4.3.2)."""
         return self.table.accepts_reverse_ipv4(outer_source, inner_source)

@@ -130,7 +130,7 @@ def test_socket_drains_and_serves_known_sources_first() -> None:
     (a mobile node's renewal) before the flood that arrived around them."""
     queued = [Received(bytes([n]), (COA if n in (3, 7) else ATTACKER, 434), HA, 1) for n in range(10)]
     sock = MobileIpSocket.__new__(MobileIpSocket)
-    sock._receive_one = lambda: queued.pop(0) if queued else None  # type: ignore[method-assign]
+    sock.receive_one = lambda: queued.pop(0) if queued else None  # type: ignore[method-assign]
     served: list[int] = []
     sock._drain(lambda received: served.append(received.payload[0]), lambda source: source == COA)
     assert served == [3, 7, 0, 1, 2, 4, 5, 6, 8, 9] and not queued
