@@ -28,13 +28,16 @@ from scenarios.harness.runfolder import RunFolder, start_meta
 from scenarios.harness.testbed import Testbed, wait_until
 from scenarios.security import PHASES
 from scenarios.security_faults import phase_fa_restart, phase_ha_restart, phase_loss
+from scenarios.security_nat import phase_nat_loss
 from scenarios.spoofing import Target, bad_auth_datagram, garbage_datagram, spoofs, wrong_key_registration
 from topologies.addressing import CN4, CN6, HA4
 from topologies.dualstack import DualStackTopo, process_tag
 
 MOBILE, VISITED = "mn1", "mn2"
 REQUESTED_LIFETIME = 60
-FLOODS = ("garbage", "bad-auth")
+MAX_FLOOD = 1_000_000
+FLOODS = ("garbage", "bad-auth", "mixed")
+HA_INTERFACE = "ha-eth0"
 
 
 class SecurityRun(PhasedRun):
@@ -56,7 +59,8 @@ class SecurityRun(PhasedRun):
             foreign_agents=1,
             mobile_nodes=1,
             colocated_nodes=1,
-            nat=False,
+            nat="nat-loss" in args.phases,
+            udp_keepalive=args.keepalive if "nat-loss" in args.phases else None,
             ha_max_lifetime=args.lifetime,
             mn_lifetime=REQUESTED_LIFETIME,
             datapath=args.datapath,
@@ -96,6 +100,9 @@ class SecurityRun(PhasedRun):
             spoof_count=args.spoof_count,
             flood_count=args.flood_count,
             flood_rate=args.flood_rate,
+            mixed_rate=args.mixed_rate,
+            loss_legs=args.loss_legs,
+            keepalive=args.keepalive,
             phases=self.phases,
             loss=args.loss,
             loss_trials=args.loss_trials,
@@ -115,7 +122,12 @@ class SecurityRun(PhasedRun):
         bed.finish_move(number, self.wait(lambda: self.registered(MOBILE, self.fa_care_of), "mn1 via fa1"))
         bed.start_probes(self.flows(), self.args.rate)
         time.sleep(self.args.dwell)
-        faults = {"loss": phase_loss, "ha-restart": phase_ha_restart, "fa-restart": phase_fa_restart}
+        faults = {
+            "loss": phase_loss,
+            "nat-loss": phase_nat_loss,
+            "ha-restart": phase_ha_restart,
+            "fa-restart": phase_fa_restart,
+        }
         for phase in self.phases:
             bed.trace.emit("phase_started", phase=phase)
             self.progress.say(f"phase {phase}")
@@ -186,30 +198,54 @@ class SecurityRun(PhasedRun):
         self.mark("binding_seen", label="after", care_ofs=self.care_ofs(), counters=self.counters())
 
     def phase_flood(self, bed: Testbed) -> None:
-        """RFC 5944 §3.8.2.1: floods of garbage and of bad-authenticator requests (half forging the FA's
-        address, the source the MN's renewals come from) while the MN renews its short binding."""
+        """RFC 5944 §3.8.2.1: floods of garbage, of bad-authenticator requests and of both mixed (half of
+        each forging the FA's address, the source the MN's renewals come from) while the MN renews its
+        short binding. Each flood lasts ``--flood-count / --flood-rate`` seconds; what reached the HA is
+        counted at its interface (rx packets) as well as by its counters."""
         ha, hoa, care_of = HA4.ip, IPv4Address(self.hoa), IPv4Address(self.fa_care_of)
         sources = [CN4.ip, care_of]
-        packets = {
-            "garbage": [garbage_datagram(sources[n % 2], ha, n) for n in range(100)],
-            "bad-auth": [
-                bad_auth_datagram(
-                    sources[n % 2], ha, hoa, care_of, self.spi, timestamp_identification(time.time(), n)
-                )
-                for n in range(100)
-            ],
-        }
-        for kind in FLOODS:
-            before = self.counters()
-            self.mark("flood_started", kind=kind)
-            result = self.attack(
-                "cn", f"flood-{kind}", packets[kind], self.args.flood_count, self.args.flood_rate
+        garbage = [garbage_datagram(sources[n % 2], ha, n) for n in range(100)]
+        bad_auth = [
+            bad_auth_datagram(
+                sources[n % 2], ha, hoa, care_of, self.spi, timestamp_identification(time.time(), n)
             )
-            self.mark("flood_finished", kind=kind, **result)
-            time.sleep(max(1.0, self.args.dwell))
-            self.mark("flood_counters", kind=kind, before=before, after=self.counters())
-        time.sleep(self.args.lifetime)  # a renewal lost in the flood shows: expiry, then a gap in traffic
+            for n in range(100)
+        ]
+        packets = {
+            "garbage": garbage,
+            "bad-auth": bad_auth,
+            "mixed": [packet for pair in zip(garbage, bad_auth, strict=True) for packet in pair],
+        }
+        args = self.args
+        seconds = args.flood_count / args.flood_rate
+        for kind in FLOODS:
+            rate = args.mixed_rate if kind == "mixed" else args.flood_rate
+            count = max(100, min(MAX_FLOOD, round(rate * seconds)))
+            before, rx_before = self.status("ha"), self.interface_rx("ha", HA_INTERFACE)
+            self.mark("flood_started", kind=kind, rate=rate, count=count, ha_rx_packets=rx_before)
+            result = self.attack("cn", f"flood-{kind}", packets[kind], count, rate)
+            self.mark(
+                "flood_finished", kind=kind, ha_rx_packets=self.interface_rx("ha", HA_INTERFACE), **result
+            )
+            time.sleep(max(1.0, args.dwell))
+            after = self.status("ha")
+            self.mark(
+                "flood_counters",
+                kind=kind,
+                before=before.get("counters", {}),
+                after=after.get("counters", {}),
+                steering_before=before.get("steering"),
+                steering_after=after.get("steering"),
+            )
+        time.sleep(args.lifetime)  # a renewal lost in the flood shows: expiry, then a gap in traffic
         self.mark("binding_seen", label="after-flood", care_ofs=self.care_ofs(), counters=self.counters())
+
+    def interface_rx(self, node: str, interface: str) -> int | None:
+        """Packets ``interface`` of ``node`` received so far (sysfs, counted by the kernel as they arrive:
+        the rate that reached the HA, whatever its socket then dropped)."""
+        assert self.bed is not None
+        text = self.bed.node(node).cmd(f"cat /sys/class/net/{interface}/statistics/rx_packets").strip()
+        return int(text) if text.isdigit() else None
 
     # -- helpers ----------------------------------------------------------------------------------------
 
