@@ -44,7 +44,7 @@ def nat_loss(judge: Judge) -> None:
     }
     before, after = lost.get("port"), rebound.get("port")
     judge.check(
-        "nat-loss: the MN notices the lost NAT mapping and registers again from the new public port "
+        "nat-loss: the MN registers again from the NAT's new public port, the HA's binding follows "
         "(RFC 3519 §4.9–§4.10)",
         before is not None and after is not None and before != after and accepted is not None and bool(moved),
         f"binding port {before} → {after}; registered again "

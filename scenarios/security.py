@@ -119,6 +119,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the HA's UDP tunnel keepalive interval K for the nat-loss phase (RFC 3519 §4.9; default 3)",
     )
     parser.add_argument(
+        "--no-kernel-steering",
+        action="store_true",
+        help="run the HA with one UDP 434 socket (no priority socket for known peers): the baseline",
+    )
+    parser.add_argument(
         "--phases",
         type=phase_list,
         default=list(PHASES),

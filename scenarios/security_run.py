@@ -67,6 +67,8 @@ class SecurityRun(PhasedRun):
             tag=process_tag(),
             ha_journal=str(run.path / "ha-journal.jsonl"),
         )
+        if args.no_kernel_steering:  # the baseline: one UDP 434 socket, as before issue 16's steering
+            self.topo.nodeSpec("ha").agent_config["runtime"]["kernel_steering"] = False  # type: ignore[index]
         self.phases = [phase for phase in PHASES if phase in args.phases]
         mobile = self.topo.mobile_plans[MOBILE]
         self.hoa, self.spi = str(mobile.home_address), mobile.spi
@@ -103,6 +105,7 @@ class SecurityRun(PhasedRun):
             mixed_rate=args.mixed_rate,
             loss_legs=args.loss_legs,
             keepalive=args.keepalive,
+            kernel_steering=not args.no_kernel_steering,
             phases=self.phases,
             loss=args.loss,
             loss_trials=args.loss_trials,

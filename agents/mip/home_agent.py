@@ -206,9 +206,9 @@ class HomeAgent:
 
     def is_known_source(self, address: IPv4Address, now: float) -> bool:
         """A source an accepted registration came from (a care-of address or foreign agent) while that
-        binding lasts and :data:`KNOWN_GRACE` after, or a configured home address (deregistration from home, RFC 5944 §3.6.1.2). The
-        runtime serves these first; their requests are never dropped unverified (a flood that spoofs a
-        mobile node's care-of address cannot take its binding away)."""
+        binding lasts and :data:`KNOWN_GRACE` after, or a configured home address (deregistration from
+        home, RFC 5944 §3.6.1.2). The runtime serves these first; their requests are never dropped
+        unverified (a flood that spoofs a mobile node's care-of address cannot take its binding away)."""
         until = self._known.get(address)
         return (until is not None and now < until) or address in self._home_addresses
 

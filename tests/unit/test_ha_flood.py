@@ -10,9 +10,9 @@ from ipaddress import IPv4Address
 import pytest
 
 from agents.mip.budgets import SourceBudget
-from agents.mip.home_agent import KNOWN_GRACE
 from agents.mip.codes import ReplyCode
 from agents.mip.events import AuthenticationFailed, IdentificationRejected, RequestReceived
+from agents.mip.home_agent import KNOWN_GRACE
 from agents.runtime.udp import MobileIpSocket, Received
 from tests.unit.test_home_agent import (
     COA,

@@ -9,8 +9,6 @@ from __future__ import annotations
 import dataclasses
 from ipaddress import IPv4Address
 
-from agents.mip.home_agent import KNOWN_GRACE
-
 import pytest
 
 from agents.mip.bindings import CareOf, CareOfEntry, PrefixBinding, TunnelTarget
@@ -27,7 +25,7 @@ from agents.mip.events import (
     ProxyArpStopped,
 )
 from agents.mip.ha_restore import SavedBinding
-from agents.mip.home_agent import NodeState
+from agents.mip.home_agent import KNOWN_GRACE, NodeState
 from tests.unit.test_home_agent import (
     ALLOWED,
     COA,
