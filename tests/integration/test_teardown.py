@@ -6,7 +6,9 @@ Compared: link names (``ip -o link`` and /sys/class/net), named network namespac
 nftables rules (counters aside), our processes (this test process's descendants, and any process whose
 environment carries this test's token or whose command line names the run folder) and the scenario's own
 TMPDIR (its control sockets). The machine may be shared: links named with another process's topology tag
-(``ds<tag>home``, ...) and the netns tier's namespaces (``dsm-t...``) belong to someone else and are left out.
+(``ds<tag>home``, ...) and named namespaces of test tiers and tools (``dsm-...``: a scenario's Mininet nodes
+never have named ones) belong to someone else and are left out; when the host tracks bridged frames
+(br_netfilter), only translated (NAT) conntrack entries are compared, since anyone's run adds plain ones.
 Processes are only ever stopped through the handles this test holds.
 """
 
@@ -83,7 +85,31 @@ def root_conntrack_flows() -> frozenset[str]:
         raise AssertionError("conntrack is not installed (tools/provision.sh installs it)")
     result = subprocess.run(["conntrack", "-L"], capture_output=True, text=True, timeout=30, check=False)
     entries = [line for line in result.stdout.splitlines() if TESTBED_ADDRESSES.search(line)]
+    if bridged_frames_tracked():
+        entries = [line for line in entries if translated(line)]
     return frozenset(" ".join(w for w in line.split()[3:] if not w.isdigit()) for line in entries)
+
+
+def bridged_frames_tracked() -> bool:
+    """``net.bridge.bridge-nf-call-iptables = 1`` (br_netfilter loaded, e.g. by another tool on a shared
+    machine): every frame crossing the testbed's root-namespace bridges, anyone's run, is tracked by the
+    host. Those entries are untranslated and expire on their own; only translated ones are NAT state."""
+    path = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+    return path.is_file() and path.read_text().strip() == "1"
+
+
+FIELD = re.compile(r"\b(src|dst|sport|dport)=(\S+)")
+
+
+def translated(line: str) -> bool:
+    """The reply tuple is not the original one mirrored (any protocol): NAT state."""
+    pairs = FIELD.findall(line)
+    second = next((i for i, (key, _) in enumerate(pairs) if key == "src" and i > 0), None)
+    if second is None:
+        return True  # not a two-tuple entry: compared as it is
+    original, reply = dict(pairs[:second]), dict(pairs[second:])
+    mirror = {"src": "dst", "dst": "src", "sport": "dport", "dport": "sport"}
+    return reply != {mirror[key]: value for key, value in original.items()}
 
 
 def link_names() -> frozenset[str]:
@@ -151,7 +177,7 @@ def someone_elses(field: str, name: str, tag: str) -> bool:
     (``dsm-t<pid>-*``, ``dsm-b<pid>-*``: a scenario's Mininet nodes never have named namespaces)."""
     if field in ("links", "sys_class_net"):
         return OTHER_RUNS_LINK.fullmatch(name) is not None and not name.startswith(f"ds{tag}")
-    return field == "netns" and name.startswith(("dsm-t", "dsm-b"))
+    return field == "netns" and name.startswith("dsm-")  # any test tier's or tool's (e.g. dsm-u<pid>)
 
 
 def differences(before: RootState, after: RootState, tag: str) -> list[str]:
