@@ -119,6 +119,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the HA's UDP tunnel keepalive interval K for the nat-loss phase (RFC 3519 §4.9; default 3)",
     )
     parser.add_argument(
+        "--forged-share",
+        type=lambda text: number(text, 0, 1, "(a share)"),
+        default=0.5,
+        help="share of each flood's datagrams forging FA1's address, a known peer (default 0.5)",
+    )
+    parser.add_argument(
         "--no-kernel-steering",
         action="store_true",
         help="run the HA with one UDP 434 socket (no priority socket for known peers): the baseline",

@@ -109,6 +109,7 @@ class SecurityRun(PhasedRun):
             loss_legs=args.loss_legs,
             keepalive=args.keepalive,
             kernel_steering=not args.no_kernel_steering,
+            forged_share=args.forged_share,
             phases=self.phases,
             loss=args.loss,
             loss_trials=args.loss_trials,
@@ -204,16 +205,17 @@ class SecurityRun(PhasedRun):
         self.mark("binding_seen", label="after", care_ofs=self.care_ofs(), counters=self.counters())
 
     def phase_flood(self, bed: Testbed) -> None:
-        """RFC 5944 §3.8.2.1: floods of garbage, of bad-authenticator requests and of both mixed (half of
-        each forging the FA's address, the source the MN's renewals come from) while the MN renews its
-        short binding. Each flood lasts ``--flood-count / --flood-rate`` seconds; what reached the HA is
-        counted at its interface (rx packets) as well as by its counters."""
+        """RFC 5944 §3.8.2.1: floods of garbage, of bad-authenticator requests and of both mixed (a share
+        of each, ``--forged-share``, forging the FA's address, the source the MN's renewals come from)
+        while the MN renews its short binding. Each flood lasts ``--flood-count / --flood-rate`` seconds;
+        what reached the HA is counted at its interface (rx packets) as well as by its counters."""
         ha, hoa, care_of = HA4.ip, IPv4Address(self.hoa), IPv4Address(self.fa_care_of)
-        sources = [CN4.ip, care_of]
-        garbage = [garbage_datagram(sources[n % 2], ha, n) for n in range(100)]
+        forged = round(100 * self.args.forged_share)  # of every 100 datagrams, these forge FA1's address
+        sources = [care_of if (n * 37) % 100 < forged else CN4.ip for n in range(100)]
+        garbage = [garbage_datagram(sources[n], ha, n) for n in range(100)]
         bad_auth = [
             bad_auth_datagram(
-                sources[n % 2], ha, hoa, care_of, self.spi, timestamp_identification(time.time(), n)
+                sources[n], ha, hoa, care_of, self.spi, timestamp_identification(time.time(), n)
             )
             for n in range(100)
         ]
