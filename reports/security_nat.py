@@ -35,7 +35,11 @@ def nat_loss(judge: Judge) -> None:
     outages = {name: outage_ms(judge.run.flows.get(name), fault, until) for name in FLOWS}
     since = accepted["t"] if accepted else math.inf
     back = {name: first_received(judge.run.flows.get(name), since) for name in FLOWS}
+    lost_keepalives = [
+        e for e in judge.run.events(mn, "keepalive_lost") if fault < e["t"] <= (since if accepted else until)
+    ]
     judge.figures["nat_loss"] = {
+        "noticed_by": "keepalives" if lost_keepalives else "renewal",
         "keepalive_s": judge.meta.get("keepalive"),
         "port_before": lost.get("port"),
         "port_after": rebound.get("port"),

@@ -100,7 +100,8 @@ def fault_lines(figures: dict[str, Any]) -> list[str]:
     if nat:
         lines.append(
             f"- NAT mapping lost (K = {nat['keepalive_s']} s): binding port {nat['port_before']} → "
-            f"{nat['port_after']}, registered again {nat['registered_again_s']} s after; outage (ms) "
+            f"{nat['port_after']}, registered again {nat['registered_again_s']} s after (noticed by "
+            f"{nat.get('noticed_by', '?')}); outage (ms) "
             f"{nat['outage_ms']}"
         )
     ha = figures.get("ha_restart")

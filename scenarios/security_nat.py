@@ -4,7 +4,8 @@ reboot or an idle timeout; issue 16 "NAT binding loss").
 mn1 moves from FA1 to the private LAN behind ``nat1`` (MASQUERADE) and registers through it with UDP
 tunnelling (RFC 3519); once its binding is there, the NAT's conntrack entries for the node are deleted, so
 its next packets leave from a new public port and the HA's downlink goes to a port the NAT no longer maps.
-The MN notices by its unanswered keepalives (RFC 3519 §4.9–§4.10) and registers again from the new port;
+The mapping is dropped right after a renewal; the MN notices by its unanswered keepalives (RFC 3519
+§4.9–§4.10) or, with a lifetime shorter than K + 2 s, at its next renewal, and registers from the new port;
 the verdicts (:mod:`reports.security_nat`) take the outage from the probes. Then mn1 returns to FA1.
 """
 
@@ -14,6 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 from scenarios.harness.testbed import Testbed, wait_until
+from scenarios.security_faults import wait_renewal
 from topologies.addressing import NAT_PRIVATE4
 
 if TYPE_CHECKING:
@@ -33,8 +35,9 @@ def phase_nat_loss(run: SecurityRun, bed: Testbed) -> None:
     there = run.wait(lambda: run.registered(MOBILE, str(PRIVATE)), "mn1 registered through the NAT")
     bed.finish_move(number, there)
     time.sleep(max(2.0, run.args.dwell))
+    renewed = wait_renewal(run, run.args.lifetime + 1.0)  # the worst case: the next renewal is far off
     before = nat_port(run)
-    run.mark("nat_mapping_lost", port=before, binding=run.care_ofs())
+    run.mark("nat_mapping_lost", port=before, binding=run.care_ofs(), after_renewal=renewed)
     bed.node(NAT_NODE).cmd(f"conntrack -D -s {PRIVATE} >/dev/null 2>&1")
     run.progress.say(f"NAT mapping lost (public port {before}); waiting for mn1 to notice")
     moved = wait_until(lambda: nat_port(run) not in (None, before), settle, interval=0.05)
