@@ -101,7 +101,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--loss",
         type=lambda text: number(text, 0.01, 0.9, "(a probability)"),
         default=0.3,
-        help="share of UDP 434 dropped each way at the MN in the loss phase (default 0.3)",
+        help="share of UDP 434 dropped each way on each loss leg (default 0.3)",
     )
     parser.add_argument(
         "--loss-trials", type=count, default=3, help="registrations under loss, per leg (default 3)"
