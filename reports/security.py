@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from reports import security_faults
+from reports import security_faults, security_nat
 from reports.metrics import RunResult, Verdict
 from reports.pcapread import ip_packets, readable
 from reports.probes import FlowData, lost_between, max_gap_ms, received_between
@@ -31,6 +31,12 @@ LOG_LINES_PER_SECOND = 21
 """The security log's bound (agents/runtime/security_log.py: 20 lines and one summary per second)."""
 MARKER = b"DSMIP-SPOOF "
 FLOWS = ("v4-down", "v4-up", "v6-down", "v6-up")
+FLOOD_COUNTERS = {
+    "garbage": frozenset({"malformed"}),
+    "bad-auth": frozenset({"authentication_failures", "dropped_over_failure_budget"}),
+    "mixed": frozenset({"malformed", "authentication_failures", "dropped_over_failure_budget"}),
+}
+"""The HA's counters that count each flood's datagrams (mipctl status ``counters``)."""
 MAX_GAP_MS = 1000.0
 """Under a flood the MN's traffic may be delayed, but no gap between two probes may exceed this."""
 
@@ -222,11 +228,7 @@ class Judge:
             counted = (steps(self.run, "flood_counters", kind=kind) or [{}])[0]
             t1, t2 = (began[0]["t"] if began else math.nan), done["t"]
             sent, seconds = int(done.get("sent", 0)), float(done.get("seconds", 0) or 0)
-            keys = (
-                {"malformed"}
-                if kind == "garbage"
-                else {"authentication_failures", "dropped_over_failure_budget"}
-            )
+            keys = FLOOD_COUNTERS.get(kind, FLOOD_COUNTERS["mixed"])
             refused = delta(counted.get("before"), counted.get("after"), keys)
             logged = None if lines is None else sum(t1 <= t <= t2 + 1.0 for t in lines)
             window = t2 + 1.0 - t1
@@ -235,10 +237,21 @@ class Judge:
                 for e in self.run.events("ha", "binding_updated")
                 if e.get("home_address") == self.hoa and t1 <= e["t"] <= t2
             ]
+            rx_before = began[0].get("ha_rx_packets") if began else None
+            rx_after = done.get("ha_rx_packets")
+            at_ha = rx_after - rx_before if isinstance(rx_before, int) and isinstance(rx_after, int) else None
+            steering = {
+                key: delta(counted.get("steering_before"), counted.get("steering_after"), {key})
+                for key in ("priority_received", "general_received")
+            } if counted.get("steering_after") else None  # fmt: skip
             rows[kind] = {
+                "offered_rate": began[0].get("rate") if began else None,
                 "sent": sent,
                 "seconds": seconds,
                 "rate": round(sent / seconds) if seconds else None,
+                "ha_rx_packets": at_ha,
+                "ha_rx_rate": round(at_ha / (t2 - t1)) if at_ha is not None and t2 > t1 else None,
+                "read_by_ha": steering,
                 "refused_or_dropped_by_ha": refused,
                 "log_lines": logged,
                 "log_lines_per_s": None if logged is None else round(logged / window, 1),
@@ -248,7 +261,8 @@ class Judge:
             self.check(
                 f"flood {kind}: the HA's log stays within {LOG_LINES_PER_SECOND} lines/s",
                 logged is not None and sent > 0 and logged <= LOG_LINES_PER_SECOND * (window + 1),
-                f"{sent} sent in {seconds:.2f} s ({rows[kind]['rate']}/s); HA counted {refused} "
+                f"{sent} sent in {seconds:.2f} s ({rows[kind]['rate']}/s; {rows[kind]['ha_rx_rate']}/s "
+                f"at the HA's interface); HA counted {refused} "
                 f"({'/'.join(sorted(keys))}); {logged if logged is not None else '? (no logs/ha.log)'} log "
                 f"lines in {window:.2f} s (bound {LOG_LINES_PER_SECOND * (window + 1):.0f})",
             )
@@ -279,6 +293,9 @@ class Judge:
 
     def loss(self) -> None:
         security_faults.loss(self)
+
+    def nat_loss(self) -> None:
+        security_nat.nat_loss(self)
 
     def ha_restart(self) -> None:
         security_faults.ha_restart(self)
@@ -324,8 +341,6 @@ def render_security(run_dir: Path) -> RunResult:
     result = analyse_security(run)
     write_outputs(run, result)
     return result
-
-
 
 
 def flow_of(run: Run, name: str) -> FlowData | None:

@@ -41,15 +41,31 @@ def _outages(judge: Judge, fault: float, end: float) -> dict[str, float | None]:
     return {name: outage_ms(judge.run.flows.get(name), fault, end) for name in FLOWS}
 
 
+def leg_of(mark: dict[str, object]) -> str:
+    """The leg a loss mark belongs to (runs before the FA↔HA leg existed dropped at the MN only)."""
+    return str(mark.get("leg") or "mn-fa")
+
+
 def loss(judge: Judge) -> None:
-    """RFC 5944 §3.6.3: retransmission gets a registration through 30 % loss each way."""
+    """RFC 5944 §3.6.3: retransmission gets a registration through the loss, on each leg it was put on
+    (only the MN retransmits: a request or reply lost between FA and HA is recovered by the MN's next)."""
     from reports.security import phase_window, steps
 
     start, end = phase_window(judge.run, "loss")
+    installs = steps(judge.run, "loss_installed")
+    legs = list(dict.fromkeys(leg_of(mark) for mark in installs)) or ["mn-fa"]
+    judge.figures["loss"] = {}
+    for leg in legs:
+        loss_leg(judge, leg, start, end)
+
+
+def loss_leg(judge: Judge, leg: str, start: float, end: float) -> None:
+    from reports.security import steps
+
     mn = str(judge.meta.get("mobile_node", "mn1"))
     trials = []
     for sent in steps(judge.run, "register_sent"):
-        if not start <= sent["t"] <= end:
+        if not start <= sent["t"] <= end or leg_of(sent) != leg:
             continue
         accepted = next(
             (e for e in judge.run.events(mn, "registration_accepted") if sent["t"] <= e["t"] <= end), None
@@ -64,11 +80,13 @@ def loss(judge: Judge) -> None:
                 "requests": len(requests),
             }
         )
-    installed = (steps(judge.run, "loss_installed") or [{}])[0]
-    removed = (steps(judge.run, "loss_removed") or [{}])[0]
-    dropped = (steps(judge.run, "loss_counters") or [{}])[0].get("dropped", {})
+    installed = next((m for m in steps(judge.run, "loss_installed") if leg_of(m) == leg), {})
+    removed = next((m for m in steps(judge.run, "loss_removed") if leg_of(m) == leg), {})
+    counted = next((m for m in steps(judge.run, "loss_counters") if leg_of(m) == leg), {})
+    dropped = counted.get("dropped", {})
     times = [t["completion_s"] for t in trials if t["completion_s"] is not None]
-    judge.figures["loss"] = {
+    judge.figures["loss"][leg] = {
+        "node": installed.get("at", judge.meta.get("mobile_node", "mn1")),
         "probability": installed.get("probability"),
         "trials": trials,
         "dropped_by_rules": dropped,
@@ -77,18 +95,19 @@ def loss(judge: Judge) -> None:
     }
     wanted = int(judge.meta.get("loss_trials", 0))
     judge.check(
-        "loss: the MN registers through the lost signalling, by retransmission (RFC 5944 §3.6.3)",
+        f"loss {leg}: the MN registers through the lost signalling, by retransmission (RFC 5944 §3.6.3)",
         wanted > 0 and len(trials) == wanted and len(times) == wanted,
         f"{len(times)} of {wanted} registrations completed: "
         + ", ".join(f"{t['completion_s']} s after {t['requests']} requests" for t in trials)
-        + f"; the rules dropped {dropped}",
+        + f"; the rules dropped {dropped or 'nothing'}",
     )
     rules_in = [rule for rule in installed.get("rules", []) if "statistic" in rule and "434" in rule]
     rules_left = [rule for rule in removed.get("rules", []) if "statistic" in rule]
     judge.check(
-        f"loss: {installed.get('probability')} loss on UDP 434 both ways while registering, removed after",
+        f"loss {leg}: {installed.get('probability')} loss on UDP 434 both ways while registering, "
+        "removed after",
         len(rules_in) == 2 and removed.get("rules") is not None and not rules_left,
-        f"{len(rules_in)} rules installed, {len(rules_left)} left after",
+        f"{len(rules_in)} rules installed in {installed.get('at', '?')}, {len(rules_left)} left after",
     )
 
 

@@ -10,6 +10,9 @@ from reports.rundir import Run
 
 
 def write_outputs(run: Run, result: RunResult) -> None:
+    from reports.security_plots import render_security_plots
+
+    render_security_plots(result.metrics.get("figures", {}), run.path / "plots")
     _write(run.path / "metrics.json", metrics_json(result))
     _write(run.path / "report.md", report_markdown(run, result))
 
@@ -22,6 +25,8 @@ def report_markdown(run: Run, result: RunResult) -> str:
         f"HA maximum lifetime {meta.get('ha_max_lifetime')} s; probes at {meta.get('rate')} packets/s "
         "per flow; "
         f"datapath {meta.get('datapath')}; wall time {meta.get('wall_time_s')} s. Captures in pcaps/.",
+        "",
+        "![attacks](plots/attacks.png)",
         "",
         "## Attacks",
         "",
@@ -39,7 +44,8 @@ def report_markdown(run: Run, result: RunResult) -> str:
         lines.append(f"| {kind} | cn | 1 | reply code {code} | {logged} trace lines | – |")
     for kind, row in figures.get("flood", {}).items():
         lines.append(
-            f"| flood {kind} ({row['rate']}/s) | cn | {row['sent']} | "
+            f"| flood {kind} ({row['rate']}/s sent, {row.get('ha_rx_rate')}/s at the HA) | cn | "
+            f"{row['sent']} | "
             f"{row['refused_or_dropped_by_ha']} counted | "
             f"{row['log_lines']} log lines ({row['log_lines_per_s']}/s) | 0 |"
         )
@@ -50,6 +56,20 @@ def report_markdown(run: Run, result: RunResult) -> str:
             f"During the floods phase ({binding['phase_s']} s) the HA accepted {binding['renewals']} "
             "renewals "
             f"and removed the binding {binding['removed']} times.",
+        ]
+    read = {
+        kind: row.get("read_by_ha") for kind, row in figures.get("flood", {}).items() if row.get("read_by_ha")
+    }
+    if read:
+        lines += [
+            "",
+            "Datagrams the HA read per flood from its priority socket (known peers, steered by the kernel) "
+            "and its general socket: "
+            + "; ".join(
+                f"{kind} {counts['priority_received']} / {counts['general_received']}"
+                for kind, counts in read.items()
+            )
+            + ".",
         ]
     lines += fault_lines(figures)
     lines += ["", "## Verdicts", "", "| | expectation | detail |", "|---|---|---|"]
@@ -66,12 +86,23 @@ def report_markdown(run: Run, result: RunResult) -> str:
 def fault_lines(figures: dict[str, Any]) -> list[str]:
     """Per fault: what it cost (registration time under loss, outages after restarts)."""
     lines = []
-    loss = figures.get("loss")
-    if loss:
+    for leg, loss in (figures.get("loss") or {}).items():
+        if not isinstance(loss, dict):
+            continue
         lines.append(
-            f"- signalling loss {loss['probability']} each way: registrations completed in "
-            + ", ".join(f"{t['completion_s']} s ({t['requests']} requests)" for t in loss["trials"])
-            + f"; the rules dropped {loss['dropped_by_rules']}"
+            f"- signalling loss {loss['probability']} each way on {leg} (rules in {loss['node']}): "
+            f"registrations completed in median {loss['completion_s_median']} s, "
+            f"longest {loss['completion_s_max']} s ("
+            + ", ".join(f"{t['completion_s']} s / {t['requests']} requests" for t in loss["trials"])
+            + f"); the rules dropped {loss['dropped_by_rules']}"
+        )
+    nat = figures.get("nat_loss")
+    if nat:
+        lines.append(
+            f"- NAT mapping lost (K = {nat['keepalive_s']} s): binding port {nat['port_before']} → "
+            f"{nat['port_after']}, registered again {nat['registered_again_s']} s after (noticed by "
+            f"{nat.get('noticed_by', '?')}); outage (ms) "
+            f"{nat['outage_ms']}"
         )
     ha = figures.get("ha_restart")
     if ha:
@@ -86,4 +117,4 @@ def fault_lines(figures: dict[str, Any]) -> list[str]:
             f"{fa['noticed_s']} s "
             f"and was registered {fa['registered_s']} s after the kill; outage (ms) {fa['outage_ms']}"
         )
-    return ["", "## Faults", "", *lines] if lines else []
+    return ["", "## Faults", "", "![faults](plots/faults.png)", "", *lines] if lines else []

@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-MAX_COUNT = 500_000
-MAX_RATE = 50_000.0
+MAX_COUNT = 1_000_000
+MAX_RATE = 200_000.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -6,11 +6,16 @@
    the correspondent and from the co-located visited network: all dropped and counted, none forwarded
 2. ``forged``  a bad-authenticator registration and deregistration (131) and a replayed deregistration (133)
    change nothing
-3. ``flood``   garbage, then bad-authenticator requests at up to ~20,000/s while the MN renews a short
-   binding: it never expires, traffic keeps flowing, the HA's log stays within 21 lines/s
-4. ``loss``    30 % of UDP 434 lost each way at the MN: it still registers (completion time measured)
-5. ``ha-restart`` kill -9 of the HA, restart with its journal: traffic back without any MN action (outage)
-6. ``fa-restart`` the FA restarts: the MN notices by the sequence number and re-registers (RFC 5944 §2.4.4)
+3. ``flood``   garbage, then bad-authenticator requests at ``--flood-rate`` (default 20,000/s), then both
+   mixed at ``--mixed-rate`` (default 80,000/s) while the MN renews a short binding: it never expires,
+   traffic keeps flowing, the HA's log stays within 21 lines/s (the HA steers known peers' datagrams to a
+   priority socket in the kernel: :mod:`agents.runtime.steering`)
+4. ``loss``    30 % of UDP 434 lost each way on each ``--loss-legs`` leg in turn (MN↔FA at the MN, FA↔HA at
+   the FA): the MN still registers (completion time measured per leg)
+5. ``nat-loss`` the MN behind the NAT (UDP tunnel, RFC 3519) loses its NAT mapping: it notices by its
+   keepalives, registers again from the new public port, traffic comes back (outage)
+6. ``ha-restart`` kill -9 of the HA, restart with its journal: traffic back without any MN action (outage)
+7. ``fa-restart`` the FA restarts: the MN notices by the sequence number and re-registers (RFC 5944 §2.4.4)
 
     sudo python -m scenarios.security [--lifetime S] [--flood-count N] [--flood-rate PPS] [--out DIR] ...
 
@@ -36,7 +41,10 @@ from scenarios.harness.options import (
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder
 
-PHASES = ("spoof", "forged", "flood", "loss", "ha-restart", "fa-restart")
+PHASES = ("spoof", "forged", "flood", "loss", "nat-loss", "ha-restart", "fa-restart")
+LEGS = ("mn-fa", "fa-ha")
+"""Where the loss phase drops signalling: between the MN and FA1 (rules in the MN), between FA1 and the HA
+(rules in FA1, matching the HA's address)."""
 
 
 def flood_count(text: str) -> int:
@@ -52,6 +60,13 @@ def phase_list(text: str) -> list[str]:
     if unknown or not wanted:
         raise argparse.ArgumentTypeError(f"{text!r}: want some of {','.join(PHASES)}")
     return wanted
+
+
+def leg_list(text: str) -> list[str]:
+    wanted = [name.strip() for name in text.split(",") if name.strip()]
+    if not wanted or any(name not in LEGS for name in wanted):
+        raise argparse.ArgumentTypeError(f"{text!r}: want some of {','.join(LEGS)}")
+    return [leg for leg in LEGS if leg in wanted]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -71,17 +86,49 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--flood-rate",
-        type=lambda text: number(text, 100, 50_000, "datagrams per second"),
+        type=lambda text: number(text, 100, 200_000, "datagrams per second"),
         default=20_000.0,
-        help="datagrams per second offered in each flood (default 20000)",
+        help="datagrams per second offered in the garbage and the bad-auth flood (default 20000)",
+    )
+    parser.add_argument(
+        "--mixed-rate",
+        type=lambda text: number(text, 100, 200_000, "datagrams per second"),
+        default=80_000.0,
+        help="datagrams per second of the mixed flood (garbage and bad-auth alternating; default 80000; "
+        "it lasts as long as the others)",
     )
     parser.add_argument(
         "--loss",
         type=lambda text: number(text, 0.01, 0.9, "(a probability)"),
         default=0.3,
-        help="share of UDP 434 dropped each way at the MN in the loss phase (default 0.3)",
+        help="share of UDP 434 dropped each way on each loss leg (default 0.3)",
     )
-    parser.add_argument("--loss-trials", type=count, default=3, help="registrations under loss (default 3)")
+    parser.add_argument(
+        "--loss-trials", type=count, default=3, help="registrations under loss, per leg (default 3)"
+    )
+    parser.add_argument(
+        "--loss-legs",
+        type=leg_list,
+        default=list(LEGS),
+        help=f"comma-separated legs the loss phase drops on, in turn: {','.join(LEGS)} (default both)",
+    )
+    parser.add_argument(
+        "--keepalive",
+        type=lambda text: int(number(text, 1, 110, "seconds")),
+        default=3,
+        help="the HA's UDP tunnel keepalive interval K for the nat-loss phase (RFC 3519 §4.9; default 3)",
+    )
+    parser.add_argument(
+        "--forged-share",
+        type=lambda text: number(text, 0, 1, "(a share)"),
+        default=0.5,
+        help="share of each flood's datagrams forging FA1's address, a known peer (default 0.5)",
+    )
+    parser.add_argument(
+        "--no-kernel-steering",
+        action="store_true",
+        help="run the HA with one UDP 434 socket (no priority socket for known peers): the baseline",
+    )
     parser.add_argument(
         "--phases",
         type=phase_list,

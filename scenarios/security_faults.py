@@ -1,7 +1,9 @@
 """The security scenario's fault phases (the attacks are in :mod:`scenarios.security_run`):
 
-* ``loss``       30 % of UDP 434 dropped both ways at the mobile node (iptables ``statistic``, in its own
-  namespace, removed after): it still registers, by retransmission (RFC 5944 §3.6.3)
+* ``loss``       30 % of UDP 434 dropped both ways on one leg at a time (iptables ``statistic``, removed
+  after): MN↔FA in the mobile node's namespace, FA↔HA in the foreign agent's (only datagrams to and from
+  the HA's address); the MN still registers, by retransmission (RFC 5944 §3.6.3: only the MN retransmits,
+  so a request lost between FA and HA is sent again by the MN)
 * ``ha-restart`` the HA is killed (SIGKILL, our handle) and started again with the same configuration, trace,
   log and control path: it restores the binding from its journal, traffic comes back without the MN acting
 * ``fa-restart`` the FA is stopped and started: its advertisements start again at sequence 0, the MN takes
@@ -15,13 +17,16 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from scenarios.harness.testbed import Testbed, wait_until
+from topologies.addressing import HA4
 
 if TYPE_CHECKING:
     from scenarios.security_run import SecurityRun
 
 MOBILE, FOREIGN = "mn1", "fa1"
-LOSS_RULES = (("OUTPUT", "--dport"), ("INPUT", "--sport"))
-"""The MN's requests out (to UDP 434) and the replies in (from UDP 434)."""
+LOSS_RULES = (("OUTPUT", "--dport", "-d"), ("INPUT", "--sport", "-s"))
+"""Requests out (to UDP 434) and the replies in (from UDP 434)."""
+LEG_NODES = {"mn-fa": MOBILE, "fa-ha": FOREIGN}
+"""Where each leg's rules go; on the FA they match the HA's address (its access link carries UDP 434 too)."""
 LOSS_TIMEOUT = 60.0
 """A registration under 30 % loss each way succeeds per attempt with p = 0.49; with the 1, 2, 4, 8, 16 s
 backoff the seventh attempt goes out at 47 s: failing all seven has p < 1 %."""
@@ -39,47 +44,68 @@ def command(node: Any, argv: list[str]) -> tuple[int, str]:
     return popen.returncode, out.decode(errors="replace")
 
 
-def loss_rule(chain: str, port_option: str, probability: float) -> list[str]:
+def loss_rule(chain: str, port_option: str, probability: float, peer: list[str] | None = None) -> list[str]:
+    """``chain`` drops ``probability`` of UDP 434 (to or from port 434), only to/from ``peer`` if given."""
     return [
-        chain, "-p", "udp", port_option, "434", "-m", "statistic", "--mode", "random",
+        chain, *(peer or []), "-p", "udp", port_option, "434", "-m", "statistic", "--mode", "random",
         "--probability", f"{probability:g}", "-j", "DROP",
     ]  # fmt: skip
+
+
+def leg_rules(leg: str, probability: float) -> list[list[str]]:
+    """The two rules of ``leg``: at the MN any UDP 434 (its only peer is the FA), at the FA the HA's."""
+    return [
+        loss_rule(chain, option, probability, [address, str(HA4.ip)] if leg == "fa-ha" else None)
+        for chain, option, address in LOSS_RULES
+    ]
 
 
 def dropped_by_rules(node: Any) -> dict[str, int]:
     """Packets each loss rule dropped so far (``iptables -L -v -x``), by chain."""
     counts = {}
-    for chain, _ in LOSS_RULES:
+    for chain, _, _ in LOSS_RULES:
         _, out = command(node, ["iptables", "-w", "-L", chain, "-v", "-x", "-n"])
         counts[chain] = sum(int(line.split()[0]) for line in out.splitlines() if "statistic" in line)
     return counts
 
 
 def phase_loss(run: SecurityRun, bed: Testbed) -> None:
-    """RFC 5944 §3.6.3: the MN registers although 30 % of its signalling is lost each way."""
-    node, probability = bed.node(MOBILE), run.args.loss
-    bed.ask(MOBILE, "deregister")
-    run.wait(lambda: run.binding() is None, "mn1 deregistered before the loss is switched on")
-    for chain, option in LOSS_RULES:
-        code, out = command(node, ["iptables", "-w", "-A", *loss_rule(chain, option, probability)])
-        run.expect(f"loss rule {chain} installed in {MOBILE}", code == 0, out.strip())
-    _, listing = command(node, ["iptables", "-w", "-S"])
-    run.mark("loss_installed", mobile=MOBILE, probability=probability, rules=listing.splitlines())
-    for trial in range(run.args.loss_trials):
-        if trial:
-            bed.ask(MOBILE, "deregister")
-            gone = wait_until(lambda: run.binding() is None, LOSS_TIMEOUT)
-            run.expect(f"loss: mn1 deregistered (trial {trial + 1})", gone, "" if gone else "binding stays")
-        run.mark("register_sent", trial=trial)
+    """RFC 5944 §3.6.3: the MN registers although ``--loss`` of its signalling is lost each way, on each
+    leg in turn."""
+    for leg in run.args.loss_legs:
+        bed.ask(MOBILE, "deregister")
+        run.wait(lambda: run.binding() is None, f"mn1 deregistered before the loss on {leg}")
+        lossy_leg(run, bed, leg)
         bed.ask(MOBILE, "register")
-        done = wait_until(lambda: run.registered(MOBILE, run.fa_care_of), LOSS_TIMEOUT, interval=0.05)
-        run.mark("registered_seen", trial=trial, registered=done)
-    run.mark("loss_counters", dropped=dropped_by_rules(node))
-    for chain, option in LOSS_RULES:
-        command(node, ["iptables", "-w", "-D", *loss_rule(chain, option, probability)])
-    _, listing = command(node, ["iptables", "-w", "-S"])
-    run.mark("loss_removed", mobile=MOBILE, rules=listing.splitlines())
+        run.wait(lambda: run.registered(MOBILE, run.fa_care_of), f"mn1 registered after the loss on {leg}")
     time.sleep(run.args.dwell)
+
+
+def lossy_leg(run: SecurityRun, bed: Testbed, leg: str) -> None:
+    """Rules on, ``--loss-trials`` registrations (each after a deregistration), rules off."""
+    name, probability = LEG_NODES[leg], run.args.loss
+    node, rules = bed.node(name), leg_rules(leg, probability)
+    for rule in rules:
+        code, out = command(node, ["iptables", "-w", "-A", *rule])
+        run.expect(f"loss rule {rule[0]} installed in {name}", code == 0, out.strip())
+    _, listing = command(node, ["iptables", "-w", "-S"])
+    run.mark("loss_installed", leg=leg, at=name, probability=probability, rules=listing.splitlines())
+    try:
+        for trial in range(run.args.loss_trials):
+            if trial:
+                bed.ask(MOBILE, "deregister")
+                gone = wait_until(lambda: run.binding() is None, LOSS_TIMEOUT)
+                run.expect(f"loss {leg}: mn1 deregistered (trial {trial + 1})", gone, "" if gone else "kept")
+            run.mark("register_sent", leg=leg, trial=trial)
+            bed.ask(MOBILE, "register")
+            done = wait_until(lambda: run.registered(MOBILE, run.fa_care_of), LOSS_TIMEOUT, interval=0.05)
+            run.mark("registered_seen", leg=leg, trial=trial, registered=done)
+        run.mark("loss_counters", leg=leg, dropped=dropped_by_rules(node))
+    finally:
+        for rule in rules:
+            command(node, ["iptables", "-w", "-D", *rule])
+        _, listing = command(node, ["iptables", "-w", "-S"])
+        run.mark("loss_removed", leg=leg, at=name, rules=listing.splitlines())
 
 
 def phase_ha_restart(run: SecurityRun, bed: Testbed) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import time
@@ -28,13 +29,18 @@ from scenarios.harness.runfolder import RunFolder, start_meta
 from scenarios.harness.testbed import Testbed, wait_until
 from scenarios.security import PHASES
 from scenarios.security_faults import phase_fa_restart, phase_ha_restart, phase_loss
+from scenarios.security_nat import phase_nat_loss
 from scenarios.spoofing import Target, bad_auth_datagram, garbage_datagram, spoofs, wrong_key_registration
 from topologies.addressing import CN4, CN6, HA4
 from topologies.dualstack import DualStackTopo, process_tag
 
 MOBILE, VISITED = "mn1", "mn2"
 REQUESTED_LIFETIME = 60
-FLOODS = ("garbage", "bad-auth")
+MAX_FLOOD = 1_000_000
+RATE_PER_SENDER = 50_000.0
+"""Datagrams per second one attacker process is asked for (see :meth:`SecurityRun.attack`)."""
+FLOODS = ("garbage", "bad-auth", "mixed")
+HA_INTERFACE = "ha-eth0"
 
 
 class SecurityRun(PhasedRun):
@@ -56,7 +62,8 @@ class SecurityRun(PhasedRun):
             foreign_agents=1,
             mobile_nodes=1,
             colocated_nodes=1,
-            nat=False,
+            nat="nat-loss" in args.phases,
+            udp_keepalive=args.keepalive if "nat-loss" in args.phases else None,
             ha_max_lifetime=args.lifetime,
             mn_lifetime=REQUESTED_LIFETIME,
             datapath=args.datapath,
@@ -64,6 +71,8 @@ class SecurityRun(PhasedRun):
             overrides=args.set,
             ha_journal=str(run.path / "ha-journal.jsonl"),
         )
+        if args.no_kernel_steering:  # the baseline: one UDP 434 socket, as before issue 16's steering
+            self.topo.nodeSpec("ha").agent_config["runtime"]["kernel_steering"] = False  # type: ignore[index]
         self.phases = [phase for phase in PHASES if phase in args.phases]
         mobile = self.topo.mobile_plans[MOBILE]
         self.hoa, self.spi = str(mobile.home_address), mobile.spi
@@ -97,6 +106,11 @@ class SecurityRun(PhasedRun):
             spoof_count=args.spoof_count,
             flood_count=args.flood_count,
             flood_rate=args.flood_rate,
+            mixed_rate=args.mixed_rate,
+            loss_legs=args.loss_legs,
+            keepalive=args.keepalive,
+            kernel_steering=not args.no_kernel_steering,
+            forged_share=args.forged_share,
             phases=self.phases,
             loss=args.loss,
             loss_trials=args.loss_trials,
@@ -116,7 +130,12 @@ class SecurityRun(PhasedRun):
         bed.finish_move(number, self.wait(lambda: self.registered(MOBILE, self.fa_care_of), "mn1 via fa1"))
         bed.start_probes(self.flows(), self.args.rate)
         time.sleep(self.args.dwell)
-        faults = {"loss": phase_loss, "ha-restart": phase_ha_restart, "fa-restart": phase_fa_restart}
+        faults = {
+            "loss": phase_loss,
+            "nat-loss": phase_nat_loss,
+            "ha-restart": phase_ha_restart,
+            "fa-restart": phase_fa_restart,
+        }
         for phase in self.phases:
             bed.trace.emit("phase_started", phase=phase)
             self.progress.say(f"phase {phase}")
@@ -187,30 +206,55 @@ class SecurityRun(PhasedRun):
         self.mark("binding_seen", label="after", care_ofs=self.care_ofs(), counters=self.counters())
 
     def phase_flood(self, bed: Testbed) -> None:
-        """RFC 5944 §3.8.2.1: floods of garbage and of bad-authenticator requests (half forging the FA's
-        address, the source the MN's renewals come from) while the MN renews its short binding."""
+        """RFC 5944 §3.8.2.1: floods of garbage, of bad-authenticator requests and of both mixed (a share
+        of each, ``--forged-share``, forging the FA's address, the source the MN's renewals come from)
+        while the MN renews its short binding. Each flood lasts ``--flood-count / --flood-rate`` seconds;
+        what reached the HA is counted at its interface (rx packets) as well as by its counters."""
         ha, hoa, care_of = HA4.ip, IPv4Address(self.hoa), IPv4Address(self.fa_care_of)
-        sources = [CN4.ip, care_of]
-        packets = {
-            "garbage": [garbage_datagram(sources[n % 2], ha, n) for n in range(100)],
-            "bad-auth": [
-                bad_auth_datagram(
-                    sources[n % 2], ha, hoa, care_of, self.spi, timestamp_identification(time.time(), n)
-                )
-                for n in range(100)
-            ],
-        }
-        for kind in FLOODS:
-            before = self.counters()
-            self.mark("flood_started", kind=kind)
-            result = self.attack(
-                "cn", f"flood-{kind}", packets[kind], self.args.flood_count, self.args.flood_rate
+        forged = round(100 * self.args.forged_share)  # of every 100 datagrams, these forge FA1's address
+        sources = [care_of if (n * 37) % 100 < forged else CN4.ip for n in range(100)]
+        garbage = [garbage_datagram(sources[n], ha, n) for n in range(100)]
+        bad_auth = [
+            bad_auth_datagram(
+                sources[n], ha, hoa, care_of, self.spi, timestamp_identification(time.time(), n)
             )
-            self.mark("flood_finished", kind=kind, **result)
-            time.sleep(max(1.0, self.args.dwell))
-            self.mark("flood_counters", kind=kind, before=before, after=self.counters())
-        time.sleep(self.args.lifetime)  # a renewal lost in the flood shows: expiry, then a gap in traffic
+            for n in range(100)
+        ]
+        packets = {
+            "garbage": garbage,
+            "bad-auth": bad_auth,
+            "mixed": [packet for pair in zip(garbage, bad_auth, strict=True) for packet in pair],
+        }
+        args = self.args
+        seconds = args.flood_count / args.flood_rate
+        for kind in FLOODS:
+            rate = args.mixed_rate if kind == "mixed" else args.flood_rate
+            count = max(100, min(MAX_FLOOD, round(rate * seconds)))
+            before, rx_before = self.status("ha"), self.interface_rx("ha", HA_INTERFACE)
+            self.mark("flood_started", kind=kind, rate=rate, count=count, ha_rx_packets=rx_before)
+            result = self.attack("cn", f"flood-{kind}", packets[kind], count, rate)
+            self.mark(
+                "flood_finished", kind=kind, ha_rx_packets=self.interface_rx("ha", HA_INTERFACE), **result
+            )
+            time.sleep(max(1.0, args.dwell))
+            after = self.status("ha")
+            self.mark(
+                "flood_counters",
+                kind=kind,
+                before=before.get("counters", {}),
+                after=after.get("counters", {}),
+                steering_before=before.get("steering"),
+                steering_after=after.get("steering"),
+            )
+        time.sleep(args.lifetime)  # a renewal lost in the flood shows: expiry, then a gap in traffic
         self.mark("binding_seen", label="after-flood", care_ofs=self.care_ofs(), counters=self.counters())
+
+    def interface_rx(self, node: str, interface: str) -> int | None:
+        """Packets ``interface`` of ``node`` received so far (sysfs, counted by the kernel as they arrive:
+        the rate that reached the HA, whatever its socket then dropped)."""
+        assert self.bed is not None
+        text = self.bed.node(node).cmd(f"cat /sys/class/net/{interface}/statistics/rx_packets").strip()
+        return int(text) if text.isdigit() else None
 
     # -- helpers ----------------------------------------------------------------------------------------
 
@@ -261,45 +305,69 @@ class SecurityRun(PhasedRun):
         )
 
     def attack(self, node: str, name: str, packets: list[bytes], count: int, rate: float) -> dict[str, Any]:
-        """Run :mod:`scenarios.attack` inside ``node``: ``count`` packets at ``rate``; its JSON answer."""
+        """Run :mod:`scenarios.attack` inside ``node``: ``count`` packets at ``rate``; what was sent.
+        One attacker process sends up to :data:`RATE_PER_SENDER`/s; faster floods are split over several
+        processes at once (this machine's Python raw socket tops out around 75,000/s)."""
         path = self.run.path / "attacks" / f"{name}.hex"
         path.parent.mkdir(exist_ok=True)
         path.write_text("".join(packet.hex() + "\n" for packet in packets))
+        senders = max(1, math.ceil(rate / RATE_PER_SENDER))
         limit = count / rate + 10
-        argv = [
-            sys.executable,
-            "-m",
-            "scenarios.attack",
-            "--packets",
-            str(path),
-            "--count",
-            str(count),
-            "--rate",
-            f"{rate:g}",
-            "--max-seconds",
-            f"{limit:g}",
-        ]
-        return self.run_in(node, argv, limit + 5)
+        argvs = [self.attacker(path, count // senders + (index < count % senders), rate / senders, limit)
+                 for index in range(senders)]  # fmt: skip
+        results = self.run_all(node, argvs, limit + 5)
+        errors = [result["error"] for result in results if "error" in result]
+        if errors:
+            return {"error": "; ".join(errors)}
+        return {
+            "sent": sum(int(result["sent"]) for result in results),
+            "seconds": max(float(result["seconds"]) for result in results),
+            "errors": sum(int(result.get("errors", 0)) for result in results),
+            "senders": senders,
+        }
 
     def forge(self, payload: bytes) -> dict[str, Any]:
         argv = [sys.executable, "-m", "scenarios.forge", "--to", str(HA4.ip), "--hex", payload.hex()]
         return self.run_in("cn", argv, 10)
 
+    @staticmethod
+    def attacker(path: Any, count: int, rate: float, limit: float) -> list[str]:
+        return [
+            sys.executable, "-m", "scenarios.attack", "--packets", str(path), "--count", str(count),
+            "--rate", f"{rate:g}", "--max-seconds", f"{limit:g}",
+        ]  # fmt: skip
+
     def run_in(self, node: str, argv: list[str], timeout: float) -> dict[str, Any]:
+        return self.run_all(node, [argv], timeout)[0]
+
+    def run_all(self, node: str, argvs: list[list[str]], timeout: float) -> list[dict[str, Any]]:
+        """Run every ``argv`` in ``node`` at once; each one's JSON answer (or an error)."""
         assert self.bed is not None
-        popen = self.bed.node(node).popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
+        popens = []
         try:
-            out, err = popen.communicate(timeout=timeout)
+            for argv in argvs:
+                popens.append(
+                    self.bed.node(node).popen(
+                        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                    )
+                )
+            deadline = time.monotonic() + timeout
+            return [self._answer(popen, argv, deadline) for popen, argv in zip(popens, argvs, strict=False)]
+        except BaseException:  # Ctrl-C or SIGTERM: the attackers stop with the run, not after it
+            for popen in popens:
+                if popen.poll() is None:
+                    popen.kill()  # our own handles
+                popen.wait()
+            raise
+
+    @staticmethod
+    def _answer(popen: Any, argv: list[str], deadline: float) -> dict[str, Any]:
+        try:
+            out, err = popen.communicate(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             popen.kill()  # our own handle
             popen.communicate()
-            return {"error": f"{argv[2]} did not finish in {timeout:g} s"}
-        except BaseException:  # Ctrl-C or SIGTERM: the attacker stops with the run, not after it
-            popen.kill()
-            popen.wait()
-            raise
+            return {"error": f"{argv[2]} did not finish in time"}
         try:
             return dict(json.loads(out.decode().strip().splitlines()[-1]))
         except (ValueError, IndexError):

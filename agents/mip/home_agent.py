@@ -49,6 +49,7 @@ from agents.mip.extensions import UdpTunnelReply
 from agents.mip.ha_delegation import DelegationBook
 from agents.mip.ha_keepalive import awaiting_entry, keepalive_home_address, known_port, port_owner
 from agents.mip.ha_policy import PrefixDecision
+from agents.mip.ha_quick_reject import fails_quickly
 from agents.mip.ha_restore import RestoreOutcome, SavedBinding, usable_care_ofs, usable_prefixes
 from agents.mip.registration import RegistrationReply, RegistrationRequest
 from agents.mip.states import HOME_AGENT_TRANSITIONS, NodeState, NodeTrigger, next_state
@@ -69,6 +70,11 @@ class _Incoming:
     """Emitted once the request is authenticated, or its failure is within the source's budget."""
 
 
+KNOWN_GRACE = 30.0
+"""Seconds a source stays known after the binding it registered expired: a renewal held up in a flood
+until after the expiry (or its retransmissions) is still served first, not left with the flood."""
+
+
 class HomeAgent:
     """The home agent's registration machine and binding table."""
 
@@ -85,6 +91,7 @@ class HomeAgent:
         """What failed requests may cost, per source and in all (:class:`SourceBudget`)."""
         self._known: dict[IPv4Address, float] = {}  # source of an accepted registration → binding expiry
         self._home_addresses = frozenset(account.home_address for account in config.mobile_nodes)
+        self._accounts = {account.home_address.packed: account for account in config.mobile_nodes}
         self.table = BindingTable()
         self.counters: Counter[str] = Counter()
         self._wall_clock_offset = wall_clock_offset
@@ -155,6 +162,7 @@ class HomeAgent:
             return RestoreOutcome(home, skipped=tuple(skipped))
         for entry in reversed(entries):  # oldest first: the newest is the last one put
             self.table.put(home, entry, keep_others=True)
+            self._remember_until(entry.request_source[0], entry.expires_at)  # a known peer again
         prefixes, skipped_prefixes = usable_prefixes(saved, account, self.config, self.table, entries)
         self.table.replace_prefixes(home, prefixes)
         for entry in entries:
@@ -200,9 +208,9 @@ class HomeAgent:
 
     def is_known_source(self, address: IPv4Address, now: float) -> bool:
         """A source an accepted registration came from (a care-of address or foreign agent) while that
-        binding lasts, or a configured home address (deregistration from home, RFC 5944 §3.6.1.2). The
-        runtime serves these first; their requests are never dropped unverified (a flood that spoofs a
-        mobile node's care-of address cannot take its binding away)."""
+        binding lasts and :data:`KNOWN_GRACE` after, or a configured home address (deregistration from
+        home, RFC 5944 §3.6.1.2). The runtime serves these first; their requests are never dropped
+        unverified (a flood that spoofs a mobile node's care-of address cannot take its binding away)."""
         until = self._known.get(address)
         return (until is not None and now < until) or address in self._home_addresses
 
@@ -238,6 +246,17 @@ class HomeAgent:
         self._emit(UdpTunnelBound(home, bound.care_of, round(now - entry.registered_at, 6), previous))
         return True
 
+    def known_sources(self, now: float) -> frozenset[IPv4Address]:
+        """Every source :meth:`is_known_source` accepts at ``now``: what the runtime steers to its priority
+        socket in the kernel (:mod:`agents.runtime.steering`)."""
+        live = (address for address, until in self._known.items() if now < until)
+        return frozenset(live) | self._home_addresses
+
+    @property
+    def home_addresses(self) -> frozenset[IPv4Address]:
+        """The configured mobile nodes' home addresses."""
+        return frozenset(self._home_addresses)
+
     def accepts_reverse_ipv4(self, outer_source: IPv4Address, inner_source: IPv4Address) -> bool:
         """Datapath check for reverse-tunnelled IPv4 (RFC 3024 §4.3.2)."""
         return self.table.accepts_reverse_ipv4(outer_source, inner_source)
@@ -251,6 +270,8 @@ class HomeAgent:
     def _receive(self, raw: bytes, address: IPv4Address, port: int, now: float) -> None:
         if not raw or raw[0] != MessageType.REGISTRATION_REQUEST:
             self._discard(address, port, f"message type {raw[0] if raw else 'none'} is not a request")
+            return
+        if self._quickly_rejected(raw, address, now):
             return
         request = RegistrationRequest.decode(raw)
         self.counters["requests"] += 1
@@ -271,6 +292,21 @@ class HomeAgent:
         if account is not None and self._authenticated(incoming, account):
             self._emit(received)
             self._process_authenticated(incoming, account)
+
+    def _quickly_rejected(self, raw: bytes, address: IPv4Address, now: float) -> bool:
+        """A known peer's request past its failure budget whose MN-HA authenticator fails on the raw bytes
+        (:mod:`agents.mip.ha_quick_reject`): counted as the full pipeline would (no reply, no event), in a
+        fifth of its time, so a flood forging that peer cannot outrun the agent."""
+        if not self.failure_budget.exhausted(address, now) or not self.is_known_source(address, now):
+            return False
+        account = self._accounts.get(raw[4:8])
+        if account is None or not fails_quickly(raw, account.association):
+            return False
+        self.counters["requests"] += 1
+        self.counters["authentication_failures"] += 1
+        self.counters["failures_over_budget"] += 1
+        self.counters["rejected_quickly"] += 1
+        return True
 
     def _failure_reported(self, incoming: _Incoming) -> bool:
         """Charge a failed request to its source: True (within budget) emits its RequestReceived and the
@@ -561,9 +597,12 @@ class HomeAgent:
     def _remember_source(self, source: IPv4Address, now: float, lifetime: int) -> None:
         """Note a source whose registration was accepted (see :meth:`is_known_source`); only
         authenticated requests get here, so the map is bounded by the mobile nodes' bindings."""
-        until = now + lifetime
+        self._remember_until(source, now + lifetime, now)
+
+    def _remember_until(self, source: IPv4Address, expiry: float, now: float | None = None) -> None:
+        until = expiry + KNOWN_GRACE
         self._known[source] = max(until, self._known.get(source, until))
-        if len(self._known) > 64 + 4 * len(self._home_addresses):  # forget expired ones now and then
+        if now is not None and len(self._known) > 64 + 4 * len(self._home_addresses):  # forget expired
             self._known = {address: end for address, end in self._known.items() if end > now}
 
     def _emit(self, event: Event) -> None:

@@ -52,12 +52,15 @@ class MobileIpSocket:
         *,
         broadcast: bool = False,
         receive_buffer: int | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             if receive_buffer:
                 _set_receive_buffer(self.sock, receive_buffer)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:  # the home agent's steered pair (agents/runtime/steering.py)
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             self.sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
             if broadcast:
                 self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
@@ -96,7 +99,7 @@ class MobileIpSocket:
 
     def _readable(self, on_datagram: Callable[[Received], None]) -> None:
         for _ in range(BATCH):  # bounded batch, then let the loop run other work
-            received = self._receive_one()
+            received = self.receive_one()
             if received is None:
                 return
             if received is not _ERROR:
@@ -106,7 +109,7 @@ class MobileIpSocket:
         urgent: list[Received] = []
         rest: list[Received] = []
         for _ in range(DRAIN_LIMIT):
-            received = self._receive_one()
+            received = self.receive_one()
             if received is None:
                 break
             if received is not _ERROR:
@@ -116,8 +119,9 @@ class MobileIpSocket:
         for received in rest:
             on_datagram(received)
 
-    def _receive_one(self) -> Received | None:
-        """The next datagram; None when the socket is empty; :data:`_ERROR` after a reported error."""
+    def receive_one(self) -> Received | None:
+        """The next datagram; None when the socket is empty; :data:`RECEIVE_ERROR` after a reported
+        error."""
         try:
             data, ancillary, _flags, (host, port) = self.sock.recvmsg(MAX_DATAGRAM, socket.CMSG_SPACE(12))
         except (BlockingIOError, InterruptedError):
@@ -172,6 +176,7 @@ class MobileIpSocket:
 
 _ERROR = Received(b"", (_UNSPECIFIED, 0), _UNSPECIFIED, 0)
 """Marker: recvmsg reported an error (the loop goes on reading)."""
+RECEIVE_ERROR = _ERROR
 
 
 def _set_receive_buffer(sock: socket.socket, size: int) -> None:

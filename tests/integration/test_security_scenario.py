@@ -2,8 +2,9 @@
 verdict is computed from the run folder (a doctored trace, log or capture makes exactly that verdict fail)
 and teardown leaves nothing behind.
 
-One short run (floods of 10,000 datagrams at 20,000/s, 3 spoofed packets per kind, one registration under
-30 % loss, then the HA and the FA killed and restarted) serves every test."""
+One short run (floods of 10,000 datagrams at 20,000/s and a mixed one at 40,000/s, 3 spoofed packets per
+kind, one registration under 30 % loss on each leg, a NAT mapping lost, then the HA and the FA killed and
+restarted) serves every test."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ pytestmark = [pytest.mark.mininet, pytest.mark.root, pytest.mark.slow]
 
 ARGS = [
     *("--spoof-count", "3", "--flood-count", "10000", "--flood-rate", "20000", "--dwell", "0.5"),
-    *("--loss-trials", "1"),
+    *("--loss-trials", "1", "--mixed-rate", "40000", "--keepalive", "2"),
 ]
 HOA = "192.0.2.10"
 SPOOF_KINDS = ("v4-outer", "v4-inner", "v6-outer", "v6-inner", "v6-unnested", "v6-nested-outer")
@@ -92,10 +93,22 @@ def test_every_attack_is_refused_and_the_run_folder_is_complete(finished_run: tu
         "replay": 133,
     }
     assert figures["flood"]["bad-auth"]["sent"] == 10_000
+    assert figures["flood"]["mixed"]["sent"] == 20_000
+    for kind, row in figures["flood"].items():  # counted by the kernel at the HA's interface
+        assert row["ha_rx_packets"] >= row["sent"] * 0.9, kind
+        assert row["read_by_ha"]["priority_received"] >= 0 and row["read_by_ha"]["general_received"] > 0, kind
     assert figures["flood_binding"]["removed"] == 0
     assert (run / "pcaps" / "ha-ha-eth0.pcap").stat().st_size > 0
     assert "| spoof v6-unnested | mn2 | 3 |" in (run / "report.md").read_text()
-    assert figures["loss"]["completion_s_max"] is not None
+    assert set(figures["loss"]) == {"mn-fa", "fa-ha"}
+    assert all(leg["completion_s_max"] is not None for leg in figures["loss"].values())
+    assert figures["loss"]["fa-ha"]["node"] == "fa1"
+    nat = figures["nat_loss"]
+    assert nat["port_before"] != nat["port_after"] and nat["registered_again_s"] is not None
+    assert all(ms is not None and ms < 15_000 for ms in nat["outage_ms"].values())
+    for plot in ("attacks.png", "faults.png"):
+        assert (run / "plots" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"plots/{plot}" in (run / "report.md").read_text()
     assert figures["ha_restart"]["bindings_restored"] == 1
     assert all(0 < ms < 5000 for ms in figures["ha_restart"]["outage_ms"].values())
     assert figures["fa_restart"]["noticed_s"] is not None
@@ -142,7 +155,89 @@ def test_loss_rules_left_behind_fail(finished_run: tuple[Finished, Path], tmp_pa
 
     _, run = finished_run
     judged = doctored(run, tmp_path, edit_trace("scenario", left))
-    assert failed(judged) == ["loss: 0.3 loss on UDP 434 both ways while registering, removed after"]
+    assert failed(judged) == [
+        f"loss {leg}: 0.3 loss on UDP 434 both ways while registering, removed after"
+        for leg in ("mn-fa", "fa-ha")
+    ]
+
+
+def test_loss_rules_left_on_one_leg_fail_that_leg_only(
+    finished_run: tuple[Finished, Path], tmp_path: Path
+) -> None:
+    def left(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for event in events:
+            if event.get("what") == "loss_removed" and event.get("leg") == "fa-ha":
+                event["rules"].append(
+                    "-A INPUT -s 192.0.2.1/32 -p udp -m udp --sport 434 -m statistic --mode random -j DROP"
+                )
+        return events
+
+    _, run = finished_run
+    judged = doctored(run, tmp_path, edit_trace("scenario", left))
+    assert failed(judged) == ["loss fa-ha: 0.3 loss on UDP 434 both ways while registering, removed after"]
+
+
+def test_a_registration_that_never_completed_under_loss_fails_its_leg(
+    finished_run: tuple[Finished, Path], tmp_path: Path
+) -> None:
+    """A doctored MN trace: no registration_accepted after the FA-HA leg's register command."""
+    _, run = finished_run
+    scenario = [json.loads(line) for line in (run / "traces" / "scenario.jsonl").read_text().splitlines()]
+    sent = next(e["t"] for e in scenario if e.get("what") == "register_sent" and e.get("leg") == "fa-ha")
+    done = next(e["t"] for e in scenario if e.get("what") == "registered_seen" and e.get("leg") == "fa-ha")
+
+    def never(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            e for e in events if not (e["event"] == "registration_accepted" and sent <= e["t"] <= done + 5)
+        ]
+
+    judged = doctored(run, tmp_path, edit_trace("mn1", never))
+    assert (
+        "loss fa-ha: the MN registers through the lost signalling, by retransmission (RFC 5944 §3.6.3)"
+        in (failed(judged))
+    )
+    assert (
+        "loss mn-fa: the MN registers through the lost signalling, by retransmission (RFC 5944 §3.6.3)"
+        not in (failed(judged))
+    )
+
+
+def test_a_binding_that_never_followed_the_nat_fails(
+    finished_run: tuple[Finished, Path], tmp_path: Path
+) -> None:
+    """A doctored scenario trace: the binding's port after the NAT loss is the one before."""
+
+    def stuck(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        before = next(e["port"] for e in events if e.get("what") == "nat_mapping_lost")
+        for event in events:
+            if event.get("what") == "nat_rebound":
+                event["port"] = before
+        return events
+
+    _, run = finished_run
+    judged = doctored(run, tmp_path, edit_trace("scenario", stuck))
+    assert failed(judged) == [
+        "nat-loss: the MN registers again from the NAT's new public port, the HA's binding follows "
+        "(RFC 3519 §4.9–§4.10)"
+    ]
+
+
+def test_traffic_that_never_came_back_after_the_nat_loss_fails(
+    finished_run: tuple[Finished, Path], tmp_path: Path
+) -> None:
+    """Doctored probes: nothing received between the NAT loss and the MN leaving the NAT."""
+    _, run = finished_run
+    scenario = [json.loads(line) for line in (run / "traces" / "scenario.jsonl").read_text().splitlines()]
+    lost = next(e["t"] for e in scenario if e.get("what") == "nat_mapping_lost")
+    left = next(e["t"] for e in scenario if e.get("what") == "nat_left")
+
+    def silence(folder: Path) -> None:
+        silence_probes(folder, lost, left)
+
+    judged = doctored(run, tmp_path, silence)
+    assert "nat-loss: traffic comes back after the new registration (outage = longest probe gap)" in failed(
+        judged
+    )
 
 
 def test_a_spoof_forwarded_to_the_correspondent_fails_that_kind(
@@ -288,3 +383,16 @@ def test_sigterm_during_a_flood_stops_the_attacker_and_leaves_nothing(tmp_path: 
         assert_nothing_left(before, ours, process_tag(finished.pid))
     finally:
         shutil.rmtree(tmpdir)
+
+
+def silence_probes(folder: Path, start: float, end: float) -> None:
+    """Blank the receive time of every probe packet received in (start, end] (probes/<flow>.csv)."""
+    for path in (folder / "probes").glob("*.csv"):
+        lines = path.read_text().splitlines()
+        out = [lines[0]]
+        for line in lines[1:]:
+            fields = line.split(",")
+            if fields[2] and start < float(fields[2]) <= end:
+                fields[2] = ""
+            out.append(",".join(fields))
+        path.write_text("\n".join(out) + "\n")

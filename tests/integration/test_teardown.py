@@ -6,7 +6,9 @@ Compared: link names (``ip -o link`` and /sys/class/net), named network namespac
 nftables rules (counters aside), our processes (this test process's descendants, and any process whose
 environment carries this test's token or whose command line names the run folder) and the scenario's own
 TMPDIR (its control sockets). The machine may be shared: links named with another process's topology tag
-(``ds<tag>home``, ...) and the netns tier's namespaces (``dsm-t...``) belong to someone else and are left out.
+(``ds<tag>home``, ...) and named namespaces of test tiers and tools (``dsm-...``: a scenario's Mininet nodes
+never have named ones) belong to someone else and are left out; when the host tracks bridged frames
+(br_netfilter), only translated (NAT) conntrack entries are compared, since anyone's run adds plain ones.
 Processes are only ever stopped through the handles this test holds.
 """
 
@@ -80,7 +82,8 @@ TESTBED_ADDRESSES = re.compile(
 
 def root_conntrack_flows() -> frozenset[str]:
     """Root-namespace conntrack entries of the testbed's addresses (the NAT's own state lives in its
-    namespace and goes with it; the host must not keep any of ours), timers and counters left out."""
+    namespace and goes with it; the host must not keep any of ours: where it tracks bridged traffic, the
+    run removes its entries at teardown, topologies/host_flows.py), timers and counters left out."""
     if shutil.which("conntrack") is None:
         raise AssertionError("conntrack is not installed (tools/provision.sh installs it)")
     result = subprocess.run(["conntrack", "-L"], capture_output=True, text=True, timeout=30, check=False)
@@ -153,7 +156,7 @@ def someone_elses(field: str, name: str, tag: str) -> bool:
     (``dsm-t<pid>-*``, ``dsm-b<pid>-*``: a scenario's Mininet nodes never have named namespaces)."""
     if field in ("links", "sys_class_net"):
         return OTHER_RUNS_LINK.fullmatch(name) is not None and not name.startswith(f"ds{tag}")
-    return field == "netns" and name.startswith(("dsm-t", "dsm-b"))
+    return field == "netns" and name.startswith("dsm-")  # any test tier's or tool's (e.g. dsm-u<pid>)
 
 
 def differences(before: RootState, after: RootState, tag: str) -> list[str]:

@@ -71,6 +71,9 @@ class Namespace:
             "rules4": "ip rule show",
             "rules6": "ip -6 rule show",
             "proxy": "ip neigh show proxy; ip -6 neigh show proxy",
+            # packet filter rules (an agent's, or a crashed predecessor's): counters and comments aside
+            "iptables": "iptables-save | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'",
+            "nftables": "nft list ruleset",
             "sysctl": "sysctl net.ipv4.ip_forward net.ipv6.conf.all.forwarding; "
             "sysctl -a 2>/dev/null | grep -E 'proxy_delay|proxy_ndp|proxy_arp ' | sort",
         }

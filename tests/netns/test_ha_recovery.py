@@ -123,6 +123,10 @@ def test_kill_9_and_restart_with_the_journal_restores_both_families(bed: AgentBe
     assert announced == {HOA1, HOA2}  # RFC 5944 §4.6: the home link learns the HA's MAC again
     bindings = {b["home_address"]: b for b in second.ask("bindings")}
     assert bindings[HOA2]["prefixes"][0]["target"] == "care-of"  # code 1 survived the restart
+    # issue 16: the restored bindings' sources are known peers again, steered first by the kernel
+    steered = second.events("priority_sources")
+    assert steered and {"198.51.100.10", "198.51.100.20", HOA1, HOA2} <= set(steered[0]["sources"])
+    assert second.ask("status")["steering"]["priority_sources"] >= 4
     assert "Traceback" not in second.stderr_path.read_text()
 
 

@@ -30,3 +30,13 @@ def test_render_time_refuses_a_run_shorter_than_the_moves() -> None:
     with pytest.raises(SystemExit) as refused:
         render_time.main(["--seconds", "5"])
     assert refused.value.code == 2
+
+
+def test_forged_peer_prints_both_rates_and_the_ratio(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import forged_peer
+
+    assert forged_peer.main(["--requests", "200", "--repeats", "1"]) == 0
+    output = capsys.readouterr().out
+    rates = re.findall(r"([\d,]+) requests/s", output)
+    assert len(rates) == 2 and all(int(rate.replace(",", "")) > 0 for rate in rates), output
+    assert re.search(r"^ratio quick/full: [\d.]+", output, re.MULTILINE), output

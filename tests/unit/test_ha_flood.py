@@ -12,6 +12,7 @@ import pytest
 from agents.mip.budgets import SourceBudget
 from agents.mip.codes import ReplyCode
 from agents.mip.events import AuthenticationFailed, IdentificationRejected, RequestReceived
+from agents.mip.home_agent import KNOWN_GRACE
 from agents.runtime.udp import MobileIpSocket, Received
 from tests.unit.test_home_agent import (
     COA,
@@ -121,7 +122,9 @@ def test_home_addresses_and_registered_sources_are_known(clock: Clock) -> None:
     assert ha.is_known_source(HOA, clock.now)  # deregistration from home, RFC 5944 §3.6.1.2
     assert not ha.is_known_source(COA, clock.now)
     register(ha, clock, lifetime=10)
-    assert ha.is_known_source(COA, clock.now) and not ha.is_known_source(COA, clock.now + 11)
+    # a renewal held up past the expiry is still a known peer's for KNOWN_GRACE s (issue 16)
+    assert ha.is_known_source(COA, clock.now + 11)
+    assert not ha.is_known_source(COA, clock.now + 11 + KNOWN_GRACE)
     assert not ha.is_known_source(ATTACKER, clock.now)
 
 
@@ -130,7 +133,46 @@ def test_socket_drains_and_serves_known_sources_first() -> None:
     (a mobile node's renewal) before the flood that arrived around them."""
     queued = [Received(bytes([n]), (COA if n in (3, 7) else ATTACKER, 434), HA, 1) for n in range(10)]
     sock = MobileIpSocket.__new__(MobileIpSocket)
-    sock._receive_one = lambda: queued.pop(0) if queued else None  # type: ignore[method-assign]
+    sock.receive_one = lambda: queued.pop(0) if queued else None  # type: ignore[method-assign]
     served: list[int] = []
     sock._drain(lambda received: served.append(received.payload[0]), lambda source: source == COA)
     assert served == [3, 7, 0, 1, 2, 4, 5, 6, 8, 9] and not queued
+
+
+def test_a_flood_forging_a_known_peer_is_rejected_on_the_raw_bytes_past_its_budget(clock: Clock) -> None:
+    """Issue 16: past the forged source's budget its bad authenticators are rejected by the quick check
+    (agents/mip/ha_quick_reject.py: no decode), counted as every failure is, and the MN's own renewals
+    still go the full way and are accepted (RFC 5944 §3.8.2.1)."""
+    ha = make_ha()
+    assert register(ha, clock, lifetime=4).code == ReplyCode.ACCEPTED
+    accepted = 0
+    for step in range(1, 2001):
+        clock.now += 0.001
+        deliver(ha, rrq(clock, key=OTHER_KEY, lifetime=4), clock, COA)
+        if step % 500 == 0:
+            [renewal] = deliver(ha, rrq(clock, lifetime=4), clock, COA)
+            accepted += renewal.code == ReplyCode.ACCEPTED
+    assert accepted == 4
+    assert ha.counters["rejected_quickly"] >= 1990 - 5
+    assert ha.counters["authentication_failures"] == 2000
+    assert ha.counters["requests"] == 2001 + 4
+
+
+def test_the_quick_check_rejects_only_what_the_full_pipeline_rejects(clock: Clock) -> None:
+    """Every shape: valid, wrong key, wrong SPI, no MN-HA extension, an extension after it, torn."""
+    from agents.mip.auth import SecurityAssociation
+    from agents.mip.ha_quick_reject import fails_quickly
+    from tests.unit.test_home_agent import KEY, SPI
+
+    association = SecurityAssociation(SPI, KEY)
+    valid = rrq(clock)
+    assert not fails_quickly(valid, association)
+    assert not fails_quickly(valid[:-3], association)  # torn: left to the decoder (malformed)
+    assert not fails_quickly(valid[:24], association)  # no extension: the full path says so
+    assert fails_quickly(rrq(clock, key=OTHER_KEY), association)
+    assert fails_quickly(rrq(clock, spi=SPI + 1), association)
+    for raw, verdict in ((rrq(clock, key=OTHER_KEY), True), (rrq(clock, spi=SPI + 1), True), (valid, False)):
+        fresh = make_ha()
+        replies = deliver(fresh, raw, clock, COA)
+        rejected = [r.code for r in replies] == [ReplyCode.HA_MOBILE_NODE_FAILED_AUTHENTICATION]
+        assert rejected == verdict

@@ -7,6 +7,7 @@ RFC 5454 §3.3 (prefixes still allowed and free), RFC 3024 §4 (reverse tunnelli
 from __future__ import annotations
 
 import dataclasses
+from ipaddress import IPv4Address
 
 import pytest
 
@@ -24,7 +25,7 @@ from agents.mip.events import (
     ProxyArpStopped,
 )
 from agents.mip.ha_restore import SavedBinding
-from agents.mip.home_agent import NodeState
+from agents.mip.home_agent import KNOWN_GRACE, NodeState
 from tests.unit.test_home_agent import (
     ALLOWED,
     COA,
@@ -171,3 +172,17 @@ def test_renewal_after_restore_is_an_update_not_a_new_binding(clock: Clock) -> N
     assert register(ha, clock).code == ReplyCode.ACCEPTED
     events = drain(ha)
     assert not of_type(events, BindingAdded) and not of_type(events, ProxyArpStarted)
+
+
+def test_a_restored_bindings_request_source_is_a_known_peer_again(clock: Clock) -> None:
+    """Issue 16: the kernel steering (agents/runtime/steering.py) serves known peers first; after a crash
+    the FA or care-of address a restored binding's requests came from is known until the binding expires,
+    so its renewal is not left in the flood's queue."""
+    ha = make_ha()
+    relay = IPv4Address("198.51.100.2")
+    assert relay not in ha.known_sources(clock.now)
+    ha.restore_binding(SavedBinding(HOA, (entry(clock, request_source=(relay, 434)),)), clock.now)
+    assert ha.known_sources(clock.now) == {relay, *ha.home_addresses}
+    gone = clock.now + 201.0 + KNOWN_GRACE
+    assert ha.is_known_source(relay, clock.now + 199.0) and not ha.is_known_source(relay, gone)
+    assert relay not in ha.known_sources(gone)

@@ -29,6 +29,7 @@ from agents.runtime.roles.drop_report import DropReporter
 from agents.runtime.roles.ha_advertising import HomeAdvertising
 from agents.runtime.roles.ha_delegation_io import DelegationSource, RefreshingDriver, attach_delegations
 from agents.runtime.roles.ha_recovery import HomeAgentRecovery
+from agents.runtime.roles.ha_steering import HomeAgentSteering
 from agents.runtime.roles.settings import (
     TunnelRuntime,
     load_role_file,
@@ -36,6 +37,7 @@ from agents.runtime.roles.settings import (
     require_interface,
     warn_short_keepalive,
 )
+from agents.runtime.steering import SteeredSocket
 from agents.runtime.udp import MobileIpSocket, Received
 
 logger = logging.getLogger(__name__)
@@ -60,6 +62,10 @@ class HomeAgentRuntime(TunnelRuntime):
     """`journal = "PATH"`: the durable binding journal a restarted home agent restores its bindings from
     (:mod:`agents.runtime.roles.ha_journal`; a relative path is taken from the working directory). Absent:
     no journal, a restart forgets every binding (stale proxy ARP and home-link routes are removed anyway)."""
+    kernel_steering: bool = True
+    """Known peers' UDP 434 datagrams go to a priority socket, sorted by the kernel
+    (:mod:`agents.runtime.steering`), so a flood from other sources cannot push them out. False: one socket
+    (the flood benchmarks' baseline)."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +136,12 @@ class HomeAgentRunner:
         report_datapath_choice(runtime, context)
         warn_short_keepalive("home_agent.keepalive_interval", protocol.keepalive_interval)
         machine = HomeAgent(protocol, wall_clock_offset=wall_clock_offset(), rng=random.Random())
-        sock = MobileIpSocket(protocol.port, receive_buffer=REGISTRATION_SOCKET_BUFFER)
+        sock: MobileIpSocket | SteeredSocket
+        if runtime.kernel_steering:
+            buffer, homes = REGISTRATION_SOCKET_BUFFER, machine.home_addresses
+            sock = SteeredSocket(protocol.port, receive_buffer=buffer, home_addresses=homes)
+        else:
+            sock = MobileIpSocket(protocol.port, receive_buffer=REGISTRATION_SOCKET_BUFFER)
         context.on_shutdown(sock.close, name="close UDP 434 socket")
         recovery = HomeAgentRecovery(protocol, runtime.journal, runtime.home_interface, context)
         recovery.remove_stale(runtime.tunnel_interface, HOME_PREFIX_METRIC)
@@ -150,6 +161,9 @@ class HomeAgentRunner:
         applier = HomeAgentEvents(protocol, datapath, home_link)
         extra: dict[str, Handler] = {}
         journaled = recovery.journaled(applier.apply)
+        steering = HomeAgentSteering(machine, sock, context) if isinstance(sock, SteeredSocket) else None
+        if steering is not None:
+            journaled = steering.follow(journaled)
         if runtime.dhcpv6_pd is None:
             driver = MachineDriver(machine, sock, context, journaled)
         else:
@@ -159,11 +173,15 @@ class HomeAgentRunner:
         driver.on_tunnel_data = keepalive_first(machine, driver, datapath)
         recovery.restore(machine, driver.now())
         driver.start(first=lambda source: machine.is_known_source(source, driver.now()))
+        if steering is not None:
+            steering.start(driver.now)
         if runtime.advertisement is not None:
             HomeAdvertising(protocol, runtime.advertisement, runtime.home_interface, context).start()
         return {
             "status": lambda _args: (
-                machine.status(driver.now()) | {"datapath": datapath.counters().to_dict()}
+                machine.status(driver.now())
+                | {"datapath": datapath.counters().to_dict()}
+                | ({"steering": sock.status()} if isinstance(sock, SteeredSocket) else {})
             ),
             "bindings": lambda _args: machine.bindings(driver.now()),
         } | extra
