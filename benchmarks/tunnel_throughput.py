@@ -115,7 +115,13 @@ class Bench:
         run(self.ns(right), f"ip link set {right_name} up")
 
     def start_datapath(
-        self, role: str, fast_path: bool, txqueuelen: int, ipv6_mtu: int, udp: bool = False
+        self,
+        role: str,
+        fast_path: bool,
+        txqueuelen: int,
+        ipv6_mtu: int,
+        udp: bool = False,
+        datapath: str = "userspace",
     ) -> subprocess.Popen[str]:
         command = (
             [
@@ -131,6 +137,8 @@ class Bench:
                 str(txqueuelen),
                 "--ipv6-mtu",
                 str(ipv6_mtu),
+                "--datapath",
+                datapath,
             ]
             + ([] if fast_path else ["--no-fast-path"])
             + (["--udp"] if udp else [])
@@ -250,29 +258,34 @@ def benchmark(args: argparse.Namespace) -> int:
     bench = Bench()
     try:
         bench.build()
-        ha = bench.start_datapath("ha", not args.no_fast_path, args.txqueuelen, args.ipv6_mtu)
-        mn = bench.start_datapath("mn", not args.no_fast_path, args.txqueuelen, args.ipv6_mtu)
         fast = "off" if args.no_fast_path else "on"
         print(
             f"kernel {os.uname().release}, {os.cpu_count()} CPUs, "
             f"{args.repeats}x{args.seconds:g} s per case, fast path {fast}, txqueuelen {args.txqueuelen}"
         )
-        rows = measure_cases(bench, CASES, args)
-        counters = {"ha": bench.stop_datapath(ha), "mn": bench.stop_datapath(mn)}
-        if args.udp:
-            ha = bench.start_datapath("ha", not args.no_fast_path, args.txqueuelen, args.ipv6_mtu, udp=True)
-            mn = bench.start_datapath("mn", not args.no_fast_path, args.txqueuelen, args.ipv6_mtu, udp=True)
-            rows += measure_cases(bench, UDP_CASES, args)
-            counters |= {"ha (udp)": bench.stop_datapath(ha), "mn (udp)": bench.stop_datapath(mn)}
-        print(f"\n{'case':32} {'native Gbit/s':>13} {'tunnel Gbit/s':>13} {'ratio':>6} {'CPU s/GB':>8}")
+        rows: list[tuple[str, float, float, float]] = []
+        counters: dict[str, dict[str, object]] = {}
+        for backend in args.datapath:
+            print(f"datapath {backend}", flush=True)
+            common = (not args.no_fast_path, args.txqueuelen, args.ipv6_mtu)
+            ha = bench.start_datapath("ha", *common, datapath=backend)
+            mn = bench.start_datapath("mn", *common, datapath=backend)
+            rows += [(f"{backend} {label}", *rest) for label, *rest in measure_cases(bench, CASES, args)]
+            counters |= {f"ha {backend}": bench.stop_datapath(ha), f"mn {backend}": bench.stop_datapath(mn)}
+            if args.udp and backend == "userspace":
+                ha = bench.start_datapath("ha", *common, udp=True)
+                mn = bench.start_datapath("mn", *common, udp=True)
+                rows += [(f"{backend} {label}", *rest) for label, *rest in measure_cases(bench, UDP_CASES, args)]
+                counters |= {"ha (udp)": bench.stop_datapath(ha), "mn (udp)": bench.stop_datapath(mn)}
+        print(f"\n{'case':42} {'native Gbit/s':>13} {'tunnel Gbit/s':>13} {'ratio':>6} {'CPU s/GB':>8}")
         for label, native_rate, tunnel_rate, cpu_per_gb in rows:
             print(
-                f"{label:32} {native_rate:13.2f} {tunnel_rate:13.2f} {tunnel_rate / native_rate:6.3f} "
+                f"{label:42} {native_rate:13.2f} {tunnel_rate:13.2f} {tunnel_rate / native_rate:6.3f} "
                 f"{cpu_per_gb:8.2f}"
             )
         print(
             "CPU s/GB: user+system CPU time of both datapath processes per GB received (less noisy than"
-            " Gbit/s on a shared machine)"
+            " Gbit/s on a shared machine; the ebpf datapath works in the kernel's softirq time, not counted)"
         )
         print("datapath drops:", {role: value.get("drops") for role, value in counters.items()})
         return 0
@@ -280,7 +293,9 @@ def benchmark(args: argparse.Namespace) -> int:
         bench.cleanup()
 
 
-def serve(role: str, fast_path: bool, txqueuelen: int, ipv6_mtu: int, udp: bool = False) -> int:
+def serve(
+    role: str, fast_path: bool, txqueuelen: int, ipv6_mtu: int, udp: bool = False, backend: str = "userspace"
+) -> int:
     """Child process: run one datapath with the benchmark's bindings until stdin closes. ``udp``: the
     tunnel runs in UDP (RFC 3519) between the HA's port 434 and the MN's :data:`MN_UDP_PORT`; a thread
     reads the socket and hands each Tunnel Data message to the datapath, as an agent's event loop does."""
@@ -301,7 +316,11 @@ def serve(role: str, fast_path: bool, txqueuelen: int, ipv6_mtu: int, udp: bool 
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         sock.bind(("0.0.0.0", 434 if role == "ha" else MN_UDP_PORT))
     datapath: UserspaceHomeAgent | UserspaceMobileNode
-    if role == "ha":
+    if backend == "ebpf":
+        from agents.datapath.ebpf import EbpfHomeAgent, EbpfMobileNode
+
+        datapath = EbpfHomeAgent(agent, options=options) if role == "ha" else EbpfMobileNode(options=options)
+    elif role == "ha":
         datapath = UserspaceHomeAgent(agent, options=options, udp_socket=sock)
     else:
         datapath = UserspaceMobileNode(options=options, udp_socket=sock)
@@ -363,10 +382,18 @@ def main() -> int:
         help="which inner families to measure",
     )
     parser.add_argument("--udp", action="store_true", help="also the RFC 3519 UDP tunnel (IPv4 and IPv6)")
+    parser.add_argument(
+        "--datapath",
+        nargs="+",
+        default=["userspace"],
+        choices=["userspace", "ebpf"],
+        help="backends to measure, each in the same run as the native baseline (default userspace)",
+    )
     parser.add_argument("--serve", choices=["ha", "mn"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        return serve(args.serve, not args.no_fast_path, args.txqueuelen, args.ipv6_mtu, args.udp)
+        backend = args.datapath[0]
+        return serve(args.serve, not args.no_fast_path, args.txqueuelen, args.ipv6_mtu, args.udp, backend)
     if os.geteuid() != 0:
         print("needs root (network namespaces, TUN, raw sockets)", file=sys.stderr)
         return 2

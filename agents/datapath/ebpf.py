@@ -1,0 +1,427 @@
+"""The tc-eBPF datapath for both roles: ``EbpfHomeAgent`` and ``EbpfMobileNode``.
+
+Same interface, routes, rules, addresses and observable behaviour as :mod:`agents.datapath.userspace`
+(whose classes these extend): the kernel still routes packets into the tunnel interface (a TUN device
+nobody reads), but a tc egress program on it (``tun_egress`` in ``bpf/tunnel.bpf.c``) encapsulates them
+in the kernel and hands them to the underlay interface, and a tc ingress program on every other
+Ethernet interface of the namespace (``wire_ingress``) checks reverse-tunnelled packets (RFC 3024
+§4.3.2, RFC 5454 §3.3.2 and §4), applies RFC 6040 / RFC 2983 to the inner TOS, strips the outer
+header(s) and redirects the inner packet to the tunnel interface's ingress. Bindings, care-of
+addresses and prefixes live in BPF maps, so a handover is one map update; drops are counted per
+:class:`~agents.datapath.base.DropReason` in a per-CPU array and reported through a ring buffer.
+
+What it does not carry (it refuses instead, with a message): GRE and minimal encapsulation, RFC 3519
+UDP tunnels (``datapath = "auto"`` picks userspace for such configurations, :mod:`.selection`), outer
+IPv4 options or fragments (counted ``malformed``). With simultaneous bindings (RFC 5944 §3.6.1.3) it
+tunnels to the newest care-of address only (a warning says so); reverse tunnels are accepted from all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import struct
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
+from pathlib import Path
+
+from agents.datapath.base import Counters, DropCallback, DropEvent, DropReason, Encapsulation, TunnelTarget
+from agents.datapath.engine import TunnelOptions
+from agents.datapath.libbpf import (
+    BPF_TC_EGRESS,
+    BPF_TC_INGRESS,
+    BpfError,
+    BpfObject,
+    RingBuffer,
+    TcAttachment,
+    map_delete,
+    map_lookup,
+    map_update,
+    possible_cpus,
+)
+from agents.datapath.tables import HomeAgentTable, HomeBinding, MobileNodeTable
+from agents.datapath.tun import TunDevice
+from agents.datapath.userspace import UserspaceHomeAgent, UserspaceMobileNode
+from agents.mip.ecn import DscpModel, ingress_table
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["EbpfHomeAgent", "EbpfMobileNode", "bpf_object_path", "check_loadable"]
+
+SOURCE = Path(__file__).with_name("bpf") / "tunnel.bpf.c"
+DEFAULT_OBJECT = Path(__file__).resolve().parents[2] / "build" / "bpf" / "tunnel.bpf.o"
+OBJECT_ENV = "DSMIP_BPF_OBJECT"
+ROLE_HA, ROLE_MN = 0, 1
+TARGET_HOME, TARGET_CARE_OF = 0, 1
+COUNTER_SLOTS = 4 + len(DropReason)
+REASONS = tuple(DropReason)  # the C enum follows this order
+DROP_EVENT = struct.Struct("=IIII B3x 16s 16s")
+POLL_MS = 200
+PROTO_IPIP = 4
+
+
+class EbpfUnavailableError(RuntimeError):
+    """The eBPF datapath cannot run here or cannot carry what was asked; the message says why."""
+
+
+def bpf_object_path() -> Path:
+    """The compiled object: ``$DSMIP_BPF_OBJECT`` or ``build/bpf/tunnel.bpf.o`` (tools/build-bpf.sh)."""
+    return Path(os.environ.get(OBJECT_ENV) or DEFAULT_OBJECT)
+
+
+def check_loadable() -> str | None:
+    """None if the object exists, is not older than its source and passes the verifier; else why not."""
+    path = bpf_object_path()
+    if not path.is_file():
+        return f"no BPF object at {path} (build it: tools/build-bpf.sh, needs clang)"
+    if SOURCE.is_file() and SOURCE.stat().st_mtime > path.stat().st_mtime and OBJECT_ENV not in os.environ:
+        return f"{path} is older than {SOURCE.name}: rebuild it (tools/build-bpf.sh)"
+    try:
+        BpfObject(str(path)).close()
+    except BpfError as error:
+        return str(error)
+    return None
+
+
+def _v6_key(prefix: IPv6Network) -> bytes:
+    return struct.pack("=I", prefix.prefixlen) + prefix.network_address.packed
+
+
+@dataclass
+class _Programs:
+    """The loaded object and where its programs are attached."""
+
+    obj: BpfObject
+    maps: dict[str, int]
+    attachments: list[TcAttachment] = field(default_factory=list)
+
+
+class EbpfEngine:
+    """Stands where :class:`~agents.datapath.engine.PacketEngine` does: owns the TUN (unread), the BPF
+    object, the tc attachments and a thread reading drop reports."""
+
+    def __init__(
+        self,
+        interface_name: str,
+        options: TunnelOptions,
+        on_drop: DropCallback | None,
+        role: int,
+        self_address: IPv4Address | None = None,
+    ) -> None:
+        self.options = options
+        self.table: object = None  # the userspace classes publish tables here; the maps are what counts
+        self._on_drop = on_drop
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._udp_drops = 0
+        self._cpus = possible_cpus()
+        path = bpf_object_path()
+        if not path.is_file():
+            raise EbpfUnavailableError(f"no BPF object at {path}: build it with tools/build-bpf.sh")
+        self.tun = TunDevice(interface_name)
+        try:
+            obj = BpfObject(str(path))
+        except BaseException:
+            self.tun.close()
+            raise
+        names = ("config", "tos_out", "counters", "homes", "care_ofs", "accepts", "owners", "mobile", "drops")
+        self._bpf = _Programs(obj, {name: obj.map_fd(name) for name in names})
+        try:
+            self._configure(role, self_address)
+            self._ring = RingBuffer(self._bpf.maps["drops"], self._report)
+        except BaseException:
+            self._release()
+            raise
+
+    def fd(self, name: str) -> int:
+        return self._bpf.maps[name]
+
+    def _configure(self, role: int, self_address: IPv4Address | None) -> None:
+        options, fd = self.options, self.fd
+        index = socket.if_nametoindex(self.tun.name)
+        address = self_address.packed if self_address else bytes(4)
+        pipe = int(options.dscp_model is DscpModel.PIPE)
+        config = struct.pack("=II4sII", role, index, address, options.ttl, pipe)
+        map_update(fd("config"), bytes(4), config)
+        for tos, outer in enumerate(ingress_table(options.ecn_mode, options.dscp_model)):
+            map_update(fd("tos_out"), struct.pack("=I", tos), bytes((outer,)))
+
+    def start(self) -> None:
+        """Attach the programs (egress of the TUN, ingress of the other Ethernet interfaces), start the
+        drop-report reader."""
+        obj, attachments = self._bpf.obj, self._bpf.attachments
+        tun_index = socket.if_nametoindex(self.tun.name)
+        attachments.append(TcAttachment(tun_index, BPF_TC_EGRESS, obj.program_fd("tun_egress")))
+        ingress = obj.program_fd("wire_ingress")
+        for index, name in _ethernet_interfaces():
+            if index != tun_index:
+                attachments.append(TcAttachment(index, BPF_TC_INGRESS, ingress))
+                logger.debug("wire_ingress on %s", name)
+        self._thread = threading.Thread(target=self._poll, name=f"{self.tun.name}-drops", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stopping.is_set():
+            self._ring.poll(POLL_MS)
+
+    def _report(self, record: bytes) -> None:
+        if self._on_drop is None or len(record) < DROP_EVENT.size:
+            return
+        reason, protocol, source, destination, version, inner_src, inner_dst = DROP_EVENT.unpack_from(record)
+        inner: tuple[str | None, str | None] = (None, None)
+        if version == 4:
+            inner = (str(IPv4Address(inner_src[:4])), str(IPv4Address(inner_dst[:4])))
+        elif version == 6:
+            inner = (str(IPv6Address(inner_src)), str(IPv6Address(inner_dst)))
+        try:
+            self._on_drop(
+                DropEvent(
+                    REASONS[reason],
+                    protocol,
+                    IPv4Address(struct.pack("=I", source)),
+                    IPv4Address(struct.pack("=I", destination)),
+                    *inner,
+                )
+            )
+        except Exception:
+            logger.exception("on_drop callback failed")
+
+    def counters(self) -> Counters:
+        values = []
+        for slot in range(COUNTER_SLOTS):
+            raw = map_lookup(self.fd("counters"), struct.pack("=I", slot), 8 * self._cpus) or b""
+            values.append(sum(struct.unpack(f"={len(raw) // 8}Q", raw)))
+        drops = {reason.value: values[4 + i] for i, reason in enumerate(REASONS) if values[4 + i]}
+        if self._udp_drops:
+            key = DropReason.UNKNOWN_OUTER_SOURCE.value
+            drops[key] = drops.get(key, 0) + self._udp_drops
+        return Counters(values[0], values[1], values[2], values[3], drops)
+
+    def receive_udp(self, payload: bytes, source: bytes, port: int) -> None:
+        """No RFC 3519 UDP tunnel is registered with this backend: Tunnel Data is refused and counted."""
+        self._udp_drops += 1
+
+    def stop(self, delete_interface: object) -> None:
+        """Detach every filter (and the clsact qdiscs this engine created), stop the reader, delete the TUN
+        (``delete_interface``) and free the programs and maps."""
+        self._stopping.set()
+        try:
+            for attachment in reversed(self._bpf.attachments):
+                try:
+                    attachment.remove()
+                except BpfError as error:
+                    logger.error("tc detach: %s", error)
+            if callable(delete_interface):
+                delete_interface()
+        finally:
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._ring.close()
+            self._release()
+
+    def _release(self) -> None:
+        self._bpf.obj.close()
+        self.tun.close()
+
+
+def _ethernet_interfaces() -> Iterable[tuple[int, str]]:
+    """(index, name) of the namespace's Ethernet interfaces (type 1 in sysfs), loopback excluded."""
+    for index, name in socket.if_nameindex():
+        try:
+            kind = Path(f"/sys/class/net/{name}/type").read_text().strip()
+        except OSError:
+            continue
+        if kind == "1":
+            yield index, name
+
+
+def _refuse_unsupported(encapsulation: Encapsulation, udp_port: int | None) -> None:
+    if udp_port is not None:
+        raise EbpfUnavailableError(
+            "the ebpf datapath does not carry RFC 3519 UDP tunnels: use datapath userspace (or auto)"
+        )
+    if encapsulation is not Encapsulation.IP_IN_IP:
+        raise EbpfUnavailableError(
+            f"the ebpf datapath carries IP-in-IP only, not {encapsulation.value}: use datapath userspace"
+        )
+
+
+@dataclass(frozen=True)
+class _HomeEntries:
+    """What one binding put into the maps (so a change can undo exactly it)."""
+
+    care_ofs: frozenset[bytes] = frozenset()
+    prefixes: frozenset[IPv6Network] = frozenset()
+
+
+class EbpfHomeAgent(UserspaceHomeAgent):
+    """Home agent datapath in tc-eBPF; the binding bookkeeping is the userspace one, the packet path the
+    maps this class keeps in step (a binding change costs a few map updates, whatever the table size)."""
+
+    def __init__(self, address: IPv4Address, **kwargs: object) -> None:
+        self._map_entries: dict[IPv4Address, _HomeEntries] = {}
+        self._newest: dict[IPv4Address, IPv4Address] = {}
+        super().__init__(address, **kwargs)  # type: ignore[arg-type]
+
+    def _make_engine(
+        self,
+        interface_name: str,
+        table: HomeAgentTable | MobileNodeTable,
+        options: TunnelOptions,
+        on_drop: DropCallback | None,
+        underlay_interface: str | None,
+        udp_socket: socket.socket | None,
+    ) -> EbpfEngine:  # type: ignore[override]
+        return EbpfEngine(interface_name, options, on_drop, ROLE_HA, self.address)
+
+    @property
+    def maps(self) -> EbpfEngine:
+        return self._engine  # type: ignore[return-value]
+
+    def add_ipv4_tunnel(
+        self,
+        home_address: IPv4Address,
+        care_of: IPv4Address,
+        encapsulation: Encapsulation = Encapsulation.IP_IN_IP,
+        *,
+        home_agent: IPv4Address,
+        reverse_tunnel: bool = True,
+        udp_port: int | None = None,
+    ) -> None:
+        _refuse_unsupported(encapsulation, udp_port)
+        with self._lock:
+            self._newest[home_address] = care_of
+            super().add_ipv4_tunnel(
+                home_address, care_of, encapsulation, home_agent=home_agent, reverse_tunnel=reverse_tunnel
+            )
+
+    def remove_ipv4_tunnel(
+        self, home_address: IPv4Address, care_of: IPv4Address | None = None, udp_port: int | None = None
+    ) -> None:
+        with self._lock:
+            super().remove_ipv4_tunnel(home_address, care_of, udp_port)
+            if home_address not in self._bindings and home_address in self._map_entries:
+                self._sync(home_address, None)
+
+    def _store(self, binding: HomeBinding) -> None:
+        super()._store(binding)
+        self._sync(binding.home_address, binding)
+
+    def _sync(self, home_address: IPv4Address, binding: HomeBinding | None) -> None:
+        """Make the maps say what ``binding`` says (None: forget the home address): new entries first,
+        then the stale ones, so a packet in between finds the old or the new binding, never none."""
+        fd, home = self.maps.fd, home_address.packed
+        old = self._map_entries.get(home_address, _HomeEntries())
+        if binding is None:
+            new = _HomeEntries()
+            self._newest.pop(home_address, None)
+        else:
+            care_ofs = list(binding.care_ofs)
+            newest = self._newest.get(home_address)
+            if newest not in binding.care_ofs:
+                newest = care_ofs[-1] if care_ofs else None
+                self._newest[home_address] = newest  # type: ignore[assignment]
+            if len(care_ofs) > 1:
+                logger.warning(
+                    "%s has %d care-of addresses: the ebpf datapath tunnels to the newest, %s, only",
+                    home_address, len(care_ofs), newest,
+                )
+            new = _HomeEntries(frozenset(c.packed for c in care_ofs), frozenset(binding.prefixes))
+            destination = newest.packed if newest else bytes(4)
+            map_update(fd("homes"), home, binding.home_agent.packed + destination)
+            for care_of in new.care_ofs:
+                map_update(fd("accepts"), care_of + home, struct.pack("=I", PROTO_IPIP))
+            for care_of in new.care_ofs - old.care_ofs:
+                self._count_care_of(care_of, +1)
+            for prefix, target in binding.prefixes.items():
+                direct = target is TunnelTarget.CARE_OF and not prefix.is_link_local
+                value = home + struct.pack("=I", TARGET_CARE_OF if direct else TARGET_HOME)
+                map_update(fd("owners"), _v6_key(prefix), value)
+        for prefix in old.prefixes - new.prefixes:
+            map_delete(fd("owners"), _v6_key(prefix))
+        for care_of in old.care_ofs - new.care_ofs:
+            map_delete(fd("accepts"), care_of + home)
+            self._count_care_of(care_of, -1)
+        if binding is None:
+            map_delete(fd("homes"), home)
+            self._map_entries.pop(home_address, None)
+        else:
+            self._map_entries[home_address] = new
+
+    def _count_care_of(self, care_of: bytes, change: int) -> None:
+        """``care_ofs``: how many bindings use each care-of address (RFC 3024 §4.3.2 "known source")."""
+        fd = self.maps.fd("care_ofs")
+        raw = map_lookup(fd, care_of, 4)
+        left = (struct.unpack("=I", raw)[0] if raw else 0) + change
+        if left > 0:
+            map_update(fd, care_of, struct.pack("=I", left))
+        else:
+            map_delete(fd, care_of)
+
+
+class EbpfMobileNode(UserspaceMobileNode):
+    """Mobile node datapath in tc-eBPF: the tunnel (home agent, care-of, reverse tunnelling) is one map
+    entry and the source prefixes an LPM map, published whenever the userspace class publishes its table."""
+
+    def __init__(self, **kwargs: object) -> None:
+        self._published_sources: set[IPv6Network] = set()
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+
+    def _make_engine(
+        self,
+        interface_name: str,
+        table: HomeAgentTable | MobileNodeTable,
+        options: TunnelOptions,
+        on_drop: DropCallback | None,
+        underlay_interface: str | None,
+        udp_socket: socket.socket | None,
+    ) -> EbpfEngine:  # type: ignore[override]
+        return EbpfEngine(interface_name, options, on_drop, ROLE_MN)
+
+    def _configure_interface(self, options: TunnelOptions) -> None:
+        super()._configure_interface(options)
+        # The egress program's FIB lookup is a forwarding lookup "from" the tunnel interface.
+        self._netlink.set_sysctl(f"net/ipv4/conf/{self.interface_name}/forwarding", 1)
+
+    def add_ipv4_tunnel(
+        self,
+        home_address: IPv4Address,
+        care_of: IPv4Address,
+        encapsulation: Encapsulation = Encapsulation.IP_IN_IP,
+        *,
+        home_agent: IPv4Address,
+        reverse_tunnel: bool = True,
+        colocated: bool = True,
+        udp_port: int | None = None,
+    ) -> None:
+        _refuse_unsupported(encapsulation, udp_port)
+        super().add_ipv4_tunnel(
+            home_address,
+            care_of,
+            encapsulation,
+            home_agent=home_agent,
+            reverse_tunnel=reverse_tunnel,
+            colocated=colocated,
+        )
+
+    def _publish(self) -> None:
+        super()._publish()
+        engine: EbpfEngine = self._engine  # type: ignore[assignment]
+        tunnel, home = self._tunnel, self._home
+        if tunnel is None or home is None:
+            value = bytes(20)
+        else:
+            care_of = tunnel.care_of.packed if tunnel.care_of else bytes(4)
+            value = home.packed + tunnel.home_agent.packed + care_of + struct.pack("=II", tunnel.reverse_tunnel, 1)
+        sources = dict(self._sources)
+        for prefix, target in sources.items():
+            direct = target is TunnelTarget.CARE_OF and not prefix.is_link_local
+            value_prefix = bytes(4) + struct.pack("=I", TARGET_CARE_OF if direct else TARGET_HOME)
+            map_update(engine.fd("owners"), _v6_key(prefix), value_prefix)
+        map_update(engine.fd("mobile"), bytes(4), value)
+        for prefix in self._published_sources - sources.keys():
+            map_delete(engine.fd("owners"), _v6_key(prefix))
+        self._published_sources = set(sources)
