@@ -275,7 +275,9 @@ def benchmark(args: argparse.Namespace) -> int:
             if args.udp and backend == "userspace":
                 ha = bench.start_datapath("ha", *common, udp=True)
                 mn = bench.start_datapath("mn", *common, udp=True)
-                rows += [(f"{backend} {label}", *rest) for label, *rest in measure_cases(bench, UDP_CASES, args)]
+                rows += [
+                    (f"{backend} {label}", *rest) for label, *rest in measure_cases(bench, UDP_CASES, args)
+                ]
                 counters |= {"ha (udp)": bench.stop_datapath(ha), "mn (udp)": bench.stop_datapath(mn)}
         print(f"\n{'case':42} {'native Gbit/s':>13} {'tunnel Gbit/s':>13} {'ratio':>6} {'CPU s/GB':>8}")
         for label, native_rate, tunnel_rate, cpu_per_gb in rows:

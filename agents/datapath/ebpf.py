@@ -266,7 +266,7 @@ class EbpfHomeAgent(UserspaceHomeAgent):
         self._newest: dict[IPv4Address, IPv4Address] = {}
         super().__init__(address, **kwargs)  # type: ignore[arg-type]
 
-    def _make_engine(
+    def _make_engine(  # type: ignore[override]
         self,
         interface_name: str,
         table: HomeAgentTable | MobileNodeTable,
@@ -274,7 +274,7 @@ class EbpfHomeAgent(UserspaceHomeAgent):
         on_drop: DropCallback | None,
         underlay_interface: str | None,
         udp_socket: socket.socket | None,
-    ) -> EbpfEngine:  # type: ignore[override]
+    ) -> EbpfEngine:
         return EbpfEngine(interface_name, options, on_drop, ROLE_HA, self.address)
 
     @property
@@ -327,7 +327,9 @@ class EbpfHomeAgent(UserspaceHomeAgent):
             if len(care_ofs) > 1:
                 logger.warning(
                     "%s has %d care-of addresses: the ebpf datapath tunnels to the newest, %s, only",
-                    home_address, len(care_ofs), newest,
+                    home_address,
+                    len(care_ofs),
+                    newest,
                 )
             new = _HomeEntries(frozenset(c.packed for c in care_ofs), frozenset(binding.prefixes))
             destination = newest.packed if newest else bytes(4)
@@ -370,7 +372,7 @@ class EbpfMobileNode(UserspaceMobileNode):
         self._published_sources: set[IPv6Network] = set()
         super().__init__(**kwargs)  # type: ignore[arg-type]
 
-    def _make_engine(
+    def _make_engine(  # type: ignore[override]
         self,
         interface_name: str,
         table: HomeAgentTable | MobileNodeTable,
@@ -378,7 +380,7 @@ class EbpfMobileNode(UserspaceMobileNode):
         on_drop: DropCallback | None,
         underlay_interface: str | None,
         udp_socket: socket.socket | None,
-    ) -> EbpfEngine:  # type: ignore[override]
+    ) -> EbpfEngine:
         return EbpfEngine(interface_name, options, on_drop, ROLE_MN)
 
     def _configure_interface(self, options: TunnelOptions) -> None:
@@ -415,7 +417,12 @@ class EbpfMobileNode(UserspaceMobileNode):
             value = bytes(20)
         else:
             care_of = tunnel.care_of.packed if tunnel.care_of else bytes(4)
-            value = home.packed + tunnel.home_agent.packed + care_of + struct.pack("=II", tunnel.reverse_tunnel, 1)
+            value = (
+                home.packed
+                + tunnel.home_agent.packed
+                + care_of
+                + struct.pack("=II", tunnel.reverse_tunnel, 1)
+            )
         sources = dict(self._sources)
         for prefix, target in sources.items():
             direct = target is TunnelTarget.CARE_OF and not prefix.is_link_local

@@ -60,7 +60,9 @@ class _UserspaceBase:
         self._closed = False
         self._netlink = Netlink()
         try:
-            self._engine = self._make_engine(interface_name, table, options, on_drop, underlay_interface, udp_socket)
+            self._engine = self._make_engine(
+                interface_name, table, options, on_drop, underlay_interface, udp_socket
+            )
             self.interface_name = self._engine.tun.name
         except BaseException:
             self._netlink.close()
@@ -83,7 +85,9 @@ class _UserspaceBase:
         udp_socket: socket.socket | None,
     ) -> PacketEngine:
         """The per-packet machinery (the eBPF backend puts its own here, :mod:`agents.datapath.ebpf`)."""
-        return PacketEngine(interface_name, table, options, on_drop, underlay_interface, udp_socket=udp_socket)
+        return PacketEngine(
+            interface_name, table, options, on_drop, underlay_interface, udp_socket=udp_socket
+        )
 
     @property
     def ipv4_mtu(self) -> int:

@@ -84,6 +84,10 @@ struct { __uint(type, BPF_MAP_TYPE_LPM_TRIE); __uint(max_entries, 65536); __type
 struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32);
 	__type(value, struct mobile); } mobile SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 1 << 16); } drops SEC(".maps");
+#define SCRATCH 1536
+struct scratch { __u8 bytes[SCRATCH]; };
+struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1); __type(key, __u32);
+	__type(value, struct scratch); } scratch SEC(".maps");
 
 static __always_inline void count(__u32 index, __u64 value)
 {
@@ -159,6 +163,87 @@ static __always_inline __u32 embedded_ipv4(const __u8 *a)
 		if (a[i])
 			return 0;
 	return *(__u32 *)(a + 12);
+}
+
+/* A UDP or TCP packet the stack left with a partial checksum (CHECKSUM_PARTIAL: the sender's or veth's
+ * offload) would keep it through the tunnel: a decapsulator that reads raw sockets (the userspace foreign
+ * agent) would then forward a wrong checksum. The userspace datapath's TUN completes it; so do we, for
+ * every single (non-GSO) packet: the full RFC 768 / RFC 793 checksum, pseudo-header included (recomputing
+ * a complete one gives the same value). GSO packets are completed per segment by the kernel's offload. */
+static __always_inline int complete_checksum(struct __sk_buff *skb, __u32 l4, __u32 length, __u8 protocol,
+					     __u64 pseudo)
+{
+	__u32 field;
+	if (protocol == IPPROTO_UDP)
+		field = 6;
+	else if (protocol == IPPROTO_TCP)
+		field = 16;
+	else
+		return 0;
+	if (length < field + 2 || length > SCRATCH - 4)
+		return 0;
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	if (bpf_skb_load_bytes(skb, l4, s->bytes, length))
+		return 0;
+	__u16 old = *(__u16 *)(s->bytes + field);
+	if (protocol == IPPROTO_UDP && old == 0 && skb->protocol == bpf_htons(ETH_P_IP))
+		return 0;  /* IPv4 UDP without checksum (RFC 768) */
+	s->bytes[field] = 0;
+	s->bytes[field + 1] = 0;
+	__u32 i = length;
+	if (i < SCRATCH - 4) {
+		s->bytes[i] = 0;
+		s->bytes[i + 1 < SCRATCH ? i + 1 : 0] = 0;
+		s->bytes[i + 2 < SCRATCH ? i + 2 : 0] = 0;
+	}
+	__u32 padded = (length + 3) & ~3U;
+	__s64 sum = pseudo;
+#pragma unroll
+	for (int chunk = 0; chunk < 3; chunk++) {
+		__u32 offset = chunk * 512;
+		if (offset >= padded)
+			break;
+		__u32 size = padded - offset;
+		if (size > 512)
+			size = 512;
+		sum = bpf_csum_diff(0, 0, (void *)(s->bytes + offset), size, sum);
+		if (sum < 0)
+			return 0;
+	}
+	__u16 value = csum_fold((__u32)sum);
+	if (protocol == IPPROTO_UDP && value == 0)
+		value = 0xffff;
+	if (value == old)
+		return 0;
+	return bpf_skb_store_bytes(skb, l4 + field, &value, 2, 0);
+}
+
+static __always_inline int complete_ipv4(struct __sk_buff *skb, struct iphdr *ip)
+{
+	if (skb->gso_size || (ip->frag_off & bpf_htons(0x3fff)))
+		return 0;
+	__u32 l4 = ip->ihl * 4, length = bpf_ntohs(ip->tot_len);
+	if (length <= l4)
+		return 0;
+	__u32 pseudo[3] = {ip->saddr, ip->daddr, bpf_htonl((__u32)ip->protocol << 16 | (length - l4))};
+	__s64 sum = bpf_csum_diff(0, 0, pseudo, sizeof(pseudo), 0);
+	return sum < 0 ? 0 : complete_checksum(skb, l4, length - l4, ip->protocol, sum);
+}
+
+static __always_inline int complete_ipv6(struct __sk_buff *skb, struct ipv6hdr *ip6)
+{
+	if (skb->gso_size)
+		return 0;
+	__u32 length = bpf_ntohs(ip6->payload_len);
+	__u32 pseudo[10];
+	__builtin_memcpy(pseudo, &ip6->saddr, 32);
+	pseudo[8] = bpf_htonl(length);
+	pseudo[9] = bpf_htonl(ip6->nexthdr);
+	__s64 sum = bpf_csum_diff(0, 0, pseudo, sizeof(pseudo), 0);
+	return sum < 0 ? 0 : complete_checksum(skb, 40, length, ip6->nexthdr, sum);
 }
 
 /* ---- egress: encapsulate ------------------------------------------------------------------ */
@@ -316,6 +401,17 @@ int tun_egress(struct __sk_buff *skb)
 	}
 	if (!limit)
 		return drop(D_HOP_LIMIT);  /* RFC 2003 §3.1 */
+	data = (void *)(long)skb->data;
+	end = (void *)(long)skb->data_end;
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = data;
+		if ((void *)(ip + 1) <= end)
+			complete_ipv4(skb, ip);
+	} else {
+		struct ipv6hdr *ip6 = data;
+		if ((void *)(ip6 + 1) <= end)
+			complete_ipv6(skb, ip6);
+	}
 	return push(skb, &p, tos, frag, cfg->ttl);
 }
 

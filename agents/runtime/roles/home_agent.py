@@ -16,9 +16,10 @@ from typing import Any
 
 from agents.datapath.base import DropEvent
 from agents.datapath.engine import TunnelOptions
+from agents.datapath.selection import Needs, make_home_agent
 from agents.datapath.userspace import UserspaceHomeAgent
 from agents.mip import events as ev
-from agents.mip.config import HomeAgentConfig
+from agents.mip.config import Encapsulation, HomeAgentConfig
 from agents.mip.fa_config import AdvertisementConfig
 from agents.mip.home_agent import HomeAgent
 from agents.runtime.arp import GratuitousArpSender
@@ -31,8 +32,8 @@ from agents.runtime.roles.ha_delegation_io import DelegationSource, RefreshingDr
 from agents.runtime.roles.ha_recovery import HomeAgentRecovery
 from agents.runtime.roles.settings import (
     TunnelRuntime,
+    choose_datapath,
     load_role_file,
-    report_datapath_choice,
     require_interface,
     warn_short_keepalive,
 )
@@ -127,7 +128,8 @@ class HomeAgentRunner:
         protocol, runtime = config.protocol, config.runtime
         home_link_needed = "the home agent needs its home link (RFC 5944 §4.6)"
         require_interface("runtime.home_interface", runtime.home_interface, home_link_needed)
-        report_datapath_choice(runtime, context)
+        others = tuple(sorted(e.value for e in protocol.encapsulations if e is not Encapsulation.IP_IN_IP))
+        choice = choose_datapath(runtime, context, Needs(protocol.udp_tunnelling, others))
         warn_short_keepalive("home_agent.keepalive_interval", protocol.keepalive_interval)
         machine = HomeAgent(protocol, wall_clock_offset=wall_clock_offset(), rng=random.Random())
         sock = MobileIpSocket(protocol.port, receive_buffer=REGISTRATION_SOCKET_BUFFER)
@@ -138,7 +140,8 @@ class HomeAgentRunner:
         context.on_shutdown(home_link.close, name="remove proxy ARP entries and home-link routes")
         if runtime.home_prefix_routes:
             home_link.route_prefixes_home(protocol)
-        datapath = UserspaceHomeAgent(
+        datapath: UserspaceHomeAgent = make_home_agent(
+            choice,
             protocol.address,
             interface_name=runtime.tunnel_interface,
             options=TunnelOptions(ipv6_mtu=runtime.tunnel_mtu),
