@@ -18,12 +18,15 @@ tunnels to the newest care-of address only (a warning says so); reverse tunnels 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import fcntl
 import logging
 import os
 import socket
 import struct
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from pathlib import Path
@@ -61,6 +64,7 @@ REASONS = tuple(DropReason)  # the C enum follows this order
 DROP_EVENT = struct.Struct("=IIII B3x 16s 16s")
 POLL_MS = 200
 PROTO_IPIP = 4
+CLONE_NEWNET = 0x40000000
 
 
 class EbpfUnavailableError(RuntimeError):
@@ -122,10 +126,12 @@ class EbpfEngine:
         if not path.is_file():
             raise EbpfUnavailableError(f"no BPF object at {path}: build it with tools/build-bpf.sh")
         self.tun = TunDevice(interface_name)
+        self._netns = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
             obj = BpfObject(str(path))
         except BaseException:
             self.tun.close()
+            os.close(self._netns)
             raise
         names = ("config", "tos_out", "counters", "homes", "care_ofs", "accepts", "owners", "mobile", "drops")
         self._bpf = _Programs(obj, {name: obj.map_fd(name) for name in names})
@@ -153,13 +159,14 @@ class EbpfEngine:
         """Attach the programs (egress of the TUN, ingress of the other Ethernet interfaces), start the
         drop-report reader."""
         obj, attachments = self._bpf.obj, self._bpf.attachments
-        tun_index = socket.if_nametoindex(self.tun.name)
-        attachments.append(TcAttachment(tun_index, BPF_TC_EGRESS, obj.program_fd("tun_egress")))
-        ingress = obj.program_fd("wire_ingress")
-        for index, name in _ethernet_interfaces():
-            if index != tun_index:
-                attachments.append(TcAttachment(index, BPF_TC_INGRESS, ingress))
-                logger.debug("wire_ingress on %s", name)
+        with self._own_namespace():
+            tun_index = socket.if_nametoindex(self.tun.name)
+            attachments.append(TcAttachment(tun_index, BPF_TC_EGRESS, obj.program_fd("tun_egress")))
+            ingress = obj.program_fd("wire_ingress")
+            for index, name in _ethernet_interfaces():
+                if index != tun_index:
+                    attachments.append(TcAttachment(index, BPF_TC_INGRESS, ingress))
+                    logger.info("wire_ingress on %s", name)
         self._thread = threading.Thread(target=self._poll, name=f"{self.tun.name}-drops", daemon=True)
         self._thread.start()
 
@@ -209,11 +216,12 @@ class EbpfEngine:
         (``delete_interface``) and free the programs and maps."""
         self._stopping.set()
         try:
-            for attachment in reversed(self._bpf.attachments):
-                try:
-                    attachment.remove()
-                except BpfError as error:
-                    logger.error("tc detach: %s", error)
+            with self._own_namespace():  # libbpf's tc calls open netlink sockets where the thread is
+                for attachment in reversed(self._bpf.attachments):
+                    try:
+                        attachment.remove()
+                    except BpfError as error:
+                        logger.error("tc detach: %s", error)
             if callable(delete_interface):
                 delete_interface()
         finally:
@@ -225,17 +233,43 @@ class EbpfEngine:
     def _release(self) -> None:
         self._bpf.obj.close()
         self.tun.close()
+        os.close(self._netns)
+
+    @contextlib.contextmanager
+    def _own_namespace(self) -> Iterator[None]:
+        """Run the block in the network namespace this engine was made in (close() may come from any
+        thread, e.g. a test's main thread outside the namespace)."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        here = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if libc.setns(self._netns, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns into the datapath's namespace failed")
+            try:
+                yield
+            finally:
+                if libc.setns(here, CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns back failed")
+        finally:
+            os.close(here)
+
+
+SIOCGIFHWADDR = 0x8927
+ARPHRD_ETHER = 1
 
 
 def _ethernet_interfaces() -> Iterable[tuple[int, str]]:
-    """(index, name) of the namespace's Ethernet interfaces (type 1 in sysfs), loopback excluded."""
-    for index, name in socket.if_nameindex():
-        try:
-            kind = Path(f"/sys/class/net/{name}/type").read_text().strip()
-        except OSError:
-            continue
-        if kind == "1":
-            yield index, name
+    """(index, name) of the calling thread's namespace's Ethernet interfaces (loopback and TUNs excluded).
+
+    Asked with ioctl(SIOCGIFHWADDR) on a socket made here: /sys/class/net shows the namespace sysfs was
+    mounted in, which is not the thread's after setns()."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        for index, name in socket.if_nameindex():
+            try:
+                answer = fcntl.ioctl(probe, SIOCGIFHWADDR, struct.pack("16s16x", name.encode()))
+            except OSError:
+                continue
+            if struct.unpack_from("=H", answer, 16)[0] == ARPHRD_ETHER:
+                yield index, name
 
 
 def _refuse_unsupported(encapsulation: Encapsulation, udp_port: int | None) -> None:

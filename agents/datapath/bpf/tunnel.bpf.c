@@ -537,7 +537,8 @@ int wire_ingress(struct __sk_buff *skb)
 	struct iphdr *outer = data + ETH_HLEN;
 	if ((void *)(outer + 1) > end)
 		return TC_ACT_OK;
-	if (outer->protocol != IPPROTO_IPIP && outer->protocol != IPPROTO_IPV6)
+	__u8 protocol = outer->protocol;
+	if (protocol != IPPROTO_IPIP && protocol != IPPROTO_IPV6 && protocol != IPPROTO_GRE && protocol != 55)
 		return TC_ACT_OK;
 	__u32 agent = 0, home = 0;  /* mobile node: its home agent and home address */
 	if (cfg->role == ROLE_HA) {
@@ -551,6 +552,10 @@ int wire_ingress(struct __sk_buff *skb)
 		home = m->home;
 	}
 	void *inner = (void *)(outer + 1);
+	if (protocol == IPPROTO_GRE || protocol == 55) {  /* GRE, minimal (RFC 2004): never negotiated here */
+		int known = cfg->role == ROLE_HA ? present(&care_ofs, &outer->saddr) : outer->saddr == agent;
+		return refuse(known ? D_ENCAPSULATION : D_UNKNOWN_OUTER_SOURCE, outer, inner, end);
+	}
 	if (outer->ihl != 5 || (outer->frag_off & bpf_htons(0x3fff)))
 		return refuse(D_MALFORMED, outer, inner, end);  /* options or fragments: not handled here */
 	__u32 outer_len = bpf_ntohs(outer->tot_len);
