@@ -65,6 +65,10 @@ DROP_EVENT = struct.Struct("=IIII B3x 16s 16s")
 POLL_MS = 200
 PROTO_IPIP = 4
 CLONE_NEWNET = 0x40000000
+ACCEPT_IPIP = struct.pack("=I", PROTO_IPIP)
+ONE = struct.pack("=I", 1)
+TARGET_HOME_BYTES = struct.pack("=I", TARGET_HOME)
+TARGET_CARE_OF_BYTES = struct.pack("=I", TARGET_CARE_OF)
 
 
 class EbpfUnavailableError(RuntimeError):
@@ -285,10 +289,13 @@ def _refuse_unsupported(encapsulation: Encapsulation, udp_port: int | None) -> N
 
 @dataclass(frozen=True)
 class _HomeEntries:
-    """What one binding put into the maps (so a change can undo exactly it)."""
+    """What one binding put into the maps (so a change writes and deletes exactly the difference)."""
 
+    home: bytes = b""
+    """The ``homes`` value: home agent + the care-of address packets go to."""
     care_ofs: frozenset[bytes] = frozenset()
-    prefixes: frozenset[IPv6Network] = frozenset()
+    prefixes: dict[IPv6Network, bytes] = field(default_factory=dict)
+    """``owners`` values: home address + target."""
 
 
 class EbpfHomeAgent(UserspaceHomeAgent):
@@ -298,6 +305,8 @@ class EbpfHomeAgent(UserspaceHomeAgent):
     def __init__(self, address: IPv4Address, **kwargs: object) -> None:
         self._map_entries: dict[IPv4Address, _HomeEntries] = {}
         self._newest: dict[IPv4Address, IPv4Address] = {}
+        self._warned: set[IPv4Address] = set()
+        self._care_of_users: dict[bytes, int] = {}
         super().__init__(address, **kwargs)  # type: ignore[arg-type]
 
     def _make_engine(  # type: ignore[override]
@@ -341,42 +350,27 @@ class EbpfHomeAgent(UserspaceHomeAgent):
                 self._sync(home_address, None)
 
     def _store(self, binding: HomeBinding) -> None:
-        super()._store(binding)
+        """Record the binding and write its map entries (the userspace table is not kept: no thread reads
+        it here)."""
+        self._bindings[binding.home_address] = binding
         self._sync(binding.home_address, binding)
 
     def _sync(self, home_address: IPv4Address, binding: HomeBinding | None) -> None:
-        """Make the maps say what ``binding`` says (None: forget the home address): new entries first,
-        then the stale ones, so a packet in between finds the old or the new binding, never none."""
+        """Make the maps say what ``binding`` says (None: forget the home address), writing only what
+        changed: new entries first, then stale ones go, so a packet in between finds the old or the new
+        binding, never none. A handover is one ``homes`` update and one ``accepts`` insert."""
         fd, home = self.maps.fd, home_address.packed
         old = self._map_entries.get(home_address, _HomeEntries())
-        if binding is None:
-            new = _HomeEntries()
-            self._newest.pop(home_address, None)
-        else:
-            care_ofs = list(binding.care_ofs)
-            newest = self._newest.get(home_address)
-            if newest not in binding.care_ofs:
-                newest = care_ofs[-1] if care_ofs else None
-                self._newest[home_address] = newest  # type: ignore[assignment]
-            if len(care_ofs) > 1:
-                logger.warning(
-                    "%s has %d care-of addresses: the ebpf datapath tunnels to the newest, %s, only",
-                    home_address,
-                    len(care_ofs),
-                    newest,
-                )
-            new = _HomeEntries(frozenset(c.packed for c in care_ofs), frozenset(binding.prefixes))
-            destination = newest.packed if newest else bytes(4)
-            map_update(fd("homes"), home, binding.home_agent.packed + destination)
-            for care_of in new.care_ofs:
-                map_update(fd("accepts"), care_of + home, struct.pack("=I", PROTO_IPIP))
-            for care_of in new.care_ofs - old.care_ofs:
-                self._count_care_of(care_of, +1)
-            for prefix, target in binding.prefixes.items():
-                direct = target is TunnelTarget.CARE_OF and not prefix.is_link_local
-                value = home + struct.pack("=I", TARGET_CARE_OF if direct else TARGET_HOME)
+        new = _HomeEntries() if binding is None else self._entries_of(home_address, binding)
+        if new.home and new.home != old.home:
+            map_update(fd("homes"), home, new.home)
+        for care_of in new.care_ofs - old.care_ofs:
+            map_update(fd("accepts"), care_of + home, ACCEPT_IPIP)
+            self._count_care_of(care_of, +1)
+        for prefix, value in new.prefixes.items():
+            if old.prefixes.get(prefix) != value:
                 map_update(fd("owners"), _v6_key(prefix), value)
-        for prefix in old.prefixes - new.prefixes:
+        for prefix in old.prefixes.keys() - new.prefixes.keys():
             map_delete(fd("owners"), _v6_key(prefix))
         for care_of in old.care_ofs - new.care_ofs:
             map_delete(fd("accepts"), care_of + home)
@@ -384,18 +378,48 @@ class EbpfHomeAgent(UserspaceHomeAgent):
         if binding is None:
             map_delete(fd("homes"), home)
             self._map_entries.pop(home_address, None)
+            self._newest.pop(home_address, None)
+            self._warned.discard(home_address)
         else:
             self._map_entries[home_address] = new
 
+    def _entries_of(self, home_address: IPv4Address, binding: HomeBinding) -> _HomeEntries:
+        care_ofs = list(binding.care_ofs)
+        newest = self._newest.get(home_address)
+        if newest not in binding.care_ofs:
+            newest = care_ofs[-1] if care_ofs else None
+            if newest is not None:
+                self._newest[home_address] = newest
+        if len(care_ofs) > 1 and home_address not in self._warned:
+            self._warned.add(home_address)  # a handover passes through two care-ofs for a moment
+            logger.info(
+                "%s has %d care-of addresses: the ebpf datapath tunnels to the newest, %s, only",
+                home_address,
+                len(care_ofs),
+                newest,
+            )
+        home = home_address.packed
+        prefixes = {
+            prefix: home + (TARGET_CARE_OF_BYTES if direct else TARGET_HOME_BYTES)
+            for prefix, target in binding.prefixes.items()
+            for direct in [target is TunnelTarget.CARE_OF and not prefix.is_link_local]
+        }
+        destination = newest.packed if newest else bytes(4)
+        return _HomeEntries(
+            binding.home_agent.packed + destination, frozenset(c.packed for c in care_ofs), prefixes
+        )
+
     def _count_care_of(self, care_of: bytes, change: int) -> None:
-        """``care_ofs``: how many bindings use each care-of address (RFC 3024 §4.3.2 "known source")."""
-        fd = self.maps.fd("care_ofs")
-        raw = map_lookup(fd, care_of, 4)
-        left = (struct.unpack("=I", raw)[0] if raw else 0) + change
+        """``care_ofs``: the care-of addresses some binding uses (RFC 3024 §4.3.2 "known source"); the
+        reference count stays here, the map changes only when an address comes or goes."""
+        left = self._care_of_users.get(care_of, 0) + change
         if left > 0:
-            map_update(fd, care_of, struct.pack("=I", left))
+            self._care_of_users[care_of] = left
+            if left == change:
+                map_update(self.maps.fd("care_ofs"), care_of, ONE)
         else:
-            map_delete(fd, care_of)
+            self._care_of_users.pop(care_of, None)
+            map_delete(self.maps.fd("care_ofs"), care_of)
 
 
 class EbpfMobileNode(UserspaceMobileNode):

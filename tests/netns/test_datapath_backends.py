@@ -396,11 +396,9 @@ def bpf_state(namespace: Namespace) -> dict[str, str]:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_close_leaves_nothing_behind(namespaces: NamespaceFactory, backend: str) -> None:
     _cn, ha, mn = build_links(namespaces)
-    pins = (
-        sorted(p for p in os.listdir("/sys/fs/bpf"))
-        if os.path.isdir("/sys/fs/bpf")
-        else []
-    )
+    pins = sorted(p for p in os.listdir("/sys/fs/bpf")) if os.path.isdir("/sys/fs/bpf") else []
+    settled = lambda ns: "tentative" not in ns.run("ip -6 addr") and "fe80" in ns.run("ip -6 addr")  # noqa: E731
+    assert wait_until(lambda: settled(ha) and settled(mn), timeout=5), "veth link-local addresses"
     before = {ns.name: (ns.snapshot(), bpf_state(ns)) for ns in (ha, mn)}
     home_agent, mobile_node = start(backend, ha, mn, [], suffix="9")
     register(home_agent, mobile_node)  # type: ignore[arg-type]
@@ -413,8 +411,13 @@ def test_close_leaves_nothing_behind(namespaces: NamespaceFactory, backend: str)
     mobile_node.close()  # idempotent
     time.sleep(0.1)
     for ns in (ha, mn):
-        assert (ns.snapshot(), bpf_state(ns)) == before[ns.name], ns.name
-    after_pins = (
-        sorted(os.listdir("/sys/fs/bpf")) if os.path.isdir("/sys/fs/bpf") else []
-    )
+        now = {**ns.snapshot(), **bpf_state(ns)}
+        then = {**before[ns.name][0], **before[ns.name][1]}
+        changed = {
+            key: (then.get(key), now.get(key))
+            for key in then.keys() | now.keys()
+            if then.get(key) != now.get(key)
+        }
+        assert not changed, (ns.name, changed)
+    after_pins = sorted(os.listdir("/sys/fs/bpf")) if os.path.isdir("/sys/fs/bpf") else []
     assert after_pins == pins, "nothing pinned"
