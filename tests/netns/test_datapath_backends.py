@@ -34,6 +34,7 @@ from tests.netns.test_datapath import (
     MN6_COA,
     MN6_HOA,
     build_links,
+    links_settled,
     register,
 )
 
@@ -253,6 +254,16 @@ REFUSED = [
         IP(src=HOME_ADDRESS, dst=HA_FOREIGN) / IPv6(src=MN6_HOA, dst=CN6),
         DropReason.UNNESTED_HOME_ADDRESS,
     ),
+    (
+        "nested: innermost IPv6 source outside the prefix (RFC 5454 §4)",
+        FROM_COA / IP(src=HOME_ADDRESS, dst=HA_FOREIGN) / IPv6(src="2001:db8:999::1", dst=CN6),
+        DropReason.INNER_SOURCE,
+    ),
+    (
+        "nested: middle header not from the home address (RFC 3024 §4.3.2)",
+        FROM_COA / IP(src="192.0.2.77", dst=HA_FOREIGN) / IPv6(src=MN6_HOA, dst=CN6),
+        DropReason.INNER_SOURCE,
+    ),
 ]
 
 
@@ -397,8 +408,7 @@ def bpf_state(namespace: Namespace) -> dict[str, str]:
 def test_close_leaves_nothing_behind(namespaces: NamespaceFactory, backend: str) -> None:
     _cn, ha, mn = build_links(namespaces)
     pins = sorted(p for p in os.listdir("/sys/fs/bpf")) if os.path.isdir("/sys/fs/bpf") else []
-    settled = lambda ns: "tentative" not in ns.run("ip -6 addr") and "fe80" in ns.run("ip -6 addr")  # noqa: E731
-    assert wait_until(lambda: settled(ha) and settled(mn), timeout=5), "veth link-local addresses"
+    assert wait_until(lambda: links_settled(ha) and links_settled(mn), timeout=5), "veth link-local addresses"
     before = {ns.name: (ns.snapshot(), bpf_state(ns)) for ns in (ha, mn)}
     home_agent, mobile_node = start(backend, ha, mn, [], suffix="9")
     register(home_agent, mobile_node)  # type: ignore[arg-type]
