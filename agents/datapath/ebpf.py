@@ -23,8 +23,10 @@ import ctypes
 import fcntl
 import logging
 import os
+import re
 import socket
 import struct
+import subprocess
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -169,6 +171,7 @@ class EbpfEngine:
             ingress = obj.program_fd("wire_ingress")
             for index, name in _ethernet_interfaces():
                 if index != tun_index:
+                    _remove_stale_filters(name)
                     attachments.append(TcAttachment(index, BPF_TC_INGRESS, ingress))
                     logger.info("wire_ingress on %s", name)
         self._thread = threading.Thread(target=self._poll, name=f"{self.tun.name}-drops", daemon=True)
@@ -274,6 +277,31 @@ def _ethernet_interfaces() -> Iterable[tuple[int, str]]:
                 continue
             if struct.unpack_from("=H", answer, 16)[0] == ARPHRD_ETHER:
                 yield index, name
+
+
+STALE_FILTER = re.compile(r"pref (\d+) bpf .*\bwire_ingress\b")
+
+
+def _remove_stale_filters(interface: str) -> None:
+    """Filters of a datapath that was killed (SIGKILL: no close()) still hold its programs on the ingress
+    hook: remove them, with the clsact qdisc when nothing else is attached, so this engine owns a fresh one
+    and its close() leaves the link as it was before either (HA crash recovery, design.md §9)."""
+    shown = subprocess.run(
+        ["tc", "filter", "show", "dev", interface, "ingress"], capture_output=True, text=True, check=False
+    ).stdout
+    filters = [line for line in shown.splitlines() if " handle " in line]
+    stale = [match.group(1) for line in filters if (match := STALE_FILTER.search(line))]
+    if not stale:
+        return
+    if len(stale) == len(filters):
+        subprocess.run(["tc", "qdisc", "del", "dev", interface, "clsact"], capture_output=True, check=False)
+    else:
+        for pref in dict.fromkeys(stale):
+            command = ["tc", "filter", "del", "dev", interface, "ingress", "pref", pref]
+            subprocess.run(command, capture_output=True, check=False)
+    logger.warning(
+        "removed %d stale wire_ingress filter(s) on %s left by a killed datapath", len(stale), interface
+    )
 
 
 def _refuse_unsupported(encapsulation: Encapsulation, udp_port: int | None) -> None:

@@ -431,3 +431,38 @@ def test_close_leaves_nothing_behind(namespaces: NamespaceFactory, backend: str)
         assert not changed, (ns.name, changed)
     after_pins = sorted(os.listdir("/sys/fs/bpf")) if os.path.isdir("/sys/fs/bpf") else []
     assert after_pins == pins, "nothing pinned"
+
+
+KILLED_HOME_AGENT = """
+import os, sys
+from ipaddress import IPv4Address
+from agents.datapath.ebpf import EbpfHomeAgent
+EbpfHomeAgent(IPv4Address("198.51.100.1"), interface_name="mip-dead")
+os.kill(os.getpid(), 9)  # no close(): what SIGKILL leaves
+"""
+
+
+def test_a_killed_ebpf_datapath_leaves_nothing_after_the_next_close(namespaces: NamespaceFactory) -> None:
+    """A home agent killed with SIGKILL leaves its tc filters (they hold its programs); the next datapath
+    started in the namespace removes them, and its close() restores the links as they were before both."""
+    import subprocess
+    import sys
+
+    _cn, ha, _mn = build_links(namespaces)
+    assert wait_until(lambda: links_settled(ha), timeout=5)
+    before = bpf_state(ha)
+    killed = subprocess.run(
+        ["ip", "netns", "exec", ha.name, sys.executable, "-c", KILLED_HOME_AGENT],
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert killed.returncode == -9, killed.stderr
+    assert "wire_ingress" in ha.run("tc filter show dev ha0 ingress"), "the killed one left its filter"
+    home_agent, mobile_node = start("ebpf", ha, namespaces(), [], suffix="8")
+    mobile_node.close()
+    filters = ha.run("tc filter show dev ha0 ingress")
+    assert filters.count("wire_ingress") == 2, filters  # ours alone: "wire_ingress:[id]", "name wire_ingress"
+    home_agent.close()
+    assert bpf_state(ha) == before
