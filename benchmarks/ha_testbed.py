@@ -56,7 +56,7 @@ def ha_config(count: int, datapath: str = "userspace") -> str:
         f'address = "{HA_ADDRESS}"',
         'home_network = "10.0.0.0/16"',
         "max_lifetime = 3600",
-        *(['encapsulations = ["ipip"]', "udp_tunnelling = false"] if datapath != "userspace" else []),
+        *(['encapsulations = ["ipip", "gre"]', "udp_tunnelling = false"] if datapath != "userspace" else []),
         "",
     ]
     for index in range(count):

@@ -75,7 +75,7 @@ def home_agent_config(
         "mobile_nodes": accounts,
     }
     if not udp_tunnelling:  # what the ebpf datapath does not carry is not offered (RFC 5944 §3.8.2.1 code 72)
-        home_agent |= {"udp_tunnelling": False, "encapsulations": ["ipip"]}
+        home_agent |= {"udp_tunnelling": False, "encapsulations": ["ipip", "gre"]}
     if keepalive_interval is not None:
         home_agent["keepalive_interval"] = keepalive_interval  # K in UDP Tunnel Replies (RFC 3519 §3.2)
     runtime: dict[str, object] = {

@@ -10,10 +10,12 @@ header(s) and redirects the inner packet to the tunnel interface's ingress. Bind
 addresses and prefixes live in BPF maps, so a handover is one map update; drops are counted per
 :class:`~agents.datapath.base.DropReason` in a per-CPU array and reported through a ring buffer.
 
-What it does not carry (it refuses instead, with a message): GRE and minimal encapsulation, RFC 3519
-UDP tunnels (``datapath = "auto"`` picks userspace for such configurations, :mod:`.selection`), outer
-IPv4 options or fragments (counted ``malformed``). With simultaneous bindings (RFC 5944 §3.6.1.3) it
-tunnels to the newest care-of address only (a warning says so); reverse tunnels are accepted from all.
+Encapsulations: IP-in-IP (RFC 2003) and GRE (RFC 2784, plain 4-byte header), IPv6 as protocol 41 or in
+GRE to a GRE care-of address (RFC 5454 §3.3.2). What it does not carry (refused with a message, or
+counted ``malformed`` on the way in): minimal encapsulation, GRE with checksum, key or sequence number,
+RFC 3519 UDP tunnels (``datapath = "auto"`` picks userspace for such configurations, :mod:`.selection`),
+outer IPv4 options or fragments. With simultaneous bindings (RFC 5944 §3.6.1.3) it tunnels to the newest
+care-of address only (logged once per home address); reverse tunnels are accepted from all.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ REASONS = tuple(DropReason)  # the C enum follows this order
 DROP_EVENT = struct.Struct("=IIII B3x 16s 16s")
 POLL_MS = 200
 PROTO_IPIP = 4
+PROTO_GRE = 47
 CLONE_NEWNET = 0x40000000
 ACCEPT_IPIP = struct.pack("=I", PROTO_IPIP)
 ONE = struct.pack("=I", 1)
@@ -304,14 +307,19 @@ def _remove_stale_filters(interface: str) -> None:
     )
 
 
+def _protocol(encapsulation: Encapsulation) -> bytes:
+    """The map value of an outer protocol: 4 (RFC 2003) or 47 (RFC 2784)."""
+    return struct.pack("=I", PROTO_GRE if encapsulation is Encapsulation.GRE else PROTO_IPIP)
+
+
 def _refuse_unsupported(encapsulation: Encapsulation, udp_port: int | None) -> None:
     if udp_port is not None:
         raise EbpfUnavailableError(
             "the ebpf datapath does not carry RFC 3519 UDP tunnels: use datapath userspace (or auto)"
         )
-    if encapsulation is not Encapsulation.IP_IN_IP:
+    if encapsulation is Encapsulation.MINIMAL:
         raise EbpfUnavailableError(
-            f"the ebpf datapath carries IP-in-IP only, not {encapsulation.value}: use datapath userspace"
+            "the ebpf datapath carries IP-in-IP and GRE, not minimal encapsulation: use datapath userspace"
         )
 
 
@@ -321,7 +329,8 @@ class _HomeEntries:
 
     home: bytes = b""
     """The ``homes`` value: home agent + the care-of address packets go to."""
-    care_ofs: frozenset[bytes] = frozenset()
+    care_ofs: dict[bytes, bytes] = field(default_factory=dict)
+    """``accepts``: care-of address → the outer protocol negotiated with it (4 or 47)."""
     prefixes: dict[IPv6Network, bytes] = field(default_factory=dict)
     """``owners`` values: home address + target."""
 
@@ -392,15 +401,17 @@ class EbpfHomeAgent(UserspaceHomeAgent):
         new = _HomeEntries() if binding is None else self._entries_of(home_address, binding)
         if new.home and new.home != old.home:
             map_update(fd("homes"), home, new.home)
-        for care_of in new.care_ofs - old.care_ofs:
-            map_update(fd("accepts"), care_of + home, ACCEPT_IPIP)
-            self._count_care_of(care_of, +1)
+        for care_of, protocol in new.care_ofs.items():
+            if old.care_ofs.get(care_of) != protocol:
+                map_update(fd("accepts"), care_of + home, protocol)
+            if care_of not in old.care_ofs:
+                self._count_care_of(care_of, +1)
         for prefix, value in new.prefixes.items():
             if old.prefixes.get(prefix) != value:
                 map_update(fd("owners"), _v6_key(prefix), value)
         for prefix in old.prefixes.keys() - new.prefixes.keys():
             map_delete(fd("owners"), _v6_key(prefix))
-        for care_of in old.care_ofs - new.care_ofs:
+        for care_of in old.care_ofs.keys() - new.care_ofs.keys():
             map_delete(fd("accepts"), care_of + home)
             self._count_care_of(care_of, -1)
         if binding is None:
@@ -433,9 +444,9 @@ class EbpfHomeAgent(UserspaceHomeAgent):
             for direct in [target is TunnelTarget.CARE_OF and not prefix.is_link_local]
         }
         destination = newest.packed if newest else bytes(4)
-        return _HomeEntries(
-            binding.home_agent.packed + destination, frozenset(c.packed for c in care_ofs), prefixes
-        )
+        protocols = {c.packed: _protocol(e) for c, e in binding.care_ofs.items()}
+        protocol = protocols.get(destination, ACCEPT_IPIP)
+        return _HomeEntries(binding.home_agent.packed + destination + protocol, protocols, prefixes)
 
     def _count_care_of(self, care_of: bytes, change: int) -> None:
         """``care_ofs``: the care-of addresses some binding uses (RFC 3024 §4.3.2 "known source"); the
@@ -500,7 +511,7 @@ class EbpfMobileNode(UserspaceMobileNode):
         engine: EbpfEngine = self._engine  # type: ignore[assignment]
         tunnel, home = self._tunnel, self._home
         if tunnel is None or home is None:
-            value = bytes(20)
+            value = bytes(24)
         else:
             care_of = tunnel.care_of.packed if tunnel.care_of else bytes(4)
             value = (
@@ -508,6 +519,7 @@ class EbpfMobileNode(UserspaceMobileNode):
                 + tunnel.home_agent.packed
                 + care_of
                 + struct.pack("=II", tunnel.reverse_tunnel, 1)
+                + _protocol(tunnel.encapsulation)
             )
         sources = dict(self._sources)
         for prefix, target in sources.items():

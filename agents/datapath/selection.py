@@ -3,7 +3,7 @@ place that decides it (design.md §3, issue 9).
 
 ``auto`` tries, in order: ``kernel`` (native ipip/sit/gre devices; not implemented in this tree, so it is
 skipped with the probe's findings), ``ebpf`` (when ``build/bpf/tunnel.bpf.o`` exists and passes the
-verifier, and the configuration needs nothing it cannot carry: RFC 3519 UDP tunnels, GRE, minimal
+verifier, and the configuration needs nothing it cannot carry: RFC 3519 UDP tunnels, minimal
 encapsulation), else ``userspace``. An explicit ``kernel`` or ``ebpf`` that cannot run is refused with
 :class:`BackendUnavailableError` naming what is missing; nothing falls back silently.
 """
@@ -17,6 +17,7 @@ from typing import Any
 from agents.datapath.kernel import BackendUnavailableError, KernelTunnelSupport, probe_kernel_tunnels
 
 BACKENDS = ("userspace", "kernel", "ebpf", "auto")
+EBPF_ENCAPSULATIONS = ("ipip", "gre")
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,10 @@ class Needs:
         """Why the ebpf backend cannot serve this configuration, or None."""
         if self.udp_tunnels:
             return "the configuration uses RFC 3519 UDP tunnels, which the ebpf datapath does not carry"
-        if self.other_encapsulations:
-            names = ", ".join(self.other_encapsulations)
-            return f"the configuration allows {names}; the ebpf datapath carries IP-in-IP only"
+        missing = [name for name in self.other_encapsulations if name not in EBPF_ENCAPSULATIONS]
+        if missing:
+            names = ", ".join(missing)
+            return f"the configuration allows {names}; the ebpf datapath carries IP-in-IP and GRE only"
         return None
 
 

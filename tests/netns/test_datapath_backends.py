@@ -466,3 +466,48 @@ def test_a_killed_ebpf_datapath_leaves_nothing_after_the_next_close(namespaces: 
     assert filters.count("wire_ingress") == 2, filters  # ours alone: "wire_ingress:[id]", "name wire_ingress"
     home_agent.close()
     assert bpf_state(ha) == before
+
+
+# -- GRE (RFC 2784) -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def gre(bed: Bed) -> Iterator[Bed]:
+    """The binding re-registered with GRE on both sides (RFC 5944 §3.8.2.1 G bit), IP-in-IP afterwards."""
+    from agents.datapath.base import Encapsulation
+
+    home, agent, care_of = IPv4Address(HOME_ADDRESS), IPv4Address(HA_FOREIGN), IPv4Address(CARE_OF)
+    for encapsulation in (Encapsulation.GRE, Encapsulation.IP_IN_IP):
+        for datapath in (bed.home_agent, bed.mobile_node):
+            datapath.add_ipv4_tunnel(home, care_of, encapsulation, home_agent=agent)  # type: ignore[attr-defined]
+        if encapsulation is Encapsulation.GRE:
+            yield bed
+    assert ping(bed.cn, HOME_ADDRESS)
+
+
+def test_gre_carries_ipv4_and_both_ipv6_codes(gre: Bed) -> None:
+    """RFC 2784 §2: a 4-byte GRE header (no checksum, version 0) with protocol type 0x0800 for IPv4 and for
+    the nested code-0 header (IPv6-in-IPv4 inside, RFC 5454 §3.3.2), 0x86DD for code 1."""
+    with capture(gre.ha, "ha1") as seen:
+        assert ping(gre.cn, HOME_ADDRESS) and ping(gre.mn, CN, source=HOME_ADDRESS)
+        assert ping(gre.cn, MN6_COA) and ping(gre.mn, CN6, source=MN6_COA)
+        assert ping(gre.cn, MN6_HOA) and ping(gre.mn, CN6, source=MN6_HOA)
+    carried = {
+        (IP(p).src, IP(p)[GRE].proto, IP(p)[GRE].payload.name) for p in seen if p[0] >> 4 == 4 and p[9] == 47
+    }
+    assert {(HA_FOREIGN, 0x0800, "IP"), (CARE_OF, 0x0800, "IP")} <= carried, carried
+    assert {(HA_FOREIGN, 0x86DD, "IPv6"), (CARE_OF, 0x86DD, "IPv6")} <= carried, carried
+    assert not [p for p in seen if p[0] >> 4 == 4 and p[9] in (4, 41)], "everything in GRE"
+    headers = [bytes(IP(p).payload)[:4] for p in seen if p[0] >> 4 == 4 and p[9] == 47]
+    assert all(header[:2] == b"\0\0" for header in headers)
+
+
+def test_ip_in_ip_after_gre_was_negotiated_is_refused(gre: Bed) -> None:
+    """RFC 3024 §4.3.2: right endpoints, wrong encapsulation."""
+    packet = FROM_COA / IP(src=HOME_ADDRESS, dst=CN) / UDP(sport=4007, dport=9999) / b"wrong-encap"
+    with listener(gre.cn, socket.AF_INET, CN) as sink:
+        before = counters(gre.home_agent).dropped(DropReason.ENCAPSULATION)
+        send_raw(gre.mn, bytes(packet), HA_FOREIGN)
+        assert wait_until(lambda: counters(gre.home_agent).dropped(DropReason.ENCAPSULATION) == before + 1)
+        with pytest.raises(TimeoutError):
+            sink.recv(100)

@@ -38,11 +38,20 @@ def test_auto_falls_back_to_userspace_with_the_reason() -> None:
 
 
 @pytest.mark.parametrize(
-    "needs", [Needs(udp_tunnels=True), Needs(other_encapsulations=("gre",))], ids=["RFC 3519 UDP", "GRE"]
+    "needs",
+    [Needs(udp_tunnels=True), Needs(other_encapsulations=("gre", "minimal"))],
+    ids=["RFC 3519", "minimal"],
 )
 def test_auto_picks_userspace_for_what_ebpf_does_not_carry(needs: Needs) -> None:
     choice = select_backend("auto", needs, kernel_probe=probe, ebpf_check=loads)
     assert choice.backend == "userspace" and "ebpf" in choice.reason
+
+
+def test_gre_is_carried_by_ebpf() -> None:
+    choice = select_backend(
+        "auto", Needs(other_encapsulations=("gre",)), kernel_probe=probe, ebpf_check=loads
+    )
+    assert choice.backend == "ebpf"
 
 
 def test_explicit_ebpf_that_cannot_run_is_refused_not_replaced() -> None:

@@ -49,6 +49,7 @@ struct config {
 struct home {              /* HA: per home address */
 	__u32 agent;       /* home agent address (network order) */
 	__u32 care_of;     /* where to tunnel (0: none) */
+	__u32 protocol;    /* to it: 4 IP-in-IP or 47 GRE */
 };
 
 struct accept_key { __u32 care_of; __u32 home; };
@@ -62,6 +63,7 @@ struct mobile {            /* MN: its one tunnel */
 	__u32 care_of;     /* 0: a foreign agent's care-of (no IPv4-in-IPv4 here) */
 	__u32 reverse;     /* reverse-tunnel IPv4 from the home address (RFC 3024 §5.1) */
 	__u32 active;
+	__u32 protocol;    /* negotiated: 4 IP-in-IP or 47 GRE */
 };
 
 struct drop_event { __u32 reason; __u32 protocol; __u32 outer_src; __u32 outer_dst; __u8 inner_version;
@@ -251,19 +253,22 @@ static __always_inline int complete_ipv6(struct __sk_buff *skb, struct ipv6hdr *
 struct plan {
 	__u32 src, dst;          /* outermost header */
 	__u32 mid_src, mid_dst;  /* nested IPv6-in-IPv4 header (code 0), mid_dst 0: none */
-	__u8 protocol;           /* outermost protocol */
+	__u8 protocol;           /* what the outermost header carries directly: 4 or 41 */
+	__u8 gre;                /* the outermost header is IPv4 + GRE (RFC 2784) instead */
 };
 
 static __always_inline int push(struct __sk_buff *skb, struct plan *p, __u8 tos, __u16 frag, __u8 ttl)
 {
 	__u32 inner_len = skb->len;
-	__u32 extra = p->mid_dst ? 40 : 20;
+	__u32 gre = p->gre ? 4 : 0, mid = p->mid_dst ? 20 : 0;
 	__u64 flags = BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO;
+	if (gre)
+		flags |= BPF_F_ADJ_ROOM_ENCAP_L4_GRE;
 
 	/* a TUN has no link-layer header: put an Ethernet one in front for the redirect */
 	if (bpf_skb_change_head(skb, ETH_HLEN, 0))
 		return drop(D_SEND_FAILED);
-	if (bpf_skb_adjust_room(skb, extra, BPF_ADJ_ROOM_MAC, flags))
+	if (bpf_skb_adjust_room(skb, 20 + gre + mid, BPF_ADJ_ROOM_MAC, flags))
 		return drop(D_SEND_FAILED);
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
@@ -271,15 +276,23 @@ static __always_inline int push(struct __sk_buff *skb, struct plan *p, __u8 tos,
 	if ((void *)(outer + 1) > end)
 		return drop(D_SEND_FAILED);
 	eth->h_proto = bpf_htons(ETH_P_IP);
-	if (p->mid_dst) {
-		struct iphdr *mid = (void *)(outer + 1);
-		if ((void *)(mid + 1) > end)
+	if (gre) {  /* RFC 2784 §2.1: no checksum, version 0, the protocol type of what follows */
+		__be16 *header = (void *)(outer + 1);
+		if ((void *)(header + 2) > end)
+			return drop(D_SEND_FAILED);
+		header[0] = 0;
+		header[1] = (mid || p->protocol == IPPROTO_IPIP) ? bpf_htons(ETH_P_IP) : bpf_htons(ETH_P_IPV6);
+	}
+	__u8 outer_protocol = gre ? IPPROTO_GRE : (mid ? IPPROTO_IPIP : p->protocol);
+	if (mid) {
+		struct iphdr *middle = (void *)outer + 20 + gre;
+		if ((void *)(middle + 1) > end)
 			return drop(D_SEND_FAILED);
 		__u8 mid_tos = outer_tos(tos);
-		fill_outer(mid, mid_tos, 0, ttl, IPPROTO_IPV6, p->mid_src, p->mid_dst, inner_len + 20);
-		fill_outer(outer, outer_tos(mid_tos), 0, ttl, IPPROTO_IPIP, p->src, p->dst, inner_len + 40);
+		fill_outer(middle, mid_tos, 0, ttl, IPPROTO_IPV6, p->mid_src, p->mid_dst, inner_len + 20);
+		fill_outer(outer, outer_tos(mid_tos), 0, ttl, outer_protocol, p->src, p->dst, inner_len + 40 + gre);
 	} else {
-		fill_outer(outer, outer_tos(tos), frag, ttl, p->protocol, p->src, p->dst, inner_len + 20);
+		fill_outer(outer, outer_tos(tos), frag, ttl, outer_protocol, p->src, p->dst, inner_len + 20 + gre);
 	}
 
 	struct bpf_fib_lookup fib = {};
@@ -335,12 +348,14 @@ int tun_egress(struct __sk_buff *skb)
 				return drop(D_NO_TUNNEL);
 			p.src = h->agent;
 			p.dst = h->care_of;
+			p.gre = h->protocol == IPPROTO_GRE;
 		} else {
 			struct mobile *m = bpf_map_lookup_elem(&mobile, &zero);
 			if (!m || !m->active || !m->reverse || !m->care_of || ip->saddr != m->home)
 				return drop(D_NO_TUNNEL);
 			p.src = m->care_of;
 			p.dst = m->agent;
+			p.gre = m->protocol == IPPROTO_GRE;
 		}
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = data;
@@ -366,6 +381,7 @@ int tun_egress(struct __sk_buff *skb)
 				return drop(D_NO_TUNNEL);
 			p.src = h->agent;
 			p.dst = h->care_of;
+			p.gre = h->protocol == IPPROTO_GRE;  /* code 1: IPv6 in GRE; code 0: nested in GRE */
 			if (target != TARGET_CARE_OF) {
 				p.mid_src = h->agent;
 				p.mid_dst = home_address;
@@ -386,9 +402,11 @@ int tun_egress(struct __sk_buff *skb)
 			if (target == TARGET_CARE_OF && m->care_of) {
 				p.src = m->care_of;
 				p.dst = m->agent;
+				p.gre = m->protocol == IPPROTO_GRE;
 			} else if (m->care_of) {
 				p.src = m->care_of;
 				p.dst = m->agent;
+				p.gre = m->protocol == IPPROTO_GRE;
 				p.mid_src = m->home;
 				p.mid_dst = m->agent;
 			} else {  /* foreign agent care-of: IPv6-in-IPv4 from the home address only */
@@ -438,16 +456,16 @@ static __always_inline int present(void *map, const void *key)
 	return found;
 }
 
-static __always_inline int ha_check_ipv4(__u32 outer_src, __u32 inner_src)
+static __always_inline int ha_check_ipv4(__u32 outer_src, __u32 inner_src, __u32 outer_protocol)
 {
 	struct accept_key key = {.care_of = outer_src, .home = inner_src};
 	__u32 *protocol = bpf_map_lookup_elem(&accepts, &key);
 	if (protocol)
-		return *protocol == IPPROTO_IPIP ? ACCEPT : D_ENCAPSULATION;
+		return *protocol == outer_protocol ? ACCEPT : D_ENCAPSULATION;
 	return bpf_map_lookup_elem(&care_ofs, &outer_src) ? D_INNER_SOURCE : D_UNKNOWN_OUTER_SOURCE;
 }
 
-static __always_inline int ha_check_ipv6(__u32 outer_src, const __u8 *inner_src, int nested)
+static __always_inline int ha_check_ipv6(__u32 outer_src, const __u8 *inner_src, int nested, __u32 outer_protocol)
 {
 	int is_care_of = present(&care_ofs, &outer_src);
 	int is_home = present(&homes, &outer_src);
@@ -459,19 +477,21 @@ static __always_inline int ha_check_ipv6(__u32 outer_src, const __u8 *inner_src,
 	struct owner *o = bpf_map_lookup_elem(&owners, &key);
 	if (!o) {
 		if (is_link_local(inner_src) && is_home)
-			return ACCEPT;
+			return outer_protocol == IPPROTO_IPV6 ? ACCEPT : D_ENCAPSULATION;
 		return known ? D_INNER_SOURCE : D_UNKNOWN_OUTER_SOURCE;
 	}
 	if (o->target == TARGET_CARE_OF) {
 		struct accept_key a = {.care_of = outer_src, .home = o->home};
 		__u32 *protocol = bpf_map_lookup_elem(&accepts, &a);
-		if (protocol && *protocol == IPPROTO_IPIP)
-			return ACCEPT;
-		if (outer_src == o->home || protocol)
+		if (protocol) {  /* IPv6 straight in GRE to a GRE care-of, else protocol 41 */
+			__u32 expected = *protocol == IPPROTO_GRE ? IPPROTO_GRE : IPPROTO_IPV6;
+			return expected == outer_protocol ? ACCEPT : D_ENCAPSULATION;
+		}
+		if (outer_src == o->home)
 			return D_TUNNEL_TARGET;
 	} else {
 		if (outer_src == o->home)
-			return ACCEPT;
+			return outer_protocol == IPPROTO_IPV6 ? ACCEPT : D_ENCAPSULATION;
 		struct accept_key a = {.care_of = outer_src, .home = o->home};
 		if (bpf_map_lookup_elem(&accepts, &a))
 			return D_TUNNEL_TARGET;
@@ -540,7 +560,7 @@ int wire_ingress(struct __sk_buff *skb)
 	__u8 protocol = outer->protocol;
 	if (protocol != IPPROTO_IPIP && protocol != IPPROTO_IPV6 && protocol != IPPROTO_GRE && protocol != 55)
 		return TC_ACT_OK;
-	__u32 agent = 0, home = 0;  /* mobile node: its home agent and home address */
+	__u32 agent = 0, home = 0, negotiated = 0;  /* mobile node: its home agent, home address, protocol */
 	if (cfg->role == ROLE_HA) {
 		if (outer->daddr != cfg->self_addr)
 			return TC_ACT_OK;  /* not ours: forwarded as usual */
@@ -550,36 +570,51 @@ int wire_ingress(struct __sk_buff *skb)
 			return TC_ACT_OK;
 		agent = m->agent;
 		home = m->home;
+		negotiated = m->protocol;
 	}
-	void *inner = (void *)(outer + 1);
-	if (protocol == IPPROTO_GRE || protocol == 55) {  /* GRE, minimal (RFC 2004): never negotiated here */
+	if (protocol == 55) {  /* minimal encapsulation (RFC 2004): never negotiated with this datapath */
 		int known = cfg->role == ROLE_HA ? present(&care_ofs, &outer->saddr) : outer->saddr == agent;
-		return refuse(known ? D_ENCAPSULATION : D_UNKNOWN_OUTER_SOURCE, outer, inner, end);
+		return refuse(known ? D_ENCAPSULATION : D_UNKNOWN_OUTER_SOURCE, outer, outer + 1, end);
 	}
 	if (outer->ihl != 5 || (outer->frag_off & bpf_htons(0x3fff)))
-		return refuse(D_MALFORMED, outer, inner, end);  /* options or fragments: not handled here */
+		return refuse(D_MALFORMED, outer, outer + 1, end);  /* options or fragments: not handled here */
+	__u32 gre = 0, carried = protocol;  /* carried: 4 (IPv4 next) or 41 (IPv6 next) */
+	if (protocol == IPPROTO_GRE) {  /* RFC 2784 §2: no checksum, key or sequence; version 0 */
+		__be16 *header = (void *)(outer + 1);
+		if ((void *)(header + 2) > end || header[0] != 0)
+			return refuse(D_MALFORMED, outer, outer + 1, end);
+		if (header[1] == bpf_htons(ETH_P_IP))
+			carried = IPPROTO_IPIP;
+		else if (header[1] == bpf_htons(ETH_P_IPV6))
+			carried = IPPROTO_IPV6;
+		else
+			return refuse(D_MALFORMED, outer, outer + 1, end);
+		gre = 4;
+	}
+	void *inner = (void *)(outer + 1) + gre;
 	__u32 outer_len = bpf_ntohs(outer->tot_len);
 	__u32 outer_src = outer->saddr, outer_dst = outer->daddr;
 	__u8 outer_tos_value = outer->tos;
-	__u32 strip = 20;
+	__u32 strip = 20 + gre;
 	__u64 flags;
 	int reason;
-	__u32 inner_off = ETH_HLEN + 20;
-	if (outer->protocol == IPPROTO_IPIP) {
+	__u32 inner_off = ETH_HLEN + 20 + gre;
+	if (carried == IPPROTO_IPIP) {
 		struct iphdr *ip = inner;
 		if ((void *)(ip + 1) > end || ip->version != 4 || ip->ihl < 5 ||
-		    bpf_ntohs(ip->tot_len) + 20 != outer_len)
+		    bpf_ntohs(ip->tot_len) + 20 + gre != outer_len)
 			return refuse(D_MALFORMED, outer, inner, end);
 		__u32 inner_src = ip->saddr, inner_dst = ip->daddr;
 		int nested = 0;
 		if (cfg->role == ROLE_HA) {
-			reason = ha_check_ipv4(outer_src, inner_src);
+			reason = ha_check_ipv4(outer_src, inner_src, protocol);
 			if (reason == ACCEPT && ip->protocol == IPPROTO_IPV6) {
 				struct home *h = bpf_map_lookup_elem(&homes, &inner_src);
 				nested = h && h->agent == inner_dst;
 			}
 		} else {
-			reason = outer_src == agent ? ACCEPT : D_UNKNOWN_OUTER_SOURCE;
+			reason = outer_src != agent ? D_UNKNOWN_OUTER_SOURCE
+						    : (protocol == negotiated ? ACCEPT : D_ENCAPSULATION);
 			nested = reason == ACCEPT && ip->protocol == IPPROTO_IPV6 && inner_src == agent &&
 				 inner_dst == home;
 		}
@@ -588,11 +623,12 @@ int wire_ingress(struct __sk_buff *skb)
 		if (nested) {  /* RFC 5454 code 0: IPv6-in-IPv4 from the home address inside */
 			struct ipv6hdr *ip6 = (void *)(ip + 1);
 			if (ip->ihl != 5 || (void *)(ip6 + 1) > end || ip6->version != 6 ||
-			    bpf_ntohs(ip6->payload_len) + 80 != outer_len || ip_checksum(ip) != 0 ||
+			    bpf_ntohs(ip6->payload_len) + 80 + gre != outer_len || ip_checksum(ip) != 0 ||
 			    (ip->frag_off & bpf_htons(0x3fff)))
 				return refuse(D_MALFORMED, outer, inner, end);
-			reason = cfg->role == ROLE_HA ? ha_check_ipv6(inner_src, ip6->saddr.in6_u.u6_addr8, 1)
-						      : ACCEPT;
+			reason = cfg->role == ROLE_HA
+					 ? ha_check_ipv6(inner_src, ip6->saddr.in6_u.u6_addr8, 1, IPPROTO_IPV6)
+					 : ACCEPT;
 			if (reason != ACCEPT)
 				return refuse(reason, outer, inner, end);
 			int middle = egress_tos(outer_tos_value, ip->tos, cfg->dscp_pipe);
@@ -600,9 +636,9 @@ int wire_ingress(struct __sk_buff *skb)
 			int final = middle < 0 ? -1 : egress_tos(middle, tc, cfg->dscp_pipe);
 			if (final < 0)
 				return refuse(D_ECN, outer, inner, end);
-			if (final != tc && set_ipv6_tos(skb, ETH_HLEN + 40, final))
+			if (final != tc && set_ipv6_tos(skb, inner_off + 20, final))
 				return drop(D_MALFORMED);
-			strip = 40;
+			strip += 20;
 			flags = BPF_F_ADJ_ROOM_DECAP_L3_IPV6;
 		} else {
 			int tos = egress_tos(outer_tos_value, ip->tos, cfg->dscp_pipe);
@@ -614,12 +650,15 @@ int wire_ingress(struct __sk_buff *skb)
 		}
 	} else {
 		struct ipv6hdr *ip6 = inner;
-		if ((void *)(ip6 + 1) > end || ip6->version != 6 || bpf_ntohs(ip6->payload_len) + 60 != outer_len)
+		if ((void *)(ip6 + 1) > end || ip6->version != 6 ||
+		    bpf_ntohs(ip6->payload_len) + 60 + gre != outer_len)
 			return refuse(D_MALFORMED, outer, inner, end);
 		if (cfg->role == ROLE_HA)
-			reason = ha_check_ipv6(outer_src, ip6->saddr.in6_u.u6_addr8, 0);
-		else
-			reason = outer_src == agent ? ACCEPT : D_UNKNOWN_OUTER_SOURCE;
+			reason = ha_check_ipv6(outer_src, ip6->saddr.in6_u.u6_addr8, 0, protocol);
+		else if (outer_src != agent)
+			reason = D_UNKNOWN_OUTER_SOURCE;
+		else  /* protocol 41, or GRE when GRE was negotiated (RFC 5454 §3.3.2) */
+			reason = (protocol == IPPROTO_IPV6 || negotiated == IPPROTO_GRE) ? ACCEPT : D_ENCAPSULATION;
 		if (reason != ACCEPT)
 			return refuse(reason, outer, inner, end);
 		__u8 tc = (ip6->priority << 4) | (ip6->flow_lbl[0] >> 4);
