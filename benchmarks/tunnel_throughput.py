@@ -1,6 +1,11 @@
-"""TCP throughput through the userspace tunnel vs. the same path without it (needs root, iperf3).
+"""TCP throughput through the tunnel vs. the same path without it, per datapath (needs root, iperf3).
 
     sudo python benchmarks/tunnel_throughput.py [--seconds 5] [--repeats 3] [--no-fast-path]
+        [--datapath userspace ebpf] [--gre] [--udp]
+
+``--datapath``: each backend in turn (agents/datapath/userspace.py, agents/datapath/ebpf.py), each case with
+its native baseline measured right before it in the same run. ``--gre``: GRE (RFC 2784) instead of
+IP-in-IP and protocol 41 for every case.
 
 Builds three namespaces of its own (names ``dsm-b<pid>-*``), each link a veth with MTU 1500:
 ```
@@ -48,6 +53,9 @@ CASES = [  # (label, family, native destination, tunnel destination)
 ]
 
 
+GRE_FLAG = "--gre"
+
+
 def run(namespace: str, command: str) -> str:
     result = subprocess.run(
         ["ip", "netns", "exec", namespace, "sh", "-c", command], capture_output=True, text=True, timeout=60
@@ -65,6 +73,8 @@ class Bench:
     namespaces: list[str] = field(default_factory=list)
     processes: list[subprocess.Popen[str]] = field(default_factory=list)
     datapaths: list[subprocess.Popen[str]] = field(default_factory=list)
+    gre: bool = False
+    """Tunnel with GRE (RFC 2784) instead of IP-in-IP / protocol 41."""
 
     def ns(self, role: str) -> str:
         return f"{self.prefix}-{role}"
@@ -142,6 +152,7 @@ class Bench:
             ]
             + ([] if fast_path else ["--no-fast-path"])
             + (["--udp"] if udp else [])
+            + (["--gre"] if self.gre else [])
         )
         process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.processes.append(process)
@@ -255,7 +266,7 @@ def measure_cases(
 
 
 def benchmark(args: argparse.Namespace) -> int:
-    bench = Bench()
+    bench = Bench(gre=args.gre)
     try:
         bench.build()
         fast = "off" if args.no_fast_path else "on"
@@ -270,7 +281,8 @@ def benchmark(args: argparse.Namespace) -> int:
             common = (not args.no_fast_path, args.txqueuelen, args.ipv6_mtu)
             ha = bench.start_datapath("ha", *common, datapath=backend)
             mn = bench.start_datapath("mn", *common, datapath=backend)
-            rows += [(f"{backend} {label}", *rest) for label, *rest in measure_cases(bench, CASES, args)]
+            name = f"{backend} GRE" if args.gre else backend  # GRE: the same cases, protocol 47 outside
+            rows += [(f"{name} {label}", *rest) for label, *rest in measure_cases(bench, CASES, args)]
             counters |= {f"ha {backend}": bench.stop_datapath(ha), f"mn {backend}": bench.stop_datapath(mn)}
             if args.udp and backend == "userspace":
                 ha = bench.start_datapath("ha", *common, udp=True)
@@ -330,7 +342,8 @@ def serve(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         port = (MN_UDP_PORT if role == "ha" else 434) if udp else None  # the far end's UDP port
-        datapath.add_ipv4_tunnel(home, care_of, Encapsulation.IP_IN_IP, home_agent=agent, udp_port=port)
+        encapsulation = Encapsulation.GRE if GRE_FLAG in sys.argv else Encapsulation.IP_IN_IP
+        datapath.add_ipv4_tunnel(home, care_of, encapsulation, home_agent=agent, udp_port=port)
         if sock is not None:
             threading.Thread(target=_read_tunnel_data, args=(sock, datapath), daemon=True).start()
         for prefix, target in prefixes.items():
@@ -391,6 +404,7 @@ def main() -> int:
         choices=["userspace", "ebpf"],
         help="backends to measure, each in the same run as the native baseline (default userspace)",
     )
+    parser.add_argument(GRE_FLAG, action="store_true", help="GRE (RFC 2784) instead of IP-in-IP and proto 41")
     parser.add_argument("--serve", choices=["ha", "mn"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
