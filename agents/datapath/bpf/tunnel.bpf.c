@@ -171,7 +171,10 @@ static __always_inline __u32 embedded_ipv4(const __u8 *a)
  * offload) would keep it through the tunnel: a decapsulator that reads raw sockets (the userspace foreign
  * agent) would then forward a wrong checksum. The userspace datapath's TUN completes it; so do we, for
  * every single (non-GSO) packet: the full RFC 768 / RFC 793 checksum, pseudo-header included (recomputing
- * a complete one gives the same value). GSO packets are completed per segment by the kernel's offload. */
+ * a complete one gives the same value). GSO packets are completed per segment by the kernel's offload.
+ * Caveat: the skb stays marked CHECKSUM_PARTIAL (no helper clears it); a later device that completes the
+ * checksum in software (no checksum offload for encapsulated packets) would add to the full sum. veth and
+ * bridges, all this testbed has, offload it and never do. */
 static __always_inline int complete_checksum(struct __sk_buff *skb, __u32 l4, __u32 length, __u8 protocol,
 					     __u64 pseudo)
 {
