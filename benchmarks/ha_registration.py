@@ -91,12 +91,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-runs", type=int, default=3)
     parser.add_argument("--fill-timeout", type=float, default=240.0, help="give up filling after this")
     parser.add_argument("--trace-modes", default="plain,trace", help="plain, trace or both (comma-separated)")
+    parser.add_argument(
+        "--datapath", default="userspace", help="userspace, ebpf or both (comma-separated): one agent each"
+    )
     parser.add_argument("--profile", type=Path, help="write cProfile stats of each agent to this directory")
     parser.add_argument("--keep-logs", type=Path, help="copy the agents' stderr logs to this directory")
     args = parser.parse_args(argv)
     args.trace_modes = [mode.strip() for mode in args.trace_modes.split(",") if mode.strip()]
+    args.datapaths = [name.strip() for name in args.datapath.split(",") if name.strip()]
     if not set(args.trace_modes) <= {"plain", "trace"} or args.bindings < 1:
         parser.error("--trace-modes takes plain and/or trace; --bindings must be at least 1")
+    if not args.datapaths or not set(args.datapaths) <= {"userspace", "ebpf"}:
+        parser.error("--datapath takes userspace and/or ebpf")
     return args
 
 
@@ -164,9 +170,13 @@ def measure_table(
     return figures
 
 
-def measure_agent(bed: Testbed, config: Path, mode: str, args: argparse.Namespace) -> AgentFigures:
-    """Start one agent (``mode`` plain or trace), measure 1 binding, fill, measure the full table, stop."""
-    agent = bed.start_agent(config, mode, trace=mode == "trace", profile=args.profile)
+def measure_agent(bed: Testbed, config: Path, label: str, args: argparse.Namespace) -> AgentFigures:
+    """Start one agent (``label`` = datapath/plain or datapath/trace), measure 1 binding, fill, measure the
+    full table, stop."""
+    mode = label
+    agent = bed.start_agent(
+        config, label.replace("/", "-"), trace=label.endswith("trace"), profile=args.profile
+    )
     with netns_entered(bed.mn):
         sock = open_client(CLIENT_ADDRESS, HA_ADDRESS)
     nodes = MobileNodes(args.bindings, HA_ADDRESS, FIRST_HOME)
@@ -194,7 +204,7 @@ def measure_agent(bed: Testbed, config: Path, mode: str, args: argparse.Namespac
         began = time.perf_counter()
         code = agent.stop()
     figures.stop_seconds, figures.exit_code = time.perf_counter() - began, code
-    figures.trace_bytes = bed.trace_size(mode)
+    figures.trace_bytes = bed.trace_size(label.replace("/", "-"))
     return figures
 
 
@@ -267,9 +277,13 @@ def main(argv: list[str] | None = None) -> int:
     bed = Testbed(keep_logs=args.keep_logs)
     try:
         bed.build()
-        config = bed.workdir / "ha.toml"
-        config.write_text(ha_config(args.bindings))
-        results = {mode: measure_agent(bed, config, mode, args) for mode in args.trace_modes}
+        results = {}
+        for datapath in args.datapaths:
+            config = bed.workdir / f"ha-{datapath}.toml"
+            config.write_text(ha_config(args.bindings, datapath))
+            for mode in args.trace_modes:
+                label = f"{datapath}/{mode}"
+                results[label] = measure_agent(bed, config, label, args)
         print_table(results, args)
     except KeyboardInterrupt:
         print("interrupted; cleaning up", file=sys.stderr)

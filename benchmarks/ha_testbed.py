@@ -47,14 +47,16 @@ def run(namespace: str, command: str) -> str:
     return result.stdout
 
 
-def ha_config(count: int) -> str:
-    """The home agent's TOML: ``count`` accounts, each allowed its own /48 (see :class:`MobileNodes`)."""
+def ha_config(count: int, datapath: str = "userspace") -> str:
+    """The home agent's TOML: ``count`` accounts, each allowed its own /48 (see :class:`MobileNodes`);
+    ``datapath`` ebpf offers IP-in-IP only and no UDP tunnels (what that backend carries)."""
     nodes = MobileNodes(count, HA_ADDRESS, FIRST_HOME)
     lines = [
         "[home_agent]",
         f'address = "{HA_ADDRESS}"',
         'home_network = "10.0.0.0/16"',
         "max_lifetime = 3600",
+        *(['encapsulations = ["ipip", "gre"]', "udp_tunnelling = false"] if datapath != "userspace" else []),
         "",
     ]
     for index in range(count):
@@ -66,7 +68,8 @@ def ha_config(count: int) -> str:
             f'allowed_prefixes = ["{nodes.prefix(index)}"]',
             "",
         ]
-    lines += ["[runtime]", 'name = "ha"', 'home_interface = "ha-home"', 'tunnel_interface = "mip-ha"', ""]
+    lines += ["[runtime]", 'name = "ha"', 'home_interface = "ha-home"', 'tunnel_interface = "mip-ha"']
+    lines += [f'datapath = "{datapath}"', ""]
     return "\n".join(lines)
 
 

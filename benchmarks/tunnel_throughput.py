@@ -1,6 +1,11 @@
-"""TCP throughput through the userspace tunnel vs. the same path without it (needs root, iperf3).
+"""TCP throughput through the tunnel vs. the same path without it, per datapath (needs root, iperf3).
 
     sudo python benchmarks/tunnel_throughput.py [--seconds 5] [--repeats 3] [--no-fast-path]
+        [--datapath userspace ebpf] [--gre] [--udp]
+
+``--datapath``: each backend in turn (agents/datapath/userspace.py, agents/datapath/ebpf.py), each case with
+its native baseline measured right before it in the same run. ``--gre``: GRE (RFC 2784) instead of
+IP-in-IP and protocol 41 for every case.
 
 Builds three namespaces of its own (names ``dsm-b<pid>-*``), each link a veth with MTU 1500:
 ```
@@ -48,6 +53,9 @@ CASES = [  # (label, family, native destination, tunnel destination)
 ]
 
 
+GRE_FLAG = "--gre"
+
+
 def run(namespace: str, command: str) -> str:
     result = subprocess.run(
         ["ip", "netns", "exec", namespace, "sh", "-c", command], capture_output=True, text=True, timeout=60
@@ -65,6 +73,8 @@ class Bench:
     namespaces: list[str] = field(default_factory=list)
     processes: list[subprocess.Popen[str]] = field(default_factory=list)
     datapaths: list[subprocess.Popen[str]] = field(default_factory=list)
+    gre: bool = False
+    """Tunnel with GRE (RFC 2784) instead of IP-in-IP / protocol 41."""
 
     def ns(self, role: str) -> str:
         return f"{self.prefix}-{role}"
@@ -115,7 +125,13 @@ class Bench:
         run(self.ns(right), f"ip link set {right_name} up")
 
     def start_datapath(
-        self, role: str, fast_path: bool, txqueuelen: int, ipv6_mtu: int, udp: bool = False
+        self,
+        role: str,
+        fast_path: bool,
+        txqueuelen: int,
+        ipv6_mtu: int,
+        udp: bool = False,
+        datapath: str = "userspace",
     ) -> subprocess.Popen[str]:
         command = (
             [
@@ -131,9 +147,12 @@ class Bench:
                 str(txqueuelen),
                 "--ipv6-mtu",
                 str(ipv6_mtu),
+                "--datapath",
+                datapath,
             ]
             + ([] if fast_path else ["--no-fast-path"])
             + (["--udp"] if udp else [])
+            + (["--gre"] if self.gre else [])
         )
         process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.processes.append(process)
@@ -247,32 +266,40 @@ def measure_cases(
 
 
 def benchmark(args: argparse.Namespace) -> int:
-    bench = Bench()
+    bench = Bench(gre=args.gre)
     try:
         bench.build()
-        ha = bench.start_datapath("ha", not args.no_fast_path, args.txqueuelen, args.ipv6_mtu)
-        mn = bench.start_datapath("mn", not args.no_fast_path, args.txqueuelen, args.ipv6_mtu)
         fast = "off" if args.no_fast_path else "on"
         print(
             f"kernel {os.uname().release}, {os.cpu_count()} CPUs, "
             f"{args.repeats}x{args.seconds:g} s per case, fast path {fast}, txqueuelen {args.txqueuelen}"
         )
-        rows = measure_cases(bench, CASES, args)
-        counters = {"ha": bench.stop_datapath(ha), "mn": bench.stop_datapath(mn)}
-        if args.udp:
-            ha = bench.start_datapath("ha", not args.no_fast_path, args.txqueuelen, args.ipv6_mtu, udp=True)
-            mn = bench.start_datapath("mn", not args.no_fast_path, args.txqueuelen, args.ipv6_mtu, udp=True)
-            rows += measure_cases(bench, UDP_CASES, args)
-            counters |= {"ha (udp)": bench.stop_datapath(ha), "mn (udp)": bench.stop_datapath(mn)}
-        print(f"\n{'case':32} {'native Gbit/s':>13} {'tunnel Gbit/s':>13} {'ratio':>6} {'CPU s/GB':>8}")
+        rows: list[tuple[str, float, float, float]] = []
+        counters: dict[str, dict[str, object]] = {}
+        for backend in args.datapath:
+            print(f"datapath {backend}", flush=True)
+            common = (not args.no_fast_path, args.txqueuelen, args.ipv6_mtu)
+            ha = bench.start_datapath("ha", *common, datapath=backend)
+            mn = bench.start_datapath("mn", *common, datapath=backend)
+            name = f"{backend} GRE" if args.gre else backend  # GRE: the same cases, protocol 47 outside
+            rows += [(f"{name} {label}", *rest) for label, *rest in measure_cases(bench, CASES, args)]
+            counters |= {f"ha {backend}": bench.stop_datapath(ha), f"mn {backend}": bench.stop_datapath(mn)}
+            if args.udp and backend == "userspace":
+                ha = bench.start_datapath("ha", *common, udp=True)
+                mn = bench.start_datapath("mn", *common, udp=True)
+                rows += [
+                    (f"{backend} {label}", *rest) for label, *rest in measure_cases(bench, UDP_CASES, args)
+                ]
+                counters |= {"ha (udp)": bench.stop_datapath(ha), "mn (udp)": bench.stop_datapath(mn)}
+        print(f"\n{'case':42} {'native Gbit/s':>13} {'tunnel Gbit/s':>13} {'ratio':>6} {'CPU s/GB':>8}")
         for label, native_rate, tunnel_rate, cpu_per_gb in rows:
             print(
-                f"{label:32} {native_rate:13.2f} {tunnel_rate:13.2f} {tunnel_rate / native_rate:6.3f} "
+                f"{label:42} {native_rate:13.2f} {tunnel_rate:13.2f} {tunnel_rate / native_rate:6.3f} "
                 f"{cpu_per_gb:8.2f}"
             )
         print(
             "CPU s/GB: user+system CPU time of both datapath processes per GB received (less noisy than"
-            " Gbit/s on a shared machine)"
+            " Gbit/s on a shared machine; the ebpf datapath works in the kernel's softirq time, not counted)"
         )
         print("datapath drops:", {role: value.get("drops") for role, value in counters.items()})
         return 0
@@ -280,7 +307,9 @@ def benchmark(args: argparse.Namespace) -> int:
         bench.cleanup()
 
 
-def serve(role: str, fast_path: bool, txqueuelen: int, ipv6_mtu: int, udp: bool = False) -> int:
+def serve(
+    role: str, fast_path: bool, txqueuelen: int, ipv6_mtu: int, udp: bool = False, backend: str = "userspace"
+) -> int:
     """Child process: run one datapath with the benchmark's bindings until stdin closes. ``udp``: the
     tunnel runs in UDP (RFC 3519) between the HA's port 434 and the MN's :data:`MN_UDP_PORT`; a thread
     reads the socket and hands each Tunnel Data message to the datapath, as an agent's event loop does."""
@@ -301,7 +330,11 @@ def serve(role: str, fast_path: bool, txqueuelen: int, ipv6_mtu: int, udp: bool 
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         sock.bind(("0.0.0.0", 434 if role == "ha" else MN_UDP_PORT))
     datapath: UserspaceHomeAgent | UserspaceMobileNode
-    if role == "ha":
+    if backend == "ebpf":
+        from agents.datapath.ebpf import EbpfHomeAgent, EbpfMobileNode
+
+        datapath = EbpfHomeAgent(agent, options=options) if role == "ha" else EbpfMobileNode(options=options)
+    elif role == "ha":
         datapath = UserspaceHomeAgent(agent, options=options, udp_socket=sock)
     else:
         datapath = UserspaceMobileNode(options=options, udp_socket=sock)
@@ -309,7 +342,8 @@ def serve(role: str, fast_path: bool, txqueuelen: int, ipv6_mtu: int, udp: bool 
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         port = (MN_UDP_PORT if role == "ha" else 434) if udp else None  # the far end's UDP port
-        datapath.add_ipv4_tunnel(home, care_of, Encapsulation.IP_IN_IP, home_agent=agent, udp_port=port)
+        encapsulation = Encapsulation.GRE if GRE_FLAG in sys.argv else Encapsulation.IP_IN_IP
+        datapath.add_ipv4_tunnel(home, care_of, encapsulation, home_agent=agent, udp_port=port)
         if sock is not None:
             threading.Thread(target=_read_tunnel_data, args=(sock, datapath), daemon=True).start()
         for prefix, target in prefixes.items():
@@ -363,10 +397,19 @@ def main() -> int:
         help="which inner families to measure",
     )
     parser.add_argument("--udp", action="store_true", help="also the RFC 3519 UDP tunnel (IPv4 and IPv6)")
+    parser.add_argument(
+        "--datapath",
+        nargs="+",
+        default=["userspace"],
+        choices=["userspace", "ebpf"],
+        help="backends to measure, each in the same run as the native baseline (default userspace)",
+    )
+    parser.add_argument(GRE_FLAG, action="store_true", help="GRE (RFC 2784) instead of IP-in-IP and proto 41")
     parser.add_argument("--serve", choices=["ha", "mn"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        return serve(args.serve, not args.no_fast_path, args.txqueuelen, args.ipv6_mtu, args.udp)
+        backend = args.datapath[0]
+        return serve(args.serve, not args.no_fast_path, args.txqueuelen, args.ipv6_mtu, args.udp, backend)
     if os.geteuid() != 0:
         print("needs root (network namespaces, TUN, raw sockets)", file=sys.stderr)
         return 2

@@ -57,6 +57,23 @@ if [ "${#missing[@]}" -gt 0 ]; then
     fi
 fi
 
+# eBPF datapath (--datapath ebpf, issue 9): clang + libbpf-dev build build/bpf/tunnel.bpf.o (never committed);
+# bpftool for looking at it. Optional: without them the userspace datapath is the default and works as before.
+ebpf_pkgs=(clang llvm libbpf-dev bpftool)
+ebpf_missing=()
+for p in "${ebpf_pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || ebpf_missing+=("$p")
+done
+if [ "${#ebpf_missing[@]}" -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends "${ebpf_missing[@]}" >/dev/null 2>&1 \
+        || { apt-get update -q >/dev/null 2>&1 \
+             && apt-get install -y -q --no-install-recommends "${ebpf_missing[@]}" >/dev/null 2>&1; } || true
+fi
+if ! "$repo/tools/build-bpf.sh" >/dev/null 2>&1; then
+    echo "provision: note: the eBPF datapath was not built (no clang/libbpf-dev?); the userspace datapath is used"
+fi
+
 if [ "$want_test" -eq 1 ]; then
     venv="$repo/.venv"
     stamp="$venv/.provisioned"

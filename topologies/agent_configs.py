@@ -35,7 +35,7 @@ from topologies.addressing import (
 )
 
 DETECTIONS = ("link", "advert")
-DATAPATHS = ("userspace", "auto")
+DATAPATHS = ("userspace", "ebpf", "auto")
 MOBILE_NODE_LIFETIME = 60
 """Seconds the mobile nodes request (RFC 5944 §3.4); the agents allow up to :data:`AGENT_MAX_LIFETIME`."""
 AGENT_MAX_LIFETIME = 600
@@ -55,6 +55,7 @@ def home_agent_config(
     max_lifetime: int = AGENT_MAX_LIFETIME,
     keepalive_interval: int | None = None,
     journal: str | None = None,
+    udp_tunnelling: bool = True,
 ) -> dict[str, object]:
     """The HA on the home link, advertising with the H bit (RFC 5944 §2.1, §2.4.3); it grants at most
     ``max_lifetime`` seconds (a longer request is shortened in the reply, RFC 5944 §3.8.3.1)."""
@@ -77,6 +78,8 @@ def home_agent_config(
         "reverse_tunnel_supported": True,
         "mobile_nodes": accounts,
     }
+    if not udp_tunnelling:  # what the ebpf datapath does not carry is not offered (RFC 5944 §3.8.2.1 code 72)
+        home_agent |= {"udp_tunnelling": False, "encapsulations": ["ipip", "gre"]}
     if keepalive_interval is not None:
         home_agent["keepalive_interval"] = keepalive_interval  # K in UDP Tunnel Replies (RFC 3519 §3.2)
     runtime: dict[str, object] = {

@@ -434,4 +434,6 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
             max_lifetime=self.ha_max_lifetime,
             keepalive_interval=self.udp_keepalive,
             journal=self.ha_journal,
+            # ebpf carries neither minimal encapsulation nor UDP tunnels: offered with userspace only
+            udp_tunnelling=self.datapath == "userspace" or self.udp_keepalive is not None,
         )

@@ -60,8 +60,8 @@ class _UserspaceBase:
         self._closed = False
         self._netlink = Netlink()
         try:
-            self._engine = PacketEngine(
-                interface_name, table, options, on_drop, underlay_interface, udp_socket=udp_socket
+            self._engine = self._make_engine(
+                interface_name, table, options, on_drop, underlay_interface, udp_socket
             )
             self.interface_name = self._engine.tun.name
         except BaseException:
@@ -74,6 +74,20 @@ class _UserspaceBase:
             self._closed = True
             self._shutdown()
             raise
+
+    def _make_engine(
+        self,
+        interface_name: str,
+        table: HomeAgentTable | MobileNodeTable,
+        options: TunnelOptions,
+        on_drop: DropCallback | None,
+        underlay_interface: str | None,
+        udp_socket: socket.socket | None,
+    ) -> PacketEngine:
+        """The per-packet machinery (the eBPF backend puts its own here, :mod:`agents.datapath.ebpf`)."""
+        return PacketEngine(
+            interface_name, table, options, on_drop, underlay_interface, udp_socket=udp_socket
+        )
 
     @property
     def ipv4_mtu(self) -> int:

@@ -59,7 +59,12 @@ def add_common_options(parser: argparse.ArgumentParser, scenario: str, default_r
         default=60.0,
         help="seconds building and starting the network may take (default 60)",
     )
-    parser.add_argument("--datapath", choices=("userspace", "auto"), default="userspace")
+    parser.add_argument(
+        "--datapath",
+        choices=("userspace", "ebpf", "auto"),
+        default="userspace",
+        help="tunnel datapath of the HA and MNs: userspace (default), ebpf (tc programs), auto (best here)",
+    )
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: time based, recorded)")
     loudness = parser.add_mutually_exclusive_group()
     loudness.add_argument("-v", "--verbose", action="store_true", help="show every step")
@@ -110,6 +115,10 @@ def run_main(scenario: str, args: argparse.Namespace, argv: list[str] | None, ex
             except PreflightError as error:
                 print(f"{scenario}: {error}", file=sys.stderr)
                 return 2
+            problem = datapath_problem(scenario, getattr(args, "datapath", "userspace"))
+            if problem is not None:
+                print(f"{scenario}: {problem}", file=sys.stderr)
+                return 2
             seed = args.seed if args.seed is not None else int(time.time())
             random.seed(seed)
             try:
@@ -126,6 +135,21 @@ def run_main(scenario: str, args: argparse.Namespace, argv: list[str] | None, ex
     finally:
         if run is not None:
             run.remove_sockets()  # the testbed removes it too; not when stopped before it was built
+
+
+UDP_SCENARIOS = ("nat_traversal",)
+"""Scenarios whose mobile nodes tunnel in UDP (RFC 3519), which the ebpf datapath does not carry."""
+
+
+def datapath_problem(scenario: str, requested: str) -> str | None:
+    """Why ``--datapath requested`` cannot run this scenario here (checked before anything is built)."""
+    if requested != "ebpf":
+        return None
+    from agents.datapath.selection import Needs, ebpf_problem
+
+    gap = Needs(udp_tunnels=scenario in UDP_SCENARIOS).ebpf_gap()
+    problem = gap or ebpf_problem()
+    return None if problem is None else f"--datapath ebpf: {problem} (use --datapath userspace or auto)"
 
 
 class Plan(Protocol):

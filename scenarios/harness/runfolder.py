@@ -124,6 +124,7 @@ def start_meta(scenario: str, args: Any, seed: int, features: dict[str, Any]) ->
         "argv": ["python", "-m", f"scenarios.{scenario}", *getattr(args, "argv", [])],
         "seed": seed,
         "datapath": args.datapath,
+        "datapath_choice": datapath_choice(args.datapath),
         "rate": args.rate,
         "git_rev": git_revision(),
         "versions": versions(),
@@ -132,6 +133,18 @@ def start_meta(scenario: str, args: Any, seed: int, features: dict[str, Any]) ->
         "t0": now,
         "clock_offset": wall - now,
     }
+
+
+def datapath_choice(requested: str) -> dict[str, str]:
+    """What ``--datapath`` resolves to here and why (:mod:`agents.datapath.selection`); each agent also
+    traces its own ``datapath_selected`` (a mobile node that needs UDP tunnels takes userspace under auto)."""
+    from agents.datapath.kernel import BackendUnavailableError
+    from agents.datapath.selection import Needs, select_backend
+
+    try:
+        return select_backend(requested, Needs()).to_dict()
+    except (BackendUnavailableError, ValueError) as error:
+        return {"backend": "none", "requested": requested, "reason": str(error)}
 
 
 def kernel_notes(features: dict[str, Any]) -> list[str]:

@@ -339,3 +339,29 @@ def test_advertisement_driven_moves_pass_too(advert_run: ScenarioRun) -> None:
     events = [json.loads(line)["event"] for line in (advert_run.path / "traces" / "scenario.jsonl").open()]
     assert events.count("move_started") == 3
     assert "link_down" not in events and "link_up" not in events
+
+
+# -- the ebpf datapath (issue 9) ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ebpf_run(tmp_path_factory: pytest.TempPathFactory) -> ScenarioRun:
+    return scenario(tmp_path_factory, "handover-ebpf", "--datapath", "ebpf")
+
+
+def test_the_scenario_passes_with_the_ebpf_datapath(ebpf_run: ScenarioRun) -> None:
+    """`--datapath ebpf`: every flow restored after every move, the choice and its reason in meta.json and
+    in the HA's and MN's traces, and the HA's tc programs counted the traffic (not the userspace threads)."""
+    finished = ebpf_run.finished
+    assert finished.returncode == 0 and not finished.timed_out, finished.explain()
+    assert "PASSED" in finished.stdout, finished.explain()
+    for handover in ebpf_run.json("metrics.json")["handovers"]:
+        for flow in FLOWS:
+            assert handover[f"{flow}_restored"] is True, (handover, flow)
+    choice = ebpf_run.json("meta.json")["datapath_choice"]
+    assert choice["backend"] == "ebpf" and choice["requested"] == "ebpf", choice
+    for node in ("ha", "mn1"):
+        lines = [json.loads(line) for line in (ebpf_run.path / "traces" / f"{node}.jsonl").open()]
+        selected = [line for line in lines if line["event"] == "datapath_selected"]
+        assert selected and selected[0]["backend"] == "ebpf" and selected[0]["reason"], (node, selected)
+    assert "wire_ingress on ha-eth0" in (ebpf_run.path / "logs" / "ha.log").read_text()

@@ -62,6 +62,10 @@ class RootState:
     nftables: tuple[str, ...]
     conntrack: frozenset[str]
     tmpdir: frozenset[str]
+    clsact: frozenset[str]
+    """Root-namespace interfaces with a clsact qdisc (the ebpf datapath's tc hook; issue 9)."""
+    bpf_pins: frozenset[str]
+    """Everything pinned under /sys/fs/bpf (the ebpf datapath pins nothing)."""
 
 
 def command_lines(argv: list[str]) -> list[str]:
@@ -173,6 +177,16 @@ def snapshot(ours: Ours) -> RootState:
         nftables=rules(["nft", "list", "ruleset"]),
         conntrack=root_conntrack_flows(),
         tmpdir=frozenset(os.listdir(ours.tmpdir)) if ours.tmpdir is not None else frozenset(),
+        clsact=frozenset(
+            line.split(" dev ")[1].split()[0]
+            for line in command_lines(["tc", "qdisc", "show"])
+            if line.startswith("qdisc clsact") and " dev " in line
+        ),
+        bpf_pins=frozenset(
+            str(path.relative_to("/sys/fs/bpf")) for path in Path("/sys/fs/bpf").rglob("*")
+        )
+        if Path("/sys/fs/bpf").is_dir()
+        else frozenset(),
         processes=our_processes(ours),  # last: the commands above are no longer running
     )
 
@@ -180,7 +194,7 @@ def snapshot(ours: Ours) -> RootState:
 def someone_elses(field: str, name: str, tag: str) -> bool:
     """A link of another tagged topology (another run), or a named netns of the netns tier or a benchmark
     (``dsm-t<pid>-*``, ``dsm-b<pid>-*``: a scenario's Mininet nodes never have named namespaces)."""
-    if field in ("links", "sys_class_net"):
+    if field in ("links", "sys_class_net", "clsact"):
         return OTHER_RUNS_LINK.fullmatch(name) is not None and not name.startswith(f"ds{tag}")
     return field == "netns" and name.startswith("dsm-")  # any test tier's or tool's (e.g. dsm-u<pid>)
 
@@ -246,6 +260,14 @@ def test_a_passing_run_leaves_nothing(tmp_path: Path, private_tmp: Path) -> None
     finished = run_and_check_teardown(
         ["--dwell", "0.5", "--rate", "100"], tmp_path / "run", private_tmp, "passing"
     )
+    assert finished.returncode == 0, finished.explain()
+    assert "PASSED" in finished.stdout
+
+
+def test_an_ebpf_run_leaves_nothing(tmp_path: Path, private_tmp: Path) -> None:
+    """Issue 9: the ebpf datapath's clsact qdiscs, tc filters, programs and maps go with the run."""
+    args = ["--datapath", "ebpf", "--dwell", "0.5", "--rate", "100"]
+    finished = run_and_check_teardown(args, tmp_path / "run", private_tmp, "ebpf")
     assert finished.returncode == 0, finished.explain()
     assert "PASSED" in finished.stdout
 

@@ -59,11 +59,14 @@ def ha_binding(bed: AgentBed, home: str) -> dict[str, object] | None:
     return next((b for b in bed.agents["ha"].ask("bindings") if b["home_address"] == home), None)
 
 
-def test_datapath_auto_says_what_the_kernel_offers(bed: AgentBed) -> None:
-    """`datapath = "auto"` probes ipip/sit/gre in a throwaway namespace and records the choice."""
+def test_datapath_auto_says_what_it_chose_and_why(bed: AgentBed) -> None:
+    """`datapath = "auto"` (agents/datapath/selection.py) records the choice and why: the kernel probe's
+    findings, and here userspace because this HA offers RFC 3519 UDP tunnels and GRE (its defaults)."""
     selected = bed.agents["ha"].events("datapath_selected")
-    assert selected and selected[0]["backend"] == "userspace"
-    assert set(selected[0]["kernel"]) >= {"ipip", "sit", "gre"}
+    assert selected and selected[0]["backend"] == "userspace" and selected[0]["requested"] == "auto"
+    reason = selected[0]["reason"]
+    assert all(kind in reason for kind in ("ipip", "sit", "gre")), reason
+    assert "UDP tunnels" in reason, reason
 
 
 def test_home_agent_advertises_with_the_h_bit(bed: AgentBed) -> None:

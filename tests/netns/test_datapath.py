@@ -68,6 +68,13 @@ def build_links(namespaces: NamespaceFactory) -> tuple[Namespace, Namespace, Nam
     return cn, ha, mn
 
 
+def links_settled(namespace: Namespace) -> bool:
+    """The new veths have their link-local addresses (and routes): a snapshot taken earlier would see
+    them appear later and blame the datapath."""
+    addresses = namespace.run("ip -6 addr")
+    return "fe80" in addresses and "tentative" not in addresses
+
+
 def start_datapaths(
     ha: Namespace, mn: Namespace, drops: list[DropEvent], suffix: str = ""
 ) -> tuple[UserspaceHomeAgent, UserspaceMobileNode]:
@@ -267,6 +274,7 @@ def test_mobile_node_accepts_only_its_home_agent(testbed: Testbed) -> None:
 
 def test_close_leaves_nothing_behind(namespaces: NamespaceFactory) -> None:
     _cn, ha, mn = build_links(namespaces)
+    assert wait_until(lambda: links_settled(ha) and links_settled(mn), timeout=5)
     before = {namespace.name: namespace.snapshot() for namespace in (ha, mn)}
     home_agent, mobile_node = start_datapaths(ha, mn, [], suffix="9")
     register(home_agent, mobile_node)

@@ -10,8 +10,8 @@ import subprocess
 from ipaddress import IPv4Address
 
 import pytest
-from agents.runtime.netlink import run_in_throwaway_netns
 
+from agents.net.netlink import run_in_throwaway_netns
 from agents.runtime.steering import SteeredSocket
 from agents.runtime.udp import MobileIpSocket
 

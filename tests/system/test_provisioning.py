@@ -150,3 +150,27 @@ def test_ci_and_vagrant_share_the_provisioning_script() -> None:
     assert "tools/provision.sh --test" in (REPO / "Vagrantfile").read_text()
     assert "bash tools/provision.sh --test" in (REPO / "testbed").read_text()
     assert "sudo ./testbed test" in (REPO / "README.md").read_text()
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("has_clang", [True, False], ids=["with clang", "without clang"])
+def test_provisioning_builds_the_ebpf_object_or_says_why_not(tmp_path: Path, has_clang: bool) -> None:
+    """Issue 9: provisioning compiles agents/datapath/bpf/tunnel.bpf.c into the git-ignored build/bpf/; on a
+    machine without clang it still succeeds, says so in one line, and `auto` then selects userspace."""
+    repo = provisioning_copy(tmp_path)
+    shutil.copy2(REPO / "tools" / "build-bpf.sh", repo / "tools" / "build-bpf.sh")
+    source = repo / "agents" / "datapath" / "bpf"
+    source.mkdir(parents=True)
+    shutil.copy2(REPO / "agents" / "datapath" / "bpf" / "tunnel.bpf.c", source / "tunnel.bpf.c")
+    env = dict(os.environ) if has_clang else {**os.environ, "CLANG": str(tmp_path / "no-clang")}
+    result = run("bash", "tools/provision.sh", cwd=repo, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    notes = [line for line in result.stdout.splitlines() if "eBPF datapath was not built" in line]
+    built = repo / "build" / "bpf" / "tunnel.bpf.o"
+    assert built.exists() is has_clang and len(notes) == (0 if has_clang else 1), result.stdout
+    probe = "from agents.datapath.selection import select_backend; print(select_backend('auto').backend)"
+    chosen = run(str(SYSTEM_PYTHON), "-c", probe, env={**os.environ, "DSMIP_BPF_OBJECT": str(built)})
+    assert chosen.returncode == 0, chosen.stderr
+    assert chosen.stdout.strip() == ("ebpf" if has_clang else "userspace")
+    ignored = run("git", "check-ignore", "-q", "build/bpf/tunnel.bpf.o")
+    assert ignored.returncode == 0, "the built object must never be committed"

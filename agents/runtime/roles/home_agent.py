@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from agents.datapath.engine import TunnelOptions
+from agents.datapath.selection import Needs, make_home_agent
 from agents.datapath.userspace import UserspaceHomeAgent
 from agents.mip import events as ev
-from agents.mip.config import HomeAgentConfig
+from agents.mip.config import Encapsulation, HomeAgentConfig
 from agents.mip.fa_config import AdvertisementConfig
 from agents.mip.home_agent import HomeAgent
 from agents.net.arp import GratuitousArpSender
@@ -32,8 +33,8 @@ from agents.runtime.roles.ha_recovery import HomeAgentRecovery
 from agents.runtime.roles.ha_steering import HomeAgentSteering
 from agents.runtime.roles.settings import (
     TunnelRuntime,
+    choose_datapath,
     load_role_file,
-    report_datapath_choice,
     require_interface,
     warn_short_keepalive,
 )
@@ -133,7 +134,8 @@ class HomeAgentRunner:
         protocol, runtime = config.protocol, config.runtime
         home_link_needed = "the home agent needs its home link (RFC 5944 §4.6)"
         require_interface("runtime.home_interface", runtime.home_interface, home_link_needed)
-        report_datapath_choice(runtime, context)
+        others = tuple(sorted(e.value for e in protocol.encapsulations if e is not Encapsulation.IP_IN_IP))
+        choice = choose_datapath(runtime, context, Needs(protocol.udp_tunnelling, others))
         warn_short_keepalive("home_agent.keepalive_interval", protocol.keepalive_interval)
         machine = HomeAgent(protocol, wall_clock_offset=wall_clock_offset(), rng=random.Random())
         sock: MobileIpSocket | SteeredSocket
@@ -149,7 +151,8 @@ class HomeAgentRunner:
         context.on_shutdown(home_link.close, name="remove proxy ARP entries and home-link routes")
         if runtime.home_prefix_routes:
             home_link.route_prefixes_home(protocol)
-        datapath = UserspaceHomeAgent(
+        datapath: UserspaceHomeAgent = make_home_agent(
+            choice,
             protocol.address,
             interface_name=runtime.tunnel_interface,
             options=TunnelOptions(ipv6_mtu=runtime.tunnel_mtu),

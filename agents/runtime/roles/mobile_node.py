@@ -19,6 +19,7 @@ from typing import Any
 
 from agents.datapath.base import MobileNodeDatapath, TunnelTarget
 from agents.datapath.engine import TunnelOptions
+from agents.datapath.selection import Needs, make_mobile_node
 from agents.datapath.userspace import UserspaceMobileNode
 from agents.mip import events as ev
 from agents.mip.config import CareOfMode, MobileNodeConfig, UdpTunnelling
@@ -42,7 +43,7 @@ from agents.runtime.roles.mn_discovery_io import (
 from agents.runtime.roles.mn_nat import NatKeepalives, TrafficWatch
 from agents.runtime.roles.settings import (
     TunnelRuntime,
-    report_datapath_choice,
+    choose_datapath,
     require_interface,
     warn_short_keepalive,
 )
@@ -142,13 +143,14 @@ class MobileNodeRunner:
         care_of = runtime.care_of or find_care_of(runtime.interface, protocol.home_address)
         if care_of is None and not discovering:
             raise ValueError(f"runtime.interface {runtime.interface} has no IPv4 address to use as care-of")
-        report_datapath_choice(runtime, context)
+        choice = choose_datapath(runtime, context, Needs(protocol.udp_tunnelling is not UdpTunnelling.OFF))
         if protocol.udp_tunnelling is not UdpTunnelling.OFF:
             warn_short_keepalive("mobile_node.keepalive_interval", protocol.keepalive_interval)
         machine = MobileNode(protocol, wall_clock_offset=wall_clock_offset(), rng=random.Random())
         sock = MobileIpSocket(protocol.local_port)
         context.on_shutdown(sock.close, name="close the registration socket")
-        datapath = UserspaceMobileNode(
+        datapath: UserspaceMobileNode = make_mobile_node(
+            choice,
             interface_name=runtime.tunnel_interface,
             options=TunnelOptions(ipv6_mtu=runtime.tunnel_mtu),
             on_drop=DropReporter(context).report,

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agents.datapath.kernel import probe_kernel_tunnels, select_backend
+from agents.datapath.kernel import BackendUnavailableError
+from agents.datapath.selection import Choice, Needs, select_backend
 from agents.net.netlink import Netlink
 from agents.runtime.configfile import ConfigError, parse_sections, read_text
 from agents.runtime.frame import AgentContext
@@ -27,8 +28,10 @@ class TunnelRuntime:
     """Static IPv6 MTU of the tunnel (RFC 4213 §3.2: 1280–1480)."""
 
     def __post_init__(self) -> None:
-        if self.datapath not in ("userspace", "auto"):
-            raise ValueError(f"datapath {self.datapath!r}: use 'userspace' or 'auto' (no kernel backend yet)")
+        if self.datapath not in ("userspace", "ebpf", "auto"):
+            raise ValueError(
+                f"datapath {self.datapath!r}: use 'userspace', 'ebpf' or 'auto' (no kernel backend yet)"
+            )
         if not 1280 <= self.tunnel_mtu <= 1480:
             raise ValueError(f"tunnel_mtu {self.tunnel_mtu} must be 1280..1480 (RFC 4213 §3.2)")
 
@@ -45,15 +48,16 @@ def load_role_file(
     return sections[section], sections.get("runtime", runtime())
 
 
-def report_datapath_choice(runtime: TunnelRuntime, context: AgentContext) -> None:
-    """With `datapath = "auto"`, say what the kernel offers and that the userspace datapath is used."""
-    if runtime.datapath != "auto":
-        context.trace.emit("datapath_selected", backend="userspace", requested=runtime.datapath)
-        return
-    support = probe_kernel_tunnels()
-    backend = select_backend("auto", support)
-    logger.info("datapath auto: %s; using %s", support.describe(), backend)
-    context.trace.emit("datapath_selected", backend=backend, requested="auto", kernel=support.to_dict())
+def choose_datapath(runtime: TunnelRuntime, context: AgentContext, needs: Needs | None = None) -> Choice:
+    """Select the backend (:mod:`agents.datapath.selection`), log it and trace ``datapath_selected`` with
+    the reason; an explicit backend that cannot run here is a ValueError (exit 2) naming what is missing."""
+    try:
+        choice = select_backend(runtime.datapath, needs or Needs())
+    except BackendUnavailableError as error:
+        raise ValueError(f"runtime.datapath: {error}") from None
+    logger.info("datapath %s (asked %s): %s", choice.backend, choice.requested, choice.reason)
+    context.trace.emit("datapath_selected", **choice.to_dict())
+    return choice
 
 
 def require_interface(key: str, name: str, purpose: str) -> None:

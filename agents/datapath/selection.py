@@ -1,0 +1,116 @@
+"""Which datapath backend runs (``datapath = "userspace" | "kernel" | "ebpf" | "auto"``), and why — the one
+place that decides it (design.md §3, issue 9).
+
+``auto`` tries, in order: ``kernel`` (native ipip/sit/gre devices; not implemented in this tree, so it is
+skipped with the probe's findings), ``ebpf`` (when ``build/bpf/tunnel.bpf.o`` exists and passes the
+verifier, and the configuration needs nothing it cannot carry: RFC 3519 UDP tunnels, minimal
+encapsulation), else ``userspace``. An explicit ``kernel`` or ``ebpf`` that cannot run is refused with
+:class:`BackendUnavailableError` naming what is missing; nothing falls back silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from agents.datapath.kernel import BackendUnavailableError, KernelTunnelSupport, probe_kernel_tunnels
+
+BACKENDS = ("userspace", "kernel", "ebpf", "auto")
+EBPF_ENCAPSULATIONS = ("ipip", "gre")
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a role's configuration asks of its datapath beyond IPv4/IPv6-in-IPv4."""
+
+    udp_tunnels: bool = False
+    """RFC 3519 UDP tunnelling may be used."""
+    other_encapsulations: tuple[str, ...] = ()
+    """Encapsulations other than ipip that may be negotiated (gre, minimal)."""
+
+    def ebpf_gap(self) -> str | None:
+        """Why the ebpf backend cannot serve this configuration, or None."""
+        if self.udp_tunnels:
+            return "the configuration uses RFC 3519 UDP tunnels, which the ebpf datapath does not carry"
+        missing = [name for name in self.other_encapsulations if name not in EBPF_ENCAPSULATIONS]
+        if missing:
+            names = ", ".join(missing)
+            return f"the configuration allows {names}; the ebpf datapath carries IP-in-IP and GRE only"
+        return None
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The backend that runs, what was asked, and why (for the trace and meta.json)."""
+
+    backend: str
+    requested: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"backend": self.backend, "requested": self.requested, "reason": self.reason}
+
+
+def ebpf_problem() -> str | None:
+    """None if the eBPF object is built and loads here; else why not (imports libbpf lazily)."""
+    try:
+        from agents.datapath.ebpf import check_loadable
+    except OSError as error:  # pragma: no cover - libbpf missing
+        return str(error)
+    return check_loadable()
+
+
+def select_backend(
+    requested: str,
+    needs: Needs = Needs(),
+    *,
+    kernel_probe: Callable[[], KernelTunnelSupport] = probe_kernel_tunnels,
+    ebpf_check: Callable[[], str | None] = ebpf_problem,
+) -> Choice:
+    """The backend for ``requested`` (ValueError for an unknown name, BackendUnavailableError when an
+    explicit backend cannot run here)."""
+    if requested not in BACKENDS:
+        raise ValueError(f"datapath must be one of {', '.join(BACKENDS)}, not {requested!r}")
+    if requested == "userspace":
+        return Choice("userspace", requested, "requested")
+    if requested == "kernel":
+        support = kernel_probe()
+        raise BackendUnavailableError(
+            f"the kernel datapath backend is not implemented here ({support.describe()})"
+        )
+    gap = needs.ebpf_gap()
+    if requested == "ebpf":
+        problem = gap or ebpf_check()
+        if problem is not None:
+            raise BackendUnavailableError(f"--datapath ebpf: {problem}")
+        return Choice("ebpf", requested, "requested; BPF object loads")
+    kernel = f"kernel: no kernel backend in this tree ({kernel_probe().describe()})"
+    problem = gap or ebpf_check()
+    if problem is None:
+        return Choice("ebpf", requested, f"{kernel}; ebpf: object built and loads")
+    return Choice("userspace", requested, f"{kernel}; ebpf: {problem}")
+
+
+def make_home_agent(choice: Choice, address: Any, **kwargs: Any) -> Any:
+    """The home agent datapath of ``choice.backend`` (imports only that backend)."""
+    if choice.backend == "ebpf":
+        from agents.datapath.ebpf import EbpfHomeAgent
+
+        kwargs.pop("udp_socket", None)
+        return EbpfHomeAgent(address, **kwargs)
+    from agents.datapath.userspace import UserspaceHomeAgent
+
+    return UserspaceHomeAgent(address, **kwargs)
+
+
+def make_mobile_node(choice: Choice, **kwargs: Any) -> Any:
+    """The mobile node datapath of ``choice.backend``."""
+    if choice.backend == "ebpf":
+        from agents.datapath.ebpf import EbpfMobileNode
+
+        kwargs.pop("udp_socket", None)
+        return EbpfMobileNode(**kwargs)
+    from agents.datapath.userspace import UserspaceMobileNode
+
+    return UserspaceMobileNode(**kwargs)

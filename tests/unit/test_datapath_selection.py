@@ -1,0 +1,71 @@
+"""`datapath = userspace | kernel | ebpf | auto` (agents/datapath/selection.py): pure decisions, no root."""
+
+from __future__ import annotations
+
+import pytest
+
+from agents.datapath.kernel import BackendUnavailableError, KernelTunnelSupport
+from agents.datapath.selection import Needs, select_backend
+
+NO_KERNEL = KernelTunnelSupport(frozenset(), {"ipip": "not supported", "sit": "x", "gre": "x"})
+
+
+def probe() -> KernelTunnelSupport:
+    return NO_KERNEL
+
+
+def loads() -> str | None:
+    return None
+
+
+def missing() -> str | None:
+    return "no BPF object at build/bpf/tunnel.bpf.o"
+
+
+def test_userspace_is_taken_as_asked() -> None:
+    choice = select_backend("userspace", kernel_probe=probe, ebpf_check=missing)
+    assert (choice.backend, choice.requested) == ("userspace", "userspace")
+
+
+def test_auto_prefers_ebpf_when_it_loads_and_says_why_not_kernel() -> None:
+    choice = select_backend("auto", kernel_probe=probe, ebpf_check=loads)
+    assert choice.backend == "ebpf" and "ipip: no" in choice.reason and "kernel" in choice.reason
+
+
+def test_auto_falls_back_to_userspace_with_the_reason() -> None:
+    choice = select_backend("auto", kernel_probe=probe, ebpf_check=missing)
+    assert choice.backend == "userspace" and "no BPF object" in choice.reason
+
+
+@pytest.mark.parametrize(
+    "needs",
+    [Needs(udp_tunnels=True), Needs(other_encapsulations=("gre", "minimal"))],
+    ids=["RFC 3519", "minimal"],
+)
+def test_auto_picks_userspace_for_what_ebpf_does_not_carry(needs: Needs) -> None:
+    choice = select_backend("auto", needs, kernel_probe=probe, ebpf_check=loads)
+    assert choice.backend == "userspace" and "ebpf" in choice.reason
+
+
+def test_gre_is_carried_by_ebpf() -> None:
+    choice = select_backend(
+        "auto", Needs(other_encapsulations=("gre",)), kernel_probe=probe, ebpf_check=loads
+    )
+    assert choice.backend == "ebpf"
+
+
+def test_explicit_ebpf_that_cannot_run_is_refused_not_replaced() -> None:
+    with pytest.raises(BackendUnavailableError, match="no BPF object"):
+        select_backend("ebpf", kernel_probe=probe, ebpf_check=missing)
+    with pytest.raises(BackendUnavailableError, match="UDP"):
+        select_backend("ebpf", Needs(udp_tunnels=True), kernel_probe=probe, ebpf_check=loads)
+
+
+def test_kernel_is_refused_with_what_the_probe_found() -> None:
+    with pytest.raises(BackendUnavailableError, match=r"not implemented.*ipip: no"):
+        select_backend("kernel", kernel_probe=probe, ebpf_check=loads)
+
+
+def test_unknown_names_are_a_value_error() -> None:
+    with pytest.raises(ValueError, match="userspace, kernel, ebpf, auto"):
+        select_backend("xdp", kernel_probe=probe, ebpf_check=loads)
