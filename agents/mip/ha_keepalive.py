@@ -67,9 +67,9 @@ def port_owner(table: BindingTable, address: IPv4Address, port: int) -> IPv4Addr
 
 
 def known_port(binding: MobilityBinding | None, address: IPv4Address) -> int | None:
-    """The UDP port a binding already tunnels to at ``address`` (confirmed by an earlier keepalive or
-    request), or None: a re-registration with R keeps sending there until the next keepalive confirms or
-    moves it."""
+    """The UDP port a binding tunnels to at ``address`` (confirmed by an earlier keepalive or request), or
+    None. Reported only: a re-registration with R is half bound again and sends nothing there until the
+    next keepalive (RFC 3519 §4.6 "MUST wait for the first keepalive")."""
     if binding is None:
         return None
     ports = [key.port for key in binding.care_ofs if key.address == address]

@@ -365,3 +365,37 @@ def test_traffic_both_ways_postpones_the_keepalive() -> None:
     assert mn.get_timer() == pytest.approx(35.0)
     mn.handle_timer(35.0)
     assert [e for e in events(mn) if isinstance(e, KeepaliveDue)]
+
+
+def test_a_nat_port_reused_for_another_mobile_node_takes_the_stale_bindings_path_away() -> None:
+    """RFC 3519 §4.3, §4.8, §4.10: the NAT forgot MN 1's mapping and gave its public port to MN 2; MN 2's
+    registration from that port binds it, and MN 1's binding there goes (its traffic must not be tunnelled
+    to MN 2); MN 1 registers again from its new port when its keepalives go unanswered."""
+    hoa2 = IPv4Address("192.0.2.20")
+    accounts = (
+        MobileNodeAccount(HOA, 256, KEY, allowed_prefixes=(PREFIX,), nat_traversal=True),
+        MobileNodeAccount(hoa2, 257, KEY, nat_traversal=True),
+    )
+    config = HomeAgentConfig(
+        HA, IPv4Network("192.0.2.0/24"), accounts, udp_tunnelling=True, keepalive_interval=20
+    )
+    ha = HomeAgent(config, wall_clock_offset=WALL, rng=random.Random(1))
+    first = mobile_node()
+    second = MobileNode(
+        MobileNodeConfig(
+            hoa2, HA, 257, KEY, lifetime=60, udp_tunnelling=UdpTunnelling.AUTO, local_port=MN_PORT
+        ),
+        wall_clock_offset=WALL,
+        rng=random.Random(3),
+    )
+    first.link_changed(True, PRIVATE, 0.0)
+    exchange(first, ha, 0.0, (PUBLIC, NAT_PORT))
+    events(ha)
+    second.link_changed(True, IPv4Address("192.168.1.11"), 5.0)
+    assert exchange(second, ha, 5.0, (PUBLIC, NAT_PORT)).code == 0  # the same public port, now MN 2's
+    changes = [(type(e).__name__, e.home_address, e.care_of) for e in events(ha) if hasattr(e, "care_of")]
+    assert ("BindingRemoved", HOA, CareOf(PUBLIC, NAT_PORT)) in changes
+    assert changes.index(("BindingAdded", hoa2, CareOf(PUBLIC, NAT_PORT))) >= 0
+    assert ha.table.get(HOA) is None or CareOf(PUBLIC, NAT_PORT) not in ha.table.get(HOA).care_ofs  # type: ignore[union-attr]
+    assert list(ha.table.get(hoa2).care_ofs) == [CareOf(PUBLIC, NAT_PORT)]  # type: ignore[union-attr]
+    assert ha.counters["nat_port_reused"] == 1
