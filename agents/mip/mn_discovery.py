@@ -248,10 +248,7 @@ class AgentDiscovery:
             mobility = advertisement.mobility
             self._emit(
                 AgentDiscovered(
-                    source,
-                    int(mobility.flags),
-                    advertisement.lifetime,
-                    mobility.care_of_addresses,
+                    source, int(mobility.flags), advertisement.lifetime, mobility.care_of_addresses,
                     mobility.sequence,
                 )
             )
