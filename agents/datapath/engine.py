@@ -294,7 +294,7 @@ class PacketEngine:
                 break
         self._count_drop(stats, DropReason.SEND_FAILED)
 
-    def receive_udp(self, payload: bytes, source: bytes, port: int) -> None:
+    def receive_udp(self, payload: bytes, source: bytes, port: int, destination: bytes | None = None) -> None:
         """One Tunnel Data message from ``source``:``port`` (read by the agent's UDP 434 socket): check the
         outer address and port and the inner source (RFC 3519 §4.8), then deliver the inner packet."""
         stats = self._udp_stats
@@ -304,7 +304,7 @@ class PacketEngine:
         version = inner[0] >> 4 if inner else 0
         expected = {PROTO_IPIP: 4, PROTO_IPV6: 6}.get(payload[1]) if len(payload) > 1 else None
         local, local_port = self._udp_local()
-        outer = _udp_outer(source, local)
+        outer = _udp_outer(source, destination or local)
         if len(payload) < 4 or payload[0] != TUNNEL_DATA or version not in (4, 6) or len(inner) < 20:
             reason: DropReason | None = DropReason.MALFORMED
         elif expected != version:
