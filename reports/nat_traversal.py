@@ -273,7 +273,7 @@ class NatJudge:
                 e
                 for e in self.run.events(self.run.home_agent, "binding_added", "binding_updated")
                 if e["t"] >= lost["t"]
-                and str(e.get("care_of", "")).startswith(f"{self.public}:")
+                and _at_known_port(e.get("care_of"), self.public)  # not a half-bound "address:?" (R flag)
                 and str(e.get("care_of")) != old
             ),
             None,
