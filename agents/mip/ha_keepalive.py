@@ -5,11 +5,14 @@ mapping, not the mobile node's: the binding stays "half bound" (:data:`agents.mi
 nothing is sent to the MN) until the MN's first keepalive arrives. That keepalive completes it when
 
 * its outer source *address* is the request's source address (the port may differ, §4.3, §4.6, §6.1.2),
+  but not that very address and port: that is the FA's NAT mapping, never the MN's (a forged keepalive from
+  there is refused),
 * it is MIP Tunnel Data (Next Header 4) holding an ICMP Echo Request whose inner source is the home address
   and whose inner destination is the home agent (§4.6, §4.9),
 
-and then its outer source address and port become the tunnel's far end. Pure functions over bytes and the
-binding table; :meth:`agents.mip.home_agent.HomeAgent.receive_keepalive` applies them.
+and then its outer source address and port become the tunnel's far end. Every registration with R makes the
+binding half bound again, renewals included (§4.6 "MUST wait for the first keepalive"). Pure functions over
+bytes and the binding table; :meth:`agents.mip.home_agent.HomeAgent.receive_keepalive` applies them.
 """
 
 from __future__ import annotations
