@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
-from agents.mip.bindings import UNKNOWN_PORT, BindingTable, CareOfEntry, MobilityBinding
+from agents.mip.bindings import UNKNOWN_PORT, BindingTable, CareOf, CareOfEntry, MobilityBinding
 from agents.mip.ip import PROTO_IPIP
 
 TUNNEL_DATA = 4  # MIP Tunnel Data message type (RFC 3519 §3.3)
@@ -67,6 +67,14 @@ def port_owner(table: BindingTable, address: IPv4Address, port: int) -> IPv4Addr
         if any(key.address == address and key.port == port for key in binding.care_ofs):
             return binding.home_address
     return None
+
+
+def port_holders(table: BindingTable, care_of: CareOf) -> list[IPv4Address]:
+    """Every home address whose binding holds ``care_of`` (a NAT's address and port): a registration from a
+    port the NAT reused takes it from the others (RFC 3519 §4.3)."""
+    if care_of.port in (None, UNKNOWN_PORT):
+        return []
+    return [binding.home_address for binding in table.all() if care_of in binding.care_ofs]
 
 
 def known_port(binding: MobilityBinding | None, address: IPv4Address) -> int | None:

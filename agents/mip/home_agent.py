@@ -47,7 +47,13 @@ from agents.mip.events import (
 )
 from agents.mip.extensions import UdpTunnelReply
 from agents.mip.ha_delegation import DelegationBook
-from agents.mip.ha_keepalive import awaiting_entry, keepalive_home_address, known_port, port_owner
+from agents.mip.ha_keepalive import (
+    awaiting_entry,
+    keepalive_home_address,
+    known_port,
+    port_holders,
+    port_owner,
+)
 from agents.mip.ha_policy import PrefixDecision
 from agents.mip.ha_restore import RestoreOutcome, SavedBinding, usable_care_ofs, usable_prefixes
 from agents.mip.registration import RegistrationReply, RegistrationRequest
@@ -480,13 +486,13 @@ class HomeAgent:
         another one (it reused the port after that one's mapping expired): that other binding's UDP path
         there is stale and goes, or the HA would tunnel its traffic to this node (RFC 3519 §4.3, §4.8, §4.10;
         that node re-registers when its keepalives go unanswered)."""
-        owner = port_owner(self.table, care_of.address, care_of.port) if care_of.port is not None else None
-        if owner is None or owner == home:
-            return
-        self.table.remove_care_of(owner, care_of)
-        self.counters["nat_port_reused"] += 1
-        self._emit(BindingRemoved(owner, care_of, "nat_port_reused"))
-        self._after_care_of_removed(owner, "nat_port_reused")
+        for owner in port_holders(self.table, care_of):
+            if owner == home:
+                continue
+            self.table.remove_care_of(owner, care_of)
+            self.counters["nat_port_reused"] += 1
+            self._emit(BindingRemoved(owner, care_of, "nat_port_reused"))
+            self._after_care_of_removed(owner, "nat_port_reused")
 
     def _emit_prefix_changes(self, home: IPv4Address, changes: PrefixChanges, reason: str) -> None:
         for removed in changes.removed:
