@@ -85,7 +85,7 @@ class NatJudge:
         tunnel = self.udp_tunnel(bound["t"])
         self.through_nat(bound["t"], lost["t"], tunnel)
         self.public_side(tunnel["t"] + TUNNEL_APPLIED if tunnel else bound["t"])
-        self.keepalives(tunnel, lost["t"])
+        self.keepalives(tunnel)
         losses = [e for e in self.run.events("scenario", "step") if e.get("what") == "nat_mapping_lost"]
         rebounds = [e for e in self.run.events("scenario", "step") if e.get("what") == "nat_rebound"]
         self.recoveries(losses, rebounds)
@@ -99,8 +99,8 @@ class NatJudge:
         bindings = [
             e
             for e in self.run.events(self.run.home_agent, "binding_added", "binding_updated")
-            if e["t"] >= bound and str(e.get("care_of", "")).startswith(f"{self.public}:")
-        ]
+            if e["t"] >= bound and _at_known_port(e.get("care_of"), self.public)
+        ]  # a half-bound binding (R flag, "address:?") has no port yet: the keepalive's comes later (§4.6)
         tunnel = next((e for e in self.run.events(self.mn, "tunnel_up") if e["t"] >= bound), None)
         udp = tunnel is not None and tunnel.get("udp_keepalive") == self.keepalive
         self.check(
@@ -169,7 +169,7 @@ class NatJudge:
 
     # -- keepalives (RFC 3519 §4.9, §4.10) ------------------------------------------------------------
 
-    def keepalives(self, tunnel: dict[str, Any] | None, lost: float) -> None:
+    def keepalives(self, tunnel: dict[str, Any] | None) -> None:
         """RFC 3519 §4.9-§4.10: none while traffic flows both ways; every K s while the tunnel is quiet,
         the first no earlier than K after the registration; each one answered by the HA."""
         quiet, loud = self.step("quiet_started"), self.step("quiet_finished")
@@ -182,7 +182,9 @@ class NatJudge:
         k = self.keepalive
         due_all = [e for e in self.run.events(self.mn, "keepalive_due") if not self._at_once(e)]
         due = [e for e in due_all if quiet["t"] <= e["t"] <= loud["t"]]
-        answered = [e for e in self.run.events(self.mn, "keepalive_answered") if quiet["t"] <= e["t"] <= lost]
+        answered = _answers(
+            due, self.run.events(self.mn, "keepalive_due"), self.run.events(self.mn, "keepalive_answered")
+        )
         busy = [e for e in due_all if tunnel["t"] + k + 1.5 <= e["t"] < quiet["t"]]
         early = [e for e in due_all if e["t"] < tunnel["t"] + k - 0.05]
         gaps = [b["t"] - a["t"] for a, b in itertools.pairwise(due)]
@@ -203,7 +205,7 @@ class NatJudge:
             not busy
             and not early
             and len(due) >= 2
-            and len(answered) >= len(due)
+            and len(answered) == len(due)
             and median_gap is not None
             and abs(median_gap - k) <= 0.2 * k
             and first is not None
@@ -271,7 +273,7 @@ class NatJudge:
                 e
                 for e in self.run.events(self.run.home_agent, "binding_added", "binding_updated")
                 if e["t"] >= lost["t"]
-                and str(e.get("care_of", "")).startswith(f"{self.public}:")
+                and _at_known_port(e.get("care_of"), self.public)  # not a half-bound "address:?" (R flag)
                 and str(e.get("care_of")) != old
             ),
             None,
@@ -332,6 +334,36 @@ def _mobile_ip(ip: Any) -> bool:
     """UDP to or from port 434: registration or Tunnel Data."""
     udp = ip.data
     return bool(ip.p == 17 and hasattr(udp, "sport") and MOBILE_IP_PORT in (udp.sport, udp.dport))
+
+
+def _at_known_port(care_of: object, public: str) -> bool:
+    """``care_of`` is the NAT's public address with a port ("address:port", not a half-bound "address:?")."""
+    address, _, port = str(care_of).rpartition(":")
+    return address == public and port.isdigit()
+
+
+def _answers(
+    due: list[dict[str, Any]], every_due: list[dict[str, Any]], answered: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The answer to each keepalive of ``due``, paired by ICMP sequence number (RFC 3519 §4.9): an answer
+    with its sequence after it was sent and before the MN's next keepalive (sequences restart with each
+    registration); the list is shorter than ``due`` when one went unanswered."""
+    times = sorted(e["t"] for e in every_due)
+    found: list[dict[str, Any]] = []
+    for sent in due:
+        later = [t for t in times if t > sent["t"]]
+        until = later[0] if later else math.inf
+        match = next(
+            (
+                e
+                for e in answered
+                if e.get("sequence") == sent.get("sequence") and sent["t"] <= e["t"] < until
+            ),
+            None,
+        )
+        if match is not None:
+            found.append(match)
+    return found
 
 
 def _keepalive_rtts(due: list[dict[str, Any]], answered: list[dict[str, Any]]) -> list[float]:

@@ -103,9 +103,13 @@ class DropEvent:
     outer_destination: IPv4Address
     inner_source: str | None = None
     inner_destination: str | None = None
+    outer_source_port: int | None = None
+    """UDP tunnelling (RFC 3519 §4.8): the sender's port, the one that failed the check; None otherwise."""
+    outer_destination_port: int | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        """The log record; the port keys only for UDP-tunnelled packets (the other keys never change)."""
+        record: dict[str, object] = {
             "reason": self.reason.value,
             "protocol": self.protocol,
             "outer_source": str(self.outer_source),
@@ -113,6 +117,11 @@ class DropEvent:
             "inner_source": self.inner_source,
             "inner_destination": self.inner_destination,
         }
+        if self.outer_source_port is not None:
+            record["outer_source_port"] = self.outer_source_port
+        if self.outer_destination_port is not None:
+            record["outer_destination_port"] = self.outer_destination_port
+        return record
 
 
 DropCallback = Callable[[DropEvent], None]

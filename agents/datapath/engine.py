@@ -135,6 +135,7 @@ class PacketEngine:
         self._udp = udp_socket
         """The agent's UDP 434 socket (RFC 3519): Tunnel Data leaves from its port; None: no UDP hops."""
         self._udp_stats: _Stats | None = None
+        self._udp_local_end: tuple[bytes, int | None] | None = None
         self._stopping = False
         self._threads: list[threading.Thread] = []
         self._stats: list[_Stats] = []
@@ -293,7 +294,7 @@ class PacketEngine:
                 break
         self._count_drop(stats, DropReason.SEND_FAILED)
 
-    def receive_udp(self, payload: bytes, source: bytes, port: int) -> None:
+    def receive_udp(self, payload: bytes, source: bytes, port: int, destination: bytes | None = None) -> None:
         """One Tunnel Data message from ``source``:``port`` (read by the agent's UDP 434 socket): check the
         outer address and port and the inner source (RFC 3519 §4.8), then deliver the inner packet."""
         stats = self._udp_stats
@@ -302,7 +303,8 @@ class PacketEngine:
         inner = payload[4:]
         version = inner[0] >> 4 if inner else 0
         expected = {PROTO_IPIP: 4, PROTO_IPV6: 6}.get(payload[1]) if len(payload) > 1 else None
-        outer = _udp_outer(source, port)
+        local, local_port = self._udp_local()
+        outer = _udp_outer(source, destination or local)
         if len(payload) < 4 or payload[0] != TUNNEL_DATA or version not in (4, 6) or len(inner) < 20:
             reason: DropReason | None = DropReason.MALFORMED
         elif expected != version:
@@ -315,7 +317,20 @@ class PacketEngine:
         if reason is None:
             self._deliver(inner, stats)
         else:
-            self._inbound_drop(stats, reason, outer, inner)
+            self._inbound_drop(stats, reason, outer, inner, (port, local_port))
+
+    def _udp_local(self) -> tuple[bytes, int | None]:
+        """The UDP socket's own address and port (the outer destination of Tunnel Data it reads); 0.0.0.0
+        when it is bound to every address, port None without a socket. Asked once (drops come in floods)."""
+        if self._udp_local_end is None:
+            self._udp_local_end = bytes(4), None
+            if self._udp is not None:
+                try:
+                    address, port = self._udp.getsockname()[:2]
+                    self._udp_local_end = socket.inet_aton(address), int(port)
+                except OSError:
+                    pass
+        return self._udp_local_end
 
     def _send_nested(
         self,
@@ -495,8 +510,16 @@ class PacketEngine:
     def _count_drop(stats: _Stats, reason: DropReason) -> None:
         stats.drops[reason.value] = stats.drops.get(reason.value, 0) + 1
 
-    def _inbound_drop(self, stats: _Stats, reason: DropReason, outer: bytes, inner: bytes | None) -> None:
-        """Count, then report to ``on_drop`` (the runtime's security log; RFC 3024 §4.3.2)."""
+    def _inbound_drop(
+        self,
+        stats: _Stats,
+        reason: DropReason,
+        outer: bytes,
+        inner: bytes | None,
+        ports: tuple[int | None, int | None] = (None, None),
+    ) -> None:
+        """Count, then report to ``on_drop`` (the runtime's security log; RFC 3024 §4.3.2); ``ports``: the
+        outer UDP source and destination ports of a Tunnel Data message (RFC 3519 §4.8)."""
         self._count_drop(stats, reason)
         if self._on_drop is None or len(outer) < 20:
             return
@@ -508,15 +531,17 @@ class PacketEngine:
                     IPv4Address(outer[12:16]),
                     IPv4Address(outer[16:20]),
                     *_inner_addresses(inner),
+                    *ports,
                 )
             )
         except Exception:
             logger.exception("on_drop callback failed")
 
 
-def _udp_outer(source: bytes, port: int) -> bytes:
-    """A 20-byte stand-in outer header (protocol 17, the sender's address) for drop reports."""
-    return bytes(9) + bytes((PROTO_UDP,)) + bytes(2) + source + bytes(4)
+def _udp_outer(source: bytes, destination: bytes) -> bytes:
+    """A 20-byte stand-in outer header (protocol 17, the sender's and the socket's addresses) for drop
+    reports; the ports travel beside it (:class:`agents.datapath.base.DropEvent`)."""
+    return bytes(9) + bytes((PROTO_UDP,)) + bytes(2) + source + destination
 
 
 def _plain_ipv6(buffer: bytearray, start: int, size: int, tos: int) -> bool:

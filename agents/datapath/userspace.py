@@ -106,11 +106,16 @@ class _UserspaceBase:
     def counters(self) -> Counters:
         return self._engine.counters()
 
-    def receive_udp_tunnel(self, payload: bytes, source: IPv4Address, port: int) -> None:
+    def receive_udp_tunnel(
+        self, payload: bytes, source: IPv4Address, port: int, destination: IPv4Address | None = None
+    ) -> None:
         """A MIP Tunnel Data message the agent's UDP 434 socket read (RFC 3519 §3.3): checked, then
-        delivered like any decapsulated packet. Called from the agent's event loop."""
+        delivered like any decapsulated packet; ``destination`` (the address it was sent to) only for drop
+        reports. Called from the agent's event loop."""
         if not self._closed:
-            self._engine.receive_udp(payload, source.packed, port)
+            self._engine.receive_udp(
+                payload, source.packed, port, destination.packed if destination else None
+            )
 
     def close(self) -> None:
         """Stop the threads, remove every route/rule/address/sysctl change, delete the TUN. Idempotent."""

@@ -74,6 +74,9 @@ class CareOfEntry:
     awaiting_keepalive: bool = False
     """R flag: the NAT port is learnt (or confirmed) from the MN's next keepalive, from the request's
     source address and any port (RFC 3519 §4.3, §4.6)."""
+    previous_port: int | None = None
+    """R flag: the port an earlier keepalive had bound this address to, before this registration made the
+    binding half bound again (nothing is sent there meanwhile, RFC 3519 §4.6); reported, never used."""
 
     def remaining(self, now: float) -> float:
         """Seconds left before expiry (``inf`` for an infinite lifetime)."""

@@ -5,18 +5,21 @@ mapping, not the mobile node's: the binding stays "half bound" (:data:`agents.mi
 nothing is sent to the MN) until the MN's first keepalive arrives. That keepalive completes it when
 
 * its outer source *address* is the request's source address (the port may differ, §4.3, §4.6, §6.1.2),
+  but not that very address and port: that is the FA's NAT mapping, never the MN's (a forged keepalive from
+  there is refused),
 * it is MIP Tunnel Data (Next Header 4) holding an ICMP Echo Request whose inner source is the home address
   and whose inner destination is the home agent (§4.6, §4.9),
 
-and then its outer source address and port become the tunnel's far end. Pure functions over bytes and the
-binding table; :meth:`agents.mip.home_agent.HomeAgent.receive_keepalive` applies them.
+and then its outer source address and port become the tunnel's far end. Every registration with R makes the
+binding half bound again, renewals included (§4.6 "MUST wait for the first keepalive"). Pure functions over
+bytes and the binding table; :meth:`agents.mip.home_agent.HomeAgent.receive_keepalive` applies them.
 """
 
 from __future__ import annotations
 
 from ipaddress import IPv4Address
 
-from agents.mip.bindings import UNKNOWN_PORT, BindingTable, CareOfEntry, MobilityBinding
+from agents.mip.bindings import UNKNOWN_PORT, BindingTable, CareOf, CareOfEntry, MobilityBinding
 from agents.mip.ip import PROTO_IPIP
 
 TUNNEL_DATA = 4  # MIP Tunnel Data message type (RFC 3519 §3.3)
@@ -66,10 +69,18 @@ def port_owner(table: BindingTable, address: IPv4Address, port: int) -> IPv4Addr
     return None
 
 
+def port_holders(table: BindingTable, care_of: CareOf) -> list[IPv4Address]:
+    """Every home address whose binding holds ``care_of`` (a NAT's address and port): a registration from a
+    port the NAT reused takes it from the others (RFC 3519 §4.3)."""
+    if care_of.port in (None, UNKNOWN_PORT):
+        return []
+    return [binding.home_address for binding in table.all() if care_of in binding.care_ofs]
+
+
 def known_port(binding: MobilityBinding | None, address: IPv4Address) -> int | None:
-    """The UDP port a binding already tunnels to at ``address`` (confirmed by an earlier keepalive or
-    request), or None: a re-registration with R keeps sending there until the next keepalive confirms or
-    moves it."""
+    """The UDP port a binding tunnels to at ``address`` (confirmed by an earlier keepalive or request), or
+    None. Reported only: a re-registration with R is half bound again and sends nothing there until the
+    next keepalive (RFC 3519 §4.6 "MUST wait for the first keepalive")."""
     if binding is None:
         return None
     ports = [key.port for key in binding.care_ofs if key.address == address]

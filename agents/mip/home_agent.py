@@ -47,7 +47,13 @@ from agents.mip.events import (
 )
 from agents.mip.extensions import UdpTunnelReply
 from agents.mip.ha_delegation import DelegationBook
-from agents.mip.ha_keepalive import awaiting_entry, keepalive_home_address, known_port, port_owner
+from agents.mip.ha_keepalive import (
+    awaiting_entry,
+    keepalive_home_address,
+    known_port,
+    port_holders,
+    port_owner,
+)
 from agents.mip.ha_policy import PrefixDecision
 from agents.mip.ha_quick_reject import fails_quickly
 from agents.mip.ha_restore import RestoreOutcome, SavedBinding, usable_care_ofs, usable_prefixes
@@ -227,11 +233,14 @@ class HomeAgent:
         entry = awaiting_entry(binding, address, now)
         if binding is None or entry is None:
             return False
+        if (address, port) == entry.request_source:  # the FA's own NAT mapping, never the MN's (§4.6)
+            self.counters["keepalive_from_request_source"] += 1
+            return False
         owner = port_owner(self.table, address, port)
         if owner is not None and owner != home:
             self.counters["keepalive_port_taken"] += 1
             return False
-        bound = replace(entry, care_of=CareOf(address, port), awaiting_keepalive=False)
+        bound = replace(entry, care_of=CareOf(address, port), awaiting_keepalive=False, previous_port=None)
         if bound.care_of != entry.care_of:
             self.table.remove_care_of(home, entry.care_of)
         self.table.put(home, bound, keep_others=True)
@@ -242,8 +251,9 @@ class HomeAgent:
                 home, bound.care_of, bound.encapsulation, bound.reverse_tunnel, bound.lifetime, prefixes
             )
         )
-        previous = entry.care_of.port if entry.care_of.port != UNKNOWN_PORT else None
-        self._emit(UdpTunnelBound(home, bound.care_of, round(now - entry.registered_at, 6), previous))
+        self._emit(
+            UdpTunnelBound(home, bound.care_of, round(now - entry.registered_at, 6), entry.previous_port)
+        )
         return True
 
     def known_sources(self, now: float) -> frozenset[IPv4Address]:
@@ -459,9 +469,10 @@ class HomeAgent:
         lifetime = ha_policy.granted_lifetime(request.lifetime, self.config)
         expires = math.inf if lifetime == INFINITE_LIFETIME else incoming.now + lifetime
         care_of = CareOf(incoming.source, udp.port) if udp.tunnelled else CareOf(request.care_of_address)
-        if udp.awaits_keepalive:  # R flag: an earlier keepalive's port until the next one (RFC 3519 §4.6)
-            port = known_port(self.table.get(request.home_address), incoming.source)
-            care_of = CareOf(incoming.source, UNKNOWN_PORT if port is None else port)
+        previous: int | None = None
+        if udp.awaits_keepalive:  # R flag: half bound again on every registration (RFC 3519 §4.6)
+            care_of = CareOf(incoming.source, UNKNOWN_PORT)
+            previous = known_port(self.table.get(request.home_address), incoming.source)
         return CareOfEntry(
             care_of=care_of,
             encapsulation=ha_policy.requested_encapsulation(request.flags),
@@ -473,6 +484,7 @@ class HomeAgent:
             identification=request.identification,
             request_source=(incoming.source, incoming.port),
             awaiting_keepalive=udp.awaits_keepalive,
+            previous_port=previous,
         )
 
     def _apply_registration(
@@ -482,6 +494,8 @@ class HomeAgent:
         binding = self.table.get(home)
         existed = binding is not None and entry.care_of in binding.care_ofs
         dropped = self.table.put(home, entry, keep_others)
+        if entry.awaiting_keepalive:  # half bound again: nothing to the old port until a keepalive (§4.6)
+            dropped += self._same_address_ports(home, entry.care_of)
         wanted = [item.binding for item in decisions if item.binding is not None]
         changes = self.table.replace_prefixes(home, wanted)
         event_type = BindingUpdated if existed else BindingAdded
@@ -491,8 +505,30 @@ class HomeAgent:
         self._emit(event_type(home, care_of, entry.encapsulation, entry.reverse_tunnel, lifetime, prefixes))
         for old in dropped:  # after the new care-of is in place, so a move never leaves the HoA untunnelled
             self._emit(BindingRemoved(home, old.care_of, "replaced"))
+        self._release_reused_nat_port(home, entry.care_of)
         self._emit_prefix_changes(home, changes, "omitted from re-registration (RFC 5454 §3.8)")
         self._transition(home, NodeTrigger.REGISTERED)
+
+    def _same_address_ports(self, home: IPv4Address, care_of: CareOf) -> list[CareOfEntry]:
+        """Remove (and return) the home address's other UDP care-ofs at ``care_of``'s address: an R-flag
+        registration waits for the MN's keepalive before it sends to any port there (RFC 3519 §4.6)."""
+        binding = self.table.get(home)
+        stale = [key for key in (binding.care_ofs if binding else {}) if key.address == care_of.address]
+        removed = [self.table.remove_care_of(home, key) for key in stale if key != care_of]
+        return [entry for entry in removed if entry is not None]
+
+    def _release_reused_nat_port(self, home: IPv4Address, care_of: CareOf) -> None:
+        """A NAT that gives ``care_of`` (its address and port) to this mobile node no longer maps it to
+        another one (it reused the port after that one's mapping expired): that other binding's UDP path
+        there is stale and goes, or the HA would tunnel its traffic to this node (RFC 3519 §4.3, §4.8, §4.10;
+        that node re-registers when its keepalives go unanswered)."""
+        for owner in port_holders(self.table, care_of):
+            if owner == home:
+                continue
+            self.table.remove_care_of(owner, care_of)
+            self.counters["nat_port_reused"] += 1
+            self._emit(BindingRemoved(owner, care_of, "nat_port_reused"))
+            self._after_care_of_removed(owner, "nat_port_reused")
 
     def _emit_prefix_changes(self, home: IPv4Address, changes: PrefixChanges, reason: str) -> None:
         for removed in changes.removed:

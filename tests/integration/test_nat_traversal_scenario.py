@@ -6,12 +6,14 @@ and teardown leaves nothing (links, namespaces, iptables/nft rules, processes)."
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from reports.nat_traversal import render_nat_traversal
 from tests.integration.test_teardown import run_and_check_teardown
 from tests.support.scenario import Finished, tshark_fields
 
@@ -74,3 +76,44 @@ def test_the_private_address_stays_on_the_private_side(
     public = tshark_fields(run / "pcaps" / "nat1-nat1-pub.pcap", ["ip.addr"], home, f"ip.addr == {PRIVATE}")
     private = tshark_fields(run / "pcaps" / "nat1-nat1-priv.pcap", ["ip.addr"], home, f"ip.addr == {PRIVATE}")
     assert public == [] and len(private) > 100
+
+
+def doctored(run: Path, work: Path, change: Callable[[Path], None]) -> dict[str, bool]:
+    """Copy the run folder, apply ``change``, judge it again: every verdict by name."""
+    copy = work / "copy"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("*.png"))
+    change(copy)
+    render_nat_traversal(copy)
+    metrics = json.loads((copy / "metrics.json").read_text())
+    return {v["name"]: v["passed"] for v in metrics["verdicts"]}
+
+
+def without_first_after(node: str, event: str, step: str) -> Callable[[Path], None]:
+    """Delete from traces/``node``.jsonl the first ``event`` record at or after the scenario's ``step``."""
+
+    def change(folder: Path) -> None:
+        steps = [json.loads(line) for line in (folder / "traces" / "scenario.jsonl").read_text().splitlines()]
+        since = next(e["t"] for e in steps if e.get("what") == step)
+        path = folder / "traces" / f"{node}.jsonl"
+        lines = path.read_text().splitlines(keepends=True)
+        records = [json.loads(line) for line in lines]
+        index = next(i for i, e in enumerate(records) if e.get("event") == event and e["t"] >= since)
+        path.write_text("".join(lines[:index] + lines[index + 1 :]))
+
+    return change
+
+
+KEEPALIVES = "nat: keepalives only when the tunnel is quiet, every K s, each answered (RFC 3519 §4.9, §4.10)"
+
+
+def test_one_unanswered_keepalive_in_the_quiet_period_fails_the_keepalive_verdict(
+    finished_run: tuple[Finished, Path], tmp_path: Path
+) -> None:
+    """RFC 3519 §4.9: each keepalive sent while the tunnel is quiet is answered, paired by ICMP sequence
+    number: the MN's trace without the answer to one of them fails that verdict."""
+    _, run = finished_run
+    assert doctored(run, tmp_path / "as-is", lambda folder: None)[KEEPALIVES]
+    judged = doctored(
+        run, tmp_path / "doctored", without_first_after("mn1", "keepalive_answered", "quiet_started")
+    )
+    assert not judged[KEEPALIVES]

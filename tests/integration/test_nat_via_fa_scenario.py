@@ -16,6 +16,7 @@ import pytest
 
 from reports.probes import received_between
 from reports.rundir import load_run
+from tests.integration.test_nat_traversal_scenario import doctored
 from tests.integration.test_teardown import run_and_check_teardown
 from tests.support.scenario import Finished, tshark_fields
 
@@ -98,3 +99,34 @@ def test_tshark_reads_r_and_u_in_the_advertisement_and_d_and_r_in_the_relayed_re
     assert requests and all(
         p["ip.src"] == [PUBLIC] and p["mip.d"] == ["1"] and p["mip.ext.utrq.r"] == ["1"] for p in requests
     )
+
+
+UDP_BOUND = "nat: registered through the NAT in UDP, bound to its public address and port (RFC 3519 §4.6)"
+RECOVERED = (
+    "nat: a lost mapping is noticed by keepalives, the MN registers again, the HA moves the binding "
+    "and every flow comes back"
+)
+
+
+def test_a_binding_that_stays_half_bound_fails_the_udp_binding_verdict(
+    finished_run: tuple[Finished, Path], tmp_path: Path
+) -> None:
+    """RFC 3519 §4.6: a half-bound binding ("203.0.113.66:?") is no binding to the NAT's port: the HA's trace
+    without every binding at a known NAT port (as if no keepalive had ever completed it) fails the verdict."""
+    _, run = finished_run
+    assert doctored(run, tmp_path / "as-is", lambda folder: None)[UDP_BOUND]
+
+    def never_completed(folder: Path) -> None:
+        path = folder / "traces" / "ha.jsonl"
+        lines = path.read_text().splitlines(keepends=True)
+        path.write_text("".join(line for line in lines if not _at_a_nat_port(json.loads(line))))
+
+    judged = doctored(run, tmp_path / "doctored", never_completed)
+    assert not judged[UDP_BOUND]
+    assert not judged[RECOVERED]  # the re-registration after the loss was half bound too: no move seen
+
+
+def _at_a_nat_port(record: dict[str, object]) -> bool:
+    care_of = str(record.get("care_of", ""))
+    at_nat = care_of.startswith(f"{PUBLIC}:") and not care_of.endswith(":?")
+    return at_nat and record.get("event") in ("binding_added", "binding_updated", "udp_tunnel_bound")

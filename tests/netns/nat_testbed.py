@@ -12,6 +12,7 @@ MASQUERADE, its home agent and a correspondent.
     │
    mn-eth (192.168.1.10): mn, HoA 192.0.2.10, prefix 2001:db8:10::/48, udp_tunnelling = auto
 ```
+The HA also knows a second mobile node (HoA 192.0.2.20, prefix 2001:db8:20::/48) that has no agent.
 The keepalive interval K is 1 s (test setting; the RFC's default is 110 s).
 """
 
@@ -19,11 +20,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.netns.agents_testbed import KEY1, AgentBed
+from tests.netns.agents_testbed import KEY1, KEY2, AgentBed
 from tests.netns.conftest import NamespaceFactory, veth
 
 NAT_PUBLIC, MN_PRIVATE = "198.51.100.66", "192.168.1.10"
 HOA, MN_V6 = "192.0.2.10", "2001:db8:10::c000:20a"
+HOA2, PREFIX2 = "192.0.2.20", "2001:db8:20::/48"
+"""A second mobile node's account (no agent: a test registers it by hand from the correspondent)."""
 
 HA_CONFIG = f"""
 [home_agent]
@@ -37,6 +40,12 @@ home_address = "{HOA}"
 spi = 256
 key = "{KEY1}"
 allowed_prefixes = ["2001:db8:10::/48"]
+
+[[home_agent.mobile_nodes]]
+home_address = "{HOA2}"
+spi = 257
+key = "{KEY2}"
+allowed_prefixes = ["{PREFIX2}"]
 
 [runtime]
 name = "ha"

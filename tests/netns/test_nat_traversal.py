@@ -8,15 +8,30 @@ import socket
 import struct
 import time
 from collections.abc import Iterator
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
 import pytest
 
-from agents.mip.ip import IPV4_HEADER_LENGTH, PROTO_IPIP, IPv4Header
+from agents.mip.auth import SecurityAssociation
+from agents.mip.codes import RegistrationFlag
+from agents.mip.dsmip import PrefixReply, PrefixRequest
+from agents.mip.identification import timestamp_identification
+from agents.mip.ip import IPV4_HEADER_LENGTH, PROTO_IPIP, PROTO_IPV6, IPv4Header, IPv6Header
+from agents.mip.registration import RegistrationReply, RegistrationRequest, build_request, decode_message
 from agents.mip.tunnel import encapsulate_udp_tunnel_data
-from tests.netns.agents_testbed import AgentBed
+from tests.netns.agents_testbed import KEY2, AgentBed
 from tests.netns.conftest import NamespaceFactory, capture, ping, wait_until
-from tests.netns.nat_testbed import HA_CONFIG, HOA, MN_CONFIG, MN_PRIVATE, MN_V6, NAT_PUBLIC, build
+from tests.netns.nat_testbed import (
+    HA_CONFIG,
+    HOA,
+    HOA2,
+    MN_CONFIG,
+    MN_PRIVATE,
+    MN_V6,
+    NAT_PUBLIC,
+    PREFIX2,
+    build,
+)
 
 pytestmark = [pytest.mark.root]
 
@@ -96,6 +111,35 @@ def _tunnel_data(source: str) -> bytes:
     return encapsulate_udp_tunnel_data(header.encode() + echo, PROTO_IPIP)
 
 
+def _tunnel_data_v6(source: str) -> bytes:
+    """Tunnel Data, Next Header 41 (RFC 5454 §3.9), an ICMPv6 Echo Request from ``source`` inside."""
+    echo = b"\x80\x00\x00\x00\x00\x01\x00\x01spoof"
+    header = IPv6Header(IPv6Address(source), IPv6Address(CN6), 58, len(echo))
+    return encapsulate_udp_tunnel_data(header.encode() + echo, PROTO_IPV6)
+
+
+def _register_by_hand(bed: AgentBed, lifetime: int) -> RegistrationReply:
+    """The second mobile node (no agent) registers from the correspondent, co-located, no NAT, with its
+    prefix: the HA then holds 2001:db8:20::/48 for another home address than the NATed node's."""
+    cn = IPv4Address(CN4)
+    identification = timestamp_identification(time.time(), 0)
+    flags = RegistrationFlag.D | RegistrationFlag.T
+    extensions = (PrefixRequest.for_network(IPv6Network(PREFIX2)),) if lifetime else ()
+    request = RegistrationRequest(
+        flags, lifetime, IPv4Address(HOA2), IPv4Address(HA), cn, identification, extensions
+    )
+    raw = build_request(request, SecurityAssociation(257, bytes.fromhex(KEY2)))
+    with bed["cn"].entered():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with sock:
+        sock.bind((CN4, 0))
+        sock.settimeout(3.0)
+        sock.sendto(raw, (HA, 434))
+        reply = decode_message(sock.recv(2048))
+    assert isinstance(reply, RegistrationReply)
+    return reply
+
+
 def _send_udp(bed: AgentBed, namespace: str, payload: bytes, bind: tuple[str, int]) -> None:
     with bed[namespace].entered():
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -119,19 +163,31 @@ def _send_spoofed(bed: AgentBed, payload: bytes, source: str, port: int) -> None
 
 
 def test_spoofed_udp_tunnel_data_is_dropped(bed: AgentBed) -> None:
-    """RFC 3519 §4.8: outer address and port must match the binding, the inner source must be the MN's:
-    from the correspondent, from the NAT's address with another port, and from the right address and
-    port with a foreign inner source: all dropped and counted."""
+    """RFC 3519 §4.8: outer address and port must match the binding, the inner source must be the MN's
+    (RFC 5454 §3.9 for IPv6: one of its prefixes or its fe80:: address): from the correspondent, from the
+    NAT's address with another port, and from the right address and port with a foreign inner source
+    (IPv4; IPv6 outside the MN's prefix, in another mobile node's registered prefix, fe80::1): all dropped
+    and counted; the security log names the wrong source port."""
+    registered = _register_by_hand(bed, 60)  # another MN's prefix, registered at the HA
+    granted = [e.code for e in registered.extensions if isinstance(e, PrefixReply)]
+    assert registered.code == 0 and granted == [0], registered
     port = int(binding(bed)["port"])  # type: ignore[call-overload]
+    wrong = port + 7 if port < 65000 else port - 7
     before = drops(bed)
+    _send_spoofed(bed, _tunnel_data(HOA), NAT_PUBLIC, wrong)
     _send_udp(bed, "cn", _tunnel_data(HOA), ("0.0.0.0", 0))
-    _send_spoofed(bed, _tunnel_data(HOA), NAT_PUBLIC, port + 7 if port < 65000 else port - 7)
     _send_spoofed(bed, _tunnel_data("10.9.9.9"), NAT_PUBLIC, port)
+    for source in ("2001:db8:99::1", "2001:db8:20::1", "fe80::1"):
+        _send_spoofed(bed, _tunnel_data_v6(source), NAT_PUBLIC, port)
     time.sleep(0.3)
     after = drops(bed)
     assert after.get("unknown_outer_source", 0) - before.get("unknown_outer_source", 0) == 10
-    assert after.get("inner_source", 0) - before.get("inner_source", 0) == 5
-    assert ping(bed["cn"], HOA)  # the real tunnel still works
+    assert after.get("inner_source", 0) - before.get("inner_source", 0) == 20
+    logged = [e for e in bed.agents["ha"].events("security_drop") if e.get("outer_source_port") == wrong]
+    assert logged and logged[0]["outer_source"] == NAT_PUBLIC and logged[0]["outer_destination"] == HA
+    assert logged[0]["outer_destination_port"] == 434
+    assert ping(bed["cn"], HOA) and ping(bed["cn"], MN_V6)  # the real tunnel still works, both families
+    assert _register_by_hand(bed, 0).code == 0  # the second node deregisters
 
 
 def test_a_lost_nat_mapping_is_recovered_on_a_new_port(bed: AgentBed) -> None:

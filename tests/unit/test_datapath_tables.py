@@ -3,6 +3,7 @@ and that the engine's inlined fast path gives the same bytes as :mod:`agents.mip
 
 from __future__ import annotations
 
+import socket
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from types import SimpleNamespace
 
@@ -10,13 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.datapath.base import DropReason, Encapsulation, TunnelTarget, ipv6_protocol
+from agents.datapath.base import DropEvent, DropReason, Encapsulation, TunnelTarget, ipv6_protocol
 from agents.datapath.engine import PacketEngine, TunnelOptions, fragment_ipv4
 from agents.datapath.tables import PROTO_UDP, HomeAgentTable, HomeBinding, Hop, MobileNodeTable, PrefixMap
 from agents.mip.bindings import UNKNOWN_PORT
 from agents.mip.ecn import DscpModel, EcnMode
 from agents.mip.ip import IPv4Header, IPv6Header, internet_checksum
-from agents.mip.tunnel import decapsulate, encapsulate
+from agents.mip.tunnel import decapsulate, encapsulate, encapsulate_udp_tunnel_data
 
 HA, HOA, COA = IPv4Address("198.51.100.1"), IPv4Address("192.0.2.100"), IPv4Address("203.0.113.7")
 HOA2, FA_COA = IPv4Address("192.0.2.101"), IPv4Address("203.0.113.1")
@@ -537,3 +538,43 @@ def test_a_half_bound_udp_binding_has_no_path_until_its_port_is_known() -> None:
     assert table.ipv6_paths(packed("2001:db8:ff::10"), inner6) == ((hop,),)
     assert table.check_udp(outer, 4, HOA.packed) is None
     assert table.check_udp(COA.packed + (40001).to_bytes(2, "big"), 4, HOA.packed) is not None
+
+
+def test_a_udp_tunnel_drop_reports_the_outer_addresses_and_ports() -> None:
+    """RFC 3519 §4.8: Tunnel Data from the NAT's address but the wrong port is dropped; the security log's
+    record names the offending source port (and where it was sent: the agent's address and port 434), so
+    the log tells a wrong port from a wrong address. Keys of the other drop records stay as they were."""
+    drops: list[DropEvent] = []
+    table = HomeAgentTable([HomeBinding(HOA, HA, {COA: Encapsulation.IP_IN_IP}, {}, {COA: 40000})])
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    with sock:
+        engine = FakeEngine("fake0", table, TunnelOptions(), on_drop=drops.append, udp_socket=sock)
+        inner = IPv4Header(HOA, IPv4Address("203.0.113.10"), 1, 28).encode() + bytes(8)
+        payload = encapsulate_udp_tunnel_data(inner, 4)
+        engine.receive_udp(payload, COA.packed, 40007, HA.packed)
+        engine.receive_udp(payload, COA.packed, 40000, HA.packed)  # the binding's port: delivered
+        engine.receive_udp(payload, COA.packed, 40008)  # no destination given: the socket's own
+        local_port = sock.getsockname()[1]
+    assert len(engine.delivered) == 1
+    first, second = (drop.to_dict() for drop in drops)
+    assert first == {
+        "reason": DropReason.UNKNOWN_OUTER_SOURCE.value,
+        "protocol": 17,
+        "outer_source": str(COA),
+        "outer_destination": str(HA),
+        "inner_source": str(HOA),
+        "inner_destination": "203.0.113.10",
+        "outer_source_port": 40007,
+        "outer_destination_port": local_port,
+    }
+    assert (second["outer_destination"], second["outer_source_port"]) == ("127.0.0.1", 40008)
+    plain = DropEvent(DropReason.INNER_SOURCE, 4, COA, HA, "10.0.0.1", "10.0.0.2").to_dict()
+    assert list(plain) == [
+        "reason",
+        "protocol",
+        "outer_source",
+        "outer_destination",
+        "inner_source",
+        "inner_destination",
+    ]

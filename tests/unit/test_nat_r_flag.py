@@ -363,9 +363,11 @@ def test_a_keepalive_cannot_move_a_binding_onto_another_mobile_nodes_port() -> N
     assert keys == {HOA: [CareOf(PUBLIC, MN_NAT_PORT)], HOA2: [CareOf(PUBLIC, MN_NAT_PORT + 1)]}
 
 
-def test_a_renewal_through_the_fa_keeps_the_learnt_port_until_the_next_keepalive_moves_it() -> None:
-    """A re-registration with R keeps tunnelling to the port the last keepalive showed (no gap at each
-    renewal) and waits for the next keepalive, which may move it (the NAT forgot the old mapping, §4.10)."""
+def test_a_renewal_through_the_fa_is_half_bound_again_until_the_next_keepalive() -> None:
+    """RFC 3519 §4.6: with R the HA "MUST wait for the first keepalive" on every registration, renewals
+    included: the renewal takes the learnt port's path away (nothing is sent to a port the NAT may have
+    forgotten) and the MN's keepalive, sent at once after the reply (§4.4), binds it again, here at the new
+    port the NAT gave (§4.10)."""
     world = World()
     world.arrive(0.0)
     world.register(1.0)
@@ -375,15 +377,37 @@ def test_a_renewal_through_the_fa_keeps_the_learnt_port_until_the_next_keepalive
     world.register(3.0)
     changes = drain(world.ha)
     assert [
-        (type(e).__name__, e.care_of) for e in changes if isinstance(e, BindingAdded | BindingUpdated)
-    ] == [("BindingUpdated", CareOf(PUBLIC, MN_NAT_PORT))]
+        (type(e).__name__, e.care_of)
+        for e in changes
+        if isinstance(e, BindingAdded | BindingUpdated | BindingRemoved)
+    ] == [
+        ("BindingAdded", CareOf(PUBLIC, UNKNOWN_PORT)),
+        ("BindingRemoved", CareOf(PUBLIC, MN_NAT_PORT)),
+    ]
     (entry,) = world.ha.table.get(HOA).care_ofs.values()  # type: ignore[union-attr]
-    assert entry.awaiting_keepalive
+    assert entry.awaiting_keepalive and entry.care_of == CareOf(PUBLIC, UNKNOWN_PORT)
     world.mn_nat_port = MN_NAT_PORT + 5
     assert world.deliver_keepalive(world.keepalive(3.0), 3.01)
     bound = [e for e in drain(world.ha) if isinstance(e, UdpTunnelBound)]
     assert bound == [UdpTunnelBound(HOA, CareOf(PUBLIC, MN_NAT_PORT + 5), 0.01, MN_NAT_PORT)]
     assert list(world.ha.table.get(HOA).care_ofs) == [CareOf(PUBLIC, MN_NAT_PORT + 5)]  # type: ignore[union-attr]
+
+
+def test_a_forged_keepalive_from_the_fas_own_mapping_does_not_complete_the_binding() -> None:
+    """RFC 3519 §4.6, §6.1.2: the relayed request's source (the NAT's address and the FA's mapping port) is
+    the FA's, never the MN's: a keepalive from exactly there (forged, ICMP Echo from the HoA to the HA) is
+    refused, and the MN's real keepalive then completes the binding at its own port."""
+    world = World()
+    world.arrive(0.0)
+    world.register(1.0)
+    drain(world.ha)
+    due = world.keepalive(1.0)
+    assert not world.deliver_keepalive(due, 1.005, source=(PUBLIC, FA_NAT_PORT))
+    assert world.ha.counters["keepalive_from_request_source"] == 1
+    (entry,) = world.ha.table.get(HOA).care_ofs.values()  # type: ignore[union-attr]
+    assert entry.awaiting_keepalive
+    assert world.deliver_keepalive(due, 1.01)
+    assert list(world.ha.table.get(HOA).care_ofs) == [CareOf(PUBLIC, MN_NAT_PORT)]  # type: ignore[union-attr]
 
 
 def test_r_flag_when_nat_traversal_is_not_allowed_is_129() -> None:

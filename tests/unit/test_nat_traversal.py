@@ -365,3 +365,44 @@ def test_traffic_both_ways_postpones_the_keepalive() -> None:
     assert mn.get_timer() == pytest.approx(35.0)
     mn.handle_timer(35.0)
     assert [e for e in events(mn) if isinstance(e, KeepaliveDue)]
+
+
+@pytest.mark.parametrize("stale_first", [True, False], ids=["lower-home-address-stale", "higher-stale"])
+def test_a_nat_port_reused_for_another_mobile_node_takes_the_stale_bindings_path_away(
+    stale_first: bool,
+) -> None:
+    """RFC 3519 §4.3, §4.8, §4.10: the NAT forgot one MN's mapping and gave its public port to another MN;
+    that MN's registration from the port binds it, and the first MN's binding there goes (its traffic must
+    not be tunnelled to the other node); it registers again when its keepalives go unanswered. Either
+    home address may be the stale one (the table is ordered by home address)."""
+    hoa2 = IPv4Address("192.0.2.20")
+    accounts = (
+        MobileNodeAccount(HOA, 256, KEY, allowed_prefixes=(PREFIX,), nat_traversal=True),
+        MobileNodeAccount(hoa2, 257, KEY, nat_traversal=True),
+    )
+    config = HomeAgentConfig(
+        HA, IPv4Network("192.0.2.0/24"), accounts, udp_tunnelling=True, keepalive_interval=20
+    )
+    ha = HomeAgent(config, wall_clock_offset=WALL, rng=random.Random(1))
+    first = mobile_node()
+    second = MobileNode(
+        MobileNodeConfig(
+            hoa2, HA, 257, KEY, lifetime=60, udp_tunnelling=UdpTunnelling.AUTO, local_port=MN_PORT
+        ),
+        wall_clock_offset=WALL,
+        rng=random.Random(3),
+    )
+    (stale, stale_home), (fresh, fresh_home) = ((first, HOA), (second, hoa2))[:: 1 if stale_first else -1]
+    stale.link_changed(True, PRIVATE, 0.0)
+    exchange(stale, ha, 0.0, (PUBLIC, NAT_PORT))
+    events(ha)
+    fresh.link_changed(True, IPv4Address("192.168.1.11"), 5.0)
+    assert exchange(fresh, ha, 5.0, (PUBLIC, NAT_PORT)).code == 0  # the same public port, now the other's
+    changes = [(type(e).__name__, e.home_address, e.care_of) for e in events(ha) if hasattr(e, "care_of")]
+    assert ("BindingAdded", fresh_home, CareOf(PUBLIC, NAT_PORT)) in changes
+    assert ("BindingRemoved", stale_home, CareOf(PUBLIC, NAT_PORT)) in changes
+    assert (
+        ha.table.get(stale_home) is None or CareOf(PUBLIC, NAT_PORT) not in ha.table.get(stale_home).care_ofs
+    )  # type: ignore[union-attr]
+    assert list(ha.table.get(fresh_home).care_ofs) == [CareOf(PUBLIC, NAT_PORT)]  # type: ignore[union-attr]
+    assert ha.counters["nat_port_reused"] == 1

@@ -200,7 +200,7 @@ def keepalive_first(
     def received(data: Received) -> None:
         if machine.receive_keepalive(data.payload, data.source, driver.now()):
             driver.flush()
-        datapath.receive_udp_tunnel(data.payload, *data.source)
+        datapath.receive_udp_tunnel(data.payload, *data.source, data.destination)
 
     return received
 

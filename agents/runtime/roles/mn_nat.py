@@ -49,7 +49,7 @@ class NatKeepalives:
                     machine.keepalive_answered(sequence, now())
                     flush()
                     return
-            datapath.receive_udp_tunnel(message.payload, address, port)
+            datapath.receive_udp_tunnel(message.payload, address, port, message.destination)
 
         return received
 
