@@ -187,6 +187,30 @@ class AdvertisementSent(_FaEvent):
     solicited: bool
 
 
+# -- low-latency handoff (RFC 4881; agents.mip.fa_handoff) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class VisitorExpected(_FaEvent):
+    """An L2 target trigger: ``home_address`` (at ``link_address``) is coming; buffer its packets for up
+    to ``timeout`` seconds (RFC 4881 §1.3 L2-TT, §3.1)."""
+
+    name: ClassVar[str] = "llh_visitor_expected"
+    home_address: IPv4Address
+    link_address: bytes
+    timeout: float
+
+
+@dataclass(frozen=True)
+class VisitorAttached(_FaEvent):
+    """The expected visitor is on the access link (L2-LU or its first solicitation): flush its buffer."""
+
+    name: ClassVar[str] = "llh_visitor_attached"
+    home_address: IPv4Address
+    link_address: bytes
+    how: str
+
+
 FaEvent = (
     MalformedDatagram
     | DatagramDiscarded
@@ -199,4 +223,6 @@ FaEvent = (
     | VisitorRemoved
     | SolicitationReceived
     | AdvertisementSent
+    | VisitorExpected
+    | VisitorAttached
 )

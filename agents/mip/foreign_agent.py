@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from typing import NamedTuple
 
@@ -37,7 +37,10 @@ from agents.mip.fa_events import (
     LinkDatagram,
     ReplyRelayed,
     SolicitationReceived,
+    VisitorAttached,
+    VisitorExpected,
 )
+from agents.mip.fa_handoff import ExpectedVisitors
 from agents.mip.fa_policy import Denial
 from agents.mip.fa_restore import restore_refusal
 from agents.mip.registration import (
@@ -94,6 +97,8 @@ class ForeignAgent:
         self._outgoing: list[LinkDatagram] = []
         self._last_too_distant: float | None = None
         self._busy = config.busy
+        self.expected = ExpectedVisitors()
+        """Visitors an L2 trigger announced (RFC 4881, :mod:`agents.mip.fa_handoff`)."""
 
     # -- runtime interface -------------------------------------------------------------------
 
@@ -133,12 +138,38 @@ class ForeignAgent:
         (:class:`~agents.mip.icmp.AgentSolicitation`): answered by the advertiser. Never raises."""
         self.counters["solicitations"] += 1
         self._emit(SolicitationReceived(source, link_address, interface))
+        self.visitor_attached(link_address, now, how="solicitation")
         try:
             self.advertiser.receive_solicitation(source, now, link_address=link_address)
         except Exception as error:  # keep serving; a bug here must not stop the agent
             _log.exception("internal error answering a solicitation from %s", source)
             self.counters["internal_errors"] += 1
             self._emit(MalformedDatagram(source, 0, f"internal error: {type(error).__name__}: {error}"))
+
+    def expect_visitor(
+        self,
+        home_address: IPv4Address,
+        link_address: bytes,
+        now: float,
+        *,
+        timeout: float,
+        interface: str | None = None,
+    ) -> None:
+        """L2 target trigger (RFC 4881 §1.3 L2-TT): ``home_address`` is about to attach (fa_handoff)."""
+        self.expected.expect(home_address, link_address, interface, now, timeout)
+        self.counters["visitors_expected"] += 1
+        self._emit(VisitorExpected(home_address, bytes(link_address), timeout))
+
+    def visitor_attached(
+        self, link_address: bytes | None, now: float, how: str = "l2-lu"
+    ) -> IPv4Address | None:
+        """L2-LU (RFC 4881 §1.3): the station with ``link_address`` is on the access link; the home address
+        of the expected visitor it is, if any."""
+        entry = self.expected.attached_by_mac(link_address, now)
+        if entry is None:
+            return None
+        self._emit(VisitorAttached(entry.home_address, entry.link_address, how))
+        return entry.home_address
 
     def handle_timer(self, now: float) -> None:
         """Advertise, time out pending requests (78) and expire visitors (RFC 5944 §3.7.1)."""
@@ -266,7 +297,8 @@ class ForeignAgent:
             mn_fa = ExtensionType.MOBILE_FOREIGN_AUTH
             self._emit(ForeignAuthenticationFailed(arrival.address, request.home_address, mn_fa, spi, reason))
             return Denial(ReplyCode.FA_MOBILE_NODE_FAILED_AUTHENTICATION, reason)
-        if fa_policy.too_distant(request, arrival.ttl, self.config):
+        expected = arrival.link_address is None and self.expected.get(request.home_address, arrival.now)
+        if fa_policy.too_distant(request, arrival.ttl, self.config) and not expected:
             reason = f"IP TTL {arrival.ttl} is not 255 (RFC 3024 §4.2.1)"
             return Denial(ReplyCode.FA_MOBILE_NODE_TOO_DISTANT, reason)
         return fa_policy.service_denial(request, self.config, self.visitor_list)
@@ -383,6 +415,9 @@ class ForeignAgent:
                 self._emit(removed.removed_event("deregistered"))
             return
         visitor = Visitor.from_pending(pending, lifetime)
+        expected = self.expected.get(visitor.home_address, pending.received_at)
+        if visitor.link_address is None and expected is not None:  # pre-registered (RFC 4881 §3.1)
+            visitor = replace(visitor, link_address=expected.link_address, interface=expected.interface)
         previous = self.visitor_list.put(visitor)
         self._emit(visitor.event(existed=previous is not None))
 

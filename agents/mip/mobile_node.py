@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+from dataclasses import replace
 from ipaddress import IPv4Address
 
 from agents.mip.config import CareOfMode, MobileNodeConfig
@@ -27,12 +28,17 @@ from agents.mip.events import (
     MovementDetected,
     MovementReason,
     OutgoingIcmp,
+    PreRegistrationAbandoned,
+    PreRegistrationReady,
+    PreRegistrationStarted,
 )
+from agents.mip.llh_pre import PreRegistration, PreState, Target
 from agents.mip.mn_discovery import AgentDiscovery, AgentRecord, Move
 from agents.mip.mn_registration import TRANSITIONS, RegistrationCore
 from agents.mip.mn_requests import ForeignAgentRoute
+from agents.mip.registration import RegistrationReply
 from agents.mip.states import MnState
-from agents.mip.timers import earliest
+from agents.mip.timers import MIN_REQUEST_GAP, earliest
 
 __all__ = ["TRANSITIONS", "MnState", "MobileNode"]
 _log = logging.getLogger(__name__)
@@ -50,6 +56,10 @@ class MobileNode(RegistrationCore):
         """The co-located address the link gave (auto and co-located modes)."""
         self._arp_away: tuple[bool, IPv4Address | None] = (False, None)
         self._discovery = AgentDiscovery(config, rng, self._emit, self.counters)
+        self._pre = PreRegistration()
+        """RFC 4881 §3 pre-registration on an L2 trigger (:meth:`handoff_trigger`)."""
+        self._pre_previous: tuple[ForeignAgentRoute | None, IPv4Address | None] = (None, None)
+        """Where the MN registered before the trigger: restored if the move never comes."""
 
     # -- inputs ----------------------------------------------------------------------------------
 
@@ -63,6 +73,9 @@ class MobileNode(RegistrationCore):
         if self.is_stopped:
             return
         mode = self.config.care_of_mode
+        if self._pre.active and mode is not CareOfMode.COLOCATED and care_of is None:
+            self._pre_link_changed(up, now)  # RFC 4881 §3.1: the new binding is (being) made already
+            return
         if not up or (care_of is None and mode is CareOfMode.COLOCATED):
             self._discovery.link_down()
             self._colocated = None
@@ -109,11 +122,99 @@ class MobileNode(RegistrationCore):
             move = self._discovery.handle_timer(now)
             if move is not None:
                 self._moved(move, now)
+            abandoned = self._pre.handle_timer(now)
+            if abandoned is not None:
+                self._pre_abandoned(abandoned, now)
         self._registration_due(now)
 
     def get_timer(self) -> float | None:
-        """The next deadline: retransmission, renewal, expiry, solicitation or an agent's expiry."""
-        return earliest(self._registration_timer(), self._discovery.get_timer())
+        """The next deadline: retransmission, renewal, expiry, solicitation, an agent's expiry, or the
+        end of a pre-registration's wait for its move."""
+        return earliest(self._registration_timer(), self._discovery.get_timer(), self._pre.get_timer())
+
+    # -- low-latency handoff (RFC 4881 §3) -------------------------------------------------------
+
+    def handoff_trigger(self, target: Target, handoff_at: float, now: float) -> str | None:
+        """An L2 trigger (RFC 4881 §1.3, L2-MT): the link will move to ``target`` at ``handoff_at``.
+        Registers the target's care-of address now, through the current link, with S set (§3.3);
+        None when started, else why not (stale, same agent, co-located mode, stopping)."""
+        if self.is_stopped or self._stopping:
+            return "the mobile node is stopping"
+        if self.config.care_of_mode is CareOfMode.COLOCATED:
+            return "co-located mode: there is no foreign agent to pre-register with (RFC 4881 §3)"
+        current = None if self._route is None else self._route.agent
+        refused = self._pre.trigger(target, now, handoff_at, current)
+        if refused is not None:
+            self._emit(refused)
+            return refused.reason
+        if (
+            self._pending is not None
+            and self._pending.via is not None
+            and self._pending.via.agent == target.agent
+        ):
+            return None  # the same pre-registration is under way
+        self._pre_previous = (self._route, self._care_of)
+        self._route = ForeignAgentRoute(
+            target.agent, target.care_of, target.offers, target.registration_lifetime
+        )
+        self._care_of = target.care_of
+        self._emit(PreRegistrationStarted(target.agent, target.care_of))
+        self._start_registration(now, simultaneous=True)
+        return None
+
+    def _pre_link_changed(self, up: bool, now: float) -> None:
+        """Link down: keep the binding, the route and the tunnel (the new FA buffers). Link up at the
+        target: route via it at once, no request on the critical path (RFC 4881 §3.1)."""
+        if not up:
+            self._discovery.link_down()
+            self._pre.link_down()
+            return
+        previous = self._discovery.link_up(now, has_colocated=False)
+        target = self._pre.link_up(now)
+        if target is None:  # too late for the trigger: a standard handoff
+            self._pre_abandoned(PreRegistrationAbandoned(None, "link up after the trigger ran out"), now)
+            self._lose_care_of("link-change")
+            return
+        self._emit(MovementDetected(MovementReason.LINK, previous, target.agent))
+        self._emit(self._pre.attached())
+        self._set_arp_away(True, target.agent)
+        registration = self._registration
+        if registration is not None and registration.care_of == target.care_of:
+            # make-before-break: one more request, without S, drops the old binding at the HA
+            cleanup = max(now, self._last_request_at + MIN_REQUEST_GAP)
+            self._registration = replace(registration, renew_at=min(registration.renew_at, cleanup))
+
+    def _pre_abandoned(self, abandoned: PreRegistrationAbandoned, now: float) -> None:
+        """The trigger never became a move (or was denied): register the old path again, without S."""
+        self._emit(abandoned)
+        self._pre.state = PreState.IDLE
+        route, care_of = self._pre_previous
+        self._pre_previous = (None, None)
+        if care_of is None or self._stopping or self._pre.detached:
+            return
+        self._route, self._care_of = route, care_of
+        if care_of == self.config.home_address:
+            self._start_deregistration(now, all_care_ofs=True)
+        else:
+            self._start_registration(now)
+
+    def _accepted(self, reply: RegistrationReply, now: float) -> None:
+        pending = self._pending
+        super()._accepted(reply, now)
+        target = self._pre.target
+        if (
+            pending is not None
+            and target is not None
+            and pending.care_of == target.care_of
+            and self._pre.accepted()
+        ):
+            self._emit(PreRegistrationReady(target.agent, target.care_of))
+
+    def _denied(self, reply: RegistrationReply, now: float) -> None:
+        super()._denied(reply, now)
+        abandoned = self._pre.denied(int(reply.code))
+        if abandoned is not None:
+            self._pre_abandoned(abandoned, now)
 
     # -- outputs -------------------------------------------------------------------------------
 
@@ -136,6 +237,7 @@ class MobileNode(RegistrationCore):
             "agents": self._discovery.to_dicts(now),
             "at_home": self.at_home,
             "pending_attempts": attempts,
+            "pre_registration": self._pre.state.value,
             "ipv4_only": self._ipv6.ipv4_only,
             "clock_correction": round(self._ids.correction, 3),
             "counters": dict(sorted(self.counters.items())),
@@ -194,6 +296,15 @@ class MobileNode(RegistrationCore):
     def _via_foreign_agent(self, agent: AgentRecord, now: float) -> None:
         """Register the FA's care-of address through it (RFC 5944 §3.6.1.1); ARP as away (§4.6)."""
         assert agent.care_of is not None
+        if self._pre.state is PreState.ATTACHED:
+            self._pre.state = PreState.IDLE
+            route = self._route
+            if route is not None and route.agent == agent.address and route.care_of == agent.care_of:
+                return  # pre-registered through it already (RFC 4881 §3.1)
+        abandoned = self._pre.heard_other_agent(agent.address)
+        if abandoned is not None:
+            self._emit(abandoned)
+            self._pre.state = PreState.IDLE
         lifetime = agent.advertisement.mobility.registration_lifetime
         self._route = ForeignAgentRoute(agent.address, agent.care_of, agent.flags, lifetime)
         self._care_of = agent.care_of
