@@ -28,6 +28,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from agents.datapath.base import Counters, DropCallback, DropEvent, DropReason, ForeignAgentDatapath
 from agents.datapath.fa_tables import Delivery, ForeignAgentTable, VisitorRoute
+from agents.mip.llh_buffer import Offered, VisitorBuffers
 from agents.net.netlink import Netlink
 from agents.net.tun import TunDevice
 
@@ -61,6 +62,9 @@ class _Tally:
 class UserspaceForeignAgent(ForeignAgentDatapath):
     """Tunnel sockets, the reverse-tunnel TUN and its policy rules; :meth:`close` undoes everything."""
 
+    buffers: VisitorBuffers | None = None
+    """Tunnel packets held for visitors an L2 trigger announced (RFC 4881, agents.mip.llh_buffer)."""
+
     def __init__(
         self,
         care_ofs: tuple[IPv4Address, ...],
@@ -78,6 +82,8 @@ class UserspaceForeignAgent(ForeignAgentDatapath):
         self.table, self.rule_priority = table, rule_priority
         self.on_drop = on_drop
         self.visitors = ForeignAgentTable()
+        self.buffers = VisitorBuffers()
+        self._buffer_timer: asyncio.TimerHandle | None = None
         self.rules: dict[IPv4Address, int] = {}
         """Home address → the table its visitor rule sends it to (ours: reverse tunnel; main: plain)."""
         self.tally = _Tally()
@@ -152,8 +158,68 @@ class UserspaceForeignAgent(ForeignAgentDatapath):
 
     # --- packets -------------------------------------------------------------------------------------
 
+    # --- low-latency handoff: the expected visitor's buffer (RFC 4881) ---------------------------------
+
+    def expect(self, home_address: IPv4Address, timeout: float) -> None:
+        """Hold the tunnel packets for ``home_address`` until :meth:`attach` (at most ``timeout`` s)."""
+        assert self.buffers is not None
+        self.buffers.expect(home_address, self._now(), timeout)
+        self._arm_buffer_timer()
+
+    def attach(self, home_address: IPv4Address) -> int:
+        """The expected visitor is on the link: deliver what was held, in order; how many packets."""
+        assert self.buffers is not None
+        held = self.buffers.attach(home_address, self._now())
+        for packet in held:
+            self.decapsulate(packet)
+        self._arm_buffer_timer()
+        return len(held)
+
+    def _now(self) -> float:
+        return self._loop.time() if self._loop is not None else 0.0
+
+    def _arm_buffer_timer(self) -> None:
+        if self._buffer_timer is not None:
+            self._buffer_timer.cancel()
+            self._buffer_timer = None
+        deadline = None if self.buffers is None else self.buffers.get_timer()
+        if deadline is not None and self._loop is not None:
+            self._buffer_timer = self._loop.call_at(deadline, self._buffers_expired)
+
+    def _buffers_expired(self) -> None:
+        self._buffer_timer = None
+        assert self.buffers is not None
+        for expired in self.buffers.handle_timer(self._now()):
+            self._count_held("buffer_timeout", expired.dropped)
+            logger.info(
+                "expected visitor %s never attached: %d packets dropped",
+                expired.home_address,
+                expired.dropped,
+            )
+        self._arm_buffer_timer()
+
+    def _count_held(self, reason: str, count: int) -> None:
+        """Buffer losses, counted beside the DropReason keys: not a refusal, so never a security report."""
+        self.tally.drops[reason] = self.tally.drops.get(reason, 0) + count
+
+    def _held(self, packet: bytes) -> bool:
+        """Buffer a tunnel packet whose inner destination is an expected visitor (before the table
+        lookup: the visitor entry may come with the relayed reply, just after the first packets)."""
+        buffers = self.buffers
+        if buffers is None or not buffers.expecting or len(packet) < 20:
+            return False
+        inner = (packet[0] & 0x0F) * 4
+        if len(packet) < inner + 20:
+            return False
+        outcome = buffers.offer(IPv4Address(packet[inner + 16 : inner + 20]), packet, self._now())
+        if outcome is Offered.OVERFLOW:
+            self._count_held("buffer_full", 1)
+        return outcome is not Offered.DELIVER
+
     def decapsulate(self, packet: bytes) -> None:
         """RFC 2003 §3: a home agent's tunnel packet → the visitor's link-layer address."""
+        if self._held(packet):
+            return
         outcome = self.visitors.deliver(packet)
         if isinstance(outcome, DropReason):
             self._drop(outcome, packet)
@@ -253,6 +319,9 @@ class UserspaceForeignAgent(ForeignAgentDatapath):
     def close(self) -> None:
         """Close the sockets and the TUN, remove every rule, route and sysctl change. Idempotent."""
         loop = self._loop if self._loop is not None and not self._loop.is_closed() else None
+        if self._buffer_timer is not None:
+            self._buffer_timer.cancel()
+            self._buffer_timer = None
         for sock in [*self.sockets.values(), *([self.access_socket] if self.access_socket else [])]:
             if loop is not None and sock.fileno() >= 0:
                 loop.remove_reader(sock.fileno())

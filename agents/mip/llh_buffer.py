@@ -53,7 +53,7 @@ class _Expected:
 
 @dataclass(frozen=True)
 class Expired:
-    """A buffer closed by its timeout: how many packets it dropped (held + overflowed)."""
+    """A buffer closed by its timeout: how many held packets it dropped (overflow is counted apart)."""
 
     home_address: IPv4Address
     dropped: int
@@ -80,6 +80,11 @@ class VisitorBuffers:
             self.counters["expected"] += 1
         else:
             entry.expires_at = max(entry.expires_at, expires)
+
+    @property
+    def expecting(self) -> bool:
+        """True while any buffer is open (a cheap check for the datapath's per-packet path)."""
+        return bool(self._expected)
 
     def is_expected(self, home_address: IPv4Address) -> bool:
         return home_address in self._expected
@@ -131,7 +136,7 @@ class VisitorBuffers:
     def _expire(self, home_address: IPv4Address, entry: _Expected) -> Expired:
         self.counters["timed_out"] += 1
         self.counters["timeout_dropped"] += len(entry.packets)
-        return Expired(home_address, len(entry.packets) + entry.dropped)
+        return Expired(home_address, len(entry.packets))
 
     def get_timer(self) -> float | None:
         deadline = min((entry.expires_at for entry in self._expected.values()), default=math.inf)

@@ -219,6 +219,10 @@ class ForeignAgentEvents:
             self.datapath.set_visitor(route)
         elif isinstance(event, fe.VisitorRemoved):
             self.datapath.remove_visitor(event.home_address)
+        elif isinstance(event, fe.VisitorExpected) and isinstance(self.datapath, UserspaceForeignAgent):
+            self.datapath.expect(event.home_address, event.timeout)  # RFC 4881: hold until attached
+        elif isinstance(event, fe.VisitorAttached) and isinstance(self.datapath, UserspaceForeignAgent):
+            self.datapath.attach(event.home_address)
 
 
 class ForeignAgentRunner:
@@ -263,7 +267,36 @@ class ForeignAgentRunner:
         return {
             "status": lambda _a: machine.status(driver.now()) | {"datapath": datapath.counters().to_dict()},
             "visitors": lambda _a: machine.visitors(driver.now()),
+            **handoff_commands(driver, link.interface),
         }
+
+
+def handoff_commands(driver: ForeignAgentDriver, interface: str) -> dict[str, Handler]:
+    """The L2 triggers of RFC 4881 §1.3 as control commands (what an access point's driver would report):
+    ``expect-visitor`` (L2-TT: a station is about to associate) and ``visitor-attached`` (L2-LU)."""
+
+    def expect(args: dict[str, Any]) -> dict[str, object]:
+        home = IPv4Address(str(args["home_address"]))
+        mac = parse_mac(str(args["link_address"]))
+        timeout = float(args.get("timeout", 2.0))
+        driver.machine.expect_visitor(home, mac, driver.now(), timeout=timeout, interface=interface)
+        driver.flush()
+        return {"expected": str(home)}
+
+    def attached(args: dict[str, Any]) -> dict[str, object]:
+        home = driver.machine.visitor_attached(parse_mac(str(args["link_address"])), driver.now())
+        driver.flush()
+        return {"home_address": None if home is None else str(home)}
+
+    return {"expect-visitor": expect, "visitor-attached": attached}
+
+
+def parse_mac(text: str) -> bytes:
+    """``02:00:00:00:00:10`` → 6 bytes; ValueError otherwise."""
+    value = bytes.fromhex(text.replace(":", "").replace("-", ""))
+    if len(value) != 6:
+        raise ValueError(f"{text!r} is not a MAC address")
+    return value
 
 
 def withdraw(driver: ForeignAgentDriver) -> None:
