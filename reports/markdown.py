@@ -12,8 +12,12 @@ from reports.rundir import Run
 from reports.table import FAIL_MARK, PASS_MARK, overall_line
 
 STEP_NAMES = {
+    "l2_trigger_ms": "L2 trigger announced (harness, RFC 4881)",
+    "pre_ready_ms": "pre-registration accepted (MN)",
     "link_down_ms": "link down (harness)",
     "link_up_ms": "link up (harness)",
+    "pre_attached_ms": "routes via the pre-registered FA (MN)",
+    "fa_attached_ms": "buffer flushed, visitor attached (new FA)",
     "movement_detected_ms": "movement detected (MN)",
     "solicitation_sent_ms": "agent solicitation sent (MN)",
     "agent_discovered_ms": "advertisement heard, agent discovered (MN)",

@@ -56,9 +56,12 @@ class FlowTimeline:
             high = int(np.searchsorted(self.lost_send, end, side="left"))
         return max(0, high - low)
 
-    def handover(self, t_move: float, t_cut: float, t_end: float) -> HandoverFlow:
-        """Interruption, losses and restoration for the window ``[t_move, t_end)``."""
-        lost = self.lost_between(t_move, t_end)
+    def handover(
+        self, t_move: float, t_cut: float, t_end: float, lost_from: float | None = None
+    ) -> HandoverFlow:
+        """Interruption, losses and restoration for the window ``[t_move, t_end)``; losses are counted
+        from ``lost_from`` when the handover began before the move (an L2 trigger, RFC 4881)."""
+        lost = self.lost_between(t_move if lost_from is None else min(lost_from, t_move), t_end)
         after = int(np.searchsorted(self.rx_t, t_move, side="right"))
         stop = int(np.searchsorted(self.rx_t, t_end, side="left")) if math.isfinite(t_end) else self.rx_t.size
         fresh = np.flatnonzero(self.rx_send[after:stop] > t_cut)

@@ -13,7 +13,8 @@ Simplifications, exactly (see docs/architecture.md "Low-latency handoffs"):
 
 * the trigger carries the target agent's address, care-of address, link-layer address and flags
   (what the PrRtAdv of §3.2/§3.3 would carry); there is no PrRtSol/PrRtAdv on the wire;
-* the request travels to the nFA by ordinary routing via the oFA, and the nFA's reply comes back to
+* the request travels to the nFA's care-of address by ordinary routing via the oFA (reverse-tunnelled
+  by it like any packet from the home address), and the nFA's reply comes back to
   the home address (through the home agent's tunnel to the old care-of address);
 * only moves to a foreign agent are pre-registered (a return home is a deregistration, §3 does not
   apply).
@@ -53,10 +54,18 @@ class Target:
     """The agent the L2 trigger names (what a PrRtAdv would tell, RFC 4881 §3.3)."""
 
     agent: IPv4Address
+    """The agent's address on its access link: the default router once attached (RFC 5944 §4.2.2)."""
     care_of: IPv4Address
     link_address: bytes | None = None
     offers: AdvertisementFlag = AdvertisementFlag.F
     registration_lifetime: int = 0xFFFF
+    request_to: IPv4Address | None = None
+    """Where the request goes from the old link; default the care-of address (the access address of a
+    visited network is not routed from the others, the care-of address is)."""
+
+    @property
+    def request_destination(self) -> IPv4Address:
+        return self.care_of if self.request_to is None else self.request_to
 
 
 class PreRegistration:

@@ -142,20 +142,22 @@ class MobileNode(RegistrationCore):
             return "the mobile node is stopping"
         if self.config.care_of_mode is CareOfMode.COLOCATED:
             return "co-located mode: there is no foreign agent to pre-register with (RFC 4881 §3)"
-        current = None if self._route is None else self._route.agent
-        refused = self._pre.trigger(target, now, handoff_at, current)
+        if self._route is None:
+            return "no foreign agent in use: pre-registration goes through the old FA (RFC 4881 §3)"
+        refused = self._pre.trigger(target, now, handoff_at, self._route.agent)
         if refused is not None:
             self._emit(refused)
             return refused.reason
         if (
             self._pending is not None
             and self._pending.via is not None
-            and self._pending.via.agent == target.agent
+            and self._pending.via.agent == target.request_destination
         ):
             return None  # the same pre-registration is under way
         self._pre_previous = (self._route, self._care_of)
+        # until the move, requests go to an address reachable from the old link; routes follow at attach
         self._route = ForeignAgentRoute(
-            target.agent, target.care_of, target.offers, target.registration_lifetime
+            target.request_destination, target.care_of, target.offers, target.registration_lifetime
         )
         self._care_of = target.care_of
         self._emit(PreRegistrationStarted(target.agent, target.care_of))
@@ -176,11 +178,17 @@ class MobileNode(RegistrationCore):
             self._lose_care_of("link-change")
             return
         self._emit(MovementDetected(MovementReason.LINK, previous, target.agent))
+        self._adopt_target(target, now)
+
+    def _adopt_target(self, target: Target, now: float) -> None:
+        """At the announced agent: route via it at once; one request without S later drops the old
+        binding at the HA (make-before-break, RFC 4881 §3.1, RFC 5944 §3.6.1.3)."""
         self._emit(self._pre.attached())
+        if self._route is not None:
+            self._route = replace(self._route, agent=target.agent)
         self._set_arp_away(True, target.agent)
         registration = self._registration
         if registration is not None and registration.care_of == target.care_of:
-            # make-before-break: one more request, without S, drops the old binding at the HA
             cleanup = max(now, self._last_request_at + MIN_REQUEST_GAP)
             self._registration = replace(registration, renew_at=min(registration.renew_at, cleanup))
 
@@ -296,6 +304,9 @@ class MobileNode(RegistrationCore):
     def _via_foreign_agent(self, agent: AgentRecord, now: float) -> None:
         """Register the FA's care-of address through it (RFC 5944 §3.6.1.1); ARP as away (§4.6)."""
         assert agent.care_of is not None
+        target = self._pre.target
+        if self._pre.active and target is not None and target.agent == agent.address:
+            self._adopt_target(target, now)  # moved without a carrier event: the advertisement shows it
         if self._pre.state is PreState.ATTACHED:
             self._pre.state = PreState.IDLE
             route = self._route

@@ -46,9 +46,10 @@ class RoutedWorld(World):
                     p, (s, MN_PORT), HA, now))
                 continue
             for name, access in ACCESS.items():
-                if datagram.destination == access.ip and name == where:
+                addresses = (access.ip, CARE_OF[name])
+                if datagram.destination in addresses and name == where:
                     self.net.send(self.now, self._to_fa(name, datagram))
-                elif datagram.destination == access.ip and where is not None:
+                elif datagram.destination in addresses and where is not None:
                     self.net.send(self.now, self._routed_to_fa(name, payload, datagram.ttl))
         for _ in self.mn.solicitations_to_send(self.now):
             if where in self.fas:
@@ -58,7 +59,7 @@ class RoutedWorld(World):
     def _routed_to_fa(self, name: str, payload: bytes, ttl: int | None) -> Callable[[float], None]:
         def deliver(now: float) -> None:
             hops = None if ttl is None else ttl - 1
-            self.fas[name].receive_datagram(payload, (HOA, MN_PORT), ACCESS[name].ip, now, ttl=hops)
+            self.fas[name].receive_datagram(payload, (HOA, MN_PORT), CARE_OF[name], now, ttl=hops)
         return deliver
 
     def _from_fa(self, name: str, fa: object) -> None:
@@ -168,3 +169,13 @@ def test_co_located_mode_refuses_the_trigger() -> None:
     )
     target = Target(ACCESS["fa2"].ip, CARE_OF["fa2"])
     assert world.mn.handoff_trigger(target, 1.0, 0.0) is not None
+
+
+def test_no_pre_registration_from_home_rfc4881_3() -> None:
+    """§3 sends the request through the old FA: at home there is none, so the move stays standard."""
+    world = RoutedWorld(6, loss=0.0, jitter=0.0)
+    world.attach("home")
+    world.run_until(5.0)
+    reason = world.trigger_fa2()
+    assert reason is not None and "old FA" in reason
+    assert world.mn.status(world.now)["pre_registration"] == PreState.IDLE.value
