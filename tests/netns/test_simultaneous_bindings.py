@@ -134,7 +134,8 @@ def tunnelled_probes(frames: list[bytes], care_of: IPv4Address) -> dict[int, set
     rides IPv6-in-IPv4 to the home address inside that tunnel: RFC 5454 §3.3.2, code 0)."""
     seen: dict[int, set[int]] = {4: set(), 6: set()}
     for packet in frames:
-        if len(packet) < 40 or packet[9] != 4 or packet[12:16] != HA.packed or packet[16:20] != care_of.packed:
+        outer = (packet[12:16], packet[16:20])
+        if len(packet) < 40 or packet[9] != 4 or outer != (HA.packed, care_of.packed):
             continue
         inner = packet[(packet[0] & 0x0F) * 4 :]
         header = (inner[0] & 0x0F) * 4
