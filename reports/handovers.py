@@ -54,7 +54,7 @@ REGISTRATION_COLUMNS = (
     "rrp_codes",
     "harness_restored",
 )
-FLOW_SUFFIXES = ("interruption_ms", "lost", "restored", "first_rx_ms")
+FLOW_SUFFIXES = ("interruption_ms", "lost", "restored", "first_rx_ms", "duplicates")
 
 
 def handover_columns(flows: list[str]) -> list[str]:
@@ -134,6 +134,7 @@ def build_handovers(run: Run) -> list[dict[str, Any]]:
             row[f"{name}_interruption_ms"] = seen.interruption_ms
             row[f"{name}_lost"] = seen.lost
             row[f"{name}_restored"] = seen.restored
+            row[f"{name}_duplicates"] = seen.duplicates
             first_rx = None if seen.first_rx is None else {"t": seen.first_rx}
             row[f"{name}_first_rx_ms"] = _offset(first_rx, t_move)
         rows.append({column: row.get(column) for column in handover_columns(list(run.flows))})
