@@ -170,6 +170,11 @@ class MobileNode(RegistrationCore):
         if not up:
             self._discovery.link_down()
             self._pre.link_down()
+            target = self._pre.target
+            if target is not None:  # leaving the old link: point the routes at the new FA already
+                if self._route is not None:
+                    self._route = replace(self._route, agent=target.agent)
+                self._set_arp_away(True, target.agent)
             return
         previous = self._discovery.link_up(now, has_colocated=False)
         target = self._pre.link_up(now)

@@ -163,7 +163,10 @@ class ForeignAgentDriver:
     def datagram_received(self, received: Received) -> None:
         source = received.source
         ttl = self.sock.ttls.pop(source, None)
-        mac = self.link.mac_of(*source)
+        # a link-layer source only for what came in on the access link: the MAC cache may still hold an
+        # earlier visit's entry for this address and port (a pre-registration arrives from the network)
+        on_access = received.interface_index in (0, self.link.index)
+        mac = self.link.mac_of(*source) if on_access else None
         interface = self.link.interface if mac is not None else None
         self.machine.receive_datagram(
             received.payload, source, received.destination, self.now(),
