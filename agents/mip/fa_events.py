@@ -211,6 +211,39 @@ class VisitorAttached(_FaEvent):
     how: str
 
 
+@dataclass(frozen=True)
+class EdgeTunnelUp(_FaEvent):
+    """This FA's end of a bidirectional edge tunnel to the FA at ``peer`` (RFC 4881 §4.1): ``side`` old
+    (forward the MN's packets after L2-LD) or new (take them from ``peer``, deliver to ``link_address``)."""
+
+    name: ClassVar[str] = "llh_bet_up"
+    home_address: IPv4Address
+    peer: IPv4Address
+    side: str
+    link_address: bytes | None
+    lifetime: float
+
+
+@dataclass(frozen=True)
+class EdgeTunnelForwarding(_FaEvent):
+    """L2-LD at the old FA: the MN's packets now go through the BET to ``peer`` (RFC 4881 §4.1.2)."""
+
+    name: ClassVar[str] = "llh_bet_forwarding"
+    home_address: IPv4Address
+    peer: IPv4Address
+
+
+@dataclass(frozen=True)
+class EdgeTunnelClosed(_FaEvent):
+    """The BET end is gone: the MN registered through the new FA, or the lifetime ran out (§4.1.3)."""
+
+    name: ClassVar[str] = "llh_bet_closed"
+    home_address: IPv4Address
+    peer: IPv4Address
+    side: str
+    reason: str
+
+
 FaEvent = (
     MalformedDatagram
     | DatagramDiscarded
@@ -225,4 +258,7 @@ FaEvent = (
     | AdvertisementSent
     | VisitorExpected
     | VisitorAttached
+    | EdgeTunnelUp
+    | EdgeTunnelForwarding
+    | EdgeTunnelClosed
 )

@@ -37,10 +37,8 @@ from agents.mip.fa_events import (
     LinkDatagram,
     ReplyRelayed,
     SolicitationReceived,
-    VisitorAttached,
-    VisitorExpected,
 )
-from agents.mip.fa_handoff import ExpectedVisitors
+from agents.mip.fa_handoff import EdgeTunnels, ExpectedVisitors, LowLatencyHandoffs
 from agents.mip.fa_policy import Denial
 from agents.mip.fa_restore import restore_refusal
 from agents.mip.registration import (
@@ -84,8 +82,9 @@ class _Target(NamedTuple):
     interface: str | None
 
 
-class ForeignAgent:
-    """The foreign agent's relay machine, visitor list and advertiser."""
+class ForeignAgent(LowLatencyHandoffs):
+    """The foreign agent's relay machine, visitor list and advertiser; the L2 triggers of RFC 4881 come
+    from :class:`~agents.mip.fa_handoff.LowLatencyHandoffs`."""
 
     def __init__(self, config: ForeignAgentConfig, *, rng: random.Random | None = None) -> None:
         self.config = config
@@ -99,6 +98,8 @@ class ForeignAgent:
         self._busy = config.busy
         self.expected = ExpectedVisitors()
         """Visitors an L2 trigger announced (RFC 4881, :mod:`agents.mip.fa_handoff`)."""
+        self.edge_tunnels = EdgeTunnels()
+        """This FA's ends of bidirectional edge tunnels (RFC 4881 §4 post-registration)."""
 
     # -- runtime interface -------------------------------------------------------------------
 
@@ -146,31 +147,6 @@ class ForeignAgent:
             self.counters["internal_errors"] += 1
             self._emit(MalformedDatagram(source, 0, f"internal error: {type(error).__name__}: {error}"))
 
-    def expect_visitor(
-        self,
-        home_address: IPv4Address,
-        link_address: bytes,
-        now: float,
-        *,
-        timeout: float,
-        interface: str | None = None,
-    ) -> None:
-        """L2 target trigger (RFC 4881 §1.3 L2-TT): ``home_address`` is about to attach (fa_handoff)."""
-        self.expected.expect(home_address, link_address, interface, now, timeout)
-        self.counters["visitors_expected"] += 1
-        self._emit(VisitorExpected(home_address, bytes(link_address), timeout))
-
-    def visitor_attached(
-        self, link_address: bytes | None, now: float, how: str = "l2-lu"
-    ) -> IPv4Address | None:
-        """L2-LU (RFC 4881 §1.3): the station with ``link_address`` is on the access link; the home address
-        of the expected visitor it is, if any."""
-        entry = self.expected.attached_by_mac(link_address, now)
-        if entry is None:
-            return None
-        self._emit(VisitorAttached(entry.home_address, entry.link_address, how))
-        return entry.home_address
-
     def handle_timer(self, now: float) -> None:
         """Advertise, time out pending requests (78) and expire visitors (RFC 5944 §3.7.1)."""
         self.advertiser.handle_timer(now)
@@ -181,11 +157,15 @@ class ForeignAgent:
             self._reply_to_mobile_node(reply, _pending_target(entry), entry.care_of, reason)
         for visitor in self.visitor_list.expired(now):
             self._emit(visitor.removed_event("expired"))
+        for closed in self.edge_tunnels.handle_timer(now):
+            self._emit(closed)
         self._update_busy()
 
     def get_timer(self) -> float | None:
-        """The next advertisement, pending timeout or visitor expiry, or None."""
-        return earliest(self.advertiser.get_timer(), self.visitor_list.next_deadline())
+        """The next advertisement, pending timeout, visitor or edge tunnel expiry, or None."""
+        return earliest(
+            self.advertiser.get_timer(), self.visitor_list.next_deadline(), self.edge_tunnels.get_timer()
+        )
 
     def datagrams_to_send(self, now: float) -> list[LinkDatagram]:
         """UDP-434 datagrams queued since the last call: relayed requests to home agents (from the
@@ -420,6 +400,9 @@ class ForeignAgent:
             visitor = replace(visitor, link_address=expected.link_address, interface=expected.interface)
         previous = self.visitor_list.put(visitor)
         self._emit(visitor.event(existed=previous is not None))
+        closed = self.edge_tunnels.registered(visitor.home_address, pending.received_at)
+        if closed is not None:  # registered through us: the BET from the old FA has done its job (§4.1.3)
+            self._emit(closed)
 
     def _poorly_formed_reply(self, arrival: _Arrival, error: DecodeError) -> None:
         """A reply that does not decode: 71 to the visitor if its fixed part names a pending request."""

@@ -4,6 +4,7 @@ pre-registration (§3), the BET between the FAs (§4)."""
 from __future__ import annotations
 
 from ipaddress import IPv4Address
+from typing import Any
 
 import pytest
 
@@ -201,3 +202,51 @@ def test_second_trigger_does_not_restart_the_exchange() -> None:
     old = EdgeTunnel(Side.OLD)
     assert old.l2_trigger(0.0)
     assert not old.l2_trigger(0.1)
+
+
+# -- the foreign agent's BET ends (RFC 4881 §4) through its L2 triggers -----------------------------------
+
+
+def _fa() -> object:
+    import random
+    from ipaddress import IPv4Interface
+
+    from agents.mip.fa_config import AdvertisementConfig, ForeignAgentConfig
+    from agents.mip.foreign_agent import ForeignAgent
+
+    advertisement = AdvertisementConfig(router_addresses=(IPv4Interface("10.0.1.1/24"),))
+    return ForeignAgent(ForeignAgentConfig((FA1,), advertisement), rng=random.Random(1))
+
+
+def _events(fa: object) -> list[object]:
+    found = []
+    while (event := fa.next_event()) is not None:  # type: ignore[attr-defined]
+        found.append(event)
+    return found
+
+
+def test_old_fa_forwards_through_the_bet_only_after_l2_ld_rfc4881_4_1() -> None:
+    from agents.mip.fa_events import EdgeTunnelClosed, EdgeTunnelForwarding, EdgeTunnelUp
+
+    fa: Any = _fa()
+    assert not fa.visitor_detached(HOA, 0.0)  # no BET: nothing to forward
+    fa.edge_tunnel_source(HOA, FA2, 0.0, lifetime=2.0)
+    assert [type(e) for e in _events(fa)] == [EdgeTunnelUp]
+    assert fa.visitor_detached(HOA, 0.1)
+    assert _events(fa) == [EdgeTunnelForwarding(HOA, FA2)]
+    assert fa.get_timer() is not None
+    fa.handle_timer(2.0)  # lifetime over: the BET goes
+    closed = [e for e in _events(fa) if isinstance(e, EdgeTunnelClosed)]
+    assert len(closed) == 1 and closed[0].reason == "BET lifetime expired"
+
+
+def test_new_fa_expects_the_visitor_and_buffers_until_l2_lu_rfc4881_4_1() -> None:
+    from agents.mip.fa_events import EdgeTunnelUp, VisitorAttached, VisitorExpected
+
+    fa: Any = _fa()
+    mac = b"\x02" * 6
+    fa.edge_tunnel_target(HOA, FA1, mac, 0.0, lifetime=2.0)
+    kinds = [type(e) for e in _events(fa)]
+    assert kinds == [VisitorExpected, EdgeTunnelUp]
+    assert fa.visitor_attached(mac, 0.05) == HOA
+    assert [type(e) for e in _events(fa)] == [VisitorAttached]
