@@ -7,6 +7,12 @@ over their control sockets before it moves the link (RFC 4881 §1.3):
   MN (``handoff-trigger``: the new FA's address, care-of address, MAC and flags, what a Proxy Router
   Advertisement carries); the harness waits until the new FA lists the visitor (the home agent holds the
   new binding), then moves the link and reports L2-LU to the new FA (``visitor-attached``).
+* ``post`` (§4): L2-TT to the new FA naming the old one (``edge-tunnel-target``), L2-ST to the old FA
+  naming the new one (``edge-tunnel-source``): a bidirectional edge tunnel between them; L2-LD to the
+  old FA (``visitor-detached``) just before the link moves, from when it sends the MN's packets through
+  the tunnel; the new FA holds them until L2-LU. L2-MT to the MN (``handoff-trigger`` with
+  ``pre_register`` false): it keeps its tunnel over the link change and registers through the new FA at
+  link up, without waiting for its advertisement.
 * ``standard``: nothing is announced.
 
 Only moves from one foreign agent to another are pre-registered: §3 sends the request through the old
@@ -24,7 +30,7 @@ from typing import Any
 from scenarios.harness.testbed import Testbed, wait_until
 from topologies.dualstack import DualStackTopo
 
-MODES = ("standard", "pre")
+MODES = ("standard", "pre", "post")
 PRE_TIMEOUT = 1.5
 """Seconds the harness waits for the pre-registration before it moves anyway (a request may wait up to
 1 s for RFC 5944 §3.6.3's one-per-second limit, then one round trip)."""
@@ -57,9 +63,12 @@ class LowLatencyHandoff:
         self._fa_macs: dict[str, str] = {}
 
     def applies(self, source: str, to: str) -> bool:
-        """Pre-registration needs an old FA to go through and a new one (RFC 4881 §3)."""
+        """Both methods need an old FA and a new one (RFC 4881 §3, §4)."""
         agents = self._foreign_agents()
-        return self.mode == "pre" and source in agents and to in agents
+        return self.mode != "standard" and source in agents and to in agents
+
+    def _care_of(self, fa: str) -> str:
+        return str(self._fa(fa)["foreign_agent"]["care_of_addresses"][0])
 
     def _foreign_agents(self) -> set[str]:
         return {name for name, role in self.topo.agentNodes() if role == "fa"}
@@ -77,6 +86,8 @@ class LowLatencyHandoff:
         """Announce the move to ``to``; True once the new FA holds the pre-registered visitor."""
         if not self.applies(source, to):
             return False
+        if self.mode == "post":
+            return self._edge_tunnel(number, source, to)
         trace, fa = self.bed.trace, self._fa(to)
         agent = fa["foreign_agent"]["advertisement"]["router_addresses"][0].split("/")[0]
         care_of = fa["foreign_agent"]["care_of_addresses"][0]
@@ -103,6 +114,27 @@ class LowLatencyHandoff:
         ready = wait_until(lambda: self._fresh_visitor(to, before), PRE_TIMEOUT, interval=0.002)
         trace.emit("pre_registered" if ready else "pre_timeout", handover=number, to=to)
         return ready
+
+    def _edge_tunnel(self, number: int, source: str, to: str) -> bool:
+        """RFC 4881 §4: both ends of the BET from their L2 triggers, then L2-LD at the old FA."""
+        trace, home = self.bed.trace, self.home_address
+        trace.emit("l2_trigger", handover=number, to=to, mode=self.mode)
+        self.bed.ask(
+            to, "edge-tunnel-target", home_address=home, peer=self._care_of(source),
+            link_address=self.mn_mac, lifetime=EXPECT_TIMEOUT,
+        )  # fmt: skip
+        self.bed.ask(
+            source, "edge-tunnel-source", home_address=home, peer=self._care_of(to), lifetime=EXPECT_TIMEOUT
+        )
+        fa = self._fa(to)
+        agent = fa["foreign_agent"]["advertisement"]["router_addresses"][0].split("/")[0]
+        self.bed.ask(
+            self.mobile_node, "handoff-trigger", agent=agent, care_of=self._care_of(to),
+            link_address=self.fa_mac(to), handoff_in=HANDOFF_IN, pre_register=False,
+        )  # fmt: skip
+        answer = self.bed.ask(source, "visitor-detached", home_address=home)
+        trace.emit("l2_detached_reported", handover=number, to=to, forwarding=answer.get("forwarding"))
+        return bool(answer.get("forwarding"))
 
     def _remaining_at(self, fa: str) -> float | None:
         """Seconds left of the FA's visitor entry for our home address (None: no entry)."""

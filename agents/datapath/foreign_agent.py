@@ -28,6 +28,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from agents.datapath.base import Counters, DropCallback, DropEvent, DropReason, ForeignAgentDatapath
 from agents.datapath.fa_tables import Delivery, ForeignAgentTable, VisitorRoute
+from agents.mip.ip import HopLimitExceeded, forwarded_ipv4
 from agents.mip.llh_buffer import Offered, VisitorBuffers
 from agents.net.netlink import Netlink
 from agents.net.tun import TunDevice
@@ -64,6 +65,10 @@ class UserspaceForeignAgent(ForeignAgentDatapath):
 
     buffers: VisitorBuffers | None = None
     """Tunnel packets held for visitors an L2 trigger announced (RFC 4881, agents.mip.llh_buffer)."""
+    bet_out: dict[IPv4Address, IPv4Address] | None = None
+    """Old FA, after L2-LD: home address → the new FA's care-of address (RFC 4881 §4 BET)."""
+    bet_in: dict[IPv4Address, tuple[IPv4Address, bytes]] | None = None
+    """New FA: home address → (the old FA's care-of address, the visitor's link-layer address)."""
 
     def __init__(
         self,
@@ -84,6 +89,7 @@ class UserspaceForeignAgent(ForeignAgentDatapath):
         self.visitors = ForeignAgentTable()
         self.buffers = VisitorBuffers()
         self._buffer_timer: asyncio.TimerHandle | None = None
+        self.bet_out, self.bet_in = {}, {}
         self.rules: dict[IPv4Address, int] = {}
         """Home address → the table its visitor rule sends it to (ours: reverse tunnel; main: plain)."""
         self.tally = _Tally()
@@ -198,6 +204,60 @@ class UserspaceForeignAgent(ForeignAgentDatapath):
             )
         self._arm_buffer_timer()
 
+    # --- post-registration: the bidirectional edge tunnel (RFC 4881 §4) ------------------------------
+
+    def forward_to(self, home_address: IPv4Address, peer: IPv4Address) -> None:
+        """Old FA after L2-LD: the visitor's packets go IP-in-IP to the new FA at ``peer`` (§4.1.2)."""
+        assert self.bet_out is not None
+        self.bet_out[home_address] = peer
+
+    def accept_from(self, home_address: IPv4Address, peer: IPv4Address, link_address: bytes) -> None:
+        """New FA: IP-in-IP from the old FA's ``peer`` for ``home_address`` is delivered to the visitor."""
+        assert self.bet_in is not None
+        self.bet_in[home_address] = (peer, link_address)
+
+    def close_edge_tunnel(self, home_address: IPv4Address, grace: float = 0.0) -> None:
+        """Forget the BET; ``grace`` seconds later for the new FA's end, so packets the old FA forwarded
+        just before the home agent's new binding are still delivered."""
+        if grace > 0 and self._loop is not None:
+            self._loop.call_later(grace, self.close_edge_tunnel, home_address)
+            return
+        for table in (self.bet_out, self.bet_in):
+            if table is not None:
+                table.pop(home_address, None)
+
+    def _through_edge_tunnel(self, packet: bytes) -> bool:
+        """Old FA: re-tunnel to the new FA; new FA: deliver what the old FA tunnelled. True if handled."""
+        bet_out, bet_in = self.bet_out, self.bet_in
+        if (not bet_out and not bet_in) or len(packet) < 40:
+            return False
+        inner = packet[(packet[0] & 0x0F) * 4 :]
+        home = IPv4Address(inner[16:20])
+        peer = None if bet_out is None else bet_out.get(home)
+        if peer is not None:
+            sock = self.sockets.get(IPv4Address(packet[16:20]))
+            if sock is None:
+                return False
+            try:
+                sock.sendto(inner, (str(peer), 0))  # from our care-of address (the kernel's outer header)
+            except OSError as exc:
+                logger.debug("edge tunnel to %s: %s", peer, exc.strerror)
+                self._count(DropReason.SEND_FAILED)
+                return True
+            self._count_held("edge_tunnel_forwarded", 1)
+            return True
+        accepted = None if bet_in is None else bet_in.get(home)
+        if accepted is None or IPv4Address(packet[12:16]) != accepted[0]:
+            return False
+        try:
+            forwarded = bytes(forwarded_ipv4(inner, True))
+        except HopLimitExceeded:
+            self._count(DropReason.HOP_LIMIT)
+            return True
+        self._deliver(Delivery(forwarded, accepted[1]))
+        self._count_held("edge_tunnel_delivered", 1)
+        return True
+
     def _count_held(self, reason: str, count: int) -> None:
         """Buffer losses, counted beside the DropReason keys: not a refusal, so never a security report."""
         self.tally.drops[reason] = self.tally.drops.get(reason, 0) + count
@@ -218,7 +278,7 @@ class UserspaceForeignAgent(ForeignAgentDatapath):
 
     def decapsulate(self, packet: bytes) -> None:
         """RFC 2003 §3: a home agent's tunnel packet → the visitor's link-layer address."""
-        if self._held(packet):
+        if self._held(packet) or self._through_edge_tunnel(packet):
             return
         outcome = self.visitors.deliver(packet)
         if isinstance(outcome, DropReason):

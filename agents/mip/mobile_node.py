@@ -60,6 +60,8 @@ class MobileNode(RegistrationCore):
         """RFC 4881 §3 pre-registration on an L2 trigger (:meth:`handoff_trigger`)."""
         self._pre_previous: tuple[ForeignAgentRoute | None, IPv4Address | None] = (None, None)
         """Where the MN registered before the trigger: restored if the move never comes."""
+        self._pre_registers = True
+        """False for a post-registration trigger (RFC 4881 §4): nothing registered before the move."""
 
     # -- inputs ----------------------------------------------------------------------------------
 
@@ -134,10 +136,14 @@ class MobileNode(RegistrationCore):
 
     # -- low-latency handoff (RFC 4881 §3) -------------------------------------------------------
 
-    def handoff_trigger(self, target: Target, handoff_at: float, now: float) -> str | None:
+    def handoff_trigger(
+        self, target: Target, handoff_at: float, now: float, *, pre_register: bool = True
+    ) -> str | None:
         """An L2 trigger (RFC 4881 §1.3, L2-MT): the link will move to ``target`` at ``handoff_at``.
-        Registers the target's care-of address now, through the current link, with S set (§3.3);
-        None when started, else why not (stale, same agent, co-located mode, stopping)."""
+        ``pre_register``: register the target's care-of address now, through the current link, with S
+        set (§3.3). Otherwise (post-registration, §4: the FAs' edge tunnel carries the packets) only keep
+        the tunnel over the link change and register through the target at once at link up.
+        None when taken, else why not (stale, same agent, co-located mode, stopping)."""
         if self.is_stopped or self._stopping:
             return "the mobile node is stopping"
         if self.config.care_of_mode is CareOfMode.COLOCATED:
@@ -155,6 +161,9 @@ class MobileNode(RegistrationCore):
         ):
             return None  # the same pre-registration is under way
         self._pre_previous = (self._route, self._care_of)
+        self._pre_registers = pre_register
+        if not pre_register:
+            return None
         # until the move, requests go to an address reachable from the old link; routes follow at attach
         self._route = ForeignAgentRoute(
             target.request_destination, target.care_of, target.offers, target.registration_lifetime
@@ -196,6 +205,11 @@ class MobileNode(RegistrationCore):
         if registration is not None and registration.care_of == target.care_of:
             cleanup = max(now, self._last_request_at + MIN_REQUEST_GAP)
             self._registration = replace(registration, renew_at=min(registration.renew_at, cleanup))
+        elif not self._pre_registers and not self._stopping:  # post-registration: register through it now
+            lifetime = target.registration_lifetime
+            self._route = ForeignAgentRoute(target.agent, target.care_of, target.offers, lifetime)
+            self._care_of = target.care_of
+            self._start_registration(now)
 
     def _pre_abandoned(self, abandoned: PreRegistrationAbandoned, now: float) -> None:
         """The trigger never became a move (or was denied): register the old path again, without S."""
@@ -203,7 +217,7 @@ class MobileNode(RegistrationCore):
         self._pre.state = PreState.IDLE
         route, care_of = self._pre_previous
         self._pre_previous = (None, None)
-        if care_of is None or self._stopping or self._pre.detached:
+        if care_of is None or self._stopping or self._pre.detached or not self._pre_registers:
             return
         self._route, self._care_of = route, care_of
         if care_of == self.config.home_address:

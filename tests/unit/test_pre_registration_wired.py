@@ -42,8 +42,10 @@ class RoutedWorld(World):
         for datagram in self.mn.datagrams_to_send(self.now):
             payload, source = datagram.payload, datagram.source or HOA
             if datagram.destination == HA:
-                self.net.send(self.now, lambda now, p=payload, s=source: self.ha.receive_datagram(
-                    p, (s, MN_PORT), HA, now))
+                self.net.send(
+                    self.now,
+                    lambda now, p=payload, s=source: self.ha.receive_datagram(p, (s, MN_PORT), HA, now),
+                )
                 continue
             for name, access in ACCESS.items():
                 addresses = (access.ip, CARE_OF[name])
@@ -53,13 +55,16 @@ class RoutedWorld(World):
                     self.net.send(self.now, self._routed_to_fa(name, payload, datagram.ttl))
         for _ in self.mn.solicitations_to_send(self.now):
             if where in self.fas:
-                self.net.send(self.now, lambda now, w=where: self.fas[w].receive_solicitation(
-                    HOA, now, link_address=MAC))
+                self.net.send(
+                    self.now,
+                    lambda now, w=where: self.fas[w].receive_solicitation(HOA, now, link_address=MAC),
+                )
 
     def _routed_to_fa(self, name: str, payload: bytes, ttl: int | None) -> Callable[[float], None]:
         def deliver(now: float) -> None:
             hops = None if ttl is None else ttl - 1
             self.fas[name].receive_datagram(payload, (HOA, MN_PORT), CARE_OF[name], now, ttl=hops)
+
         return deliver
 
     def _from_fa(self, name: str, fa: object) -> None:
@@ -69,15 +74,21 @@ class RoutedWorld(World):
         for datagram in fa.datagrams_to_send(self.now):
             if datagram.destination == HA:
                 source = datagram.source or CARE_OF[name]
-                self.net.send(self.now, lambda now, p=datagram.payload, s=source: self.ha.receive_datagram(
-                    p, (s, 434), HA, now))
+                self.net.send(
+                    self.now,
+                    lambda now, p=datagram.payload, s=source: self.ha.receive_datagram(p, (s, 434), HA, now),
+                )
             elif datagram.link_address is None:  # routed to the home address
                 self.net.send(self.now, self._to_mn(datagram.payload, ACCESS[name].ip))
             else:
                 self.net.send(self.now, self._on(name)(self._to_mn(datagram.payload, ACCESS[name].ip)))
         for advert in fa.advertisements_to_send(self.now):
-            self.net.send(self.now, self._on(name)(
-                lambda now, p=advert.payload, s=ACCESS[name].ip: self.mn.receive_advertisement(p, s, now)))
+            self.net.send(
+                self.now,
+                self._on(name)(
+                    lambda now, p=advert.payload, s=ACCESS[name].ip: self.mn.receive_advertisement(p, s, now)
+                ),
+            )
         while (event := fa.next_event()) is not None:
             self.fa_events.append((self.now, event))
 
@@ -179,3 +190,27 @@ def test_no_pre_registration_from_home_rfc4881_3() -> None:
     reason = world.trigger_fa2()
     assert reason is not None and "old FA" in reason
     assert world.mn.status(world.now)["pre_registration"] == PreState.IDLE.value
+
+
+def test_post_registration_keeps_the_tunnel_and_registers_at_link_up_rfc4881_4() -> None:
+    """With the edge tunnel carrying its packets (§4), the MN keeps its tunnel over the link change and
+    registers through the new FA as the link comes up, not after the new FA's advertisement."""
+    from agents.mip.events import TunnelDown
+
+    world = RoutedWorld(7, loss=0.0, jitter=0.0)
+    world.attach("fa1")
+    world.run_until(5.0)
+    target = Target(ACCESS["fa2"].ip, CARE_OF["fa2"], FA2_MAC, AdvertisementFlag.F | AdvertisementFlag.T)
+    assert world.mn.handoff_trigger(target, world.now + 0.05, world.now, pre_register=False) is None
+    world._collect()
+    requests = len(world.events(RequestSent))
+    world.run_until(world.now + 0.02)
+    assert len(world.events(RequestSent)) == requests  # nothing registered before the move
+    moved_at = world.now
+    world.attach("fa2")
+    sent = world.events(RequestSent, since=moved_at)
+    assert sent and sent[0].care_of == CARE_OF["fa2"]  # at link up, before any advertisement
+    assert not world.events(TunnelDown, since=moved_at)
+    world.run_until(moved_at + 0.9)
+    assert len(world.events(RequestSent, since=moved_at)) == 1  # FA2's advertisement adds none
+    assert_via(world, "fa2")

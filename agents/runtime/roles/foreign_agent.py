@@ -226,6 +226,18 @@ class ForeignAgentEvents:
             self.datapath.expect(event.home_address, event.timeout)  # RFC 4881: hold until attached
         elif isinstance(event, fe.VisitorAttached) and isinstance(self.datapath, UserspaceForeignAgent):
             self.datapath.attach(event.home_address)
+        elif isinstance(self.datapath, UserspaceForeignAgent):
+            self.edge_tunnel(event, self.datapath)
+
+    @staticmethod
+    def edge_tunnel(event: Any, datapath: UserspaceForeignAgent) -> None:
+        """RFC 4881 §4: the BET's ends in the datapath."""
+        if isinstance(event, fe.EdgeTunnelUp) and event.side == "new" and event.link_address is not None:
+            datapath.accept_from(event.home_address, event.peer, event.link_address)
+        elif isinstance(event, fe.EdgeTunnelForwarding):
+            datapath.forward_to(event.home_address, event.peer)
+        elif isinstance(event, fe.EdgeTunnelClosed):
+            datapath.close_edge_tunnel(event.home_address, grace=0.5 if event.side == "new" else 0.0)
 
 
 class ForeignAgentRunner:
@@ -276,7 +288,9 @@ class ForeignAgentRunner:
 
 def handoff_commands(driver: ForeignAgentDriver, interface: str) -> dict[str, Handler]:
     """The L2 triggers of RFC 4881 §1.3 as control commands (what an access point's driver would report):
-    ``expect-visitor`` (L2-TT: a station is about to associate) and ``visitor-attached`` (L2-LU)."""
+    ``expect-visitor`` (L2-TT: a station is about to associate), ``visitor-attached`` (L2-LU),
+    ``visitor-detached`` (L2-LD), and the post-registration's ``edge-tunnel-source`` (L2-ST) and
+    ``edge-tunnel-target`` (L2-TT naming the old FA)."""
 
     def expect(args: dict[str, Any]) -> dict[str, object]:
         home = IPv4Address(str(args["home_address"]))
@@ -291,7 +305,34 @@ def handoff_commands(driver: ForeignAgentDriver, interface: str) -> dict[str, Ha
         driver.flush()
         return {"home_address": None if home is None else str(home)}
 
-    return {"expect-visitor": expect, "visitor-attached": attached}
+    def bet_source(args: dict[str, Any]) -> dict[str, object]:
+        """L2-ST (§4.1): the visitor is about to leave for the FA whose care-of address is ``peer``."""
+        home, peer = IPv4Address(str(args["home_address"])), IPv4Address(str(args["peer"]))
+        driver.machine.edge_tunnel_source(home, peer, driver.now(), float(args.get("lifetime", 5.0)))
+        driver.flush()
+        return {"edge_tunnel": str(peer)}
+
+    def bet_target(args: dict[str, Any]) -> dict[str, object]:
+        """L2-TT for a post-registration (§4.1): the visitor comes from the FA at ``peer``."""
+        home, peer = IPv4Address(str(args["home_address"])), IPv4Address(str(args["peer"]))
+        mac, lifetime = parse_mac(str(args["link_address"])), float(args.get("lifetime", 5.0))
+        driver.machine.edge_tunnel_target(home, peer, mac, driver.now(), lifetime, interface=interface)
+        driver.flush()
+        return {"edge_tunnel": str(peer)}
+
+    def detached(args: dict[str, Any]) -> dict[str, object]:
+        """L2-LD (§1.3): the visitor left the access link."""
+        forwarding = driver.machine.visitor_detached(IPv4Address(str(args["home_address"])), driver.now())
+        driver.flush()
+        return {"forwarding": forwarding}
+
+    return {
+        "expect-visitor": expect,
+        "visitor-attached": attached,
+        "edge-tunnel-source": bet_source,
+        "edge-tunnel-target": bet_target,
+        "visitor-detached": detached,
+    }
 
 
 def parse_mac(text: str) -> bytes:

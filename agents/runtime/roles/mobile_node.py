@@ -213,8 +213,9 @@ def handoff_command(
 ) -> dict[str, Handler]:
     """``handoff-trigger``: the L2 trigger of RFC 4881 §1.3 (L2-MT, what a Wi-Fi driver's roaming event
     reports), naming the target agent as a Proxy Router Advertisement would (§3.3): ``agent``, ``care_of``,
-    ``link_address``, ``flags`` (advertisement flags, default F|T) and ``handoff_in`` (seconds until the
-    link changes). Starts the pre-registration; the answer says whether it was taken and why not."""
+    ``link_address``, ``flags`` (advertisement flags, default F|T), ``handoff_in`` (seconds until the
+    link changes) and ``pre_register`` (default true; false for a post-registration, §4). The answer says
+    whether it was taken and why not."""
 
     def trigger(args: dict[str, Any]) -> dict[str, object]:
         agent = IPv4Address(str(args["agent"]))
@@ -228,7 +229,9 @@ def handoff_command(
         if link is not None and mac is not None:
             link.learn(agent, mac)  # the MN never ARPs away from home (RFC 5944 §4.6)
         now = driver.now()
-        refused = machine.handoff_trigger(target, now + float(args.get("handoff_in", 0.1)), now)
+        handoff_at = now + float(args.get("handoff_in", 0.1))
+        pre_register = bool(args.get("pre_register", True))
+        refused = machine.handoff_trigger(target, handoff_at, now, pre_register=pre_register)
         driver.flush()
         return {"accepted": refused is None, "reason": refused, "state": machine.status(driver.now())}
 
