@@ -1,11 +1,13 @@
 """Handover interruption per handoff mode, with the advertisement-driven comparison, in one invocation
 (issues 4 and 14).
 
-Three runs of the handover scenario, one after the other on the same machine:
+Four runs of the handover scenario, one after the other on the same machine:
 
 * ``standard``: link-event moves (carrier drop; the MN solicits at once), break-before-make;
 * ``pre``: the same moves with ``--handoff pre`` (RFC 4881 §3 pre-registration on an L2 trigger, S-bit
   make-before-break, the new FA's buffer): FA1 → FA2 moves are pre-registered, the others stay standard;
+* ``post``: the same with ``--handoff post`` (RFC 4881 §4: the old FA forwards through an edge tunnel to
+  the new one, which buffers until the MN attaches; the MN registers at link up);
 * ``advert``: moves without carrier events, detected from the next Agent Advertisement
   (``--adv-interval``, RFC 5944 §2.4.2).
 
@@ -91,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     plans = [
         ("standard", ["--detection", "link", "--moves", str(args.cycles)]),
         ("pre", ["--detection", "link", "--moves", str(args.cycles), "--handoff", "pre"]),
+        ("post", ["--detection", "link", "--moves", str(args.cycles), "--handoff", "post"]),
     ]
     if args.advert_cycles:
         plans.append(("advert", ["--detection", "advert", "--moves", str(args.advert_cycles)]))
@@ -111,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     link: dict[str, float] = {}
     for name, run_rows in rows.items():
         fa_to_fa = [row for row in run_rows if row["from"] == "fa1" and row["to"] == "fa2"]
-        if name == "pre":
-            fa_to_fa = [row for row in fa_to_fa if row.get("handoff") == "pre"]
+        if name in ("pre", "post"):
+            fa_to_fa = [row for row in fa_to_fa if row.get("handoff") == name]
         medians = print_table(f"{name}: all moves", run_rows)
         if name == "standard":
             link = medians

@@ -203,3 +203,19 @@ def test_a_pre_registered_handover_is_decomposed_from_its_trigger(tmp_path: Path
     assert row["pre_ready_ms"] == pytest.approx(-5.7, abs=1e-6)
     assert row["pre_attached_ms"] == pytest.approx(1.3, abs=1e-6)
     assert row["v4-down_lost"] == 2
+
+
+def test_budget_counts_standard_link_handovers_to_an_fa_against_their_targets() -> None:
+    from reports.budget import STEPS, budget
+
+    assert sum(step.target_ms for step in STEPS) == pytest.approx(2.0)
+    row = {"detection": "link", "handoff": "standard", "to": "fa1", "link_up_ms": 1.0}
+    row |= {"movement_detected_ms": 1.2, "solicitation_sent_ms": 1.2, "agent_discovered_ms": 2.2}
+    home = {**row, "to": "home", "movement_detected_ms": 9.0}
+    pre = {**row, "handoff": "pre", "movement_detected_ms": 9.0}
+    entries = {entry["step"]: entry for entry in budget([row, home, pre])}
+    carrier = entries["carrier event → movement detected (MN)"]
+    assert carrier["measured"] == 1 and carrier["median_ms"] == pytest.approx(0.2)
+    assert carrier["over_target"] is False
+    assert entries["solicitation → advertisement heard (MN)"]["over_target"] is True
+    assert entries["HA: binding → reply sent"]["measured"] == 0
