@@ -207,7 +207,7 @@ class UserspaceForeignAgent(ForeignAgentDatapath):
     # --- post-registration: the bidirectional edge tunnel (RFC 4881 §4) ------------------------------
 
     def forward_to(self, home_address: IPv4Address, peer: IPv4Address) -> None:
-        """Old FA after L2-LD: the visitor's packets go IP-in-IP to the new FA at ``peer`` (§4.1.2)."""
+        """Old FA after L2-LD: the visitor's packets go IP-in-IP to the new FA at ``peer`` (§4)."""
         assert self.bet_out is not None
         self.bet_out[home_address] = peer
 

@@ -213,7 +213,7 @@ class VisitorAttached(_FaEvent):
 
 @dataclass(frozen=True)
 class EdgeTunnelUp(_FaEvent):
-    """This FA's end of a bidirectional edge tunnel to the FA at ``peer`` (RFC 4881 §4.1): ``side`` old
+    """This FA's end of a bidirectional edge tunnel to the FA at ``peer`` (RFC 4881 §4): ``side`` old
     (forward the MN's packets after L2-LD) or new (take them from ``peer``, deliver to ``link_address``)."""
 
     name: ClassVar[str] = "llh_bet_up"
@@ -226,7 +226,7 @@ class EdgeTunnelUp(_FaEvent):
 
 @dataclass(frozen=True)
 class EdgeTunnelForwarding(_FaEvent):
-    """L2-LD at the old FA: the MN's packets now go through the BET to ``peer`` (RFC 4881 §4.1.2)."""
+    """L2-LD at the old FA: the MN's packets now go through the BET to ``peer`` (RFC 4881 §4)."""
 
     name: ClassVar[str] = "llh_bet_forwarding"
     home_address: IPv4Address
@@ -235,7 +235,7 @@ class EdgeTunnelForwarding(_FaEvent):
 
 @dataclass(frozen=True)
 class EdgeTunnelClosed(_FaEvent):
-    """The BET end is gone: the MN registered through the new FA, or the lifetime ran out (§4.1.3)."""
+    """The BET end is gone: the MN registered through the new FA, or the lifetime ran out (§4)."""
 
     name: ClassVar[str] = "llh_bet_closed"
     home_address: IPv4Address

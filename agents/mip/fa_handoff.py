@@ -99,7 +99,7 @@ class EdgeTunnels:
     Simplification (documented in docs/architecture.md): no Handoff Request/Reply on the wire. Each FA
     gets its end from its own L2 trigger — L2-ST at the oFA naming the nFA's care-of address, L2-TT at
     the nFA naming the oFA's — so both ends are up as soon as the triggers are; the HRqst/HRply exchange
-    of §4.1.1 (retransmission, refusal) exists in the machine and its tests only.
+    of §4 (retransmission, refusal) exists in the machine and its tests only.
     """
 
     def __init__(self) -> None:
@@ -138,7 +138,7 @@ class EdgeTunnels:
             bet.tunnel.link_up(now)
 
     def registered(self, home: IPv4Address, now: float) -> EdgeTunnelClosed | None:
-        """The MN registered through this FA (§4.1.3): an nFA's BET is no longer needed."""
+        """The MN registered through this FA (§4): an nFA's BET is no longer needed."""
         bet = self._bets.get(home)
         if bet is None or bet.tunnel.side is not Side.NEW:
             return None
@@ -207,7 +207,7 @@ class LowLatencyHandoffs:
     def edge_tunnel_source(
         self, home_address: IPv4Address, peer: IPv4Address, now: float, lifetime: float
     ) -> None:
-        """L2-ST at the old FA (RFC 4881 §1.3, §4.1): the visitor is about to move to the FA at ``peer``."""
+        """L2-ST at the old FA (RFC 4881 §1.3, §4): the visitor is about to move to the FA at ``peer``."""
         self._emit(self.edge_tunnels.source(home_address, peer, now, lifetime))
 
     def edge_tunnel_target(
@@ -219,7 +219,7 @@ class LowLatencyHandoffs:
         lifetime: float,
         interface: str | None = None,
     ) -> None:
-        """L2-TT at the new FA for a post-registration (RFC 4881 §4.1): take the MN's packets from the BET
+        """L2-TT at the new FA for a post-registration (RFC 4881 §4): take the MN's packets from the BET
         and hold them until it attaches."""
         self.expect_visitor(home_address, link_address, now, timeout=lifetime, interface=interface)
         self._emit(self.edge_tunnels.target(home_address, peer, link_address, now, lifetime))

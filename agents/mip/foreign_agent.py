@@ -401,7 +401,7 @@ class ForeignAgent(LowLatencyHandoffs):
         previous = self.visitor_list.put(visitor)
         self._emit(visitor.event(existed=previous is not None))
         closed = self.edge_tunnels.registered(visitor.home_address, pending.received_at)
-        if closed is not None:  # registered through us: the BET from the old FA has done its job (§4.1.3)
+        if closed is not None:  # registered through us: the BET from the old FA has done its job (§4)
             self._emit(closed)
 
     def _poorly_formed_reply(self, arrival: _Arrival, error: DecodeError) -> None:

@@ -6,8 +6,8 @@ post-registration (§4) sends the MN's packets to the nFA over the edge tunnel b
 them. Packets that reach the nFA for an expected visitor before its link-layer attachment (the L2-LU
 trigger, §1.3) would be lost on a link the MN is not on yet; this buffer holds them instead.
 
-The RFC asks for such buffering without fixing its shape (§3.1, §4.1 speak of the nFA "MAY buffer");
-what is implemented here, exactly:
+The buffer's shape (size, drop policy, lifetime) is this testbed's choice; what is implemented here,
+exactly:
 
 * :meth:`VisitorBuffers.expect` (the L2 target trigger, L2-TT) opens a buffer of at most
   ``limit`` packets for a home address, valid until ``now + timeout``;
@@ -60,7 +60,7 @@ class Expired:
 
 
 class VisitorBuffers:
-    """Bounded per-visitor buffers at the new FA (RFC 4881 §3.1, §4.1; limits as documented above)."""
+    """Bounded per-visitor buffers at the new FA (RFC 4881 §3.1, §4; limits as documented above)."""
 
     def __init__(self, limit: int = DEFAULT_LIMIT, timeout: float = DEFAULT_TIMEOUT) -> None:
         if limit < 1:

@@ -1,16 +1,16 @@
 """Post-registration handoff: the bidirectional edge tunnel (BET) between two foreign agents (RFC 4881 §4),
 sans-I/O, one instance per mobile node and FA.
 
-When pre-registration cannot complete before the link changes (RFC 4881 §5, the combined method), the
+When pre-registration cannot complete before the link changes (RFC 4881 combines the two methods), the
 old FA (oFA) and the new FA (nFA) set up a BET on an L2 trigger (L2-ST at the oFA or L2-TT at the nFA,
-§1.3) with a Handoff Request / Handoff Reply exchange (HRqst/HRply, §4.1.1). After the link-down at
+§1.3) with a Handoff Request / Handoff Reply exchange (HRqst/HRply, §4). After the link-down at
 the oFA (L2-LD) the oFA sends the MN's packets through the BET; the nFA delivers them once the MN is
 on its link (L2-LU) and sends the MN's packets back through the BET to the oFA, which reverse-tunnels
 them as before — the MN keeps its oFA registration meanwhile. The BET ends when the MN registers
-through the nFA (§4.1.3), when its lifetime runs out, or when the HRqst gets no (or a negative) reply.
+through the nFA (§4), when its lifetime runs out, or when the HRqst gets no (or a negative) reply.
 
 Simplification: the HRqst/HRply are modelled as inputs and outputs of this machine (``request_due``,
-``reply``), not as wire messages; the RFC's message formats and the BET lifetime renewal (§4.1.2) are
+``reply``), not as wire messages; the RFC's message formats and the BET lifetime renewal (§4) are
 not implemented. Packets that arrive at the nFA before L2-LU go to the nFA's buffer
 (:mod:`agents.mip.llh_buffer`).
 
@@ -27,7 +27,7 @@ HRQST_TIMEOUT = 1.0
 """Seconds the initiating FA waits for a Handoff Reply before it resends (once) and then gives up."""
 HRQST_ATTEMPTS = 2
 DEFAULT_BET_LIFETIME = 5.0
-"""Seconds a BET lasts without the MN registering through the nFA (RFC 4881 §4.1.2: the BET lifetime)."""
+"""Seconds a BET lasts without the MN registering through the nFA (RFC 4881 §4: the BET lifetime)."""
 
 
 class Side(StrEnum):
@@ -67,7 +67,7 @@ class EdgeTunnel:
         self._mn_here = side is Side.OLD
         self.initiator = False
 
-    # -- the exchange (§4.1.1) ----------------------------------------------------------------------
+    # -- the exchange (§4) ----------------------------------------------------------------------
 
     def l2_trigger(self, now: float) -> bool:
         """L2-ST (oFA) / L2-TT (nFA): this FA initiates the BET; True if an HRqst is to be sent now."""
@@ -87,7 +87,7 @@ class EdgeTunnel:
         return True
 
     def reply(self, accepted: bool, now: float) -> None:
-        """The peer's HRply to our HRqst (§4.1.1)."""
+        """The peer's HRply to our HRqst (§4)."""
         if self.state is not BetState.REQUESTED:
             return
         if not accepted:
@@ -119,7 +119,7 @@ class EdgeTunnel:
                 self.state = BetState.DELIVERING
 
     def registered_at_new(self, now: float) -> None:
-        """The MN registered through the nFA (§4.1.3): the BET is no longer needed."""
+        """The MN registered through the nFA (§4): the BET is no longer needed."""
         self._close("the mobile node registered through the new FA")
 
     def _forwarding(self) -> bool:

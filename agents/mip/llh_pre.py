@@ -37,7 +37,7 @@ from agents.mip.events import (
 from agents.mip.icmp import AdvertisementFlag
 
 MOVE_GRACE = 2.0
-"""Seconds after a trigger's announced handoff time during which the move may still come (§3.4: a
+"""Seconds after a trigger's announced handoff time during which the move may still come (§3: a
 trigger that does not result in a handoff must not leave the MN half-registered)."""
 
 
@@ -138,7 +138,7 @@ class PreRegistration:
         return self.move_by if self.active and not math.isinf(self.move_by) else None
 
     def handle_timer(self, now: float) -> PreRegistrationAbandoned | None:
-        """The announced move did not come (RFC 4881 §3.4): give up; the MN re-registers the old path."""
+        """The announced move did not come (RFC 4881 §3): give up; the MN re-registers the old path."""
         if self.active and now >= self.move_by and not self.detached:
             return self._abandon("the trigger never became a move")
         return None

@@ -1,4 +1,4 @@
-"""The FA datapath's buffer for an expected visitor (RFC 4881 §3.1, §4.1; agents.mip.llh_buffer) on a
+"""The FA datapath's buffer for an expected visitor (RFC 4881 §3.1, §4; agents.mip.llh_buffer) on a
 fake loop clock: held before attachment, flushed in order through the usual checks, dropped on timeout."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""RFC 4881 low-latency handoff machines on a fake clock: the nFA's buffer (§3.1, §4.1), the MN's
+"""RFC 4881 low-latency handoff machines on a fake clock: the nFA's buffer (§3.1, §4), the MN's
 pre-registration (§3), the BET between the FAs (§4)."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ FA2 = IPv4Address("203.0.113.1")
 TARGET = Target(FA2, IPv4Address("203.0.113.1"), b"\x02" * 6)
 
 
-# -- the new FA's buffer (RFC 4881 §3.1, §4.1) --------------------------------------------------------
+# -- the new FA's buffer (RFC 4881 §3.1, §4) --------------------------------------------------------
 
 
 def test_buffer_holds_until_attachment_and_flushes_in_order() -> None:
@@ -107,7 +107,7 @@ def test_trigger_naming_the_current_agent_is_ignored() -> None:
 
 
 def test_trigger_that_never_becomes_a_move_is_abandoned() -> None:
-    """RFC 4881 §3.4: without the move the MN must not stay half-registered."""
+    """RFC 4881 §3: without the move the MN must not stay half-registered."""
     pre = PreRegistration()
     pre.trigger(TARGET, 1.0, 1.1, FA1)
     pre.accepted()
@@ -187,7 +187,7 @@ def test_bet_refused_closes() -> None:
 
 
 def test_bet_expires_without_registration() -> None:
-    """A trigger that never becomes a move: the BET lifetime ends it (RFC 4881 §4.1.2)."""
+    """A trigger that never becomes a move: the BET lifetime ends it (RFC 4881 §4)."""
     old, new = EdgeTunnel(Side.OLD, lifetime=1.0), EdgeTunnel(Side.NEW, lifetime=1.0)
     old.l2_trigger(0.0)
     new.request_received(0.0)
@@ -225,7 +225,7 @@ def _events(fa: object) -> list[object]:
     return found
 
 
-def test_old_fa_forwards_through_the_bet_only_after_l2_ld_rfc4881_4_1() -> None:
+def test_old_fa_forwards_through_the_bet_only_after_l2_ld_rfc4881_4() -> None:
     from agents.mip.fa_events import EdgeTunnelClosed, EdgeTunnelForwarding, EdgeTunnelUp
 
     fa: Any = _fa()
@@ -240,7 +240,7 @@ def test_old_fa_forwards_through_the_bet_only_after_l2_ld_rfc4881_4_1() -> None:
     assert len(closed) == 1 and closed[0].reason == "BET lifetime expired"
 
 
-def test_new_fa_expects_the_visitor_and_buffers_until_l2_lu_rfc4881_4_1() -> None:
+def test_new_fa_expects_the_visitor_and_buffers_until_l2_lu_rfc4881_4() -> None:
     from agents.mip.fa_events import EdgeTunnelUp, VisitorAttached, VisitorExpected
 
     fa: Any = _fa()

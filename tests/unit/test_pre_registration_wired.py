@@ -131,7 +131,7 @@ def test_pre_registration_then_move_needs_no_request_on_the_critical_path_rfc488
     assert_via(world, "fa2")
 
 
-def test_trigger_that_never_becomes_a_move_registers_the_old_path_again_rfc4881_3_4() -> None:
+def test_trigger_that_never_becomes_a_move_registers_the_old_path_again_rfc4881_3() -> None:
     world = RoutedWorld(2, loss=0.0, jitter=0.0)
     world.attach("fa1")
     world.run_until(5.0)

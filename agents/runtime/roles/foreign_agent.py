@@ -306,14 +306,14 @@ def handoff_commands(driver: ForeignAgentDriver, interface: str) -> dict[str, Ha
         return {"home_address": None if home is None else str(home)}
 
     def bet_source(args: dict[str, Any]) -> dict[str, object]:
-        """L2-ST (§4.1): the visitor is about to leave for the FA whose care-of address is ``peer``."""
+        """L2-ST (§4): the visitor is about to leave for the FA whose care-of address is ``peer``."""
         home, peer = IPv4Address(str(args["home_address"])), IPv4Address(str(args["peer"]))
         driver.machine.edge_tunnel_source(home, peer, driver.now(), float(args.get("lifetime", 5.0)))
         driver.flush()
         return {"edge_tunnel": str(peer)}
 
     def bet_target(args: dict[str, Any]) -> dict[str, object]:
-        """L2-TT for a post-registration (§4.1): the visitor comes from the FA at ``peer``."""
+        """L2-TT for a post-registration (§4): the visitor comes from the FA at ``peer``."""
         home, peer = IPv4Address(str(args["home_address"])), IPv4Address(str(args["peer"]))
         mac, lifetime = parse_mac(str(args["link_address"])), float(args.get("lifetime", 5.0))
         driver.machine.edge_tunnel_target(home, peer, mac, driver.now(), lifetime, interface=interface)
