@@ -138,11 +138,14 @@ class EdgeTunnels:
             bet.tunnel.link_up(now)
 
     def registered(self, home: IPv4Address, now: float) -> EdgeTunnelClosed | None:
-        """The MN registered through this FA (§4): an nFA's BET is no longer needed."""
+        """The MN registered through this FA (§4): a new FA's BET has done its job, and an old FA's is
+        wrong now (the MN came back before its lifetime ran out: deliver, do not forward)."""
         bet = self._bets.get(home)
-        if bet is None or bet.tunnel.side is not Side.NEW:
+        if bet is None:
             return None
         bet.tunnel.registered_at_new(now)
+        if bet.tunnel.side is Side.OLD:
+            bet.tunnel.closed_reason = "the mobile node registered through this FA again"
         return self._closed(home)
 
     def handle_timer(self, now: float) -> list[EdgeTunnelClosed]:

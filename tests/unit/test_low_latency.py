@@ -250,3 +250,16 @@ def test_new_fa_expects_the_visitor_and_buffers_until_l2_lu_rfc4881_4() -> None:
     assert kinds == [VisitorExpected, EdgeTunnelUp]
     assert fa.visitor_attached(mac, 0.05) == HOA
     assert [type(e) for e in _events(fa)] == [VisitorAttached]
+
+
+def test_old_fa_stops_forwarding_when_the_mobile_node_registers_through_it_again_rfc4881_4() -> None:
+    """Back before the BET lifetime ran out, the MN must get its packets here, not at the FA it left."""
+    from agents.mip.fa_events import EdgeTunnelClosed
+    from agents.mip.fa_handoff import EdgeTunnels
+
+    tunnels = EdgeTunnels()
+    tunnels.source(HOA, FA2, 0.0, lifetime=5.0)
+    assert tunnels.link_down(HOA, 0.1) is not None
+    closed = tunnels.registered(HOA, 2.0)
+    assert isinstance(closed, EdgeTunnelClosed) and closed.side == "old" and "again" in closed.reason
+    assert len(tunnels) == 0 and tunnels.get_timer() is None
