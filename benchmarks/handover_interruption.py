@@ -68,6 +68,39 @@ def figures(rows: Iterable[dict[str, str]], flow: str) -> tuple[int, float, floa
     )
 
 
+def announced_losses(run: Path, flow: str) -> list[int]:
+    """Per announced move (an ``l2_trigger``): ``flow``'s packets sent from the trigger to 0.5 s after the
+    move that never arrived. handovers.csv's ``lost`` runs to the next move, so it also counts packets in
+    flight when the *next* link goes down; this does not."""
+    import json
+
+    events = [json.loads(line) for line in (run / "traces" / "scenario.jsonl").read_text().splitlines()]
+    triggers = {e["handover"]: e["t"] for e in events if e["event"] == "l2_trigger"}
+    moves = {e["handover"]: e["t"] for e in events if e["event"] == "move_started"}
+    with (run / "probes" / f"{flow}.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    received = {row["seq"] for row in rows if row["recv_t"]}
+    lost = np.array([float(r["send_t"]) for r in rows if not r["recv_t"] and r["seq"] not in received])
+    return [
+        int(np.count_nonzero((lost >= start) & (lost < moves[number] + 0.5)))
+        for number, start in sorted(triggers.items())
+        if number in moves
+    ]
+
+
+def print_announced(parent: Path, names: Iterable[str]) -> None:
+    print("\nannounced moves, packets lost from the L2 trigger to 0.5 s after the move:")
+    for name in names:
+        for flow in FLOWS:
+            per_move = announced_losses(parent / name, flow)
+            if per_move:
+                zero = sum(1 for count in per_move if count == 0)
+                print(
+                    f"{name:<6} {flow:<8} moves {len(per_move):>3}  median {np.median(per_move):>4.0f}  "
+                    f"max {max(per_move):>4}  with no loss {zero}/{len(per_move)}"
+                )
+
+
 def print_table(label: str, rows: list[dict[str, str]]) -> dict[str, float]:
     medians: dict[str, float] = {}
     for flow in FLOWS:
@@ -86,10 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--pcap", action="store_true", help="capture packets as well (more load)")
     parser.add_argument("--out", type=Path, default=None, help="folder for the runs (default: temporary)")
+    parser.add_argument("--analyse", type=Path, default=None, help="only print the figures of earlier runs")
     args = parser.parse_args(argv)
     if args.cycles < 1 or args.advert_cycles < 0:
         parser.error("--cycles must be at least 1 and --advert-cycles at least 0")
-    parent = args.out or Path(tempfile.mkdtemp(prefix="handover-bench-"))
+    parent = args.analyse or args.out or Path(tempfile.mkdtemp(prefix="handover-bench-"))
     plans = [
         ("standard", ["--detection", "link", "--moves", str(args.cycles)]),
         ("pre", ["--detection", "link", "--moves", str(args.cycles), "--handoff", "pre"]),
@@ -101,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     for name, extra in plans:
         out = parent / name
-        code, wall = run_scenario(out, args, *extra)
+        code, wall = (0, 0.0) if args.analyse else run_scenario(out, args, *extra)
         if not (out / "handovers.csv").exists():
             print(f"handover_interruption: {name}: no handovers.csv (scenario exit {code})", file=sys.stderr)
             return 2
@@ -124,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         advert = {flow: figures(rows["advert"], flow)[1] for flow in FLOWS}
         ratios = ", ".join(f"{flow} {advert[flow] / link[flow]:.0f}×" for flow in FLOWS if link[flow] > 0)
         print(f"\nadvertisement-only / link-event median interruption (all moves): {ratios}")
+    print_announced(parent, [name for name in ("pre", "post") if name in rows])
     return status
 
 
