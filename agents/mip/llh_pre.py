@@ -16,8 +16,11 @@ Simplifications, exactly (see docs/architecture.md "Low-latency handoffs"):
 * the request travels to the nFA's care-of address by ordinary routing via the oFA (reverse-tunnelled
   by it like any packet from the home address), and the nFA's reply comes back to
   the home address (through the home agent's tunnel to the old care-of address);
-* only moves to a foreign agent are pre-registered (a return home is a deregistration, §3 does not
-  apply).
+* only moves from one foreign agent to another are pre-registered (the request goes through the old
+  FA; a return home is a deregistration);
+* the same state serves the MN's side of a post-registration (§4, ``pre_register`` false in
+  :meth:`agents.mip.mobile_node.MobileNode.handoff_trigger`): nothing is registered before the move, the
+  tunnel is kept over the link change and the MN registers through the target at link up.
 
 States: IDLE → REQUESTED (trigger taken, request sent) → READY (accepted before the move) →
 ATTACHED (link up at the target); ABANDONED when the trigger is stale, denied, or never becomes a move.
