@@ -5,8 +5,9 @@ over their control sockets before it moves the link (RFC 4881 §1.3):
 
 * ``pre`` (§3): L2-TT to the new FA (``expect-visitor``: the MN's home address and MAC), L2-MT to the
   MN (``handoff-trigger``: the new FA's address, care-of address, MAC and flags, what a Proxy Router
-  Advertisement carries); the harness waits until the new FA lists the visitor (the home agent holds the
-  new binding), then moves the link and reports L2-LU to the new FA (``visitor-attached``).
+  Advertisement carries); the harness waits until the MN holds the accepting reply and the new FA lists
+  the visitor (the home agent holds both bindings), then moves the link and reports L2-LU to the new FA
+  (``visitor-attached``).
 * ``post`` (§4): L2-TT to the new FA naming the old one (``edge-tunnel-target``), L2-ST to the old FA
   naming the new one (``edge-tunnel-source``): a bidirectional edge tunnel between them; L2-LD to the
   old FA (``visitor-detached``) just before the link moves, from when it sends the MN's packets through
@@ -111,7 +112,7 @@ class LowLatencyHandoff:
         if not answer.get("accepted"):
             trace.emit("pre_refused", handover=number, reason=answer.get("reason"))
             return False
-        ready = wait_until(lambda: self._fresh_visitor(to, before), PRE_TIMEOUT, interval=0.002)
+        ready = wait_until(lambda: self._pre_ready(to, before), PRE_TIMEOUT, interval=0.002)
         trace.emit("pre_registered" if ready else "pre_timeout", handover=number, to=to)
         return ready
 
@@ -135,6 +136,14 @@ class LowLatencyHandoff:
         answer = self.bed.ask(source, "visitor-detached", home_address=home)
         trace.emit("l2_detached_reported", handover=number, to=to, forwarding=answer.get("forwarding"))
         return bool(answer.get("forwarding"))
+
+    def _pre_ready(self, fa: str, before: float | None) -> bool:
+        """The MN holds the accepting reply (it came back through the old FA) and the new FA lists it."""
+        try:
+            status = self.bed.ask(self.mobile_node, "status")
+        except (OSError, RuntimeError):
+            return False
+        return status.get("pre_registration") == "ready" and self._fresh_visitor(fa, before)
 
     def _remaining_at(self, fa: str) -> float | None:
         """Seconds left of the FA's visitor entry for our home address (None: no entry)."""

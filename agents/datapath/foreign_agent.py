@@ -273,7 +273,7 @@ class UserspaceForeignAgent(ForeignAgentDatapath):
             return False
         outcome = buffers.offer(IPv4Address(packet[inner + 16 : inner + 20]), packet, self._now())
         if outcome is Offered.OVERFLOW:
-            self._count_held("buffer_full", 1)
+            self._count_held("buffer_full", 1)  # the oldest held packet made room for this one
         return outcome is not Offered.DELIVER
 
     def decapsulate(self, packet: bytes) -> None:

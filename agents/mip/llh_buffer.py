@@ -11,8 +11,9 @@ exactly:
 
 * :meth:`VisitorBuffers.expect` (the L2 target trigger, L2-TT) opens a buffer of at most
   ``limit`` packets for a home address, valid until ``now + timeout``;
-* :meth:`offer` stores a packet for an expected, not yet attached visitor; a full buffer drops the
-  *newest* packet (tail drop: what is held keeps its order and the oldest are flushed first);
+* :meth:`offer` stores a packet for an expected, not yet attached visitor; a full buffer drops its
+  *oldest* packet to make room (head drop): with simultaneous bindings the old path delivers the older
+  copies until the move, so the newest are the ones the visitor may not have; order is kept;
 * :meth:`attach` (L2-LU, or the visitor's first frame on the access link) returns every held packet
   in arrival order and closes the buffer;
 * at ``timeout`` without attachment (:meth:`handle_timer`: the trigger never became a move) the
@@ -39,7 +40,7 @@ class Offered(StrEnum):
     """What :meth:`VisitorBuffers.offer` did with a packet."""
 
     BUFFERED = "buffered"
-    OVERFLOW = "overflow"  # expected, buffer full: the packet was dropped (tail drop)
+    OVERFLOW = "overflow"  # expected, buffer full: held, and the oldest held packet dropped (head drop)
     DELIVER = "deliver"  # not expected (or attached already): deliver as usual
 
 
@@ -99,6 +100,8 @@ class VisitorBuffers:
         if entry is None or now >= entry.expires_at:
             return Offered.DELIVER
         if len(entry.packets) >= entry.limit:
+            entry.packets.popleft()
+            entry.packets.append(packet)
             entry.dropped += 1
             self.counters["overflow_dropped"] += 1
             return Offered.OVERFLOW

@@ -32,12 +32,13 @@ def test_buffer_holds_until_attachment_and_flushes_in_order() -> None:
     assert buffers.counters["flushed"] == 3
 
 
-def test_buffer_overflow_drops_the_newest() -> None:
+def test_buffer_overflow_drops_the_oldest() -> None:
+    """With S the old path delivers the older copies until the move: the newest are the ones to keep."""
     buffers = VisitorBuffers(limit=2, timeout=1.0)
     buffers.expect(HOA, 0.0)
     outcomes = [buffers.offer(HOA, bytes([n]), 0.1) for n in range(4)]
     assert outcomes == [Offered.BUFFERED, Offered.BUFFERED, Offered.OVERFLOW, Offered.OVERFLOW]
-    assert buffers.attach(HOA, 0.2) == [b"\x00", b"\x01"]  # the oldest kept, in order
+    assert buffers.attach(HOA, 0.2) == [b"\x02", b"\x03"]  # the newest kept, in order
     assert buffers.counters["overflow_dropped"] == 2
 
 
