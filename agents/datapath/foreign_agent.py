@@ -244,7 +244,8 @@ class UserspaceForeignAgent(ForeignAgentDatapath):
                 logger.debug("edge tunnel to %s: %s", peer, exc.strerror)
                 self._count(DropReason.SEND_FAILED)
                 return True
-            self._count_held("edge_tunnel_forwarded", 1)
+            self.tally.encapsulated_packets += 1  # re-tunnelled, to the new FA
+            self.tally.encapsulated_bytes += len(inner)
             return True
         accepted = None if bet_in is None else bet_in.get(home)
         if accepted is None or IPv4Address(packet[12:16]) != accepted[0]:
@@ -254,8 +255,7 @@ class UserspaceForeignAgent(ForeignAgentDatapath):
         except HopLimitExceeded:
             self._count(DropReason.HOP_LIMIT)
             return True
-        self._deliver(Delivery(forwarded, accepted[1]))
-        self._count_held("edge_tunnel_delivered", 1)
+        self._deliver(Delivery(forwarded, accepted[1]))  # counted as decapsulated
         return True
 
     def _count_held(self, reason: str, count: int) -> None:
