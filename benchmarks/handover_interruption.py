@@ -1,15 +1,25 @@
-"""Handover interruption with link-event detection vs advertisement-only detection, in one run (issue 4).
+"""Handover interruption per handoff mode, with the advertisement-driven comparison, in one invocation
+(issues 4 and 14).
 
-Runs the handover scenario with ``--detection both``: cycles alternate between moves with a carrier drop
-(the MN reacts to the link event) and moves that keep the carrier up (the MN must hear the new agent's
-advertisement, sent every ``--adv-interval`` seconds). Prints, per detection and per flow (family and
-direction), the median and p95 interruption and the median packets lost, from the run's metrics.json.
+Four runs of the handover scenario, one after the other on the same machine:
 
-    sudo .venv/bin/python -m benchmarks.handover_interruption [--cycles 14] [--adv-interval 1] [--out DIR]
+* ``standard``: link-event moves (carrier drop; the MN solicits at once), break-before-make;
+* ``pre``: the same moves with ``--handoff pre`` (RFC 4881 §3 pre-registration on an L2 trigger, S-bit
+  make-before-break, the new FA's buffer): FA1 → FA2 moves are pre-registered, the others stay standard;
+* ``post``: the same with ``--handoff post`` (RFC 4881 §4: the old FA forwards through an edge tunnel to
+  the new one, which buffers until the MN attaches; the MN registers at link up);
+* ``advert``: moves without carrier events, detected from the next Agent Advertisement
+  (``--adv-interval``, RFC 5944 §2.4.2).
+
+For each run and kind of move it prints, per flow (family and direction), the median and p95
+interruption, the median packets lost and duplicated per move (handovers.csv). The ratio of the
+advertisement-driven to the link-event median is printed at the end.
+
+    sudo .venv/bin/python -m benchmarks.handover_interruption [--cycles 21] [--advert-cycles 7] [--out DIR]
         [--datapath userspace ebpf]
 
-With several ``--datapath`` backends the scenario runs once per backend, one after the other in the same
-invocation, and the table has a row per backend, detection and flow.
+With several ``--datapath`` backends the four runs are made once per backend (sub-folders named after it),
+and each table row names its backend.
 
 Needs root (Mininet). A figure, not a pass/fail test: the machine is noisy, so quote medians.
 """
@@ -17,53 +27,158 @@ Needs root (Mininet). A figure, not a pass/fail test: the machine is noisy, so q
 from __future__ import annotations
 
 import argparse
-import json
+import csv
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
+
+import numpy as np
+
+FLOWS = ("v4-down", "v4-up", "v6-down", "v6-up")
+
+
+def run_scenario(out: Path, args: argparse.Namespace, *extra: str) -> tuple[int, float]:
+    command = [sys.executable, "-m", "scenarios.handover", "-q", "--dwell", str(args.dwell)]
+    command += ["--rate", str(args.rate), "--adv-interval", str(args.adv_interval), "--out", str(out)]
+    if not args.pcap:
+        command.append("--no-pcap")
+    started = time.monotonic()
+    result = subprocess.run([*command, *extra], check=False)
+    return result.returncode, time.monotonic() - started
+
+
+def load_rows(run: Path) -> list[dict[str, str]]:
+    with (run / "handovers.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def figures(rows: Iterable[dict[str, str]], flow: str) -> tuple[int, float, float, float, float]:
+    """(moves measured, median ms, p95 ms, median lost, median duplicates) of ``flow`` over ``rows``."""
+    chosen = [row for row in rows if row[f"{flow}_interruption_ms"] not in ("", "None")]
+    if not chosen:
+        return 0, float("nan"), float("nan"), float("nan"), float("nan")
+    interruption = np.array([float(row[f"{flow}_interruption_ms"]) for row in chosen])
+    lost = np.array([float(row[f"{flow}_lost"]) for row in chosen])
+    duplicates = np.array([float(row.get(f"{flow}_duplicates") or 0) for row in chosen])
+    return (
+        len(chosen),
+        float(np.median(interruption)),
+        float(np.percentile(interruption, 95)),
+        float(np.median(lost)),
+        float(np.median(duplicates)),
+    )
+
+
+def announced_losses(run: Path, flow: str) -> list[int]:
+    """Per announced move (an ``l2_trigger``): ``flow``'s packets sent from the trigger to 0.5 s after the
+    move that never arrived. handovers.csv's ``lost`` runs to the next move, so it also counts packets in
+    flight when the *next* link goes down; this does not."""
+    import json
+
+    events = [json.loads(line) for line in (run / "traces" / "scenario.jsonl").read_text().splitlines()]
+    triggers = {e["handover"]: e["t"] for e in events if e["event"] == "l2_trigger"}
+    moves = {e["handover"]: e["t"] for e in events if e["event"] == "move_started"}
+    with (run / "probes" / f"{flow}.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    received = {row["seq"] for row in rows if row["recv_t"]}
+    lost = np.array([float(r["send_t"]) for r in rows if not r["recv_t"] and r["seq"] not in received])
+    return [
+        int(np.count_nonzero((lost >= start) & (lost < moves[number] + 0.5)))
+        for number, start in sorted(triggers.items())
+        if number in moves
+    ]
+
+
+def print_announced(parent: Path, names: Iterable[str]) -> None:
+    print("\nannounced moves, packets lost from the L2 trigger to 0.5 s after the move:")
+    for name in names:
+        for flow in FLOWS:
+            per_move = announced_losses(parent / name, flow)
+            if per_move:
+                zero = sum(1 for count in per_move if count == 0)
+                print(
+                    f"{name:<6} {flow:<8} moves {len(per_move):>3}  median {np.median(per_move):>4.0f}  "
+                    f"max {max(per_move):>4}  with no loss {zero}/{len(per_move)}"
+                )
+
+
+def print_table(label: str, rows: list[dict[str, str]]) -> dict[str, float]:
+    medians: dict[str, float] = {}
+    for flow in FLOWS:
+        moves, median, p95, lost, duplicates = figures(rows, flow)
+        medians[flow] = median
+        print(f"{label:<28} {flow:<8} {moves:>5} {median:>10.1f} {p95:>8.1f} {lost:>8.0f} {duplicates:>6.0f}")
+    return medians
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.handover_interruption")
-    parser.add_argument("--cycles", type=int, default=14, help="cycles home → FA1 → FA2 → home (default 14)")
+    parser.add_argument("--cycles", type=int, default=21, help="link-event cycles per mode (default 21)")
+    parser.add_argument("--advert-cycles", type=int, default=7, help="advertisement-only cycles (default 7)")
     parser.add_argument("--adv-interval", type=float, default=1.0)
-    parser.add_argument("--dwell", type=float, default=1.0)
+    parser.add_argument("--dwell", type=float, default=2.0)
     parser.add_argument("--rate", type=float, default=1000.0)
-    parser.add_argument("--out", type=Path, default=None, help="run folder (default: a temporary one)")
+    parser.add_argument("--pcap", action="store_true", help="capture packets as well (more load)")
+    parser.add_argument("--out", type=Path, default=None, help="folder for the runs (default: temporary)")
+    parser.add_argument("--analyse", type=Path, default=None, help="only print the figures of earlier runs")
     parser.add_argument(
         "--datapath", nargs="+", default=["userspace"], choices=["userspace", "ebpf", "auto"], help="backends"
     )
     args = parser.parse_args(argv)
-    base = args.out or Path(tempfile.mkdtemp(prefix="handover-bench-"))
-    rows: list[str] = []
+    if args.cycles < 1 or args.advert_cycles < 0:
+        parser.error("--cycles must be at least 1 and --advert-cycles at least 0")
+    base = args.analyse or args.out or Path(tempfile.mkdtemp(prefix="handover-bench-"))
     status = 0
     for datapath in args.datapath:
-        out = base / f"run-{datapath}" if len(args.datapath) > 1 or args.out is None else base
-        command = [sys.executable, "-m", "scenarios.handover", "--detection", "both", "-q"]
-        command += ["--moves", str(args.cycles), "--adv-interval", str(args.adv_interval)]
-        command += ["--dwell", str(args.dwell), "--rate", str(args.rate), "--out", str(out)]
-        command += ["--datapath", datapath]
-        started = time.monotonic()
-        result = subprocess.run(command, check=False)
-        wall = time.monotonic() - started
-        metrics_file = out / "metrics.json"
-        if not metrics_file.exists():
-            print(f"handover_interruption: no metrics (scenario exit {result.returncode})", file=sys.stderr)
+        parent = base / datapath if len(args.datapath) > 1 else base
+        code = one_backend(parent, datapath, args)
+        if code == 2:
             return 2
-        metrics = json.loads(metrics_file.read_text())
-        print(f"run: {out} (exit {result.returncode}, {wall:.0f} s wall, {args.rate:g} packets/s per flow)")
-        status = status or (0 if result.returncode == 0 else 1)
-        for detection, flows in sorted(metrics["summary"]["by_detection"].items()):
-            for flow, figures in flows.items():
-                median, p95 = figures["interruption_ms_median"], figures["interruption_ms_p95"]
-                moves, lost = figures["measured"], figures["lost_median"]
-                figures_text = f"{moves:>5} {median:>10.1f} {p95:>8.1f} {lost:>14.0f}"
-                rows.append(f"{datapath:<10} {detection:<10} {flow:<8} {figures_text}")
-    header = f"{'moves':>5} {'median ms':>10} {'p95 ms':>8} {'lost (median)':>14}"
-    print(f"{'datapath':<10} {'detection':<10} {'flow':<8} {header}")
-    print("\n".join(rows))
+        status = status or code
+    return status
+
+
+def one_backend(parent: Path, datapath: str, args: argparse.Namespace) -> int:
+    """The four runs (standard, pre, post, advertisement-only) with one datapath backend, and their tables."""
+    plans = [
+        ("standard", ["--detection", "link", "--moves", str(args.cycles)]),
+        ("pre", ["--detection", "link", "--moves", str(args.cycles), "--handoff", "pre"]),
+        ("post", ["--detection", "link", "--moves", str(args.cycles), "--handoff", "post"]),
+    ]
+    if args.advert_cycles:
+        plans.append(("advert", ["--detection", "advert", "--moves", str(args.advert_cycles)]))
+    rows: dict[str, list[dict[str, str]]] = {}
+    status = 0
+    for name, extra in plans:
+        out = parent / name
+        run = (0, 0.0) if args.analyse else run_scenario(out, args, *extra, "--datapath", datapath)
+        code, wall = run
+        if not (out / "handovers.csv").exists():
+            print(f"handover_interruption: {name}: no handovers.csv (scenario exit {code})", file=sys.stderr)
+            return 2
+        status = status or (0 if code == 0 else 1)
+        rows[name] = load_rows(out)
+        print(f"run {datapath} {name}: {out} (exit {code}, {wall:.0f} s wall, {args.rate:g} packets/s each)")
+    print()
+    heading = (f"{datapath}: run / moves", "flow", "moves", "median ms", "p95 ms", "lost", "dups")
+    print("{:<28} {:<8} {:>5} {:>10} {:>8} {:>8} {:>6}".format(*heading))
+    link: dict[str, float] = {}
+    for name, run_rows in rows.items():
+        fa_to_fa = [row for row in run_rows if row["from"] == "fa1" and row["to"] == "fa2"]
+        if name in ("pre", "post"):
+            fa_to_fa = [row for row in fa_to_fa if row.get("handoff") == name]
+        medians = print_table(f"{name}: all moves", run_rows)
+        if name == "standard":
+            link = medians
+        print_table(f"{name}: fa1 → fa2", fa_to_fa)
+    if "advert" in rows and link:
+        advert = {flow: figures(rows["advert"], flow)[1] for flow in FLOWS}
+        ratios = ", ".join(f"{flow} {advert[flow] / link[flow]:.0f}×" for flow in FLOWS if link[flow] > 0)
+        print(f"\nadvertisement-only / link-event median interruption (all moves): {ratios}")
+    print_announced(parent, [name for name in ("pre", "post") if name in rows])
     return status
 
 

@@ -1,9 +1,11 @@
 """One row per handover: the traces decomposed into steps, and what every probe flow saw.
 
 A handover starts at the harness's ``move_started`` (``t_move``) and its window lasts until the next one
-(or the end of the probes). Each step is the first matching event in the window, given as an offset in ms
-from ``t_move``; a step that did not happen (a return home has no FA relay, advertisement-driven detection
-has no link events) is None. Registration messages are matched by Identification: FA relay, HA receipt,
+(or the end of the probes); a low-latency handoff's window starts earlier, at its ``l2_trigger``
+(offsets stay relative to ``t_move``, so its pre-registration steps are negative). Each step is the
+first matching event in the window, given as an offset in ms from ``t_move``; a step that did not
+happen (a return home has no FA relay, advertisement-driven detection has no link events) is None.
+Registration messages are matched by Identification: FA relay, HA receipt,
 HA reply and the MN's reply all belong to one of the Registration Requests the MN sent in the window.
 """
 
@@ -18,8 +20,12 @@ from reports.windows import FlowTimeline
 Event = dict[str, Any]
 
 STEP_COLUMNS = (
+    "l2_trigger_ms",
+    "pre_ready_ms",
     "link_down_ms",
     "link_up_ms",
+    "pre_attached_ms",
+    "fa_attached_ms",
     "movement_detected_ms",
     "solicitation_sent_ms",
     "agent_discovered_ms",
@@ -34,9 +40,12 @@ STEP_COLUMNS = (
     "tunnel_up_ms",
     "move_finished_ms",
 )
-"""Decomposition columns, in the order the steps normally happen."""
+"""Decomposition columns, in the order the steps normally happen. A low-latency handoff (RFC 4881
+pre-registration, ``--handoff pre``) starts before the move: its L2 trigger, request, binding and reply
+have negative offsets; ``pre_attached_ms`` is the MN routing via the new FA at link up and
+``fa_attached_ms`` the new FA flushing its buffer (L2-LU or the MN's solicitation)."""
 
-HEAD_COLUMNS = ("handover", "from", "to", "detection", "t_move", "t_move_s")
+HEAD_COLUMNS = ("handover", "from", "to", "detection", "handoff", "t_move", "t_move_s")
 REGISTRATION_COLUMNS = (
     "movement_reason",
     "registration_rtt_ms",
@@ -45,7 +54,7 @@ REGISTRATION_COLUMNS = (
     "rrp_codes",
     "harness_restored",
 )
-FLOW_SUFFIXES = ("interruption_ms", "lost", "restored", "first_rx_ms")
+FLOW_SUFFIXES = ("interruption_ms", "lost", "restored", "first_rx_ms", "duplicates")
 
 
 def handover_columns(flows: list[str]) -> list[str]:
@@ -94,16 +103,20 @@ def build_handovers(run: Run) -> list[dict[str, Any]]:
     run_end = max(stopped) if stopped else math.inf
     timelines = {name: FlowTimeline(flow) for name, flow in run.flows.items()}
     rows: list[dict[str, Any]] = []
+    starts = [_window_start(harness, move, index) for index, move in enumerate(moves)]
     for index, move in enumerate(moves):
         t_move = float(move["t"])
-        t_end = float(moves[index + 1]["t"]) if index + 1 < len(moves) else run_end
+        t_start = starts[index]
+        t_end = starts[index + 1] if index + 1 < len(moves) else run_end
         tag = move.get("handover")
         number: int = tag if isinstance(tag, int) and not isinstance(tag, bool) else index + 1
+        trigger = _tagged(harness, "l2_trigger", number)
         row: dict[str, Any] = {
             "handover": number,
             "from": move.get("from"),
             "to": move.get("to"),
             "detection": move.get("detection") or run.meta.get("detection"),
+            "handoff": trigger.get("mode") if trigger is not None else "standard",
             "t_move": t_move,
             "t_move_s": round(t_move - run.t0, 6),
         }
@@ -113,17 +126,31 @@ def build_handovers(run: Run) -> list[dict[str, Any]]:
         finished = _for_handover(harness, number, t_move, t_end, "move_finished")
         row["move_finished_ms"] = _offset(finished, t_move)
         row["harness_restored"] = None if finished is None else finished.get("restored")
-        row.update(_registration(run, t_move, t_end))
+        row["l2_trigger_ms"] = _offset(trigger, t_move)
+        row.update(_registration(run, t_start, t_end, t_move))
         t_cut = new_path_time(row, t_move, link_down)
         for name, timeline in timelines.items():
-            seen = timeline.handover(t_move, t_cut, t_end)
+            seen = timeline.handover(t_move, t_cut, t_end, lost_from=t_start)
             row[f"{name}_interruption_ms"] = seen.interruption_ms
             row[f"{name}_lost"] = seen.lost
             row[f"{name}_restored"] = seen.restored
+            row[f"{name}_duplicates"] = seen.duplicates
             first_rx = None if seen.first_rx is None else {"t": seen.first_rx}
             row[f"{name}_first_rx_ms"] = _offset(first_rx, t_move)
         rows.append({column: row.get(column) for column in handover_columns(list(run.flows))})
     return rows
+
+
+def _tagged(events: list[Event], name: str, number: int) -> Event | None:
+    return next((e for e in events if e["event"] == name and e.get("handover") == number), None)
+
+
+def _window_start(harness: list[Event], move: Event, index: int) -> float:
+    """The handover's own L2 trigger if it had one (RFC 4881), else its move."""
+    tag = move.get("handover")
+    number = tag if isinstance(tag, int) and not isinstance(tag, bool) else index + 1
+    trigger = _tagged(harness, "l2_trigger", number)
+    return float(move["t"]) if trigger is None else min(float(trigger["t"]), float(move["t"]))
 
 
 def new_path_time(row: dict[str, Any], t_move: float, link_down: Event | None) -> float:
@@ -139,14 +166,21 @@ def new_path_time(row: dict[str, Any], t_move: float, link_down: Event | None) -
     return cut
 
 
-def _registration(run: Run, start: float, end: float) -> dict[str, Any]:
-    """Decomposition of the MN's discovery and registration in ``[start, end)``."""
+def _registration(run: Run, start: float, end: float, reference: float | None = None) -> dict[str, Any]:
+    """Decomposition of the MN's discovery and registration in ``[start, end)``, as offsets from
+    ``reference`` (default ``start``)."""
     mn = _within(run.events(run.mobile_node), start, end)
     ha = _within(run.events(run.home_agent), start, end)
-    fa = _within(run.foreign_agent_events("fa_rrq_relayed", "fa_rrp_relayed"), start, end)
+    fa = _within(
+        run.foreign_agent_events("fa_rrq_relayed", "fa_rrp_relayed", "llh_visitor_attached"), start, end
+    )
+    window_start, start = start, start if reference is None else reference
     requests = [event for event in mn if event["event"] == "rrq_sent"]
     ids: set[object] = {event.get("identification") for event in requests}
     out: dict[str, Any] = {}
+    out["pre_ready_ms"] = _offset(_first(mn, window_start, end, "llh_pre_ready"), start)
+    out["pre_attached_ms"] = _offset(_first(mn, window_start, end, "llh_pre_attached"), start)
+    out["fa_attached_ms"] = _offset(_first(fa, window_start, end, "llh_visitor_attached"), start)
     moved = _first(mn, start, end, "movement_detected")
     out["movement_detected_ms"] = _offset(moved, start)
     out["movement_reason"] = None if moved is None else moved.get("reason")
@@ -183,9 +217,9 @@ def _registration(run: Run, start: float, end: float) -> dict[str, Any]:
             out["registration_rtt_ms"] = round((answer["t"] - asked[-1]["t"]) * 1000.0, 3)
         out["registration_attempts"] = len([e for e in requests if e["t"] <= answer["t"]])
     out["registration_accepted_ms"] = _offset(
-        _first(mn, start, end, "registration_accepted", "deregistered"), start
+        _first(mn, window_start, end, "registration_accepted", "deregistered"), start
     )
-    out["tunnel_up_ms"] = _offset(_first(mn, start, end, "tunnel_up"), start)
+    out["tunnel_up_ms"] = _offset(_first(mn, window_start, end, "tunnel_up"), start)
     return out
 
 

@@ -6,14 +6,19 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from reports.budget import budget
 from reports.handovers import STEP_COLUMNS
 from reports.metrics import META_KEYS, RunResult
 from reports.rundir import Run
 from reports.table import FAIL_MARK, PASS_MARK, overall_line
 
 STEP_NAMES = {
+    "l2_trigger_ms": "L2 trigger announced (harness, RFC 4881)",
+    "pre_ready_ms": "pre-registration accepted (MN)",
     "link_down_ms": "link down (harness)",
     "link_up_ms": "link up (harness)",
+    "pre_attached_ms": "routes via the pre-registered FA (MN)",
+    "fa_attached_ms": "buffer flushed, visitor attached (new FA)",
     "movement_detected_ms": "movement detected (MN)",
     "solicitation_sent_ms": "agent solicitation sent (MN)",
     "agent_discovered_ms": "advertisement heard, agent discovered (MN)",
@@ -128,6 +133,27 @@ def _interruption_text(row: dict[str, Any], flow: str) -> str:
     return _cell(row[f"{flow}_interruption_ms"])
 
 
+def _budget_section(result: RunResult) -> list[str]:
+    """The latency budget of standard link-event handovers (reports.budget), when there are any."""
+    entries = budget(result.handovers)
+    if not any(entry["measured"] for entry in entries):
+        return []
+    lines = ["## Latency budget (standard link-event handovers to an FA, medians)", ""]
+    rows = [
+        [
+            e["step"],
+            e["target_ms"],
+            e["median_ms"],
+            e["p95_ms"],
+            e["measured"],
+            "over" if e["over_target"] else "",
+        ]
+        for e in entries
+    ]
+    lines += _table(["step", "target ms", "median ms", "p95 ms", "handovers", ""], rows)
+    return [*lines, ""]
+
+
 def _handover_section(run: Run, result: RunResult) -> list[str]:
     lines = ["## Handovers", ""]
     if not result.handovers:
@@ -191,6 +217,7 @@ def render_report(run: Run, result: RunResult, plot_names: list[str]) -> str:
     lines += _meta_section(run, result)
     lines += _flows_section(result)
     lines += _handover_section(run, result)
+    lines += _budget_section(result)
     lines += ["## Expectations", ""]
     lines += [
         f"- {PASS_MARK if v.passed else FAIL_MARK} **{v.name}**" + (f": {v.detail}" if v.detail else "")

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from reports.budget import budget
 from reports.handovers import build_handovers
 from reports.probes import flow_stats
 from reports.rundir import Run
@@ -186,6 +187,7 @@ def analyse(run: Run) -> RunResult:
         "flows": stats,
         "handovers": rows,
         "summary": summarise(rows, {name: flow.family for name, flow in run.flows.items()}),
+        "budget": budget(rows),
         "verdicts": [verdict.to_dict() for verdict in verdicts],
         "overall_passed": overall,
         "notes": list(run.notes),

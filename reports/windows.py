@@ -10,7 +10,9 @@ Definitions (all times CLOCK_MONOTONIC seconds; ``t_move`` is the harness's ``mo
   carrier drop) count as the new path working;
 * the *interruption* is the longest silence between consecutive receptions from the anchor to that first
   packet. With no stragglers this is exactly ``first recv_t > t_move`` − ``last recv_t ≤ t_move``;
-* *lost* counts packets sent in ``[t_move, t_end)`` that never arrived (duplicates count once).
+* *lost* counts packets sent in ``[t_move, t_end)`` that never arrived (duplicates count once);
+* *duplicates* counts the extra copies received in the window (a copy to each care-of address with
+  simultaneous bindings, RFC 5944 §3.6.1.3; a new FA's flushed buffer, RFC 4881).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class HandoverFlow:
     old_last_rx: float | None  # the receptions either side of the longest silence
     new_first_rx: float | None
     first_rx: float | None  # first reception of a packet sent after the move
+    duplicates: int = 0  # extra copies received in the window (simultaneous bindings, a flushed buffer)
 
 
 class FlowTimeline:
@@ -43,7 +46,10 @@ class FlowTimeline:
         order = np.argsort(flow.recv_t[received], kind="stable")
         self.rx_t: FloatArray = flow.recv_t[received][order]
         self.rx_send: FloatArray = flow.send_t[received][order]
-        received_seqs = np.unique(flow.seq[received])
+        received_seqs, first_copy = np.unique(flow.seq[received], return_index=True)
+        extra = np.ones(int(received.sum()), dtype=bool)
+        extra[first_copy] = False  # every reception but the first of its seq (in CSV order)
+        self.dup_t: FloatArray = np.sort(flow.recv_t[received][extra])
         lost_rows = ~received & ~np.isin(flow.seq, received_seqs)
         _, first = np.unique(flow.seq[lost_rows], return_index=True)
         self.lost_send: FloatArray = np.sort(flow.send_t[lost_rows][first])
@@ -56,22 +62,34 @@ class FlowTimeline:
             high = int(np.searchsorted(self.lost_send, end, side="left"))
         return max(0, high - low)
 
-    def handover(self, t_move: float, t_cut: float, t_end: float) -> HandoverFlow:
-        """Interruption, losses and restoration for the window ``[t_move, t_end)``."""
-        lost = self.lost_between(t_move, t_end)
+    def duplicates_between(self, start: float, end: float) -> int:
+        """Extra copies received in ``[start, end)``."""
+        low = int(np.searchsorted(self.dup_t, start, side="left"))
+        high = int(np.searchsorted(self.dup_t, end, side="left")) if math.isfinite(end) else self.dup_t.size
+        return max(0, high - low)
+
+    def handover(
+        self, t_move: float, t_cut: float, t_end: float, lost_from: float | None = None
+    ) -> HandoverFlow:
+        """Interruption, losses and restoration for the window ``[t_move, t_end)``; losses (and
+        duplicates) are counted from ``lost_from`` when the handover began before the move (an L2
+        trigger, RFC 4881)."""
+        start = t_move if lost_from is None else min(lost_from, t_move)
+        lost = self.lost_between(start, t_end)
+        duplicates = self.duplicates_between(start, t_end)
         after = int(np.searchsorted(self.rx_t, t_move, side="right"))
         stop = int(np.searchsorted(self.rx_t, t_end, side="left")) if math.isfinite(t_end) else self.rx_t.size
         fresh = np.flatnonzero(self.rx_send[after:stop] > t_cut)
         if fresh.size == 0:
-            return HandoverFlow(None, lost, False, None, None, None)
+            return HandoverFlow(None, lost, False, None, None, None, duplicates)
         first = after + int(fresh[0])
         first_rx = float(self.rx_t[first])
         anchor = after - 1
         if anchor < 0:
-            return HandoverFlow(None, lost, True, None, None, first_rx)
+            return HandoverFlow(None, lost, True, None, None, first_rx, duplicates)
         gaps = np.diff(self.rx_t[anchor : first + 1])
         widest = int(np.argmax(gaps))
         old_last = float(self.rx_t[anchor + widest])
         new_first = float(self.rx_t[anchor + widest + 1])
         interruption = round((new_first - old_last) * 1000.0, 3)
-        return HandoverFlow(interruption, lost, True, old_last, new_first, first_rx)
+        return HandoverFlow(interruption, lost, True, old_last, new_first, first_rx, duplicates)

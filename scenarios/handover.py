@@ -2,7 +2,8 @@
 cycles) while IPv4 and IPv6 probe flows run both ways; the run folder gets pcaps, traces, probe CSVs,
 metrics, plots and a report, and the summary table is printed (design.md §6-§7).
 
-    sudo python -m scenarios.handover [--moves N] [--detection link|advert|both] [--out DIR] ...
+    sudo python -m scenarios.handover [--moves N] [--detection link|advert|both]
+        [--handoff standard|pre|post] ...
 
 Exit 0 only when every expectation held (both families restored after every move, every registration
 accepted, agents exiting cleanly); 1 when one failed (named) or the testbed could not be set up; 2 for
@@ -45,6 +46,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="how the MN notices a move: carrier events, advertisements only, or both in turn (per cycle)",
     )
     parser.add_argument("--adv-interval", type=seconds, default=1.0, help="agent advertisement interval (s)")
+    parser.add_argument(
+        "--handoff",
+        choices=("standard", "pre", "post"),
+        default="standard",
+        help="standard (break, then register); pre: RFC 4881 §3 pre-registration on an L2 trigger the "
+        "harness announces before each FA-to-FA move; post: RFC 4881 §4 edge tunnel from the old FA to "
+        "the new one, which buffers until the MN attaches",
+    )
     add_timing_options(
         parser,
         dwell=3.0,

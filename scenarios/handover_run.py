@@ -40,6 +40,8 @@ class HandoverRun:
         self.route = route
         self.settle_timeout = settle_timeout
         self.expectations: list[dict[str, object]] = []
+        self.handoff: Any = None
+        """:class:`scenarios.handoff.LowLatencyHandoff` with ``--handoff pre`` (RFC 4881), else None."""
         self.topo = DualStackTopo(
             foreign_agents=2,
             mobile_nodes=1,
@@ -90,6 +92,7 @@ class HandoverRun:
         self.run.write_meta(
             **start_meta("handover", args, self.seed, self.features),
             detection=args.detection,
+            handoff=getattr(args, "handoff", "standard"),
             adv_interval=args.adv_interval,
             cycles=args.moves,
             moves=args.moves * len(self.route),
@@ -114,6 +117,11 @@ class HandoverRun:
         self.expect("mobile node starts at home", home, "" if home else str(self.status(bed)))
         bed.start_probes(self.flows(), self.args.rate)
         self.progress.say(f"probes running: {', '.join(FLOWS)} at {self.args.rate:g} packets/s each")
+        mode = getattr(self.args, "handoff", "standard")
+        if mode != "standard":
+            from scenarios.handoff import LowLatencyHandoff
+
+            self.handoff = LowLatencyHandoff(bed, self.topo, MOBILE_NODE, mode)
         time.sleep(self.args.dwell)
         for cycle in range(self.args.moves):
             carrier = self.carrier_events(cycle)
@@ -133,8 +141,12 @@ class HandoverRun:
         self, bed: Testbed, to: str, carrier: bool, while_down: Callable[[], None] | None = None
     ) -> None:
         source = bed.attachment[MOBILE_NODE]
+        if self.handoff is not None:
+            self.handoff.before_move(bed.handovers + 1, source, to)
         number = bed.move(MOBILE_NODE, to, carrier_events=carrier, while_down=while_down)
         moved_at = time.monotonic()
+        if self.handoff is not None:
+            self.handoff.after_link_up(number, source, to)
         settled = wait_until(lambda: self.settled(bed, to), self.settle_timeout)
         took = (time.monotonic() - moved_at) * 1000
         bed.finish_move(number, settled)

@@ -27,7 +27,9 @@ from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network
 
 from agents.datapath.base import Counters, DropCallback, DropEvent, DropReason, ForeignAgentDatapath
+from agents.datapath.fa_handoff import LowLatencyDatapath
 from agents.datapath.fa_tables import Delivery, ForeignAgentTable, VisitorRoute
+from agents.mip.llh_buffer import VisitorBuffers
 from agents.net.netlink import Netlink
 from agents.net.tun import TunDevice
 
@@ -58,8 +60,9 @@ class _Tally:
         )
 
 
-class UserspaceForeignAgent(ForeignAgentDatapath):
-    """Tunnel sockets, the reverse-tunnel TUN and its policy rules; :meth:`close` undoes everything."""
+class UserspaceForeignAgent(LowLatencyDatapath, ForeignAgentDatapath):
+    """Tunnel sockets, the reverse-tunnel TUN and its policy rules; :meth:`close` undoes everything. The
+    RFC 4881 parts (the expected visitor's buffer, the edge tunnel) are :class:`LowLatencyDatapath`'s."""
 
     def __init__(
         self,
@@ -78,6 +81,9 @@ class UserspaceForeignAgent(ForeignAgentDatapath):
         self.table, self.rule_priority = table, rule_priority
         self.on_drop = on_drop
         self.visitors = ForeignAgentTable()
+        self.buffers = VisitorBuffers()
+        self._buffer_timer: asyncio.TimerHandle | None = None
+        self.bet_out, self.bet_in = {}, {}
         self.rules: dict[IPv4Address, int] = {}
         """Home address → the table its visitor rule sends it to (ours: reverse tunnel; main: plain)."""
         self.tally = _Tally()
@@ -152,8 +158,18 @@ class UserspaceForeignAgent(ForeignAgentDatapath):
 
     # --- packets -------------------------------------------------------------------------------------
 
+    def _count_held(self, reason: str, count: int) -> None:
+        """Buffer losses, counted beside the DropReason keys: not a refusal, so never a security report."""
+        self.tally.drops[reason] = self.tally.drops.get(reason, 0) + count
+
+    def _count_encapsulated(self, size: int) -> None:
+        self.tally.encapsulated_packets += 1
+        self.tally.encapsulated_bytes += size
+
     def decapsulate(self, packet: bytes) -> None:
         """RFC 2003 §3: a home agent's tunnel packet → the visitor's link-layer address."""
+        if self._held(packet) or self._through_edge_tunnel(packet):
+            return
         outcome = self.visitors.deliver(packet)
         if isinstance(outcome, DropReason):
             self._drop(outcome, packet)
@@ -253,6 +269,9 @@ class UserspaceForeignAgent(ForeignAgentDatapath):
     def close(self) -> None:
         """Close the sockets and the TUN, remove every rule, route and sysctl change. Idempotent."""
         loop = self._loop if self._loop is not None and not self._loop.is_closed() else None
+        if self._buffer_timer is not None:
+            self._buffer_timer.cancel()
+            self._buffer_timer = None
         for sock in [*self.sockets.values(), *([self.access_socket] if self.access_socket else [])]:
             if loop is not None and sock.fileno() >= 0:
                 loop.remove_reader(sock.fileno())

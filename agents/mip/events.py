@@ -585,6 +585,46 @@ class ArpModeChanged(_Event):
     foreign_agent: IPv4Address | None = None
 
 
+# -- RFC 4881 pre-registration (agents.mip.llh_pre) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreRegistrationStarted(_Event):
+    """L2 trigger taken: the new care-of address is registered through the old link (RFC 4881 §3.3)."""
+
+    name: ClassVar[str] = "llh_pre_started"
+    agent: IPv4Address
+    care_of: IPv4Address
+
+
+@dataclass(frozen=True)
+class PreRegistrationReady(_Event):
+    """The home agent accepted the new care-of address before the move (RFC 4881 §3.1)."""
+
+    name: ClassVar[str] = "llh_pre_ready"
+    agent: IPv4Address
+    care_of: IPv4Address
+
+
+@dataclass(frozen=True)
+class PreRegistrationAttached(_Event):
+    """The link came up at the target: the MN routes via it without a new request (RFC 4881 §3.1)."""
+
+    name: ClassVar[str] = "llh_pre_attached"
+    agent: IPv4Address
+    ready: bool
+    """False: the reply had not arrived yet at the move (it comes through the new FA's buffer)."""
+
+
+@dataclass(frozen=True)
+class PreRegistrationAbandoned(_Event):
+    """The trigger was stale, denied, or never became a move: back to the standard handoff."""
+
+    name: ClassVar[str] = "llh_pre_abandoned"
+    agent: IPv4Address | None
+    reason: str
+
+
 DiscoveryEvent = (
     AgentDiscovered
     | AgentLost
@@ -593,5 +633,9 @@ DiscoveryEvent = (
     | AdvertisementDiscarded
     | ArpModeChanged
     | AtHome
+    | PreRegistrationStarted
+    | PreRegistrationReady
+    | PreRegistrationAttached
+    | PreRegistrationAbandoned
 )
 """The mobile node's agent-discovery events (kept out of :data:`Event` to keep this file's edits apart)."""

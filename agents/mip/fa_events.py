@@ -187,6 +187,63 @@ class AdvertisementSent(_FaEvent):
     solicited: bool
 
 
+# -- low-latency handoff (RFC 4881; agents.mip.fa_handoff) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class VisitorExpected(_FaEvent):
+    """An L2 target trigger: ``home_address`` (at ``link_address``) is coming; buffer its packets for up
+    to ``timeout`` seconds (RFC 4881 §1.3 L2-TT, §3.1)."""
+
+    name: ClassVar[str] = "llh_visitor_expected"
+    home_address: IPv4Address
+    link_address: bytes
+    timeout: float
+
+
+@dataclass(frozen=True)
+class VisitorAttached(_FaEvent):
+    """The expected visitor is on the access link (L2-LU or its first solicitation): flush its buffer."""
+
+    name: ClassVar[str] = "llh_visitor_attached"
+    home_address: IPv4Address
+    link_address: bytes
+    how: str
+
+
+@dataclass(frozen=True)
+class EdgeTunnelUp(_FaEvent):
+    """This FA's end of a bidirectional edge tunnel to the FA at ``peer`` (RFC 4881 §4): ``side`` old
+    (forward the MN's packets after L2-LD) or new (take them from ``peer``, deliver to ``link_address``)."""
+
+    name: ClassVar[str] = "llh_bet_up"
+    home_address: IPv4Address
+    peer: IPv4Address
+    side: str
+    link_address: bytes | None
+    lifetime: float
+
+
+@dataclass(frozen=True)
+class EdgeTunnelForwarding(_FaEvent):
+    """L2-LD at the old FA: the MN's packets now go through the BET to ``peer`` (RFC 4881 §4)."""
+
+    name: ClassVar[str] = "llh_bet_forwarding"
+    home_address: IPv4Address
+    peer: IPv4Address
+
+
+@dataclass(frozen=True)
+class EdgeTunnelClosed(_FaEvent):
+    """The BET end is gone: the MN registered through the new FA, or the lifetime ran out (§4)."""
+
+    name: ClassVar[str] = "llh_bet_closed"
+    home_address: IPv4Address
+    peer: IPv4Address
+    side: str
+    reason: str
+
+
 FaEvent = (
     MalformedDatagram
     | DatagramDiscarded
@@ -199,4 +256,9 @@ FaEvent = (
     | VisitorRemoved
     | SolicitationReceived
     | AdvertisementSent
+    | VisitorExpected
+    | VisitorAttached
+    | EdgeTunnelUp
+    | EdgeTunnelForwarding
+    | EdgeTunnelClosed
 )

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from typing import NamedTuple
 
@@ -38,6 +38,7 @@ from agents.mip.fa_events import (
     ReplyRelayed,
     SolicitationReceived,
 )
+from agents.mip.fa_handoff import EdgeTunnels, ExpectedVisitors, LowLatencyHandoffs
 from agents.mip.fa_policy import Denial
 from agents.mip.fa_restore import restore_refusal
 from agents.mip.registration import (
@@ -81,8 +82,9 @@ class _Target(NamedTuple):
     interface: str | None
 
 
-class ForeignAgent:
-    """The foreign agent's relay machine, visitor list and advertiser."""
+class ForeignAgent(LowLatencyHandoffs):
+    """The foreign agent's relay machine, visitor list and advertiser; the L2 triggers of RFC 4881 come
+    from :class:`~agents.mip.fa_handoff.LowLatencyHandoffs`."""
 
     def __init__(self, config: ForeignAgentConfig, *, rng: random.Random | None = None) -> None:
         self.config = config
@@ -94,6 +96,10 @@ class ForeignAgent:
         self._outgoing: list[LinkDatagram] = []
         self._last_too_distant: float | None = None
         self._busy = config.busy
+        self.expected = ExpectedVisitors()
+        """Visitors an L2 trigger announced (RFC 4881, :mod:`agents.mip.fa_handoff`)."""
+        self.edge_tunnels = EdgeTunnels()
+        """This FA's ends of bidirectional edge tunnels (RFC 4881 §4 post-registration)."""
 
     # -- runtime interface -------------------------------------------------------------------
 
@@ -133,6 +139,7 @@ class ForeignAgent:
         (:class:`~agents.mip.icmp.AgentSolicitation`): answered by the advertiser. Never raises."""
         self.counters["solicitations"] += 1
         self._emit(SolicitationReceived(source, link_address, interface))
+        self.visitor_attached(link_address, now, how="solicitation")
         try:
             self.advertiser.receive_solicitation(source, now, link_address=link_address)
         except Exception as error:  # keep serving; a bug here must not stop the agent
@@ -150,11 +157,15 @@ class ForeignAgent:
             self._reply_to_mobile_node(reply, _pending_target(entry), entry.care_of, reason)
         for visitor in self.visitor_list.expired(now):
             self._emit(visitor.removed_event("expired"))
+        for closed in self.edge_tunnels.handle_timer(now):
+            self._emit(closed)
         self._update_busy()
 
     def get_timer(self) -> float | None:
-        """The next advertisement, pending timeout or visitor expiry, or None."""
-        return earliest(self.advertiser.get_timer(), self.visitor_list.next_deadline())
+        """The next advertisement, pending timeout, visitor or edge tunnel expiry, or None."""
+        return earliest(
+            self.advertiser.get_timer(), self.visitor_list.next_deadline(), self.edge_tunnels.get_timer()
+        )
 
     def datagrams_to_send(self, now: float) -> list[LinkDatagram]:
         """UDP-434 datagrams queued since the last call: relayed requests to home agents (from the
@@ -266,7 +277,8 @@ class ForeignAgent:
             mn_fa = ExtensionType.MOBILE_FOREIGN_AUTH
             self._emit(ForeignAuthenticationFailed(arrival.address, request.home_address, mn_fa, spi, reason))
             return Denial(ReplyCode.FA_MOBILE_NODE_FAILED_AUTHENTICATION, reason)
-        if fa_policy.too_distant(request, arrival.ttl, self.config):
+        expected = arrival.link_address is None and self.expected.get(request.home_address, arrival.now)
+        if fa_policy.too_distant(request, arrival.ttl, self.config) and not expected:
             reason = f"IP TTL {arrival.ttl} is not 255 (RFC 3024 §4.2.1)"
             return Denial(ReplyCode.FA_MOBILE_NODE_TOO_DISTANT, reason)
         return fa_policy.service_denial(request, self.config, self.visitor_list)
@@ -383,8 +395,14 @@ class ForeignAgent:
                 self._emit(removed.removed_event("deregistered"))
             return
         visitor = Visitor.from_pending(pending, lifetime)
+        expected = self.expected.get(visitor.home_address, pending.received_at)
+        if visitor.link_address is None and expected is not None:  # pre-registered (RFC 4881 §3.1)
+            visitor = replace(visitor, link_address=expected.link_address, interface=expected.interface)
         previous = self.visitor_list.put(visitor)
         self._emit(visitor.event(existed=previous is not None))
+        closed = self.edge_tunnels.registered(visitor.home_address, pending.received_at)
+        if closed is not None:  # registered through us: the BET from the old FA has done its job (§4)
+            self._emit(closed)
 
     def _poorly_formed_reply(self, arrival: _Arrival, error: DecodeError) -> None:
         """A reply that does not decode: 71 to the visitor if its fixed part names a pending request."""

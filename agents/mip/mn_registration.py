@@ -13,6 +13,7 @@ import logging
 import math
 import random
 from collections import Counter, deque
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv6Network
 
 from agents.mip import mn_prefixes
@@ -235,7 +236,9 @@ class RegistrationCore:
 
     # -- requests --------------------------------------------------------------------------------
 
-    def _start_registration(self, now: float) -> None:
+    def _start_registration(self, now: float, simultaneous: bool = False) -> None:
+        """Register ``_care_of``; ``simultaneous`` sets S whatever the configuration says (a
+        make-before-break pre-registration keeps the old binding, RFC 4881 §3, RFC 5944 §3.6.1.3)."""
         assert self._care_of is not None
         registration = self._registration
         renewing = registration is not None and registration.care_of == self._care_of
@@ -244,7 +247,8 @@ class RegistrationCore:
         renewing = renewing and self._state in (MnState.REGISTERING, MnState.REGISTERED, MnState.RENEWING)
         self._transition(MnTrigger.RENEW if renewing else MnTrigger.REGISTER)
         requests = prefix_requests(self.config, self._prefixes, self._link_local)
-        self._pending = new_registration(self.config, self._care_of, requests, self._route)
+        config = replace(self.config, simultaneous_bindings=True) if simultaneous else self.config
+        self._pending = new_registration(config, self._care_of, requests, self._route)
         self._transmit(now)
 
     def _start_deregistration(self, now: float, all_care_ofs: bool, deadline: float | None = None) -> None:

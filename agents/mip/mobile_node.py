@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+from dataclasses import replace
 from ipaddress import IPv4Address
 
 from agents.mip.config import CareOfMode, MobileNodeConfig
@@ -27,12 +28,17 @@ from agents.mip.events import (
     MovementDetected,
     MovementReason,
     OutgoingIcmp,
+    PreRegistrationAbandoned,
+    PreRegistrationReady,
+    PreRegistrationStarted,
 )
+from agents.mip.llh_pre import PreRegistration, PreState, Target
 from agents.mip.mn_discovery import AgentDiscovery, AgentRecord, Move
 from agents.mip.mn_registration import TRANSITIONS, RegistrationCore
 from agents.mip.mn_requests import ForeignAgentRoute, colocated_through
+from agents.mip.registration import RegistrationReply
 from agents.mip.states import MnState
-from agents.mip.timers import earliest
+from agents.mip.timers import MIN_REQUEST_GAP, earliest
 
 __all__ = ["TRANSITIONS", "MnState", "MobileNode"]
 _log = logging.getLogger(__name__)
@@ -53,6 +59,12 @@ class MobileNode(RegistrationCore):
         agent advertising R turned up first (RFC 5944 §3.6)."""
         self._arp_away: tuple[bool, IPv4Address | None] = (False, None)
         self._discovery = AgentDiscovery(config, rng, self._emit, self.counters)
+        self._pre = PreRegistration()
+        """RFC 4881 §3 pre-registration on an L2 trigger (:meth:`handoff_trigger`)."""
+        self._pre_previous: tuple[ForeignAgentRoute | None, IPv4Address | None] = (None, None)
+        """Where the MN registered before the trigger: restored if the move never comes."""
+        self._pre_registers = True
+        """False for a post-registration trigger (RFC 4881 §4): nothing registered before the move."""
 
     # -- inputs ----------------------------------------------------------------------------------
 
@@ -67,6 +79,9 @@ class MobileNode(RegistrationCore):
             return
         mode = self.config.care_of_mode
         self._colocated_at = None
+        if self._pre.active and mode is not CareOfMode.COLOCATED and care_of is None:
+            self._pre_link_changed(up, now)  # RFC 4881 §3.1: the new binding is (being) made already
+            return
         if not up or (care_of is None and mode is CareOfMode.COLOCATED):
             self._discovery.link_down()
             self._colocated = None
@@ -120,11 +135,126 @@ class MobileNode(RegistrationCore):
             if waited is not None and now >= waited and self._colocated is not None:
                 self._colocated_at = None  # no agent requiring registration answered: go directly
                 self._use_colocated(self._colocated, now)
+            abandoned = self._pre.handle_timer(now)
+            if abandoned is not None:
+                self._pre_abandoned(abandoned, now)
         self._registration_due(now)
 
     def get_timer(self) -> float | None:
-        """The next deadline: retransmission, renewal, expiry, solicitation or an agent's expiry."""
-        return earliest(self._registration_timer(), self._discovery.get_timer(), self._colocated_at)
+        """The next deadline: retransmission, renewal, expiry, solicitation, an agent's expiry, or the
+        end of a pre-registration's wait for its move."""
+        return earliest(
+            self._registration_timer(), self._discovery.get_timer(), self._colocated_at, self._pre.get_timer()
+        )
+
+    # -- low-latency handoff (RFC 4881 §3) -------------------------------------------------------
+
+    def handoff_trigger(
+        self, target: Target, handoff_at: float, now: float, *, pre_register: bool = True
+    ) -> str | None:
+        """An L2 trigger (RFC 4881 §1.3, L2-MT): the link will move to ``target`` at ``handoff_at``.
+        ``pre_register``: register the target's care-of address now, through the current link, with S
+        set (§3.3). Otherwise (post-registration, §4: the FAs' edge tunnel carries the packets) only keep
+        the tunnel over the link change and register through the target at once at link up.
+        None when taken, else why not (stale, same agent, co-located mode, stopping)."""
+        if self.is_stopped or self._stopping:
+            return "the mobile node is stopping"
+        if self.config.care_of_mode is CareOfMode.COLOCATED:
+            return "co-located mode: there is no foreign agent to pre-register with (RFC 4881 §3)"
+        if self._route is None:
+            return "no foreign agent in use: pre-registration goes through the old FA (RFC 4881 §3)"
+        refused = self._pre.trigger(target, now, handoff_at, self._route.agent)
+        if refused is not None:
+            self._emit(refused)
+            return refused.reason
+        if (
+            self._pending is not None
+            and self._pending.via is not None
+            and self._pending.via.agent == target.request_destination
+        ):
+            return None  # the same pre-registration is under way
+        self._pre_previous = (self._route, self._care_of)
+        self._pre_registers = pre_register
+        if not pre_register:
+            return None
+        # until the move, requests go to an address reachable from the old link; routes follow at attach
+        self._route = ForeignAgentRoute(
+            target.request_destination, target.care_of, target.offers, target.registration_lifetime
+        )
+        self._care_of = target.care_of
+        self._emit(PreRegistrationStarted(target.agent, target.care_of))
+        self._start_registration(now, simultaneous=True)
+        return None
+
+    def _pre_link_changed(self, up: bool, now: float) -> None:
+        """Link down: keep the binding, the route and the tunnel (the new FA buffers). Link up at the
+        target: route via it at once, no request on the critical path (RFC 4881 §3.1)."""
+        if not up:
+            self._discovery.link_down()
+            self._pre.link_down()
+            target = self._pre.target
+            if target is not None:  # leaving the old link: point the routes at the new FA already
+                if self._route is not None:
+                    self._route = replace(self._route, agent=target.agent)
+                self._set_arp_away(True, target.agent)
+            return
+        previous = self._discovery.link_up(now, has_colocated=False)
+        target = self._pre.link_up(now)
+        if target is None:  # too late for the trigger: a standard handoff
+            self._pre_abandoned(PreRegistrationAbandoned(None, "link up after the trigger ran out"), now)
+            self._lose_care_of("link-change")
+            return
+        self._emit(MovementDetected(MovementReason.LINK, previous, target.agent))
+        self._adopt_target(target, now)
+
+    def _adopt_target(self, target: Target, now: float) -> None:
+        """At the announced agent: route via it at once; one request without S later drops the old
+        binding at the HA (make-before-break, RFC 4881 §3.1, RFC 5944 §3.6.1.3)."""
+        self._emit(self._pre.attached())
+        if self._route is not None:
+            self._route = replace(self._route, agent=target.agent)
+        self._set_arp_away(True, target.agent)
+        registration = self._registration
+        if registration is not None and registration.care_of == target.care_of:
+            cleanup = max(now, self._last_request_at + MIN_REQUEST_GAP)
+            self._registration = replace(registration, renew_at=min(registration.renew_at, cleanup))
+        elif not self._pre_registers and not self._stopping:  # post-registration: register through it now
+            lifetime = target.registration_lifetime
+            self._route = ForeignAgentRoute(target.agent, target.care_of, target.offers, lifetime)
+            self._care_of = target.care_of
+            self._start_registration(now)
+
+    def _pre_abandoned(self, abandoned: PreRegistrationAbandoned, now: float) -> None:
+        """The trigger never became a move (or was denied): register the old path again, without S."""
+        self._emit(abandoned)
+        self._pre.state = PreState.IDLE
+        route, care_of = self._pre_previous
+        self._pre_previous = (None, None)
+        if care_of is None or self._stopping or self._pre.detached or not self._pre_registers:
+            return
+        self._route, self._care_of = route, care_of
+        if care_of == self.config.home_address:
+            self._start_deregistration(now, all_care_ofs=True)
+        else:
+            self._start_registration(now)
+
+    def _accepted(self, reply: RegistrationReply, now: float) -> None:
+        pending = self._pending
+        super()._accepted(reply, now)
+        target = self._pre.target
+        if (
+            pending is not None
+            and target is not None
+            and pending.care_of == target.care_of
+            and self._pre.accepted()
+        ):
+            self._emit(PreRegistrationReady(target.agent, target.care_of))
+
+    def _denied(self, reply: RegistrationReply, now: float) -> None:
+        super()._denied(reply, now)
+        abandoned = self._pre.denied(int(reply.code))
+        if abandoned is not None:
+            self._pre_abandoned(abandoned, now)
 
     # -- outputs -------------------------------------------------------------------------------
 
@@ -147,6 +277,7 @@ class MobileNode(RegistrationCore):
             "agents": self._discovery.to_dicts(now),
             "at_home": self.at_home,
             "pending_attempts": attempts,
+            "pre_registration": self._pre.state.value,
             "ipv4_only": self._ipv6.ipv4_only,
             "clock_correction": round(self._ids.correction, 3),
             "counters": dict(sorted(self.counters.items())),
@@ -209,6 +340,18 @@ class MobileNode(RegistrationCore):
         routes (its tunnel ends at its co-located address, not at the FA)."""
         assert agent.care_of is not None
         self._colocated_at = None
+        target = self._pre.target
+        if self._pre.active and target is not None and target.agent == agent.address:
+            self._adopt_target(target, now)  # moved without a carrier event: the advertisement shows it
+        if self._pre.state is PreState.ATTACHED:
+            self._pre.state = PreState.IDLE
+            route = self._route
+            if route is not None and route.agent == agent.address and route.care_of == agent.care_of:
+                return  # pre-registered through it already (RFC 4881 §3.1)
+        abandoned = self._pre.heard_other_agent(agent.address)
+        if abandoned is not None:
+            self._emit(abandoned)
+            self._pre.state = PreState.IDLE
         lifetime = agent.advertisement.mobility.registration_lifetime
         colocated = self._colocated if colocated_through(self.config, agent.flags) else None
         self._route = ForeignAgentRoute(agent.address, agent.care_of, agent.flags, lifetime, colocated)

@@ -180,3 +180,42 @@ def test_packets_through_the_old_attachment_after_an_advert_move_do_not_hide_the
     # old path: last packet sent 1002.003 → received 1002.0035; new path: sent 1002.201 → received 1002.2015
     assert row["v4-down_interruption_ms"] == pytest.approx(198.0, abs=1e-6)
     assert row["v4-down_lost"] == 197
+
+
+def test_duplicates_are_counted_per_handover_window(tmp_path: Path) -> None:
+    """Simultaneous bindings (RFC 5944 §3.6.1.3) and a flushed buffer (RFC 4881) show as extra copies."""
+    spec = FlowSpec("v4-down", 4, 1001.0, 1003.0, duplicates={995, 1001, 1003})  # 1002.0007: the move
+    row = _analyse(_single_move_run(tmp_path, spec, link_down=1002.0009)).handovers[0]
+    assert row["v4-down_duplicates"] == 2 and row["v4-down_lost"] == 0
+
+
+def test_a_pre_registered_handover_is_decomposed_from_its_trigger(tmp_path: Path) -> None:
+    """RFC 4881 §3: the trigger, request and binding come before the move (negative offsets); losses
+    between the trigger and the move belong to this handover, not the previous one."""
+    spec = FlowSpec("v4-down", 4, 1001.0, 1003.0, losses=[(1001.9950, 1001.9970)])
+    builder = _single_move_run(tmp_path, spec, link_down=1002.0009)
+    builder.event("scenario", 1001.9900, "l2_trigger", handover=1, to="fa1", mode="pre")
+    builder.event("mn1", 1001.9950, "llh_pre_ready", agent="10.0.1.1", care_of="198.51.100.2")
+    builder.event("mn1", 1002.0020, "llh_pre_attached", agent="10.0.1.1", ready=True)
+    row = _analyse(builder).handovers[0]
+    assert row["handoff"] == "pre"
+    assert row["l2_trigger_ms"] == pytest.approx(-10.7, abs=1e-6)
+    assert row["pre_ready_ms"] == pytest.approx(-5.7, abs=1e-6)
+    assert row["pre_attached_ms"] == pytest.approx(1.3, abs=1e-6)
+    assert row["v4-down_lost"] == 2
+
+
+def test_budget_counts_standard_link_handovers_to_an_fa_against_their_targets() -> None:
+    from reports.budget import STEPS, budget
+
+    assert sum(step.target_ms for step in STEPS) == pytest.approx(2.0)
+    row = {"detection": "link", "handoff": "standard", "to": "fa1", "link_up_ms": 1.0}
+    row |= {"movement_detected_ms": 1.2, "solicitation_sent_ms": 1.2, "agent_discovered_ms": 2.2}
+    home = {**row, "to": "home", "movement_detected_ms": 9.0}
+    pre = {**row, "handoff": "pre", "movement_detected_ms": 9.0}
+    entries = {entry["step"]: entry for entry in budget([row, home, pre])}
+    carrier = entries["carrier event → movement detected (MN)"]
+    assert carrier["measured"] == 1 and carrier["median_ms"] == pytest.approx(0.2)
+    assert carrier["over_target"] is False
+    assert entries["solicitation → advertisement heard (MN)"]["over_target"] is True
+    assert entries["HA: binding → reply sent"]["measured"] == 0

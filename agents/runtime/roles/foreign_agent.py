@@ -163,7 +163,10 @@ class ForeignAgentDriver:
     def datagram_received(self, received: Received) -> None:
         source = received.source
         ttl = self.sock.ttls.pop(source, None)
-        mac = self.link.mac_of(*source)
+        # a link-layer source only for what came in on the access link: the MAC cache may still hold an
+        # earlier visit's entry for this address and port (a pre-registration arrives from the network)
+        on_access = received.interface_index in (0, self.link.index)
+        mac = self.link.mac_of(*source) if on_access else None
         interface = self.link.interface if mac is not None else None
         self.machine.receive_datagram(
             received.payload, source, received.destination, self.now(),
@@ -219,6 +222,22 @@ class ForeignAgentEvents:
             self.datapath.set_visitor(route)
         elif isinstance(event, fe.VisitorRemoved):
             self.datapath.remove_visitor(event.home_address)
+        elif isinstance(event, fe.VisitorExpected) and isinstance(self.datapath, UserspaceForeignAgent):
+            self.datapath.expect(event.home_address, event.timeout)  # RFC 4881: hold until attached
+        elif isinstance(event, fe.VisitorAttached) and isinstance(self.datapath, UserspaceForeignAgent):
+            self.datapath.attach(event.home_address)
+        elif isinstance(self.datapath, UserspaceForeignAgent):
+            self.edge_tunnel(event, self.datapath)
+
+    @staticmethod
+    def edge_tunnel(event: Any, datapath: UserspaceForeignAgent) -> None:
+        """RFC 4881 §4: the BET's ends in the datapath."""
+        if isinstance(event, fe.EdgeTunnelUp) and event.side == "new" and event.link_address is not None:
+            datapath.accept_from(event.home_address, event.peer, event.link_address)
+        elif isinstance(event, fe.EdgeTunnelForwarding):
+            datapath.forward_to(event.home_address, event.peer)
+        elif isinstance(event, fe.EdgeTunnelClosed):
+            datapath.close_edge_tunnel(event.home_address, grace=0.5 if event.side == "new" else 0.0)
 
 
 class ForeignAgentRunner:
@@ -263,7 +282,65 @@ class ForeignAgentRunner:
         return {
             "status": lambda _a: machine.status(driver.now()) | {"datapath": datapath.counters().to_dict()},
             "visitors": lambda _a: machine.visitors(driver.now()),
+            **handoff_commands(driver, link.interface),
         }
+
+
+def handoff_commands(driver: ForeignAgentDriver, interface: str) -> dict[str, Handler]:
+    """The L2 triggers of RFC 4881 §1.3 as control commands (what an access point's driver would report):
+    ``expect-visitor`` (L2-TT: a station is about to associate), ``visitor-attached`` (L2-LU),
+    ``visitor-detached`` (L2-LD), and the post-registration's ``edge-tunnel-source`` (L2-ST) and
+    ``edge-tunnel-target`` (L2-TT naming the old FA)."""
+
+    def expect(args: dict[str, Any]) -> dict[str, object]:
+        home = IPv4Address(str(args["home_address"]))
+        mac = parse_mac(str(args["link_address"]))
+        timeout = float(args.get("timeout", 2.0))
+        driver.machine.expect_visitor(home, mac, driver.now(), timeout=timeout, interface=interface)
+        driver.flush()
+        return {"expected": str(home)}
+
+    def attached(args: dict[str, Any]) -> dict[str, object]:
+        home = driver.machine.visitor_attached(parse_mac(str(args["link_address"])), driver.now())
+        driver.flush()
+        return {"home_address": None if home is None else str(home)}
+
+    def bet_source(args: dict[str, Any]) -> dict[str, object]:
+        """L2-ST (§4): the visitor is about to leave for the FA whose care-of address is ``peer``."""
+        home, peer = IPv4Address(str(args["home_address"])), IPv4Address(str(args["peer"]))
+        driver.machine.edge_tunnel_source(home, peer, driver.now(), float(args.get("lifetime", 5.0)))
+        driver.flush()
+        return {"edge_tunnel": str(peer)}
+
+    def bet_target(args: dict[str, Any]) -> dict[str, object]:
+        """L2-TT for a post-registration (§4): the visitor comes from the FA at ``peer``."""
+        home, peer = IPv4Address(str(args["home_address"])), IPv4Address(str(args["peer"]))
+        mac, lifetime = parse_mac(str(args["link_address"])), float(args.get("lifetime", 5.0))
+        driver.machine.edge_tunnel_target(home, peer, mac, driver.now(), lifetime, interface=interface)
+        driver.flush()
+        return {"edge_tunnel": str(peer)}
+
+    def detached(args: dict[str, Any]) -> dict[str, object]:
+        """L2-LD (§1.3): the visitor left the access link."""
+        forwarding = driver.machine.visitor_detached(IPv4Address(str(args["home_address"])), driver.now())
+        driver.flush()
+        return {"forwarding": forwarding}
+
+    return {
+        "expect-visitor": expect,
+        "visitor-attached": attached,
+        "edge-tunnel-source": bet_source,
+        "edge-tunnel-target": bet_target,
+        "visitor-detached": detached,
+    }
+
+
+def parse_mac(text: str) -> bytes:
+    """``02:00:00:00:00:10`` → 6 bytes; ValueError otherwise."""
+    value = bytes.fromhex(text.replace(":", "").replace("-", ""))
+    if len(value) != 6:
+        raise ValueError(f"{text!r} is not a MAC address")
+    return value
 
 
 def withdraw(driver: ForeignAgentDriver) -> None:

@@ -23,6 +23,8 @@ from agents.datapath.selection import Needs, make_mobile_node
 from agents.datapath.userspace import UserspaceMobileNode
 from agents.mip import events as ev
 from agents.mip.config import CareOfMode, MobileNodeConfig, UdpTunnelling
+from agents.mip.icmp import AdvertisementFlag
+from agents.mip.llh_pre import Target
 from agents.mip.mn_prefixes import address_in
 from agents.mip.mobile_node import MobileNode
 from agents.mip.timers import MIN_REQUEST_GAP
@@ -204,8 +206,38 @@ class MobileNodeRunner:
                 addresses.start(context.loop)
         machine.link_changed(True, care_of, driver.now())
         driver.flush()
-        handlers = commands(driver, machine, datapath)
+        handlers = commands(driver, machine, datapath) | handoff_command(driver, machine, link)
         return handlers if pd is None else pd.commands(handlers)
+
+
+def handoff_command(
+    driver: MachineDriver, machine: MobileNode, link: ForeignAgentLink | None
+) -> dict[str, Handler]:
+    """``handoff-trigger``: the L2 trigger of RFC 4881 §1.3 (L2-MT, what a Wi-Fi driver's roaming event
+    reports), naming the target agent as a Proxy Router Advertisement would (§3.3): ``agent``, ``care_of``,
+    ``link_address``, ``flags`` (advertisement flags, default F|T), ``handoff_in`` (seconds until the
+    link changes) and ``pre_register`` (default true; false for a post-registration, §4). The answer says
+    whether it was taken and why not."""
+
+    def trigger(args: dict[str, Any]) -> dict[str, object]:
+        agent = IPv4Address(str(args["agent"]))
+        mac = bytes.fromhex(str(args["link_address"]).replace(":", "")) if args.get("link_address") else None
+        if mac is not None and len(mac) != 6:
+            raise ValueError("link_address must be a MAC address")
+        flags = AdvertisementFlag(int(args.get("flags", int(AdvertisementFlag.F | AdvertisementFlag.T))))
+        target = Target(
+            agent, IPv4Address(str(args["care_of"])), mac, flags, int(args.get("lifetime", 0xFFFF))
+        )
+        if link is not None and mac is not None:
+            link.learn(agent, mac)  # the MN never ARPs away from home (RFC 5944 §4.6)
+        now = driver.now()
+        handoff_at = now + float(args.get("handoff_in", 0.1))
+        pre_register = bool(args.get("pre_register", True))
+        refused = machine.handoff_trigger(target, handoff_at, now, pre_register=pre_register)
+        driver.flush()
+        return {"accepted": refused is None, "reason": refused, "state": machine.status(driver.now())}
+
+    return {"handoff-trigger": trigger}
 
 
 def warn_if_attempts_cannot_fit(config: MobileNodeConfig, stop_timeout: float) -> None:
