@@ -285,9 +285,6 @@ class HomeAgent:
             return
         request = RegistrationRequest.decode(raw)
         self.counters["requests"] += 1
-        if self.failure_budget.exhausted(address, now) and not self.is_known_source(address, now):
-            self.counters["dropped_over_failure_budget"] += 1  # no HMAC, no reply, no event
-            return
         received = RequestReceived(
             address,
             port,
@@ -304,10 +301,15 @@ class HomeAgent:
             self._process_authenticated(incoming, account)
 
     def _quickly_rejected(self, raw: bytes, address: IPv4Address, now: float) -> bool:
-        """A known peer's request past its failure budget whose MN-HA authenticator fails on the raw bytes
+        """A request past its source's failure budget whose MN-HA authenticator fails on the raw bytes
         (:mod:`agents.mip.ha_quick_reject`): counted as the full pipeline would (no reply, no event), in a
-        fifth of its time, so a flood forging that peer cannot outrun the agent."""
-        if not self.failure_budget.exhausted(address, now) or not self.is_known_source(address, now):
+        fifth of its time, so a flood cannot outrun the agent.
+
+        Known or not, a source over its budget is never dropped unverified: a flood forging a care-of or
+        FA address the home agent has not seen yet would otherwise lock the mobile node that comes from
+        it out for as long as the flood lasts (RFC 5944 §3.8.2.1 rejects a request for failing
+        authentication, not for its source). Only replies and log lines stay rate-limited."""
+        if not self.failure_budget.exhausted(address, now):
             return False
         account = self._accounts.get(raw[4:8])
         if account is None or not fails_quickly(raw, account.association):
