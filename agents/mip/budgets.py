@@ -101,7 +101,7 @@ class SourceBudget:
         self._total = _Bucket(total_burst, -float("inf"))
 
     def exhausted(self, source: object, now: float) -> bool:
-        """True when ``source`` has no failure left: its next failure gets no reply (the request is still verified)."""
+        """True when ``source`` has no failure left: its next failure gets no reply (still verified)."""
         bucket = self._sources.get(source)
         return bucket is not None and bucket.level(now, self.burst, self.rate) < 1.0
 
