@@ -214,11 +214,21 @@ class HomeAgent:
 
     def is_known_source(self, address: IPv4Address, now: float) -> bool:
         """A source an accepted registration came from (a care-of address or foreign agent) while that
-        binding lasts and :data:`KNOWN_GRACE` after, or a configured home address (deregistration from
-        home, RFC 5944 §3.6.1.2). The runtime serves these first; their requests are never dropped
-        unverified (a flood that spoofs a mobile node's care-of address cannot take its binding away)."""
+        binding lasts and :data:`KNOWN_GRACE` after, or the home address of a mobile node that has a
+        binding (:meth:`_home_with_binding`). The runtime serves these first."""
         until = self._known.get(address)
-        return (until is not None and now < until) or address in self._home_addresses
+        return (until is not None and now < until) or self._home_with_binding(address)
+
+    def _home_with_binding(self, address: IPv4Address) -> bool:
+        """A configured home address whose mobile node has a binding now.
+
+        A request from a home address matters only as a mobile node's deregistration when it comes home
+        (RFC 5944 §3.6.1.2), and there is something to deregister only while it has a binding. Without
+        one the address is left out of the priority set: otherwise anyone could forge a home address
+        (known to all the mobile node's peers) and have a bad-auth flood served first, ahead of the
+        peers with bindings (issue 16 review). While the mobile node is away a forged home address gets
+        no more than a forged care-of address gets: priority, then each request is verified."""
+        return address in self._home_addresses and self.table.get(address) is not None
 
     def receive_keepalive(self, payload: bytes, source: tuple[IPv4Address, int], now: float) -> bool:
         """A MIP Tunnel Data message from ``source``: if it is the keepalive a half-bound binding (R flag)
@@ -260,7 +270,8 @@ class HomeAgent:
         """Every source :meth:`is_known_source` accepts at ``now``: what the runtime steers to its priority
         socket in the kernel (:mod:`agents.runtime.steering`)."""
         live = (address for address, until in self._known.items() if now < until)
-        return frozenset(live) | self._home_addresses
+        homes = (address for address in self._home_addresses if self._home_with_binding(address))
+        return frozenset(live) | frozenset(homes)
 
     @property
     def home_addresses(self) -> frozenset[IPv4Address]:

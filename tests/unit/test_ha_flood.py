@@ -120,9 +120,10 @@ def test_random_spoofed_sources_get_at_most_the_shared_budget_of_replies(clock: 
 
 def test_home_addresses_and_registered_sources_are_known(clock: Clock) -> None:
     ha = make_ha()
-    assert ha.is_known_source(HOA, clock.now)  # deregistration from home, RFC 5944 §3.6.1.2
+    assert not ha.is_known_source(HOA, clock.now)  # no binding: nothing to deregister from home
     assert not ha.is_known_source(COA, clock.now)
     register(ha, clock, lifetime=10)
+    assert ha.is_known_source(HOA, clock.now)  # deregistration from home, RFC 5944 §3.6.1.2
     # a renewal held up past the expiry is still a known peer's for KNOWN_GRACE s (issue 16)
     assert ha.is_known_source(COA, clock.now + 11)
     assert not ha.is_known_source(COA, clock.now + 11 + KNOWN_GRACE)
