@@ -99,7 +99,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--loss",
-        type=lambda text: number(text, 0.01, 0.9, "(a probability)"),
+        type=lambda text: number(text, 0.01, 0.9, "a probability"),
         default=0.3,
         help="share of UDP 434 dropped each way on each loss leg (default 0.3)",
     )
