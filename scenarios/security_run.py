@@ -36,11 +36,22 @@ from topologies.dualstack import DualStackTopo, process_tag
 
 MOBILE, VISITED = "mn1", "mn2"
 REQUESTED_LIFETIME = 60
-MAX_FLOOD = 1_000_000
+MAX_FLOOD = 4_000_000
 RATE_PER_SENDER = 50_000.0
 """Datagrams per second one attacker process is asked for (see :meth:`SecurityRun.attack`)."""
 FLOODS = ("garbage", "bad-auth", "mixed")
 HA_INTERFACE = "ha-eth0"
+
+
+def udp_counters(snmp: str) -> dict[str, int] | None:
+    """The ``Udp:`` header and value rows of ``/proc/net/snmp`` as a dict; None when they are not there."""
+    rows = [line.split()[1:] for line in snmp.splitlines() if line.startswith("Udp:")]
+    if len(rows) < 2 or len(rows[0]) != len(rows[1]):
+        return None
+    try:
+        return {name: int(value) for name, value in zip(rows[0], rows[1], strict=True)}
+    except ValueError:
+        return None
 
 
 class SecurityRun(PhasedRun):
@@ -231,7 +242,10 @@ class SecurityRun(PhasedRun):
             rate = args.mixed_rate if kind == "mixed" else args.flood_rate
             count = max(100, min(MAX_FLOOD, round(rate * seconds)))
             before, rx_before = self.status("ha"), self.interface_rx("ha", HA_INTERFACE)
-            self.mark("flood_started", kind=kind, rate=rate, count=count, ha_rx_packets=rx_before)
+            udp_before = self.udp_stats("ha")
+            self.mark(
+                "flood_started", kind=kind, rate=rate, count=count, ha_rx_packets=rx_before, udp=udp_before
+            )
             result = self.attack("cn", f"flood-{kind}", packets[kind], count, rate)
             self.mark(
                 "flood_finished", kind=kind, ha_rx_packets=self.interface_rx("ha", HA_INTERFACE), **result
@@ -245,6 +259,8 @@ class SecurityRun(PhasedRun):
                 after=after.get("counters", {}),
                 steering_before=before.get("steering"),
                 steering_after=after.get("steering"),
+                udp_before=udp_before,
+                udp_after=self.udp_stats("ha"),
             )
         time.sleep(args.lifetime)  # a renewal lost in the flood shows: expiry, then a gap in traffic
         self.mark("binding_seen", label="after-flood", care_ofs=self.care_ofs(), counters=self.counters())
@@ -255,6 +271,12 @@ class SecurityRun(PhasedRun):
         assert self.bed is not None
         text = self.bed.node(node).cmd(f"cat /sys/class/net/{interface}/statistics/rx_packets").strip()
         return int(text) if text.isdigit() else None
+
+    def udp_stats(self, node: str) -> dict[str, int] | None:
+        """The kernel's UDP counters in ``node``'s namespace (``/proc/net/snmp``, ``Udp:`` rows): its
+        ``RcvbufErrors`` are the datagrams dropped because a socket's queue was full."""
+        assert self.bed is not None
+        return udp_counters(self.bed.node(node).cmd("cat /proc/net/snmp"))
 
     # -- helpers ----------------------------------------------------------------------------------------
 

@@ -638,8 +638,11 @@ class HomeAgent:
             OutgoingDatagram(payload, incoming.source, incoming.port, self.config.address, self.config.port)
         )
         self.counters["replies"] += 1
-        if code in (ReplyCode.ACCEPTED, ReplyCode.ACCEPTED_NO_SIMULTANEOUS_BINDINGS) and lifetime > 0:
-            self._remember_source(incoming.source, incoming.now, lifetime)
+        if code in (ReplyCode.ACCEPTED, ReplyCode.ACCEPTED_NO_SIMULTANEOUS_BINDINGS):
+            if lifetime > 0:
+                self._remember_source(incoming.source, incoming.now, lifetime)
+        else:
+            self.counters["refusal_replies"] += 1  # signed 131/133/...: what a spoofed flood reflects
         summary = tuple((f"{item.prefix}/{item.prefix_length}", item.code) for item in prefix_replies)
         self._emit(ReplySent(incoming.source, incoming.port, home, code, lifetime, ident, summary))
 

@@ -70,6 +70,7 @@ def test_bad_auth_flood_from_one_source_gets_five_replies_then_is_rejected_quick
         replies += deliver(ha, rrq(clock, key=OTHER_KEY, care_of=ATTACKER), clock, ATTACKER)
     events = drain(ha)
     assert [r.code for r in replies] == [ReplyCode.HA_MOBILE_NODE_FAILED_AUTHENTICATION] * 5
+    assert ha.counters["refusal_replies"] == 5  # the signed 131s reflected (reports/security.py)
     assert len(of_type(events, AuthenticationFailed)) == 5 and len(of_type(events, RequestReceived)) == 5
     assert ha.counters["rejected_quickly"] > 900
     assert ha.counters["authentication_failures"] == 1000
