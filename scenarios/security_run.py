@@ -33,6 +33,7 @@ from scenarios.security_nat import phase_nat_loss
 from scenarios.spoofing import Target, bad_auth_datagram, garbage_datagram, spoofs, wrong_key_registration
 from topologies.addressing import CN4, CN6, HA4
 from topologies.dualstack import DualStackTopo, process_tag
+from topologies.overrides import parse_override
 
 MOBILE, VISITED = "mn1", "mn2"
 REQUESTED_LIFETIME = 60
@@ -41,6 +42,12 @@ RATE_PER_SENDER = 50_000.0
 """Datagrams per second one attacker process is asked for (see :meth:`SecurityRun.attack`)."""
 FLOODS = ("garbage", "bad-auth", "mixed")
 HA_INTERFACE = "ha-eth0"
+RENEWAL_FRACTION = 0.5
+"""The MN renews at half its granted lifetime (RFC 5944 §3.6.1: it may re-register before the lifetime
+runs out), not the default 0.75: with the HA's 3 s the renewal margin is 1.5 s, room for a reply the
+flood delays by up to 1.5 s or for one retransmission (1 s later), where 0.75 left 0.75 s and no
+retransmission in time (the MN counts its lifetime from when it sent the request). ``--set
+mn1.mobile_node.renewal_fraction=...`` changes it; the margin is recorded in meta.json."""
 
 
 def udp_counters(snmp: str) -> dict[str, int] | None:
@@ -52,6 +59,9 @@ def udp_counters(snmp: str) -> dict[str, int] | None:
         return {name: int(value) for name, value in zip(rows[0], rows[1], strict=True)}
     except ValueError:
         return None
+
+
+RENEWAL_OVERRIDE = parse_override(f"{MOBILE}.mobile_node.renewal_fraction={RENEWAL_FRACTION}")
 
 
 class SecurityRun(PhasedRun):
@@ -79,7 +89,7 @@ class SecurityRun(PhasedRun):
             mn_lifetime=REQUESTED_LIFETIME,
             datapath=args.datapath,
             tag=process_tag(),
-            overrides=args.set,
+            overrides=[RENEWAL_OVERRIDE, *args.set],
             ha_journal=str(run.path / "ha-journal.jsonl"),
         )
         if args.no_kernel_steering:  # the baseline: one UDP 434 socket, as before issue 16's steering
@@ -117,6 +127,7 @@ class SecurityRun(PhasedRun):
             spoof_count=args.spoof_count,
             flood_count=args.flood_count,
             flood_rate=args.flood_rate,
+            flood_renewal_margin_s=self.renewal_margin(),
             mixed_rate=args.mixed_rate,
             loss_legs=args.loss_legs,
             keepalive=args.keepalive,
@@ -128,6 +139,12 @@ class SecurityRun(PhasedRun):
             flows=[flow.name for flow in self.flows()],
             topology_tag=self.topo.tag,
         )
+
+    def renewal_margin(self) -> float:
+        """Seconds between the MN's renewal and the end of its granted lifetime (RFC 5944 §3.6.1)."""
+        config: dict[str, Any] = self.topo.nodeSpec(MOBILE).agent_config["mobile_node"]  # type: ignore[index,assignment]
+        granted = min(float(self.args.lifetime), float(config.get("lifetime", REQUESTED_LIFETIME)))
+        return round(granted * (1.0 - float(config.get("renewal_fraction", 0.75))), 3)
 
     def expect(self, name: str, passed: bool, detail: str = "") -> bool:
         self.expectations.append({"name": name, "passed": passed, "detail": detail})
