@@ -320,11 +320,16 @@ class Judge:
         )
         self.check(
             f"flood {kind}: the HA counted what it refused, the kernel what it dropped",
-            have_counters and kernel is not None and refused is not None and refused > 0,
+            have_counters
+            and kernel is not None
+            and refused is not None
+            and refused > 0
+            and refused + kernel.get("RcvbufErrors", 0) >= REACHED_SHARE * sent,
             "no flood_counters (HA status before/after) recorded"
             if not have_counters
             else f"HA counted {refused} ({'/'.join(sorted(FLOOD_COUNTERS))}); kernel RcvbufErrors "
             f"{'? (no /proc/net/snmp counts)' if kernel is None else kernel.get('RcvbufErrors')}; "
+            f"together ≥ {REACHED_SHARE:.0%} of the {sent} sent wanted; "
             f"{replies} replies sent, {refusals} of them signed refusals",
         )
         self.check(
