@@ -64,15 +64,15 @@ def loss_leg(judge: Judge, leg: str, start: float, end: float) -> None:
 
     mn = str(judge.meta.get("mobile_node", "mn1"))
     trials = []
-    for sent in steps(judge.run, "register_sent"):
-        if not start <= sent["t"] <= end or leg_of(sent) != leg:
-            continue
+    sends = [e for e in steps(judge.run, "register_sent") if start <= e["t"] <= end and leg_of(e) == leg]
+    for index, sent in enumerate(sends):
+        until = sends[index + 1]["t"] if index + 1 < len(sends) else end  # a trial ends at the next one
         accepted = next(
-            (e for e in judge.run.events(mn, "registration_accepted") if sent["t"] <= e["t"] <= end), None
+            (e for e in judge.run.events(mn, "registration_accepted") if sent["t"] <= e["t"] <= until), None
         )
         requests = [
             e for e in judge.run.events(mn, "rrq_sent")
-            if sent["t"] <= e["t"] <= (accepted["t"] if accepted else end)
+            if sent["t"] <= e["t"] <= (accepted["t"] if accepted else until)
         ]  # fmt: skip
         trials.append(
             {
