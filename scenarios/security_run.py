@@ -21,6 +21,7 @@ from agents.mip.identification import timestamp_identification
 from reports.metrics import RunResult
 from reports.security import render_security
 from reports.table import verdict_lines
+from scenarios.attack import MAX_COUNT as ATTACK_MAX_COUNT
 from scenarios.forgery import last_deregistration, wrong_key_deregistration
 from scenarios.harness.phased import PhasedRun
 from scenarios.harness.probes import Flow
@@ -345,12 +346,13 @@ class SecurityRun(PhasedRun):
 
     def attack(self, node: str, name: str, packets: list[bytes], count: int, rate: float) -> dict[str, Any]:
         """Run :mod:`scenarios.attack` inside ``node``: ``count`` packets at ``rate``; what was sent.
-        One attacker process sends up to :data:`RATE_PER_SENDER`/s; faster floods are split over several
-        processes at once (this machine's Python raw socket tops out around 75,000/s)."""
+        One attacker process sends up to :data:`RATE_PER_SENDER`/s and :data:`ATTACK_MAX_COUNT` packets;
+        faster or longer floods are split over several processes at once (this machine's Python raw
+        socket tops out around 75,000/s)."""
         path = self.run.path / "attacks" / f"{name}.hex"
         path.parent.mkdir(exist_ok=True)
         path.write_text("".join(packet.hex() + "\n" for packet in packets))
-        senders = max(1, math.ceil(rate / RATE_PER_SENDER))
+        senders = max(1, math.ceil(rate / RATE_PER_SENDER), math.ceil(count / ATTACK_MAX_COUNT))
         limit = count / rate + 10
         argvs = [self.attacker(path, count // senders + (index < count % senders), rate / senders, limit)
                  for index in range(senders)]  # fmt: skip
