@@ -110,9 +110,7 @@ def lossy_leg(run: SecurityRun, bed: Testbed, leg: str) -> None:
     try:
         trials = run.args.loss_trials
         trial = 0
-        while trial < trials or (
-            trial < trials + EXTRA_TRIALS and not sum(dropped_by_rules(node).values())
-        ):
+        while trial < trials or (trial < trials + EXTRA_TRIALS and not sum(dropped_by_rules(node).values())):
             if trial:
                 bed.ask(MOBILE, "deregister")
                 gone = wait_until(lambda: run.binding() is None, LOSS_TIMEOUT)
