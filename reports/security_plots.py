@@ -16,17 +16,26 @@ from matplotlib.figure import Figure
 
 from reports.plots import _no_data, _save
 
-COUNT_COLOURS = {"sent": "#1f77b4", "dropped": "#2ca02c", "logged": "#ff7f0e", "forwarded": "#d62728"}
+COUNT_COLOURS = {
+    "sent": "#1f77b4",
+    "dropped": "#2ca02c",
+    "kernel drops": "#8c564b",
+    "logged": "#ff7f0e",
+    "forwarded": "#d62728",
+}
+"""Bars per attack. ``kernel drops``: the HA namespace's UDP RcvbufErrors during a flood; ``forwarded``:
+for a spoof, packets that reached the correspondent; for a flood, datagrams the HA sent back (replies)."""
 FLOW_COLOURS = {"v4-down": "#1f77b4", "v4-up": "#aec7e8", "v6-down": "#ff7f0e", "v6-up": "#ffbb78"}
 
 
 def attack_rows(figures: dict[str, Any]) -> list[tuple[str, dict[str, float]]]:
-    """(attack, {sent, dropped, logged, forwarded}) from the report's figures."""
+    """(attack, {sent, dropped, kernel drops, logged, forwarded}) from the report's figures."""
     rows = []
     for kind, row in figures.get("spoof", {}).items():
         counts = {
             "sent": row.get("sent") or 0,
             "dropped": sum((row.get("dropped") or {}).values()),
+            "kernel drops": 0,
             "logged": row.get("logged") or 0,
             "forwarded": row.get("forwarded") or 0,
         }
@@ -34,12 +43,22 @@ def attack_rows(figures: dict[str, Any]) -> list[tuple[str, dict[str, float]]]:
     for kind, code in figures.get("forged", {}).items():
         logged = figures.get("forged_logged", {}).get(kind) or 0
         rows.append(
-            (kind, {"sent": 1, "dropped": 1 if code in (131, 133) else 0, "logged": logged, "forwarded": 0})
+            (
+                kind,
+                {
+                    "sent": 1,
+                    "dropped": 1 if code in (131, 133) else 0,
+                    "kernel drops": 0,
+                    "logged": logged,
+                    "forwarded": 0,
+                },
+            )
         )
     for kind, row in figures.get("flood", {}).items():
         counts = {
             "sent": row.get("sent") or 0,
             "dropped": row.get("refused_or_dropped_by_ha") or 0,
+            "kernel drops": row.get("kernel_rcvbuf_drops") or 0,
             "logged": row.get("log_lines") or 0,
             "forwarded": row.get("forwarded") or 0,
         }
@@ -55,10 +74,10 @@ def attacks(figures: dict[str, Any], path: Path) -> Path:
         _no_data(axes, "no attack in this run")
     else:
         x = np.arange(len(rows))
-        width = 0.2
+        width = 0.16
         for index, (name, colour) in enumerate(COUNT_COLOURS.items()):
             values = [max(counts[name], 0) for _, counts in rows]
-            bars = axes.bar(x + (index - 1.5) * width, [v if v > 0 else np.nan for v in values], width,
+            bars = axes.bar(x + (index - 2) * width, [v if v > 0 else np.nan for v in values], width,
                             label=name, color=colour)  # fmt: skip
             for bar, value in zip(bars, values, strict=True):
                 if value == 0:
@@ -68,7 +87,7 @@ def attacks(figures: dict[str, Any], path: Path) -> Path:
         axes.set_xticks(x, [label for label, _ in rows], rotation=35, ha="right", fontsize=7)
         axes.set_ylabel("datagrams / packets / lines")
         axes.legend(fontsize=8)
-    axes.set_title("Attacks: sent, dropped or refused by the HA, logged, forwarded")
+    axes.set_title("Attacks: sent, refused by the HA, dropped by its kernel, logged, forwarded / replied")
     figure.tight_layout()
     return _save(figure, path)
 
@@ -92,7 +111,7 @@ def faults(figures: dict[str, Any], path: Path) -> Path:
         _no_data(left, "no restart or NAT loss in this run")
     else:
         x = np.arange(len(rows))
-        width = 0.2
+        width = 0.16
         for index, (flow, colour) in enumerate(FLOW_COLOURS.items()):
             values = [outages.get(flow) for _, outages in rows]
             left.bar(x + (index - 1.5) * width, [np.nan if v is None else v for v in values], width,

@@ -30,24 +30,29 @@ def report_markdown(run: Run, result: RunResult) -> str:
         "",
         "## Attacks",
         "",
-        "| attack | from | sent | dropped / refused by the HA | logged | forwarded |",
-        "|---|---|---|---|---|---|",
+        "| attack | from | sent | dropped / refused by the HA | dropped by the HA's kernel | logged "
+        "| forwarded (spoofs) / replies sent (floods) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for kind, row in figures.get("spoof", {}).items():
         dropped = ", ".join(f"{reason} {count}" for reason, count in row["dropped"].items()) or "0"
         lines.append(
-            f"| spoof {kind} | {row['vantage']} | {row['sent']} | {dropped} | {row['logged']} trace lines | "
+            f"| spoof {kind} | {row['vantage']} | {row['sent']} | {dropped} | – | "
+            f"{row['logged']} trace lines | "
             f"{'?' if row['forwarded'] is None else row['forwarded']} |"
         )
     for kind, code in figures.get("forged", {}).items():
         logged = figures.get("forged_logged", {}).get(kind, "?")
-        lines.append(f"| {kind} | cn | 1 | reply code {code} | {logged} trace lines | – |")
+        lines.append(f"| {kind} | cn | 1 | reply code {code} | – | {logged} trace lines | – |")
     for kind, row in figures.get("flood", {}).items():
         lines.append(
             f"| flood {kind} ({row['rate']}/s sent, {row.get('ha_rx_rate')}/s at the HA) | cn | "
             f"{row['sent']} | "
-            f"{row['refused_or_dropped_by_ha']} counted | "
-            f"{row['log_lines']} log lines ({row['log_lines_per_s']}/s) | 0 |"
+            f"{_known(row.get('refused_or_dropped_by_ha'))} counted | "
+            f"{_known(row.get('kernel_rcvbuf_drops'))} (UDP RcvbufErrors) | "
+            f"{_known(row.get('log_lines'))} log lines ({row.get('log_lines_per_s')}/s), "
+            f"{row.get('trace_security_lines')} trace lines | "
+            f"{_known(row.get('replies_sent'))} ({_known(row.get('signed_refusals_sent'))} signed refusals) |"
         )
     binding = figures.get("flood_binding")
     if binding:
@@ -55,7 +60,10 @@ def report_markdown(run: Run, result: RunResult) -> str:
             "",
             f"During the floods phase ({binding['phase_s']} s) the HA accepted {binding['renewals']} "
             "renewals "
-            f"and removed the binding {binding['removed']} times.",
+            f"and removed the binding {binding['removed']} times; the MN's registration expired "
+            f"{binding.get('mn_registration_expired', '?')} times, FA1 removed the visitor "
+            f"{binding.get('fa_visitor_removed', '?')} times (renewal margin "
+            f"{binding.get('renewal_margin_s', '?')} s).",
         ]
     read = {
         kind: row.get("read_by_ha") for kind, row in figures.get("flood", {}).items() if row.get("read_by_ha")
@@ -118,3 +126,7 @@ def fault_lines(figures: dict[str, Any]) -> list[str]:
             f"and was registered {fa['registered_s']} s after the kill; outage (ms) {fa['outage_ms']}"
         )
     return ["", "## Faults", "", "![faults](plots/faults.png)", "", *lines] if lines else []
+
+
+def _known(value: object) -> str:
+    return "?" if value is None else str(value)

@@ -21,6 +21,7 @@ from agents.mip.identification import timestamp_identification
 from reports.metrics import RunResult
 from reports.security import render_security
 from reports.table import verdict_lines
+from scenarios.attack import MAX_COUNT as ATTACK_MAX_COUNT
 from scenarios.forgery import last_deregistration, wrong_key_deregistration
 from scenarios.harness.phased import PhasedRun
 from scenarios.harness.probes import Flow
@@ -33,14 +34,35 @@ from scenarios.security_nat import phase_nat_loss
 from scenarios.spoofing import Target, bad_auth_datagram, garbage_datagram, spoofs, wrong_key_registration
 from topologies.addressing import CN4, CN6, HA4
 from topologies.dualstack import DualStackTopo, process_tag
+from topologies.overrides import parse_override
 
 MOBILE, VISITED = "mn1", "mn2"
 REQUESTED_LIFETIME = 60
-MAX_FLOOD = 1_000_000
+MAX_FLOOD = 4_000_000
 RATE_PER_SENDER = 50_000.0
 """Datagrams per second one attacker process is asked for (see :meth:`SecurityRun.attack`)."""
 FLOODS = ("garbage", "bad-auth", "mixed")
 HA_INTERFACE = "ha-eth0"
+RENEWAL_FRACTION = 0.5
+"""The MN renews at half its granted lifetime (RFC 5944 §3.6.1: it may re-register before the lifetime
+runs out), not the default 0.75: with the HA's 3 s the renewal margin is 1.5 s, room for a reply the
+flood delays by up to 1.5 s or for one retransmission (1 s later), where 0.75 left 0.75 s and no
+retransmission in time (the MN counts its lifetime from when it sent the request). ``--set
+mn1.mobile_node.renewal_fraction=...`` changes it; the margin is recorded in meta.json."""
+
+
+def udp_counters(snmp: str) -> dict[str, int] | None:
+    """The ``Udp:`` header and value rows of ``/proc/net/snmp`` as a dict; None when they are not there."""
+    rows = [line.split()[1:] for line in snmp.splitlines() if line.startswith("Udp:")]
+    if len(rows) < 2 or len(rows[0]) != len(rows[1]):
+        return None
+    try:
+        return {name: int(value) for name, value in zip(rows[0], rows[1], strict=True)}
+    except ValueError:
+        return None
+
+
+RENEWAL_OVERRIDE = parse_override(f"{MOBILE}.mobile_node.renewal_fraction={RENEWAL_FRACTION}")
 
 
 class SecurityRun(PhasedRun):
@@ -68,7 +90,7 @@ class SecurityRun(PhasedRun):
             mn_lifetime=REQUESTED_LIFETIME,
             datapath=args.datapath,
             tag=process_tag(),
-            overrides=args.set,
+            overrides=[RENEWAL_OVERRIDE, *args.set],
             ha_journal=str(run.path / "ha-journal.jsonl"),
         )
         if args.no_kernel_steering:  # the baseline: one UDP 434 socket, as before issue 16's steering
@@ -106,6 +128,7 @@ class SecurityRun(PhasedRun):
             spoof_count=args.spoof_count,
             flood_count=args.flood_count,
             flood_rate=args.flood_rate,
+            flood_renewal_margin_s=self.renewal_margin(),
             mixed_rate=args.mixed_rate,
             loss_legs=args.loss_legs,
             keepalive=args.keepalive,
@@ -117,6 +140,12 @@ class SecurityRun(PhasedRun):
             flows=[flow.name for flow in self.flows()],
             topology_tag=self.topo.tag,
         )
+
+    def renewal_margin(self) -> float:
+        """Seconds between the MN's renewal and the end of its granted lifetime (RFC 5944 §3.6.1)."""
+        config: dict[str, Any] = self.topo.nodeSpec(MOBILE).agent_config["mobile_node"]  # type: ignore[index,assignment]
+        granted = min(float(self.args.lifetime), float(config.get("lifetime", REQUESTED_LIFETIME)))
+        return round(granted * (1.0 - float(config.get("renewal_fraction", 0.75))), 3)
 
     def expect(self, name: str, passed: bool, detail: str = "") -> bool:
         self.expectations.append({"name": name, "passed": passed, "detail": detail})
@@ -231,7 +260,10 @@ class SecurityRun(PhasedRun):
             rate = args.mixed_rate if kind == "mixed" else args.flood_rate
             count = max(100, min(MAX_FLOOD, round(rate * seconds)))
             before, rx_before = self.status("ha"), self.interface_rx("ha", HA_INTERFACE)
-            self.mark("flood_started", kind=kind, rate=rate, count=count, ha_rx_packets=rx_before)
+            udp_before = self.udp_stats("ha")
+            self.mark(
+                "flood_started", kind=kind, rate=rate, count=count, ha_rx_packets=rx_before, udp=udp_before
+            )
             result = self.attack("cn", f"flood-{kind}", packets[kind], count, rate)
             self.mark(
                 "flood_finished", kind=kind, ha_rx_packets=self.interface_rx("ha", HA_INTERFACE), **result
@@ -245,6 +277,8 @@ class SecurityRun(PhasedRun):
                 after=after.get("counters", {}),
                 steering_before=before.get("steering"),
                 steering_after=after.get("steering"),
+                udp_before=udp_before,
+                udp_after=self.udp_stats("ha"),
             )
         time.sleep(args.lifetime)  # a renewal lost in the flood shows: expiry, then a gap in traffic
         self.mark("binding_seen", label="after-flood", care_ofs=self.care_ofs(), counters=self.counters())
@@ -255,6 +289,12 @@ class SecurityRun(PhasedRun):
         assert self.bed is not None
         text = self.bed.node(node).cmd(f"cat /sys/class/net/{interface}/statistics/rx_packets").strip()
         return int(text) if text.isdigit() else None
+
+    def udp_stats(self, node: str) -> dict[str, int] | None:
+        """The kernel's UDP counters in ``node``'s namespace (``/proc/net/snmp``, ``Udp:`` rows): its
+        ``RcvbufErrors`` are the datagrams dropped because a socket's queue was full."""
+        assert self.bed is not None
+        return udp_counters(self.bed.node(node).cmd("cat /proc/net/snmp"))
 
     # -- helpers ----------------------------------------------------------------------------------------
 
@@ -306,12 +346,13 @@ class SecurityRun(PhasedRun):
 
     def attack(self, node: str, name: str, packets: list[bytes], count: int, rate: float) -> dict[str, Any]:
         """Run :mod:`scenarios.attack` inside ``node``: ``count`` packets at ``rate``; what was sent.
-        One attacker process sends up to :data:`RATE_PER_SENDER`/s; faster floods are split over several
-        processes at once (this machine's Python raw socket tops out around 75,000/s)."""
+        One attacker process sends up to :data:`RATE_PER_SENDER`/s and :data:`ATTACK_MAX_COUNT` packets;
+        faster or longer floods are split over several processes at once (this machine's Python raw
+        socket tops out around 75,000/s)."""
         path = self.run.path / "attacks" / f"{name}.hex"
         path.parent.mkdir(exist_ok=True)
         path.write_text("".join(packet.hex() + "\n" for packet in packets))
-        senders = max(1, math.ceil(rate / RATE_PER_SENDER))
+        senders = max(1, math.ceil(rate / RATE_PER_SENDER), math.ceil(count / ATTACK_MAX_COUNT))
         limit = count / rate + 10
         argvs = [self.attacker(path, count // senders + (index < count % senders), rate / senders, limit)
                  for index in range(senders)]  # fmt: skip

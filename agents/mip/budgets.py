@@ -2,9 +2,10 @@
 
 :class:`SourceBudget` bounds what registration requests that fail authentication or the replay check
 cost the home agent (RFC 5944 §3.8.2.1 SHOULD reply 131; §5.7 133): each source may fail a few times,
-then its failures get no reply, no event, and an unknown source's further requests are dropped before the
-authenticator is even computed; one shared bucket bounds the replies to all sources together, so a
-flood from spoofed addresses cannot make the home agent a reflector of signed 131s.
+then its failures get no reply and no event (its further requests are still verified, on the raw bytes:
+:mod:`agents.mip.ha_quick_reject`, so a forged source cannot lock a mobile node out); one shared bucket
+bounds the replies to all sources together, so a flood from spoofed addresses cannot make the home agent
+a reflector of signed 131s.
 
 :class:`LogBudget` bounds security log and trace lines: RFC 5944 §3.8.2.1 asks a home agent to log a
 security exception for every request that fails authentication, but an unauthenticated flood must not
@@ -100,7 +101,7 @@ class SourceBudget:
         self._total = _Bucket(total_burst, -float("inf"))
 
     def exhausted(self, source: object, now: float) -> bool:
-        """True when ``source`` has no failure left: its next request may be dropped unverified."""
+        """True when ``source`` has no failure left: its next failure gets no reply (still verified)."""
         bucket = self._sources.get(source)
         return bucket is not None and bucket.level(now, self.burst, self.rate) < 1.0
 

@@ -1,8 +1,9 @@
 """A cheap authentication check for the home agent under a flood that forges a known peer's address
 (issue 16; pure: no I/O, no clock).
 
-A flood of bad-authenticator requests whose source is a known peer (the FA that relays a mobile node's
-renewals, or its care-of address) cannot be dropped unverified: the real renewal is among them. The full
+A flood of bad-authenticator requests cannot be dropped unverified, whatever its source: the real request
+may be among them (a known peer's renewal, or a mobile node's first registration from a care-of or FA
+address the flood forged before it arrived). The full
 request pipeline (decode every extension, screen, verify) costs ~50 µs a request, so at ~20,000/s such a
 flood alone fills the agent. Once that source's failure budget is spent (RFC 5944 §3.8.2.1: a failure past
 it gets no reply and no log line anyway), :func:`fails_quickly` checks the MN-HA Authenticator straight on

@@ -214,11 +214,21 @@ class HomeAgent:
 
     def is_known_source(self, address: IPv4Address, now: float) -> bool:
         """A source an accepted registration came from (a care-of address or foreign agent) while that
-        binding lasts and :data:`KNOWN_GRACE` after, or a configured home address (deregistration from
-        home, RFC 5944 §3.6.1.2). The runtime serves these first; their requests are never dropped
-        unverified (a flood that spoofs a mobile node's care-of address cannot take its binding away)."""
+        binding lasts and :data:`KNOWN_GRACE` after, or the home address of a mobile node that has a
+        binding (:meth:`_home_with_binding`). The runtime serves these first."""
         until = self._known.get(address)
-        return (until is not None and now < until) or address in self._home_addresses
+        return (until is not None and now < until) or self._home_with_binding(address)
+
+    def _home_with_binding(self, address: IPv4Address) -> bool:
+        """A configured home address whose mobile node has a binding now.
+
+        A request from a home address matters only as a mobile node's deregistration when it comes home
+        (RFC 5944 §3.6.1.2), and there is something to deregister only while it has a binding. Without
+        one the address is left out of the priority set: otherwise anyone could forge a home address
+        (known to all the mobile node's peers) and have a bad-auth flood served first, ahead of the
+        peers with bindings (issue 16 review). While the mobile node is away a forged home address gets
+        no more than a forged care-of address gets: priority, then each request is verified."""
+        return address in self._home_addresses and self.table.get(address) is not None
 
     def receive_keepalive(self, payload: bytes, source: tuple[IPv4Address, int], now: float) -> bool:
         """A MIP Tunnel Data message from ``source``: if it is the keepalive a half-bound binding (R flag)
@@ -260,7 +270,8 @@ class HomeAgent:
         """Every source :meth:`is_known_source` accepts at ``now``: what the runtime steers to its priority
         socket in the kernel (:mod:`agents.runtime.steering`)."""
         live = (address for address, until in self._known.items() if now < until)
-        return frozenset(live) | self._home_addresses
+        homes = (address for address in self._home_addresses if self._home_with_binding(address))
+        return frozenset(live) | frozenset(homes)
 
     @property
     def home_addresses(self) -> frozenset[IPv4Address]:
@@ -285,9 +296,6 @@ class HomeAgent:
             return
         request = RegistrationRequest.decode(raw)
         self.counters["requests"] += 1
-        if self.failure_budget.exhausted(address, now) and not self.is_known_source(address, now):
-            self.counters["dropped_over_failure_budget"] += 1  # no HMAC, no reply, no event
-            return
         received = RequestReceived(
             address,
             port,
@@ -304,10 +312,15 @@ class HomeAgent:
             self._process_authenticated(incoming, account)
 
     def _quickly_rejected(self, raw: bytes, address: IPv4Address, now: float) -> bool:
-        """A known peer's request past its failure budget whose MN-HA authenticator fails on the raw bytes
+        """A request past its source's failure budget whose MN-HA authenticator fails on the raw bytes
         (:mod:`agents.mip.ha_quick_reject`): counted as the full pipeline would (no reply, no event), in a
-        fifth of its time, so a flood forging that peer cannot outrun the agent."""
-        if not self.failure_budget.exhausted(address, now) or not self.is_known_source(address, now):
+        fifth of its time, so a flood cannot outrun the agent.
+
+        Known or not, a source over its budget is never dropped unverified: a flood forging a care-of or
+        FA address the home agent has not seen yet would otherwise lock the mobile node that comes from
+        it out for as long as the flood lasts (RFC 5944 §3.8.2.1 rejects a request for failing
+        authentication, not for its source). Only replies and log lines stay rate-limited."""
+        if not self.failure_budget.exhausted(address, now):
             return False
         account = self._accounts.get(raw[4:8])
         if account is None or not fails_quickly(raw, account.association):
@@ -625,8 +638,11 @@ class HomeAgent:
             OutgoingDatagram(payload, incoming.source, incoming.port, self.config.address, self.config.port)
         )
         self.counters["replies"] += 1
-        if code in (ReplyCode.ACCEPTED, ReplyCode.ACCEPTED_NO_SIMULTANEOUS_BINDINGS) and lifetime > 0:
-            self._remember_source(incoming.source, incoming.now, lifetime)
+        if code in (ReplyCode.ACCEPTED, ReplyCode.ACCEPTED_NO_SIMULTANEOUS_BINDINGS):
+            if lifetime > 0:
+                self._remember_source(incoming.source, incoming.now, lifetime)
+        else:
+            self.counters["refusal_replies"] += 1  # signed 131/133/...: what a spoofed flood reflects
         summary = tuple((f"{item.prefix}/{item.prefix_length}", item.code) for item in prefix_replies)
         self._emit(ReplySent(incoming.source, incoming.port, home, code, lifetime, ident, summary))
 

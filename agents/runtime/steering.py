@@ -8,7 +8,8 @@ first) cannot help with what the kernel already dropped. So the home agent opens
 **priority** socket (index 1) when
 
 * its IPv4 source is a known peer (a care-of address, FA or NAT public address an accepted registration
-  came from while its binding lasts, or a configured home address: :meth:`HomeAgent.known_sources`), and
+  came from while its binding lasts, or the home address of a mobile node with a binding, for its
+  deregistration from home: :meth:`HomeAgent.known_sources`), and
 * it is MIP Tunnel Data (type 4, RFC 3519 §3.3), or a Registration Request (type 1, RFC 5944 §3.3) of at
   least 24 bytes whose Home Address field is a configured mobile node's,
 

@@ -32,7 +32,7 @@ def number(text: str, low: float, high: float, unit: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of {unit}") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number ({unit})") from None
     if not low <= value <= high:
         raise argparse.ArgumentTypeError(f"{text}: want {low:g}..{high:g} {unit}")
     return value

@@ -37,6 +37,7 @@ ARGS = [
     *("--loss-trials", "1", "--mixed-rate", "40000", "--keepalive", "2"),
 ]
 HOA = "192.0.2.10"
+FLOODS = ("garbage", "bad-auth", "mixed")
 SPOOF_KINDS = ("v4-outer", "v4-inner", "v6-outer", "v6-inner", "v6-unnested", "v6-nested-outer")
 
 
@@ -96,6 +97,8 @@ def test_every_attack_is_refused_and_the_run_folder_is_complete(finished_run: tu
     assert figures["flood"]["mixed"]["sent"] == 20_000
     for kind, row in figures["flood"].items():  # counted by the kernel at the HA's interface
         assert row["ha_rx_packets"] >= row["sent"] * 0.9, kind
+        assert row["kernel_rcvbuf_drops"] is not None and row["replies_sent"] is not None, kind
+        assert row["refused_or_dropped_by_ha"] + row["kernel_rcvbuf_drops"] >= row["sent"] * 0.9, kind
         assert row["read_by_ha"]["priority_received"] >= 0 and row["read_by_ha"]["general_received"] > 0, kind
     assert figures["flood_binding"]["removed"] == 0
     assert (run / "pcaps" / "ha-ha-eth0.pcap").stat().st_size > 0
@@ -348,6 +351,116 @@ def test_a_log_flooded_during_the_attack_fails(finished_run: tuple[Finished, Pat
 
     judged = doctored(run, tmp_path, flooded)
     assert failed(judged) == ["flood bad-auth: the HA's log stays within 21 lines/s"]
+
+
+def scenario_steps(run: Path, what: str, **match: Any) -> list[dict[str, Any]]:
+    events = [json.loads(line) for line in (run / "traces" / "scenario.jsonl").read_text().splitlines()]
+    return [e for e in events if e.get("what") == what and all(e.get(k) == v for k, v in match.items())]
+
+
+def test_a_flood_that_did_not_reach_the_home_agent_fails(
+    finished_run: tuple[Finished, Path], tmp_path: Path
+) -> None:
+    """Issue 16 review: a doctored scenario trace where half the bad-auth flood reached the HA's
+    interface: the flood proves nothing about the rate its verdict names."""
+    _, run = finished_run
+
+    def halved(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for event in events:
+            if event.get("what") == "flood_finished" and event.get("kind") == "bad-auth":
+                began = next(
+                    e for e in events if e.get("what") == "flood_started" and e.get("kind") == "bad-auth"
+                )
+                event["ha_rx_packets"] = began["ha_rx_packets"] + event["sent"] // 2
+        return events
+
+    judged = doctored(run, tmp_path, edit_trace("scenario", halved))
+    [name] = failed(judged)
+    assert name.startswith("flood bad-auth: 20000/s reached the HA"), name
+
+
+def test_missing_flood_counters_fail_instead_of_counting_zero(
+    finished_run: tuple[Finished, Path], tmp_path: Path
+) -> None:
+    _, run = finished_run
+    assert scenario_steps(run, "flood_counters", kind="garbage")[0]["udp_after"]["RcvbufErrors"] >= 0
+
+    def unrecorded(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e for e in events if not (e.get("what") == "flood_counters" and e.get("kind") == "garbage")]
+
+    judged = doctored(run, tmp_path, edit_trace("scenario", unrecorded))
+    assert failed(judged) == ["flood garbage: the HA counted what it refused, the kernel what it dropped"]
+
+
+def test_an_empty_home_agent_log_fails_every_log_verdict(
+    finished_run: tuple[Finished, Path], tmp_path: Path
+) -> None:
+    _, run = finished_run
+
+    def emptied(folder: Path) -> None:
+        (folder / "logs" / "ha.log").write_text("")
+
+    judged = doctored(run, tmp_path, emptied)
+    assert failed(judged) == [f"flood {kind}: the HA's log stays within 21 lines/s" for kind in FLOODS]
+
+
+def test_security_trace_lines_over_the_budget_fail_the_log_verdict(
+    finished_run: tuple[Finished, Path], tmp_path: Path
+) -> None:
+    """The trace's security events share the log's budget (agents/runtime/security_log.py)."""
+    _, run = finished_run
+    began = scenario_steps(run, "flood_started", kind="bad-auth")[0]["t"]
+
+    def traced(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        extra = [{"t": began + 0.2, "node": "ha", "event": "authentication_failed"}] * 500
+        return sorted([*events, *extra], key=lambda e: e["t"])
+
+    judged = doctored(run, tmp_path, edit_trace("ha", traced))
+    assert failed(judged) == ["flood bad-auth: the HA's log stays within 21 lines/s"]
+
+
+@pytest.mark.parametrize(
+    ("node", "event"),
+    [
+        ("mn1", {"event": "registration_expired", "care_of": "198.51.100.2"}),
+        ("fa1", {"event": "visitor_removed", "home_address": HOA, "reason": "expired"}),
+    ],
+)
+def test_a_binding_lost_at_the_mobile_node_or_the_foreign_agent_fails(
+    finished_run: tuple[Finished, Path], tmp_path: Path, node: str, event: dict[str, Any]
+) -> None:
+    """The binding never expires: the MN's own view (it counts its lifetime from its request) and FA1's
+    visitor list count too, not only the HA's trace."""
+    _, run = finished_run
+    began = scenario_steps(run, "flood_started")[0]["t"]
+
+    def lost(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted([*events, {"t": began + 0.1, "node": node, **event}], key=lambda e: e["t"])
+
+    judged = doctored(run, tmp_path, edit_trace(node, lost))
+    assert failed(judged) == [
+        "flood: the binding never expires; the MN's renewals are accepted throughout (RFC 5944 §3.8.2.1)"
+    ]
+
+
+def test_a_loss_leg_whose_rules_dropped_nothing_fails(
+    finished_run: tuple[Finished, Path], tmp_path: Path
+) -> None:
+    _, run = finished_run
+    for leg in ("mn-fa", "fa-ha"):
+        [counted] = scenario_steps(run, "loss_counters", leg=leg)
+        assert sum(counted["dropped"].values()) > 0 and all(counted["matched"].values()), counted
+
+    def nothing(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for event in events:
+            if event.get("what") == "loss_counters" and event.get("leg") == "fa-ha":
+                event["dropped"] = {chain: 0 for chain in event["dropped"]}
+        return events
+
+    judged = doctored(run, tmp_path, edit_trace("scenario", nothing))
+    assert failed(judged) == [
+        "loss fa-ha: the rules caught the leg's signalling both ways and dropped some of it"
+    ]
 
 
 def test_sigterm_during_a_flood_stops_the_attacker_and_leaves_nothing(tmp_path: Path) -> None:

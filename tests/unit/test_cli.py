@@ -387,6 +387,7 @@ tunnel_interface = "dsm-cli-t0"
             "(set runtime.home_interface)",
         ),
         ("ha", 'home_interface = "lo"', "error: runtime.home_interface: 'lo' is a loopback interface;"),
+        ("ha", "", "error: runtime.home_interface: missing; name the home agent's home link"),
         (
             "mn",
             'interface = "dsm-absent0"',
@@ -400,8 +401,8 @@ def test_unusable_interface_is_a_one_line_exit_2(
     role: str, runtime: str, expected: str, tmp_path: Path, capsys: Any
 ) -> None:
     """An HA without a usable home link (RFC 5944 §4.6) or an MN whose care-of address would be loopback
-    (RFC 5944 §3.6) is a configuration error: one line naming the key, exit 2, nothing created. (An HA
-    config without ``home_interface`` uses the default ``eth0``: the same check, the same message.)"""
+    (RFC 5944 §3.6) is a configuration error: one line naming the key, exit 2, nothing created; so is an HA
+    config without ``home_interface`` (no ``eth0`` guessed, issue 16)."""
     path = tmp_path / f"{role}.toml"
     path.write_text(ROLE_CONFIGS[role] + runtime + "\n")
     # Bounded: a regression would run the agent until a signal; SIGTERM makes it clean up and exit 0.

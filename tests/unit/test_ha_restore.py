@@ -182,7 +182,7 @@ def test_a_restored_bindings_request_source_is_a_known_peer_again(clock: Clock) 
     relay = IPv4Address("198.51.100.2")
     assert relay not in ha.known_sources(clock.now)
     ha.restore_binding(SavedBinding(HOA, (entry(clock, request_source=(relay, 434)),)), clock.now)
-    assert ha.known_sources(clock.now) == {relay, *ha.home_addresses}
+    assert ha.known_sources(clock.now) == {relay, HOA}  # HOA has a binding; other homes have none
     gone = clock.now + 201.0 + KNOWN_GRACE
     assert ha.is_known_source(relay, clock.now + 199.0) and not ha.is_known_source(relay, gone)
     assert relay not in ha.known_sources(gone)

@@ -13,7 +13,15 @@ FIGURES = {
     },
     "forged": {"replay": 133, "wrong-key-registration": 0},
     "forged_logged": {"replay": 1},
-    "flood": {"mixed": {"sent": 160_000, "refused_or_dropped_by_ha": 70_000, "log_lines": 5, "forwarded": 0}},
+    "flood": {
+        "mixed": {
+            "sent": 160_000,
+            "refused_or_dropped_by_ha": 70_000,
+            "kernel_rcvbuf_drops": 90_000,
+            "log_lines": 5,
+            "forwarded": 100,
+        }
+    },
     "loss": {
         "mn-fa": {"probability": 0.3, "trials": [{"completion_s": 1.0}, {"completion_s": 4.0}]},
         "fa-ha": {"probability": 0.3, "trials": [{"completion_s": None}]},
@@ -25,9 +33,16 @@ FIGURES = {
 
 def test_rows_count_what_each_attack_cost() -> None:
     rows = dict(attack_rows(FIGURES))
-    assert rows["spoof v4-outer"] == {"sent": 10, "dropped": 10, "logged": 10, "forwarded": 0}
+    spoof = {"sent": 10, "dropped": 10, "kernel drops": 0, "logged": 10, "forwarded": 0}
+    assert rows["spoof v4-outer"] == spoof
     assert rows["replay"]["dropped"] == 1 and rows["wrong-key-registration"]["dropped"] == 0  # accepted: 0
-    assert rows["flood mixed"] == {"sent": 160_000, "dropped": 70_000, "logged": 5, "forwarded": 0}
+    assert rows["flood mixed"] == {
+        "sent": 160_000,
+        "dropped": 70_000,
+        "kernel drops": 90_000,  # the HA namespace's UDP RcvbufErrors
+        "logged": 5,
+        "forwarded": 100,  # a flood's row: the HA's replies (the reflection)
+    }
     assert [label for label, _ in fault_rows(FIGURES)] == ["NAT mapping lost", "HA kill -9 + restart"]
 
 

@@ -144,3 +144,32 @@ def test_the_outage_is_the_longest_gap_from_the_last_packet_before_the_fault() -
     assert first_received(flow(received), 0.25) == 1.2
     assert outage_ms(flow([0.0, 0.1]), fault=0.25, end=2.0) is None  # never back: no figure, not 0
     assert outage_ms(None, 0.0, 1.0) is None
+
+
+def test_the_kernels_udp_counters_are_read_from_proc_net_snmp() -> None:
+    """The flood rows' kernel drops (reports/security.py): ``Udp:`` rows of the HA namespace's
+    /proc/net/snmp; anything else is None (the verdict then fails, never counts 0)."""
+    from scenarios.security_run import udp_counters
+
+    snmp = (
+        "Ip: Forwarding DefaultTTL\nIp: 1 64\n"
+        "Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\n"
+        "Udp: 120 3 40 99 38 0\nUdpLite: InDatagrams\nUdpLite: 0\n"
+    )
+    counters = udp_counters(snmp)
+    assert counters is not None and counters["RcvbufErrors"] == 38 and counters["InErrors"] == 40
+    assert len(counters) == 6
+    assert udp_counters("") is None and udp_counters("Udp: A B\nUdp: 1\n") is None
+
+
+def test_floods_as_long_as_the_issues_can_be_asked_for() -> None:
+    """Issue 16's floods lasted 20-33 s: 660,000 datagrams at 20,000/s must be accepted; past the cap is
+    a one-line argparse error, never a traceback."""
+    import argparse
+
+    from scenarios.security import MAX_FLOOD_COUNT, flood_count
+
+    assert flood_count("660000") == 660_000 and flood_count(str(MAX_FLOOD_COUNT)) == 1_000_000
+    for bad in ("99", str(MAX_FLOOD_COUNT + 1), "abc"):
+        with pytest.raises(argparse.ArgumentTypeError, match=r"want a whole number 100\.\.1000000"):
+            flood_count(bad)

@@ -81,3 +81,24 @@ def test_long_address_lists_keep_every_jump_inside_the_program() -> None:
             assert run(program, peer, request(home)) == PRIORITY
     assert run(program, IPv4Address(0x0A000000 + 900), request(homes[0])) == GENERAL
     assert run(program, peers[5], request(IPv4Address(0xC0000200 + 450))) == GENERAL
+
+
+def test_a_home_address_is_steered_first_only_while_its_mobile_node_has_a_binding() -> None:
+    """Issue 16 review: a bad-auth flood forging a mobile node's home address must not reach the priority
+    socket while there is no binding a deregistration from home (RFC 5944 §3.6.1.2) could remove."""
+    from agents.mip.codes import ReplyCode
+    from tests.unit.test_home_agent import HOA, OTHER_KEY, Clock, deliver, make_ha, register, rrq
+
+    clock = Clock()
+    ha = make_ha()
+    forged = rrq(clock, key=OTHER_KEY, care_of=HOA, lifetime=0)
+
+    def queue() -> int:
+        return run(steering_program(ha.known_sources(clock.now), ha.home_addresses), HOA, forged)
+
+    assert queue() == GENERAL
+    assert register(ha, clock, lifetime=60).code == ReplyCode.ACCEPTED
+    assert queue() == PRIORITY  # away: its deregistration from home goes first
+    [reply] = deliver(ha, rrq(clock, care_of=HOA, lifetime=0), clock, HOA)
+    assert reply.code == ReplyCode.ACCEPTED and ha.table.get(HOA) is None
+    assert queue() == GENERAL

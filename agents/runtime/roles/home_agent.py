@@ -48,7 +48,8 @@ logger = logging.getLogger(__name__)
 class HomeAgentRuntime(TunnelRuntime):
     """Where the home agent runs: its home link, its tunnel interface and datapath."""
 
-    home_interface: str = "eth0"
+    home_interface: str = ""
+    """Required (`home_interface = "..."`): the home link (RFC 5944 §4.6); no default guesses one."""
     tunnel_interface: str = "mip-ha"
     advertisement: AdvertisementConfig | None = None
     """`[runtime.advertisement]` with `advertise_home = true`: Agent Advertisements with the H bit on the home
@@ -76,7 +77,14 @@ class HomeAgentSettings:
 
 
 def load_settings(path: Path) -> HomeAgentSettings:
-    return HomeAgentSettings(*load_role_file(path, "home_agent", HomeAgentConfig, HomeAgentRuntime))
+    """The `ha` role's file; ValueError (exit 2, naming the key) without ``runtime.home_interface``."""
+    settings = HomeAgentSettings(*load_role_file(path, "home_agent", HomeAgentConfig, HomeAgentRuntime))
+    if not settings.runtime.home_interface:
+        raise ValueError(
+            "runtime.home_interface: missing; name the home agent's home link (RFC 5944 §4.6), "
+            'e.g. home_interface = "eth0"'
+        )
+    return settings
 
 
 REGISTRATION_SOCKET_BUFFER = 8 << 20
