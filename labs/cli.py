@@ -2,9 +2,9 @@
 answers file, or make the reference run and its answers (the teacher's and CI's view).
 
 Exit codes: ``check`` and ``solve`` exit 0 when every task is right, 1 when the score is below 100 %;
-every command exits 2 on bad input (no such lab, run folder or file; malformed TOML), with one line of
-text; ``start`` passes on the scenario's own code when it could not run (2: not root or a tool missing,
-130/143: interrupted).
+every command exits 2 on bad input (no such lab, run folder or file; malformed TOML or ``lab.json``, a
+setting out of range, a doctored evidence file), with one line of text; ``start`` passes on the scenario's
+own code when it could not run (1: the testbed failed, 2: not root or a tool missing, 130/143: interrupted).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from labs.catalog import LABS, get_lab
 from labs.errors import LabError, Missing
 from labs.grading import Result, grade, toml_value
 from labs.lab import Lab, read_toml
-from labs.runview import LAB_FILE, RunView, repo_root
+from labs.runview import LAB_FILE, RunView, evidence_hashes, repo_root
 
 REFERENCE_STUDENT = "reference"
 
@@ -87,6 +87,14 @@ def start(lab: Lab, student: str, out: Path | None, settings: dict[str, Any]) ->
     if code in (130, 143) or not (run_dir / "meta.json").exists():
         print(f"labs: the scenario did not run to its end (exit {code}); nothing to mark", file=sys.stderr)
         return run_dir, code if code else 2
+    if code != 0 and not (run_dir / "metrics.json").exists():
+        # the scenario's checks failing is expected in a starting state; a testbed that never ran is not
+        print(
+            f"labs: the testbed could not run (scenario exit {code}, no metrics.json in {run_dir}); "
+            "nothing to mark",
+            file=sys.stderr,
+        )
+        return run_dir, code
     record = {
         "lab": lab.number,
         "name": lab.name,
@@ -96,6 +104,7 @@ def start(lab: Lab, student: str, out: Path | None, settings: dict[str, Any]) ->
         "scenario": lab.scenario,
         "argv": argv,
         "scenario_exit": code,
+        "evidence": evidence_hashes(run_dir),
     }
     (run_dir / LAB_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     (run_dir / "tasks.md").write_text(task_sheet(lab, student, variant))

@@ -161,7 +161,11 @@ LAB = Lab(
     title="Agent discovery and movement detection",
     scenario="handover",
     minutes=45,
-    settings={"fa2_adv_interval": Setting(float, "FA2's maximum advertisement interval, seconds")},
+    settings={
+        "fa2_adv_interval": Setting(
+            float, "FA2's maximum advertisement interval, seconds", low=0.1, high=60.0
+        )
+    },
     solution=lambda variant: {"fa2_adv_interval": float(variant["fa2_target"])},
     draw=draw,
     argv=argv,

@@ -172,7 +172,9 @@ LAB = Lab(
     title="Registration and authentication",
     scenario="security",
     minutes=45,
-    settings={"mn1_key": Setting(str, "mn1's MN-HA key for SPI 256, 32 hex digits")},
+    settings={
+        "mn1_key": Setting(str, "mn1's MN-HA key for SPI 256, 32 hex digits", pattern="[0-9a-fA-F]{32}")
+    },
     solution=lambda variant: {"mn1_key": str(variant["keys"][str(SPI)])},
     draw=draw,
     argv=argv,
