@@ -10,10 +10,13 @@ own code when it could not run (1: the testbed failed, 2: not root or a tool mis
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
+import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +116,7 @@ def start(lab: Lab, student: str, out: Path | None, settings: dict[str, Any]) ->
     answers = lab.folder / "answers.toml"
     print(f"Run folder: {run_dir}")
     print(f"Answer in a copy of {answers.relative_to(repo_root())}, then mark it with:")
-    print(f"  ./testbed labs check {lab.number} {run_dir} my-answers.toml")
+    print(f"  ./testbed labs check {lab.number} {run_dir} my{lab.number}-answers.toml")
     return run_dir, 0
 
 
@@ -139,11 +142,11 @@ def check(lab: Lab, run_dir: Path, answers_path: Path, *, as_json: bool, reveal:
         raise LabError(f"{run_dir} is a run of lab {run.lab.get('lab')}, not lab {lab.number}")
     answers = read_toml(answers_path, "answers")
     result = mark(lab, run, answers)
+    unknown = sorted(set(answers) - {task.key for task in lab.tasks(run.variant)})
     if as_json:
-        print(json.dumps(result.json(reveal), indent=2, default=str))
+        print(json.dumps(result.json(reveal) | {"ignored": unknown}, indent=2, default=str))
     else:
         print(render(result, reveal))
-        unknown = sorted(set(answers) - {task.key for task in lab.tasks(run.variant)})
         if unknown:
             print(f"(ignored, not a task of lab {lab.number}: {', '.join(unknown)})")
     return 0 if result.score >= 100.0 else 1
@@ -182,16 +185,37 @@ def render(result: Result, reveal: bool = False) -> str:
 # -- solve ----------------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def stdout_to_stderr(active: bool) -> Iterator[None]:
+    """With ``active``, everything written to standard output (Python's and file descriptor 1, which the
+    scenario's tools inherit) goes to standard error instead: ``--json`` keeps stdout for the JSON."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def solve(lab: Lab, out: Path | None, *, as_json: bool) -> int:
-    """The reference run (the lab's solution settings) and answers read from it; marks them."""
-    run_dir, code = start(lab, REFERENCE_STUDENT, out, lab.solution(lab.variant(REFERENCE_STUDENT)))
-    if not (run_dir / LAB_FILE).exists():
-        return code or 2
-    run = RunView(run_dir)
-    answers = reference_answers(lab, run)
-    answers_path = run_dir / "answers.toml"
-    answers_path.write_text("".join(f"{key} = {toml_value(value)}\n" for key, value in answers.items()))
-    print(f"reference answers: {answers_path}")
+    """The reference run (the lab's solution settings) and answers read from it; marks them. With
+    ``as_json`` only the marks' JSON goes to standard output (the progress goes to standard error)."""
+    with stdout_to_stderr(as_json):
+        run_dir, code = start(lab, REFERENCE_STUDENT, out, lab.solution(lab.variant(REFERENCE_STUDENT)))
+        if not (run_dir / LAB_FILE).exists():
+            return code or 2
+        run = RunView(run_dir)
+        answers = reference_answers(lab, run)
+        answers_path = run_dir / "answers.toml"
+        answers_path.write_text("".join(f"{key} = {toml_value(value)}\n" for key, value in answers.items()))
+        print(f"reference answers: {answers_path}")
     return check(lab, run_dir, answers_path, as_json=as_json, reveal=False)
 
 

@@ -150,6 +150,17 @@ def test_lab02_wrong_answers_get_hints_at_the_packet(tmp_path: Path) -> None:
     assert result.score < 100
 
 
+def test_an_answer_of_the_wrong_type_is_told_what_is_wanted(tmp_path: Path) -> None:
+    run = run_folder(tmp_path / "run", "02")
+    registration_pcap(run / "pcaps" / "ha-ha-eth0.pcap", code=0)
+    answers = {"replay_code": "one hundred", "rrq_care_of": 198, "rrq_lifetime": 61, "rrp_lifetime": True}
+    by_key = {m.key: m for m in mark(get_lab("02"), seal(run), answers).marks}
+    assert "is not a whole number (decimal or 0x hex)" in by_key["replay_code"].hint
+    assert "is not an IP address or prefix" in by_key["rrq_care_of"].hint
+    assert "is not a whole number" in by_key["rrp_lifetime"].hint
+    assert "is not" not in by_key["rrq_lifetime"].hint  # a number, just the wrong one
+
+
 def test_lab02_a_rejected_registration_fails_the_key_task(tmp_path: Path) -> None:
     run = run_folder(tmp_path / "run", "02")
     registration_pcap(run / "pcaps" / "ha-ha-eth0.pcap", code=131)
@@ -361,6 +372,57 @@ def test_start_tells_failed_checks_from_a_testbed_that_could_not_run(
     assert ("the testbed could not run" in err) is not metrics, err
 
 
+def test_solve_json_prints_only_the_json_on_stdout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Progress, the task sheet, the scenario's own output (Python's and file descriptor 1) and "reference
+    answers:" go to stderr with ``--json``. The scenario is replaced by one that writes and prints."""
+    import importlib
+    import os
+    import types
+
+    def scenario(argv: list[str]) -> int:
+        out = Path(argv[argv.index("--out") + 1])
+        (out / "pcaps").mkdir(parents=True)
+        (out / "meta.json").write_text("{}")
+        (out / "metrics.json").write_text("{}")
+        print("scenario progress")
+        os.write(1, b"a tool's output\n")
+        return 0
+
+    monkeypatch.setattr(importlib, "import_module", lambda name: types.SimpleNamespace(main=scenario))
+    assert main(["solve", "03", "--out", str(tmp_path / "run"), "--json"]) == 1  # no evidence: below 100
+    out, err = capfd.readouterr()
+    result = json.loads(out)
+    assert result["lab"] == "03" and result["student"] == "reference" and result["ignored"] == []
+    for text in ("scenario progress", "a tool's output", "tasks for reference", "reference answers:"):
+        assert text in err and text not in out, text
+    assert main(["check", "03", str(tmp_path / "run"), str(tmp_path / "run" / "answers.toml")]) == 1
+    assert "scenario progress" not in capfd.readouterr().out
+
+
+def test_testbed_labs_reads_relative_paths_from_the_callers_folder(tmp_path: Path) -> None:
+    """``./testbed`` cd's into the repository: RUN and ANSWERS given relative to the caller still work."""
+    import subprocess
+
+    from tests.support.scenario import REPO
+
+    run = run_folder(tmp_path / "run", "02")
+    registration_pcap(run / "pcaps" / "ha-ha-eth0.pcap", code=0)
+    seal(run)
+    (tmp_path / "my02-answers.toml").write_text("replay_code = 133\n")
+    done = subprocess.run(
+        [str(REPO / "testbed"), "labs", "check", "02", "run", "my02-answers.toml", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    marked = {t["task"]: t for t in json.loads(done.stdout)["tasks"]}
+    assert marked["replay_code"]["correct"]
+
+
 def test_check_exits_1_below_100_and_prints_the_table(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -376,6 +438,7 @@ def test_check_exits_1_below_100_and_prints_the_table(
     assert main(["check", "02", str(run), str(answers), "--json"]) == 1
     result = json.loads(capsys.readouterr().out)
     assert result["lab"] == "02" and 0 < result["score"] < 100
+    assert result["ignored"] == ["not_a_task"]
     assert all("expected" not in task for task in result["tasks"])
 
 
