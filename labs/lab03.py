@@ -68,8 +68,12 @@ def prefix_request(run: RunView) -> Measured:
 
 
 def prefix_reply_code(run: RunView) -> Measured:
+    # the reply's frame number is itself an answer (reply_frame): name the file and the packet, not the frame
     reply = ha_reply(run)
-    return Measured(ev.extension(reply, 152, 2)["code"], where_message(FA1_NET, reply) + ", extension 152")
+    return Measured(
+        ev.extension(reply, 152, 2)["code"],
+        f"pcaps/{FA1_NET}, the home agent's first Registration Reply, extension 152",
+    )
 
 
 def reply_frame(run: RunView) -> Measured:

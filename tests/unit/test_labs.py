@@ -170,6 +170,34 @@ def test_lab02_a_rejected_registration_fails_the_key_task(tmp_path: Path) -> Non
     assert "no evidence" in by_key["rrp_lifetime"].hint
 
 
+def test_lab03_the_prefix_reply_hint_does_not_give_away_the_reply_frame(tmp_path: Path) -> None:
+    """The frame of the home agent's first reply is the answer to ``reply_frame``: a wrong
+    ``prefix_reply_code`` is pointed at the file and the packet, not the frame (RFC 5454 §2.2)."""
+    from ipaddress import IPv6Address
+
+    from agents.mip.dsmip import PrefixReply
+
+    reply = RegistrationReply(
+        0,
+        60,
+        IPv4Address(HOA),
+        IPv4Address(HA),
+        1,
+        (PrefixReply(0, 48, IPv6Address("2001:db8:10::")),),
+    )
+    run = run_folder(tmp_path / "run", "03")
+    filler = [udp_packet(b"x" * 8, HA, COA, sport=9, dport=9) for _ in range(6)]
+    write_pcap(
+        run / "pcaps" / "fa1-fa1-net.pcap", [*filler, udp_packet(build_reply(reply, SA), HA, COA, sport=434)]
+    )
+    by_key = {m.key: m for m in mark(get_lab("03"), seal(run), {"prefix_reply_code": 8}).marks}
+    assert by_key["reply_frame"].expected == 7
+    marked = by_key["prefix_reply_code"]
+    assert not marked.correct and marked.expected == 0
+    assert "fa1-fa1-net.pcap" in marked.hint and "Registration Reply" in marked.hint
+    assert "7" not in marked.hint, marked.hint
+
+
 def advertisements_pcap(path: Path, count: int = 6) -> Path:
     """FA1's multicast advertisements, one per second (write_pcap's spacing)."""
     flags = AdvertisementFlag.F | AdvertisementFlag.T
@@ -440,6 +468,28 @@ def test_check_exits_1_below_100_and_prints_the_table(
     assert result["lab"] == "02" and 0 < result["score"] < 100
     assert result["ignored"] == ["not_a_task"]
     assert all("expected" not in task for task in result["tasks"])
+
+
+def test_lab02_names_the_request_it_asks_about_unambiguously() -> None:
+    """mn1's deregistration from home reaches the home agent first: the questions name the relayed one."""
+    lab = get_lab("02")
+    sheet = {task.key: task for task in lab.tasks(lab.variant("alice"))}
+    handout = (lab.folder / "README.md").read_text()
+    for text in (sheet["rrq_care_of"].prompt, sheet["rrq_care_of"].hint, handout):
+        assert "198.51.100.2" in text and "Lifetime > 0" in " ".join(text.split()), text
+    assert "Lifetime > 0" in sheet["authenticator"].hint
+
+
+def test_every_handout_warns_of_the_failed_verdict_and_names_what_start_prints() -> None:
+    import inspect
+
+    from labs import cli
+
+    assert "my{lab.number}-answers.toml" in inspect.getsource(cli.start)
+    for lab in LABS.values():
+        handout = (lab.folder / "README.md").read_text()
+        assert "Expect FAILED at first" in handout, lab.number
+        assert f"cp labs/{lab.folder.name}/answers.toml my{lab.number}-answers.toml" in handout, lab.number
 
 
 def test_every_lab_folder_has_its_handout_settings_and_answers_template() -> None:
