@@ -21,7 +21,11 @@ STARTING_KEY = "00112233445566778899aabbccddeeff"
 
 
 def draw(rng: random.Random) -> dict[str, Any]:
-    return {"keys": {str(SPI): draw_key(rng)}, "ha_lifetime": rng.choice((3, 4, 5, 6))}
+    return {
+        "keys": {str(SPI): draw_key(rng)},
+        "ha_lifetime": rng.choice((3, 4, 5, 6)),
+        "mn_lifetime": rng.choice((20, 30, 45, 60, 90, 120)),
+    }
 
 
 def argv(variant: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
@@ -36,6 +40,8 @@ def argv(variant: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
         "--lifetime",
         str(variant["ha_lifetime"]),
         *key_options("mn1", SPI, key, mn_key=str(settings["mn1_key"])),
+        "--set",  # the Lifetime mn1 requests (RFC 5944 §3.3); the home agent grants at most ha_lifetime
+        f"mn1.mobile_node.lifetime={variant['mn_lifetime']}",
     ]
 
 

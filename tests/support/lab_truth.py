@@ -55,6 +55,7 @@ def tshark_frames(pcap: Path, display_filter: str) -> list[int]:
 
 def check_01(run: Path, answers: dict[str, Any], variant: dict[str, Any]) -> None:
     assert answers["fa1_care_of"] == FA1_COA  # FA1's network address (dualstack plan)
+    assert answers["registration_lifetime"] == variant["fa1_max_lifetime"]  # FA1's limit: the variant's
     assert answers["advertisement_ttl"] == 1  # RFC 5944 §2.1: TTL 1 (link-local multicast)
     assert "F" in answers["fa1_flags"] and "H" not in answers["fa1_flags"]  # a foreign agent only
     assert "H" in answers["ha_flags"]  # RFC 5944 §2.1.1: the home agent sets H
@@ -93,6 +94,7 @@ def check_01(run: Path, answers: dict[str, Any], variant: dict[str, Any]) -> Non
 
 def check_02(run: Path, answers: dict[str, Any], variant: dict[str, Any]) -> None:
     assert answers["rrq_care_of"] == FA1_COA
+    assert answers["rrq_lifetime"] == variant["mn_lifetime"]  # what the variant configured mn1 to ask
     assert answers["auth_spi"] == 256
     assert answers["wrong_key_code"] == 131  # RFC 5944 §3.4: mobile node failed authentication
     assert answers["replay_code"] == 133  # registration Identification mismatch
