@@ -178,11 +178,13 @@ def check_04(run: Path, answers: dict[str, Any], variant: dict[str, Any]) -> Non
 
 
 def check_05(run: Path, answers: dict[str, Any], variant: dict[str, Any]) -> None:
-    assert answers["encapsulation"] == 4  # RFC 3519 §3.1: IP-in-IP numbering
+    assert answers["encapsulation"] == 0  # RFC 5454 §3.9: with DSMIPv4 the Encapsulation MUST be 0
     assert answers["next_header_v4"] == 4  # RFC 3519 §3.3: the IP protocol number of the payload
     assert answers["next_header_v6"] == 41
     assert answers["keepalive"] == variant["keepalive"]  # the variant's home agent setting
-    assert answers["prefix_reply_code"] == 0
+    assert (
+        answers["prefix_reply_code"] == 1
+    )  # RFC 5454 §2.2: accepted, IPv6 tunnelled to the (co-located) CoA
     assert answers["care_of"] != answers["request_source"]  # the NAT rewrote the source (RFC 3519 §1)
     assert answers["new_port"] != answers["nat_port"]  # the NAT forgot the mapping
     assert abs(answers["keepalive_gap"] - variant["keepalive"]) <= 0.25 * variant["keepalive"]
