@@ -45,9 +45,7 @@ class Case:
 CASES = {
     "01": Case("fa1_lifetime", 99, "fa1-fa1-acc.pcap frame", "fa2_interval", "pcaps/fa2-fa2-acc.pcap frames"),
     "02": Case("replay_id_high", 1, "ha-ha-eth0.pcap frame", "mn_key", "code 131"),
-    "03": Case(
-        "net_outer_dst", "192.0.2.10", "fa1-fa1-net.pcap frame", "reverse_tunnel", "the T flag is clear"
-    ),
+    "03": Case("net_outer_dst", "192.0.2.10", "-net.pcap frame", "reverse_tunnel", "the T flag is clear"),
     "04": Case("interruption_link", 100000.0, "handovers.csv row", "adv_interval", "median gap"),
     "05": Case(
         "keepalive", 99, "nat1-nat1-pub.pcap frame", "udp_tunnelling", "no UDP Tunnel Request extension"

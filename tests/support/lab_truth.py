@@ -139,13 +139,15 @@ def check_03(run: Path, answers: dict[str, Any], variant: dict[str, Any]) -> Non
     assert answers["prefix_requested"] == "2001:db8:10::/48"  # mn1's home prefix (dualstack plan)
     assert answers["prefix_reply_code"] == 0  # RFC 5454 §2.2: accepted
     assert answers["net_headers"] == 3  # IPv6 in IPv4 (to the HoA) in IPv4 (to the CoA)
-    assert (answers["net_outer_src"], answers["net_outer_dst"]) == (HA, FA1_COA)
+    fa = int(variant["fa"])  # the foreign agent the variant asks about
+    care_of = {1: FA1_COA, 2: "198.51.100.18"}[fa]  # its network end (dualstack plan)
+    assert (answers["net_outer_src"], answers["net_outer_dst"]) == (HA, care_of)
     assert answers["net_middle_dst"] == HOA
     assert answers["access_proto"] == 41  # RFC 4213: IPv6 in IPv4
     assert answers["access_headers"] == 2
     # tshark's own Mobile IP dissector: the home agent's first Registration Reply on FA1's network link
-    net = run / "pcaps" / "fa1-fa1-net.pcap"
-    frames = tshark_frames(net, f"mip.type == 3 && ip.src == {HA} && ip.dst == {FA1_COA}")
+    net = run / "pcaps" / f"fa{fa}-fa{fa}-net.pcap"
+    frames = tshark_frames(net, f"mip.type == 3 && ip.src == {HA} && ip.dst == {care_of}")
     assert frames and frames[0] == answers["reply_frame"], frames[:3]
     # Scapy: the first correspondent → mn1 IPv6 probe on FA1's network link, header by header
     from scapy.layers.inet import IP

@@ -185,7 +185,7 @@ def test_lab03_the_prefix_reply_hint_does_not_give_away_the_reply_frame(tmp_path
         1,
         (PrefixReply(0, 48, IPv6Address("2001:db8:10::")),),
     )
-    run = run_folder(tmp_path / "run", "03")
+    run = run_folder(tmp_path / "run", "03", student_with("03", "fa", 1))
     filler = [udp_packet(b"x" * 8, HA, COA, sport=9, dport=9) for _ in range(6)]
     write_pcap(
         run / "pcaps" / "fa1-fa1-net.pcap", [*filler, udp_packet(build_reply(reply, SA), HA, COA, sport=434)]
