@@ -2,18 +2,21 @@
 answers file, or make the reference run and its answers (the teacher's and CI's view).
 
 Exit codes: ``check`` and ``solve`` exit 0 when every task is right, 1 when the score is below 100 %;
-every command exits 2 on bad input (no such lab, run folder or file; malformed TOML), with one line of
-text; ``start`` passes on the scenario's own code when it could not run (2: not root or a tool missing,
-130/143: interrupted).
+every command exits 2 on bad input (no such lab, run folder or file; malformed TOML or ``lab.json``, a
+setting out of range, a doctored evidence file), with one line of text; ``start`` passes on the scenario's
+own code when it could not run (1: the testbed failed, 2: not root or a tool missing, 130/143: interrupted).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
+import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ from labs.catalog import LABS, get_lab
 from labs.errors import LabError, Missing
 from labs.grading import Result, grade, toml_value
 from labs.lab import Lab, read_toml
-from labs.runview import LAB_FILE, RunView, repo_root
+from labs.runview import LAB_FILE, RunView, evidence_hashes, repo_root
 
 REFERENCE_STUDENT = "reference"
 
@@ -87,6 +90,14 @@ def start(lab: Lab, student: str, out: Path | None, settings: dict[str, Any]) ->
     if code in (130, 143) or not (run_dir / "meta.json").exists():
         print(f"labs: the scenario did not run to its end (exit {code}); nothing to mark", file=sys.stderr)
         return run_dir, code if code else 2
+    if code != 0 and not (run_dir / "metrics.json").exists():
+        # the scenario's checks failing is expected in a starting state; a testbed that never ran is not
+        print(
+            f"labs: the testbed could not run (scenario exit {code}, no metrics.json in {run_dir}); "
+            "nothing to mark",
+            file=sys.stderr,
+        )
+        return run_dir, code
     record = {
         "lab": lab.number,
         "name": lab.name,
@@ -96,6 +107,7 @@ def start(lab: Lab, student: str, out: Path | None, settings: dict[str, Any]) ->
         "scenario": lab.scenario,
         "argv": argv,
         "scenario_exit": code,
+        "evidence": evidence_hashes(run_dir),
     }
     (run_dir / LAB_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     (run_dir / "tasks.md").write_text(task_sheet(lab, student, variant))
@@ -104,7 +116,7 @@ def start(lab: Lab, student: str, out: Path | None, settings: dict[str, Any]) ->
     answers = lab.folder / "answers.toml"
     print(f"Run folder: {run_dir}")
     print(f"Answer in a copy of {answers.relative_to(repo_root())}, then mark it with:")
-    print(f"  ./testbed labs check {lab.number} {run_dir} my-answers.toml")
+    print(f"  ./testbed labs check {lab.number} {run_dir} my{lab.number}-answers.toml")
     return run_dir, 0
 
 
@@ -130,11 +142,11 @@ def check(lab: Lab, run_dir: Path, answers_path: Path, *, as_json: bool, reveal:
         raise LabError(f"{run_dir} is a run of lab {run.lab.get('lab')}, not lab {lab.number}")
     answers = read_toml(answers_path, "answers")
     result = mark(lab, run, answers)
+    unknown = sorted(set(answers) - {task.key for task in lab.tasks(run.variant)})
     if as_json:
-        print(json.dumps(result.json(reveal), indent=2, default=str))
+        print(json.dumps(result.json(reveal) | {"ignored": unknown}, indent=2, default=str))
     else:
         print(render(result, reveal))
-        unknown = sorted(set(answers) - {task.key for task in lab.tasks(run.variant)})
         if unknown:
             print(f"(ignored, not a task of lab {lab.number}: {', '.join(unknown)})")
     return 0 if result.score >= 100.0 else 1
@@ -173,16 +185,37 @@ def render(result: Result, reveal: bool = False) -> str:
 # -- solve ----------------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def stdout_to_stderr(active: bool) -> Iterator[None]:
+    """With ``active``, everything written to standard output (Python's and file descriptor 1, which the
+    scenario's tools inherit) goes to standard error instead: ``--json`` keeps stdout for the JSON."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def solve(lab: Lab, out: Path | None, *, as_json: bool) -> int:
-    """The reference run (the lab's solution settings) and answers read from it; marks them."""
-    run_dir, code = start(lab, REFERENCE_STUDENT, out, lab.solution(lab.variant(REFERENCE_STUDENT)))
-    if not (run_dir / LAB_FILE).exists():
-        return code or 2
-    run = RunView(run_dir)
-    answers = reference_answers(lab, run)
-    answers_path = run_dir / "answers.toml"
-    answers_path.write_text("".join(f"{key} = {toml_value(value)}\n" for key, value in answers.items()))
-    print(f"reference answers: {answers_path}")
+    """The reference run (the lab's solution settings) and answers read from it; marks them. With
+    ``as_json`` only the marks' JSON goes to standard output (the progress goes to standard error)."""
+    with stdout_to_stderr(as_json):
+        run_dir, code = start(lab, REFERENCE_STUDENT, out, lab.solution(lab.variant(REFERENCE_STUDENT)))
+        if not (run_dir / LAB_FILE).exists():
+            return code or 2
+        run = RunView(run_dir)
+        answers = reference_answers(lab, run)
+        answers_path = run_dir / "answers.toml"
+        answers_path.write_text("".join(f"{key} = {toml_value(value)}\n" for key, value in answers.items()))
+        print(f"reference answers: {answers_path}")
     return check(lab, run_dir, answers_path, as_json=as_json, reveal=False)
 
 

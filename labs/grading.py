@@ -99,6 +99,9 @@ def mark_task(task: Task, run: RunView, answer: Any) -> Mark:
         return Mark(task.key, task.kind, False, answer, measured.value, measured.where, hint)
     correct = matches(task, answer, measured.value)
     hint = f"{task.hint} (look at {measured.where})"
+    wanted = wrong_type(task.kind, answer)
+    if wanted:
+        hint = f"{answer!r} is not {wanted}; {hint}"
     return Mark(task.key, task.kind, correct, answer, measured.value, measured.where, hint)
 
 
@@ -118,6 +121,32 @@ def matches(task: Task, answer: Any, expected: Any) -> bool:
         return _text(answer) == _text(expected)
     except (TypeError, ValueError):
         return False
+
+
+WANTED = {
+    "int": "a whole number (decimal or 0x hex)",
+    "number": "a number",
+    "address": "an IP address or prefix",
+    "letters": "flag letters",
+    "text": "a text",
+}
+
+
+def wrong_type(kind: str, answer: Any) -> str | None:
+    """What a task of ``kind`` wants, when ``answer`` cannot be read as that at all (else None)."""
+    try:
+        if kind == "int":
+            _integer(answer)
+        elif kind == "number":
+            if isinstance(answer, bool) or not math.isfinite(float(answer)):
+                raise ValueError(answer)
+        elif kind == "address":
+            _address(answer)
+        elif kind in ("letters", "text") and isinstance(answer, dict | bool):
+            raise ValueError(answer)
+    except (TypeError, ValueError):
+        return WANTED.get(kind, kind)
+    return None
 
 
 def _integer(value: Any) -> int:

@@ -4,6 +4,7 @@ from the student's seed, and the graded tasks."""
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import re
 import tomllib
@@ -14,9 +15,9 @@ from typing import Any
 
 from labs.errors import LabError
 from labs.grading import Task
+from labs.runview import STUDENT
 
 LABS_DIR = Path(__file__).resolve().parent
-STUDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,30 @@ class Setting:
 
     kind: type
     means: str
+    low: float | None = None
+    """The smallest value allowed (numbers)."""
+    high: float | None = None
+    """The largest value allowed (numbers)."""
+    pattern: str | None = None
+    """A regular expression the whole text must match (text)."""
+    choices: tuple[str, ...] = ()
+    """The texts allowed, if given."""
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` (already of :attr:`kind`) cannot start the network, or None."""
+        if isinstance(value, float) and not math.isfinite(value):
+            return "want a finite number"
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        low = -math.inf if self.low is None else self.low
+        high = math.inf if self.high is None else self.high
+        if number and not low <= value <= high:
+            return f"want {low:g} to {high:g}"
+        if isinstance(value, str):
+            if self.pattern is not None and not re.fullmatch(self.pattern, value):
+                return f"want {self.means.split(',')[-1].strip()}"
+            if self.choices and value not in self.choices:
+                return f"want one of {', '.join(self.choices)}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -72,6 +97,9 @@ class Lab:
                 values[key], good = float(value), True
             if not good:
                 raise LabError(f"{path}: {key} = {value!r}: want a {setting.kind.__name__} ({setting.means})")
+            why = setting.problem(values[key])
+            if why:
+                raise LabError(f"{path}: {key} = {value!r}: {why} ({setting.means})")
         return values
 
 

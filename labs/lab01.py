@@ -21,6 +21,7 @@ def draw(rng: random.Random) -> dict[str, Any]:
         "adv_interval": rng.choice((0.6, 0.8, 1.0, 1.2)),
         "fa2_target": rng.choice((0.5, 0.6, 0.7, 0.8)),
         "advert_handover": rng.choice((4, 5)),
+        "fa1_max_lifetime": rng.choice((120, 180, 240, 300, 450, 600)),
     }
 
 
@@ -38,6 +39,8 @@ def argv(variant: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
         str(variant["adv_interval"]),
         "--set",
         f"fa2.foreign_agent.advertisement.max_interval={settings['fa2_adv_interval']}",
+        "--set",  # the Registration Lifetime FA1 advertises (RFC 5944 §2.1.1): above mn1's 60 s request
+        f"fa1.foreign_agent.max_lifetime={variant['fa1_max_lifetime']}",
     ]
 
 
@@ -161,7 +164,11 @@ LAB = Lab(
     title="Agent discovery and movement detection",
     scenario="handover",
     minutes=45,
-    settings={"fa2_adv_interval": Setting(float, "FA2's maximum advertisement interval, seconds")},
+    settings={
+        "fa2_adv_interval": Setting(
+            float, "FA2's maximum advertisement interval, seconds", low=0.1, high=60.0
+        )
+    },
     solution=lambda variant: {"fa2_adv_interval": float(variant["fa2_target"])},
     draw=draw,
     argv=argv,

@@ -21,7 +21,11 @@ STARTING_KEY = "00112233445566778899aabbccddeeff"
 
 
 def draw(rng: random.Random) -> dict[str, Any]:
-    return {"keys": {str(SPI): draw_key(rng)}, "ha_lifetime": rng.choice((3, 4, 5, 6))}
+    return {
+        "keys": {str(SPI): draw_key(rng)},
+        "ha_lifetime": rng.choice((3, 4, 5, 6)),
+        "mn_lifetime": rng.choice((20, 30, 45, 60, 90, 120)),
+    }
 
 
 def argv(variant: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
@@ -36,6 +40,8 @@ def argv(variant: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
         "--lifetime",
         str(variant["ha_lifetime"]),
         *key_options("mn1", SPI, key, mn_key=str(settings["mn1_key"])),
+        "--set",  # the Lifetime mn1 requests (RFC 5944 §3.3); the home agent grants at most ha_lifetime
+        f"mn1.mobile_node.lifetime={variant['mn_lifetime']}",
     ]
 
 
@@ -102,23 +108,25 @@ def tasks(variant: Mapping[str, Any]) -> list[Task]:
         ),
         Task(
             "rrq_care_of",
-            "The Care-of Address in mn1's first Registration Request that reached the HA?",
+            "The first Registration Request of mn1 that FA1 relayed to the home agent (source 198.51.100.2, "
+            "Lifetime > 0; not the deregistration mn1 sent from home): its Care-of Address?",
             request_field("care_of_address"),
-            "mn1's first Registration Request on the home link",
+            "the first Registration Request on the home link from 198.51.100.2 with Lifetime > 0",
             kind="address",
         ),
         Task(
             "rrq_flags",
             "Which flags (letters) are set in that request?",
             request_field("flags"),
-            "the flags byte of mn1's first Registration Request (S B D M G r T x)",
+            "the flags byte (S B D M G r T x) of the first request FA1 relayed "
+            "(source 198.51.100.2, Lifetime > 0)",
             kind="letters",
         ),
         Task(
             "rrq_lifetime",
-            "The Lifetime mn1 asks for (s)?",
+            "The Lifetime mn1 asks for in that request (s)?",
             request_field("lifetime"),
-            "the Lifetime field of mn1's first Registration Request",
+            "the Lifetime field of the first request FA1 relayed (source 198.51.100.2, Lifetime > 0)",
         ),
         Task(
             "rrp_lifetime",
@@ -136,7 +144,8 @@ def tasks(variant: Mapping[str, Any]) -> list[Task]:
             "authenticator",
             "Its Authenticator (32 hex digits)?",
             auth_field("authenticator"),
-            "the Authenticator of mn1's first Registration Request (HMAC-MD5, RFC 5944 §5.1)",
+            "the Authenticator of the first request FA1 relayed (source 198.51.100.2, Lifetime > 0; "
+            "HMAC-MD5, RFC 5944 §5.1)",
             kind="text",
         ),
         Task(
@@ -172,7 +181,9 @@ LAB = Lab(
     title="Registration and authentication",
     scenario="security",
     minutes=45,
-    settings={"mn1_key": Setting(str, "mn1's MN-HA key for SPI 256, 32 hex digits")},
+    settings={
+        "mn1_key": Setting(str, "mn1's MN-HA key for SPI 256, 32 hex digits", pattern="[0-9a-fA-F]{32}")
+    },
     solution=lambda variant: {"mn1_key": str(variant["keys"][str(SPI)])},
     draw=draw,
     argv=argv,

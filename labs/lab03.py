@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from labs import evidence as ev
@@ -14,12 +15,36 @@ from labs.grading import Measured, Task
 from labs.lab import Lab, Setting
 from labs.runview import RunView, where_message
 
-FA1_ACC, FA1_NET = "fa1-fa1-acc.pcap", "fa1-fa1-net.pcap"
-HA, HOA, COA, CN6, MN6 = "192.0.2.1", "192.0.2.10", "198.51.100.2", "2001:db8:ff::10", "2001:db8:10::c000:20a"
+HA, HOA, CN6, MN6 = "192.0.2.1", "192.0.2.10", "2001:db8:ff::10", "2001:db8:10::c000:20a"
+CARE_OF = {1: "198.51.100.2", 2: "198.51.100.18"}
+"""Each foreign agent's care-of address, its network end (topologies/dualstack.py)."""
+
+
+@dataclass(frozen=True)
+class Agent:
+    """The foreign agent the questions ask about (the variant's): its captures and care-of address."""
+
+    number: int
+
+    @property
+    def access(self) -> str:
+        return f"fa{self.number}-fa{self.number}-acc.pcap"
+
+    @property
+    def net(self) -> str:
+        return f"fa{self.number}-fa{self.number}-net.pcap"
+
+    @property
+    def care_of(self) -> str:
+        return CARE_OF[self.number]
 
 
 def draw(rng: random.Random) -> dict[str, Any]:
-    return {"rate": rng.choice((40, 50, 60, 80)), "dwell": rng.choice((2.0, 2.5, 3.0))}
+    return {
+        "rate": rng.choice((40, 50, 60, 80)),
+        "dwell": rng.choice((2.0, 2.5, 3.0)),
+        "fa": rng.choice((1, 2)),
+    }
 
 
 def argv(variant: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
@@ -36,45 +61,62 @@ def argv(variant: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def mn_request(run: RunView) -> dict[str, Any]:
-    found = [m for m in ev.requests(run, FA1_ACC, source=HOA) if m.get("lifetime", 0) > 0]
-    return ev.first(found, "mn1 sent no Registration Request on FA1's access link")
+def mn_request(run: RunView, fa: Agent) -> dict[str, Any]:
+    found = [m for m in ev.requests(run, fa.access, source=HOA) if m.get("lifetime", 0) > 0]
+    return ev.first(found, f"mn1 sent no Registration Request on FA{fa.number}'s access link")
 
 
-def ha_reply(run: RunView) -> dict[str, Any]:
-    found = ev.replies(run, FA1_NET, source=HA, destination=COA)
-    return ev.first(found, "no Registration Reply from the home agent on FA1's network link")
+def ha_reply(run: RunView, fa: Agent) -> dict[str, Any]:
+    found = ev.replies(run, fa.net, source=HA, destination=fa.care_of)
+    return ev.first(found, f"no Registration Reply from the home agent on FA{fa.number}'s network link")
 
 
-def reverse_tunnelled(run: RunView) -> Measured:
-    request = mn_request(run)
-    where = where_message(FA1_ACC, request)
-    if "T" not in request["flags"]["names"]:
-        return Measured(False, f"{where}: the T flag is clear")
-    try:
-        frame, _ = ev.first_layered(run, FA1_NET, MN6, CN6, depth=3)
-    except Missing:
+def reverse_tunnelled(fa: Agent) -> Any:
+    def measure(run: RunView) -> Measured:
+        request = mn_request(run, fa)
+        where = where_message(fa.access, request)
+        if "T" not in request["flags"]["names"]:
+            return Measured(False, f"{where}: the T flag is clear")
+        try:
+            frame, _ = ev.first_layered(run, fa.net, MN6, CN6, depth=3)
+        except Missing:
+            return Measured(
+                False,
+                f"{where} asks for T, but no mn1 → correspondent IPv6 packet left FA{fa.number} tunnelled",
+            )
+        return Measured(True, frame.where)
+
+    return measure
+
+
+def prefix_request(fa: Agent) -> Any:
+    def measure(run: RunView) -> Measured:
+        request = mn_request(run, fa)
         return Measured(
-            False, f"{where} asks for T, but no mn1 → correspondent IPv6 packet left FA1 tunnelled"
+            ev.extension(request, 152, 1)["prefix"], where_message(fa.access, request) + ", extension 152"
         )
-    return Measured(True, frame.where)
+
+    return measure
 
 
-def prefix_request(run: RunView) -> Measured:
-    request = mn_request(run)
-    return Measured(
-        ev.extension(request, 152, 1)["prefix"], where_message(FA1_ACC, request) + ", extension 152"
-    )
+def prefix_reply_code(fa: Agent) -> Any:
+    def measure(run: RunView) -> Measured:
+        # the reply's frame number is itself an answer (reply_frame): name the file and packet, not the frame
+        reply = ha_reply(run, fa)
+        return Measured(
+            ev.extension(reply, 152, 2)["code"],
+            f"pcaps/{fa.net}, the home agent's first Registration Reply, extension 152",
+        )
+
+    return measure
 
 
-def prefix_reply_code(run: RunView) -> Measured:
-    reply = ha_reply(run)
-    return Measured(ev.extension(reply, 152, 2)["code"], where_message(FA1_NET, reply) + ", extension 152")
+def reply_frame(fa: Agent) -> Any:
+    def measure(run: RunView) -> Measured:
+        reply = ha_reply(run, fa)
+        return Measured(reply["frame"], f"pcaps/{fa.net} (filter dsmipv4)")
 
-
-def reply_frame(run: RunView) -> Measured:
-    reply = ha_reply(run)
-    return Measured(reply["frame"], f"pcaps/{FA1_NET} (filter dsmipv4)")
+    return measure
 
 
 def down_layer(pcap: str, index: int, part: int) -> Any:
@@ -90,73 +132,76 @@ def down_layer(pcap: str, index: int, part: int) -> Any:
 
 
 def tasks(variant: Mapping[str, Any]) -> list[Task]:
+    fa = Agent(int(variant["fa"]))
+    n = fa.number
     return [
         Task(
             "reverse_tunnel",
             "The IPv6 probe from mn1 to the correspondent (v6-up) never arrives while mn1 is away. Find out "
             "why from the captures, fix it in your settings file and run the lab again.",
-            reverse_tunnelled,
-            "mn1 must ask for reverse tunnelling (T) and its IPv6 must leave FA1 inside the tunnel",
+            reverse_tunnelled(fa),
+            f"mn1 must ask for reverse tunnelling (T) and its IPv6 must leave FA{n} inside the tunnel",
             kind="config",
         ),
         Task(
             "prefix_requested",
-            "Which IPv6 prefix does mn1 request in its IPv6 Prefix Request?",
-            prefix_request,
+            f"Which IPv6 prefix does mn1 request in its IPv6 Prefix Request through FA{n}?",
+            prefix_request(fa),
             "the DSMIPv4 extension (type 152, subtype 1) of mn1's request",
             kind="address",
         ),
         Task(
             "prefix_reply_code",
             "The code of the home agent's IPv6 Prefix Reply?",
-            prefix_reply_code,
+            prefix_reply_code(fa),
             "the DSMIPv4 extension (type 152, subtype 2) of the home agent's reply",
         ),
         Task(
             "reply_frame",
-            "Open fa1-fa1-net.pcap in Wireshark with our dissector: the frame number of the home agent's "
+            f"Open {fa.net} in Wireshark with our dissector: the frame number of the home agent's "
             "first Registration Reply?",
-            reply_frame,
+            reply_frame(fa),
             "filter `dsmipv4` in Wireshark (docs/wireshark.md)",
         ),
         Task(
             "net_headers",
-            "On FA1's network link, a correspondent → mn1 IPv6 probe travels in how many IP headers in all?",
-            down_layer(FA1_NET, 0, 0),
-            "a v6-down probe on FA1's network link: count every IP header",
+            f"On FA{n}'s network link, a correspondent → mn1 IPv6 probe travels in how many IP headers "
+            "in all?",
+            down_layer(fa.net, 0, 0),
+            f"a v6-down probe on FA{n}'s network link: count every IP header",
         ),
         Task(
             "net_outer_src",
             "... the source of its outermost header?",
-            down_layer(FA1_NET, 0, 1),
-            "the outer IPv4 header of a v6-down probe on FA1's network link",
+            down_layer(fa.net, 0, 1),
+            f"the outer IPv4 header of a v6-down probe on FA{n}'s network link",
             kind="address",
         ),
         Task(
             "net_outer_dst",
             "... the destination of its outermost header?",
-            down_layer(FA1_NET, 0, 2),
-            "the outer IPv4 header of a v6-down probe on FA1's network link",
+            down_layer(fa.net, 0, 2),
+            f"the outer IPv4 header of a v6-down probe on FA{n}'s network link",
             kind="address",
         ),
         Task(
             "net_middle_dst",
             "... the destination of the header in the middle?",
-            down_layer(FA1_NET, 1, 2),
-            "the second IPv4 header of a v6-down probe on FA1's network link",
+            down_layer(fa.net, 1, 2),
+            f"the second IPv4 header of a v6-down probe on FA{n}'s network link",
             kind="address",
         ),
         Task(
             "access_proto",
-            "On FA1's access link (fa1-fa1-acc.pcap), the Protocol field of the outer header of that probe?",
-            down_layer(FA1_ACC, 0, 3),
-            "the outer IPv4 header of a v6-down probe on FA1's access link",
+            f"On FA{n}'s access link ({fa.access}), the Protocol field of the outer header of that probe?",
+            down_layer(fa.access, 0, 3),
+            f"the outer IPv4 header of a v6-down probe on FA{n}'s access link",
         ),
         Task(
             "access_headers",
             "... and how many IP headers does it have there?",
-            down_layer(FA1_ACC, 0, 0),
-            "a v6-down probe on FA1's access link: count every IP header",
+            down_layer(fa.access, 0, 0),
+            f"a v6-down probe on FA{n}'s access link: count every IP header",
         ),
     ]
 

@@ -163,7 +163,11 @@ LAB = Lab(
     title="Handover latency: link events vs advertisements",
     scenario="handover",
     minutes=60,
-    settings={"adv_interval": Setting(float, "every agent's maximum advertisement interval, seconds")},
+    settings={
+        "adv_interval": Setting(
+            float, "every agent's maximum advertisement interval, seconds", low=0.1, high=60.0
+        )
+    },
     solution=lambda variant: {"adv_interval": float(variant["adv_target"])},
     draw=draw,
     argv=argv,

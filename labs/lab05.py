@@ -199,7 +199,11 @@ LAB = Lab(
     title="NAT traversal (RFC 3519)",
     scenario="nat_traversal",
     minutes=60,
-    settings={"mn1_udp_tunnelling": Setting(str, "mn1's UDP tunnelling: off, auto or force")},
+    settings={
+        "mn1_udp_tunnelling": Setting(
+            str, "mn1's UDP tunnelling: off, auto or force", choices=("off", "auto", "force")
+        )
+    },
     solution=lambda variant: {"mn1_udp_tunnelling": "auto"},
     draw=draw,
     argv=argv,

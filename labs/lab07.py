@@ -208,7 +208,11 @@ LAB = Lab(
     title="Deregistration and stale state",
     scenario="deregistration",
     minutes=60,
-    settings={"ha_max_lifetime": Setting(int, "the longest lifetime the home agent grants, seconds")},
+    settings={
+        "ha_max_lifetime": Setting(
+            int, "the longest lifetime the home agent grants, seconds", low=1, high=600
+        )
+    },
     solution=lambda variant: {"ha_max_lifetime": int(variant["lifetime_target"])},
     draw=draw,
     argv=argv,

@@ -8,7 +8,10 @@ over dpkt) and dpkt; a pcap tcpdump never finished is read as far as it goes.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -18,6 +21,37 @@ from typing import Any
 from labs.errors import LabError, Missing
 
 LAB_FILE = "lab.json"
+STUDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
+EVIDENCE_DIRS = ("pcaps", "traces")
+EVIDENCE_FILES = ("handovers.csv",)
+
+
+def evidence_hashes(path: Path) -> dict[str, str]:
+    """SHA-256 of every file the tasks are marked from (``pcaps/``, ``traces/``, ``handovers.csv``), by
+    path relative to the run folder: recorded in ``lab.json`` by ``start`` and verified by ``check``."""
+    files = [path / name for name in EVIDENCE_FILES if (path / name).is_file()]
+    for folder in EVIDENCE_DIRS:
+        if (path / folder).is_dir():
+            files += [item for item in (path / folder).rglob("*") if item.is_file()]
+    return {
+        str(item.relative_to(path)): hashlib.sha256(item.read_bytes()).hexdigest() for item in sorted(files)
+    }
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or infinity anywhere in a JSON value."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return all(_finite(item) for item in value)
+    return True
 
 
 @dataclass(frozen=True)
@@ -64,11 +98,22 @@ class RunView:
                 f"{path}: not a lab run folder (no {LAB_FILE}; start it with `python -m labs start`)"
             )
         try:
-            self.lab = dict(json.loads(lab_file.read_text()))
+            record = json.loads(lab_file.read_text())
         except (ValueError, OSError) as error:
             raise LabError(f"{lab_file}: unreadable ({error})") from None
+        self.lab = _checked_record(lab_file, record)
         self.path = path
         self._cache: dict[tuple[str, str], Any] = {}
+        self._verify_evidence(lab_file)
+
+    def _verify_evidence(self, lab_file: Path) -> None:
+        """Every evidence file recorded at ``start`` is unchanged, and none was added (a file that is gone
+        is no evidence: the tasks marked from it say so)."""
+        recorded = self.lab["evidence"]
+        for name, digest in evidence_hashes(self.path).items():
+            if recorded.get(name) != digest:
+                what = "changed since the run" if name in recorded else "not made by the run"
+                raise LabError(f"{lab_file.parent / name}: {what} (its SHA-256 differs from {LAB_FILE})")
 
     # -- files --------------------------------------------------------------------------------------------
 
@@ -173,6 +218,33 @@ class RunView:
             return {int(spi): bytes.fromhex(key) for spi, key in keys.items()}
         except (ValueError, AttributeError):
             return {}
+
+
+def _checked_record(lab_file: Path, record: Any) -> dict[str, Any]:
+    """``lab.json`` read back: a known lab, a valid student ID, the variant that lab draws for that student
+    (never trusted from the file), the evidence hashes; anything else is one line (:class:`LabError`)."""
+    from labs.catalog import LABS  # the labs import this module
+
+    def bad(why: str) -> LabError:
+        return LabError(f"{lab_file}: {why} (not as `python -m labs start` wrote it)")
+
+    if not isinstance(record, dict):
+        raise bad("not a JSON object")
+    lab, student, variant = record.get("lab"), record.get("student"), record.get("variant")
+    if not isinstance(lab, str) or lab not in LABS:
+        raise bad(f"lab {lab!r} is not one of {', '.join(LABS)}")
+    if not isinstance(student, str) or not STUDENT.fullmatch(student):
+        raise bad(f"student {student!r} is not a student ID")
+    if not isinstance(variant, dict) or not _finite(variant):
+        raise bad("variant is not a table")
+    if variant != _plain(LABS[lab].variant(student)):
+        raise bad(f"the variant is not lab {lab}'s variant for {student}")
+    evidence = record.get("evidence")
+    if not isinstance(evidence, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in evidence.items()
+    ):
+        raise bad("no evidence hashes")
+    return dict(record)
 
 
 def _decode_messages(path: Path, keys: dict[int, bytes]) -> list[dict[str, Any]]:
