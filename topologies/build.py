@@ -160,6 +160,8 @@ def configure(net: Any, topo: Any, settle_timeout: float = 5.0) -> None:
         _quiet_bridge(switch)
     for name, spec in topo.specs.items():
         configure_node(net[name], spec)
+    for node, interface, netem in getattr(topo, "netem_links", []):
+        run_checked(net[node], f"tc qdisc replace dev {interface} root netem {netem}")
     deadline = time.monotonic() + settle_timeout
     for name, spec in topo.specs.items():
         if any(interface.ipv6_enabled for interface in spec.interfaces.values()):

@@ -79,6 +79,36 @@ def add_timing_options(
     )
 
 
+def add_netem_options(parser: argparse.ArgumentParser) -> None:
+    """--ha-rtt / --ha-loss: sch_netem on the home network's uplink, both directions (needs sch_netem)."""
+    parser.add_argument(
+        "--ha-rtt",
+        type=lambda text: number(text, 0, 10000, "milliseconds"),
+        default=0.0,
+        help="milliseconds added to every round trip between the home LAN and the rest (netem, half each "
+        "way on the home uplink; needs sch_netem, e.g. in the VM: ./testbed vm)",
+    )
+    parser.add_argument(
+        "--ha-loss",
+        type=lambda text: number(text, 0, 100, "percent"),
+        default=0.0,
+        help="percent of packets netem drops on the home uplink, each direction (needs sch_netem)",
+    )
+
+
+def home_netem(args: argparse.Namespace) -> str | None:
+    """The netem arguments for each direction of the home uplink, or None when none were asked for."""
+    rtt, loss = getattr(args, "ha_rtt", 0.0), getattr(args, "ha_loss", 0.0)
+    if not rtt and not loss:
+        return None
+    words = []
+    if rtt:
+        words.append(f"delay {rtt / 2:g}ms")
+    if loss:
+        words.append(f"loss {loss:g}%")
+    return " ".join(words)
+
+
 def run_main(scenario: str, args: argparse.Namespace, argv: list[str] | None, execute: Execute) -> int:
     """Check the machine, make the run folder, run ``execute``; turn Ctrl-C/SIGTERM into 130/143."""
     args.argv = list(sys.argv[1:] if argv is None else argv)
@@ -91,6 +121,13 @@ def run_main(scenario: str, args: argparse.Namespace, argv: list[str] | None, ex
                 features = check_environment(pcap=tcpdump, scenario=scenario)
             except PreflightError as error:
                 print(f"{scenario}: {error}", file=sys.stderr)
+                return 2
+            if home_netem(args) is not None and not features.get("netem"):
+                print(
+                    f"{scenario}: --ha-rtt/--ha-loss need the sch_netem qdisc, which this kernel lacks (tc "
+                    f"could not add one); run it in the full-kernel VM: sudo ./testbed vm run {scenario} ...",
+                    file=sys.stderr,
+                )
                 return 2
             seed = args.seed if args.seed is not None else int(time.time())
             random.seed(seed)

@@ -4,6 +4,7 @@
 #   vm.sh build [--force]   build the box from Debian's mirror, or reuse it (tools/vm/build-box.sh)
 #   vm.sh up                start libvirt if nothing runs it, boot the VM (KVM if it works, else TCG)
 #   vm.sh run CMD [ARGS]    rsync the checkout in and run `sudo ./testbed CMD ARGS` in the VM
+#   vm.sh exec CMD [ARGS]   any command as root in the VM's /vagrant (e.g. a benchmark)
 #   vm.sh test [PYTEST ARGS]   the full suite in the VM: provision --test, then `./testbed test`
 #   vm.sh ssh               a shell in the VM
 #   vm.sh down              destroy the VM, stop the libvirt daemons we started, check nothing is left
@@ -23,7 +24,7 @@ libvirt_uri=qemu:///system
 export VAGRANT_DEFAULT_PROVIDER=libvirt
 export LIBVIRT_DEFAULT_URI=$libvirt_uri
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; }
 
 deps() {
     local missing=() p
@@ -159,12 +160,18 @@ cmd_up() {
     vm_log "vagrant up (box $DSMIP_VM_BOX, $DSMIP_VM_CPUS vCPU, $DSMIP_VM_MEMORY MiB)"
     # Vagrant-libvirt's upload progress is one carriage-return line per block: kept out of the log.
     vagrant up --provider libvirt --provision-with host-config-files,host-config \
-        | tr '\r' '\n' | grep --line-buffered -v -E '^(.\[K)?Progress: |^$'
+        | stdbuf -oL tr '\r' '\n' | grep --line-buffered -v -E '^(.\[K)?Progress: |^$'
     vm_log "VM up and host settings carried in: $(vm_took "$t0") s"
 }
 
 cmd_run() {
     [ "$#" -gt 0 ] || vm_die "run: which testbed command? (e.g. run handover)"
+    cmd_exec ./testbed "$@"
+}
+
+# Any command, as root in /vagrant (after an rsync of the checkout), e.g. a benchmark.
+cmd_exec() {
+    [ "$#" -gt 0 ] || vm_die "exec: which command?"
     vm_exists || vm_die "no VM: run '$0 up' first"
     vagrant_env
     local t0 rc=0 quoted
@@ -174,9 +181,9 @@ cmd_run() {
     # Under TCG every Python start is ~10x slower: the waits for READY lines scale (topologies/nodes.py).
     local scale=1
     [ "$DSMIP_VM_DRIVER" = qemu ] && scale=${DSMIP_START_SCALE:-5}
-    vm_log "in the VM: sudo ./testbed$quoted (DSMIP_START_SCALE=$scale)"
-    vagrant ssh -c "cd /vagrant && sudo env DSMIP_START_SCALE=$scale ./testbed$quoted" -- -q || rc=$?
-    vm_log "'testbed$quoted' in the VM: exit $rc after $(vm_took "$t0") s"
+    vm_log "in the VM: sudo$quoted (DSMIP_START_SCALE=$scale)"
+    vagrant ssh -c "cd /vagrant && sudo env DSMIP_START_SCALE=$scale$quoted" -- -q || rc=$?
+    vm_log "'${quoted# }' in the VM: exit $rc after $(vm_took "$t0") s"
     return "$rc"
 }
 
@@ -265,13 +272,14 @@ cmd_purge() {
 cmd=${1:-}
 [ -n "$cmd" ] && shift
 case "$cmd" in
-    deps|build|up|run|test|ssh|down|all|status|purge) vm_need_root ;;
+    deps|build|up|run|exec|test|ssh|down|all|status|purge) vm_need_root ;;
 esac
 case "$cmd" in
     deps) deps ;;
     build) cmd_build "$@" ;;
     up) deps; cmd_up ;;
     run) cmd_run "$@" ;;
+    exec) cmd_exec "$@" ;;
     test)
         vm_exists || vm_die "no VM: run '$0 up' first"
         vagrant_env
