@@ -31,7 +31,7 @@ from topologies.addressing import (
 )
 
 DETECTIONS = ("link", "advert")
-DATAPATHS = ("userspace", "auto")
+DATAPATHS = ("userspace", "auto", "kernel")
 MOBILE_NODE_LIFETIME = 60
 """Seconds the mobile nodes request (RFC 5944 §3.4); the agents allow up to :data:`AGENT_MAX_LIFETIME`."""
 AGENT_MAX_LIFETIME = 600

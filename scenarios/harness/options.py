@@ -59,7 +59,7 @@ def add_common_options(parser: argparse.ArgumentParser, scenario: str, default_r
         default=60.0,
         help="seconds building and starting the network may take (default 60)",
     )
-    parser.add_argument("--datapath", choices=("userspace", "auto"), default="userspace")
+    parser.add_argument("--datapath", choices=("userspace", "auto", "kernel"), default="userspace")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: time based, recorded)")
     loudness = parser.add_mutually_exclusive_group()
     loudness.add_argument("-v", "--verbose", action="store_true", help="show every step")

@@ -16,6 +16,7 @@ from typing import Any
 
 from agents.datapath.base import DropEvent
 from agents.datapath.engine import TunnelOptions
+from agents.datapath.native import NativeHomeAgent
 from agents.datapath.userspace import UserspaceHomeAgent
 from agents.mip import events as ev
 from agents.mip.config import HomeAgentConfig
@@ -138,7 +139,8 @@ class HomeAgentRunner:
         context.on_shutdown(home_link.close, name="remove proxy ARP entries and home-link routes")
         if runtime.home_prefix_routes:
             home_link.route_prefixes_home(protocol)
-        datapath = UserspaceHomeAgent(
+        # datapath = "kernel": native tunnel devices (agents/datapath/native.py, issue 9/15)
+        datapath = (NativeHomeAgent if runtime.datapath == "kernel" else UserspaceHomeAgent)(
             protocol.address,
             interface_name=runtime.tunnel_interface,
             options=TunnelOptions(ipv6_mtu=runtime.tunnel_mtu),
@@ -187,7 +189,9 @@ class DropReporter:
 class HomeAgentEvents:
     """Applies the home agent's events to the datapath and the home link."""
 
-    def __init__(self, config: HomeAgentConfig, datapath: UserspaceHomeAgent, home_link: HomeLink) -> None:
+    def __init__(
+        self, config: HomeAgentConfig, datapath: UserspaceHomeAgent | NativeHomeAgent, home_link: HomeLink
+    ) -> None:
         self.config = config
         self.datapath = datapath
         self.home_link = home_link

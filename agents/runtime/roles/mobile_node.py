@@ -19,6 +19,7 @@ from typing import Any
 
 from agents.datapath.base import MobileNodeDatapath, TunnelTarget
 from agents.datapath.engine import TunnelOptions
+from agents.datapath.native import NativeMobileNode
 from agents.datapath.userspace import UserspaceMobileNode
 from agents.mip import events as ev
 from agents.mip.config import CareOfMode, MobileNodeConfig, UdpTunnelling
@@ -147,7 +148,8 @@ class MobileNodeRunner:
         machine = MobileNode(protocol, wall_clock_offset=wall_clock_offset(), rng=random.Random())
         sock = MobileIpSocket(protocol.local_port)
         context.on_shutdown(sock.close, name="close the registration socket")
-        datapath = UserspaceMobileNode(
+        # datapath = "kernel": native tunnel devices (agents/datapath/native.py, issue 9/15)
+        datapath = (NativeMobileNode if runtime.datapath == "kernel" else UserspaceMobileNode)(
             interface_name=runtime.tunnel_interface,
             options=TunnelOptions(ipv6_mtu=runtime.tunnel_mtu),
             udp_socket=sock.sock,  # RFC 3519: tunnel data from the port of the latest request (§4.2)
@@ -368,7 +370,7 @@ class MobileNodeEvents:
 
     def via_foreign_agent(self, event: ev.TunnelUp) -> None:
         """FA care-of address: the datapath only carries IPv6-in-IPv4 between HoA and HA (RFC 5454 §3.3.2)."""
-        if not isinstance(self.datapath, UserspaceMobileNode):
+        if not isinstance(self.datapath, UserspaceMobileNode | NativeMobileNode):
             raise TypeError("this datapath cannot register via a foreign agent")
         self.datapath.add_ipv4_tunnel(
             self.config.home_address,

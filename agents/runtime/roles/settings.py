@@ -27,8 +27,8 @@ class TunnelRuntime:
     """Static IPv6 MTU of the tunnel (RFC 4213 §3.2: 1280–1480)."""
 
     def __post_init__(self) -> None:
-        if self.datapath not in ("userspace", "auto"):
-            raise ValueError(f"datapath {self.datapath!r}: use 'userspace' or 'auto' (no kernel backend yet)")
+        if self.datapath not in ("userspace", "auto", "kernel"):
+            raise ValueError(f"datapath {self.datapath!r}: use 'userspace', 'kernel' or 'auto'")
         if not 1280 <= self.tunnel_mtu <= 1480:
             raise ValueError(f"tunnel_mtu {self.tunnel_mtu} must be 1280..1480 (RFC 4213 §3.2)")
 
@@ -47,6 +47,11 @@ def load_role_file(
 
 def report_datapath_choice(runtime: TunnelRuntime, context: AgentContext) -> None:
     """With `datapath = "auto"`, say what the kernel offers and that the userspace datapath is used."""
+    if runtime.datapath == "kernel":  # refused here, before any device, where the modules are missing
+        support = probe_kernel_tunnels()
+        backend = select_backend("kernel", support)
+        context.trace.emit("datapath_selected", backend=backend, requested="kernel", kernel=support.to_dict())
+        return
     if runtime.datapath != "auto":
         context.trace.emit("datapath_selected", backend="userspace", requested=runtime.datapath)
         return
