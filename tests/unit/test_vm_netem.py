@@ -85,3 +85,14 @@ def test_sweep_rtts_option() -> None:
     for bad in ("", "a,b", "-5", "20000"):
         with pytest.raises(argparse.ArgumentTypeError):
             rtts(bad)
+
+
+def test_namespace_snapshots_ignore_only_the_kernels_fallback_tunnels() -> None:
+    from tests.netns.conftest import without_fallback_devices
+
+    links = "lo: <LOOPBACK>\nsit0@NONE: <NOARP> mtu 1480\ntunl0@NONE: <NOARP>\nmip0: <UP>\n"
+    assert without_fallback_devices(links) == "lo: <LOOPBACK>\nmip0: <UP>\n"
+    addresses = "1: lo  inet 127.0.0.1/8\n3: sit0  inet6 ::192.0.2.1/96\n4: mip0  inet 192.0.2.100/32\n"
+    assert without_fallback_devices(addresses) == "1: lo  inet 127.0.0.1/8\n4: mip0  inet 192.0.2.100/32\n"
+    # a device of ours named like a fallback one but not one of them stays
+    assert without_fallback_devices("sit0x: <UP>\n") == "sit0x: <UP>\n"
