@@ -10,6 +10,7 @@ and where to run it; nothing is created.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from ipaddress import IPv4Address, IPv6Interface, IPv6Network
 
@@ -37,6 +38,12 @@ pytestmark = pytest.mark.root
 
 def test_kernel_backend_carries_ipv4_and_nested_ipv6_or_is_refused(namespaces: NamespaceFactory) -> None:
     support = probe_kernel_tunnels()
+    # the modules are there (or built in) exactly when modprobe finds them: the probe must agree, so the
+    # refusal branch below cannot hide a full kernel whose probe fails
+    modules = [
+        subprocess.run(["modprobe", "-n", "-q", name], check=False) for name in ("ipip", "sit", "ip_gre")
+    ]
+    assert support.complete == all(result.returncode == 0 for result in modules), support.describe()
     if not support.complete:
         with pytest.raises(BackendUnavailableError, match=r"ipip, sit and gre.*\./testbed vm"):
             select_backend("kernel", support)

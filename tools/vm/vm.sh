@@ -176,7 +176,8 @@ cmd_exec() {
     vagrant_env
     local t0 rc=0 quoted
     t0=$(vm_now)
-    vagrant rsync >/dev/null
+    # `vagrant up` has just copied the checkout in when `all` calls this; otherwise copy what changed.
+    [ "${vm_synced:-0}" = 1 ] || vagrant rsync >/dev/null
     quoted=$(printf ' %q' "$@")
     # Under TCG every Python start is ~10x slower: the waits for READY lines scale (topologies/nodes.py).
     local scale=1
@@ -237,9 +238,11 @@ cmd_all() {
     cmd_build
     tb=$(vm_took "$t0")
     trap 'cmd_down || true' EXIT
+    trap 'exit 143' TERM
+    trap 'exit 130' INT
     cmd_up
     tu=$(( $(vm_took "$t0") - tb ))
-    cmd_run "$@" || rc=$?
+    vm_synced=1 cmd_run "$@" || rc=$?
     tr=$(( $(vm_took "$t0") - tb - tu ))
     trap - EXIT
     cmd_down || rc=${rc:-1}
