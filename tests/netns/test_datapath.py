@@ -29,7 +29,15 @@ from agents.datapath.tables import HomeAgentTable
 from agents.datapath.userspace import UserspaceHomeAgent, UserspaceMobileNode
 from agents.runtime.arp import GratuitousArpSender, send_gratuitous_arp
 from agents.runtime.netlink import Netlink
-from tests.netns.conftest import Namespace, NamespaceFactory, capture, ping, veth, wait_until
+from tests.netns.conftest import (
+    Namespace,
+    NamespaceFactory,
+    capture,
+    ping,
+    veth,
+    wait_settled,
+    wait_until,
+)
 
 pytestmark = pytest.mark.root
 
@@ -267,6 +275,7 @@ def test_mobile_node_accepts_only_its_home_agent(testbed: Testbed) -> None:
 
 def test_close_leaves_nothing_behind(namespaces: NamespaceFactory) -> None:
     _cn, ha, mn = build_links(namespaces)
+    wait_settled(ha, mn)  # else the kernel's own late link-locals and carrier would count as our leftovers
     before = {namespace.name: namespace.snapshot() for namespace in (ha, mn)}
     home_agent, mobile_node = start_datapaths(ha, mn, [], suffix="9")
     register(home_agent, mobile_node)

@@ -20,7 +20,7 @@ from agents.datapath.base import Encapsulation, TunnelTarget
 from agents.datapath.kernel import BackendUnavailableError, probe_kernel_tunnels, select_backend
 from agents.datapath.native import NativeHomeAgent, NativeMobileNode
 from agents.runtime.netlink import Netlink
-from tests.netns.conftest import NamespaceFactory, capture, ping
+from tests.netns.conftest import NamespaceFactory, capture, ping, wait_settled
 from tests.netns.test_datapath import (
     CARE_OF,
     CN,
@@ -50,6 +50,7 @@ def test_kernel_backend_carries_ipv4_and_nested_ipv6_or_is_refused(namespaces: N
         return
     assert select_backend("kernel", support) == "kernel"
     cn, ha, mn = build_links(namespaces)
+    wait_settled(ha, mn)
     before = {namespace.name: namespace.snapshot() for namespace in (ha, mn)}
     home, agent, care_of = IPv4Address(HOME_ADDRESS), IPv4Address(HA_FOREIGN), IPv4Address(CARE_OF)
     with ha.entered():
