@@ -19,6 +19,7 @@ from typing import Any
 
 from scenarios.harness.options import (
     add_common_options,
+    add_netem_options,
     add_timing_options,
     count,
     run_main,
@@ -64,6 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-pcap", action="store_true", help="do not capture packets")
     parser.add_argument("--cli", action="store_true", help="open the Mininet CLI (with mobility commands)")
     add_common_options(parser, "handover", default_rate=1000.0)
+    add_netem_options(parser)
     return parser.parse_args(argv)
 
 

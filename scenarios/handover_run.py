@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reports import RunResult, render, summary_table, verdict_lines
+from scenarios.harness.options import home_netem
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder, kernel_notes, start_meta
 from scenarios.harness.testbed import Testbed, wait_until
@@ -51,6 +52,7 @@ class HandoverRun:
             datapath=args.datapath,
             tag=process_tag(),
             overrides=args.set,
+            home_netem=home_netem(args),
         )
 
     def expect(self, name: str, passed: bool, detail: str = "") -> bool:

@@ -3,27 +3,21 @@
 #
 #   tools/provision.sh          system packages for running scenarios with `sudo python -m scenarios.…`
 #   tools/provision.sh --test   also the test tools, and a virtualenv (.venv) with the project's test extras
+#   tools/provision.sh --list   print the Debian packages it would install (runtime and test), installs nothing
 #
 # Used by ./testbed, .ci/run and the Vagrantfile, so every path provisions the same way.
 set -euo pipefail
 
 want_test=0
+want_list=0
 for arg in "$@"; do
     case "$arg" in
         --test) want_test=1 ;;
-        -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
-        *) echo "provision: unknown option '$arg' (use --test or --help)" >&2; exit 2 ;;
+        --list) want_list=1 ;;
+        -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+        *) echo "provision: unknown option '$arg' (use --test, --list or --help)" >&2; exit 2 ;;
     esac
 done
-
-if [ "$(id -u)" -ne 0 ]; then
-    echo "provision: needs root (try: sudo $0 $*)" >&2
-    exit 2
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "provision: only Debian/Ubuntu (apt) is supported" >&2
-    exit 2
-fi
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 # Everything that relies on Debian's python3-* packages uses the system Python by its path: a pyenv/conda
@@ -40,6 +34,22 @@ runtime_pkgs=(
 # Tests: vagrant only to run `vagrant validate` on our Vagrantfile (no provider needed).
 test_pkgs=(vagrant)
 
+if [ "$want_list" -eq 1 ]; then
+    # The VM box (tools/vm/build-box.sh) installs these at build time, natively, so that provisioning inside
+    # the emulated guest finds them there; one list, here.
+    echo "${runtime_pkgs[*]} ${test_pkgs[*]}"
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "provision: needs root (try: sudo $0 $*)" >&2
+    exit 2
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "provision: only Debian/Ubuntu (apt) is supported" >&2
+    exit 2
+fi
+
+
 missing=()
 pkgs=("${runtime_pkgs[@]}")
 [ "$want_test" -eq 1 ] && pkgs+=("${test_pkgs[@]}")
@@ -51,10 +61,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${missing[@]}"
-    # Kea's packaged service must not hold ports or interfaces in the root namespace; we start our own.
-    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-        systemctl disable --now kea-dhcp6-server >/dev/null 2>&1 || true
-    fi
+fi
+# Kea's packaged service must not hold ports or interfaces in the root namespace; we start our own. Checked on
+# every run: the package may have come from elsewhere (the VM box installs it at build time).
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ] \
+        && systemctl is-enabled --quiet kea-dhcp6-server 2>/dev/null; then
+    systemctl disable --now kea-dhcp6-server >/dev/null 2>&1 || true
 fi
 
 # eBPF datapath (--datapath ebpf, issue 9): clang + libbpf-dev build build/bpf/tunnel.bpf.o (never committed);

@@ -35,7 +35,7 @@ from topologies.addressing import (
 )
 
 DETECTIONS = ("link", "advert")
-DATAPATHS = ("userspace", "ebpf", "auto")
+DATAPATHS = ("userspace", "ebpf", "kernel", "auto")
 MOBILE_NODE_LIFETIME = 60
 """Seconds the mobile nodes request (RFC 5944 §3.4); the agents allow up to :data:`AGENT_MAX_LIFETIME`."""
 AGENT_MAX_LIFETIME = 600

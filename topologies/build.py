@@ -160,16 +160,33 @@ def configure(net: Any, topo: Any, settle_timeout: float = 5.0) -> None:
         _quiet_bridge(switch)
     for name, spec in topo.specs.items():
         configure_node(net[name], spec)
+    for node, interface, netem in getattr(topo, "netem_links", []):
+        run_checked(net[node], f"tc qdisc replace dev {interface} root netem {netem}")
     deadline = time.monotonic() + settle_timeout
     for name, spec in topo.specs.items():
         if any(interface.ipv6_enabled for interface in spec.interfaces.values()):
             _wait_settled(net[name], deadline)
 
 
+TUNNEL_ICMP_FILTER = (
+    "table ip dsmip-tunnel-icmp { chain output { type filter hook output priority 0; policy accept; "
+    "icmp type destination-unreachable icmp code port-unreachable @th,136,8 { 4, 41, 47, 55 } drop; }; }"
+)
+"""For an agent's node: no ICMP port unreachable quoting a tunnel packet (IP protocol 4, 41, 47, 55; the
+quoted header's protocol byte is bit 136 of the ICMP message). Where the kernel has the ipip/sit/gre modules
+loaded (the VM's full kernel), its tunnel receive handler answers every tunnel packet that no tunnel device
+takes with that error, although the agent's raw socket has read the packet: the errors would carry the
+inner packets (IPv6 inside, on an FA's network link) and make a kernel tunnel at the peer count link
+failures. Without those modules no such error is sent and the rule matches nothing."""
+
+
 def configure_node(node: Any, spec: NodeSpec) -> None:
-    """Sysctls first (IPv6 off where asked, no DAD), then addresses, then routes, then the NAT rule."""
+    """Sysctls first (IPv6 off where asked, no DAD), then addresses, then routes, then the NAT rule; an
+    agent's node also gets :data:`TUNNEL_ICMP_FILTER`."""
     for key, value in spec.all_sysctls().items():
         run_checked(node, f"sysctl -qw {key}={value}")
+    if spec.role is not None:
+        run_checked(node, f"nft '{TUNNEL_ICMP_FILTER}'")
     for interface in spec.interfaces.values():
         run_checked(node, f"ip link set dev {interface.name} up")
         for address in interface.ipv4:

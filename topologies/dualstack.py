@@ -144,12 +144,19 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         ha_journal: str | None = None,
         nat_fa: bool = False,
         overrides: Sequence[Override] = (),
+        home_netem: str | None = None,
         **params: Any,
     ) -> None:
         self.tag = check_tag(tag)
         self.prefixes_per_node, self.colocated_nodes = prefixes_per_node, colocated_nodes
         self.ha_max_lifetime, self.mn_lifetime = ha_max_lifetime, mn_lifetime
         self.udp_keepalive = udp_keepalive
+        self.home_netem = home_netem
+        """Set: netem arguments (``delay 25ms loss 1%``) for each direction of the home uplink (r0 ↔ home
+        LAN)."""
+        self.netem_links: list[tuple[str, str, str]] = []
+        """(node, interface, netem arguments): the qdiscs :func:`topologies.build.configure` adds (a switch's
+        ports are in the root namespace)."""
         """Set: the moving MNs may use a co-located address behind the NAT, tunnelled in UDP (RFC 3519)
         with this keepalive interval K from the HA."""
         self.ha_journal = ha_journal
@@ -259,8 +266,12 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         self.addSwitch(switch, dpid=f"{0xD5000001:016x}")
         self.attachments["home"] = switch
         self._root_interfaces.add(switch)
-        self._switch_link(router, f"{router}-home", switch)
+        port = self._switch_link(router, f"{router}-home", switch)
         self._address(router, f"{router}-home", [plan.HOME_ROUTER4], [plan.HOME_ROUTER6])
+        if self.home_netem:
+            # Both directions of the uplink: r0's side delays what enters the home LAN, the bridge port on
+            # r0's link what leaves it; the home LAN itself (MN at home ↔ HA) is left as it is.
+            self.netem_links += [(router, f"{router}-home", self.home_netem), (switch, port, self.home_netem)]
         spec = self._spec(NodeSpec(name, sysctls=NO_DAD | FORWARDING, role="ha"))
         self.addHost(name, cls=AgentHost, ip=None)
         self._switch_link(name, f"{name}-eth0", switch)

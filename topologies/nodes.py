@@ -22,6 +22,23 @@ from mininet.node import Host
 
 READY = b"READY"
 LOG_TAIL_LINES = 20
+START_SCALE_ENV = "DSMIP_START_SCALE"
+"""Environment variable: a factor (1 to 20) on every wait for a started process's ready line. An emulated VM
+(tools/vm with TCG) imports Python modules ten times slower than the host; ``./testbed vm`` sets it there."""
+
+
+def start_scale(environ: dict[str, str] | None = None) -> float:
+    """The factor of :data:`START_SCALE_ENV` (1 when unset); a bad value is refused with its name."""
+    text = (os.environ if environ is None else environ).get(START_SCALE_ENV, "").strip()
+    if not text:
+        return 1.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 1.0 <= value <= 20.0:
+        raise ValueError(f"{START_SCALE_ENV}={text!r}: give a number from 1 to 20")
+    return value
 
 
 class ProcessStartError(RuntimeError):
@@ -205,6 +222,11 @@ class AgentHost(Host):  # type: ignore[misc]  # mininet has no type information
     def _await(self, process: ManagedProcess, ready: bytes, ready_on: str, timeout: float, what: str) -> None:
         stream = process.popen.stdout if ready_on == "stdout" else process.popen.stderr
         assert stream is not None
+        try:
+            timeout *= start_scale()
+        except ValueError:
+            process.stop()
+            raise
         try:
             came_up = process.wait_for_line(stream, ready, timeout)
         except BaseException:  # Ctrl-C or SIGTERM while waiting: nobody else holds this handle yet

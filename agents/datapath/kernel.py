@@ -3,8 +3,9 @@
 The kernel datapath would use ``ipip`` (RFC 2003), ``sit`` (RFC 4213) and ``gre`` (RFC 2784) links.
 This module finds out whether this kernel can create them, by creating and deleting one of each in a
 throwaway network namespace (the caller's namespace is never touched), and says so. The kernel
-backend itself is not implemented: :func:`select_backend` therefore always answers ``userspace``,
-and refuses an explicit ``kernel`` request with a message naming what is missing.
+backend itself is :mod:`agents.datapath.native`: :func:`select_backend` answers ``kernel`` for an explicit
+request where the probe finds all three kinds, refuses it with a message naming what is missing elsewhere,
+and answers ``userspace`` for ``auto``.
 """
 
 from __future__ import annotations
@@ -69,18 +70,3 @@ def probe_kernel_tunnels(kinds: tuple[str, ...] = TUNNEL_KINDS) -> KernelTunnelS
     )
     logger.info("%s", support.describe())
     return support
-
-
-def select_backend(requested: str = "auto", support: KernelTunnelSupport | None = None) -> str:
-    """The backend to use for ``--datapath requested``: always ``userspace`` for now.
-
-    ``kernel`` raises BackendUnavailableError: the kernel links may exist (see the probe), but no
-    kernel backend is implemented yet, and pretending otherwise would fake the measurement.
-    """
-    if requested not in BACKENDS:
-        raise ValueError(f"datapath must be one of {', '.join(BACKENDS)}, not {requested!r}")
-    if requested == "kernel":
-        support = support or probe_kernel_tunnels()
-        missing = "" if support.complete else f"; also {support.describe()}"
-        raise BackendUnavailableError(f"the kernel datapath backend is not implemented{missing}")
-    return "userspace"

@@ -179,6 +179,10 @@ class Netlink:
         try:
             self._run(self._ipr.link, "add", ifname=name, kind=kind)
         except NetlinkError as error:
+            if error.code == errno.EEXIST:
+                # The kind exists: a tunnel with the same (wildcard) endpoints is there already, the
+                # fallback device (tunl0, sit0, gre0) its module adds to every namespace when it loads.
+                return None
             return f"{os.strerror(error.code)} ({error.code})"
         except Exception as error:  # pyroute2 raises its own types for unknown kinds
             return str(error) or type(error).__name__

@@ -61,9 +61,10 @@ def add_common_options(parser: argparse.ArgumentParser, scenario: str, default_r
     )
     parser.add_argument(
         "--datapath",
-        choices=("userspace", "ebpf", "auto"),
+        choices=("userspace", "ebpf", "kernel", "auto"),
         default="userspace",
-        help="tunnel datapath of the HA and MNs: userspace (default), ebpf (tc programs), auto (best here)",
+        help="tunnel datapath of the HA and MNs: userspace (default), ebpf (tc programs), kernel (native "
+        "tunnel devices, full kernels only), auto (best here)",
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: time based, recorded)")
     loudness = parser.add_mutually_exclusive_group()
@@ -102,6 +103,36 @@ def add_timing_options(
     )
 
 
+def add_netem_options(parser: argparse.ArgumentParser) -> None:
+    """--ha-rtt / --ha-loss: sch_netem on the home network's uplink, both directions (needs sch_netem)."""
+    parser.add_argument(
+        "--ha-rtt",
+        type=lambda text: number(text, 0, 10000, "milliseconds"),
+        default=0.0,
+        help="milliseconds added to every round trip between the home LAN and the rest (netem, half each "
+        "way on the home uplink; needs sch_netem, e.g. in the VM: ./testbed vm)",
+    )
+    parser.add_argument(
+        "--ha-loss",
+        type=lambda text: number(text, 0, 100, "percent"),
+        default=0.0,
+        help="percent of packets netem drops on the home uplink, each direction (needs sch_netem)",
+    )
+
+
+def home_netem(args: argparse.Namespace) -> str | None:
+    """The netem arguments for each direction of the home uplink, or None when none were asked for."""
+    rtt, loss = getattr(args, "ha_rtt", 0.0), getattr(args, "ha_loss", 0.0)
+    if not rtt and not loss:
+        return None
+    words = []
+    if rtt:
+        words.append(f"delay {rtt / 2:g}ms")
+    if loss:
+        words.append(f"loss {loss:g}%")
+    return " ".join(words)
+
+
 def run_main(scenario: str, args: argparse.Namespace, argv: list[str] | None, execute: Execute) -> int:
     """Check the machine, make the run folder, run ``execute``; turn Ctrl-C/SIGTERM into 130/143."""
     args.argv = list(sys.argv[1:] if argv is None else argv)
@@ -118,6 +149,13 @@ def run_main(scenario: str, args: argparse.Namespace, argv: list[str] | None, ex
             problem = datapath_problem(scenario, getattr(args, "datapath", "userspace"))
             if problem is not None:
                 print(f"{scenario}: {problem}", file=sys.stderr)
+                return 2
+            if home_netem(args) is not None and not features.get("netem"):
+                print(
+                    f"{scenario}: --ha-rtt/--ha-loss need the sch_netem qdisc, which this kernel lacks (tc "
+                    f"could not add one); run it in the full-kernel VM: sudo ./testbed vm run {scenario} ...",
+                    file=sys.stderr,
+                )
                 return 2
             seed = args.seed if args.seed is not None else int(time.time())
             random.seed(seed)
@@ -143,13 +181,16 @@ UDP_SCENARIOS = ("nat_traversal",)
 
 def datapath_problem(scenario: str, requested: str) -> str | None:
     """Why ``--datapath requested`` cannot run this scenario here (checked before anything is built)."""
-    if requested != "ebpf":
+    if requested not in ("ebpf", "kernel"):
         return None
-    from agents.datapath.selection import Needs, ebpf_problem
+    from agents.datapath.kernel import BackendUnavailableError
+    from agents.datapath.selection import Needs, select_backend
 
-    gap = Needs(udp_tunnels=scenario in UDP_SCENARIOS).ebpf_gap()
-    problem = gap or ebpf_problem()
-    return None if problem is None else f"--datapath ebpf: {problem} (use --datapath userspace or auto)"
+    try:
+        select_backend(requested, Needs(udp_tunnels=scenario in UDP_SCENARIOS))
+    except BackendUnavailableError as error:
+        return f"{error} (use --datapath userspace or auto)"
+    return None
 
 
 class Plan(Protocol):

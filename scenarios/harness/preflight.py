@@ -34,7 +34,7 @@ def check_environment(pcap: bool = True, scenario: str = "handover") -> dict[str
     missing_modules = [name for name in PYTHON_MODULES if not importable(name)]
     if missing_modules:
         raise PreflightError(missing_modules_message(missing_modules, scenario=scenario))
-    tools = ["ip", "mnexec", "brctl", "tc"] + (["tcpdump"] if pcap else [])
+    tools = ["ip", "mnexec", "brctl", "tc", "nft"] + (["tcpdump"] if pcap else [])
     missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
         raise PreflightError(f"missing {', '.join(missing)}; {PROVISION_HINT}")

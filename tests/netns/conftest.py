@@ -77,7 +77,54 @@ class Namespace:
             "sysctl": "sysctl net.ipv4.ip_forward net.ipv6.conf.all.forwarding; "
             "sysctl -a 2>/dev/null | grep -E 'proxy_delay|proxy_ndp|proxy_arp ' | sort",
         }
-        return {key: self.run(command) for key, command in commands.items()}
+        snapshot = {key: self.run(command) for key, command in commands.items()}
+        for key in ("links", "addresses"):
+            snapshot[key] = without_fallback_devices(snapshot[key])
+        return snapshot
+
+
+def wait_settled(*spaces: Namespace, timeout: float = 10.0) -> None:
+    """Wait until the links of ``spaces`` are up and their IPv6 link-locals are there (no ``linkdown`` route,
+    no tentative address, an ``fe80::`` on each veth): a snapshot taken earlier would see the kernel finish
+    bringing its own links up as a difference (slow machines, e.g. the emulated VM, show it)."""
+
+    def settled(namespace: Namespace) -> bool:
+        routes = namespace.run("ip route show; ip -6 route show")
+        addresses = namespace.run("ip -o addr show")
+        listing = namespace.run("ip -o link show type veth").splitlines()
+        veths = [line.split(":")[1].strip().split("@")[0] for line in listing]
+        with_ipv6 = [
+            name
+            for name in veths
+            if namespace.run(f"cat /proc/sys/net/ipv6/conf/{name}/disable_ipv6", check=False).strip() == "0"
+        ]
+        return (
+            "linkdown" not in routes
+            and "tentative" not in addresses
+            and all(f"{name}    inet6 fe80::" in addresses for name in with_ipv6)
+        )
+
+    for namespace in spaces:
+        assert wait_until(lambda namespace=namespace: settled(namespace), timeout), (
+            f"{namespace.name} not settled"
+        )
+
+
+KERNEL_FALLBACK_DEVICES = ("tunl0", "sit0", "gre0", "gretap0", "erspan0", "ip6tnl0", "ip6gre0", "ip_vti0")
+"""The devices a tunnel module adds to every namespace, existing ones included, when it loads (the VM's full
+kernel loads ipip/sit/gre on first use, e.g. by the kernel probe): the kernel's, never ours."""
+
+
+def without_fallback_devices(listing: str) -> str:
+    """``ip -o link`` / ``ip -o addr`` lines less those of :data:`KERNEL_FALLBACK_DEVICES` (``sit0@NONE``)."""
+    kept = []
+    for line in listing.splitlines(keepends=True):
+        words = line.split()
+        numbered = len(words) > 1 and words[0].rstrip(":").isdigit()  # `ip -o addr`: "3: sit0 inet6 ..."
+        name = words[1] if numbered else (words[0] if words else "")
+        if name.rstrip(":").split("@")[0] not in KERNEL_FALLBACK_DEVICES:
+            kept.append(line)
+    return "".join(kept)
 
 
 @dataclass

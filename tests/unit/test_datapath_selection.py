@@ -62,7 +62,7 @@ def test_explicit_ebpf_that_cannot_run_is_refused_not_replaced() -> None:
 
 
 def test_kernel_is_refused_with_what_the_probe_found() -> None:
-    with pytest.raises(BackendUnavailableError, match=r"not implemented.*ipip: no"):
+    with pytest.raises(BackendUnavailableError, match=r"needs ipip, sit and gre.*ipip: no.*\./testbed vm"):
         select_backend("kernel", kernel_probe=probe, ebpf_check=loads)
 
 

@@ -179,7 +179,7 @@ def test_parameters_change_the_graph() -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"foreign_agents": 17}, {"mobile_nodes": 26}, {"detection": "carrier"}, {"datapath": "kernel"}],
+    [{"foreign_agents": 17}, {"mobile_nodes": 26}, {"detection": "carrier"}, {"datapath": "turbo"}],
 )
 def test_bad_parameters_are_refused(params: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=next(iter(params))):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.datapath.engine import TunnelOptions
+from agents.datapath.native import NativeHomeAgent
 from agents.datapath.selection import Needs, make_home_agent
 from agents.datapath.userspace import UserspaceHomeAgent
 from agents.mip import events as ev
@@ -159,7 +160,7 @@ class HomeAgentRunner:
         context.on_shutdown(home_link.close, name="remove proxy ARP entries and home-link routes")
         if runtime.home_prefix_routes:
             home_link.route_prefixes_home(protocol)
-        datapath: UserspaceHomeAgent = make_home_agent(
+        datapath: UserspaceHomeAgent | NativeHomeAgent = make_home_agent(
             choice,
             protocol.address,
             interface_name=runtime.tunnel_interface,
@@ -199,7 +200,7 @@ class HomeAgentRunner:
 
 
 def keepalive_first(
-    machine: HomeAgent, driver: MachineDriver, datapath: UserspaceHomeAgent
+    machine: HomeAgent, driver: MachineDriver, datapath: UserspaceHomeAgent | NativeHomeAgent
 ) -> Callable[[Received], None]:
     """Tunnel Data goes to the datapath; a keepalive that completes a half-bound binding (R flag, RFC 3519
     §4.6) first goes to the machine, whose events put the tunnel in place, so the datapath then accepts it
@@ -216,7 +217,9 @@ def keepalive_first(
 class HomeAgentEvents:
     """Applies the home agent's events to the datapath and the home link."""
 
-    def __init__(self, config: HomeAgentConfig, datapath: UserspaceHomeAgent, home_link: HomeLink) -> None:
+    def __init__(
+        self, config: HomeAgentConfig, datapath: UserspaceHomeAgent | NativeHomeAgent, home_link: HomeLink
+    ) -> None:
         self.config = config
         self.datapath = datapath
         self.home_link = home_link

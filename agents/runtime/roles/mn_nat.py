@@ -8,6 +8,7 @@ import asyncio
 import os
 from collections.abc import Callable
 
+from agents.datapath.native import NativeMobileNode
 from agents.datapath.userspace import UserspaceMobileNode
 from agents.mip.config import MobileNodeConfig
 from agents.mip.events import KeepaliveDue
@@ -32,7 +33,7 @@ class NatKeepalives:
     def tunnel_data_handler(
         self,
         machine: MobileNode,
-        datapath: UserspaceMobileNode,
+        datapath: UserspaceMobileNode | NativeMobileNode,
         now: Callable[[], float],
         flush: Callable[[], None],
     ) -> Callable[[Received], None]:
@@ -58,7 +59,9 @@ class TrafficWatch:
     """Tells the machine when packets went both ways through the tunnel (RFC 3519 §4.9: no keepalive
     while the tunnel is in use), by looking at the datapath's counters a few times per K."""
 
-    def __init__(self, machine: MobileNode, datapath: UserspaceMobileNode, now: Callable[[], float]) -> None:
+    def __init__(
+        self, machine: MobileNode, datapath: UserspaceMobileNode | NativeMobileNode, now: Callable[[], float]
+    ) -> None:
         self.machine = machine
         self.datapath = datapath
         self.now = now

@@ -19,6 +19,7 @@ from typing import Any
 
 from agents.datapath.base import MobileNodeDatapath, TunnelTarget
 from agents.datapath.engine import TunnelOptions
+from agents.datapath.native import NativeMobileNode
 from agents.datapath.selection import Needs, make_mobile_node
 from agents.datapath.userspace import UserspaceMobileNode
 from agents.mip import events as ev
@@ -151,7 +152,7 @@ class MobileNodeRunner:
         machine = MobileNode(protocol, wall_clock_offset=wall_clock_offset(), rng=random.Random())
         sock = MobileIpSocket(protocol.local_port)
         context.on_shutdown(sock.close, name="close the registration socket")
-        datapath: UserspaceMobileNode = make_mobile_node(
+        datapath: UserspaceMobileNode | NativeMobileNode = make_mobile_node(
             choice,
             interface_name=runtime.tunnel_interface,
             options=TunnelOptions(ipv6_mtu=runtime.tunnel_mtu),
@@ -404,7 +405,7 @@ class MobileNodeEvents:
 
     def via_foreign_agent(self, event: ev.TunnelUp) -> None:
         """FA care-of address: the datapath only carries IPv6-in-IPv4 between HoA and HA (RFC 5454 §3.3.2)."""
-        if not isinstance(self.datapath, UserspaceMobileNode):
+        if not isinstance(self.datapath, UserspaceMobileNode | NativeMobileNode):
             raise TypeError("this datapath cannot register via a foreign agent")
         self.datapath.add_ipv4_tunnel(
             self.config.home_address,

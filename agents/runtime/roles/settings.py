@@ -28,10 +28,8 @@ class TunnelRuntime:
     """Static IPv6 MTU of the tunnel (RFC 4213 §3.2: 1280–1480)."""
 
     def __post_init__(self) -> None:
-        if self.datapath not in ("userspace", "ebpf", "auto"):
-            raise ValueError(
-                f"datapath {self.datapath!r}: use 'userspace', 'ebpf' or 'auto' (no kernel backend yet)"
-            )
+        if self.datapath not in ("userspace", "ebpf", "kernel", "auto"):
+            raise ValueError(f"datapath {self.datapath!r}: use 'userspace', 'ebpf', 'kernel' or 'auto'")
         if not 1280 <= self.tunnel_mtu <= 1480:
             raise ValueError(f"tunnel_mtu {self.tunnel_mtu} must be 1280..1480 (RFC 4213 §3.2)")
 

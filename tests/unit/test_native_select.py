@@ -1,0 +1,54 @@
+"""Choosing the ``kernel`` datapath (issue 9/15): taken only where the probe found ipip, sit and gre; refused
+elsewhere with what is missing and where to run it; ``auto`` never picks it yet (a known defect). Minimal
+encapsulation and UDP tunnels have no kernel device. No root: the probe's result is given."""
+
+from __future__ import annotations
+
+import pytest
+
+from agents.datapath.base import Encapsulation
+from agents.datapath.kernel import BackendUnavailableError, KernelTunnelSupport
+from agents.datapath.native import native_kind
+from agents.datapath.selection import Needs, select_backend
+
+
+def backend(requested: str, support: KernelTunnelSupport, needs: Needs | None = None) -> str:
+    chosen = select_backend(
+        requested, needs or Needs(), kernel_probe=lambda: support, ebpf_check=lambda: "not built"
+    )
+    return chosen.backend
+
+FULL = KernelTunnelSupport(frozenset({"ipip", "sit", "gre"}))
+NONE = KernelTunnelSupport(
+    frozenset(), {kind: "Operation not supported (95)" for kind in ("ipip", "sit", "gre")}
+)
+
+
+def test_kernel_where_the_modules_exist() -> None:
+    assert backend("kernel", FULL) == "kernel"
+
+
+def test_kernel_refused_where_they_do_not() -> None:
+    with pytest.raises(BackendUnavailableError, match=r"ipip: no \(Operation not supported.*\./testbed vm"):
+        backend("kernel", NONE)
+
+
+def test_kernel_refused_for_what_has_no_device() -> None:
+    with pytest.raises(BackendUnavailableError, match="UDP tunnels"):
+        backend("kernel", FULL, Needs(udp_tunnels=True))
+    with pytest.raises(BackendUnavailableError, match="minimal"):
+        backend("kernel", FULL, Needs(other_encapsulations=("gre", "minimal")))
+
+
+def test_auto_does_not_pick_kernel_and_userspace_stays_userspace() -> None:
+    assert backend("auto", FULL) == "userspace"
+    assert backend("userspace", NONE) == "userspace"
+    with pytest.raises(ValueError):
+        backend("turbo", FULL)
+
+
+def test_kernel_link_kinds() -> None:
+    assert native_kind(Encapsulation.IP_IN_IP) == "ipip"
+    assert native_kind(Encapsulation.GRE) == "gre"
+    with pytest.raises(ValueError, match="no kernel device"):
+        native_kind(Encapsulation.MINIMAL)
