@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from ipaddress import IPv4Address
 from typing import Any
 
@@ -276,21 +275,6 @@ class DeregistrationRun(PhasedRun):
         else:
             settled = self.wait(lambda: self.registered(MOBILE, self.fa_care_of), f"mn1 registered via {to}")
         self.bed.finish_move(number, settled)
-
-    def wait(self, predicate: Callable[[], bool], what: str) -> bool:
-        ok = wait_until(predicate, self.args.settle_timeout)
-        return self.expect(what, ok, "" if ok else f"not within {self.args.settle_timeout:g} s")
-
-    def status(self, node: str) -> dict[str, Any]:
-        assert self.bed is not None
-        try:
-            return dict(self.bed.ask(node, "status"))
-        except (OSError, RuntimeError) as error:
-            return {"error": str(error)}
-
-    def registered(self, node: str, care_of: str | None = None) -> bool:
-        status = self.status(node)
-        return status.get("state") == "registered" and (care_of is None or status.get("care_of") == care_of)
 
     def binding(self, home_address: str) -> dict[str, Any] | None:
         assert self.bed is not None

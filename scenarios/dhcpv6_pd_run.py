@@ -12,7 +12,6 @@ import argparse
 import json
 import subprocess
 import time
-from collections.abc import Callable
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any
 
@@ -179,12 +178,6 @@ class PdRun(PhasedRun):
         code = self.kea.stop()
         bed.trace.emit("kea_stopped", code=code)
 
-    def expect(self, name: str, passed: bool, detail: str = "") -> bool:
-        self.expectations.append({"name": name, "passed": passed, "detail": detail})
-        if not passed:
-            self.progress.warn(f"{name}: {detail}")
-        return passed
-
     # -- the run -------------------------------------------------------------------------------------
 
     def drive(self, bed: Testbed) -> None:
@@ -304,21 +297,9 @@ class PdRun(PhasedRun):
         assert self.bed is not None
         number = self.bed.move(MOBILE, to)
         care_of = self.care_ofs[to]
-        settled = self.wait(lambda: self.registered(care_of), f"mn1 registered via {to}")
+        settled = self.wait(lambda: self.registered(MOBILE, care_of), f"mn1 registered via {to}")
         self.bed.finish_move(number, settled)
         return settled
-
-    def wait(self, predicate: Callable[[], bool], what: str) -> bool:
-        ok = wait_until(predicate, self.args.settle_timeout)
-        return self.expect(what, ok, "" if ok else f"not within {self.args.settle_timeout:g} s")
-
-    def registered(self, care_of: str) -> bool:
-        assert self.bed is not None
-        try:
-            status = dict(self.bed.ask(MOBILE, "status"))
-        except (OSError, RuntimeError):
-            return False
-        return status.get("state") == "registered" and status.get("care_of") == care_of
 
     def binding(self) -> dict[str, Any] | None:
         assert self.bed is not None

@@ -13,7 +13,6 @@ import math
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
@@ -27,7 +26,7 @@ from scenarios.harness.phased import PhasedRun
 from scenarios.harness.probes import Flow
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder, start_meta
-from scenarios.harness.testbed import Testbed, wait_until
+from scenarios.harness.testbed import Testbed
 from scenarios.security import PHASES
 from scenarios.security_faults import phase_fa_restart, phase_ha_restart, phase_loss
 from scenarios.security_nat import phase_nat_loss
@@ -146,12 +145,6 @@ class SecurityRun(PhasedRun):
         config: dict[str, Any] = self.topo.nodeSpec(MOBILE).agent_config["mobile_node"]  # type: ignore[index,assignment]
         granted = min(float(self.args.lifetime), float(config.get("lifetime", REQUESTED_LIFETIME)))
         return round(granted * (1.0 - float(config.get("renewal_fraction", 0.75))), 3)
-
-    def expect(self, name: str, passed: bool, detail: str = "") -> bool:
-        self.expectations.append({"name": name, "passed": passed, "detail": detail})
-        if not passed:
-            self.progress.warn(f"{name}: {detail}")
-        return passed
 
     def drive(self, bed: Testbed) -> None:
         self.wait(lambda: self.registered(VISITED), "mn2 registered (co-located, the visited network)")
@@ -310,21 +303,6 @@ class SecurityRun(PhasedRun):
     def mark(self, what: str, **fields: Any) -> None:
         assert self.bed is not None
         self.bed.trace.emit("step", what=what, **fields)
-
-    def wait(self, predicate: Callable[[], bool], what: str) -> bool:
-        ok = wait_until(predicate, self.args.settle_timeout)
-        return self.expect(what, ok, "" if ok else f"not within {self.args.settle_timeout:g} s")
-
-    def status(self, node: str) -> dict[str, Any]:
-        assert self.bed is not None
-        try:
-            return dict(self.bed.ask(node, "status"))
-        except (OSError, RuntimeError) as error:
-            return {"error": str(error)}
-
-    def registered(self, node: str, care_of: str | None = None) -> bool:
-        status = self.status(node)
-        return status.get("state") == "registered" and (care_of is None or status.get("care_of") == care_of)
 
     def datapath_drops(self) -> dict[str, int]:
         return dict(self.status("ha").get("datapath", {}).get("drops", {}))

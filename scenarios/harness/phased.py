@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from reports.metrics import RunResult
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder
-from scenarios.harness.testbed import Testbed
+from scenarios.harness.testbed import Testbed, wait_until
 from topologies.dualstack import DualStackTopo
 
 
@@ -45,6 +46,24 @@ class PhasedRun:
         if not passed:
             self.progress.warn(f"{name}: {detail}")
         return passed
+
+    def wait(self, predicate: Callable[[], bool], what: str) -> bool:
+        """Wait up to ``--settle-timeout`` for ``predicate``; the outcome is an expectation named ``what``."""
+        ok = wait_until(predicate, self.args.settle_timeout)
+        return self.expect(what, ok, "" if ok else f"not within {self.args.settle_timeout:g} s")
+
+    def status(self, node: str) -> dict[str, Any]:
+        """The agent's ``status`` over its control socket; ``{"error": ...}`` when it does not answer."""
+        assert self.bed is not None
+        try:
+            return dict(self.bed.ask(node, "status"))
+        except (OSError, RuntimeError) as error:
+            return {"error": str(error)}
+
+    def registered(self, node: str, care_of: str | None = None) -> bool:
+        """The mobile node ``node`` is registered (through ``care_of`` when given)."""
+        status = self.status(node)
+        return status.get("state") == "registered" and (care_of is None or status.get("care_of") == care_of)
 
     def capture_all(self) -> bool:
         """Whether the testbed captures every agent interface (``--no-pcap`` says no)."""
