@@ -1,5 +1,5 @@
 """What a flood forging a known peer costs the home agent core (sans-I/O), per request: the quick raw-bytes
-rejection past the source's failure budget (agents/mip/ha_quick_reject.py, issue 16) against the full
+rejection past the source's failure budget (agents/mip/ha/quick_reject.py, issue 16) against the full
 decode-screen-verify pipeline it replaces (the baseline, in the same run: the same core with the quick check
 switched off, so each failure past the budget is decoded and verified, then dropped unanswered).
 
@@ -17,12 +17,12 @@ import statistics
 import time
 from ipaddress import IPv4Address, IPv4Network
 
-from agents.mip.auth import SecurityAssociation
-from agents.mip.codes import RegistrationFlag
-from agents.mip.config import HomeAgentConfig, MobileNodeAccount
-from agents.mip.home_agent import HomeAgent
-from agents.mip.identification import timestamp_identification
-from agents.mip.registration import RegistrationRequest, build_request
+from agents.mip.common.config import HomeAgentConfig, MobileNodeAccount
+from agents.mip.ha.home_agent import HomeAgent
+from agents.mip.wire.auth import SecurityAssociation
+from agents.mip.wire.codes import RegistrationFlag
+from agents.mip.wire.identification import timestamp_identification
+from agents.mip.wire.registration import RegistrationRequest, build_request
 
 HA, HOA, FA = IPv4Address("192.0.2.1"), IPv4Address("192.0.2.10"), IPv4Address("198.51.100.2")
 KEY, WRONG = bytes(range(16)), bytes(16)

@@ -14,12 +14,12 @@ import statistics
 import time
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
-from agents.mip.codes import RegistrationFlag
-from agents.mip.config import HomeAgentConfig, MobileNodeAccount
-from agents.mip.dsmip import PrefixRequest
-from agents.mip.home_agent import HomeAgent
-from agents.mip.identification import timestamp_identification
-from agents.mip.registration import RegistrationRequest, build_request
+from agents.mip.common.config import HomeAgentConfig, MobileNodeAccount
+from agents.mip.ha.home_agent import HomeAgent
+from agents.mip.wire.codes import RegistrationFlag
+from agents.mip.wire.dsmip import PrefixRequest
+from agents.mip.wire.identification import timestamp_identification
+from agents.mip.wire.registration import RegistrationRequest, build_request
 
 HA = IPv4Address("10.0.0.1")
 HOME = IPv4Network("10.0.0.0/16")

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from agents.mip.auth import verify_with
-from agents.mip.codes import ExtensionType
+from agents.mip.wire.auth import verify_with
+from agents.mip.wire.codes import ExtensionType
 from agents.net.netlink import netns_entered
 from benchmarks.ha_testbed import CLIENT_ADDRESS, FIRST_HOME, HA_ADDRESS, Agent, Testbed, ha_config
 from benchmarks.registration_load import (

@@ -22,11 +22,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Network
 
-from agents.mip.auth import SecurityAssociation
-from agents.mip.codes import RegistrationFlag
-from agents.mip.dsmip import PrefixRequest
-from agents.mip.identification import next_timestamp_identification
-from agents.mip.registration import RegistrationRequest, build_request
+from agents.mip.wire.auth import SecurityAssociation
+from agents.mip.wire.codes import RegistrationFlag
+from agents.mip.wire.dsmip import PrefixRequest
+from agents.mip.wire.identification import next_timestamp_identification
+from agents.mip.wire.registration import RegistrationRequest, build_request
 
 KEY = bytes(range(16))
 FIRST_SPI = 256

@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Network
 
-from agents.mip.auth import SecurityAssociation, verify_with
-from agents.mip.codes import RegistrationFlag
-from agents.mip.extensions import NaiExtension, PrefixRequest
-from agents.mip.registration import RegistrationRequest, build_request
+from agents.mip.wire.auth import SecurityAssociation, verify_with
+from agents.mip.wire.codes import RegistrationFlag
+from agents.mip.wire.extensions import NaiExtension, PrefixRequest
+from agents.mip.wire.registration import RegistrationRequest, build_request
 
 ASSOCIATION = SecurityAssociation(spi=0x100, key=bytes(range(16)))
 

@@ -26,7 +26,7 @@ class Dhcp:
 
     frame: Frame
     layers: list[tuple[int, str, str, int]]
-    message: Any  # agents.mip.dhcpv6.Message
+    message: Any  # agents.mip.wire.dhcpv6.Message
 
 
 def draw(rng: random.Random) -> dict[str, Any]:
@@ -42,8 +42,8 @@ def dhcp_messages(run: RunView) -> list[Dhcp]:
     """DHCPv6 messages (UDP 546 ↔ 547 in IPv6) tunnelled across the home link, in capture order."""
     import dpkt
 
-    from agents.mip.dhcpv6 import Message
-    from agents.mip.errors import DecodeError
+    from agents.mip.wire.dhcpv6 import Message
+    from agents.mip.wire.errors import DecodeError
 
     found: list[Dhcp] = []
     for frame in run.frames(HOME):
@@ -73,7 +73,7 @@ def _parse(ip: Any) -> Any:
 
 
 def type_name(message: Any) -> str:
-    from agents.mip.dhcpv6 import MessageType
+    from agents.mip.wire.dhcpv6 import MessageType
 
     try:
         return MessageType(message.msg_type).name

@@ -248,7 +248,7 @@ def _checked_record(lab_file: Path, record: Any) -> dict[str, Any]:
 
 
 def _decode_messages(path: Path, keys: dict[int, bytes]) -> list[dict[str, Any]]:
-    from agents.mip.auth import AuthAlgorithm
+    from agents.mip.wire.auth import AuthAlgorithm
     from agents.mipdump.capture import InputError
     from agents.mipdump.cli import decode_found, find_messages
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.mip.ha_delegation import mobile_node_duid
-from agents.mip.tunnel import ipv4_embedded_link_local
+from agents.mip.ha.delegation import mobile_node_duid
+from agents.mip.wire.tunnel import ipv4_embedded_link_local
 from reports.errors import RunFolderError
 from reports.metrics import RunResult, Verdict
 from reports.pd_capture import dhcpv6_in_tunnel

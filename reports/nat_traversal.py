@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.mip.config import MOBILE_IP_PORT
+from agents.mip.common.config import MOBILE_IP_PORT
 from reports.metrics import RunResult, Verdict
 from reports.nat_via_fa import ViaForeignAgent
 from reports.pcapread import ipv4_packets

@@ -18,7 +18,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from agents.mip.config import MOBILE_IP_PORT
+from agents.mip.common.config import MOBILE_IP_PORT
 from reports.pcapread import ipv4_packets
 from reports.rundir import Run
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dpkt
 
-from agents.mip.dhcpv6 import CLIENT_PORT, SERVER_PORT, MessageType
+from agents.mip.wire.dhcpv6 import CLIENT_PORT, SERVER_PORT, MessageType
 from reports.pcapread import ipv4_packets
 
 PROTO_IPIP, PROTO_IPV6 = 4, 41

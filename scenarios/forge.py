@@ -17,9 +17,9 @@ import socket
 import sys
 from ipaddress import IPv4Address
 
-from agents.mip.config import MOBILE_IP_PORT
-from agents.mip.errors import DecodeError
-from agents.mip.registration import RegistrationReply, decode_message
+from agents.mip.common.config import MOBILE_IP_PORT
+from agents.mip.wire.errors import DecodeError
+from agents.mip.wire.registration import RegistrationReply, decode_message
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -11,12 +11,12 @@ from collections.abc import Iterator
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from agents.mip.auth import SecurityAssociation
-from agents.mip.codes import RegistrationFlag
-from agents.mip.config import MOBILE_IP_PORT
-from agents.mip.errors import DecodeError
-from agents.mip.identification import timestamp_identification
-from agents.mip.registration import RegistrationRequest, build_request, decode_message
+from agents.mip.common.config import MOBILE_IP_PORT
+from agents.mip.wire.auth import SecurityAssociation
+from agents.mip.wire.codes import RegistrationFlag
+from agents.mip.wire.errors import DecodeError
+from agents.mip.wire.identification import timestamp_identification
+from agents.mip.wire.registration import RegistrationRequest, build_request, decode_message
 from reports.pcapread import ipv4_packets
 
 

@@ -16,7 +16,7 @@ import time
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
-from agents.mip.identification import timestamp_identification
+from agents.mip.wire.identification import timestamp_identification
 from reports.metrics import RunResult
 from reports.security import render_security
 from reports.table import verdict_lines

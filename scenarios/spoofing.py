@@ -15,11 +15,11 @@ import struct
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
-from agents.mip.auth import SecurityAssociation
-from agents.mip.codes import RegistrationFlag
-from agents.mip.config import MOBILE_IP_PORT
-from agents.mip.registration import RegistrationRequest, build_request
-from agents.mip.tunnel import encapsulate_ipv4_in_ipv4, encapsulate_ipv6_in_ipv4
+from agents.mip.common.config import MOBILE_IP_PORT
+from agents.mip.wire.auth import SecurityAssociation
+from agents.mip.wire.codes import RegistrationFlag
+from agents.mip.wire.registration import RegistrationRequest, build_request
+from agents.mip.wire.tunnel import encapsulate_ipv4_in_ipv4, encapsulate_ipv6_in_ipv4
 
 MARKER = b"DSMIP-SPOOF "
 """The start of every spoofed inner datagram's payload (then the attack's name)."""

@@ -9,7 +9,7 @@
 * :mod:`~agents.datapath.selection` — ``--datapath userspace|ebpf|auto``: which backend runs, and why.
 * :mod:`~agents.datapath.tables` — the pure forwarding and acceptance decisions (RFC 3024 §4.3.2,
   RFC 5454 §3.3.2 and §4), unit-tested without root.
-* :mod:`~agents.datapath.engine` — the per-packet threads; encapsulation as in :mod:`agents.mip.tunnel`.
+* :mod:`~agents.datapath.engine` — the per-packet threads; encapsulation as in :mod:`agents.mip.wire.tunnel`.
 * :mod:`~agents.datapath.kernel` — probes whether ipip/sit/gre links can be created here (no kernel
   backend yet).
 

@@ -11,8 +11,8 @@ A datapath moves packets between a tunnel interface and the network for one role
 * mobile node (:class:`MobileNodeDatapath`): its single tunnel to the home agent, with a co-located
   care-of address or through a foreign agent.
 
-The vocabulary comes from the sans-I/O core: :class:`~agents.mip.config.Encapsulation` (ipip, gre,
-minimal) and :class:`~agents.mip.bindings.TunnelTarget` (home-address = RFC 5454 code 0, care-of =
+The vocabulary comes from the sans-I/O core: :class:`~agents.mip.common.config.Encapsulation` (ipip, gre,
+minimal) and :class:`~agents.mip.common.bindings.TunnelTarget` (home-address = RFC 5454 code 0, care-of =
 code 1). Every method may be called from any thread; ``on_drop`` callbacks run on a datapath thread.
 """
 
@@ -25,9 +25,9 @@ from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network, IPv6Interface, IPv6Network
 from typing import TYPE_CHECKING
 
-from agents.mip.bindings import TunnelTarget
-from agents.mip.config import Encapsulation
-from agents.mip.ip import PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_MINIMAL
+from agents.mip.common.bindings import TunnelTarget
+from agents.mip.common.config import Encapsulation
+from agents.mip.wire.ip import PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_MINIMAL
 
 if TYPE_CHECKING:
     from agents.datapath.fa_tables import VisitorRoute

@@ -51,7 +51,7 @@ from agents.datapath.libbpf import (
 )
 from agents.datapath.tables import HomeAgentTable, HomeBinding, MobileNodeTable
 from agents.datapath.userspace import UserspaceHomeAgent, UserspaceMobileNode
-from agents.mip.ecn import DscpModel, ingress_table
+from agents.mip.wire.ecn import DscpModel, ingress_table
 from agents.net.tun import TunDevice
 
 logger = logging.getLogger(__name__)

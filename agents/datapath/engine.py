@@ -4,7 +4,7 @@ Outbound, one thread reads packets the kernel routed into the TUN interface, ask
 paths (:mod:`agents.datapath.tables`), encapsulates and sends each copy on an ``IPPROTO_RAW`` socket
 (IP_HDRINCL). Inbound, one thread per protocol (4, 41, 47, 55) blocks on a raw socket, decapsulates,
 applies the acceptance check, and writes accepted inner packets to the TUN so the kernel delivers or
-forwards them. Encapsulation rules are those of :mod:`agents.mip.tunnel`; for the common cases
+forwards them. Encapsulation rules are those of :mod:`agents.mip.wire.tunnel`; for the common cases
 (one IP-in-IP or IPv6-in-IPv4 header, equal inner/outer TOS on the way in) an inlined fast path
 produces the same bytes (tests/unit/test_datapath_tables.py checks it against ``tunnel.py``), leaving
 the header checksum, total length and identification to the kernel (raw(7): always filled in with
@@ -32,10 +32,10 @@ from typing import Protocol
 
 from agents.datapath.base import Counters, DropCallback, DropEvent, DropReason
 from agents.datapath.tables import NO_PATHS, PROTO_UDP, Hop, Path
-from agents.mip.ecn import DscpModel, EcnMode, ingress_table
-from agents.mip.errors import DecodeError
-from agents.mip.ip import FLAG_DONT_FRAGMENT, PROTO_IPIP, PROTO_IPV6, internet_checksum
-from agents.mip.tunnel import (
+from agents.mip.wire.ecn import DscpModel, EcnMode, ingress_table
+from agents.mip.wire.errors import DecodeError
+from agents.mip.wire.ip import FLAG_DONT_FRAGMENT, PROTO_IPIP, PROTO_IPV6, internet_checksum
+from agents.mip.wire.tunnel import (
     DEFAULT_OUTER_TTL,
     HopLimitExceeded,
     check_static_tunnel_mtu,

@@ -1,6 +1,6 @@
 """The foreign agent datapath's RFC 4881 parts, mixed into
 :class:`agents.datapath.foreign_agent.UserspaceForeignAgent`: the new FA's buffer for an expected visitor
-(:mod:`agents.mip.llh_buffer`) and both ends of the bidirectional edge tunnel (post-registration, §4).
+(:mod:`agents.mip.fa.llh_buffer`) and both ends of the bidirectional edge tunnel (post-registration, §4).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from ipaddress import IPv4Address
 
 from agents.datapath.base import DropReason
 from agents.datapath.fa_tables import Delivery
-from agents.mip.ip import HopLimitExceeded, forwarded_ipv4
-from agents.mip.llh_buffer import Offered, VisitorBuffers
+from agents.mip.fa.llh_buffer import Offered, VisitorBuffers
+from agents.mip.wire.ip import HopLimitExceeded, forwarded_ipv4
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ class LowLatencyDatapath:
     """Buffering and edge-tunnel forwarding; the host class provides the sockets, tally and delivery."""
 
     buffers: VisitorBuffers | None = None
-    """Tunnel packets held for visitors an L2 trigger announced (RFC 4881, agents.mip.llh_buffer)."""
+    """Tunnel packets held for visitors an L2 trigger announced (RFC 4881, agents.mip.fa.llh_buffer)."""
     bet_out: dict[IPv4Address, IPv4Address] | None = None
     """Old FA, after L2-LD: home address → the new FA's care-of address (RFC 4881 §4 BET)."""
     bet_in: dict[IPv4Address, tuple[IPv4Address, bytes]] | None = None

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from agents.datapath.base import DropReason
-from agents.mip.ip import HopLimitExceeded, forwarded_ipv4
+from agents.mip.wire.ip import HopLimitExceeded, forwarded_ipv4
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from ipaddress import IPv4Address, IPv4Network
 from agents.datapath.base import Counters, DropCallback, DropEvent, DropReason, ForeignAgentDatapath
 from agents.datapath.fa_handoff import LowLatencyDatapath
 from agents.datapath.fa_tables import Delivery, ForeignAgentTable, VisitorRoute
-from agents.mip.llh_buffer import VisitorBuffers
+from agents.mip.fa.llh_buffer import VisitorBuffers
 from agents.net.netlink import Netlink
 from agents.net.tun import TunDevice
 

@@ -40,7 +40,7 @@ from agents.datapath.base import (
     TunnelTarget,
 )
 from agents.datapath.engine import TunnelOptions
-from agents.mip.tunnel import ipv4_embedded_link_local
+from agents.mip.wire.tunnel import ipv4_embedded_link_local
 from agents.net.netlink import Netlink
 
 logger = logging.getLogger(__name__)

@@ -25,8 +25,8 @@ from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from typing import Generic, NamedTuple, TypeVar
 
 from agents.datapath.base import DropReason, Encapsulation, TunnelTarget, ipv4_protocol, ipv6_protocol
-from agents.mip.bindings import UNKNOWN_PORT
-from agents.mip.ip import PROTO_GRE, PROTO_IPV6, PROTO_MINIMAL
+from agents.mip.common.bindings import UNKNOWN_PORT
+from agents.mip.wire.ip import PROTO_GRE, PROTO_IPV6, PROTO_MINIMAL
 
 T = TypeVar("T")
 
@@ -125,7 +125,8 @@ class HomeBinding:
     prefixes: Mapping[IPv6Network, TunnelTarget] = field(default_factory=dict)
     udp_ports: Mapping[IPv4Address, int] = field(default_factory=dict)
     """Care-of addresses reached by RFC 3519 UDP tunnelling (a NAT's address) → their UDP port; port
-    :data:`~agents.mip.bindings.UNKNOWN_PORT` is a half-bound binding (R flag): no path until the HA learns
+    :data:`~agents.mip.common.bindings.UNKNOWN_PORT`
+    is a half-bound binding (R flag): no path until the HA learns
     the port from the mobile node's keepalive (RFC 3519 §4.6)."""
 
 

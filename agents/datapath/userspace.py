@@ -34,8 +34,8 @@ from agents.datapath.base import (
 )
 from agents.datapath.engine import PacketEngine, TunnelOptions
 from agents.datapath.tables import HomeAgentTable, HomeBinding, MobileNodeTable
-from agents.mip.bindings import PrefixOwners
-from agents.mip.tunnel import ipv4_embedded_link_local
+from agents.mip.common.bindings import PrefixOwners
+from agents.mip.wire.tunnel import ipv4_embedded_link_local
 from agents.net.netlink import Netlink
 
 logger = logging.getLogger(__name__)

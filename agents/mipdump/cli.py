@@ -18,12 +18,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
-from agents.mip.auth import AuthAlgorithm, verify
-from agents.mip.codes import FIXED_PART_LENGTH
-from agents.mip.errors import DecodeError
-from agents.mip.icmp import AgentAdvertisement, decode_agent_message
-from agents.mip.registration import decode_message
-from agents.mip.tunnel import TunnelDataHeader
+from agents.mip.wire.auth import AuthAlgorithm, verify
+from agents.mip.wire.codes import FIXED_PART_LENGTH
+from agents.mip.wire.errors import DecodeError
+from agents.mip.wire.icmp import AgentAdvertisement, decode_agent_message
+from agents.mip.wire.registration import decode_message
+from agents.mip.wire.tunnel import TunnelDataHeader
 from agents.mipdump.capture import Found, InputError, classify_raw, is_capture, parse_hex, read_capture
 from agents.mipdump.render import (
     Json,

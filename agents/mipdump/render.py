@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from enum import IntFlag
 from typing import Any
 
-from agents.mip.codes import ExtensionType, MessageType, PrefixReplyCode, ReplyCode, describe
-from agents.mip.dsmip import PrefixReply, PrefixRequest, TunnelingMode
-from agents.mip.extensions import (
+from agents.mip.wire.codes import ExtensionType, MessageType, PrefixReplyCode, ReplyCode, describe
+from agents.mip.wire.dsmip import PrefixReply, PrefixRequest, TunnelingMode
+from agents.mip.wire.extensions import (
     AuthenticationExtension,
     EncapsulatingDeliveryStyle,
     Extension,
@@ -24,8 +24,8 @@ from agents.mip.extensions import (
     UnknownExtension,
     locate_extensions,
 )
-from agents.mip.icmp import AgentAdvertisement, AgentSolicitation, MobilityAgentExtension
-from agents.mip.registration import RegistrationReply, RegistrationRequest
+from agents.mip.wire.icmp import AgentAdvertisement, AgentSolicitation, MobilityAgentExtension
+from agents.mip.wire.registration import RegistrationReply, RegistrationRequest
 
 Json = dict[str, Any]
 NTP_TO_UNIX = 2_208_988_800

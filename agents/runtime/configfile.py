@@ -1,4 +1,4 @@
-"""Load the role configuration dataclasses of :mod:`agents.mip.config` from TOML (``tomllib``).
+"""Load the role configuration dataclasses of :mod:`agents.mip.common.config` from TOML (``tomllib``).
 
 A document has one table per section, named after the role::
 
@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agents.mip.config import HomeAgentConfig, MobileNodeConfig
+from agents.mip.common.config import HomeAgentConfig, MobileNodeConfig
 
 T = TypeVar("T")
 

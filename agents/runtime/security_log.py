@@ -4,7 +4,7 @@ Every security event of every role goes through :class:`SecurityLog`: registrati
 (``authentication_failed``, ``identification_rejected``, ``fa_authentication_failed``) and the datapath's
 refused tunnel packets (``security_drop``) become an ``agents.security`` warning and a trace line; the
 flood-prone noise (``malformed_datagram``, ``datagram_discarded``, ``advertisement_discarded``) only a trace
-line. All share one :class:`~agents.mip.budgets.LogBudget`: at most ``per_second`` lines in each 1 s
+line. All share one :class:`~agents.mip.common.budgets.LogBudget`: at most ``per_second`` lines in each 1 s
 window, plus one "N more suppressed" summary per flush. The summary is written by a 1 s timer and at
 exit, so the last burst before a stop is never lost. Bound with the defaults: 21 lines/s in the log and
 21 lines/s of these events in the trace, whatever the offered load.
@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from agents.mip.budgets import DEFAULT_LINES_PER_SECOND, LogBudget
+from agents.mip.common.budgets import DEFAULT_LINES_PER_SECOND, LogBudget
 from agents.runtime.trace import TraceWriter
 
 security = logging.getLogger("agents.security")

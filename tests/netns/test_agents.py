@@ -20,12 +20,12 @@ import pytest
 from scapy.layers.inet import UDP
 from scapy.layers.inet6 import IPv6
 
-from agents.mip.auth import SecurityAssociation
-from agents.mip.codes import RegistrationFlag, ReplyCode
-from agents.mip.icmp import AdvertisementFlag, AgentAdvertisement
-from agents.mip.identification import timestamp_identification
-from agents.mip.registration import RegistrationReply, RegistrationRequest, build_request
-from agents.mip.tunnel import encapsulate_ipv4_in_ipv4, encapsulate_ipv6_in_ipv4
+from agents.mip.wire.auth import SecurityAssociation
+from agents.mip.wire.codes import RegistrationFlag, ReplyCode
+from agents.mip.wire.icmp import AdvertisementFlag, AgentAdvertisement
+from agents.mip.wire.identification import timestamp_identification
+from agents.mip.wire.registration import RegistrationReply, RegistrationRequest, build_request
+from agents.mip.wire.tunnel import encapsulate_ipv4_in_ipv4, encapsulate_ipv6_in_ipv4
 from tests.netns.agents_testbed import KEY3, AgentBed, build, start_agents
 from tests.netns.conftest import Namespace, NamespaceFactory, capture, ping, wait_until
 

@@ -12,11 +12,11 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from agents.mip.auth import SecurityAssociation
-from agents.mip.codes import RegistrationFlag, ReplyCode
-from agents.mip.extensions import EncapsulatingDeliveryStyle
-from agents.mip.identification import timestamp_identification
-from agents.mip.registration import RegistrationReply, RegistrationRequest, build_request
+from agents.mip.wire.auth import SecurityAssociation
+from agents.mip.wire.codes import RegistrationFlag, ReplyCode
+from agents.mip.wire.extensions import EncapsulatingDeliveryStyle
+from agents.mip.wire.identification import timestamp_identification
+from agents.mip.wire.registration import RegistrationReply, RegistrationRequest, build_request
 from agents.runtime.roles.fa_access import ipv4_packet, udp_datagram
 from tests.netns.agents_testbed import AgentBed
 from tests.netns.conftest import NamespaceFactory, capture, ping, wait_until

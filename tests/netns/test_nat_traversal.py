@@ -12,13 +12,13 @@ from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
 import pytest
 
-from agents.mip.auth import SecurityAssociation
-from agents.mip.codes import RegistrationFlag
-from agents.mip.dsmip import PrefixReply, PrefixRequest
-from agents.mip.identification import timestamp_identification
-from agents.mip.ip import IPV4_HEADER_LENGTH, PROTO_IPIP, PROTO_IPV6, IPv4Header, IPv6Header
-from agents.mip.registration import RegistrationReply, RegistrationRequest, build_request, decode_message
-from agents.mip.tunnel import encapsulate_udp_tunnel_data
+from agents.mip.wire.auth import SecurityAssociation
+from agents.mip.wire.codes import RegistrationFlag
+from agents.mip.wire.dsmip import PrefixReply, PrefixRequest
+from agents.mip.wire.identification import timestamp_identification
+from agents.mip.wire.ip import IPV4_HEADER_LENGTH, PROTO_IPIP, PROTO_IPV6, IPv4Header, IPv6Header
+from agents.mip.wire.registration import RegistrationReply, RegistrationRequest, build_request, decode_message
+from agents.mip.wire.tunnel import encapsulate_udp_tunnel_data
 from tests.netns.agents_testbed import KEY2, AgentBed
 from tests.netns.conftest import NamespaceFactory, capture, ping, wait_until
 from tests.netns.nat_testbed import (

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import pytest
 
-from agents.mip.auth import SecurityAssociation
-from agents.mip.codes import RegistrationFlag
-from agents.mip.dsmip import PrefixRequest
-from agents.mip.identification import timestamp_identification
-from agents.mip.registration import RegistrationReply, RegistrationRequest, build_request
+from agents.mip.wire.auth import SecurityAssociation
+from agents.mip.wire.codes import RegistrationFlag
+from agents.mip.wire.dsmip import PrefixRequest
+from agents.mip.wire.identification import timestamp_identification
+from agents.mip.wire.registration import RegistrationReply, RegistrationRequest, build_request
 from tests.netns.agents_testbed import HA_CONFIG, KEY1, AgentBed
 from tests.netns.conftest import Namespace, NamespaceFactory, capture, veth
 

@@ -6,13 +6,18 @@ from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
 import dpkt
 
-from agents.mip.auth import SecurityAssociation
-from agents.mip.codes import RegistrationFlag
-from agents.mip.dsmip import PrefixReply, PrefixRequest, TunnelingMode
-from agents.mip.extensions import NaiExtension, UdpTunnelReply, UdpTunnelRequest
-from agents.mip.icmp import AdvertisementFlag, AgentAdvertisement, AgentSolicitation, MobilityAgentExtension
-from agents.mip.registration import RegistrationReply, RegistrationRequest, build_reply, build_request
-from agents.mip.tunnel import TunnelDataHeader, encapsulate_ipv6_in_ipv4
+from agents.mip.wire.auth import SecurityAssociation
+from agents.mip.wire.codes import RegistrationFlag
+from agents.mip.wire.dsmip import PrefixReply, PrefixRequest, TunnelingMode
+from agents.mip.wire.extensions import NaiExtension, UdpTunnelReply, UdpTunnelRequest
+from agents.mip.wire.icmp import (
+    AdvertisementFlag,
+    AgentAdvertisement,
+    AgentSolicitation,
+    MobilityAgentExtension,
+)
+from agents.mip.wire.registration import RegistrationReply, RegistrationRequest, build_reply, build_request
+from agents.mip.wire.tunnel import TunnelDataHeader, encapsulate_ipv6_in_ipv4
 from tests.support.frames import icmp_packet, udp_packet
 
 KEY = bytes(range(16))

@@ -1,4 +1,4 @@
-"""Agent Advertisement scheduling (agents/mip/advertiser.py): RFC 5944 §2.1, §2.3; RFC 1256 §4.1, §5.5.
+"""Agent Advertisement scheduling (agents/mip/fa/advertiser.py): RFC 5944 §2.1, §2.3; RFC 1256 §4.1, §5.5.
 
 Every test drives :class:`Advertiser` on a fake clock with a seeded ``random.Random`` and decodes
 what it sends with :class:`AgentAdvertisement`; each names the RFC section it pins.
@@ -17,17 +17,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.mip.advertiser import (
+from agents.mip.common.config import Encapsulation, HomeAgentConfig
+from agents.mip.fa.advertiser import (
     MAX_INITIAL_ADVERT_INTERVAL,
     Advertiser,
     OutgoingAdvertisement,
     foreign_agent_advertiser,
     home_agent_advertiser,
 )
-from agents.mip.config import Encapsulation, HomeAgentConfig
-from agents.mip.fa_config import AdvertisementConfig, AdvertisementDestination, ForeignAgentConfig
-from agents.mip.icmp import ALL_SYSTEMS, LIMITED_BROADCAST, AgentAdvertisement
-from agents.mip.icmp import AdvertisementFlag as F
+from agents.mip.fa.config import AdvertisementConfig, AdvertisementDestination, ForeignAgentConfig
+from agents.mip.wire.icmp import ALL_SYSTEMS, LIMITED_BROADCAST, AgentAdvertisement
+from agents.mip.wire.icmp import AdvertisementFlag as F
 
 COA = IPv4Address("198.51.100.1")
 ACCESS = IPv4Interface("198.51.100.1/24")

@@ -14,16 +14,16 @@ from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
-from agents.mip.errors import DecodeError
-from agents.mip.icmp import (
+from agents.mip.wire.errors import DecodeError
+from agents.mip.wire.icmp import (
     AdvertisementFlag,
     AgentAdvertisement,
     AgentSolicitation,
     MobilityAgentExtension,
     decode_agent_message,
 )
-from agents.mip.ip import IPv4Header, IPv6Header, internet_checksum
-from agents.mip.tunnel import (
+from agents.mip.wire.ip import IPv4Header, IPv6Header, internet_checksum
+from agents.mip.wire.tunnel import (
     GreHeader,
     MinimalForwardingHeader,
     TunnelDataHeader,

@@ -1,4 +1,4 @@
-"""Tests for agents.mip.auth: authenticators and verification on raw bytes (RFC 5944 §3.5.1, §5.1)."""
+"""Tests for agents.mip.wire.auth: authenticators and verification on raw bytes (RFC 5944 §3.5.1, §5.1)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.mip.auth import (
+from agents.mip.wire.auth import (
     AUTHENTICATOR_LENGTH,
     AuthAlgorithm,
     SecurityAssociation,
@@ -18,7 +18,7 @@ from agents.mip.auth import (
     verify,
     verify_with,
 )
-from agents.mip.errors import DecodeError
+from agents.mip.wire.errors import DecodeError
 
 # protocol.md §2 worked vector (cross-checked there with openssl).
 KEY = bytes(range(16))

@@ -9,7 +9,7 @@ from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.mip.bindings import (
+from agents.mip.common.bindings import (
     BindingTable,
     CareOf,
     CareOfEntry,
@@ -18,7 +18,7 @@ from agents.mip.bindings import (
     PrefixOwners,
     TunnelTarget,
 )
-from agents.mip.config import Encapsulation
+from agents.mip.common.config import Encapsulation
 
 HOA = IPv4Address("192.0.2.10")
 HOA2 = IPv4Address("192.0.2.11")

@@ -1,10 +1,10 @@
-"""Tests for agents.mip.codes: flags, reply codes and extension numbers (protocol.md §1, §2, §6)."""
+"""Tests for agents.mip.wire.codes: flags, reply codes and extension numbers (protocol.md §1, §2, §6)."""
 
 from __future__ import annotations
 
 import pytest
 
-from agents.mip.codes import (
+from agents.mip.wire.codes import (
     FIXED_PART_LENGTH,
     DsmipSubtype,
     ExtensionType,

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from agents.mip.auth import AuthAlgorithm
-from agents.mip.config import (
+from agents.mip.common.config import (
     Encapsulation,
     HomeAgentConfig,
     MobileNodeAccount,
@@ -18,6 +17,7 @@ from agents.mip.config import (
     ReplayProtection,
     link_local_for,
 )
+from agents.mip.wire.auth import AuthAlgorithm
 from agents.runtime.configfile import (
     ConfigError,
     load_config,

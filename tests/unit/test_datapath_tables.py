@@ -1,5 +1,5 @@
 """Pure decisions of the userspace datapath: which tunnel a packet takes, which packets are accepted,
-and that the engine's inlined fast path gives the same bytes as :mod:`agents.mip.tunnel`. No root."""
+and that the engine's inlined fast path gives the same bytes as :mod:`agents.mip.wire.tunnel`. No root."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from agents.datapath.base import DropEvent, DropReason, Encapsulation, TunnelTarget, ipv6_protocol
 from agents.datapath.engine import PacketEngine, TunnelOptions, fragment_ipv4
 from agents.datapath.tables import PROTO_UDP, HomeAgentTable, HomeBinding, Hop, MobileNodeTable, PrefixMap
-from agents.mip.bindings import UNKNOWN_PORT
-from agents.mip.ecn import DscpModel, EcnMode
-from agents.mip.ip import IPv4Header, IPv6Header, internet_checksum
-from agents.mip.tunnel import decapsulate, encapsulate, encapsulate_udp_tunnel_data
+from agents.mip.common.bindings import UNKNOWN_PORT
+from agents.mip.wire.ecn import DscpModel, EcnMode
+from agents.mip.wire.ip import IPv4Header, IPv6Header, internet_checksum
+from agents.mip.wire.tunnel import decapsulate, encapsulate, encapsulate_udp_tunnel_data
 
 HA, HOA, COA = IPv4Address("198.51.100.1"), IPv4Address("192.0.2.100"), IPv4Address("203.0.113.7")
 HOA2, FA_COA = IPv4Address("192.0.2.101"), IPv4Address("203.0.113.1")

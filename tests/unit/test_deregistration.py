@@ -11,8 +11,8 @@ import dpkt
 import numpy as np
 import pytest
 
-from agents.mip.auth import SecurityAssociation, verify_with
-from agents.mip.registration import RegistrationRequest, decode_message
+from agents.mip.wire.auth import SecurityAssociation, verify_with
+from agents.mip.wire.registration import RegistrationRequest, decode_message
 from reports.deregistration import answered_by, load_observations, state_left
 from reports.errors import RunFolderError
 from reports.probes import FlowData, lost_between, max_gap_ms, received_between, sent_between

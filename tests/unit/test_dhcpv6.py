@@ -31,7 +31,7 @@ from scapy.layers.dhcp6 import (
     DHCP6OptStatusCode,
 )
 
-from agents.mip.dhcpv6 import (
+from agents.mip.wire.dhcpv6 import (
     IaPd,
     IaPrefix,
     Message,
@@ -42,7 +42,7 @@ from agents.mip.dhcpv6 import (
     duid_en,
     duid_ll,
 )
-from agents.mip.errors import DecodeError
+from agents.mip.wire.errors import DecodeError
 
 CLIENT = duid_en(32473, bytes([10, 1, 0, 5]))
 SERVER = duid_ll(bytes.fromhex("020000000001"))

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from agents.mip.config import MobileNodeConfig
-from agents.mip.ha_delegation import DelegationBook, mobile_node_duid
+from agents.mip.common.config import MobileNodeConfig
+from agents.mip.ha.delegation import DelegationBook, mobile_node_duid
 from agents.runtime.configfile import ConfigError
 from agents.runtime.roles.ha_delegation_io import (
     DelegationSource,

@@ -1,4 +1,4 @@
-"""Tests for agents.mip.extensions and agents.mip.dsmip: hand-written vectors both ways, errors,
+"""Tests for agents.mip.wire.extensions and agents.mip.wire.dsmip: hand-written vectors both ways, errors,
 unknown-extension handling and hypothesis round trips.
 
 The strategies at the top are also used by test_registration.py.
@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.mip.codes import PrefixReplyCode
-from agents.mip.errors import DecodeError
-from agents.mip.extensions import (
+from agents.mip.wire.codes import PrefixReplyCode
+from agents.mip.wire.errors import DecodeError
+from agents.mip.wire.extensions import (
     AuthenticationExtension,
     EncapsulatingDeliveryStyle,
     Extension,

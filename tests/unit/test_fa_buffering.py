@@ -1,4 +1,4 @@
-"""The FA datapath's buffer for an expected visitor (RFC 4881 §3.1, §4; agents.mip.llh_buffer) on a
+"""The FA datapath's buffer for an expected visitor (RFC 4881 §3.1, §4; agents.mip.fa.llh_buffer) on a
 fake loop clock: held before attachment, flushed in order through the usual checks, dropped on timeout."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from typing import Any
 
 from agents.datapath.fa_tables import ForeignAgentTable
 from agents.datapath.foreign_agent import UserspaceForeignAgent, VisitorRoute, _Tally
-from agents.mip.llh_buffer import VisitorBuffers
+from agents.mip.fa.llh_buffer import VisitorBuffers
 from agents.runtime.roles.fa_access import ipv4_packet
 from tests.unit.test_fa_runtime import COA, HA, HOA, MAC
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agents.mip.extensions import EncapsulatingDeliveryStyle
-from agents.mip.fa_config import DeliveryStyle
-from agents.mip.fa_events import VisitorAdded
-from agents.mip.foreign_agent import ForeignAgent
+from agents.mip.fa.config import DeliveryStyle
+from agents.mip.fa.events import VisitorAdded
+from agents.mip.fa.foreign_agent import ForeignAgent
+from agents.mip.wire.extensions import EncapsulatingDeliveryStyle
 from agents.runtime.journal import read_journal
 from agents.runtime.roles.fa_journal import VisitorJournal
 from agents.runtime.roles.foreign_agent import load_settings

@@ -6,10 +6,10 @@ from __future__ import annotations
 import dataclasses
 from ipaddress import IPv4Address
 
-from agents.mip.config import Encapsulation
-from agents.mip.fa_config import DeliveryStyle
-from agents.mip.fa_events import VisitorAdded, VisitorRemoved, VisitorUpdated
-from agents.mip.visitors import Visitor
+from agents.mip.common.config import Encapsulation
+from agents.mip.fa.config import DeliveryStyle
+from agents.mip.fa.events import VisitorAdded, VisitorRemoved, VisitorUpdated
+from agents.mip.fa.visitors import Visitor
 from tests.unit.test_foreign_agent import (
     COA,
     HA,

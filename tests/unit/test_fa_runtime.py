@@ -14,7 +14,7 @@ import pytest
 from agents.datapath.base import DropReason
 from agents.datapath.fa_tables import ForeignAgentTable
 from agents.datapath.foreign_agent import UserspaceForeignAgent, VisitorRoute, _Tally
-from agents.mip.ip import internet_checksum
+from agents.mip.wire.ip import internet_checksum
 from agents.runtime import cli
 from agents.runtime.roles.fa_access import AccessLink, ipv4_packet, udp_datagram
 from agents.runtime.roles.foreign_agent import load_settings

@@ -20,18 +20,18 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 import pytest
 
-from agents.mip import identification
-from agents.mip.auth import SecurityAssociation, verify_with
-from agents.mip.codes import ExtensionType, RegistrationFlag, ReplyCode, is_fa_denial
-from agents.mip.config import HomeAgentConfig, MobileNodeAccount
-from agents.mip.events import OutgoingDatagram
-from agents.mip.extensions import EncapsulatingDeliveryStyle, Extension
-from agents.mip.fa_config import AdvertisementConfig, DeliveryStyle, ForeignAgentConfig, PeerAssociation
-from agents.mip.fa_events import ForeignAgentDenied, LinkDatagram, VisitorAdded, VisitorRemoved
-from agents.mip.foreign_agent import ForeignAgent
-from agents.mip.home_agent import HomeAgent
-from agents.mip.icmp import AdvertisementFlag, AgentAdvertisement
-from agents.mip.registration import RegistrationReply, RegistrationRequest, build_request
+from agents.mip.common.config import HomeAgentConfig, MobileNodeAccount
+from agents.mip.common.events import OutgoingDatagram
+from agents.mip.fa.config import AdvertisementConfig, DeliveryStyle, ForeignAgentConfig, PeerAssociation
+from agents.mip.fa.events import ForeignAgentDenied, LinkDatagram, VisitorAdded, VisitorRemoved
+from agents.mip.fa.foreign_agent import ForeignAgent
+from agents.mip.ha.home_agent import HomeAgent
+from agents.mip.wire import identification
+from agents.mip.wire.auth import SecurityAssociation, verify_with
+from agents.mip.wire.codes import ExtensionType, RegistrationFlag, ReplyCode, is_fa_denial
+from agents.mip.wire.extensions import EncapsulatingDeliveryStyle, Extension
+from agents.mip.wire.icmp import AdvertisementFlag, AgentAdvertisement
+from agents.mip.wire.registration import RegistrationReply, RegistrationRequest, build_request
 
 KEY = bytes(range(16))
 FA_HA_KEY = bytes(range(32, 48))

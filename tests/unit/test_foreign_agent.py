@@ -20,13 +20,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.mip.auth import SecurityAssociation, append_authentication, verify_with
-from agents.mip.codes import ExtensionType, RegistrationFlag, ReplyCode
-from agents.mip.config import Encapsulation
-from agents.mip.events import DatagramDiscarded, MalformedDatagram
-from agents.mip.extensions import EncapsulatingDeliveryStyle, Extension, NaiExtension
-from agents.mip.fa_config import AdvertisementConfig, DeliveryStyle, ForeignAgentConfig, PeerAssociation
-from agents.mip.fa_events import (
+from agents.mip.common.config import Encapsulation
+from agents.mip.common.events import DatagramDiscarded, MalformedDatagram
+from agents.mip.fa.config import AdvertisementConfig, DeliveryStyle, ForeignAgentConfig, PeerAssociation
+from agents.mip.fa.events import (
     AdvertisementSent,
     FaEvent,
     ForeignAgentDenied,
@@ -39,9 +36,12 @@ from agents.mip.fa_events import (
     VisitorRemoved,
     VisitorUpdated,
 )
-from agents.mip.foreign_agent import ForeignAgent
-from agents.mip.icmp import AdvertisementFlag, AgentAdvertisement
-from agents.mip.registration import RegistrationReply, RegistrationRequest, build_reply, build_request
+from agents.mip.fa.foreign_agent import ForeignAgent
+from agents.mip.wire.auth import SecurityAssociation, append_authentication, verify_with
+from agents.mip.wire.codes import ExtensionType, RegistrationFlag, ReplyCode
+from agents.mip.wire.extensions import EncapsulatingDeliveryStyle, Extension, NaiExtension
+from agents.mip.wire.icmp import AdvertisementFlag, AgentAdvertisement
+from agents.mip.wire.registration import RegistrationReply, RegistrationRequest, build_reply, build_request
 
 F = RegistrationFlag
 KEY = bytes(range(16))

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv6Network
 
-from agents.mip.codes import PrefixReplyCode
-from agents.mip.dhcpv6 import duid_en
-from agents.mip.dsmip import PrefixRequest
-from agents.mip.events import PrefixRegistered
-from agents.mip.ha_delegation import Delegation, DelegationBook, mobile_node_duid
+from agents.mip.common.events import PrefixRegistered
+from agents.mip.ha.delegation import Delegation, DelegationBook, mobile_node_duid
+from agents.mip.wire.codes import PrefixReplyCode
+from agents.mip.wire.dhcpv6 import duid_en
+from agents.mip.wire.dsmip import PrefixRequest
 from tests.unit.test_home_agent import (
     COA,
     HOA,

@@ -1,7 +1,8 @@
 """What an unauthenticated flood may cost the home agent, on a fake clock (RFC 5944 §3.8.2.1: reject,
 SHOULD reply 131, log; §5.7: 133). Failures are charged to per-source budgets and one shared budget
-(:class:`agents.mip.budgets.SourceBudget`): past them no reply, no event, and the authenticator is checked
-on the raw bytes (agents/mip/ha_quick_reject.py); no request is ever dropped unverified."""
+(:class:`agents.mip.common.budgets.SourceBudget`):
+past them no reply, no event, and the authenticator is checked
+on the raw bytes (agents/mip/ha/quick_reject.py); no request is ever dropped unverified."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from agents.mip.budgets import SourceBudget
-from agents.mip.codes import ReplyCode
-from agents.mip.events import AuthenticationFailed, IdentificationRejected, RequestReceived
-from agents.mip.home_agent import KNOWN_GRACE
+from agents.mip.common.budgets import SourceBudget
+from agents.mip.common.events import AuthenticationFailed, IdentificationRejected, RequestReceived
+from agents.mip.ha.home_agent import KNOWN_GRACE
+from agents.mip.wire.codes import ReplyCode
 from agents.runtime.udp import MobileIpSocket, Received
 from tests.unit.test_home_agent import (
     COA,
@@ -144,7 +145,7 @@ def test_socket_drains_and_serves_known_sources_first() -> None:
 
 def test_a_flood_forging_a_known_peer_is_rejected_on_the_raw_bytes_past_its_budget(clock: Clock) -> None:
     """Issue 16: past the forged source's budget its bad authenticators are rejected by the quick check
-    (agents/mip/ha_quick_reject.py: no decode), counted as every failure is, and the MN's own renewals
+    (agents/mip/ha/quick_reject.py: no decode), counted as every failure is, and the MN's own renewals
     still go the full way and are accepted (RFC 5944 §3.8.2.1)."""
     ha = make_ha()
     assert register(ha, clock, lifetime=4).code == ReplyCode.ACCEPTED
@@ -163,8 +164,8 @@ def test_a_flood_forging_a_known_peer_is_rejected_on_the_raw_bytes_past_its_budg
 
 def test_the_quick_check_rejects_only_what_the_full_pipeline_rejects(clock: Clock) -> None:
     """Every shape: valid, wrong key, wrong SPI, no MN-HA extension, an extension after it, torn."""
-    from agents.mip.auth import SecurityAssociation
-    from agents.mip.ha_quick_reject import fails_quickly
+    from agents.mip.ha.quick_reject import fails_quickly
+    from agents.mip.wire.auth import SecurityAssociation
     from tests.unit.test_home_agent import KEY, SPI
 
     association = SecurityAssociation(SPI, KEY)

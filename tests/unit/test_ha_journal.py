@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from agents.mip.bindings import UNKNOWN_PORT, CareOf, TunnelTarget
-from agents.mip.codes import ReplyCode
-from agents.mip.config import Encapsulation
-from agents.mip.events import BindingAdded, BindingUpdated, ProxyArpStarted
-from agents.mip.extensions import UdpTunnelRequest
-from agents.mip.home_agent import HomeAgent
-from agents.mip.mn_keepalive import keepalive_request
+from agents.mip.common.bindings import UNKNOWN_PORT, CareOf, TunnelTarget
+from agents.mip.common.config import Encapsulation
+from agents.mip.common.events import BindingAdded, BindingUpdated, ProxyArpStarted
+from agents.mip.ha.home_agent import HomeAgent
+from agents.mip.mn.keepalive import keepalive_request
+from agents.mip.wire.codes import ReplyCode
+from agents.mip.wire.extensions import UdpTunnelRequest
 from agents.runtime import journal as journal_module
 from agents.runtime import state_journal
 from agents.runtime.configfile import ConfigError

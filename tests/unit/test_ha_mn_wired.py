@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from agents.mip.bindings import TunnelTarget
-from agents.mip.config import HomeAgentConfig, MobileNodeAccount, MobileNodeConfig, ReplayProtection
-from agents.mip.events import Event, OutgoingDatagram, ProxyArpStopped, RequestSent
-from agents.mip.home_agent import HomeAgent, NodeState
-from agents.mip.mobile_node import MnState, MobileNode
+from agents.mip.common.bindings import TunnelTarget
+from agents.mip.common.config import HomeAgentConfig, MobileNodeAccount, MobileNodeConfig, ReplayProtection
+from agents.mip.common.events import Event, OutgoingDatagram, ProxyArpStopped, RequestSent
+from agents.mip.ha.home_agent import HomeAgent, NodeState
+from agents.mip.mn.mobile_node import MnState, MobileNode
 
 KEY = bytes(range(16))
 HA = IPv4Address("192.0.2.1")

@@ -11,10 +11,9 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from agents.mip.bindings import CareOf, CareOfEntry, PrefixBinding, TunnelTarget
-from agents.mip.codes import ReplyCode
-from agents.mip.config import Encapsulation
-from agents.mip.events import (
+from agents.mip.common.bindings import CareOf, CareOfEntry, PrefixBinding, TunnelTarget
+from agents.mip.common.config import Encapsulation
+from agents.mip.common.events import (
     ArpOwner,
     BindingAdded,
     BindingRemoved,
@@ -24,8 +23,9 @@ from agents.mip.events import (
     ProxyArpStarted,
     ProxyArpStopped,
 )
-from agents.mip.ha_restore import SavedBinding
-from agents.mip.home_agent import KNOWN_GRACE, NodeState
+from agents.mip.ha.home_agent import KNOWN_GRACE, NodeState
+from agents.mip.ha.restore import SavedBinding
+from agents.mip.wire.codes import ReplyCode
 from tests.unit.test_home_agent import (
     ALLOWED,
     COA,

@@ -16,13 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.mip import identification
-from agents.mip.auth import SecurityAssociation, append_authentication, verify_with
-from agents.mip.bindings import TunnelTarget
-from agents.mip.codes import ExtensionType, PrefixReplyCode, RegistrationFlag, ReplyCode
-from agents.mip.config import Encapsulation, HomeAgentConfig, MobileNodeAccount, ReplayProtection
-from agents.mip.dsmip import PrefixReply, PrefixRequest, TunnelingMode
-from agents.mip.events import (
+from agents.mip.common.bindings import TunnelTarget
+from agents.mip.common.config import Encapsulation, HomeAgentConfig, MobileNodeAccount, ReplayProtection
+from agents.mip.common.events import (
     ArpOwner,
     AuthenticationFailed,
     BindingAdded,
@@ -38,10 +34,14 @@ from agents.mip.events import (
     ProxyArpStopped,
     RequestDenied,
 )
-from agents.mip.extensions import Extension, NaiExtension, UnknownExtension
-from agents.mip.home_agent import HomeAgent, NodeState
-from agents.mip.registration import RegistrationReply, RegistrationRequest
-from agents.mip.states import IllegalTransition, NodeTrigger
+from agents.mip.common.states import IllegalTransition, NodeTrigger
+from agents.mip.ha.home_agent import HomeAgent, NodeState
+from agents.mip.wire import identification
+from agents.mip.wire.auth import SecurityAssociation, append_authentication, verify_with
+from agents.mip.wire.codes import ExtensionType, PrefixReplyCode, RegistrationFlag, ReplyCode
+from agents.mip.wire.dsmip import PrefixReply, PrefixRequest, TunnelingMode
+from agents.mip.wire.extensions import Extension, NaiExtension, UnknownExtension
+from agents.mip.wire.registration import RegistrationReply, RegistrationRequest
 
 F = RegistrationFlag
 KEY = bytes(range(16))

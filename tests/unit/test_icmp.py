@@ -1,4 +1,4 @@
-"""ICMP Agent Advertisement / Solicitation (agents/mip/icmp.py), RFC 5944 §2 and RFC 1256."""
+"""ICMP Agent Advertisement / Solicitation (agents/mip/wire/icmp.py), RFC 5944 §2 and RFC 1256."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.mip.errors import DecodeError
-from agents.mip.icmp import (
+from agents.mip.wire.errors import DecodeError
+from agents.mip.wire.icmp import (
     ADVERTISEMENT_DESTINATIONS,
     ADVERTISEMENT_TTL,
     MOBILE_AGENTS,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.mip.identification import (
+from agents.mip.wire.identification import (
     DEFAULT_TOLERANCE,
     NTP_UNIX_OFFSET,
     ReplayState,

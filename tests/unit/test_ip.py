@@ -1,4 +1,4 @@
-"""IPv4 / IPv6 header codecs, the Internet checksum and TOS helpers (agents/mip/ip.py)."""
+"""IPv4 / IPv6 header codecs, the Internet checksum and TOS helpers (agents/mip/wire/ip.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.mip.errors import DecodeError
-from agents.mip.ip import (
+from agents.mip.wire.errors import DecodeError
+from agents.mip.wire.ip import (
     FLAG_DONT_FRAGMENT,
     FLAG_MORE_FRAGMENTS,
     HopLimitExceeded,

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from agents.mip.auth import SecurityAssociation
-from agents.mip.codes import RegistrationFlag
-from agents.mip.icmp import AdvertisementFlag, AgentAdvertisement, MobilityAgentExtension
-from agents.mip.registration import RegistrationReply, RegistrationRequest, build_reply, build_request
+from agents.mip.wire.auth import SecurityAssociation
+from agents.mip.wire.codes import RegistrationFlag
+from agents.mip.wire.icmp import AdvertisementFlag, AgentAdvertisement, MobilityAgentExtension
+from agents.mip.wire.registration import RegistrationReply, RegistrationRequest, build_reply, build_request
 from labs.catalog import LABS, get_lab
 from labs.cli import main, mark
 from labs.errors import LabError
@@ -175,7 +175,7 @@ def test_lab03_the_prefix_reply_hint_does_not_give_away_the_reply_frame(tmp_path
     ``prefix_reply_code`` is pointed at the file and the packet, not the frame (RFC 5454 §2.2)."""
     from ipaddress import IPv6Address
 
-    from agents.mip.dsmip import PrefixReply
+    from agents.mip.wire.dsmip import PrefixReply
 
     reply = RegistrationReply(
         0,
@@ -561,7 +561,7 @@ def tunnelled_dhcp(message: bytes, to_server: bool) -> bytes:
 def test_lab06_marks_the_dhcpv6_exchange_found_inside_the_tunnels(tmp_path: Path, four: bool) -> None:
     from ipaddress import IPv6Network
 
-    from agents.mip.dhcpv6 import IaPd, IaPrefix, Message, MessageType
+    from agents.mip.wire.dhcpv6 import IaPd, IaPrefix, Message, MessageType
 
     lease = IaPd(1, 5, 8, (IaPrefix(10, 10, IPv6Network("2001:db8:d000::/56")),))
     kinds = [MessageType.SOLICIT, MessageType.ADVERTISE, MessageType.REQUEST, MessageType.REPLY]

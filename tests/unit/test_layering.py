@@ -4,7 +4,9 @@
           │                    │
           └────────────────────┴──────────►  agents.mip (standard library only)
 
-``agents.mipdump`` (the decoder CLI) sits on ``agents.mip`` alone. Every ``import`` statement is
+``agents.mipdump`` (the decoder CLI) sits on ``agents.mip`` alone. Inside ``agents.mip`` the codecs
+(``wire``) import no other part of the core, ``common`` imports only ``wire``, and the three machines
+(``ha``, ``fa``, ``mn``) sit on both. Every ``import`` statement is
 read with :mod:`ast`, including imports inside functions, so a lazy upward import fails here too.
 """
 
@@ -73,7 +75,7 @@ def test_imports_point_down(path: Path) -> None:
 @pytest.mark.parametrize(
     "path",
     [p for p in layered_modules() if package_of(p) == "agents.mip"],
-    ids=lambda p: p.name,
+    ids=lambda p: str(p.relative_to(AGENTS)),
 )
 def test_the_core_needs_only_the_standard_library(path: Path) -> None:
     """The sans-I/O core (design.md §2) runs anywhere Python does: no third-party import."""
@@ -83,6 +85,55 @@ def test_the_core_needs_only_the_standard_library(path: Path) -> None:
         if module.split(".")[0] not in sys.stdlib_module_names and module.split(".")[0] != "agents"
     ]
     assert not foreign, f"{path.name} imports outside the standard library: {foreign}"
+
+
+CORE_ALLOWED: dict[str, set[str]] = {
+    "agents.mip.wire": set(),
+    "agents.mip.common": {"agents.mip.wire"},
+    "agents.mip.ha": {"agents.mip.wire", "agents.mip.common"},
+    "agents.mip.fa": {"agents.mip.wire", "agents.mip.common", "agents.mip.ha"},
+    "agents.mip.mn": {"agents.mip.wire", "agents.mip.common"},
+}
+"""Inside the core: which other ``agents.mip`` subpackages each may import. The foreign agent reuses the
+home agent's pure ``requested_encapsulation`` (RFC 5944 §3.7.1 relays what the HA will accept)."""
+
+
+def core_part(module: str) -> str | None:
+    parts = module.split(".")
+    return ".".join(parts[:3]) if parts[:2] == ["agents", "mip"] and len(parts) > 2 else None
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in layered_modules() if package_of(p) == "agents.mip" and p.parent != AGENTS / "mip"],
+    ids=lambda p: str(p.relative_to(AGENTS)),
+)
+def test_the_codecs_do_not_import_the_machines(path: Path) -> None:
+    """``agents.mip.wire`` decodes and encodes bytes only; the machines build on it, never the reverse."""
+    part = f"agents.mip.{path.relative_to(AGENTS / 'mip').parts[0]}"
+    upward = [
+        f"line {line}: {module}"
+        for line, module in imported_modules(path)
+        if (target := core_part(module)) is not None and target != part and target not in CORE_ALLOWED[part]
+    ]
+    assert not upward, f"{path.relative_to(AGENTS.parent)} imports across the core's layers: {upward}"
+
+
+def test_the_core_is_grouped() -> None:
+    """``agents/mip`` holds subpackages only (issue 9): a new flat module must pick wire, common or a machine."""
+    flat = sorted(p.name for p in (AGENTS / "mip").glob("*.py") if p.name != "__init__.py")
+    subpackages = {p.name for p in (AGENTS / "mip").iterdir() if (p / "__init__.py").exists()}
+    assert not flat, f"flat modules in agents/mip: {flat}"
+    assert {f"agents.mip.{name}" for name in subpackages} == set(CORE_ALLOWED)
+
+
+def test_the_core_checker_sees_a_codec_importing_a_machine(tmp_path: Path) -> None:
+    """The check can fail: a wire codec importing the home agent is reported."""
+    module = tmp_path / "bad.py"
+    module.write_text("from agents.mip.ha.home_agent import HomeAgent\n")
+    (line, imported), = imported_modules(module)
+    assert core_part(imported) == "agents.mip.ha"
+    assert core_part(imported) not in CORE_ALLOWED["agents.mip.wire"]
 
 
 def test_every_agents_package_has_a_layer() -> None:

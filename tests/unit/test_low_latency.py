@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from agents.mip.llh_buffer import Offered, VisitorBuffers
-from agents.mip.llh_post import BetState, Downlink, EdgeTunnel, Side
-from agents.mip.llh_pre import PreRegistration, PreState, Target
+from agents.mip.fa.llh_buffer import Offered, VisitorBuffers
+from agents.mip.fa.llh_post import BetState, Downlink, EdgeTunnel, Side
+from agents.mip.mn.llh_pre import PreRegistration, PreState, Target
 
 HOA = IPv4Address("192.0.2.10")
 OTHER = IPv4Address("192.0.2.11")
@@ -212,8 +212,8 @@ def _fa() -> object:
     import random
     from ipaddress import IPv4Interface
 
-    from agents.mip.fa_config import AdvertisementConfig, ForeignAgentConfig
-    from agents.mip.foreign_agent import ForeignAgent
+    from agents.mip.fa.config import AdvertisementConfig, ForeignAgentConfig
+    from agents.mip.fa.foreign_agent import ForeignAgent
 
     advertisement = AdvertisementConfig(router_addresses=(IPv4Interface("10.0.1.1/24"),))
     return ForeignAgent(ForeignAgentConfig((FA1,), advertisement), rng=random.Random(1))
@@ -227,7 +227,7 @@ def _events(fa: object) -> list[object]:
 
 
 def test_old_fa_forwards_through_the_bet_only_after_l2_ld_rfc4881_4() -> None:
-    from agents.mip.fa_events import EdgeTunnelClosed, EdgeTunnelForwarding, EdgeTunnelUp
+    from agents.mip.fa.events import EdgeTunnelClosed, EdgeTunnelForwarding, EdgeTunnelUp
 
     fa: Any = _fa()
     assert not fa.visitor_detached(HOA, 0.0)  # no BET: nothing to forward
@@ -242,7 +242,7 @@ def test_old_fa_forwards_through_the_bet_only_after_l2_ld_rfc4881_4() -> None:
 
 
 def test_new_fa_expects_the_visitor_and_buffers_until_l2_lu_rfc4881_4() -> None:
-    from agents.mip.fa_events import EdgeTunnelUp, VisitorAttached, VisitorExpected
+    from agents.mip.fa.events import EdgeTunnelUp, VisitorAttached, VisitorExpected
 
     fa: Any = _fa()
     mac = b"\x02" * 6
@@ -255,8 +255,8 @@ def test_new_fa_expects_the_visitor_and_buffers_until_l2_lu_rfc4881_4() -> None:
 
 def test_old_fa_stops_forwarding_when_the_mobile_node_registers_through_it_again_rfc4881_4() -> None:
     """Back before the BET lifetime ran out, the MN must get its packets here, not at the FA it left."""
-    from agents.mip.fa_events import EdgeTunnelClosed
-    from agents.mip.fa_handoff import EdgeTunnels
+    from agents.mip.fa.events import EdgeTunnelClosed
+    from agents.mip.fa.handoff import EdgeTunnels
 
     tunnels = EdgeTunnels()
     tunnels.source(HOA, FA2, 0.0, lifetime=5.0)

@@ -19,12 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.mip.auth import SecurityAssociation, append_authentication, verify_with
-from agents.mip.bindings import TunnelTarget
-from agents.mip.codes import ExtensionType, RegistrationFlag, ReplyCode
-from agents.mip.config import CareOfMode, Encapsulation, MobileNodeConfig, MovementDetection
-from agents.mip.dsmip import PrefixReply
-from agents.mip.events import (
+from agents.mip.common.bindings import TunnelTarget
+from agents.mip.common.config import CareOfMode, Encapsulation, MobileNodeConfig, MovementDetection
+from agents.mip.common.events import (
     AdvertisementDiscarded,
     AgentDiscovered,
     AgentLost,
@@ -43,15 +40,18 @@ from agents.mip.events import (
     TunnelDown,
     TunnelUp,
 )
-from agents.mip.icmp import (
+from agents.mip.mn.mobile_node import MnState, MobileNode
+from agents.mip.wire.auth import SecurityAssociation, append_authentication, verify_with
+from agents.mip.wire.codes import ExtensionType, RegistrationFlag, ReplyCode
+from agents.mip.wire.dsmip import PrefixReply
+from agents.mip.wire.icmp import (
     AdvertisementFlag,
     AgentAdvertisement,
     AgentSolicitation,
     MobilityAgentExtension,
     decode_agent_message,
 )
-from agents.mip.mobile_node import MnState, MobileNode
-from agents.mip.registration import RegistrationReply, RegistrationRequest, build_foreign_agent_reply
+from agents.mip.wire.registration import RegistrationReply, RegistrationRequest, build_foreign_agent_reply
 
 A = AdvertisementFlag
 F = RegistrationFlag

@@ -20,16 +20,15 @@ from typing import Any
 
 import pytest
 
-from agents.mip.advertiser import home_agent_advertiser
-from agents.mip.bindings import TunnelTarget
-from agents.mip.config import (
+from agents.mip.common.bindings import TunnelTarget
+from agents.mip.common.config import (
     CareOfMode,
     HomeAgentConfig,
     MobileNodeAccount,
     MobileNodeConfig,
     MovementDetection,
 )
-from agents.mip.events import (
+from agents.mip.common.events import (
     AgentDiscovered,
     AgentLost,
     ArpModeChanged,
@@ -42,10 +41,11 @@ from agents.mip.events import (
     SolicitationSent,
     TunnelUp,
 )
-from agents.mip.fa_config import AdvertisementConfig, ForeignAgentConfig
-from agents.mip.foreign_agent import ForeignAgent
-from agents.mip.home_agent import HomeAgent, NodeState
-from agents.mip.mobile_node import MnState, MobileNode
+from agents.mip.fa.advertiser import home_agent_advertiser
+from agents.mip.fa.config import AdvertisementConfig, ForeignAgentConfig
+from agents.mip.fa.foreign_agent import ForeignAgent
+from agents.mip.ha.home_agent import HomeAgent, NodeState
+from agents.mip.mn.mobile_node import MnState, MobileNode
 
 KEY = bytes(range(16))
 HA = IPv4Address("192.0.2.1")

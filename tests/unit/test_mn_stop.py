@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from agents.mip.registration import RegistrationRequest
+from agents.mip.wire.registration import RegistrationRequest
 from agents.runtime.frame import AgentArgs, AgentContext
 from agents.runtime.roles.driver import MachineDriver
 from agents.runtime.roles.mobile_node import MobileNodeEvents, MobileNodeRuntime, StopDeregistration

@@ -12,10 +12,15 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Network
 import pytest
 from scapy.layers.inet import ICMP
 
-from agents.mip.bindings import UNKNOWN_PORT, CareOf
-from agents.mip.codes import RegistrationFlag
-from agents.mip.config import CareOfMode, HomeAgentConfig, MobileNodeAccount, MobileNodeConfig, UdpTunnelling
-from agents.mip.events import (
+from agents.mip.common.bindings import UNKNOWN_PORT, CareOf
+from agents.mip.common.config import (
+    CareOfMode,
+    HomeAgentConfig,
+    MobileNodeAccount,
+    MobileNodeConfig,
+    UdpTunnelling,
+)
+from agents.mip.common.events import (
     ArpModeChanged,
     BindingAdded,
     BindingRemoved,
@@ -24,15 +29,16 @@ from agents.mip.events import (
     TunnelUp,
     UdpTunnelBound,
 )
-from agents.mip.extensions import UdpTunnelReply, UdpTunnelRequest
-from agents.mip.fa_config import AdvertisementConfig, ForeignAgentConfig
-from agents.mip.foreign_agent import ForeignAgent
-from agents.mip.home_agent import HomeAgent
-from agents.mip.icmp import AdvertisementFlag
-from agents.mip.mn_keepalive import keepalive_request
-from agents.mip.mn_requests import ForeignAgentRoute, build_request, colocated_through, new_registration
-from agents.mip.mobile_node import MobileNode
-from agents.mip.registration import RegistrationReply, RegistrationRequest, decode_message
+from agents.mip.fa.config import AdvertisementConfig, ForeignAgentConfig
+from agents.mip.fa.foreign_agent import ForeignAgent
+from agents.mip.ha.home_agent import HomeAgent
+from agents.mip.mn.keepalive import keepalive_request
+from agents.mip.mn.mobile_node import MobileNode
+from agents.mip.mn.requests import ForeignAgentRoute, build_request, colocated_through, new_registration
+from agents.mip.wire.codes import RegistrationFlag
+from agents.mip.wire.extensions import UdpTunnelReply, UdpTunnelRequest
+from agents.mip.wire.icmp import AdvertisementFlag
+from agents.mip.wire.registration import RegistrationReply, RegistrationRequest, decode_message
 
 KEY = bytes(range(16))
 HA = IPv4Address("192.0.2.1")

@@ -9,18 +9,15 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 import pytest
 
-from agents.mip.auth import SecurityAssociation, append_authentication
-from agents.mip.bindings import CareOf, TunnelTarget
-from agents.mip.codes import ExtensionType, RegistrationFlag
-from agents.mip.config import (
+from agents.mip.common.bindings import CareOf, TunnelTarget
+from agents.mip.common.config import (
     CareOfMode,
     HomeAgentConfig,
     MobileNodeAccount,
     MobileNodeConfig,
     UdpTunnelling,
 )
-from agents.mip.dsmip import PrefixRequest
-from agents.mip.events import (
+from agents.mip.common.events import (
     BindingAdded,
     BindingRemoved,
     KeepaliveAnswered,
@@ -29,11 +26,14 @@ from agents.mip.events import (
     RequestSent,
     TunnelUp,
 )
-from agents.mip.extensions import AuthenticationExtension, UdpTunnelReply, UdpTunnelRequest
-from agents.mip.home_agent import HomeAgent
-from agents.mip.identification import timestamp_identification
-from agents.mip.mobile_node import MobileNode
-from agents.mip.registration import RegistrationReply, RegistrationRequest, build_request, decode_message
+from agents.mip.ha.home_agent import HomeAgent
+from agents.mip.mn.mobile_node import MobileNode
+from agents.mip.wire.auth import SecurityAssociation, append_authentication
+from agents.mip.wire.codes import ExtensionType, RegistrationFlag
+from agents.mip.wire.dsmip import PrefixRequest
+from agents.mip.wire.extensions import AuthenticationExtension, UdpTunnelReply, UdpTunnelRequest
+from agents.mip.wire.identification import timestamp_identification
+from agents.mip.wire.registration import RegistrationReply, RegistrationRequest, build_request, decode_message
 
 KEY = bytes(range(16))
 HA = IPv4Address("192.0.2.1")

@@ -9,7 +9,17 @@ from ipaddress import IPv6Network
 
 import pytest
 
-from agents.mip.dhcpv6 import (
+from agents.mip.mn.dhcpv6_timing import Retransmission, RetransmissionParameters
+from agents.mip.mn.pd_client import PD_TRANSITIONS, PdClient, PdClientConfig, PdState
+from agents.mip.mn.pd_events import (
+    DelegationLost,
+    Dhcpv6Ignored,
+    NoPrefixAvailable,
+    PdEvent,
+    PrefixDelegated,
+    ReleaseFinished,
+)
+from agents.mip.wire.dhcpv6 import (
     ALL_DHCP_RELAY_AGENTS_AND_SERVERS,
     IaPd,
     IaPrefix,
@@ -20,16 +30,6 @@ from agents.mip.dhcpv6 import (
     StatusCode,
     duid_en,
     duid_ll,
-)
-from agents.mip.dhcpv6_timing import Retransmission, RetransmissionParameters
-from agents.mip.pd_client import PD_TRANSITIONS, PdClient, PdClientConfig, PdState
-from agents.mip.pd_events import (
-    DelegationLost,
-    Dhcpv6Ignored,
-    NoPrefixAvailable,
-    PdEvent,
-    PrefixDelegated,
-    ReleaseFinished,
 )
 
 CLIENT = duid_en(32473, bytes([10, 1, 0, 5]))

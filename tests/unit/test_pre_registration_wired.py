@@ -11,17 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from ipaddress import IPv4Address
 
-from agents.mip.events import (
+from agents.mip.common.events import (
     ArpModeChanged,
     PreRegistrationAbandoned,
     PreRegistrationAttached,
     PreRegistrationReady,
     RequestSent,
 )
-from agents.mip.fa_events import VisitorAttached, VisitorExpected
-from agents.mip.icmp import AdvertisementFlag
-from agents.mip.llh_pre import PreState, Target
-from agents.mip.mobile_node import MnState
+from agents.mip.fa.events import VisitorAttached, VisitorExpected
+from agents.mip.mn.llh_pre import PreState, Target
+from agents.mip.mn.mobile_node import MnState
+from agents.mip.wire.icmp import AdvertisementFlag
 from tests.unit.test_mn_fa_ha_wired import ACCESS, CARE_OF, HA, HOA, MAC, MN_PORT, World, assert_via
 
 FA2_MAC = bytes.fromhex("0200000000f2")
@@ -68,7 +68,7 @@ class RoutedWorld(World):
         return deliver
 
     def _from_fa(self, name: str, fa: object) -> None:
-        from agents.mip.foreign_agent import ForeignAgent
+        from agents.mip.fa.foreign_agent import ForeignAgent
 
         assert isinstance(fa, ForeignAgent)
         for datagram in fa.datagrams_to_send(self.now):
@@ -172,7 +172,7 @@ def test_move_before_the_reply_still_completes_through_the_new_fa() -> None:
 
 
 def test_co_located_mode_refuses_the_trigger() -> None:
-    from agents.mip.config import CareOfMode
+    from agents.mip.common.config import CareOfMode
 
     world = RoutedWorld(5, loss=0.0, jitter=0.0)
     world.mn = type(world.mn)(
@@ -195,7 +195,7 @@ def test_no_pre_registration_from_home_rfc4881_3() -> None:
 def test_post_registration_keeps_the_tunnel_and_registers_at_link_up_rfc4881_4() -> None:
     """With the edge tunnel carrying its packets (§4), the MN keeps its tunnel over the link change and
     registers through the new FA as the link comes up, not after the new FA's advertisement."""
-    from agents.mip.events import TunnelDown
+    from agents.mip.common.events import TunnelDown
 
     world = RoutedWorld(7, loss=0.0, jitter=0.0)
     world.attach("fa1")

@@ -1,4 +1,4 @@
-"""Tests for agents.mip.registration: RRQ/RRP vectors, strict decoding, builders and round trips."""
+"""Tests for agents.mip.wire.registration: RRQ/RRP vectors, strict decoding, builders and round trips."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.mip.auth import SecurityAssociation, locate_authentication, verify, verify_with
-from agents.mip.codes import ExtensionType, RegistrationFlag, ReplyCode
-from agents.mip.errors import DecodeError
-from agents.mip.extensions import (
+from agents.mip.wire.auth import SecurityAssociation, locate_authentication, verify, verify_with
+from agents.mip.wire.codes import ExtensionType, RegistrationFlag, ReplyCode
+from agents.mip.wire.errors import DecodeError
+from agents.mip.wire.extensions import (
     AuthenticationExtension,
     EncapsulatingDeliveryStyle,
     Extension,
@@ -24,7 +24,7 @@ from agents.mip.extensions import (
     UdpTunnelRequest,
     UnknownExtension,
 )
-from agents.mip.registration import (
+from agents.mip.wire.registration import (
     RegistrationReply,
     RegistrationRequest,
     append_foreign_home_authentication,

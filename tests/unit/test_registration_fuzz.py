@@ -12,10 +12,10 @@ from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
-from agents.mip.auth import SecurityAssociation, verify
-from agents.mip.codes import RegistrationFlag
-from agents.mip.errors import DecodeError
-from agents.mip.extensions import (
+from agents.mip.wire.auth import SecurityAssociation, verify
+from agents.mip.wire.codes import RegistrationFlag
+from agents.mip.wire.errors import DecodeError
+from agents.mip.wire.extensions import (
     EncapsulatingDeliveryStyle,
     Extension,
     NaiExtension,
@@ -29,7 +29,7 @@ from agents.mip.extensions import (
     encode_extensions,
     locate_extensions,
 )
-from agents.mip.registration import (
+from agents.mip.wire.registration import (
     RegistrationReply,
     RegistrationRequest,
     build_reply,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dpkt
 
-from agents.mip.dhcpv6 import IaPd, Message, MessageType, duid_en
+from agents.mip.wire.dhcpv6 import IaPd, Message, MessageType, duid_en
 from reports.dhcpv6_pd_report import phases
 from reports.pd_capture import dhcpv6_in_tunnel
 

@@ -17,9 +17,14 @@ from scapy.layers.l2 import GRE
 from scapy.layers.mobileip import MobileIP, MobileIPTunnelData
 from scapy.packet import Raw
 
-from agents.mip.icmp import AdvertisementFlag, AgentAdvertisement, AgentSolicitation, MobilityAgentExtension
-from agents.mip.ip import IPv4Header, IPv6Header
-from agents.mip.tunnel import encapsulate, encapsulate_udp_tunnel_data
+from agents.mip.wire.icmp import (
+    AdvertisementFlag,
+    AgentAdvertisement,
+    AgentSolicitation,
+    MobilityAgentExtension,
+)
+from agents.mip.wire.ip import IPv4Header, IPv6Header
+from agents.mip.wire.tunnel import encapsulate, encapsulate_udp_tunnel_data
 
 HA = IPv4Address("192.0.2.1")
 COA = IPv4Address("10.0.2.10")

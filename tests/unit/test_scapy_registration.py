@@ -15,10 +15,10 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.mobileip import MobileIP, MobileIPRRP, MobileIPRRQ
 from scapy.packet import Raw
 
-from agents.mip.auth import SecurityAssociation
-from agents.mip.codes import RegistrationFlag, ReplyCode
-from agents.mip.extensions import NaiExtension, PrefixRequest
-from agents.mip.registration import (
+from agents.mip.wire.auth import SecurityAssociation
+from agents.mip.wire.codes import RegistrationFlag, ReplyCode
+from agents.mip.wire.extensions import NaiExtension, PrefixRequest
+from agents.mip.wire.registration import (
     RegistrationReply,
     RegistrationRequest,
     build_request,

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from agents.datapath.base import DropEvent, DropReason
-from agents.mip.budgets import LogBudget
-from agents.mip.events import AuthenticationFailed, MalformedDatagram, RegistrationExpired
+from agents.mip.common.budgets import LogBudget
+from agents.mip.common.events import AuthenticationFailed, MalformedDatagram, RegistrationExpired
 from agents.runtime.roles.driver import trace_and_apply
 from agents.runtime.roles.drop_report import DropReporter
 from agents.runtime.security_log import SecurityLog

@@ -12,11 +12,11 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 
-from agents.mip.auth import SecurityAssociation, verify_with
-from agents.mip.codes import ExtensionType
-from agents.mip.errors import DecodeError
-from agents.mip.registration import RegistrationRequest, decode_message
-from agents.mip.tunnel import decapsulate
+from agents.mip.wire.auth import SecurityAssociation, verify_with
+from agents.mip.wire.codes import ExtensionType
+from agents.mip.wire.errors import DecodeError
+from agents.mip.wire.registration import RegistrationRequest, decode_message
+from agents.mip.wire.tunnel import decapsulate
 from reports.probes import FlowData
 from reports.security_faults import first_received, outage_ms
 from scenarios import attack

@@ -86,7 +86,7 @@ def test_long_address_lists_keep_every_jump_inside_the_program() -> None:
 def test_a_home_address_is_steered_first_only_while_its_mobile_node_has_a_binding() -> None:
     """Issue 16 review: a bad-auth flood forging a mobile node's home address must not reach the priority
     socket while there is no binding a deregistration from home (RFC 5944 §3.6.1.2) could remove."""
-    from agents.mip.codes import ReplyCode
+    from agents.mip.wire.codes import ReplyCode
     from tests.unit.test_home_agent import HOA, OTHER_KEY, Clock, deliver, make_ha, register, rrq
 
     clock = Clock()

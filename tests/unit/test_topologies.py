@@ -314,8 +314,8 @@ def test_nat_fa_puts_a_foreign_agent_advertising_r_and_u_behind_the_nat() -> Non
     """RFC 3519 §4.11: the FA behind the NAT (fan) on the private LAN, its care-of address on its own link to
     nat1 (so its relays and the MN's tunnel share the NAT's public address); it advertises R and U (§3.4)
     and the mobile node waits for it before registering its co-located address directly (RFC 5944 §3.6)."""
-    from agents.mip.fa_config import ForeignAgentConfig
-    from agents.mip.icmp import AdvertisementFlag
+    from agents.mip.fa.config import ForeignAgentConfig
+    from agents.mip.wire.icmp import AdvertisementFlag
     from agents.runtime.configfile import build_dataclass
 
     topo = DualStackTopo(foreign_agents=1, nat=True, udp_keepalive=2, nat_fa=True)

@@ -1,4 +1,5 @@
-"""Tunnel encapsulation / decapsulation, ECN and DSCP rules (agents/mip/tunnel.py, agents/mip/ecn.py).
+"""Tunnel encapsulation / decapsulation, ECN and DSCP rules (agents/mip/wire/tunnel.py,
+agents/mip/wire/ecn.py).
 
 Hex vectors were assembled field by field; every checksum in them was summed by hand
 (e.g. the IP-in-IP outer header: 45b9+0030+0000+4000+4004+c000+0201+0a00+020a = 0x93f9, ~ = 0x6c06).
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from agents.mip.ecn import (
+from agents.mip.wire.ecn import (
     CE,
     ECT_0,
     ECT_1,
@@ -27,9 +28,9 @@ from agents.mip.ecn import (
     inner_tos_after_egress,
     outer_tos,
 )
-from agents.mip.errors import DecodeError
-from agents.mip.ip import IPv4Header, IPv6Header, internet_checksum, packet_tos, with_tos
-from agents.mip.tunnel import (
+from agents.mip.wire.errors import DecodeError
+from agents.mip.wire.ip import IPv4Header, IPv6Header, internet_checksum, packet_tos, with_tos
+from agents.mip.wire.tunnel import (
     Decapsulated,
     GreHeader,
     HopLimitExceeded,

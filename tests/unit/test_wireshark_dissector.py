@@ -25,11 +25,11 @@ from pathlib import Path
 import dpkt
 import pytest
 
-from agents.mip.auth import SecurityAssociation
-from agents.mip.codes import PrefixReplyCode, RegistrationFlag
-from agents.mip.dsmip import PrefixReply, PrefixRequest, TunnelingMode
-from agents.mip.extensions import AuthenticationExtension, Extension, NaiExtension, UdpTunnelRequest
-from agents.mip.registration import (
+from agents.mip.wire.auth import SecurityAssociation
+from agents.mip.wire.codes import PrefixReplyCode, RegistrationFlag
+from agents.mip.wire.dsmip import PrefixReply, PrefixRequest, TunnelingMode
+from agents.mip.wire.extensions import AuthenticationExtension, Extension, NaiExtension, UdpTunnelRequest
+from agents.mip.wire.registration import (
     RegistrationReply,
     RegistrationRequest,
     build_reply,
@@ -56,7 +56,7 @@ CODE_LABELS = {
     PrefixReplyCode.REJECTED_UNSPECIFIED: "Rejected, reason unspecified",
     PrefixReplyCode.REJECTED_ADMIN: "Rejected, administratively prohibited",
 }
-"""The value string tshark must show for every code agents/mip/codes.py knows (RFC 5454 §2.2, §5)."""
+"""The value string tshark must show for every code agents/mip/wire/codes.py knows (RFC 5454 §2.2, §5)."""
 
 
 # tshark ---------------------------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ local message_names = {
     [REGISTRATION_REPLY] = "Registration Reply",
 }
 
--- IPv6 Prefix Reply codes (RFC 5454 §2.2, registry §5; agents/mip/codes.py PrefixReplyCode):
+-- IPv6 Prefix Reply codes (RFC 5454 §2.2, registry §5; agents/mip/wire/codes.py PrefixReplyCode):
 -- 0-7 accept, 8-255 reject.
 local code_ranges = {
     { 0, 0, "Accepted, IPv6 tunnelled to the home address" },

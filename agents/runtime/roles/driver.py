@@ -12,8 +12,8 @@ from collections.abc import Callable
 from ipaddress import IPv4Address
 from typing import Any, Protocol
 
-from agents.mip.codes import MessageType
-from agents.mip.events import OutgoingDatagram
+from agents.mip.common.events import OutgoingDatagram
+from agents.mip.wire.codes import MessageType
 from agents.runtime.frame import AgentContext
 from agents.runtime.security_log import BUDGETED_EVENTS, SecurityLog
 from agents.runtime.timer import AgentTimer

@@ -20,7 +20,7 @@ import struct
 from collections.abc import Callable
 from ipaddress import IPv4Address
 
-from agents.mip.ip import internet_checksum
+from agents.mip.wire.ip import internet_checksum
 from agents.net.packetfilter import attach, ipv4_icmp_type_or_udp_port_program
 
 logger = logging.getLogger(__name__)

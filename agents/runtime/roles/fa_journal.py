@@ -13,11 +13,11 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 from typing import Any
 
-from agents.mip import fa_events as fe
-from agents.mip.config import Encapsulation
-from agents.mip.fa_config import DeliveryStyle
-from agents.mip.foreign_agent import ForeignAgent
-from agents.mip.visitors import Visitor
+from agents.mip.common.config import Encapsulation
+from agents.mip.fa import events as fe
+from agents.mip.fa.config import DeliveryStyle
+from agents.mip.fa.foreign_agent import ForeignAgent
+from agents.mip.fa.visitors import Visitor
 from agents.runtime.journal import Clocks, JournalRead, Record
 from agents.runtime.state_journal import FoldedJournal, StateJournal, fold_records
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from agents.mip.foreign_agent import ForeignAgent
+from agents.mip.fa.foreign_agent import ForeignAgent
 from agents.net.netlink import Netlink
 from agents.runtime.frame import AgentContext
 from agents.runtime.roles.fa_journal import VisitorJournal, VisitorJournalState

@@ -1,6 +1,6 @@
 """`python -m agents fa`: the foreign agent (RFC 5944 §2.1, §3.7, §4.2.2; RFC 3024 §3–§5) on a real link.
 
-Config (TOML): `[foreign_agent]` is :class:`agents.mip.fa_config.ForeignAgentConfig` (advertisements in
+Config (TOML): `[foreign_agent]` is :class:`agents.mip.fa.config.ForeignAgentConfig` (advertisements in
 `[foreign_agent.advertisement]`); `[runtime]` is :class:`ForeignAgentRuntime`. The FA advertises and hears
 solicitations on the access interface (:mod:`.fa_access`), relays registrations on UDP 434 (with each
 request's TTL and link-layer source) and turns the visitor list into datapath state
@@ -22,10 +22,10 @@ from typing import Any
 
 from agents.datapath.base import ForeignAgentDatapath
 from agents.datapath.foreign_agent import UserspaceForeignAgent, VisitorRoute
-from agents.mip import fa_events as fe
-from agents.mip.config import Encapsulation
-from agents.mip.fa_config import DeliveryStyle, ForeignAgentConfig
-from agents.mip.foreign_agent import ForeignAgent
+from agents.mip.common.config import Encapsulation
+from agents.mip.fa import events as fe
+from agents.mip.fa.config import DeliveryStyle, ForeignAgentConfig
+from agents.mip.fa.foreign_agent import ForeignAgent
 from agents.net.netlink import Netlink
 from agents.runtime.configfile import ConfigError, parse_sections, read_text
 from agents.runtime.control import Handler

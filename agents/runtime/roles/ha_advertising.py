@@ -2,7 +2,7 @@
 node that comes back see that it is home. Off unless `[runtime.advertisement]` is configured.
 
 The sending and solicitation-hearing side is the foreign agent's access-link code (:mod:`.fa_access`); the
-schedule, sequence numbers and answers come from the sans-I/O :class:`agents.mip.advertiser.Advertiser`.
+schedule, sequence numbers and answers come from the sans-I/O :class:`agents.mip.fa.advertiser.Advertiser`.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import random
 from ipaddress import IPv4Address
 
-from agents.mip.advertiser import Advertiser, home_agent_advertiser
-from agents.mip.config import HomeAgentConfig
-from agents.mip.fa_config import AdvertisementConfig
+from agents.mip.common.config import HomeAgentConfig
+from agents.mip.fa.advertiser import Advertiser, home_agent_advertiser
+from agents.mip.fa.config import AdvertisementConfig
 from agents.runtime.frame import AgentContext
 from agents.runtime.roles.fa_access import AccessLink
 

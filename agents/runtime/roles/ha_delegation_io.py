@@ -4,7 +4,7 @@ Kea's lease state is the source of truth. Before a Registration Request asking f
 answer does not show delegated to that node (or when that answer is older than ``max_age``) is handed to the
 machine, the runtime asks Kea's control socket ``lease6-get-all`` (the ``libdhcp_lease_cmds`` hook, shipped
 with Debian's kea-dhcp6-server 2.2) and feeds the IA_PD leases to
-:class:`agents.mip.ha_delegation.DelegationBook`. Asking on demand rather than polling means a prefix
+:class:`agents.mip.ha.delegation.DelegationBook`. Asking on demand rather than polling means a prefix
 registered the moment it was delegated is already known, and datagrams that need no answer (replies, tunnel
 data, garbage, link-local-only requests) never cost a round trip; ``max_rate`` bounds what forged requests
 can make the HA ask. The control socket was chosen over reading the memfile CSV because the CSV is
@@ -26,8 +26,8 @@ from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 from typing import Any
 
-from agents.mip.ha_delegation import Delegation, DelegationBook
-from agents.mip.home_agent import HomeAgent
+from agents.mip.ha.delegation import Delegation, DelegationBook
+from agents.mip.ha.home_agent import HomeAgent
 from agents.runtime.frame import AgentContext
 from agents.runtime.roles.driver import MachineDriver
 from agents.runtime.udp import Received

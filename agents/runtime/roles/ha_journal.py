@@ -16,11 +16,11 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv6Network
 from typing import Any
 
-from agents.mip import events as ev
-from agents.mip.bindings import UNKNOWN_PORT, CareOf, CareOfEntry, PrefixBinding, TunnelTarget
-from agents.mip.config import Encapsulation
-from agents.mip.ha_restore import SavedBinding
-from agents.mip.home_agent import HomeAgent
+from agents.mip.common import events as ev
+from agents.mip.common.bindings import UNKNOWN_PORT, CareOf, CareOfEntry, PrefixBinding, TunnelTarget
+from agents.mip.common.config import Encapsulation
+from agents.mip.ha.home_agent import HomeAgent
+from agents.mip.ha.restore import SavedBinding
 from agents.runtime.journal import Clocks, JournalRead, Record
 from agents.runtime.state_journal import FoldedJournal, StateJournal, fold_records
 

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agents.mip.config import HomeAgentConfig
-from agents.mip.home_agent import HomeAgent
+from agents.mip.common.config import HomeAgentConfig
+from agents.mip.ha.home_agent import HomeAgent
 from agents.net.netlink import Netlink
 from agents.runtime.frame import AgentContext
 from agents.runtime.roles.ha_journal import BindingJournal, JournalState

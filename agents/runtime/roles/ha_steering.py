@@ -13,8 +13,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from agents.mip import events as ev
-from agents.mip.home_agent import HomeAgent
+from agents.mip.common import events as ev
+from agents.mip.ha.home_agent import HomeAgent
 from agents.runtime.frame import AgentContext
 from agents.runtime.steering import MAX_ADDRESSES, SteeredSocket
 

@@ -1,7 +1,8 @@
 """`python -m agents ha`: the home agent (RFC 5944 §3.8, RFC 3024 §4, RFC 5454 §3.3) on a real home link.
 
-Config (TOML): `[home_agent]` is :class:`agents.mip.config.HomeAgentConfig`; `[runtime]` is
-:class:`HomeAgentRuntime` below. Events from :class:`agents.mip.home_agent.HomeAgent` become datapath tunnels
+Config (TOML): `[home_agent]` is :class:`agents.mip.common.config.HomeAgentConfig`; `[runtime]` is
+:class:`HomeAgentRuntime` below. Events from :class:`agents.mip.ha.home_agent.HomeAgent` become datapath
+tunnels
 and prefix routes, proxy ARP entries and gratuitous ARP on the home link (RFC 5944 §4.6), and traces.
 """
 
@@ -18,10 +19,10 @@ from agents.datapath.engine import TunnelOptions
 from agents.datapath.native import NativeHomeAgent
 from agents.datapath.selection import Needs, make_home_agent
 from agents.datapath.userspace import UserspaceHomeAgent
-from agents.mip import events as ev
-from agents.mip.config import Encapsulation, HomeAgentConfig
-from agents.mip.fa_config import AdvertisementConfig
-from agents.mip.home_agent import HomeAgent
+from agents.mip.common import events as ev
+from agents.mip.common.config import Encapsulation, HomeAgentConfig
+from agents.mip.fa.config import AdvertisementConfig
+from agents.mip.ha.home_agent import HomeAgent
 from agents.net.arp import GratuitousArpSender
 from agents.net.netlink import Netlink
 from agents.runtime.control import Handler
@@ -92,7 +93,7 @@ REGISTRATION_SOCKET_BUFFER = 8 << 20
 """UDP 434 receive buffer (8 MiB, ~50,000 small requests): a flood burst waits there instead of pushing a
 mobile node's renewal out; the socket is drained each wakeup and known sources are served first
 (:meth:`HomeAgent.is_known_source`), while failed requests cost little past their budget
-(:class:`agents.mip.budgets.SourceBudget`)."""
+(:class:`agents.mip.common.budgets.SourceBudget`)."""
 
 HOME_PREFIX_METRIC = 4096
 """Metric of the home-link routes for the MNs' prefixes: above the kernel's default 1024 of tunnel routes."""

@@ -1,7 +1,7 @@
 """The mobile node's DHCPv6-PD bootstrap over its home-address tunnel (RFC 5454 §3.7.1, RFC 8415 §18.2).
 
 After the IPv4 registration the node registers its tunnel link-local ``fe80::<HoA>`` (Prefix Length 255);
-once the home agent accepts it (code 0/1) it runs :class:`agents.mip.pd_client.PdClient` from
+once the home agent accepts it (code 0/1) it runs :class:`agents.mip.mn.pd_client.PdClient` from
 ``[fe80::<HoA>]:546`` on the tunnel device to ``ff02::1:2`` port 547, which the datapath carries
 IPv6-in-IPv4 to the home agent (and via a foreign agent, inside its IPv4 tunnel too). A delegated prefix is
 registered in explicit mode (the requested prefixes are set, which re-registers, RFC 5454 §3.5); the node's
@@ -14,7 +14,7 @@ when the link-local is accepted, register the prefix the moment it is delegated,
 the lease ends, Release before deregistering) and to keep its lease across moves while the tunnel device
 and its link-local stay. dhcpcd (not installed here; 9.4 supports TUN) would run as a second daemon whose
 DUID, link-local source and hook scripts would have to be kept in step with the agent through its
-control socket; our sans-I/O client (agents/mip/pd_client.py and the dhcpv6 codec) runs in the agent's
+control socket; our sans-I/O client (agents/mip/mn/pd_client.py and the dhcpv6 codec) runs in the agent's
 loop and is unit-tested on a fake clock against RFC 8415's timers and against scapy's encodings.
 """
 
@@ -30,13 +30,13 @@ from ipaddress import IPv6Network
 from pathlib import Path
 from typing import Any
 
-from agents.mip import events as ev
-from agents.mip import pd_events as pe
-from agents.mip.config import MobileNodeConfig
-from agents.mip.dhcpv6 import CLIENT_PORT
-from agents.mip.ha_delegation import DOCUMENTATION_ENTERPRISE, mobile_node_duid
-from agents.mip.mobile_node import MobileNode
-from agents.mip.pd_client import PdClient, PdClientConfig, PdState
+from agents.mip.common import events as ev
+from agents.mip.common.config import MobileNodeConfig
+from agents.mip.ha.delegation import DOCUMENTATION_ENTERPRISE, mobile_node_duid
+from agents.mip.mn import pd_events as pe
+from agents.mip.mn.mobile_node import MobileNode
+from agents.mip.mn.pd_client import PdClient, PdClientConfig, PdState
+from agents.mip.wire.dhcpv6 import CLIENT_PORT
 from agents.runtime.configfile import ConfigError, parse_sections, read_text
 from agents.runtime.control import Handler
 from agents.runtime.frame import AgentContext

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 from typing import Any
 
-from agents.mip import events as ev
+from agents.mip.common import events as ev
 from agents.net.arp import GratuitousArpSender
 from agents.net.netlink import Netlink
 from agents.net.packetfilter import attach, ipv4_icmp_type_program

@@ -10,10 +10,10 @@ from collections.abc import Callable
 
 from agents.datapath.native import NativeMobileNode
 from agents.datapath.userspace import UserspaceMobileNode
-from agents.mip.config import MobileNodeConfig
-from agents.mip.events import KeepaliveDue
-from agents.mip.mn_keepalive import keepalive_reply_sequence, keepalive_request
-from agents.mip.mobile_node import MobileNode
+from agents.mip.common.config import MobileNodeConfig
+from agents.mip.common.events import KeepaliveDue
+from agents.mip.mn.keepalive import keepalive_reply_sequence, keepalive_request
+from agents.mip.mn.mobile_node import MobileNode
 from agents.runtime.udp import MobileIpSocket, Received
 
 

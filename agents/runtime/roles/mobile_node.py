@@ -2,7 +2,7 @@
 RFC 5454 §3.5). It registers its IPv4 home address and IPv6 prefixes with the home agent and tunnels through
 a TUN device (`mip0`) that holds the home address and the home-prefix addresses.
 
-Config (TOML): `[mobile_node]` is :class:`agents.mip.config.MobileNodeConfig`; `[runtime]` is
+Config (TOML): `[mobile_node]` is :class:`agents.mip.common.config.MobileNodeConfig`; `[runtime]` is
 :class:`MobileNodeRuntime`. The care-of address is read from `runtime.interface` (or given as `care_of`).
 """
 
@@ -22,13 +22,13 @@ from agents.datapath.engine import TunnelOptions
 from agents.datapath.native import NativeMobileNode
 from agents.datapath.selection import Needs, make_mobile_node
 from agents.datapath.userspace import UserspaceMobileNode
-from agents.mip import events as ev
-from agents.mip.config import CareOfMode, MobileNodeConfig, UdpTunnelling
-from agents.mip.icmp import AdvertisementFlag
-from agents.mip.llh_pre import Target
-from agents.mip.mn_prefixes import address_in
-from agents.mip.mobile_node import MobileNode
-from agents.mip.timers import MIN_REQUEST_GAP
+from agents.mip.common import events as ev
+from agents.mip.common.config import CareOfMode, MobileNodeConfig, UdpTunnelling
+from agents.mip.common.timers import MIN_REQUEST_GAP
+from agents.mip.mn.llh_pre import Target
+from agents.mip.mn.mobile_node import MobileNode
+from agents.mip.mn.prefixes import address_in
+from agents.mip.wire.icmp import AdvertisementFlag
 from agents.net.arp import send_gratuitous_arp
 from agents.net.netlink import Netlink
 from agents.runtime.control import Handler

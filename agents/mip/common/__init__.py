@@ -1,0 +1,1 @@
+"""What the three machines share: configs, events, transitions, timers, budgets, bindings."""
