@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.mip.common.trace_schema import TraceEvent
 from reports.errors import RunFolderError
 from reports.metrics import RunResult, Verdict
 from reports.pcapread import ipv4_packets
@@ -61,20 +62,24 @@ class Evidence:
         return self.run.meta
 
     def phase_window(self, phase: str) -> tuple[float, float]:
-        starts = [e["t"] for e in self.run.events("scenario", "phase_started") if e.get("phase") == phase]
-        ends = [e["t"] for e in self.run.events("scenario", "phase_finished") if e.get("phase") == phase]
+        starts = [
+            e["t"] for e in self.run.events("scenario", TraceEvent.PHASE_STARTED) if e.get("phase") == phase
+        ]
+        ends = [
+            e["t"] for e in self.run.events("scenario", TraceEvent.PHASE_FINISHED) if e.get("phase") == phase
+        ]
         if not starts or not ends:
             return math.nan, math.nan
         return float(starts[0]), float(ends[0])
 
     def step(self, what: str, after: float = -math.inf, **match: Any) -> dict[str, Any] | None:
-        for event in self.run.events("scenario", "step"):
+        for event in self.run.events("scenario", TraceEvent.STEP):
             if event.get("what") == what and event["t"] >= after and _matches(event, match):
                 return event
         return None
 
     def steps(self, what: str) -> list[dict[str, Any]]:
-        return [event for event in self.run.events("scenario", "step") if event.get("what") == what]
+        return [event for event in self.run.events("scenario", TraceEvent.STEP) if event.get("what") == what]
 
     def event(self, node: str, name: str, after: float = -math.inf, **match: Any) -> dict[str, Any] | None:
         for event in self.run.events(node, name):
@@ -244,7 +249,7 @@ class Judge:
             held == [kept] and omitted not in routes and kept in routes,
             f"binding prefixes {held}, tunnel routes {routes}",
         )
-        gone = self.e.event("ha", "prefix_deregistered", home_address=self.hoa)
+        gone = self.e.event("ha", TraceEvent.PREFIX_DEREGISTERED, home_address=self.hoa)
         readd = self.e.step("readd_sent")
         if gone is None or readd is None:
             self.check(
@@ -293,7 +298,7 @@ class Judge:
     ) -> None:
         sent = self.e.step("deregister_sent", mobile=node)
         removed = self.e.event(
-            "ha", "binding_removed", after=sent["t"] if sent else math.inf, home_address=hoa
+            "ha", TraceEvent.BINDING_REMOVED, after=sent["t"] if sent else math.inf, home_address=hoa
         )
         record = self.e.observation(phase, "gone")
         left = state_left(record, hoa, prefixes)
@@ -324,10 +329,10 @@ class Judge:
     def _removal_ms(self, node: str, after: float, hoa: str) -> float | None:
         """From the MN's deregistration request (its own trace) to the last HA event that removed its
         state: binding, proxy ARP, prefixes (the HA traces each just before applying it)."""
-        request = self.e.event(node, "rrq_sent", after=after, lifetime=0)
+        request = self.e.event(node, TraceEvent.RRQ_SENT, after=after, lifetime=0)
         if request is None:
             return None
-        names = ("binding_removed", "proxy_arp_stopped", "prefix_deregistered")
+        names = (TraceEvent.BINDING_REMOVED, TraceEvent.PROXY_ARP_STOPPED, TraceEvent.PREFIX_DEREGISTERED)
         times = [
             event["t"]
             for name in names
@@ -376,7 +381,7 @@ class Judge:
         record = self.e.observation("lifetime", "registered")
         care_ofs = (binding_for(record, self.hoa) or {}).get("care_ofs") or [{}]
         start, _ = self.e.phase_window("lifetime")
-        accepted = self.e.event(self.mn, "registration_accepted", after=start)
+        accepted = self.e.event(self.mn, TraceEvent.REGISTRATION_ACCEPTED, after=start)
         granted = accepted.get("lifetime") if accepted else None
         self.check(
             "lifetime: a lifetime above the HA's maximum is shortened to it in the reply (RFC 5944 §3.8.3.1)",
@@ -394,7 +399,7 @@ class Judge:
             return
         renewals = [
             e
-            for e in self.e.run.events("ha", "binding_updated")
+            for e in self.e.run.events("ha", TraceEvent.BINDING_UPDATED)
             if first["t"] <= e["t"] <= last["t"] and e.get("home_address") == self.hoa
         ]
         flows = ("v4-down", "v4-up", "v6-down", "v6-up")
@@ -441,13 +446,13 @@ class Judge:
         kill = killed["t"]
         replies = [
             e
-            for e in self.e.run.events("ha", "rrp_sent")
+            for e in self.e.run.events("ha", TraceEvent.RRP_SENT)
             if e["t"] <= kill
             and e.get("home_address") == self.hoa
             and e.get("code") in (0, 1)
             and e.get("lifetime", 0) > 0
         ]
-        removed = self.e.event("ha", "binding_removed", after=kill, home_address=self.hoa)
+        removed = self.e.event("ha", TraceEvent.BINDING_REMOVED, after=kill, home_address=self.hoa)
         if removed is None or not replies:
             self.check("silent-death: the binding expires at the granted lifetime", False, "no expiry traced")
             return
@@ -498,7 +503,7 @@ class Judge:
             record is not None and not left and quiet and after == 0,
             f"left: {', '.join(left) or 'nothing'}; {why}; {_maybe(after)} tunnelled after expiry",
         )
-        fa_gone = self.e.event("fa1", "visitor_removed", after=kill, home_address=self.hoa)
+        fa_gone = self.e.event("fa1", TraceEvent.VISITOR_REMOVED, after=kill, home_address=self.hoa)
         skew = None if fa_gone is None else round(fa_gone["t"] - removed["t"], 3)
         self.figures["black_hole"]["fa_visitor_skew_s"] = skew
         self.check(
@@ -522,7 +527,7 @@ class Judge:
     # helpers ----------------------------------------------------------------------------------------
 
     def _mac(self, node: str) -> str | None:
-        macs = self.e.run.events("scenario", "macs")
+        macs = self.e.run.events("scenario", TraceEvent.MACS)
         return str(macs[0].get(node)) if macs and macs[0].get(node) else None
 
     def _addresses_of(self, hoa: str) -> list[str]:
@@ -573,5 +578,3 @@ def render_deregistration(run_dir: Path) -> RunResult:
     result = analyse_deregistration(run, load_observations(run.path / "observations.jsonl"))
     write_outputs(run, result)
     return result
-
-

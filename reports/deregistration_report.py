@@ -8,15 +8,16 @@ from typing import Any
 
 import numpy as np
 
+from agents.mip.common.trace_schema import TraceEvent
 from reports.metrics import RunResult
 from reports.render import _write, metrics_json
 from reports.rundir import Run
 
 STATE_ROWS = (
-    ("binding mn1", "binding_added", "binding_removed", "home_address", "hoa"),
-    ("proxy ARP mn1", "proxy_arp_started", "proxy_arp_stopped", "home_address", "hoa"),
-    ("binding mn2", "binding_added", "binding_removed", "home_address", "hoa2"),
-    ("proxy ARP mn2", "proxy_arp_started", "proxy_arp_stopped", "home_address", "hoa2"),
+    ("binding mn1", TraceEvent.BINDING_ADDED, TraceEvent.BINDING_REMOVED, "home_address", "hoa"),
+    ("proxy ARP mn1", TraceEvent.PROXY_ARP_STARTED, TraceEvent.PROXY_ARP_STOPPED, "home_address", "hoa"),
+    ("binding mn2", TraceEvent.BINDING_ADDED, TraceEvent.BINDING_REMOVED, "home_address", "hoa2"),
+    ("proxy ARP mn2", TraceEvent.PROXY_ARP_STARTED, TraceEvent.PROXY_ARP_STOPPED, "home_address", "hoa2"),
 )
 """(row label, HA event that starts it, event that ends it, field to match, meta key of its value)."""
 
@@ -32,11 +33,11 @@ def write_outputs(run: Run, result: RunResult) -> None:
 def intervals(run: Run, start: str, end: str, match: dict[str, Any]) -> list[tuple[float, float]]:
     """Times (s after t0) between a ``start`` event and the next ``end`` event of the HA's trace."""
     spans, opened = [], None
-    names = {start, end, "binding_updated"} if start == "binding_added" else {start, end}
+    names = {start, end, TraceEvent.BINDING_UPDATED} if start == TraceEvent.BINDING_ADDED else {start, end}
     for event in run.events(run.home_agent, *names):
         if any(event.get(k) != v for k, v in match.items()):
             continue
-        if event["event"] in (start, "binding_updated") and opened is None:
+        if event["event"] in (start, TraceEvent.BINDING_UPDATED) and opened is None:
             opened = event["t"]
         elif event["event"] == end and opened is not None:
             spans.append((opened - run.t0, event["t"] - opened))
@@ -49,15 +50,22 @@ def intervals(run: Run, start: str, end: str, match: dict[str, Any]) -> list[tup
 
 def prefix_intervals(run: Run, hoa: str, prefix: str) -> list[tuple[float, float]]:
     spans, opened = [], None
-    for event in run.events(run.home_agent, "prefix_registered", "prefix_deregistered", "binding_removed"):
+    for event in run.events(
+        run.home_agent,
+        TraceEvent.PREFIX_REGISTERED,
+        TraceEvent.PREFIX_DEREGISTERED,
+        TraceEvent.BINDING_REMOVED,
+    ):
         if event.get("home_address") != hoa:
             continue
-        mentioned = event["event"] == "binding_removed" or event.get("prefix", {}).get("prefix") == prefix
+        mentioned = (
+            event["event"] == TraceEvent.BINDING_REMOVED or event.get("prefix", {}).get("prefix") == prefix
+        )
         if not mentioned:
             continue
-        if event["event"] == "prefix_registered" and opened is None:
+        if event["event"] == TraceEvent.PREFIX_REGISTERED and opened is None:
             opened = event["t"]
-        elif event["event"] != "prefix_registered" and opened is not None:
+        elif event["event"] != TraceEvent.PREFIX_REGISTERED and opened is not None:
             spans.append((opened - run.t0, event["t"] - opened))
             opened = None
     if opened is not None:
@@ -109,8 +117,8 @@ def state_timeline(run: Run, path: Path) -> None:
 
 
 def _shade_phases(run: Run, axis: Any) -> None:
-    starts = {e["phase"]: e["t"] - run.t0 for e in run.events("scenario", "phase_started")}
-    ends = {e["phase"]: e["t"] - run.t0 for e in run.events("scenario", "phase_finished")}
+    starts = {e["phase"]: e["t"] - run.t0 for e in run.events("scenario", TraceEvent.PHASE_STARTED)}
+    ends = {e["phase"]: e["t"] - run.t0 for e in run.events("scenario", TraceEvent.PHASE_FINISHED)}
     for index, (phase, start) in enumerate(starts.items()):
         end = ends.get(phase, start)
         axis.axvspan(start, end, color="grey" if index % 2 else "white", alpha=0.12)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.mip.common.trace_schema import TraceEvent
 from agents.mip.ha.delegation import mobile_node_duid
 from agents.mip.wire.tunnel import ipv4_embedded_link_local
 from reports.errors import RunFolderError
@@ -65,7 +66,7 @@ class PdEvidence:
         return [e for e in self.run.events("scenario", name) if all(e.get(k) == v for k, v in match.items())]
 
     def move_time(self, number: int) -> float:
-        moves = self.scenario("move_started", handover=number)
+        moves = self.scenario(TraceEvent.MOVE_STARTED, handover=number)
         return float(moves[0]["t"]) if moves else math.inf
 
     def first_t(self, events: list[dict[str, Any]]) -> float:
@@ -73,7 +74,7 @@ class PdEvidence:
 
     @property
     def delegated(self) -> IPv6Network | None:
-        events = self.mn("prefix_delegated")
+        events = self.mn(TraceEvent.PREFIX_DELEGATED)
         return IPv6Network(events[0]["prefix"]) if events else None
 
     def duid_hex(self) -> str:
@@ -96,7 +97,7 @@ def _check(name: str, passed: bool, detail: str) -> Verdict:
 def phase_home(ev: PdEvidence) -> list[Verdict]:
     config = tomllib.loads((ev.run.path / "configs" / f"{ev.meta['mobile_node']}.toml").read_text())
     configured = config.get("mobile_node", {}).get("prefixes", [])
-    before = [e for e in ev.mn("prefix_accepted") if e["t"] < ev.move_time(1)]
+    before = [e for e in ev.mn(TraceEvent.PREFIX_ACCEPTED) if e["t"] < ev.move_time(1)]
     return [
         _check(
             "home: no IPv6 prefix configured or registered",
@@ -108,7 +109,7 @@ def phase_home(ev: PdEvidence) -> list[Verdict]:
 
 def registration_via(ev: PdEvidence, attachment: str, after: float) -> dict[str, Any] | None:
     care_of = ev.meta["care_ofs"][attachment]
-    found = ev.mn("registration_accepted", after=after, care_of=care_of)
+    found = ev.mn(TraceEvent.REGISTRATION_ACCEPTED, after=after, care_of=care_of)
     return found[0] if found else None
 
 
@@ -118,7 +119,7 @@ def phase_visit(ev: PdEvidence) -> list[Verdict]:
 
 
 def link_local_event(ev: PdEvidence) -> dict[str, Any] | None:
-    found = ev.mn("prefix_accepted", link_local=True)
+    found = ev.mn(TraceEvent.PREFIX_ACCEPTED, link_local=True)
     return found[0] if found else None
 
 
@@ -145,24 +146,24 @@ def phase_link_local(ev: PdEvidence) -> list[Verdict]:
 def phase_dhcpv6(ev: PdEvidence) -> list[Verdict]:
     link_local = link_local_event(ev)
     after = link_local["t"] if link_local else math.inf
-    solicits = ev.mn("dhcpv6_sent", after=after, message="SOLICIT")
+    solicits = ev.mn(TraceEvent.DHCPV6_SENT, after=after, message="SOLICIT")
     if ev.meta.get("exhausted"):
-        said = ev.mn("dhcpv6_no_prefix")
+        said = ev.mn(TraceEvent.DHCPV6_NO_PREFIX)
         return [
             _check("dhcpv6: Solicit sent over the tunnel after the link-local", bool(solicits), ""),
             _check(
                 "dhcpv6: pool exhausted, NoPrefixAvail heard, no prefix delegated",
-                bool(said) and not ev.mn("prefix_delegated"),
+                bool(said) and not ev.mn(TraceEvent.PREFIX_DELEGATED),
                 said[0]["message"] if said else "no NoPrefixAvail",
             ),
         ]
-    delegated = ev.mn("prefix_delegated")
+    delegated = ev.mn(TraceEvent.PREFIX_DELEGATED)
     rapid = bool(ev.meta.get("rapid_commit"))
     how = delegated[0]["how"] if delegated else None
     exchange_ok = how == ("rapid-commit" if rapid else "request")
     if not rapid:
-        exchange_ok = exchange_ok and bool(ev.mn("dhcpv6_received", message="ADVERTISE"))
-        exchange_ok = exchange_ok and bool(ev.mn("dhcpv6_sent", message="REQUEST"))
+        exchange_ok = exchange_ok and bool(ev.mn(TraceEvent.DHCPV6_RECEIVED, message="ADVERTISE"))
+        exchange_ok = exchange_ok and bool(ev.mn(TraceEvent.DHCPV6_SENT, message="REQUEST"))
     prefix = ev.delegated
     rows = ev.lease_rows(prefix) if prefix else []
     in_pool = prefix is not None and prefix.subnet_of(IPv6Network(ev.meta["pool"]))
@@ -183,9 +184,11 @@ def phase_prefix(ev: PdEvidence) -> list[Verdict]:
     prefix = ev.delegated
     if prefix is None:
         return [_check("prefix: delegated prefix registered", False, "nothing delegated")]
-    accepted = ev.mn("prefix_accepted", prefix=str(prefix), link_local=False)
-    at_ha = [e for e in ev.ha("prefix_registered") if e.get("prefix", {}).get("prefix") == str(prefix)]
-    checked = [e for e in ev.ha("delegations_read") if at_ha and e["t"] <= at_ha[0]["t"]]
+    accepted = ev.mn(TraceEvent.PREFIX_ACCEPTED, prefix=str(prefix), link_local=False)
+    at_ha = [
+        e for e in ev.ha(TraceEvent.PREFIX_REGISTERED) if e.get("prefix", {}).get("prefix") == str(prefix)
+    ]
+    checked = [e for e in ev.ha(TraceEvent.DELEGATIONS_READ) if at_ha and e["t"] <= at_ha[0]["t"]]
     return [
         _check(
             "prefix: the delegated prefix registered in explicit mode (code 0)",
@@ -202,7 +205,7 @@ def delivery(ev: PdEvidence, name: str) -> tuple[float, int, int]:
     """Share, received and sent of the packets ``name`` sent before the scenario asked for the deregistration
     (after it, the prefix is released and then the binding goes)."""
     flow = ev.run.flows.get(name)
-    ending = ev.scenario("step", what="deregister_sent")
+    ending = ev.scenario(TraceEvent.STEP, what="deregister_sent")
     until = min((float(e["t"]) for e in ending), default=math.inf)
     if flow is None:
         return 0.0, 0, 0
@@ -230,10 +233,10 @@ def largest_gap(times: np.ndarray[Any, Any], start: float, end: float) -> float:
 
 
 def phase_renew(ev: PdEvidence) -> list[Verdict]:
-    renewals = ev.mn("prefix_delegated", how="renew")
+    renewals = ev.mn(TraceEvent.PREFIX_DELEGATED, how="renew")
     prefix = ev.delegated
     same = bool(renewals) and all(e["prefix"] == str(prefix) for e in renewals)
-    lost = [e for e in ev.mn("delegation_lost") if e.get("reason") != "released"]
+    lost = [e for e in ev.mn(TraceEvent.DELEGATION_LOST) if e.get("reason") != "released"]
     flow = ev.run.flows.get("v6-down")
     gap = math.inf
     if renewals and flow is not None:
@@ -253,11 +256,11 @@ def phase_move(ev: PdEvidence) -> list[Verdict]:
     moved = ev.move_time(2)
     accepted = registration_via(ev, "fa2", moved)
     prefix = str(ev.delegated)
-    release = ev.first_t(ev.mn("dhcpv6_sent", message="RELEASE"))
+    release = ev.first_t(ev.mn(TraceEvent.DHCPV6_SENT, message="RELEASE"))
     end = release if not math.isnan(release) else math.inf
     dropped = [
         e
-        for e in ev.ha("prefix_deregistered")
+        for e in ev.ha(TraceEvent.PREFIX_DEREGISTERED)
         if moved <= e["t"] < end and e.get("prefix", {}).get("prefix") == prefix
     ]
     flow = ev.run.flows.get("v6-down")
@@ -276,11 +279,13 @@ def phase_move(ev: PdEvidence) -> list[Verdict]:
 def phase_deregistration(ev: PdEvidence) -> list[Verdict]:
     prefix = ev.delegated
     verdicts = []
-    asked = ev.scenario("step", what="deregister_sent")
+    asked = ev.scenario(TraceEvent.STEP, what="deregister_sent")
     if prefix is not None:
-        finished = ev.mn("dhcpv6_release_finished")
-        released = ev.first_t(ev.mn("dhcpv6_sent", message="RELEASE"))
-        deregistered = ev.first_t(ev.mn("rrq_sent", after=asked[0]["t"] if asked else math.inf, lifetime=0))
+        finished = ev.mn(TraceEvent.DHCPV6_RELEASE_FINISHED)
+        released = ev.first_t(ev.mn(TraceEvent.DHCPV6_SENT, message="RELEASE"))
+        deregistered = ev.first_t(
+            ev.mn(TraceEvent.RRQ_SENT, after=asked[0]["t"] if asked else math.inf, lifetime=0)
+        )
         verdicts.append(
             _check(
                 "deregistration: asked to deregister, mn1 releases the prefix first",
@@ -293,15 +298,17 @@ def phase_deregistration(ev: PdEvidence) -> list[Verdict]:
         verdicts.append(
             _check(
                 "deregistration: Release answered and Kea's lease ended",
-                bool(ev.mn("dhcpv6_sent", message="RELEASE"))
+                bool(ev.mn(TraceEvent.DHCPV6_SENT, message="RELEASE"))
                 and bool(finished)
                 and finished[0]["confirmed"]
                 and ended,
                 f"last lease row valid lifetime {rows[-1]['valid_lifetime'] if rows else '-'}",
             )
         )
-    after = ev.scenario("step", what="delegations_after")
-    removed = [e for e in ev.ha("binding_removed") if e.get("home_address") == ev.meta["home_address"]]
+    after = ev.scenario(TraceEvent.STEP, what="delegations_after")
+    removed = [
+        e for e in ev.ha(TraceEvent.BINDING_REMOVED) if e.get("home_address") == ev.meta["home_address"]
+    ]
     verdicts.append(
         _check(
             "deregistration: binding removed and no delegation left",
@@ -313,7 +320,7 @@ def phase_deregistration(ev: PdEvidence) -> list[Verdict]:
 
 
 def phase_ipv4_only(ev: PdEvidence) -> list[Verdict]:
-    registered = ev.mn("prefix_accepted", link_local=False)
+    registered = ev.mn(TraceEvent.PREFIX_ACCEPTED, link_local=False)
     share, received, sent = delivery(ev, "v4-down")
     return [
         _check("ipv4-only: no IPv6 prefix registered", not registered, ""),
@@ -356,15 +363,15 @@ PHASE_CHECKS = {
 def phase_times(ev: PdEvidence) -> dict[str, float]:
     """Seconds from the first IPv4 registration request after the move to FA1, per milestone."""
     moved = ev.move_time(1)
-    requests = ev.mn("rrq_sent", after=moved)
+    requests = ev.mn(TraceEvent.RRQ_SENT, after=moved)
     if not requests:
         return {}
     start = float(requests[0]["t"])
     registration = registration_via(ev, "fa1", moved)
     link_local = link_local_event(ev)
-    solicit = ev.mn("dhcpv6_sent", message="SOLICIT")
-    delegated = ev.mn("prefix_delegated")
-    prefix = ev.mn("prefix_accepted", link_local=False)
+    solicit = ev.mn(TraceEvent.DHCPV6_SENT, message="SOLICIT")
+    delegated = ev.mn(TraceEvent.PREFIX_DELEGATED)
+    prefix = ev.mn(TraceEvent.PREFIX_ACCEPTED, link_local=False)
     flow = ev.run.flows.get("v6-down")
     first_v6 = math.nan
     if flow is not None and np.any(~np.isnan(flow.recv_t)):
@@ -415,5 +422,3 @@ def render_dhcpv6_pd(run_dir: Path) -> RunResult:
     result = analyse_dhcpv6_pd(run, kea_leases(run.path / "kea" / "kea-leases6.csv"))
     write_outputs(run, result)
     return result
-
-

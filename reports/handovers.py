@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from agents.mip.common.trace_schema import TraceEvent
 from reports.rundir import SCENARIO_NODE, Run
 from reports.windows import FlowTimeline
 
@@ -98,8 +99,8 @@ def _matching(events: list[Event], ids: set[object]) -> list[Event]:
 def build_handovers(run: Run) -> list[dict[str, Any]]:
     """The handover rows of ``run``, in move order (see :func:`handover_columns`)."""
     harness = run.events(SCENARIO_NODE)
-    moves = [event for event in harness if event["event"] == "move_started"]
-    stopped = [event["t"] for event in harness if event["event"] == "probes_stopped"]
+    moves = [event for event in harness if event["event"] == TraceEvent.MOVE_STARTED]
+    stopped = [event["t"] for event in harness if event["event"] == TraceEvent.PROBES_STOPPED]
     run_end = max(stopped) if stopped else math.inf
     timelines = {name: FlowTimeline(flow) for name, flow in run.flows.items()}
     rows: list[dict[str, Any]] = []
@@ -110,7 +111,7 @@ def build_handovers(run: Run) -> list[dict[str, Any]]:
         t_end = starts[index + 1] if index + 1 < len(moves) else run_end
         tag = move.get("handover")
         number: int = tag if isinstance(tag, int) and not isinstance(tag, bool) else index + 1
-        trigger = _tagged(harness, "l2_trigger", number)
+        trigger = _tagged(harness, TraceEvent.L2_TRIGGER, number)
         row: dict[str, Any] = {
             "handover": number,
             "from": move.get("from"),
@@ -123,7 +124,7 @@ def build_handovers(run: Run) -> list[dict[str, Any]]:
         link_down = _for_handover(harness, number, t_move, t_end, "link_down")
         row["link_down_ms"] = _offset(link_down, t_move)
         row["link_up_ms"] = _offset(_for_handover(harness, number, t_move, t_end, "link_up"), t_move)
-        finished = _for_handover(harness, number, t_move, t_end, "move_finished")
+        finished = _for_handover(harness, number, t_move, t_end, TraceEvent.MOVE_FINISHED)
         row["move_finished_ms"] = _offset(finished, t_move)
         row["harness_restored"] = None if finished is None else finished.get("restored")
         row["l2_trigger_ms"] = _offset(trigger, t_move)
@@ -149,7 +150,7 @@ def _window_start(harness: list[Event], move: Event, index: int) -> float:
     """The handover's own L2 trigger if it had one (RFC 4881), else its move."""
     tag = move.get("handover")
     number = tag if isinstance(tag, int) and not isinstance(tag, bool) else index + 1
-    trigger = _tagged(harness, "l2_trigger", number)
+    trigger = _tagged(harness, TraceEvent.L2_TRIGGER, number)
     return float(move["t"]) if trigger is None else min(float(trigger["t"]), float(move["t"]))
 
 
@@ -172,33 +173,37 @@ def _registration(run: Run, start: float, end: float, reference: float | None = 
     mn = _within(run.events(run.mobile_node), start, end)
     ha = _within(run.events(run.home_agent), start, end)
     fa = _within(
-        run.foreign_agent_events("fa_rrq_relayed", "fa_rrp_relayed", "llh_visitor_attached"), start, end
+        run.foreign_agent_events(
+            TraceEvent.FA_RRQ_RELAYED, TraceEvent.FA_RRP_RELAYED, TraceEvent.LLH_VISITOR_ATTACHED
+        ),
+        start,
+        end,
     )
     window_start, start = start, start if reference is None else reference
-    requests = [event for event in mn if event["event"] == "rrq_sent"]
+    requests = [event for event in mn if event["event"] == TraceEvent.RRQ_SENT]
     ids: set[object] = {event.get("identification") for event in requests}
     out: dict[str, Any] = {}
-    out["pre_ready_ms"] = _offset(_first(mn, window_start, end, "llh_pre_ready"), start)
-    out["pre_attached_ms"] = _offset(_first(mn, window_start, end, "llh_pre_attached"), start)
-    out["fa_attached_ms"] = _offset(_first(fa, window_start, end, "llh_visitor_attached"), start)
-    moved = _first(mn, start, end, "movement_detected")
+    out["pre_ready_ms"] = _offset(_first(mn, window_start, end, TraceEvent.LLH_PRE_READY), start)
+    out["pre_attached_ms"] = _offset(_first(mn, window_start, end, TraceEvent.LLH_PRE_ATTACHED), start)
+    out["fa_attached_ms"] = _offset(_first(fa, window_start, end, TraceEvent.LLH_VISITOR_ATTACHED), start)
+    moved = _first(mn, start, end, TraceEvent.MOVEMENT_DETECTED)
     out["movement_detected_ms"] = _offset(moved, start)
     out["movement_reason"] = None if moved is None else moved.get("reason")
-    out["solicitation_sent_ms"] = _offset(_first(mn, start, end, "solicitation_sent"), start)
-    out["agent_discovered_ms"] = _offset(_first(mn, start, end, "agent_discovered"), start)
+    out["solicitation_sent_ms"] = _offset(_first(mn, start, end, TraceEvent.SOLICITATION_SENT), start)
+    out["agent_discovered_ms"] = _offset(_first(mn, start, end, TraceEvent.AGENT_DISCOVERED), start)
     out["rrq_sent_ms"] = _offset(requests[0] if requests else None, start)
-    relayed = _matching([e for e in fa if e["event"] == "fa_rrq_relayed"], ids)
+    relayed = _matching([e for e in fa if e["event"] == TraceEvent.FA_RRQ_RELAYED], ids)
     out["fa_rrq_relayed_ms"] = _offset(relayed[0] if relayed else None, start)
-    received = _matching([e for e in ha if e["event"] == "rrq_received"], ids)
+    received = _matching([e for e in ha if e["event"] == TraceEvent.RRQ_RECEIVED], ids)
     out["ha_rrq_received_ms"] = _offset(received[0] if received else None, start)
     home_address = _home_address(run, received)
     binding = _binding(ha, home_address, requests)
     out["ha_binding_ms"] = _offset(binding, start)
-    replies_sent = _matching([e for e in ha if e["event"] == "rrp_sent"], ids)
+    replies_sent = _matching([e for e in ha if e["event"] == TraceEvent.RRP_SENT], ids)
     out["ha_rrp_sent_ms"] = _offset(replies_sent[0] if replies_sent else None, start)
-    replies_relayed = _matching([e for e in fa if e["event"] == "fa_rrp_relayed"], ids)
+    replies_relayed = _matching([e for e in fa if e["event"] == TraceEvent.FA_RRP_RELAYED], ids)
     out["fa_rrp_relayed_ms"] = _offset(replies_relayed[0] if replies_relayed else None, start)
-    replies = _matching([e for e in mn if e["event"] == "rrp_received"], ids)
+    replies = _matching([e for e in mn if e["event"] == TraceEvent.RRP_RECEIVED], ids)
     out["rrp_received_ms"] = _offset(replies[0] if replies else None, start)
     codes = [e.get("code") for e in replies]
     out["rrp_codes"] = codes
@@ -217,9 +222,9 @@ def _registration(run: Run, start: float, end: float, reference: float | None = 
             out["registration_rtt_ms"] = round((answer["t"] - asked[-1]["t"]) * 1000.0, 3)
         out["registration_attempts"] = len([e for e in requests if e["t"] <= answer["t"]])
     out["registration_accepted_ms"] = _offset(
-        _first(mn, window_start, end, "registration_accepted", "deregistered"), start
+        _first(mn, window_start, end, TraceEvent.REGISTRATION_ACCEPTED, TraceEvent.DEREGISTERED), start
     )
-    out["tunnel_up_ms"] = _offset(_first(mn, window_start, end, "tunnel_up"), start)
+    out["tunnel_up_ms"] = _offset(_first(mn, window_start, end, TraceEvent.TUNNEL_UP), start)
     return out
 
 
@@ -228,7 +233,7 @@ def _home_address(run: Run, received: list[Event]) -> str | None:
     for event in received:
         if event.get("home_address"):
             return str(event["home_address"])
-    for event in run.events(run.mobile_node, "tunnel_up"):
+    for event in run.events(run.mobile_node, TraceEvent.TUNNEL_UP):
         if event.get("home_address"):
             return str(event["home_address"])
     value = run.meta.get("home_address")
@@ -242,9 +247,13 @@ def _binding(ha: list[Event], home_address: str | None, requests: list[Event]) -
     for event in ha:
         if home_address is not None and str(event.get("home_address")) != home_address:
             continue
-        if event["event"] in ("binding_added", "binding_updated"):
+        if event["event"] in (TraceEvent.BINDING_ADDED, TraceEvent.BINDING_UPDATED):
             if not requests or _address(event.get("care_of")) in care_ofs:
                 return event
-        elif event["event"] == "binding_removed" and deregistering and event.get("reason") == "deregistered":
+        elif (
+            event["event"] == TraceEvent.BINDING_REMOVED
+            and deregistering
+            and event.get("reason") == "deregistered"
+        ):
             return event
     return None

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from agents.mip.common.config import MOBILE_IP_PORT
+from agents.mip.common.trace_schema import TraceEvent
 from reports.metrics import RunResult, Verdict
 from reports.nat_via_fa import ViaForeignAgent
 from reports.pcapread import ipv4_packets
@@ -75,7 +76,7 @@ class NatJudge:
         self.verdicts.append(Verdict(name, bool(passed), detail))
 
     def step(self, what: str) -> dict[str, Any] | None:
-        return next((e for e in self.run.events("scenario", "step") if e.get("what") == what), None)
+        return next((e for e in self.run.events("scenario", TraceEvent.STEP) if e.get("what") == what), None)
 
     def judge(self) -> None:
         bound, lost = self.step("dhcp_bound"), self.step("nat_mapping_lost")
@@ -86,8 +87,10 @@ class NatJudge:
         self.through_nat(bound["t"], lost["t"], tunnel)
         self.public_side(tunnel["t"] + TUNNEL_APPLIED if tunnel else bound["t"])
         self.keepalives(tunnel)
-        losses = [e for e in self.run.events("scenario", "step") if e.get("what") == "nat_mapping_lost"]
-        rebounds = [e for e in self.run.events("scenario", "step") if e.get("what") == "nat_rebound"]
+        losses = [
+            e for e in self.run.events("scenario", TraceEvent.STEP) if e.get("what") == "nat_mapping_lost"
+        ]
+        rebounds = [e for e in self.run.events("scenario", TraceEvent.STEP) if e.get("what") == "nat_rebound"]
         self.recoveries(losses, rebounds)
         self.back_to_ip_in_ip()
         if self.meta.get("via_fa"):
@@ -98,10 +101,12 @@ class NatJudge:
     def udp_tunnel(self, bound: float) -> dict[str, Any] | None:
         bindings = [
             e
-            for e in self.run.events(self.run.home_agent, "binding_added", "binding_updated")
+            for e in self.run.events(
+                self.run.home_agent, TraceEvent.BINDING_ADDED, TraceEvent.BINDING_UPDATED
+            )
             if e["t"] >= bound and _at_known_port(e.get("care_of"), self.public)
         ]  # a half-bound binding (R flag, "address:?") has no port yet: the keepalive's comes later (§4.6)
-        tunnel = next((e for e in self.run.events(self.mn, "tunnel_up") if e["t"] >= bound), None)
+        tunnel = next((e for e in self.run.events(self.mn, TraceEvent.TUNNEL_UP) if e["t"] >= bound), None)
         udp = tunnel is not None and tunnel.get("udp_keepalive") == self.keepalive
         self.check(
             "nat: registered through the NAT in UDP, bound to its public address and port (RFC 3519 §4.6)",
@@ -180,10 +185,12 @@ class NatJudge:
             self.check(name, False, "no UDP tunnel or no quiet period recorded")
             return
         k = self.keepalive
-        due_all = [e for e in self.run.events(self.mn, "keepalive_due") if not self._at_once(e)]
+        due_all = [e for e in self.run.events(self.mn, TraceEvent.KEEPALIVE_DUE) if not self._at_once(e)]
         due = [e for e in due_all if quiet["t"] <= e["t"] <= loud["t"]]
         answered = _answers(
-            due, self.run.events(self.mn, "keepalive_due"), self.run.events(self.mn, "keepalive_answered")
+            due,
+            self.run.events(self.mn, TraceEvent.KEEPALIVE_DUE),
+            self.run.events(self.mn, TraceEvent.KEEPALIVE_ANSWERED),
         )
         busy = [e for e in due_all if tunnel["t"] + k + 1.5 <= e["t"] < quiet["t"]]
         early = [e for e in due_all if e["t"] < tunnel["t"] + k - 0.05]
@@ -220,7 +227,7 @@ class NatJudge:
         at once, the HA learns the NAT's port from it (§4.6); it is not one of the every-K ones."""
         if not self.meta.get("via_fa"):
             return False
-        accepted = self.run.events(self.mn, "registration_accepted")
+        accepted = self.run.events(self.mn, TraceEvent.REGISTRATION_ACCEPTED)
         return any(0 <= due["t"] - e["t"] <= 1.5 for e in accepted) and due.get("attempt", 1) <= 2
 
     # -- the NAT forgets (RFC 3519 §4.9, §4.6) ---------------------------------------------------------
@@ -257,21 +264,30 @@ class NatJudge:
 
     def _next_change(self, after: float) -> float:
         """When the next NAT loss or move started after ``after`` (at most 3 s later)."""
-        steps = [e["t"] for e in self.run.events("scenario", "step") if e.get("what") == "nat_mapping_lost"]
-        moves = [e["t"] for e in self.run.events("scenario", "move_started")]
+        steps = [
+            e["t"]
+            for e in self.run.events("scenario", TraceEvent.STEP)
+            if e.get("what") == "nat_mapping_lost"
+        ]
+        moves = [e["t"] for e in self.run.events("scenario", TraceEvent.MOVE_STARTED)]
         return float(min([t for t in steps + moves if t > after] + [after + 3.0]))
 
     def _recovered(self, lost: dict[str, Any], rebound: dict[str, Any] | None) -> str | None:
         """Why the recovery from ``lost`` is incomplete (None: keepalive lost, new request, binding moved)."""
-        noticed = next((e for e in self.run.events(self.mn, "keepalive_lost") if e["t"] >= lost["t"]), None)
+        noticed = next(
+            (e for e in self.run.events(self.mn, TraceEvent.KEEPALIVE_LOST) if e["t"] >= lost["t"]), None
+        )
         request = next(
-            (e for e in self.run.events(self.mn, "rrq_sent") if noticed and e["t"] >= noticed["t"]), None
+            (e for e in self.run.events(self.mn, TraceEvent.RRQ_SENT) if noticed and e["t"] >= noticed["t"]),
+            None,
         )
         old = f"{self.public}:{lost.get('port')}"
         moved = next(
             (
                 e
-                for e in self.run.events(self.run.home_agent, "binding_added", "binding_updated")
+                for e in self.run.events(
+                    self.run.home_agent, TraceEvent.BINDING_ADDED, TraceEvent.BINDING_UPDATED
+                )
                 if e["t"] >= lost["t"]
                 and _at_known_port(e.get("care_of"), self.public)  # not a half-bound "address:?" (R flag)
                 and str(e.get("care_of")) != old
@@ -286,12 +302,16 @@ class NatJudge:
         return None
 
     def back_to_ip_in_ip(self) -> None:
-        move = next((e for e in self.run.events("scenario", "move_started") if e.get("to") == "fa1"), None)
+        move = next(
+            (e for e in self.run.events("scenario", TraceEvent.MOVE_STARTED) if e.get("to") == "fa1"), None
+        )
         fa = str(self.meta.get("fa_care_of", ""))
         binding = next(
             (
                 e
-                for e in self.run.events(self.run.home_agent, "binding_added", "binding_updated")
+                for e in self.run.events(
+                    self.run.home_agent, TraceEvent.BINDING_ADDED, TraceEvent.BINDING_UPDATED
+                )
                 if move and e["t"] >= move["t"] and e.get("care_of") == fa
             ),
             None,
@@ -387,9 +407,9 @@ def keepalive_timeline(run: Run, path: Path) -> None:
 
     figure, axis = plt.subplots(figsize=(12, 3.6))
     rows: tuple[tuple[str, str, str, int], ...] = (
-        ("keepalive_due", "sent", "tab:blue", 3),
-        ("keepalive_answered", "answered", "tab:green", 2),
-        ("keepalive_lost", "lost → register again", "tab:red", 1),
+        (TraceEvent.KEEPALIVE_DUE, "sent", "tab:blue", 3),
+        (TraceEvent.KEEPALIVE_ANSWERED, "answered", "tab:green", 2),
+        (TraceEvent.KEEPALIVE_LOST, "lost → register again", "tab:red", 1),
     )
     for event, label, colour, y in rows:
         times = [e["t"] - run.t0 for e in run.events(run.mobile_node, event)]
@@ -398,7 +418,7 @@ def keepalive_timeline(run: Run, path: Path) -> None:
     if flow is not None:
         received = flow.recv_t[~np.isnan(flow.recv_t)] - run.t0
         axis.plot(received, np.zeros(received.shape), "|", color="grey", alpha=0.3, label="v4-down delivered")
-    for step in run.events("scenario", "step"):
+    for step in run.events("scenario", TraceEvent.STEP):
         if step.get("what") in ("dhcp_bound", "nat_mapping_lost", "nat_rebound", "dhcp_released"):
             axis.axvline(step["t"] - run.t0, color="black", linestyle=":", linewidth=0.8)
             axis.text(step["t"] - run.t0, 3.4, str(step["what"]), rotation=20, fontsize=7)

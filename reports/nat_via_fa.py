@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agents.mip.common.config import MOBILE_IP_PORT
+from agents.mip.common.trace_schema import TraceEvent
 from reports.pcapread import ipv4_packets
 from reports.rundir import Run
 
@@ -196,7 +197,12 @@ class ViaForeignAgent:
             elif keepalive is not None and _address(ip.dst) == self.public and dport == keepalive[1]:
                 later[payload[1]] = later.get(payload[1], 0) + 1
         bound = next(
-            (e for e in self.run.events(self.run.home_agent, "udp_tunnel_bound") if e["t"] >= reply_at), None
+            (
+                e
+                for e in self.run.events(self.run.home_agent, TraceEvent.UDP_TUNNEL_BOUND)
+                if e["t"] >= reply_at
+            ),
+            None,
         )
         bound_port = str(bound.get("care_of", "")).rsplit(":", 1)[-1] if bound else None
         waited = None if bound is None else bound.get("waited")

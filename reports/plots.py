@@ -18,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from agents.mip.common.trace_schema import TraceEvent
 from reports.metrics import RunResult
 from reports.probes import FlowData
 from reports.rundir import Run
@@ -90,7 +91,7 @@ def timeline(run: Run, result: RunResult, path: Path) -> Path:
     legend_paths: dict[str, str] = {}
     for axes, flow in zip(axes_list, flows, strict=False):
         _draw_flow(axes, flow, run.t0, legend_paths)
-    accepted = run.events(run.mobile_node, "registration_accepted", "deregistered")
+    accepted = run.events(run.mobile_node, TraceEvent.REGISTRATION_ACCEPTED, TraceEvent.DEREGISTERED)
     registrations = [event["t"] - run.t0 for event in accepted]
     for axes in axes_list:
         for row in result.handovers:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.mip.common.trace_schema import TraceEvent
 from reports.errors import RunFolderError
 from reports.probes import FlowData, empty_flow, parse_probe_csv
 
@@ -45,7 +46,7 @@ class Run:
         if isinstance(name, str):
             return name
         for node, events in self.traces.items():
-            if any(event["event"] == "rrq_sent" for event in events):
+            if any(event["event"] == TraceEvent.RRQ_SENT for event in events):
                 return node
         return "mn1"
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.mip.common.trace_schema import TraceEvent
 from reports import security_faults, security_nat
 from reports.metrics import RunResult, Verdict
 from reports.pcapread import ip_packets, readable
@@ -30,14 +31,14 @@ SECURITY_DROPS = frozenset(
 LOG_LINES_PER_SECOND = 21
 """The security log's bound (agents/runtime/security_log.py: 20 lines and one summary per second)."""
 TRACE_BUDGETED = (
-    "authentication_failed",
-    "identification_rejected",
-    "fa_authentication_failed",
-    "security_drop",
-    "malformed_datagram",
-    "datagram_discarded",
-    "advertisement_discarded",
-    "security_suppressed",
+    TraceEvent.AUTHENTICATION_FAILED,
+    TraceEvent.IDENTIFICATION_REJECTED,
+    TraceEvent.FA_AUTHENTICATION_FAILED,
+    TraceEvent.SECURITY_DROP,
+    TraceEvent.MALFORMED_DATAGRAM,
+    TraceEvent.DATAGRAM_DISCARDED,
+    TraceEvent.ADVERTISEMENT_DISCARDED,
+    TraceEvent.SECURITY_SUPPRESSED,
 )
 """The HA's trace lines bounded by the same budget as its security log (agents/runtime/security_log.py)."""
 MARKER = b"DSMIP-SPOOF "
@@ -63,14 +64,14 @@ MAX_GAP_MS = 1000.0
 def steps(run: Run, what: str, **match: Any) -> list[dict[str, Any]]:
     return [
         e
-        for e in run.events("scenario", "step")
+        for e in run.events("scenario", TraceEvent.STEP)
         if e.get("what") == what and all(e.get(k) == v for k, v in match.items())
     ]
 
 
 def phase_window(run: Run, phase: str) -> tuple[float, float]:
-    starts = [e["t"] for e in run.events("scenario", "phase_started") if e.get("phase") == phase]
-    ends = [e["t"] for e in run.events("scenario", "phase_finished") if e.get("phase") == phase]
+    starts = [e["t"] for e in run.events("scenario", TraceEvent.PHASE_STARTED) if e.get("phase") == phase]
+    ends = [e["t"] for e in run.events("scenario", TraceEvent.PHASE_FINISHED) if e.get("phase") == phase]
     return (float(starts[0]), float(ends[0])) if starts and ends else (math.nan, math.nan)
 
 
@@ -163,7 +164,7 @@ class Judge:
         start, end = phase_window(self.run, "spoof")
         sent_steps = steps(self.run, "spoof")
         forwarded = forwarded_markers(self.run)
-        drops = self.run.events("ha", "security_drop")
+        drops = self.run.events("ha", TraceEvent.SECURITY_DROP)
         rows = self.figures.setdefault("spoof", {})
         expected = int(self.meta.get("spoof_count", 0))
         if not sent_steps:
@@ -205,7 +206,7 @@ class Judge:
         marks = steps(self.run, "forged_reply")
         replies = {e.get("kind"): e for e in marks}
         before = (steps(self.run, "binding_seen", label="before") or [{}])[0]
-        refusals = self.run.events("ha", "authentication_failed", "identification_rejected")
+        refusals = self.run.events("ha", TraceEvent.AUTHENTICATION_FAILED, TraceEvent.IDENTIFICATION_REJECTED)
         for index, mark in enumerate(marks):
             since = marks[index - 1]["t"] if index else before.get("t", math.inf)
             logged = [e for e in refusals if since < e["t"] <= mark["t"]]
@@ -226,10 +227,12 @@ class Judge:
         kept = {str(care_of) for care_of, _ in before.get("care_ofs") or []}
         changed = [
             e
-            for e in self.run.events("ha", "binding_removed", "binding_updated", "binding_added")
+            for e in self.run.events(
+                "ha", TraceEvent.BINDING_REMOVED, TraceEvent.BINDING_UPDATED, TraceEvent.BINDING_ADDED
+            )
             if e.get("home_address") == self.hoa
             and before.get("t", math.inf) <= e["t"] <= after.get("t", -math.inf)
-            and (e["event"] == "binding_removed" or e.get("care_of") not in kept)
+            and (e["event"] == TraceEvent.BINDING_REMOVED or e.get("care_of") not in kept)
         ]
         self.check(
             "forged: the binding is untouched (same care-of address, no change in the HA's trace)",
@@ -300,7 +303,7 @@ class Judge:
             "renewals_during": len(
                 [
                     e
-                    for e in self.run.events("ha", "binding_updated")
+                    for e in self.run.events("ha", TraceEvent.BINDING_UPDATED)
                     if e.get("home_address") == self.hoa and t1 <= e["t"] <= t2
                 ]
             ),
@@ -345,18 +348,20 @@ class Judge:
         fa = str(self.meta.get("foreign_agent", "fa1"))
         expired = [
             e
-            for e in self.run.events("ha", "binding_removed")
+            for e in self.run.events("ha", TraceEvent.BINDING_REMOVED)
             if e.get("home_address") == self.hoa and start <= e["t"] <= end
         ]
         renewed = [
             e
-            for e in self.run.events("ha", "binding_updated")
+            for e in self.run.events("ha", TraceEvent.BINDING_UPDATED)
             if e.get("home_address") == self.hoa and start <= e["t"] <= end
         ]
-        mn_expired = [e for e in self.run.events(mn, "registration_expired") if start <= e["t"] <= end]
+        mn_expired = [
+            e for e in self.run.events(mn, TraceEvent.REGISTRATION_EXPIRED) if start <= e["t"] <= end
+        ]
         fa_removed = [
             e
-            for e in self.run.events(fa, "visitor_removed")
+            for e in self.run.events(fa, TraceEvent.VISITOR_REMOVED)
             if e.get("home_address") == self.hoa and start <= e["t"] <= end
         ]
         traced = {node: bool(self.run.events(node)) for node in ("ha", mn, fa)}

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from agents.mip.common.trace_schema import TraceEvent
 from reports.probes import FlowData
 
 if TYPE_CHECKING:
@@ -68,10 +69,15 @@ def loss_leg(judge: Judge, leg: str, start: float, end: float) -> None:
     for index, sent in enumerate(sends):
         until = sends[index + 1]["t"] if index + 1 < len(sends) else end  # a trial ends at the next one
         accepted = next(
-            (e for e in judge.run.events(mn, "registration_accepted") if sent["t"] <= e["t"] <= until), None
+            (
+                e
+                for e in judge.run.events(mn, TraceEvent.REGISTRATION_ACCEPTED)
+                if sent["t"] <= e["t"] <= until
+            ),
+            None,
         )
         requests = [
-            e for e in judge.run.events(mn, "rrq_sent")
+            e for e in judge.run.events(mn, TraceEvent.RRQ_SENT)
             if sent["t"] <= e["t"] <= (accepted["t"] if accepted else until)
         ]  # fmt: skip
         trials.append(
@@ -135,7 +141,7 @@ def ha_restart(judge: Judge) -> None:
     kill, up = float(killed.get("t", math.nan)), float(restarted.get("t", math.nan))
     hoa = judge.hoa
     accepted = [
-        e["t"] for e in judge.run.events("ha", "rrp_sent")
+        e["t"] for e in judge.run.events("ha", TraceEvent.RRP_SENT)
         if e["t"] > kill and e.get("home_address") == hoa and e.get("code") in (0, 1)
     ]  # fmt: skip
     first_accept = min(accepted) if accepted else math.inf
@@ -144,7 +150,7 @@ def ha_restart(judge: Judge) -> None:
     restored = len(
         [
             e
-            for e in judge.run.events("ha", "binding_restored")
+            for e in judge.run.events("ha", TraceEvent.BINDING_RESTORED)
             if e["t"] > kill and e.get("home_address") == hoa
         ]
     )
@@ -183,7 +189,7 @@ def fa_restart(judge: Judge) -> None:
     noticed = next(
         (
             e
-            for e in judge.run.events(mn, "movement_detected")
+            for e in judge.run.events(mn, TraceEvent.MOVEMENT_DETECTED)
             if e["t"] > fault and e.get("reason") == "reboot"
         ),
         None,
@@ -191,7 +197,7 @@ def fa_restart(judge: Judge) -> None:
     accepted = None
     if noticed is not None:
         accepted = next(
-            (e for e in judge.run.events(mn, "registration_accepted") if e["t"] > noticed["t"]), None
+            (e for e in judge.run.events(mn, TraceEvent.REGISTRATION_ACCEPTED) if e["t"] > noticed["t"]), None
         )
     outages = _outages(judge, fault, end)
     judge.figures["fa_restart"] = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from agents.mip.common.trace_schema import TraceEvent
 from reports.security_faults import FLOWS, first_received, outage_ms
 
 if TYPE_CHECKING:
@@ -25,18 +26,25 @@ def nat_loss(judge: Judge) -> None:
     until = float(left.get("t", end))
     mn = str(judge.meta.get("mobile_node", "mn1"))
     accepted = next(
-        (e for e in judge.run.events(mn, "registration_accepted") if e["t"] > fault and e["t"] <= until), None
+        (
+            e
+            for e in judge.run.events(mn, TraceEvent.REGISTRATION_ACCEPTED)
+            if e["t"] > fault and e["t"] <= until
+        ),
+        None,
     )
     moved = [
         e
-        for e in judge.run.events("ha", "binding_updated", "binding_added")
+        for e in judge.run.events("ha", TraceEvent.BINDING_UPDATED, TraceEvent.BINDING_ADDED)
         if e.get("home_address") == judge.hoa and fault < e["t"] <= until
     ]
     outages = {name: outage_ms(judge.run.flows.get(name), fault, until) for name in FLOWS}
     since = accepted["t"] if accepted else math.inf
     back = {name: first_received(judge.run.flows.get(name), since) for name in FLOWS}
     lost_keepalives = [
-        e for e in judge.run.events(mn, "keepalive_lost") if fault < e["t"] <= (since if accepted else until)
+        e
+        for e in judge.run.events(mn, TraceEvent.KEEPALIVE_LOST)
+        if fault < e["t"] <= (since if accepted else until)
     ]
     judge.figures["nat_loss"] = {
         "noticed_by": "keepalives" if lost_keepalives else "renewal",

@@ -15,6 +15,7 @@ import time
 from ipaddress import IPv4Address
 from typing import Any
 
+from agents.mip.common.trace_schema import TraceEvent
 from reports.deregistration import DeregistrationResult, render_deregistration
 from reports.table import verdict_lines
 from scenarios.forgery import last_deregistration, wrong_key_deregistration
@@ -135,7 +136,9 @@ class DeregistrationRun(PhasedRun):
             [self.hoa, self.hoa2],
         )
         bed.trace.emit(
-            "macs", ha=mac_of(bed.node("ha"), "ha-eth0"), mn1=mac_of(bed.node(MOBILE), f"{MOBILE}-eth0")
+            TraceEvent.MACS,
+            ha=mac_of(bed.node("ha"), "ha-eth0"),
+            mn1=mac_of(bed.node(MOBILE), f"{MOBILE}-eth0"),
         )
         self.expect(
             "co-located mn2 registers", self.wait(lambda: self.registered(COLOCATED), "mn2 registered")
@@ -145,10 +148,10 @@ class DeregistrationRun(PhasedRun):
         self.progress.say(f"probes running: {', '.join(flow.name for flow in self.flows())}")
         time.sleep(self.args.dwell)
         for phase in PHASES:
-            bed.trace.emit("phase_started", phase=phase)
+            bed.trace.emit(TraceEvent.PHASE_STARTED, phase=phase)
             self.progress.say(f"phase {phase}")
             getattr(self, "phase_" + phase.replace("-", "_"))(bed)
-            bed.trace.emit("phase_finished", phase=phase)
+            bed.trace.emit(TraceEvent.PHASE_FINISHED, phase=phase)
         bed.stop_probes()
 
     def phase_omission(self, bed: Testbed) -> None:
@@ -253,7 +256,7 @@ class DeregistrationRun(PhasedRun):
 
     def mark(self, what: str, **fields: Any) -> None:
         assert self.bed is not None
-        self.bed.trace.emit("step", what=what, **fields)
+        self.bed.trace.emit(TraceEvent.STEP, what=what, **fields)
 
     def snapshot(self, phase: str, label: str, **extra: Any) -> None:
         assert self.observer is not None

@@ -15,6 +15,7 @@ import time
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any
 
+from agents.mip.common.trace_schema import TraceEvent
 from reports.dhcpv6_pd import render_dhcpv6_pd
 from reports.metrics import RunResult
 from reports.table import verdict_lines
@@ -171,21 +172,21 @@ class PdRun(PhasedRun):
             return node.popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)  # type: ignore[no-any-return]
 
         self.kea.start(popen)
-        bed.trace.emit("kea_started", pid=self.kea.process.pid if self.kea.process else None)
+        bed.trace.emit(TraceEvent.KEA_STARTED, pid=self.kea.process.pid if self.kea.process else None)
         self.progress.say(f"Kea dhcp6 serving on the HA's {self.kea_plan.interface}, pool {POOL}")
 
     def stop_kea(self, bed: Testbed) -> None:
         code = self.kea.stop()
-        bed.trace.emit("kea_stopped", code=code)
+        bed.trace.emit(TraceEvent.KEA_STOPPED, code=code)
 
     # -- the run -------------------------------------------------------------------------------------
 
     def drive(self, bed: Testbed) -> None:
         for phase in self.phases:
-            bed.trace.emit("phase_started", phase=phase)
+            bed.trace.emit(TraceEvent.PHASE_STARTED, phase=phase)
             self.progress.say(f"phase {phase}")
             ok = getattr(self, "phase_" + phase.replace("-", "_"))(bed)
-            bed.trace.emit("phase_finished", phase=phase)
+            bed.trace.emit(TraceEvent.PHASE_FINISHED, phase=phase)
             if ok is False:
                 self.progress.warn(f"phase {phase} did not complete; skipping to deregistration")
                 if phase != "deregistration":
@@ -279,7 +280,7 @@ class PdRun(PhasedRun):
 
     def mark(self, what: str, **fields: Any) -> None:
         assert self.bed is not None
-        self.bed.trace.emit("step", what=what, **fields)
+        self.bed.trace.emit(TraceEvent.STEP, what=what, **fields)
 
     def mn_events(self, name: str, **match: Any) -> list[dict[str, Any]]:
         path = self.run.trace(MOBILE)

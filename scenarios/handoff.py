@@ -28,6 +28,7 @@ import json
 import time
 from typing import Any
 
+from agents.mip.common.trace_schema import TraceEvent
 from scenarios.harness.testbed import Testbed, wait_until
 from topologies.dualstack import DualStackTopo
 
@@ -93,7 +94,7 @@ class LowLatencyHandoff:
         agent = fa["foreign_agent"]["advertisement"]["router_addresses"][0].split("/")[0]
         care_of = fa["foreign_agent"]["care_of_addresses"][0]
         before = self._remaining_at(to)
-        trace.emit("l2_trigger", handover=number, to=to, mode=self.mode)
+        trace.emit(TraceEvent.L2_TRIGGER, handover=number, to=to, mode=self.mode)
         self.bed.ask(
             to,
             "expect-visitor",
@@ -110,16 +111,16 @@ class LowLatencyHandoff:
             handoff_in=HANDOFF_IN,
         )
         if not answer.get("accepted"):
-            trace.emit("pre_refused", handover=number, reason=answer.get("reason"))
+            trace.emit(TraceEvent.PRE_REFUSED, handover=number, reason=answer.get("reason"))
             return False
         ready = wait_until(lambda: self._pre_ready(to, before), PRE_TIMEOUT, interval=0.002)
-        trace.emit("pre_registered" if ready else "pre_timeout", handover=number, to=to)
+        trace.emit(TraceEvent.PRE_REGISTERED if ready else TraceEvent.PRE_TIMEOUT, handover=number, to=to)
         return ready
 
     def _edge_tunnel(self, number: int, source: str, to: str) -> bool:
         """RFC 4881 §4: both ends of the BET from their L2 triggers, then L2-LD at the old FA."""
         trace, home = self.bed.trace, self.home_address
-        trace.emit("l2_trigger", handover=number, to=to, mode=self.mode)
+        trace.emit(TraceEvent.L2_TRIGGER, handover=number, to=to, mode=self.mode)
         self.bed.ask(
             to, "edge-tunnel-target", home_address=home, peer=self._care_of(source),
             link_address=self.mn_mac, lifetime=EXPECT_TIMEOUT,
@@ -134,7 +135,9 @@ class LowLatencyHandoff:
             link_address=self.fa_mac(to), handoff_in=HANDOFF_IN, pre_register=False,
         )  # fmt: skip
         answer = self.bed.ask(source, "visitor-detached", home_address=home)
-        trace.emit("l2_detached_reported", handover=number, to=to, forwarding=answer.get("forwarding"))
+        trace.emit(
+            TraceEvent.L2_DETACHED_REPORTED, handover=number, to=to, forwarding=answer.get("forwarding")
+        )
         return bool(answer.get("forwarding"))
 
     def _pre_ready(self, fa: str, before: float | None) -> bool:
@@ -171,7 +174,7 @@ class LowLatencyHandoff:
         answer = self.bed.ask(to, "visitor-attached", link_address=self.mn_mac)
         took = round((time.monotonic() - started) * 1000.0, 3)
         self.bed.trace.emit(
-            "l2_attached_reported",
+            TraceEvent.L2_ATTACHED_REPORTED,
             handover=number,
             to=to,
             home_address=answer.get("home_address"),

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from agents.mip.common.trace_schema import TraceEvent
 from reports import RunResult
 from reports.nat_traversal import render_nat_traversal
 from scenarios.handover_run import MOBILE_NODE, HandoverRun
@@ -175,7 +176,9 @@ class NatTraversalRun(HandoverRun):
             if output:
                 self.expect(f"DHCP on the private LAN: {command}", False, output)
         if address:
-            bed.trace.emit("step", what="dhcp_bound" if bind else "dhcp_released", address=PRIVATE_ADDRESS)
+            bed.trace.emit(
+                TraceEvent.STEP, what="dhcp_bound" if bind else "dhcp_released", address=PRIVATE_ADDRESS
+            )
 
     def quiet(self, bed: Testbed, seconds: float) -> None:
         """No traffic through the tunnel for ``seconds``: the probes' packets are dropped where they are
@@ -183,7 +186,7 @@ class NatTraversalRun(HandoverRun):
         (RFC 3519 §4.9: sent when nothing went to the HA for K seconds)."""
         rules = [f"OUTPUT -p udp --dport {port} -j DROP" for port in PORTS.values()]
         nodes = [bed.node("cn"), bed.node(MOBILE_NODE)]
-        bed.trace.emit("step", what="quiet_started")
+        bed.trace.emit(TraceEvent.STEP, what="quiet_started")
         self.progress.say(f"behind the NAT, no traffic for {seconds:g} s: only keepalives")
         try:
             for node in nodes:
@@ -196,7 +199,7 @@ class NatTraversalRun(HandoverRun):
                 for tool in ("iptables", "ip6tables"):
                     for rule in rules:
                         node.cmd(f"{tool} -D {rule}")
-            bed.trace.emit("step", what="quiet_finished")
+            bed.trace.emit(TraceEvent.STEP, what="quiet_finished")
         time.sleep(self.args.dwell)
 
     def lose_nat_mapping(self, bed: Testbed) -> None:
@@ -204,11 +207,11 @@ class NatTraversalRun(HandoverRun):
         packet gets a new, random public port (MASQUERADE --random)."""
         before = self.nat_port(bed)
         bed.node(NAT_NODE).cmd(f"conntrack -D -s {PRIVATE_ADDRESS.split('/')[0]} >/dev/null 2>&1")
-        bed.trace.emit("step", what="nat_mapping_lost", port=before)  # gone from here on
+        bed.trace.emit(TraceEvent.STEP, what="nat_mapping_lost", port=before)  # gone from here on
         self.progress.say(f"NAT mapping lost (public port {before}); waiting for the MN to notice")
         moved = wait_until(lambda: self.nat_port(bed) not in (None, before), self.settle_timeout)
         after = self.nat_port(bed)
-        bed.trace.emit("step", what="nat_rebound", port=after)
+        bed.trace.emit(TraceEvent.STEP, what="nat_rebound", port=after)
         detail = (
             f"public port {before} → {after}" if moved else f"still {after} after {self.settle_timeout:g} s"
         )

@@ -16,6 +16,7 @@ import time
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
+from agents.mip.common.trace_schema import TraceEvent
 from agents.mip.wire.identification import timestamp_identification
 from reports.metrics import RunResult
 from reports.security import render_security
@@ -159,13 +160,13 @@ class SecurityRun(PhasedRun):
             "fa-restart": phase_fa_restart,
         }
         for phase in self.phases:
-            bed.trace.emit("phase_started", phase=phase)
+            bed.trace.emit(TraceEvent.PHASE_STARTED, phase=phase)
             self.progress.say(f"phase {phase}")
             if phase in faults:
                 faults[phase](self, bed)
             else:
                 getattr(self, "phase_" + phase)(bed)
-            bed.trace.emit("phase_finished", phase=phase)
+            bed.trace.emit(TraceEvent.PHASE_FINISHED, phase=phase)
         bed.stop_probes()
 
     # -- phases -----------------------------------------------------------------------------------------
@@ -302,7 +303,7 @@ class SecurityRun(PhasedRun):
 
     def mark(self, what: str, **fields: Any) -> None:
         assert self.bed is not None
-        self.bed.trace.emit("step", what=what, **fields)
+        self.bed.trace.emit(TraceEvent.STEP, what=what, **fields)
 
     def datapath_drops(self) -> dict[str, int]:
         return dict(self.status("ha").get("datapath", {}).get("drops", {}))

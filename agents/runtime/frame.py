@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from agents.mip.common.trace_schema import TraceEvent
 from agents.runtime.control import ControlServer, Handler, default_control_path
 from agents.runtime.security_log import SecurityLog
 from agents.runtime.timer import AgentTimer, TimedMachine, check_loop_clock
@@ -238,7 +239,7 @@ async def _serve(runner: RoleRunner[Any], config: Any, node: str, args: AgentArg
         return EXIT_FAILURE
     context = AgentContext(args, node, trace, control_path)
     context.security.start(asyncio.get_running_loop())
-    trace.emit("agent_start", role=args.role, config=args.config)
+    trace.emit(TraceEvent.AGENT_START, role=args.role, config=args.config)
     _install_signal_handlers(context)
     control = ControlServer(control_path)
     try:
@@ -253,10 +254,10 @@ async def _serve(runner: RoleRunner[Any], config: Any, node: str, args: AgentArg
     except Exception as exc:
         context.exit_code = _report_start_failure(exc)
     finally:
-        trace.emit("agent_stop", reason=context.shutdown_reason)
+        trace.emit(TraceEvent.AGENT_STOP, reason=context.shutdown_reason)
         await context.run_cleanups()
         context.security.close()  # the last "N more suppressed" summary
-        trace.emit("agent_exit", code=context.exit_code)
+        trace.emit(TraceEvent.AGENT_EXIT, code=context.exit_code)
         trace.close()
     return context.exit_code
 
@@ -311,7 +312,7 @@ def _freeze_start_up_objects() -> None:
 
 def _announce_ready(context: AgentContext) -> None:
     logger.info("%s %s ready; control socket %s", context.args.role, context.node, context.control_path)
-    context.trace.emit("agent_ready", control=context.control_path)
+    context.trace.emit(TraceEvent.AGENT_READY, control=context.control_path)
     try:
         print("READY", flush=True)
     except OSError as exc:  # stdout closed by whoever started us: not fatal

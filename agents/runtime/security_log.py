@@ -22,15 +22,23 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from agents.mip.common.budgets import DEFAULT_LINES_PER_SECOND, LogBudget
+from agents.mip.common.trace_schema import TraceEvent
 from agents.runtime.trace import TraceWriter
 
 security = logging.getLogger("agents.security")
 
 LOGGED_EVENTS = frozenset(
-    {"authentication_failed", "identification_rejected", "fa_authentication_failed", "security_drop"}
+    {
+        TraceEvent.AUTHENTICATION_FAILED,
+        TraceEvent.IDENTIFICATION_REJECTED,
+        TraceEvent.FA_AUTHENTICATION_FAILED,
+        TraceEvent.SECURITY_DROP,
+    }
 )
 """Security exceptions: a warning line and a trace line, within the budget."""
-TRACED_EVENTS = frozenset({"malformed_datagram", "datagram_discarded", "advertisement_discarded"})
+TRACED_EVENTS = frozenset(
+    {TraceEvent.MALFORMED_DATAGRAM, TraceEvent.DATAGRAM_DISCARDED, TraceEvent.ADVERTISEMENT_DISCARDED}
+)
 """Anyone can send these at any rate: a trace line only, within the same budget."""
 BUDGETED_EVENTS = LOGGED_EVENTS | TRACED_EVENTS
 FLUSH_INTERVAL = 1.0
@@ -86,7 +94,7 @@ class SecurityLog:
         if counts:
             total = sum(counts.values())
             security.warning("%d more security events not logged: %s", total, counts)
-            self.trace.emit("security_suppressed", count=total, by_event=counts)
+            self.trace.emit(TraceEvent.SECURITY_SUPPRESSED, count=total, by_event=counts)
 
     def close(self) -> None:
         """Stop the timer and write the last summary (at exit)."""

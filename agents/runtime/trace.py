@@ -81,7 +81,7 @@ class TraceWriter:
 
     def _write(self, t: float, event: str, fields: dict[str, Any]) -> None:
         assert self._file is not None
-        record: dict[str, Any] = {"t": t, "node": self.node, "event": event}
+        record: dict[str, Any] = {"t": t, "node": self.node, "event": str(event)}  # a TraceEvent → plain str
         if HEADER_KEYS_SET.isdisjoint(fields):  # the usual case: no renaming needed
             record.update(fields)
         else:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
+from agents.mip.common.trace_schema import TraceEvent
 from agents.runtime.mipctl import send_request
 from agents.runtime.trace import TraceWriter, monotonic_now
 from scenarios.harness.links import LinkMover, MoveError
@@ -170,7 +171,7 @@ class Testbed:
         """The root namespace's conntrack entries of our bridged traffic (topologies/host_flows.py)."""
         deleted = forget_testbed_flows()
         if deleted:
-            self.trace.emit("host_flows_forgotten", entries=deleted)
+            self.trace.emit(TraceEvent.HOST_FLOWS_FORGOTTEN, entries=deleted)
 
     # -- parts -------------------------------------------------------------------------------------------
 
@@ -185,7 +186,7 @@ class Testbed:
             self.captures.append(
                 self.node(node).start_process(argv, log, ready=b"tcpdump: listening", ready_on="stderr")
             )
-        self.trace.emit("captures_started", count=len(self.captures))
+        self.trace.emit(TraceEvent.CAPTURES_STARTED, count=len(self.captures))
 
     def _start_agents(self) -> None:
         for node, role in self.topo.agentNodes():
@@ -197,7 +198,7 @@ class Testbed:
             self.agents[node] = self.node(node).start_agent(
                 role, config, self.run.trace(node), self.run.control(node), self.run.log(node)
             )
-            self.trace.emit("agent_started", agent=node, role=role)
+            self.trace.emit(TraceEvent.AGENT_STARTED, agent=node, role=role)
 
     def ask(self, node: str, command: str, **args: Any) -> Any:
         """One control-socket request to ``node``'s agent (design.md §5); raises on an error answer."""
@@ -211,7 +212,7 @@ class Testbed:
 
     def start_probes(self, flows: list[Flow], rate: float) -> None:
         self.probes = ProbeSet(self.node, self.run, flows, rate)
-        self.trace.emit("probes_started", flows=[flow.name for flow in flows], rate=rate)
+        self.trace.emit(TraceEvent.PROBES_STARTED, flows=[flow.name for flow in flows], rate=rate)
         self.probes.start()
 
     def stop_probes(self) -> None:
@@ -222,7 +223,7 @@ class Testbed:
         codes = probes.stop()  # interrupted here, close() stops the rest: the handles are still ours
         self.probes = None
         self.exit_codes |= {f"probe {k}": v for k, v in codes.items()}
-        self.trace.emit("probes_stopped")
+        self.trace.emit(TraceEvent.PROBES_STOPPED)
         timeline = next(iter(self.timelines.values()))
         probes.merge(timeline)
 
@@ -247,7 +248,7 @@ class Testbed:
         detection = "link" if events else "advert"
         now = monotonic_now()
         self.trace.emit_at(
-            now, "move_started", handover=number, to=to, detection=detection, **{"from": source}
+            now, TraceEvent.MOVE_STARTED, handover=number, to=to, detection=detection, **{"from": source}
         )
         self.timelines[mobile_node].moved(now, to)
         if self.mover is None:
@@ -257,4 +258,4 @@ class Testbed:
         return number
 
     def finish_move(self, number: int, restored: bool) -> None:
-        self.trace.emit("move_finished", handover=number, restored=restored)
+        self.trace.emit(TraceEvent.MOVE_FINISHED, handover=number, restored=restored)

@@ -120,7 +120,7 @@ def test_the_codecs_do_not_import_the_machines(path: Path) -> None:
 
 
 def test_the_core_is_grouped() -> None:
-    """``agents/mip`` holds subpackages only (issue 9): a new flat module must pick wire, common or a machine."""
+    """``agents/mip`` holds subpackages only (issue 9): a new module picks wire, common or a machine."""
     flat = sorted(p.name for p in (AGENTS / "mip").glob("*.py") if p.name != "__init__.py")
     subpackages = {p.name for p in (AGENTS / "mip").iterdir() if (p / "__init__.py").exists()}
     assert not flat, f"flat modules in agents/mip: {flat}"
@@ -131,7 +131,7 @@ def test_the_core_checker_sees_a_codec_importing_a_machine(tmp_path: Path) -> No
     """The check can fail: a wire codec importing the home agent is reported."""
     module = tmp_path / "bad.py"
     module.write_text("from agents.mip.ha.home_agent import HomeAgent\n")
-    (line, imported), = imported_modules(module)
+    [(_, imported)] = imported_modules(module)
     assert core_part(imported) == "agents.mip.ha"
     assert core_part(imported) not in CORE_ALLOWED["agents.mip.wire"]
 

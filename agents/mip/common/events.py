@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from agents.mip.common.bindings import CareOf, PrefixBinding, TunnelTarget
 from agents.mip.common.config import Encapsulation
+from agents.mip.common.trace_schema import TraceEvent
 
 _PLAIN = frozenset({str, int, bool, float, type(None)})
 
@@ -86,7 +87,7 @@ class ArpOwner(StrEnum):
 class MalformedDatagram(_Event):
     """A datagram that did not decode; it was counted and dropped."""
 
-    name: ClassVar[str] = "malformed_datagram"
+    name: ClassVar[str] = TraceEvent.MALFORMED_DATAGRAM
     source: IPv4Address
     port: int
     reason: str
@@ -97,7 +98,7 @@ class MalformedDatagram(_Event):
 class DatagramDiscarded(_Event):
     """A well-formed datagram silently discarded, with why (e.g. RFC 5944 §3.8.2.1 no SA)."""
 
-    name: ClassVar[str] = "datagram_discarded"
+    name: ClassVar[str] = TraceEvent.DATAGRAM_DISCARDED
     source: IPv4Address
     port: int
     reason: str
@@ -107,7 +108,7 @@ class DatagramDiscarded(_Event):
 class AuthenticationFailed(_Event):
     """A message whose MN-HA authenticator did not verify (RFC 5944 §3.8.2.1, §3.6.2.1)."""
 
-    name: ClassVar[str] = "authentication_failed"
+    name: ClassVar[str] = TraceEvent.AUTHENTICATION_FAILED
     source: IPv4Address
     home_address: IPv4Address
     spi: int
@@ -118,7 +119,7 @@ class AuthenticationFailed(_Event):
 class IdentificationRejected(_Event):
     """A request whose Identification failed the replay check (RFC 5944 §5.7): replied with 133."""
 
-    name: ClassVar[str] = "identification_rejected"
+    name: ClassVar[str] = TraceEvent.IDENTIFICATION_REJECTED
     home_address: IPv4Address
     identification: int
     reason: str
@@ -131,7 +132,7 @@ class IdentificationRejected(_Event):
 class RequestReceived(_Event):
     """A decoded Registration Request (trace)."""
 
-    name: ClassVar[str] = "rrq_received"
+    name: ClassVar[str] = TraceEvent.RRQ_RECEIVED
     source: IPv4Address
     port: int
     home_address: IPv4Address
@@ -145,7 +146,7 @@ class RequestReceived(_Event):
 class ReplySent(_Event):
     """A Registration Reply queued for sending (trace)."""
 
-    name: ClassVar[str] = "rrp_sent"
+    name: ClassVar[str] = TraceEvent.RRP_SENT
     destination: IPv4Address
     port: int
     home_address: IPv4Address
@@ -159,7 +160,7 @@ class ReplySent(_Event):
 class RequestDenied(_Event):
     """The HA denied an authenticated request with ``code`` (RFC 5944 §3.8.3.2), and why."""
 
-    name: ClassVar[str] = "rrq_denied"
+    name: ClassVar[str] = TraceEvent.RRQ_DENIED
     home_address: IPv4Address
     care_of: IPv4Address
     code: int
@@ -170,7 +171,7 @@ class RequestDenied(_Event):
 class BindingAdded(_Event):
     """A new care-of binding: the datapath starts tunnelling to it (RFC 5944 §3.8.3)."""
 
-    name: ClassVar[str] = "binding_added"
+    name: ClassVar[str] = TraceEvent.BINDING_ADDED
     home_address: IPv4Address
     care_of: CareOf
     encapsulation: Encapsulation
@@ -183,7 +184,7 @@ class BindingAdded(_Event):
 class BindingUpdated(_Event):
     """An existing care-of binding re-registered (new lifetime, maybe new encapsulation)."""
 
-    name: ClassVar[str] = "binding_updated"
+    name: ClassVar[str] = TraceEvent.BINDING_UPDATED
     home_address: IPv4Address
     care_of: CareOf
     encapsulation: Encapsulation
@@ -196,7 +197,7 @@ class BindingUpdated(_Event):
 class BindingRemoved(_Event):
     """A care-of binding gone: ``reason`` is deregistered, expired or replaced."""
 
-    name: ClassVar[str] = "binding_removed"
+    name: ClassVar[str] = TraceEvent.BINDING_REMOVED
     home_address: IPv4Address
     care_of: CareOf
     reason: str
@@ -208,7 +209,7 @@ class UdpTunnelBound(_Event):
     and port), ``waited`` seconds after the registration (RFC 3519 §4.6, §4.11); ``previous_port``: the
     port it replaced (None: it had none yet)."""
 
-    name: ClassVar[str] = "udp_tunnel_bound"
+    name: ClassVar[str] = TraceEvent.UDP_TUNNEL_BOUND
     home_address: IPv4Address
     care_of: CareOf
     waited: float
@@ -219,7 +220,7 @@ class UdpTunnelBound(_Event):
 class PrefixRegistered(_Event):
     """An IPv6 prefix now routed into the MN's tunnel, or its tunnel target changed (RFC 5454 §3.3)."""
 
-    name: ClassVar[str] = "prefix_registered"
+    name: ClassVar[str] = TraceEvent.PREFIX_REGISTERED
     home_address: IPv4Address
     prefix: PrefixBinding
 
@@ -228,7 +229,7 @@ class PrefixRegistered(_Event):
 class PrefixDeregistered(_Event):
     """An IPv6 prefix no longer registered (omitted, deregistered, expired; RFC 5454 §3.8)."""
 
-    name: ClassVar[str] = "prefix_deregistered"
+    name: ClassVar[str] = TraceEvent.PREFIX_DEREGISTERED
     home_address: IPv4Address
     prefix: PrefixBinding
     reason: str
@@ -238,7 +239,7 @@ class PrefixDeregistered(_Event):
 class ProxyArpStarted(_Event):
     """Answer ARP for the away MN's home address on the home link (RFC 5944 §4.6)."""
 
-    name: ClassVar[str] = "proxy_arp_started"
+    name: ClassVar[str] = TraceEvent.PROXY_ARP_STARTED
     home_address: IPv4Address
 
 
@@ -246,7 +247,7 @@ class ProxyArpStarted(_Event):
 class ProxyArpStopped(_Event):
     """Stop proxy ARP for this home address (MN home, or its last binding gone; RFC 5944 §4.6)."""
 
-    name: ClassVar[str] = "proxy_arp_stopped"
+    name: ClassVar[str] = TraceEvent.PROXY_ARP_STOPPED
     home_address: IPv4Address
 
 
@@ -254,7 +255,7 @@ class ProxyArpStopped(_Event):
 class GratuitousArpRequested(_Event):
     """Broadcast a gratuitous ARP for ``address`` with the owner's link-layer address (RFC 5944 §4.6)."""
 
-    name: ClassVar[str] = "gratuitous_arp"
+    name: ClassVar[str] = TraceEvent.GRATUITOUS_ARP
     address: IPv4Address
     owner: ArpOwner
 
@@ -266,7 +267,7 @@ class GratuitousArpRequested(_Event):
 class RequestSent(_Event):
     """A Registration Request queued for sending (trace): attempt 1 is the first transmission."""
 
-    name: ClassVar[str] = "rrq_sent"
+    name: ClassVar[str] = TraceEvent.RRQ_SENT
     care_of: IPv4Address
     lifetime: int
     identification: int
@@ -277,7 +278,7 @@ class RequestSent(_Event):
 class ReplyReceived(_Event):
     """A Registration Reply that matched a pending request and verified (trace)."""
 
-    name: ClassVar[str] = "rrp_received"
+    name: ClassVar[str] = TraceEvent.RRP_RECEIVED
     code: int
     lifetime: int
     identification: int
@@ -287,7 +288,7 @@ class ReplyReceived(_Event):
 class RegistrationAccepted(_Event):
     """The HA accepted the registration for ``lifetime`` seconds (RFC 5944 §3.6.2.2)."""
 
-    name: ClassVar[str] = "registration_accepted"
+    name: ClassVar[str] = TraceEvent.REGISTRATION_ACCEPTED
     care_of: IPv4Address
     lifetime: int
     code: int
@@ -297,7 +298,7 @@ class RegistrationAccepted(_Event):
 class RegistrationDenied(_Event):
     """The HA denied the registration with ``code`` (RFC 5944 §3.6.2.3)."""
 
-    name: ClassVar[str] = "registration_denied"
+    name: ClassVar[str] = TraceEvent.REGISTRATION_DENIED
     care_of: IPv4Address
     code: int
 
@@ -306,7 +307,7 @@ class RegistrationDenied(_Event):
 class RegistrationExpired(_Event):
     """The granted lifetime ran out before a renewal was accepted."""
 
-    name: ClassVar[str] = "registration_expired"
+    name: ClassVar[str] = TraceEvent.REGISTRATION_EXPIRED
     care_of: IPv4Address
 
 
@@ -314,7 +315,7 @@ class RegistrationExpired(_Event):
 class Deregistered(_Event):
     """The HA accepted a deregistration (or the MN gave up waiting for it on shutdown)."""
 
-    name: ClassVar[str] = "deregistered"
+    name: ClassVar[str] = TraceEvent.DEREGISTERED
     care_of: IPv4Address
     confirmed: bool
 
@@ -323,7 +324,7 @@ class Deregistered(_Event):
 class ClockResynchronised(_Event):
     """After a 133, the MN adjusted its timestamp offset or took the HA's nonce (RFC 5944 §5.7)."""
 
-    name: ClassVar[str] = "clock_resynchronised"
+    name: ClassVar[str] = TraceEvent.CLOCK_RESYNCHRONISED
     offset: float
     nonce: int | None = None
 
@@ -332,7 +333,7 @@ class ClockResynchronised(_Event):
 class PrefixAccepted(_Event):
     """A requested prefix accepted, tunnelled to the HoA (code 0) or the CoA (code 1) (RFC 5454 §3.5)."""
 
-    name: ClassVar[str] = "prefix_accepted"
+    name: ClassVar[str] = TraceEvent.PREFIX_ACCEPTED
     prefix: IPv6Network
     target: TunnelTarget
     link_local: bool
@@ -343,7 +344,7 @@ class PrefixAccepted(_Event):
 class PrefixRejected(_Event):
     """A requested prefix rejected; ``code`` is None when the reply had no matching extension."""
 
-    name: ClassVar[str] = "prefix_rejected"
+    name: ClassVar[str] = TraceEvent.PREFIX_REJECTED
     prefix: IPv6Network
     link_local: bool
     code: int | None
@@ -353,7 +354,7 @@ class PrefixRejected(_Event):
 class Ipv4OnlyFallback(_Event):
     """The reply carried no Prefix Reply at all: the HA lacks DSMIPv4 (RFC 5454 §3.5 case 1)."""
 
-    name: ClassVar[str] = "ipv4_only_fallback"
+    name: ClassVar[str] = TraceEvent.IPV4_ONLY_FALLBACK
 
 
 @dataclass(frozen=True)
@@ -364,7 +365,7 @@ class TunnelUp(_Event):
     only carries IPv6 in IPv4 between its home address and the HA (RFC 5454 §3.3.2, code 0).
     """
 
-    name: ClassVar[str] = "tunnel_up"
+    name: ClassVar[str] = TraceEvent.TUNNEL_UP
     care_of: IPv4Address
     home_agent: IPv4Address
     home_address: IPv4Address
@@ -380,7 +381,7 @@ class TunnelUp(_Event):
 class KeepaliveDue(_Event):
     """Send a UDP-encapsulated ICMP Echo Request from the home address to the HA (RFC 3519 §4.9)."""
 
-    name: ClassVar[str] = "keepalive_due"
+    name: ClassVar[str] = TraceEvent.KEEPALIVE_DUE
     home_agent: IPv4Address
     home_address: IPv4Address
     sequence: int
@@ -391,7 +392,7 @@ class KeepaliveDue(_Event):
 class KeepaliveAnswered(_Event):
     """The HA's Echo Reply to keepalive ``sequence`` arrived through the tunnel (RFC 3519 §4.10)."""
 
-    name: ClassVar[str] = "keepalive_answered"
+    name: ClassVar[str] = TraceEvent.KEEPALIVE_ANSWERED
     sequence: int
 
 
@@ -400,7 +401,7 @@ class KeepaliveLost(_Event):
     """``missed`` keepalives in a row went unanswered: the NAT mapping is presumed lost and the mobile
     node registers again (RFC 3519 §4.9)."""
 
-    name: ClassVar[str] = "keepalive_lost"
+    name: ClassVar[str] = TraceEvent.KEEPALIVE_LOST
     missed: int
 
 
@@ -408,7 +409,7 @@ class KeepaliveLost(_Event):
 class TunnelDown(_Event):
     """Take the MN's tunnel down: ``reason`` is deregistered, expired, link-down or shutdown."""
 
-    name: ClassVar[str] = "tunnel_down"
+    name: ClassVar[str] = TraceEvent.TUNNEL_DOWN
     care_of: IPv4Address
     reason: str
 
@@ -417,14 +418,14 @@ class TunnelDown(_Event):
 class Ipv6AddressAdded(_Event):
     """Install this address on the MN's tunnel interface (RFC 5454 §3.5, RFC 4213 §3.7)."""
 
-    name: ClassVar[str] = "ipv6_address_added"
+    name: ClassVar[str] = TraceEvent.IPV6_ADDRESS_ADDED
     address: IPv6Interface
     target: TunnelTarget
 
 
 @dataclass(frozen=True)
 class Ipv6AddressRemoved(_Event):
-    name: ClassVar[str] = "ipv6_address_removed"
+    name: ClassVar[str] = TraceEvent.IPV6_ADDRESS_REMOVED
     address: IPv6Interface
     target: TunnelTarget
 
@@ -433,14 +434,14 @@ class Ipv6AddressRemoved(_Event):
 class Ipv6RouteAdded(_Event):
     """Route this IPv6 prefix through the tunnel to the HA (``::/0`` for the default route)."""
 
-    name: ClassVar[str] = "ipv6_route_added"
+    name: ClassVar[str] = TraceEvent.IPV6_ROUTE_ADDED
     prefix: IPv6Network
     target: TunnelTarget
 
 
 @dataclass(frozen=True)
 class Ipv6RouteRemoved(_Event):
-    name: ClassVar[str] = "ipv6_route_removed"
+    name: ClassVar[str] = TraceEvent.IPV6_ROUTE_REMOVED
     prefix: IPv6Network
     target: TunnelTarget
 
@@ -514,7 +515,7 @@ class OutgoingIcmp:
 class AgentDiscovered(_Event):
     """A mobility agent heard for the first time on this link (RFC 5944 §2.4)."""
 
-    name: ClassVar[str] = "agent_discovered"
+    name: ClassVar[str] = TraceEvent.AGENT_DISCOVERED
     agent: IPv4Address
     flags: int
     lifetime: int
@@ -526,7 +527,7 @@ class AgentDiscovered(_Event):
 class AgentLost(_Event):
     """An agent dropped from the table: ``reason`` is expired (its Lifetime ran out) or link-down."""
 
-    name: ClassVar[str] = "agent_lost"
+    name: ClassVar[str] = TraceEvent.AGENT_LOST
     agent: IPv4Address
     reason: str
 
@@ -535,7 +536,7 @@ class AgentLost(_Event):
 class MovementDetected(_Event):
     """The MN decided it moved (or must re-register); ``to_agent`` None: none known yet, soliciting."""
 
-    name: ClassVar[str] = "movement_detected"
+    name: ClassVar[str] = TraceEvent.MOVEMENT_DETECTED
     reason: MovementReason
     from_agent: IPv4Address | None
     to_agent: IPv4Address | None
@@ -545,7 +546,7 @@ class MovementDetected(_Event):
 class SolicitationSent(_Event):
     """An Agent Solicitation queued for sending (trace); attempt 1 is the first of a round."""
 
-    name: ClassVar[str] = "solicitation_sent"
+    name: ClassVar[str] = TraceEvent.SOLICITATION_SENT
     destination: IPv4Address
     attempt: int
 
@@ -554,7 +555,7 @@ class SolicitationSent(_Event):
 class AdvertisementDiscarded(_Event):
     """An ICMP message dropped: malformed (``offset`` set when decoding failed) or not usable."""
 
-    name: ClassVar[str] = "advertisement_discarded"
+    name: ClassVar[str] = TraceEvent.ADVERTISEMENT_DISCARDED
     source: IPv4Address
     reason: str
     offset: int | None = None
@@ -565,7 +566,7 @@ class AtHome(_Event):
     """The MN is on its home link (its own HA's advertisement, or the HoA as co-located address): use the
     home address natively there, with the home link's routers (RFC 5944 §2.4.3, §4.6)."""
 
-    name: ClassVar[str] = "at_home"
+    name: ClassVar[str] = TraceEvent.AT_HOME
     home_address: IPv4Address
 
 
@@ -579,7 +580,7 @@ class ArpModeChanged(_Event):
     learned on the visited link; a :class:`GratuitousArpRequested` follows.
     """
 
-    name: ClassVar[str] = "arp_mode_changed"
+    name: ClassVar[str] = TraceEvent.ARP_MODE_CHANGED
     home_address: IPv4Address
     away: bool
     foreign_agent: IPv4Address | None = None
@@ -592,7 +593,7 @@ class ArpModeChanged(_Event):
 class PreRegistrationStarted(_Event):
     """L2 trigger taken: the new care-of address is registered through the old link (RFC 4881 §3.3)."""
 
-    name: ClassVar[str] = "llh_pre_started"
+    name: ClassVar[str] = TraceEvent.LLH_PRE_STARTED
     agent: IPv4Address
     care_of: IPv4Address
 
@@ -601,7 +602,7 @@ class PreRegistrationStarted(_Event):
 class PreRegistrationReady(_Event):
     """The home agent accepted the new care-of address before the move (RFC 4881 §3.1)."""
 
-    name: ClassVar[str] = "llh_pre_ready"
+    name: ClassVar[str] = TraceEvent.LLH_PRE_READY
     agent: IPv4Address
     care_of: IPv4Address
 
@@ -610,7 +611,7 @@ class PreRegistrationReady(_Event):
 class PreRegistrationAttached(_Event):
     """The link came up at the target: the MN routes via it without a new request (RFC 4881 §3.1)."""
 
-    name: ClassVar[str] = "llh_pre_attached"
+    name: ClassVar[str] = TraceEvent.LLH_PRE_ATTACHED
     agent: IPv4Address
     ready: bool
     """False: the reply had not arrived yet at the move (it comes through the new FA's buffer)."""
@@ -620,7 +621,7 @@ class PreRegistrationAttached(_Event):
 class PreRegistrationAbandoned(_Event):
     """The trigger was stale, denied, or never became a move: back to the standard handoff."""
 
-    name: ClassVar[str] = "llh_pre_abandoned"
+    name: ClassVar[str] = TraceEvent.LLH_PRE_ABANDONED
     agent: IPv4Address | None
     reason: str
 

@@ -17,6 +17,7 @@ from typing import ClassVar
 
 from agents.mip.common.config import Encapsulation
 from agents.mip.common.events import DatagramDiscarded, MalformedDatagram, OutgoingDatagram, _Event
+from agents.mip.common.trace_schema import TraceEvent
 from agents.mip.fa.config import DeliveryStyle
 
 
@@ -54,7 +55,7 @@ class LinkDatagram(OutgoingDatagram):
 class RequestRelayed(_FaEvent):
     """A visitor's Registration Request passed the checks and was relayed to its HA (RFC 5944 §3.7.2.3)."""
 
-    name: ClassVar[str] = "fa_rrq_relayed"
+    name: ClassVar[str] = TraceEvent.FA_RRQ_RELAYED
     home_address: IPv4Address
     home_agent: IPv4Address
     care_of: IPv4Address
@@ -69,7 +70,7 @@ class RequestRelayed(_FaEvent):
 class ReplyRelayed(_FaEvent):
     """The HA's Registration Reply relayed to the visitor (RFC 5944 §3.7.3.2)."""
 
-    name: ClassVar[str] = "fa_rrp_relayed"
+    name: ClassVar[str] = TraceEvent.FA_RRP_RELAYED
     home_address: IPv4Address
     home_agent: IPv4Address
     code: int
@@ -84,7 +85,7 @@ class ForeignAgentDenied(_FaEvent):
     Code 78 means the home agent did not answer before the pending timeout (RFC 5944 §3.7.1).
     """
 
-    name: ClassVar[str] = "fa_denied"
+    name: ClassVar[str] = TraceEvent.FA_DENIED
     home_address: IPv4Address
     home_agent: IPv4Address
     care_of: IPv4Address
@@ -99,7 +100,7 @@ class ForeignAuthenticationFailed(_FaEvent):
     ``spi`` is the SPI seen, None when the extension was missing.
     """
 
-    name: ClassVar[str] = "fa_authentication_failed"
+    name: ClassVar[str] = TraceEvent.FA_AUTHENTICATION_FAILED
     source: IPv4Address
     home_address: IPv4Address
     extension_type: int
@@ -117,7 +118,7 @@ class VisitorAdded(_FaEvent):
     its packets back in the given delivery style (RFC 3024 §5). ``colocated`` (D): no FA datapath role.
     ``lifetime`` 0xFFFF is infinite."""
 
-    name: ClassVar[str] = "visitor_added"
+    name: ClassVar[str] = TraceEvent.VISITOR_ADDED
     home_address: IPv4Address
     home_agent: IPv4Address
     care_of: IPv4Address
@@ -136,7 +137,7 @@ class VisitorAdded(_FaEvent):
 class VisitorUpdated(_FaEvent):
     """An existing visitor re-registered: replace its delivery state with these values."""
 
-    name: ClassVar[str] = "visitor_updated"
+    name: ClassVar[str] = TraceEvent.VISITOR_UPDATED
     home_address: IPv4Address
     home_agent: IPv4Address
     care_of: IPv4Address
@@ -155,7 +156,7 @@ class VisitorUpdated(_FaEvent):
 class VisitorRemoved(_FaEvent):
     """A visitor gone: ``reason`` is deregistered or expired. Remove its delivery state."""
 
-    name: ClassVar[str] = "visitor_removed"
+    name: ClassVar[str] = TraceEvent.VISITOR_REMOVED
     home_address: IPv4Address
     home_agent: IPv4Address
     care_of: IPv4Address
@@ -171,7 +172,7 @@ class VisitorRemoved(_FaEvent):
 class SolicitationReceived(_FaEvent):
     """An Agent Solicitation (RFC 5944 §2.2)."""
 
-    name: ClassVar[str] = "solicitation_received"
+    name: ClassVar[str] = TraceEvent.SOLICITATION_RECEIVED
     source: IPv4Address
     link_address: bytes | None
     interface: str | None = None
@@ -181,7 +182,7 @@ class SolicitationReceived(_FaEvent):
 class AdvertisementSent(_FaEvent):
     """An Agent Advertisement handed to the runtime (RFC 5944 §2.1)."""
 
-    name: ClassVar[str] = "advertisement_sent"
+    name: ClassVar[str] = TraceEvent.ADVERTISEMENT_SENT
     destination: IPv4Address
     sequence: int
     solicited: bool
@@ -195,7 +196,7 @@ class VisitorExpected(_FaEvent):
     """An L2 target trigger: ``home_address`` (at ``link_address``) is coming; buffer its packets for up
     to ``timeout`` seconds (RFC 4881 §1.3 L2-TT, §3.1)."""
 
-    name: ClassVar[str] = "llh_visitor_expected"
+    name: ClassVar[str] = TraceEvent.LLH_VISITOR_EXPECTED
     home_address: IPv4Address
     link_address: bytes
     timeout: float
@@ -205,7 +206,7 @@ class VisitorExpected(_FaEvent):
 class VisitorAttached(_FaEvent):
     """The expected visitor is on the access link (L2-LU or its first solicitation): flush its buffer."""
 
-    name: ClassVar[str] = "llh_visitor_attached"
+    name: ClassVar[str] = TraceEvent.LLH_VISITOR_ATTACHED
     home_address: IPv4Address
     link_address: bytes
     how: str
@@ -216,7 +217,7 @@ class EdgeTunnelUp(_FaEvent):
     """This FA's end of a bidirectional edge tunnel to the FA at ``peer`` (RFC 4881 §4): ``side`` old
     (forward the MN's packets after L2-LD) or new (take them from ``peer``, deliver to ``link_address``)."""
 
-    name: ClassVar[str] = "llh_bet_up"
+    name: ClassVar[str] = TraceEvent.LLH_BET_UP
     home_address: IPv4Address
     peer: IPv4Address
     side: str
@@ -228,7 +229,7 @@ class EdgeTunnelUp(_FaEvent):
 class EdgeTunnelForwarding(_FaEvent):
     """L2-LD at the old FA: the MN's packets now go through the BET to ``peer`` (RFC 4881 §4)."""
 
-    name: ClassVar[str] = "llh_bet_forwarding"
+    name: ClassVar[str] = TraceEvent.LLH_BET_FORWARDING
     home_address: IPv4Address
     peer: IPv4Address
 
@@ -237,7 +238,7 @@ class EdgeTunnelForwarding(_FaEvent):
 class EdgeTunnelClosed(_FaEvent):
     """The BET end is gone: the MN registered through the new FA, or the lifetime ran out (§4)."""
 
-    name: ClassVar[str] = "llh_bet_closed"
+    name: ClassVar[str] = TraceEvent.LLH_BET_CLOSED
     home_address: IPv4Address
     peer: IPv4Address
     side: str

@@ -248,7 +248,10 @@ class AgentDiscovery:
             mobility = advertisement.mobility
             self._emit(
                 AgentDiscovered(
-                    source, int(mobility.flags), advertisement.lifetime, mobility.care_of_addresses,
+                    source,
+                    int(mobility.flags),
+                    advertisement.lifetime,
+                    mobility.care_of_addresses,
                     mobility.sequence,
                 )
             )

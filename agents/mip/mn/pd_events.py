@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
 
 from agents.mip.common.events import _Event
+from agents.mip.common.trace_schema import TraceEvent
 from agents.mip.wire.dhcpv6 import ALL_DHCP_RELAY_AGENTS_AND_SERVERS, SERVER_PORT
 
 
@@ -26,7 +27,7 @@ class Dhcpv6Datagram:
 class Dhcpv6Sent(_Event):
     """A Solicit, Request, Renew, Rebind or Release left; ``attempt`` counts retransmissions from 1."""
 
-    name = "dhcpv6_sent"
+    name = TraceEvent.DHCPV6_SENT
     message: str
     transaction_id: int
     attempt: int
@@ -37,7 +38,7 @@ class Dhcpv6Sent(_Event):
 class Dhcpv6Received(_Event):
     """An Advertise or Reply matching the current exchange was accepted for processing."""
 
-    name = "dhcpv6_received"
+    name = TraceEvent.DHCPV6_RECEIVED
     message: str
     transaction_id: int
     rapid_commit: bool = False
@@ -47,7 +48,7 @@ class Dhcpv6Received(_Event):
 class Dhcpv6Ignored(_Event):
     """A message or a prefix was discarded (RFC 8415 §16: wrong client, transaction or state)."""
 
-    name = "dhcpv6_ignored"
+    name = TraceEvent.DHCPV6_IGNORED
     reason: str
     message: str = ""
 
@@ -56,7 +57,7 @@ class Dhcpv6Ignored(_Event):
 class PrefixDelegated(_Event):
     """A prefix was delegated (or renewed/rebound: ``how``); seconds are relative to now (RFC 8415 §21.21)."""
 
-    name = "prefix_delegated"
+    name = TraceEvent.PREFIX_DELEGATED
     prefix: IPv6Network
     preferred: int
     valid: int
@@ -70,7 +71,7 @@ class PrefixDelegated(_Event):
 class DelegationLost(_Event):
     """Stop using the prefix: ``expired``, ``released``, ``withdrawn`` (lifetime 0) or ``no-binding``."""
 
-    name = "delegation_lost"
+    name = TraceEvent.DELEGATION_LOST
     prefix: IPv6Network
     reason: str
 
@@ -79,7 +80,7 @@ class DelegationLost(_Event):
 class NoPrefixAvailable(_Event):
     """The server has no prefix for us (status NoPrefixAvail, RFC 3633 §16 / RFC 8415 §21.13)."""
 
-    name = "dhcpv6_no_prefix"
+    name = TraceEvent.DHCPV6_NO_PREFIX
     message: str
 
 
@@ -87,7 +88,7 @@ class NoPrefixAvailable(_Event):
 class ReleaseFinished(_Event):
     """The Release exchange ended: confirmed by a Reply, or given up after REL_MAX_RC (RFC 8415 §18.2.7)."""
 
-    name = "dhcpv6_release_finished"
+    name = TraceEvent.DHCPV6_RELEASE_FINISHED
     confirmed: bool
 
 

@@ -76,14 +76,16 @@ def dscp_egress(outer_dscp: int, inner_dscp: int, model: DscpModel = DscpModel.U
     return outer_dscp if model is DscpModel.UNIFORM else inner_dscp
 
 
-def outer_tos(inner_tos: int, ecn_mode: EcnMode = EcnMode.NORMAL,
-              dscp_model: DscpModel = DscpModel.UNIFORM) -> int:
+def outer_tos(
+    inner_tos: int, ecn_mode: EcnMode = EcnMode.NORMAL, dscp_model: DscpModel = DscpModel.UNIFORM
+) -> int:
     """The outer TOS byte for an inner TOS / Traffic Class byte."""
     return (dscp_ingress(inner_tos >> 2, dscp_model) << 2) | ecn_ingress(inner_tos & 3, ecn_mode)
 
 
-def inner_tos_after_egress(outer_tos_value: int, inner_tos: int,
-                           dscp_model: DscpModel = DscpModel.UNIFORM) -> int | None:
+def inner_tos_after_egress(
+    outer_tos_value: int, inner_tos: int, dscp_model: DscpModel = DscpModel.UNIFORM
+) -> int | None:
     """The inner TOS byte after decapsulation, or None when RFC 6040 says drop."""
     new_ecn = ecn_egress(outer_tos_value & 3, inner_tos & 3)
     if new_ecn is None:
@@ -94,7 +96,9 @@ def inner_tos_after_egress(outer_tos_value: int, inner_tos: int,
 def _build_ingress_tables() -> tuple[tuple[int, ...], ...]:
     return tuple(
         tuple(outer_tos(tos, ecn_mode, dscp_model) for tos in range(256))
-        for ecn_mode in EcnMode for dscp_model in DscpModel)
+        for ecn_mode in EcnMode
+        for dscp_model in DscpModel
+    )
 
 
 def _build_egress_ecn_table() -> tuple[int, ...]:
@@ -117,8 +121,9 @@ def ingress_table(ecn_mode: EcnMode, dscp_model: DscpModel) -> tuple[int, ...]:
     return INGRESS_TOS_TABLES[ecn_mode * len(DscpModel) + dscp_model]
 
 
-def apply_egress(outer_tos_value: int, inner: bytes,
-                 dscp_model: DscpModel = DscpModel.UNIFORM) -> bytes | None:
+def apply_egress(
+    outer_tos_value: int, inner: bytes, dscp_model: DscpModel = DscpModel.UNIFORM
+) -> bytes | None:
     """The inner datagram (IPv4 or IPv6) with its TOS set by the egress rules; None means drop.
 
     Table-driven version of :func:`inner_tos_after_egress` for the per-packet path.

@@ -151,7 +151,13 @@ class UdpTunnelRequest:
     def encode(self) -> bytes:
         flags = (self.FORCE_MASK if self.force else 0) | (self.R_MASK if self.r_flag else 0) | self.reserved2
         return struct.pack(
-            "!BBBBBBH", self.type, UDP_TUNNEL_LENGTH, 0, self.reserved1, flags, self.encapsulation,
+            "!BBBBBBH",
+            self.type,
+            UDP_TUNNEL_LENGTH,
+            0,
+            self.reserved1,
+            flags,
+            self.encapsulation,
             self.reserved3,
         )
 

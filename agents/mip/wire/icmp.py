@@ -116,7 +116,7 @@ class MobilityAgentExtension:
         if len(body) < 6 or (len(body) - 6) % 4:
             raise DecodeError(offset + 1, f"Mobility Agent extension length {len(body)} is not 6 + 4N")
         sequence, registration_lifetime, flags = _MOBILITY_FIXED.unpack_from(body, 0)
-        addresses = tuple(IPv4Address(bytes(body[start:start + 4])) for start in range(6, len(body), 4))
+        addresses = tuple(IPv4Address(bytes(body[start : start + 4])) for start in range(6, len(body), 4))
         return cls(sequence, registration_lifetime, AdvertisementFlag(flags), addresses)
 
 
@@ -140,8 +140,16 @@ class AgentAdvertisement:
     def encode(self) -> bytes:
         """The ICMP message with a correct checksum."""
         self._check_encodable()
-        parts = [_HEADER.pack(ICMP_ROUTER_ADVERTISEMENT, self.code, 0, len(self.router_addresses),
-                              ADDRESS_ENTRY_SIZE, self.lifetime)]
+        parts = [
+            _HEADER.pack(
+                ICMP_ROUTER_ADVERTISEMENT,
+                self.code,
+                0,
+                len(self.router_addresses),
+                ADDRESS_ENTRY_SIZE,
+                self.lifetime,
+            )
+        ]
         parts += [_ROUTER_ENTRY.pack(address.packed, pref) for address, pref in self.router_addresses]
         parts.append(self.mobility.encode())
         if self.prefix_lengths is not None:
@@ -159,7 +167,8 @@ class AgentAdvertisement:
         if any(not -(2**31) <= preference < 2**31 for _, preference in self.router_addresses):
             raise ValueError("router preference is a signed 32-bit integer")
         if self.prefix_lengths is not None and (
-                len(self.prefix_lengths) > 0xFF or any(not 0 <= p <= 0xFF for p in self.prefix_lengths)):
+            len(self.prefix_lengths) > 0xFF or any(not 0 <= p <= 0xFF for p in self.prefix_lengths)
+        ):
             raise ValueError("prefix lengths do not fit extension 19")
         for kind, data in self.unknown_extensions:
             if kind in RECOGNIZED_EXTENSIONS or not 0 <= kind <= 0xFF or len(data) > 0xFF:
@@ -180,8 +189,10 @@ class AgentAdvertisement:
         extensions_start = _HEADER.size + 8 * count
         if len(data) < extensions_start:
             raise DecodeError(len(data), f"{count} router addresses need {extensions_start} bytes")
-        routers = tuple((IPv4Address(address), preference) for address, preference
-                        in _ROUTER_ENTRY.iter_unpack(bytes(data[_HEADER.size:extensions_start])))
+        routers = tuple(
+            (IPv4Address(address), preference)
+            for address, preference in _ROUTER_ENTRY.iter_unpack(bytes(data[_HEADER.size : extensions_start]))
+        )
         mobility, prefix_lengths, padding, unknown = _decode_extensions(data, extensions_start)
         return cls(code, lifetime, routers, mobility, prefix_lengths, padding, unknown)
 
@@ -238,7 +249,7 @@ def _decode_extensions(data: Buffer, position: int) -> _Extensions:
             continue
         if position + 2 > len(data) or position + 2 + data[position + 1] > len(data):
             raise DecodeError(position, f"extension type {kind} truncated")
-        body = bytes(data[position + 2:position + 2 + data[position + 1]])
+        body = bytes(data[position + 2 : position + 2 + data[position + 1]])
         if kind == EXTENSION_MOBILITY_AGENT:
             if mobility is not None:
                 raise DecodeError(position, "second Mobility Agent Advertisement extension")

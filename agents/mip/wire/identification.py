@@ -43,8 +43,9 @@ def ntp_to_unix(timestamp: int) -> float:
     return seconds - NTP_UNIX_OFFSET + fraction / _ERA
 
 
-def timestamp_identification(unix_time: float, random_bits: int,
-                             clock_fraction_bits: int = DEFAULT_CLOCK_FRACTION_BITS) -> int:
+def timestamp_identification(
+    unix_time: float, random_bits: int, clock_fraction_bits: int = DEFAULT_CLOCK_FRACTION_BITS
+) -> int:
     """A timestamp Identification (RFC 5944 §5.7): NTP time, with the fraction bits the clock
     cannot supply (the low ``32 - clock_fraction_bits``) taken from ``random_bits``.
     """
@@ -54,8 +55,12 @@ def timestamp_identification(unix_time: float, random_bits: int,
     return (unix_to_ntp(unix_time) & ~random_mask) | (random_bits & random_mask)
 
 
-def next_timestamp_identification(unix_time: float, previous: int | None, rng: random.Random,
-                                  clock_fraction_bits: int = DEFAULT_CLOCK_FRACTION_BITS) -> int:
+def next_timestamp_identification(
+    unix_time: float,
+    previous: int | None,
+    rng: random.Random,
+    clock_fraction_bits: int = DEFAULT_CLOCK_FRACTION_BITS,
+) -> int:
     """A fresh timestamp Identification for a mobile node, kept above ``previous`` so that the IDs
     it sends increase monotonically (RFC 5944 §5.7) even if the clock steps back.
     """
@@ -70,8 +75,9 @@ def identification_time(identification: int) -> float:
     return ntp_to_unix(identification)
 
 
-def timestamp_acceptable(identification: int, ha_unix_time: float,
-                         tolerance: float = DEFAULT_TOLERANCE) -> bool:
+def timestamp_acceptable(
+    identification: int, ha_unix_time: float, tolerance: float = DEFAULT_TOLERANCE
+) -> bool:
     """True if the timestamp is within ``tolerance`` seconds of the home agent's time (RFC 5944 §5.7)."""
     return abs(identification_time(identification) - ha_unix_time) <= tolerance
 
@@ -144,11 +150,17 @@ class ReplayState:
         last = self._last.get(mobile_node)
         return last is None or identification > last
 
-    def timestamp_valid(self, mobile_node: Hashable, identification: int, ha_unix_time: float,
-                        tolerance: float = DEFAULT_TOLERANCE) -> bool:
+    def timestamp_valid(
+        self,
+        mobile_node: Hashable,
+        identification: int,
+        ha_unix_time: float,
+        tolerance: float = DEFAULT_TOLERANCE,
+    ) -> bool:
         """The whole timestamp check: close enough to the HA's clock and newer than the last one."""
-        return (timestamp_acceptable(identification, ha_unix_time, tolerance)
-                and self.is_fresh(mobile_node, identification))
+        return timestamp_acceptable(identification, ha_unix_time, tolerance) and self.is_fresh(
+            mobile_node, identification
+        )
 
     def record(self, mobile_node: Hashable, identification: int) -> None:
         """Remember an accepted Identification; ValueError if it is not fresh."""

@@ -201,10 +201,21 @@ class IPv4Header:
         """The header bytes (no payload), with the checksum computed unless one was given."""
         self._check_fields()
         ihl = self.header_length // 4
-        header = bytearray(_IPV4.pack(
-            0x40 | ihl, self.tos, self.total_length, self.identification,
-            (self.flags << 13) | self.fragment_offset, self.ttl, self.protocol, 0,
-            self.source.packed, self.destination.packed) + self.options)
+        header = bytearray(
+            _IPV4.pack(
+                0x40 | ihl,
+                self.tos,
+                self.total_length,
+                self.identification,
+                (self.flags << 13) | self.fragment_offset,
+                self.ttl,
+                self.protocol,
+                0,
+                self.source.packed,
+                self.destination.packed,
+            )
+            + self.options
+        )
         checksum = internet_checksum(header) if self.checksum is None else self.checksum
         struct.pack_into("!H", header, 10, checksum)
         return bytes(header)
@@ -212,8 +223,15 @@ class IPv4Header:
     def _check_fields(self) -> None:
         if len(self.options) % 4 or len(self.options) > IPV4_MAX_HEADER_LENGTH - IPV4_HEADER_LENGTH:
             raise ValueError(f"options length {len(self.options)} is not a multiple of 4 up to 40")
-        limits = {"tos": 0xFF, "total_length": 0xFFFF, "identification": 0xFFFF, "flags": 0x7,
-                  "fragment_offset": 0x1FFF, "ttl": 0xFF, "protocol": 0xFF}
+        limits = {
+            "tos": 0xFF,
+            "total_length": 0xFFFF,
+            "identification": 0xFFFF,
+            "flags": 0x7,
+            "fragment_offset": 0x1FFF,
+            "ttl": 0xFF,
+            "protocol": 0xFF,
+        }
         for name, limit in limits.items():
             if not 0 <= getattr(self, name) <= limit:
                 raise ValueError(f"{name} {getattr(self, name)} out of range 0..{limit}")
@@ -227,8 +245,9 @@ class IPv4Header:
         """Decode the header at the start of ``data`` (a whole packet or just its header)."""
         if len(data) < IPV4_HEADER_LENGTH:
             raise DecodeError(0, f"IPv4 header needs 20 bytes, got {len(data)}")
-        (ver_ihl, tos, total_length, ident, flags_frag, ttl, protocol, checksum,
-         source, destination) = _IPV4.unpack_from(data, 0)
+        (ver_ihl, tos, total_length, ident, flags_frag, ttl, protocol, checksum, source, destination) = (
+            _IPV4.unpack_from(data, 0)
+        )
         if ver_ihl >> 4 != 4:
             raise DecodeError(0, f"IP version {ver_ihl >> 4}, expected 4")
         length = (ver_ihl & 0x0F) * 4
@@ -241,8 +260,19 @@ class IPv4Header:
         if verify_checksum and internet_checksum(data[:length]) != 0:
             raise DecodeError(10, "bad IPv4 header checksum")
         options = bytes(data[IPV4_HEADER_LENGTH:length])
-        return cls(IPv4Address(source), IPv4Address(destination), protocol, total_length, tos, ident,
-                   flags_frag >> 13, flags_frag & 0x1FFF, ttl, checksum, options)
+        return cls(
+            IPv4Address(source),
+            IPv4Address(destination),
+            protocol,
+            total_length,
+            tos,
+            ident,
+            flags_frag >> 13,
+            flags_frag & 0x1FFF,
+            ttl,
+            checksum,
+            options,
+        )
 
 
 @dataclass(frozen=True)
@@ -259,14 +289,25 @@ class IPv6Header:
 
     def encode(self) -> bytes:
         """The 40 header bytes."""
-        limits = {"traffic_class": 0xFF, "flow_label": 0xFFFFF, "payload_length": 0xFFFF,
-                  "next_header": 0xFF, "hop_limit": 0xFF}
+        limits = {
+            "traffic_class": 0xFF,
+            "flow_label": 0xFFFFF,
+            "payload_length": 0xFFFF,
+            "next_header": 0xFF,
+            "hop_limit": 0xFF,
+        }
         for name, limit in limits.items():
             if not 0 <= getattr(self, name) <= limit:
                 raise ValueError(f"{name} {getattr(self, name)} out of range 0..{limit}")
         first_word = (6 << 28) | (self.traffic_class << 20) | self.flow_label
-        return _IPV6.pack(first_word, self.payload_length, self.next_header, self.hop_limit,
-                          self.source.packed, self.destination.packed)
+        return _IPV6.pack(
+            first_word,
+            self.payload_length,
+            self.next_header,
+            self.hop_limit,
+            self.source.packed,
+            self.destination.packed,
+        )
 
     @classmethod
     def decode(cls, data: Buffer) -> Self:
@@ -276,5 +317,12 @@ class IPv6Header:
         first_word, payload_length, next_header, hop_limit, source, destination = _IPV6.unpack_from(data, 0)
         if first_word >> 28 != 6:
             raise DecodeError(0, f"IP version {first_word >> 28}, expected 6")
-        return cls(IPv6Address(source), IPv6Address(destination), next_header, payload_length,
-                   (first_word >> 20) & 0xFF, first_word & 0xFFFFF, hop_limit)
+        return cls(
+            IPv6Address(source),
+            IPv6Address(destination),
+            next_header,
+            payload_length,
+            (first_word >> 20) & 0xFF,
+            first_word & 0xFFFFF,
+            hop_limit,
+        )

@@ -77,38 +77,74 @@ def _packed(address: Address) -> bytes:
     return packed
 
 
-def _ipv4_packet(source: Address, destination: Address, protocol: int, tos: int, flags: int, ttl: int,
-                 identification: int, prefix: Buffer, payload: Buffer) -> bytes:
+def _ipv4_packet(
+    source: Address,
+    destination: Address,
+    protocol: int,
+    tos: int,
+    flags: int,
+    ttl: int,
+    identification: int,
+    prefix: Buffer,
+    payload: Buffer,
+) -> bytes:
     """An outer IPv4 header (IHL 5, checksum set) followed by ``prefix`` and ``payload``."""
     total = 20 + len(prefix) + len(payload)
     if total > 0xFFFF:
         raise ValueError(f"outer packet of {total} bytes exceeds 65535")
     try:
-        header = bytearray(_OUTER.pack(0x45, tos, total, identification, flags, ttl, protocol, 0,
-                                       _packed(source), _packed(destination)))
+        header = bytearray(
+            _OUTER.pack(
+                0x45,
+                tos,
+                total,
+                identification,
+                flags,
+                ttl,
+                protocol,
+                0,
+                _packed(source),
+                _packed(destination),
+            )
+        )
     except struct.error as error:
         raise ValueError(f"outer header field out of range: {error}") from None
     _U16.pack_into(header, 10, internet_checksum(header))
     return b"".join((header, prefix, payload))
 
 
-def encapsulate_ipv4_in_ipv4(inner: Buffer, source: Address, destination: Address, *,
-                             ttl: int = DEFAULT_OUTER_TTL, ecn_mode: EcnMode = EcnMode.NORMAL,
-                             dscp_model: DscpModel = DscpModel.UNIFORM, forwarding: bool = False,
-                             identification: int = 0) -> bytes:
+def encapsulate_ipv4_in_ipv4(
+    inner: Buffer,
+    source: Address,
+    destination: Address,
+    *,
+    ttl: int = DEFAULT_OUTER_TTL,
+    ecn_mode: EcnMode = EcnMode.NORMAL,
+    dscp_model: DscpModel = DscpModel.UNIFORM,
+    forwarding: bool = False,
+    identification: int = 0,
+) -> bytes:
     """IP-in-IP (RFC 2003 §3.1): outer TOS from the inner (RFC 2983, RFC 6040), DF copied if set."""
     if datagram_version(inner) != 4:
         raise ValueError("IPv4-in-IPv4 needs an IPv4 inner datagram")
     inner = forwarded_ipv4(inner, forwarding)
     tos = INGRESS_TOS_TABLES[ecn_mode * _MODELS + dscp_model][inner[1]]
-    return _ipv4_packet(source, destination, PROTO_IPIP, tos, (inner[6] << 8) & _DF, ttl,
-                        identification, b"", inner)
+    return _ipv4_packet(
+        source, destination, PROTO_IPIP, tos, (inner[6] << 8) & _DF, ttl, identification, b"", inner
+    )
 
 
-def encapsulate_ipv6_in_ipv4(inner: Buffer, source: Address, destination: Address, *,
-                             ttl: int = DEFAULT_OUTER_TTL, ecn_mode: EcnMode = EcnMode.NORMAL,
-                             dscp_model: DscpModel = DscpModel.UNIFORM, forwarding: bool = False,
-                             identification: int = 0) -> bytes:
+def encapsulate_ipv6_in_ipv4(
+    inner: Buffer,
+    source: Address,
+    destination: Address,
+    *,
+    ttl: int = DEFAULT_OUTER_TTL,
+    ecn_mode: EcnMode = EcnMode.NORMAL,
+    dscp_model: DscpModel = DscpModel.UNIFORM,
+    forwarding: bool = False,
+    identification: int = 0,
+) -> bytes:
     """IPv6-in-IPv4 (RFC 4213 §3.5): protocol 41, IHL 5, Total Length = payload length + 60, DF clear.
 
     DF stays clear because the tunnel uses a static MTU (RFC 4213 §3.2); TOS from the inner Traffic
@@ -122,10 +158,18 @@ def encapsulate_ipv6_in_ipv4(inner: Buffer, source: Address, destination: Addres
     return _ipv4_packet(source, destination, PROTO_IPV6, tos, 0, ttl, identification, b"", inner)
 
 
-def encapsulate_gre(inner: Buffer, source: Address, destination: Address, *, checksum: bool = False,
-                    ttl: int = DEFAULT_OUTER_TTL, ecn_mode: EcnMode = EcnMode.NORMAL,
-                    dscp_model: DscpModel = DscpModel.UNIFORM, forwarding: bool = False,
-                    identification: int = 0) -> bytes:
+def encapsulate_gre(
+    inner: Buffer,
+    source: Address,
+    destination: Address,
+    *,
+    checksum: bool = False,
+    ttl: int = DEFAULT_OUTER_TTL,
+    ecn_mode: EcnMode = EcnMode.NORMAL,
+    dscp_model: DscpModel = DscpModel.UNIFORM,
+    forwarding: bool = False,
+    identification: int = 0,
+) -> bytes:
     """GRE (RFC 2784), protocol type 0x0800 or 0x86DD (RFC 5454 §3.3.2), outer rules as for IP-in-IP.
 
     IPv4 inner: DF copied (RFC 2003 §3.1). IPv6 inner: DF clear, static tunnel MTU (RFC 4213 §3.2).
@@ -141,8 +185,9 @@ def encapsulate_gre(inner: Buffer, source: Address, destination: Address, *, che
     return _ipv4_packet(source, destination, PROTO_GRE, outer_tos, flags, ttl, identification, gre, inner)
 
 
-def encapsulate_minimal(inner: Buffer, encapsulator: Address, tunnel_exit: Address, *,
-                        forwarding: bool = False) -> bytes:
+def encapsulate_minimal(
+    inner: Buffer, encapsulator: Address, tunnel_exit: Address, *, forwarding: bool = False
+) -> bytes:
     """Minimal encapsulation (RFC 2004 §3): the original header is modified, no second IP header.
 
     Refuses IPv6 (RFC 5454 §3.3.2) and fragments (RFC 2004 §3) with ValueError. The TTL is not
@@ -157,7 +202,8 @@ def encapsulate_minimal(inner: Buffer, encapsulator: Address, tunnel_exit: Addre
     source, exit_address = _packed(encapsulator), _packed(tunnel_exit)
     original_source = bytes(inner[12:16])
     forwarding_header = _minimal_forwarding_header(
-        inner[9], bytes(inner[16:20]), original_source if original_source != source else None, 0)
+        inner[9], bytes(inner[16:20]), original_source if original_source != source else None, 0
+    )
     total = len(inner) + len(forwarding_header)
     if total > 0xFFFF:
         raise ValueError(f"minimal-encapsulated datagram of {total} bytes exceeds 65535")
@@ -171,10 +217,19 @@ def encapsulate_minimal(inner: Buffer, encapsulator: Address, tunnel_exit: Addre
     return b"".join((header, forwarding_header, inner[ihl:]))
 
 
-def encapsulate(inner: Buffer, source: Address, destination: Address, protocol: int, *,
-                ttl: int = DEFAULT_OUTER_TTL, ecn_mode: EcnMode = EcnMode.NORMAL,
-                dscp_model: DscpModel = DscpModel.UNIFORM, forwarding: bool = False,
-                gre_checksum: bool = False, identification: int = 0) -> bytes:
+def encapsulate(
+    inner: Buffer,
+    source: Address,
+    destination: Address,
+    protocol: int,
+    *,
+    ttl: int = DEFAULT_OUTER_TTL,
+    ecn_mode: EcnMode = EcnMode.NORMAL,
+    dscp_model: DscpModel = DscpModel.UNIFORM,
+    forwarding: bool = False,
+    gre_checksum: bool = False,
+    identification: int = 0,
+) -> bytes:
     """Encapsulate with the negotiated mechanism: 4 (IP-in-IP), 41, 47 (GRE) or 55 (minimal).
 
     IP-in-IP with an IPv6 inner datagram is sent as protocol 41 (RFC 5454 §3.3.2).
@@ -184,11 +239,28 @@ def encapsulate(inner: Buffer, source: Address, destination: Address, protocol: 
         if protocol == PROTO_IPV6 and not is_ipv6:
             raise ValueError("protocol 41 needs an IPv6 inner datagram")
         encapsulator = encapsulate_ipv6_in_ipv4 if is_ipv6 else encapsulate_ipv4_in_ipv4
-        return encapsulator(inner, source, destination, ttl=ttl, ecn_mode=ecn_mode, dscp_model=dscp_model,
-                            forwarding=forwarding, identification=identification)
+        return encapsulator(
+            inner,
+            source,
+            destination,
+            ttl=ttl,
+            ecn_mode=ecn_mode,
+            dscp_model=dscp_model,
+            forwarding=forwarding,
+            identification=identification,
+        )
     if protocol == PROTO_GRE:
-        return encapsulate_gre(inner, source, destination, checksum=gre_checksum, ttl=ttl, ecn_mode=ecn_mode,
-                               dscp_model=dscp_model, forwarding=forwarding, identification=identification)
+        return encapsulate_gre(
+            inner,
+            source,
+            destination,
+            checksum=gre_checksum,
+            ttl=ttl,
+            ecn_mode=ecn_mode,
+            dscp_model=dscp_model,
+            forwarding=forwarding,
+            identification=identification,
+        )
     if protocol == PROTO_MINIMAL:
         return encapsulate_minimal(inner, source, destination, forwarding=forwarding)
     raise ValueError(f"unsupported encapsulation protocol {protocol}")
@@ -312,11 +384,12 @@ def decapsulate_gre_payload(data: bytes, offset: int = 0) -> tuple[int, bytes]:
     header = GreHeader.decode(data, offset)
     if header.protocol_type not in _GRE_ETHERTYPES:
         raise DecodeError(offset + 2, f"GRE protocol type {header.protocol_type:#06x} is not IPv4/IPv6")
-    return header.protocol_type, data[header.length:]
+    return header.protocol_type, data[header.length :]
 
 
-def _minimal_forwarding_header(protocol: int, destination: bytes, source: bytes | None,
-                               reserved: int) -> bytes:
+def _minimal_forwarding_header(
+    protocol: int, destination: bytes, source: bytes | None, reserved: int
+) -> bytes:
     flags = (_MINIMAL_S_BIT if source is not None else 0) | reserved
     header = bytearray(struct.pack("!BBH4s", protocol, flags, 0, destination) + (source or b""))
     _U16.pack_into(header, 2, internet_checksum(header))
@@ -369,7 +442,7 @@ def _restore_minimal(data: bytes, ihl: int, total: int) -> bytes:
     _U16.pack_into(header, 2, total - forwarding.length)
     _U16.pack_into(header, 10, 0)
     _U16.pack_into(header, 10, internet_checksum(header))
-    return bytes(header) + data[ihl + forwarding.length:total]
+    return bytes(header) + data[ihl + forwarding.length : total]
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from ipaddress import IPv4Address
 from typing import Any, Protocol
 
 from agents.mip.common.events import OutgoingDatagram
+from agents.mip.common.trace_schema import TraceEvent
 from agents.mip.wire.codes import MessageType
 from agents.runtime.frame import AgentContext
 from agents.runtime.security_log import BUDGETED_EVENTS, SecurityLog
@@ -110,7 +111,7 @@ def trace_and_apply(
         on_event(event)
     except Exception as exc:
         logger.error("could not apply %s: %s", name, exc)
-        trace.emit("apply_failed", what=name, error=str(exc))
+        trace.emit(TraceEvent.APPLY_FAILED, what=name, error=str(exc))
 
 
 def _fields(event: Any) -> dict[str, Any]:

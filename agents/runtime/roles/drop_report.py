@@ -9,6 +9,7 @@ the caller's thread, so a flood costs the event loop nothing past the budget.
 from __future__ import annotations
 
 from agents.datapath.base import DropEvent
+from agents.mip.common.trace_schema import TraceEvent
 from agents.runtime.frame import AgentContext
 
 
@@ -20,5 +21,5 @@ class DropReporter:
         self.loop = context.loop  # captured on the event loop: userspace HA/MN drops arrive on their threads
 
     def report(self, drop: DropEvent) -> None:
-        if self.security.admit("security_drop"):
-            self.loop.call_soon_threadsafe(self.security.write, "security_drop", drop.to_dict())
+        if self.security.admit(TraceEvent.SECURITY_DROP):
+            self.loop.call_soon_threadsafe(self.security.write, TraceEvent.SECURITY_DROP, drop.to_dict())

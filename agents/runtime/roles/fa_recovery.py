@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from agents.mip.common.trace_schema import TraceEvent
 from agents.mip.fa.foreign_agent import ForeignAgent
 from agents.net.netlink import Netlink
 from agents.runtime.frame import AgentContext
@@ -99,7 +100,7 @@ class ForeignAgentRecovery:
                 "journal: visitor %s %s", home, "restored" if reason is None else f"not restored: {reason}"
             )
             self.context.trace.emit(
-                "visitor_restored" if reason is None else "visitor_not_restored",
+                TraceEvent.VISITOR_RESTORED if reason is None else TraceEvent.VISITOR_NOT_RESTORED,
                 home_address=str(home),
                 care_of=str(visitor.care_of),
                 reason=reason,

@@ -11,6 +11,7 @@ import random
 from ipaddress import IPv4Address
 
 from agents.mip.common.config import HomeAgentConfig
+from agents.mip.common.trace_schema import TraceEvent
 from agents.mip.fa.advertiser import Advertiser, home_agent_advertiser
 from agents.mip.fa.config import AdvertisementConfig
 from agents.runtime.frame import AgentContext
@@ -49,7 +50,7 @@ class HomeAdvertising:
             else:
                 self.link.send_icmp(advert.payload, advert.destination)
             self.context.trace.emit(
-                "advertisement_sent",
+                TraceEvent.ADVERTISEMENT_SENT,
                 destination=str(advert.destination),
                 sequence=advert.sequence,
                 solicited=advert.solicited,

@@ -26,6 +26,7 @@ from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 from typing import Any
 
+from agents.mip.common.trace_schema import TraceEvent
 from agents.mip.ha.delegation import Delegation, DelegationBook
 from agents.mip.ha.home_agent import HomeAgent
 from agents.runtime.frame import AgentContext
@@ -130,7 +131,7 @@ class KeaDelegations:
         except (KeaError, KeyError, ValueError) as error:
             if not self.failing:
                 logger.error("cannot read DHCPv6 delegations, keeping the last answer: %s", error)
-                self.context.trace.emit("delegations_unavailable", error=str(error))
+                self.context.trace.emit(TraceEvent.DELEGATIONS_UNAVAILABLE, error=str(error))
             self.failing = True
             self.next_try = now + self.source.retry_after
             return
@@ -138,7 +139,7 @@ class KeaDelegations:
             logger.info("DHCPv6 delegations readable again")
         self.failing = False
         self.book.update(delegations, now)
-        self.context.trace.emit("delegations_read", count=len(delegations))
+        self.context.trace.emit(TraceEvent.DELEGATIONS_READ, count=len(delegations))
 
     def listing(self, now: float) -> list[dict[str, object]]:
         """Ask Kea now, then the book as JSON-able dicts (control socket ``delegations``)."""

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.mip.common.config import HomeAgentConfig
+from agents.mip.common.trace_schema import TraceEvent
 from agents.mip.ha.home_agent import HomeAgent
 from agents.net.netlink import Netlink
 from agents.runtime.frame import AgentContext
@@ -125,7 +126,7 @@ class HomeAgentRecovery:
                     f"; skipped: {'; '.join(outcome.skipped)}" if outcome.skipped else "",
                 )
             self.context.trace.emit(
-                "binding_restored" if outcome.restored else "binding_not_restored",
+                TraceEvent.BINDING_RESTORED if outcome.restored else TraceEvent.BINDING_NOT_RESTORED,
                 home_address=str(saved.home_address),
                 care_ofs=[str(entry.care_of) for entry in outcome.care_ofs],
                 prefixes=[str(item.prefix) for item in outcome.prefixes],

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agents.mip.common import events as ev
+from agents.mip.common.trace_schema import TraceEvent
 from agents.mip.ha.home_agent import HomeAgent
 from agents.runtime.frame import AgentContext
 from agents.runtime.steering import MAX_ADDRESSES, SteeredSocket
@@ -60,13 +61,13 @@ class HomeAgentSteering:
             changed = self.sock.steer(known)
         except OSError as error:  # the kernel refused the program: served unsorted, said once per change
             logger.warning("kernel steering of known peers failed: %s", error)
-            self.context.trace.emit("priority_sources_failed", error=str(error))
+            self.context.trace.emit(TraceEvent.PRIORITY_SOURCES_FAILED, error=str(error))
             changed = False
         if changed:
             if len(known) > MAX_ADDRESSES:
                 logger.warning("%d known sources: only %d steered by the kernel", len(known), MAX_ADDRESSES)
             self.context.trace.emit(
-                "priority_sources", count=len(known), sources=sorted(str(a) for a in known)[:64]
+                TraceEvent.PRIORITY_SOURCES, count=len(known), sources=sorted(str(a) for a in known)[:64]
             )
         if self._handle is not None:
             self._handle.cancel()

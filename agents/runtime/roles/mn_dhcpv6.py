@@ -32,6 +32,7 @@ from typing import Any
 
 from agents.mip.common import events as ev
 from agents.mip.common.config import MobileNodeConfig
+from agents.mip.common.trace_schema import TraceEvent
 from agents.mip.ha.delegation import DOCUMENTATION_ENTERPRISE, mobile_node_duid
 from agents.mip.mn import pd_events as pe
 from agents.mip.mn.mobile_node import MobileNode
@@ -201,7 +202,7 @@ class PrefixDelegation:
                 self.sock.sendto(datagram.payload, (str(datagram.destination), datagram.port, 0, self.index))
             except OSError as error:
                 logger.warning("DHCPv6 send failed: %s", error)
-                self.context.trace.emit("dhcpv6_send_failed", error=str(error))
+                self.context.trace.emit(TraceEvent.DHCPV6_SEND_FAILED, error=str(error))
         while (event := self.client.next_event()) is not None:
             trace_and_apply(event, self.apply, self.context.trace)
         self.timer.rearm()

@@ -25,6 +25,7 @@ from agents.datapath.userspace import UserspaceMobileNode
 from agents.mip.common import events as ev
 from agents.mip.common.config import CareOfMode, MobileNodeConfig, UdpTunnelling
 from agents.mip.common.timers import MIN_REQUEST_GAP
+from agents.mip.common.trace_schema import TraceEvent
 from agents.mip.mn.llh_pre import Target
 from agents.mip.mn.mobile_node import MobileNode
 from agents.mip.mn.prefixes import address_in
@@ -289,7 +290,7 @@ class StopDeregistration:
             attempts,
             waited,
         )
-        self.context.trace.emit("deregistration_gave_up", attempts=attempts, waited=round(waited, 3))
+        self.context.trace.emit(TraceEvent.DEREGISTRATION_GAVE_UP, attempts=attempts, waited=round(waited, 3))
 
 
 def commands(driver: MachineDriver, machine: MobileNode, datapath: MobileNodeDatapath) -> dict[str, Handler]:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from agents.mip.common.trace_schema import TraceEvent
 from agents.net.netlink import NetlinkFacadeError
 from agents.runtime.frame import AgentContext
 from agents.runtime.state_journal import StateJournal
@@ -62,7 +63,7 @@ def report_problems(context: AgentContext, summary: str, problems: list[str], pa
     """The one warning line about unusable journal records, and a trace event listing them."""
     if problems:
         logger.warning("%s", summary)
-        context.trace.emit("journal_problems", path=path, problems=problems)
+        context.trace.emit(TraceEvent.JOURNAL_PROBLEMS, path=path, problems=problems)
 
 
 def journaled(journal: Any, apply: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -88,4 +89,4 @@ def remove_and_report_stale(remove: Callable[[], list[str]], role: str, context:
         return
     if removed:
         logger.warning("removed state a previous %s left: %s", role, "; ".join(removed))
-    context.trace.emit("stale_state_removed", removed=removed)
+    context.trace.emit(TraceEvent.STALE_STATE_REMOVED, removed=removed)

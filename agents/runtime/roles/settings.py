@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from agents.datapath.kernel import BackendUnavailableError
 from agents.datapath.selection import Choice, Needs, select_backend
+from agents.mip.common.trace_schema import TraceEvent
 from agents.net.netlink import Netlink
 from agents.runtime.configfile import ConfigError, parse_sections, read_text
 from agents.runtime.frame import AgentContext
@@ -54,7 +55,7 @@ def choose_datapath(runtime: TunnelRuntime, context: AgentContext, needs: Needs 
     except BackendUnavailableError as error:
         raise ValueError(f"runtime.datapath: {error}") from None
     logger.info("datapath %s (asked %s): %s", choice.backend, choice.requested, choice.reason)
-    context.trace.emit("datapath_selected", **choice.to_dict())
+    context.trace.emit(TraceEvent.DATAPATH_SELECTED, **choice.to_dict())
     return choice
 
 
