@@ -25,8 +25,8 @@ from agents.mip.common.events import DatagramDiscarded, MalformedDatagram
 from agents.mip.fa.config import AdvertisementConfig, DeliveryStyle, ForeignAgentConfig, PeerAssociation
 from agents.mip.fa.events import (
     AdvertisementSent,
-    FaEvent,
     ForeignAgentDenied,
+    ForeignAgentEvent,
     ForeignAuthenticationFailed,
     LinkDatagram,
     ReplyRelayed,
@@ -101,7 +101,7 @@ class Run:
 
     to_ha: list[LinkDatagram]
     to_mn: list[LinkDatagram]
-    events: list[FaEvent]
+    events: list[ForeignAgentEvent]
 
 
 def drain(fa: ForeignAgent, now: float) -> Run:

@@ -18,7 +18,13 @@ import pytest
 
 from agents.mip.common.bindings import TunnelTarget
 from agents.mip.common.config import HomeAgentConfig, MobileNodeAccount, MobileNodeConfig, ReplayProtection
-from agents.mip.common.events import Event, OutgoingDatagram, ProxyArpStopped, RequestSent
+from agents.mip.common.events import (
+    HomeAgentEvent,
+    MobileNodeEvent,
+    OutgoingDatagram,
+    ProxyArpStopped,
+    RequestSent,
+)
 from agents.mip.ha.home_agent import HomeAgent, NodeState
 from agents.mip.mn.mobile_node import MnState, MobileNode
 
@@ -72,8 +78,8 @@ class World:
         self.link = LossyLink(random.Random(seed + 2), loss, jitter)
         self.now = 0.0
         self.mn_address: IPv4Address | None = None
-        self.mn_events: list[tuple[float, Event]] = []
-        self.ha_events: list[tuple[float, Event]] = []
+        self.mn_events: list[tuple[float, MobileNodeEvent]] = []
+        self.ha_events: list[tuple[float, HomeAgentEvent]] = []
 
     def attach(self, address: IPv4Address | None) -> None:
         self.mn_address = address

@@ -24,8 +24,8 @@ from agents.mip.common.events import (
     BindingAdded,
     BindingRemoved,
     BindingUpdated,
-    Event,
     GratuitousArpRequested,
+    HomeAgentEvent,
     IdentificationRejected,
     MalformedDatagram,
     PrefixDeregistered,
@@ -129,14 +129,14 @@ def one_reply(ha: HomeAgent, raw: bytes, clock: Clock, source: IPv4Address = COA
     return replies[0]
 
 
-def drain(ha: HomeAgent) -> list[Event]:
+def drain(ha: HomeAgent) -> list[HomeAgentEvent]:
     events = []
     while (event := ha.next_event()) is not None:
         events.append(event)
     return events
 
 
-def of_type(events: list[Event], kind: type[Any]) -> list[Any]:
+def of_type(events: list[HomeAgentEvent], kind: type[Any]) -> list[Any]:
     return [event for event in events if isinstance(event, kind)]
 
 

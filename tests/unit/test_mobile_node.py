@@ -24,13 +24,13 @@ from agents.mip.common.events import (
     ClockResynchronised,
     DatagramDiscarded,
     Deregistered,
-    Event,
     GratuitousArpRequested,
     Ipv4OnlyFallback,
     Ipv6AddressAdded,
     Ipv6AddressRemoved,
     Ipv6RouteAdded,
     Ipv6RouteRemoved,
+    MobileNodeEvent,
     OutgoingDatagram,
     PrefixAccepted,
     PrefixRejected,
@@ -76,14 +76,14 @@ def sent_one(mn: MobileNode, now: float) -> RegistrationRequest:
     return request
 
 
-def drain(mn: MobileNode) -> list[Event]:
+def drain(mn: MobileNode) -> list[MobileNodeEvent]:
     events = []
     while (event := mn.next_event()) is not None:
         events.append(event)
     return events
 
 
-def of_type(events: list[Event], kind: type[Any]) -> list[Any]:
+def of_type(events: list[MobileNodeEvent], kind: type[Any]) -> list[Any]:
     return [event for event in events if isinstance(event, kind)]
 
 
@@ -111,7 +111,7 @@ def reply_to(
     )
 
 
-def answer(mn: MobileNode, raw: bytes, now: float) -> list[Event]:
+def answer(mn: MobileNode, raw: bytes, now: float) -> list[MobileNodeEvent]:
     mn.receive_datagram(raw, (HA, 434), COA, now)
     return drain(mn)
 

@@ -15,7 +15,7 @@ from agents.mip.mn.pd_events import (
     DelegationLost,
     Dhcpv6Ignored,
     NoPrefixAvailable,
-    PdEvent,
+    PdClientEvent,
     PrefixDelegated,
     ReleaseFinished,
 )
@@ -44,7 +44,7 @@ def sent(client: PdClient, now: float) -> list[Message]:
     return [Message.decode(d.payload) for d in datagrams]
 
 
-def events(client: PdClient) -> list[PdEvent]:
+def events(client: PdClient) -> list[PdClientEvent]:
     out = []
     while (event := client.next_event()) is not None:
         out.append(event)

@@ -446,7 +446,7 @@ class Ipv6RouteRemoved(_Event):
     target: TunnelTarget
 
 
-Event = (
+HomeAgentEvent = (
     MalformedDatagram
     | DatagramDiscarded
     | AuthenticationFailed
@@ -463,6 +463,13 @@ Event = (
     | ProxyArpStarted
     | ProxyArpStopped
     | GratuitousArpRequested
+)
+"""Everything :class:`agents.mip.ha.home_agent.HomeAgent` emits; the role's ``apply`` matches each one."""
+
+RegistrationEvent = (
+    MalformedDatagram
+    | DatagramDiscarded
+    | AuthenticationFailed
     | RequestSent
     | ReplyReceived
     | RegistrationAccepted
@@ -483,6 +490,7 @@ Event = (
     | Ipv6RouteAdded
     | Ipv6RouteRemoved
 )
+"""The mobile node's registration machine's events (RFC 5944 §3.6, RFC 3519, RFC 5454 §3.5)."""
 
 
 # -- mobile node: agent discovery and movement detection (RFC 5944 §2.4) ----------------------------
@@ -639,4 +647,7 @@ DiscoveryEvent = (
     | PreRegistrationAttached
     | PreRegistrationAbandoned
 )
-"""The mobile node's agent-discovery events (kept out of :data:`Event` to keep this file's edits apart)."""
+"""The mobile node's agent-discovery and pre-registration events (RFC 5944 §2.4, RFC 4881 §3)."""
+
+MobileNodeEvent = RegistrationEvent | DiscoveryEvent | GratuitousArpRequested
+"""Everything :class:`agents.mip.mn.mobile_node.MobileNode` emits; the role's ``apply`` matches each one."""

@@ -245,7 +245,7 @@ class EdgeTunnelClosed(_FaEvent):
     reason: str
 
 
-FaEvent = (
+ForeignAgentEvent = (
     MalformedDatagram
     | DatagramDiscarded
     | RequestRelayed
@@ -263,3 +263,4 @@ FaEvent = (
     | EdgeTunnelForwarding
     | EdgeTunnelClosed
 )
+"""Everything :class:`agents.mip.fa.foreign_agent.ForeignAgent` emits; the role's ``apply`` matches each."""

@@ -30,8 +30,8 @@ from agents.mip.fa.advertiser import OutgoingAdvertisement, foreign_agent_advert
 from agents.mip.fa.config import ForeignAgentConfig
 from agents.mip.fa.events import (
     AdvertisementSent,
-    FaEvent,
     ForeignAgentDenied,
+    ForeignAgentEvent,
     ForeignAuthenticationFailed,
     LinkDatagram,
     ReplyRelayed,
@@ -92,7 +92,7 @@ class ForeignAgent(LowLatencyHandoffs):
         self.counters: Counter[str] = Counter()
         self._rng = rng if rng is not None else random.Random()
         self.advertiser = foreign_agent_advertiser(config, self._rng)
-        self._events: deque[FaEvent] = deque()
+        self._events: deque[ForeignAgentEvent] = deque()
         self._outgoing: list[LinkDatagram] = []
         self._last_too_distant: float | None = None
         self._busy = config.busy
@@ -180,7 +180,7 @@ class ForeignAgent(LowLatencyHandoffs):
             self._emit(AdvertisementSent(item.destination, item.sequence, item.solicited))
         return advertisements
 
-    def next_event(self) -> FaEvent | None:
+    def next_event(self) -> ForeignAgentEvent | None:
         """The oldest event not yet taken, or None."""
         return self._events.popleft() if self._events else None
 
@@ -467,7 +467,7 @@ class ForeignAgent(LowLatencyHandoffs):
             self._busy = busy
             self.advertiser.set_busy(busy)
 
-    def _emit(self, event: FaEvent) -> None:
+    def _emit(self, event: ForeignAgentEvent) -> None:
         self._events.append(event)
 
     def _discard(self, arrival: _Arrival, reason: str) -> None:

@@ -24,7 +24,7 @@ from agents.mip.fa.events import (
     EdgeTunnelClosed,
     EdgeTunnelForwarding,
     EdgeTunnelUp,
-    FaEvent,
+    ForeignAgentEvent,
     VisitorAttached,
     VisitorExpected,
 )
@@ -178,7 +178,7 @@ class LowLatencyHandoffs:
     edge_tunnels: EdgeTunnels
     counters: Counter[str]
 
-    def _emit(self, event: FaEvent) -> None:
+    def _emit(self, event: ForeignAgentEvent) -> None:
         raise NotImplementedError
 
     def expect_visitor(

@@ -33,8 +33,8 @@ from agents.mip.common.events import (
     BindingRemoved,
     BindingUpdated,
     DatagramDiscarded,
-    Event,
     GratuitousArpRequested,
+    HomeAgentEvent,
     IdentificationRejected,
     MalformedDatagram,
     OutgoingDatagram,
@@ -113,7 +113,7 @@ class HomeAgent:
         self._states: dict[IPv4Address, NodeState] = {}
         self._replay = identification.ReplayState()
         self._nonces: dict[IPv4Address, int] = {}
-        self._events: deque[Event] = deque()
+        self._events: deque[HomeAgentEvent] = deque()
         self._outgoing: list[OutgoingDatagram] = []
         self.delegations: DelegationBook | None = None
         """Set by the runtime when a DHCPv6 server delegates prefixes (RFC 5454 §3.7.1)."""
@@ -150,7 +150,7 @@ class HomeAgent:
         outgoing, self._outgoing = self._outgoing, []
         return outgoing
 
-    def next_event(self) -> Event | None:
+    def next_event(self) -> HomeAgentEvent | None:
         """The oldest event not yet taken, or None."""
         return self._events.popleft() if self._events else None
 
@@ -665,7 +665,7 @@ class HomeAgent:
         if now is not None and len(self._known) > 64 + 4 * len(self._home_addresses):  # forget expired
             self._known = {address: end for address, end in self._known.items() if end > now}
 
-    def _emit(self, event: Event) -> None:
+    def _emit(self, event: HomeAgentEvent) -> None:
         self._events.append(event)
 
     def _discard(self, address: IPv4Address, port: int, reason: str) -> None:

@@ -22,7 +22,7 @@ from agents.mip.mn.pd_events import (
     Dhcpv6Received,
     Dhcpv6Sent,
     NoPrefixAvailable,
-    PdEvent,
+    PdClientEvent,
     PrefixDelegated,
     ReleaseFinished,
 )
@@ -52,7 +52,7 @@ class PdClient:
         self.rng = rng
         self.state = PdState.IDLE
         self.lease: Lease | None = None
-        self._events: deque[PdEvent] = deque()
+        self._events: deque[PdClientEvent] = deque()
         self._outgoing: list[Dhcpv6Datagram] = []
         self._xid = 0
         self._exchange: Retransmission | None = None
@@ -142,7 +142,7 @@ class PdClient:
         outgoing, self._outgoing = self._outgoing, []
         return outgoing
 
-    def next_event(self) -> PdEvent | None:
+    def next_event(self) -> PdClientEvent | None:
         return self._events.popleft() if self._events else None
 
     def status(self, now: float) -> dict[str, object]:
@@ -383,7 +383,7 @@ class PdClient:
     def _move(self, trigger: PdTrigger) -> None:
         self.state = next_state(PD_TRANSITIONS, self.state, trigger)
 
-    def _emit(self, event: PdEvent) -> None:
+    def _emit(self, event: PdClientEvent) -> None:
         self._events.append(event)
 
 

@@ -92,7 +92,7 @@ class ReleaseFinished(_Event):
     confirmed: bool
 
 
-PdEvent = (
+PdClientEvent = (
     Dhcpv6Sent
     | Dhcpv6Received
     | Dhcpv6Ignored

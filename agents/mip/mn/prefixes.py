@@ -12,7 +12,6 @@ from ipaddress import IPv6Address, IPv6Interface, IPv6Network
 
 from agents.mip.common.bindings import TunnelTarget
 from agents.mip.common.events import (
-    Event,
     Ipv4OnlyFallback,
     Ipv6AddressAdded,
     Ipv6AddressRemoved,
@@ -20,6 +19,7 @@ from agents.mip.common.events import (
     Ipv6RouteRemoved,
     PrefixAccepted,
     PrefixRejected,
+    RegistrationEvent,
 )
 from agents.mip.wire.codes import PrefixReplyCode
 from agents.mip.wire.dsmip import PrefixReply, PrefixRequest
@@ -109,9 +109,9 @@ def ipv6_config(outcomes: list[PrefixOutcome], interface_identifier: IPv6Address
     return Ipv6Config(addresses, routes)
 
 
-def config_changes(old: Ipv6Config, new: Ipv6Config) -> list[Event]:
+def config_changes(old: Ipv6Config, new: Ipv6Config) -> list[RegistrationEvent]:
     """Events turning ``old`` into ``new``: removals first, then additions (a target change is both)."""
-    events: list[Event] = []
+    events: list[RegistrationEvent] = []
     for route, target in old.routes.items():
         if new.routes.get(route) != target:
             events.append(Ipv6RouteRemoved(route, target))
@@ -127,9 +127,11 @@ def config_changes(old: Ipv6Config, new: Ipv6Config) -> list[Event]:
     return events
 
 
-def outcome_changes(old: dict[IPv6Network, PrefixOutcome], new: list[PrefixOutcome]) -> list[Event]:
+def outcome_changes(
+    old: dict[IPv6Network, PrefixOutcome], new: list[PrefixOutcome]
+) -> list[RegistrationEvent]:
     """PrefixAccepted / PrefixRejected for each prefix whose outcome differs from last time."""
-    events: list[Event] = []
+    events: list[RegistrationEvent] = []
     for outcome in new:
         if old.get(outcome.network) == outcome:
             continue
@@ -152,10 +154,10 @@ class PrefixState:
 
     def apply_reply(
         self, requests: tuple[PrefixRequest, ...], replies: tuple[PrefixReply, ...], colocated: bool = True
-    ) -> list[Event]:
+    ) -> list[RegistrationEvent]:
         """Outcomes of an accepting reply (RFC 5454 §3.5); no replies at all → IPv4 only (case 1)."""
         outcomes, no_replies = evaluate(requests, replies, colocated)
-        events: list[Event] = []
+        events: list[RegistrationEvent] = []
         if no_replies:
             if not self.ipv4_only:
                 events.append(Ipv4OnlyFallback())
@@ -167,12 +169,12 @@ class PrefixState:
         self.outcomes = {outcome.network: outcome for outcome in outcomes}
         return events + self._set_config(ipv6_config(outcomes, self.interface_identifier))
 
-    def clear(self) -> list[Event]:
+    def clear(self) -> list[RegistrationEvent]:
         """Forget every prefix (binding expired, deregistered, stopped); remove addresses and routes."""
         self.outcomes = {}
         return self._set_config(Ipv6Config())
 
-    def _set_config(self, new: Ipv6Config) -> list[Event]:
+    def _set_config(self, new: Ipv6Config) -> list[RegistrationEvent]:
         events = config_changes(self.ipv6, new)
         self.ipv6 = new
         return events

@@ -22,15 +22,15 @@ from agents.mip.common.events import (
     ClockResynchronised,
     DatagramDiscarded,
     Deregistered,
-    DiscoveryEvent,
-    Event,
     KeepaliveAnswered,
     KeepaliveDue,
     KeepaliveLost,
     MalformedDatagram,
+    MobileNodeEvent,
     OutgoingDatagram,
     RegistrationAccepted,
     RegistrationDenied,
+    RegistrationEvent,
     RegistrationExpired,
     ReplyReceived,
     TunnelDown,
@@ -85,7 +85,7 @@ class RegistrationCore:
         self._keepalives: Keepalives | None = None
         self._ipv6 = mn_prefixes.PrefixState(config.effective_interface_identifier)
         self._stopping = False
-        self._events: deque[Event | DiscoveryEvent] = deque()
+        self._events: deque[MobileNodeEvent] = deque()
         self._outgoing: list[OutgoingDatagram] = []
 
     # -- state ---------------------------------------------------------------------------------
@@ -231,7 +231,7 @@ class RegistrationCore:
         outgoing, self._outgoing = self._outgoing, []
         return outgoing
 
-    def next_event(self) -> Event | DiscoveryEvent | None:
+    def next_event(self) -> MobileNodeEvent | None:
         return self._events.popleft() if self._events else None
 
     # -- requests --------------------------------------------------------------------------------
@@ -464,10 +464,10 @@ class RegistrationCore:
 
     # -- outputs ---------------------------------------------------------------------------------
 
-    def _emit(self, event: Event | DiscoveryEvent) -> None:
+    def _emit(self, event: MobileNodeEvent) -> None:
         self._events.append(event)
 
-    def _emit_all(self, events: list[Event]) -> None:
+    def _emit_all(self, events: list[RegistrationEvent]) -> None:
         self._events.extend(events)
 
     def _discard(self, address: IPv4Address, port: int, reason: str) -> None:

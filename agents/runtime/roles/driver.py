@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 from ipaddress import IPv4Address
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from agents.mip.common.events import OutgoingDatagram
 from agents.mip.common.trace_schema import TraceEvent
@@ -25,15 +25,30 @@ logger = logging.getLogger(__name__)
 TUNNEL_DATA = bytes((MessageType.TUNNEL_DATA,))
 
 
-class Machine(Protocol):
+class TracedEvent(Protocol):
+    """What every machine event is (:class:`agents.mip.common.events._Event`): a name from the trace
+    schema and JSON-able fields."""
+
+    @property
+    def name(self) -> str: ...
+    def to_dict(self) -> dict[str, object]: ...
+
+
+E = TypeVar("E", bound=TracedEvent)
+"""A role's event union: ``HomeAgentEvent``, ``ForeignAgentEvent``, ``MobileNodeEvent``, ``PdClientEvent``."""
+E_co = TypeVar("E_co", bound=TracedEvent, covariant=True)
+
+
+class Machine(Protocol[E_co]):
     def receive_datagram(self, data: bytes, source: Any, destination: Any, now: float) -> None: ...
     def handle_timer(self, now: float) -> None: ...
     def get_timer(self) -> float | None: ...
     def datagrams_to_send(self, now: float) -> list[OutgoingDatagram]: ...
-    def next_event(self) -> Any: ...
+    def next_event(self) -> E_co | None: ...
 
 
-EventHandler = Callable[[Any], None]
+EventHandler = Callable[[E], None]
+"""A role's ``apply``: matches every member of its event union (``assert_never`` on the rest)."""
 
 
 def wall_clock_offset() -> float:
@@ -41,11 +56,11 @@ def wall_clock_offset() -> float:
     return time.time() - time.clock_gettime(time.CLOCK_MONOTONIC)
 
 
-class MachineDriver:
-    """One machine, its socket, its timer and its event handler."""
+class MachineDriver(Generic[E]):
+    """One machine, its socket, its timer and its event handler (typed by the machine's event union)."""
 
     def __init__(
-        self, machine: Machine, sock: MobileIpSocket, context: AgentContext, on_event: EventHandler
+        self, machine: Machine[E], sock: MobileIpSocket, context: AgentContext, on_event: EventHandler[E]
     ) -> None:
         self.machine = machine
         self.sock = sock
@@ -90,13 +105,27 @@ class MachineDriver:
         self.timer.rearm()
 
     def _apply_events(self) -> None:
-        """Hand each queued event to the role's handler and write it to the trace."""
-        while (event := self.machine.next_event()) is not None:
-            trace_and_apply(event, self.on_event, self.context.trace, self.context.security)
+        apply_events(self.on_event, self.machine.next_event, self.context)
+
+
+def apply_events(
+    on_event: Callable[[Any], None],
+    next_event: Callable[[], TracedEvent | None],
+    context: AgentContext,
+    *,
+    budgeted: bool = True,
+) -> None:
+    """Hand each event the machine queued to the role's ``apply`` and write it to the trace: the one path
+    every role's events take (HA, FA and MN drivers, the MN's DHCPv6-PD client). ``budgeted``: security
+    events go through the agent's security-log budget. (``on_event`` is typed by its role: mypy cannot
+    infer a union type variable from ``E | None``, so the pairing is checked where each role builds it.)"""
+    security = context.security if budgeted else None
+    while (event := next_event()) is not None:
+        trace_and_apply(event, on_event, context.trace, security)
 
 
 def trace_and_apply(
-    event: Any, on_event: EventHandler, trace: TraceWriter, security: SecurityLog | None = None
+    event: E, on_event: EventHandler[E], trace: TraceWriter, security: SecurityLog | None = None
 ) -> None:
     """Write ``event`` to the trace, then apply it; a failed install is logged and traced, never raised
     (one bad event must not stop the agent serving everyone else). Security events and flood-prone
@@ -114,7 +143,7 @@ def trace_and_apply(
         trace.emit(TraceEvent.APPLY_FAILED, what=name, error=str(exc))
 
 
-def _fields(event: Any) -> dict[str, Any]:
+def _fields(event: TracedEvent) -> dict[str, Any]:
     fields: dict[str, Any] = event.to_dict()
     fields.pop("event", None)
     return fields

@@ -14,14 +14,15 @@ writes back at its clean exit the sysctls the first FA found (:mod:`agents.runti
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from agents.mip.common.trace_schema import TraceEvent
+from agents.mip.fa.events import ForeignAgentEvent
 from agents.mip.fa.foreign_agent import ForeignAgent
 from agents.net.netlink import Netlink
 from agents.runtime.frame import AgentContext
+from agents.runtime.roles.driver import EventHandler
 from agents.runtime.roles.fa_journal import VisitorJournal, VisitorJournalState
 from agents.runtime.roles.recovery import (
     journaled,
@@ -32,7 +33,7 @@ from agents.runtime.roles.recovery import (
 
 logger = logging.getLogger(__name__)
 
-EventHandler = Callable[[Any], None]
+
 CHANGED_SYSCTLS = ["net/ipv4/ip_forward"]
 """What the FA datapath changes outside its TUN device (whose own settings vanish with it)."""
 
@@ -83,7 +84,7 @@ class ForeignAgentRecovery:
     def remove_stale(self) -> None:
         remove_and_report_stale(lambda: remove_stale_state(self.runtime), "foreign agent", self.context)
 
-    def journaled(self, apply: EventHandler) -> EventHandler:
+    def journaled(self, apply: EventHandler[ForeignAgentEvent]) -> EventHandler[ForeignAgentEvent]:
         """``apply`` preceded by the journal write (on disk before the relayed reply goes out)."""
         return journaled(self.journal, apply)
 

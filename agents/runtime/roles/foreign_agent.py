@@ -18,19 +18,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 from agents.datapath.base import ForeignAgentDatapath
 from agents.datapath.foreign_agent import UserspaceForeignAgent, VisitorRoute
+from agents.mip.common import events as ev
 from agents.mip.common.config import Encapsulation
 from agents.mip.fa import events as fe
 from agents.mip.fa.config import DeliveryStyle, ForeignAgentConfig
+from agents.mip.fa.events import ForeignAgentEvent
 from agents.mip.fa.foreign_agent import ForeignAgent
 from agents.net.netlink import Netlink
 from agents.runtime.configfile import ConfigError, parse_sections, read_text
 from agents.runtime.control import Handler
 from agents.runtime.frame import AgentContext
-from agents.runtime.roles.driver import trace_and_apply
+from agents.runtime.roles.driver import EventHandler, apply_events
 from agents.runtime.roles.drop_report import DropReporter
 from agents.runtime.roles.fa_access import AccessLink
 from agents.runtime.roles.fa_recovery import ForeignAgentRecovery
@@ -149,7 +151,7 @@ class ForeignAgentDriver:
         self, machine: ForeignAgent, sock: RelaySocket, link: AccessLink, context: AgentContext
     ) -> None:
         self.machine, self.sock, self.link, self.context = machine, sock, link, context
-        self.on_event: Callable[[Any], None] = lambda _event: None
+        self.on_event: EventHandler[ForeignAgentEvent] = lambda _event: None
         self.timer: AgentTimer = context.make_timer(machine, on_fired=lambda _now: self.flush())
 
     def now(self) -> float:
@@ -183,8 +185,9 @@ class ForeignAgentDriver:
         visitor's delivery and reverse-tunnel state is in place before its relayed reply (RFC 3024 §5)."""
         now = self.now()
         datagrams = self.machine.datagrams_to_send(now)
-        while (event := self.machine.next_event()) is not None:  # first: a visitor's state before its reply
-            trace_and_apply(event, self.on_event, self.context.trace, self.context.security)
+        apply_events(
+            self.on_event, self.machine.next_event, self.context
+        )  # first: a visitor's state before its reply
         for item in datagrams:
             if item.link_address is not None:
                 self.link.send_udp(item.payload, item.destination, item.port, item.link_address, item.source)
@@ -204,40 +207,69 @@ class ForeignAgentEvents:
     def __init__(self, datapath: ForeignAgentDatapath) -> None:
         self.datapath = datapath
 
-    def apply(self, event: Any) -> None:
-        if isinstance(event, fe.VisitorAdded | fe.VisitorUpdated):
-            if event.colocated or event.link_address is None:
+    def apply(self, event: ForeignAgentEvent) -> None:
+        """Every event the machine emits, matched (mypy: ``assert_never`` flags a new one left out)."""
+        match event:
+            case fe.VisitorAdded() | fe.VisitorUpdated():
+                self.visitor(event)
+            case fe.VisitorRemoved():
                 self.datapath.remove_visitor(event.home_address)
-                return
-            if event.encapsulation is not Encapsulation.IP_IN_IP:
-                logger.warning("visitor %s: only ipip is carried by this datapath", event.home_address)
-            route = VisitorRoute(
-                event.home_address,
-                event.home_agent,
-                event.care_of,
-                event.link_address,
-                event.reverse_tunnel,
-                encapsulating=event.delivery_style is DeliveryStyle.ENCAPSULATING,
-            )
-            self.datapath.set_visitor(route)
-        elif isinstance(event, fe.VisitorRemoved):
+            case fe.VisitorExpected():
+                if isinstance(self.datapath, UserspaceForeignAgent):
+                    self.datapath.expect(event.home_address, event.timeout)  # RFC 4881: hold until attached
+            case fe.VisitorAttached():
+                if isinstance(self.datapath, UserspaceForeignAgent):
+                    self.datapath.attach(event.home_address)
+            case fe.EdgeTunnelUp() | fe.EdgeTunnelForwarding() | fe.EdgeTunnelClosed():
+                if isinstance(self.datapath, UserspaceForeignAgent):
+                    self.edge_tunnel(event, self.datapath)
+            case (
+                ev.MalformedDatagram()
+                | ev.DatagramDiscarded()
+                | fe.RequestRelayed()
+                | fe.ReplyRelayed()
+                | fe.ForeignAgentDenied()
+                | fe.ForeignAuthenticationFailed()
+                | fe.SolicitationReceived()
+                | fe.AdvertisementSent()
+            ):
+                pass  # trace only: the driver wrote it
+            case _:
+                assert_never(event)
+
+    def visitor(self, event: fe.VisitorAdded | fe.VisitorUpdated) -> None:
+        """RFC 3024 §5.1: deliver to the visitor on the access link; reverse-tunnel what it sends."""
+        if event.colocated or event.link_address is None:
             self.datapath.remove_visitor(event.home_address)
-        elif isinstance(event, fe.VisitorExpected) and isinstance(self.datapath, UserspaceForeignAgent):
-            self.datapath.expect(event.home_address, event.timeout)  # RFC 4881: hold until attached
-        elif isinstance(event, fe.VisitorAttached) and isinstance(self.datapath, UserspaceForeignAgent):
-            self.datapath.attach(event.home_address)
-        elif isinstance(self.datapath, UserspaceForeignAgent):
-            self.edge_tunnel(event, self.datapath)
+            return
+        if event.encapsulation is not Encapsulation.IP_IN_IP:
+            logger.warning("visitor %s: only ipip is carried by this datapath", event.home_address)
+        route = VisitorRoute(
+            event.home_address,
+            event.home_agent,
+            event.care_of,
+            event.link_address,
+            event.reverse_tunnel,
+            encapsulating=event.delivery_style is DeliveryStyle.ENCAPSULATING,
+        )
+        self.datapath.set_visitor(route)
 
     @staticmethod
-    def edge_tunnel(event: Any, datapath: UserspaceForeignAgent) -> None:
+    def edge_tunnel(
+        event: fe.EdgeTunnelUp | fe.EdgeTunnelForwarding | fe.EdgeTunnelClosed,
+        datapath: UserspaceForeignAgent,
+    ) -> None:
         """RFC 4881 §4: the BET's ends in the datapath."""
-        if isinstance(event, fe.EdgeTunnelUp) and event.side == "new" and event.link_address is not None:
-            datapath.accept_from(event.home_address, event.peer, event.link_address)
-        elif isinstance(event, fe.EdgeTunnelForwarding):
-            datapath.forward_to(event.home_address, event.peer)
-        elif isinstance(event, fe.EdgeTunnelClosed):
-            datapath.close_edge_tunnel(event.home_address, grace=0.5 if event.side == "new" else 0.0)
+        match event:
+            case fe.EdgeTunnelUp():
+                if event.side == "new" and event.link_address is not None:
+                    datapath.accept_from(event.home_address, event.peer, event.link_address)
+            case fe.EdgeTunnelForwarding():
+                datapath.forward_to(event.home_address, event.peer)
+            case fe.EdgeTunnelClosed():
+                datapath.close_edge_tunnel(event.home_address, grace=0.5 if event.side == "new" else 0.0)
+            case _:
+                assert_never(event)
 
 
 class ForeignAgentRunner:

@@ -26,6 +26,7 @@ from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 from typing import Any
 
+from agents.mip.common.events import HomeAgentEvent
 from agents.mip.common.trace_schema import TraceEvent
 from agents.mip.ha.delegation import Delegation, DelegationBook
 from agents.mip.ha.home_agent import HomeAgent
@@ -147,7 +148,7 @@ class KeaDelegations:
         return self.book.to_dicts(now)
 
 
-class RefreshingDriver(MachineDriver):
+class RefreshingDriver(MachineDriver[HomeAgentEvent]):
     """A :class:`MachineDriver` that re-reads the delegations before a Registration Request that needs
     them (:meth:`DelegationBook.needs_refresh`)."""
 

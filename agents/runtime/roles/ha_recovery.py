@@ -19,15 +19,15 @@ sysctls it changed. A restarted home agent therefore, before it installs anythin
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from agents.mip.common.config import HomeAgentConfig
+from agents.mip.common.events import HomeAgentEvent
 from agents.mip.common.trace_schema import TraceEvent
 from agents.mip.ha.home_agent import HomeAgent
 from agents.net.netlink import Netlink
 from agents.runtime.frame import AgentContext
+from agents.runtime.roles.driver import EventHandler
 from agents.runtime.roles.ha_journal import BindingJournal, JournalState
 from agents.runtime.roles.recovery import (
     journaled,
@@ -37,8 +37,6 @@ from agents.runtime.roles.recovery import (
 )
 
 logger = logging.getLogger(__name__)
-
-EventHandler = Callable[[Any], None]
 
 
 def changed_sysctls(home_interface: str) -> list[str]:
@@ -103,7 +101,7 @@ class HomeAgentRecovery:
 
         remove_and_report_stale(remove, "home agent", self.context)
 
-    def journaled(self, apply: EventHandler) -> EventHandler:
+    def journaled(self, apply: EventHandler[HomeAgentEvent]) -> EventHandler[HomeAgentEvent]:
         """``apply`` preceded by the journal write (the record is on disk before the reply is sent)."""
         return journaled(self.journal, apply)
 

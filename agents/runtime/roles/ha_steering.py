@@ -11,17 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from agents.mip.common import events as ev
+from agents.mip.common.events import HomeAgentEvent
 from agents.mip.common.trace_schema import TraceEvent
 from agents.mip.ha.home_agent import HomeAgent
 from agents.runtime.frame import AgentContext
+from agents.runtime.roles.driver import EventHandler
 from agents.runtime.steering import MAX_ADDRESSES, SteeredSocket
 
 logger = logging.getLogger(__name__)
 
-EventHandler = Callable[[Any], None]
+
 CHECK_INTERVAL = 1.0
 """Seconds between checks for sources whose binding lifetime ran out."""
 BINDING_EVENTS = (ev.BindingAdded, ev.BindingUpdated, ev.BindingRemoved)
@@ -38,10 +39,10 @@ class HomeAgentSteering:
         self._pending = False
         self._handle: asyncio.TimerHandle | None = None
 
-    def follow(self, apply: EventHandler) -> EventHandler:
+    def follow(self, apply: EventHandler[HomeAgentEvent]) -> EventHandler[HomeAgentEvent]:
         """``apply``, then a refresh (soon, once per burst of events) after each binding change."""
 
-        def handler(event: Any) -> None:
+        def handler(event: HomeAgentEvent) -> None:
             apply(event)
             if isinstance(event, BINDING_EVENTS) and not self._pending:
                 self._pending = True

@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import assert_never
 
 from agents.datapath.engine import TunnelOptions
 from agents.datapath.native import NativeHomeAgent
@@ -21,6 +21,7 @@ from agents.datapath.selection import Needs, make_home_agent
 from agents.datapath.userspace import UserspaceHomeAgent
 from agents.mip.common import events as ev
 from agents.mip.common.config import Encapsulation, HomeAgentConfig
+from agents.mip.common.events import HomeAgentEvent
 from agents.mip.fa.config import AdvertisementConfig
 from agents.mip.ha.home_agent import HomeAgent
 from agents.net.arp import GratuitousArpSender
@@ -99,6 +100,9 @@ HOME_PREFIX_METRIC = 4096
 """Metric of the home-link routes for the MNs' prefixes: above the kernel's default 1024 of tunnel routes."""
 
 
+HomeLinkEvent = ev.ProxyArpStarted | ev.ProxyArpStopped | ev.GratuitousArpRequested
+
+
 class HomeLink:
     """Proxy ARP and gratuitous ARP for away home addresses on the home link (RFC 5944 §4.6), and the
     home-link routes of the MNs' IPv6 prefixes for when they are at home."""
@@ -117,13 +121,18 @@ class HomeLink:
                     prefix, interface=self.interface, metric=HOME_PREFIX_METRIC, exist_ok=True
                 )
 
-    def apply(self, event: object) -> None:
-        if isinstance(event, ev.ProxyArpStarted):
-            self.netlink.add_proxy_neighbour(self.interface, event.home_address, exist_ok=True)
-        elif isinstance(event, ev.ProxyArpStopped):
-            self.netlink.remove_proxy_neighbour(self.interface, event.home_address)
-        elif isinstance(event, ev.GratuitousArpRequested) and event.owner is ev.ArpOwner.HOME_AGENT:
-            self.arp.send(event.address)
+    def apply(self, event: HomeLinkEvent) -> None:
+        match event:
+            case ev.ProxyArpStarted():
+                self.netlink.add_proxy_neighbour(self.interface, event.home_address, exist_ok=True)
+            case ev.ProxyArpStopped():
+                self.netlink.remove_proxy_neighbour(self.interface, event.home_address)
+            case ev.GratuitousArpRequested(owner=ev.ArpOwner.HOME_AGENT):
+                self.arp.send(event.address)
+            case ev.GratuitousArpRequested():
+                pass  # the mobile node's own announcement (RFC 5944 §4.6): not the home agent's to send
+            case _:
+                assert_never(event)
 
     def close(self) -> None:
         self.arp.close()
@@ -177,6 +186,7 @@ class HomeAgentRunner:
         steering = HomeAgentSteering(machine, sock, context) if isinstance(sock, SteeredSocket) else None
         if steering is not None:
             journaled = steering.follow(journaled)
+        driver: MachineDriver[HomeAgentEvent]
         if runtime.dhcpv6_pd is None:
             driver = MachineDriver(machine, sock, context, journaled)
         else:
@@ -201,7 +211,7 @@ class HomeAgentRunner:
 
 
 def keepalive_first(
-    machine: HomeAgent, driver: MachineDriver, datapath: UserspaceHomeAgent | NativeHomeAgent
+    machine: HomeAgent, driver: MachineDriver[HomeAgentEvent], datapath: UserspaceHomeAgent | NativeHomeAgent
 ) -> Callable[[Received], None]:
     """Tunnel Data goes to the datapath; a keepalive that completes a half-bound binding (R flag, RFC 3519
     §4.6) first goes to the machine, whose events put the tunnel in place, so the datapath then accepts it
@@ -225,21 +235,38 @@ class HomeAgentEvents:
         self.datapath = datapath
         self.home_link = home_link
 
-    def apply(self, event: Any) -> None:
-        if isinstance(event, ev.BindingAdded | ev.BindingUpdated):
-            self.datapath.add_ipv4_tunnel(
-                event.home_address,
-                event.care_of.address,
-                event.encapsulation,
-                home_agent=self.config.address,
-                reverse_tunnel=event.reverse_tunnel,
-                udp_port=event.care_of.port,
-            )
-        elif isinstance(event, ev.BindingRemoved):
-            self.datapath.remove_ipv4_tunnel(event.home_address, event.care_of.address, event.care_of.port)
-        elif isinstance(event, ev.PrefixRegistered):
-            self.datapath.add_ipv6_prefix(event.prefix.prefix, event.home_address, event.prefix.target)
-        elif isinstance(event, ev.PrefixDeregistered):
-            self.datapath.remove_ipv6_prefix(event.prefix.prefix)
-        else:
-            self.home_link.apply(event)
+    def apply(self, event: HomeAgentEvent) -> None:
+        """Every event the machine emits, matched (mypy: ``assert_never`` flags a new one left out)."""
+        match event:
+            case ev.BindingAdded() | ev.BindingUpdated():
+                self.datapath.add_ipv4_tunnel(
+                    event.home_address,
+                    event.care_of.address,
+                    event.encapsulation,
+                    home_agent=self.config.address,
+                    reverse_tunnel=event.reverse_tunnel,
+                    udp_port=event.care_of.port,
+                )
+            case ev.BindingRemoved():
+                self.datapath.remove_ipv4_tunnel(
+                    event.home_address, event.care_of.address, event.care_of.port
+                )
+            case ev.PrefixRegistered():
+                self.datapath.add_ipv6_prefix(event.prefix.prefix, event.home_address, event.prefix.target)
+            case ev.PrefixDeregistered():
+                self.datapath.remove_ipv6_prefix(event.prefix.prefix)
+            case ev.ProxyArpStarted() | ev.ProxyArpStopped() | ev.GratuitousArpRequested():
+                self.home_link.apply(event)
+            case (
+                ev.MalformedDatagram()
+                | ev.DatagramDiscarded()
+                | ev.AuthenticationFailed()
+                | ev.IdentificationRejected()
+                | ev.RequestReceived()
+                | ev.ReplySent()
+                | ev.RequestDenied()
+                | ev.UdpTunnelBound()  # the tunnel came with the BindingUpdated before it
+            ):
+                pass  # trace only: the driver wrote it
+            case _:
+                assert_never(event)

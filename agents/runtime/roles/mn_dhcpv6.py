@@ -24,24 +24,25 @@ import asyncio
 import logging
 import random
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv6Network
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 from agents.mip.common import events as ev
 from agents.mip.common.config import MobileNodeConfig
+from agents.mip.common.events import MobileNodeEvent
 from agents.mip.common.trace_schema import TraceEvent
 from agents.mip.ha.delegation import DOCUMENTATION_ENTERPRISE, mobile_node_duid
 from agents.mip.mn import pd_events as pe
 from agents.mip.mn.mobile_node import MobileNode
 from agents.mip.mn.pd_client import PdClient, PdClientConfig, PdState
+from agents.mip.mn.pd_events import PdClientEvent
 from agents.mip.wire.dhcpv6 import CLIENT_PORT
 from agents.runtime.configfile import ConfigError, parse_sections, read_text
 from agents.runtime.control import Handler
 from agents.runtime.frame import AgentContext
-from agents.runtime.roles.driver import MachineDriver, trace_and_apply
+from agents.runtime.roles.driver import EventHandler, MachineDriver, apply_events
 
 logger = logging.getLogger(__name__)
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
@@ -136,7 +137,7 @@ class PrefixDelegation:
         self.interface = interface
         self.client = PdClient(settings.client_config(node), random.Random())
         self.timer = context.make_timer(self.client, on_fired=lambda _now: self.flush())
-        self.driver: MachineDriver | None = None
+        self.driver: MachineDriver[MobileNodeEvent] | None = None
         self.link_local_asked = node.link_local_bootstrap
         self.delegated: IPv6Network | None = None
         self.withdraw_on_release = False
@@ -144,7 +145,7 @@ class PrefixDelegation:
         self.sock: socket.socket | None = None
         self.index = 0
 
-    def attach(self, driver: MachineDriver) -> None:
+    def attach(self, driver: MachineDriver[MobileNodeEvent]) -> None:
         """The MN's driver: its clock, and a flush after each change of the requested prefixes."""
         self.driver = driver
         self.sock, self.index = open_client_socket(self.interface)
@@ -154,28 +155,32 @@ class PrefixDelegation:
     def now(self) -> float:
         return self.context.loop.time()
 
-    def observing(self, apply: Callable[[Any], None]) -> Callable[[Any], None]:
+    def observing(self, apply: EventHandler[MobileNodeEvent]) -> EventHandler[MobileNodeEvent]:
         """Wrap the MN's event handler: apply each event, then react to it here."""
 
-        def handler(event: Any) -> None:
+        def handler(event: MobileNodeEvent) -> None:
             apply(event)
             self.observe(event)
 
         return handler
 
-    def observe(self, event: Any) -> None:
-        """React after the MN's driver finished its flush (``call_soon``: never re-enter it)."""
-        if isinstance(event, ev.RegistrationAccepted) and not self.link_local_asked:
-            self.link_local_asked = True
-            self.context.loop.call_soon(self._set_prefixes)
-        elif isinstance(event, ev.PrefixAccepted) and event.link_local and self.startable():
-            self.context.loop.call_soon(self._start)
-        elif isinstance(event, ev.PrefixRejected) and event.link_local:
-            logger.warning("the home agent refused the link-local (code %s): no DHCPv6-PD", event.code)
-        elif isinstance(event, ev.PrefixRejected) and event.prefix == self.delegated:
-            logger.warning(
-                "the home agent refused the delegated prefix %s (code %s)", event.prefix, event.code
-            )
+    def observe(self, event: MobileNodeEvent) -> None:
+        """React after the MN's driver finished its flush (``call_soon``: never re-enter it). An observer:
+        the MN's role applied every event already; only these three kinds concern the PD client."""
+        match event:
+            case ev.RegistrationAccepted() if not self.link_local_asked:
+                self.link_local_asked = True
+                self.context.loop.call_soon(self._set_prefixes)
+            case ev.PrefixAccepted() if event.link_local and self.startable():
+                self.context.loop.call_soon(self._start)
+            case ev.PrefixRejected() if event.link_local:
+                logger.warning("the home agent refused the link-local (code %s): no DHCPv6-PD", event.code)
+            case ev.PrefixRejected() if event.prefix == self.delegated:
+                logger.warning(
+                    "the home agent refused the delegated prefix %s (code %s)", event.prefix, event.code
+                )
+            case _:
+                pass
 
     def startable(self) -> bool:
         """Not started yet, or stopped by a deregistration's Release (not an explicit one, not shutdown)."""
@@ -203,22 +208,28 @@ class PrefixDelegation:
             except OSError as error:
                 logger.warning("DHCPv6 send failed: %s", error)
                 self.context.trace.emit(TraceEvent.DHCPV6_SEND_FAILED, error=str(error))
-        while (event := self.client.next_event()) is not None:
-            trace_and_apply(event, self.apply, self.context.trace)
+        apply_events(self.apply, self.client.next_event, self.context, budgeted=False)
         self.timer.rearm()
 
-    def apply(self, event: Any) -> None:
-        if isinstance(event, pe.PrefixDelegated) and event.prefix != self.delegated:
-            logger.info("DHCPv6 delegated %s (%s)", event.prefix, event.how)
-            self.delegated = event.prefix
-            self.context.loop.call_soon(self._set_prefixes)
-        elif isinstance(event, pe.DelegationLost):
-            logger.info("DHCPv6 prefix %s gone (%s): withdrawn by omission", event.prefix, event.reason)
-            self.delegated = None
-            if event.reason != "released" or self.withdraw_on_release:  # else a deregistration follows
-                self.context.loop.call_soon(self._set_prefixes)
-        elif isinstance(event, pe.NoPrefixAvailable):
-            logger.warning("DHCPv6: no prefix available (%s): staying IPv4-only", event.message)
+    def apply(self, event: PdClientEvent) -> None:
+        """Every event the PD client emits, matched (mypy: ``assert_never`` flags a new one left out)."""
+        match event:
+            case pe.PrefixDelegated():
+                if event.prefix != self.delegated:
+                    logger.info("DHCPv6 delegated %s (%s)", event.prefix, event.how)
+                    self.delegated = event.prefix
+                    self.context.loop.call_soon(self._set_prefixes)
+            case pe.DelegationLost():
+                logger.info("DHCPv6 prefix %s gone (%s): withdrawn by omission", event.prefix, event.reason)
+                self.delegated = None
+                if event.reason != "released" or self.withdraw_on_release:  # else a deregistration follows
+                    self.context.loop.call_soon(self._set_prefixes)
+            case pe.NoPrefixAvailable():
+                logger.warning("DHCPv6: no prefix available (%s): staying IPv4-only", event.message)
+            case pe.Dhcpv6Sent() | pe.Dhcpv6Received() | pe.Dhcpv6Ignored() | pe.ReleaseFinished():
+                pass  # trace only: written by trace_and_apply
+            case _:
+                assert_never(event)
 
     def _readable(self) -> None:
         if self.sock is None:

@@ -20,9 +20,10 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
-from typing import Any
+from typing import assert_never
 
 from agents.mip.common import events as ev
+from agents.mip.common.events import MobileNodeEvent
 from agents.net.arp import GratuitousArpSender
 from agents.net.netlink import Netlink
 from agents.net.packetfilter import attach, ipv4_icmp_type_program
@@ -113,6 +114,10 @@ class HomeLinkPlan:
     ipv6_gateway: IPv6Address | None = None
 
 
+LinkEvent = ev.ArpModeChanged | ev.AtHome | ev.GratuitousArpRequested
+"""The mobile node's events about ARP on its link (RFC 5944 §4.6)."""
+
+
 class ForeignAgentLink:
     """The MN's one link: the home address and routes via the current foreign agent, or as at home."""
 
@@ -128,18 +133,18 @@ class ForeignAgentLink:
         """Agents' link-layer addresses from their advertisements: away from home the MN never ARPs
         (RFC 5944 §4.6), so the FA it uses gets a permanent neighbour entry from this."""
 
-    def apply(self, event: Any) -> bool:
-        """Apply an ARP/link event; False when the event is not one of these."""
-        if isinstance(event, ev.ArpModeChanged):
-            if event.away:
-                self.use_agent(event.foreign_agent)
-        elif isinstance(event, ev.AtHome):
-            self.use_home()
-        elif isinstance(event, ev.GratuitousArpRequested) and event.owner is ev.ArpOwner.MOBILE_NODE:
-            self.arp.send(event.address)
-        else:
-            return False
-        return True
+    def apply(self, event: LinkEvent) -> None:
+        """Apply an ARP/link event (RFC 5944 §4.6)."""
+        match event:
+            case ev.ArpModeChanged():
+                if event.away:
+                    self.use_agent(event.foreign_agent)
+            case ev.AtHome():
+                self.use_home()
+            case ev.GratuitousArpRequested():  # the MN's own address, back home (owner MOBILE_NODE)
+                self.arp.send(event.address)
+            case _:
+                assert_never(event)
 
     def learn(self, agent: IPv4Address, link_address: bytes) -> None:
         self.link_addresses[agent] = link_address
@@ -217,7 +222,7 @@ class ForeignAgentLink:
         self.netlink.close()
 
 
-class DiscoveringDriver(MachineDriver):
+class DiscoveringDriver(MachineDriver[MobileNodeEvent]):
     """A :class:`MachineDriver` that also sends the machine's Agent Solicitations and feeds it the
     advertisements heard on the link (RFC 5944 §2.4)."""
 

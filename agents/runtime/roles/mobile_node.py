@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, IPv6Network
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 from agents.datapath.base import MobileNodeDatapath, TunnelTarget
 from agents.datapath.engine import TunnelOptions
@@ -24,6 +24,7 @@ from agents.datapath.selection import Needs, make_mobile_node
 from agents.datapath.userspace import UserspaceMobileNode
 from agents.mip.common import events as ev
 from agents.mip.common.config import CareOfMode, MobileNodeConfig, UdpTunnelling
+from agents.mip.common.events import MobileNodeEvent
 from agents.mip.common.timers import MIN_REQUEST_GAP
 from agents.mip.common.trace_schema import TraceEvent
 from agents.mip.mn.llh_pre import Target
@@ -43,6 +44,7 @@ from agents.runtime.roles.mn_discovery_io import (
     DiscoveringDriver,
     ForeignAgentLink,
     HomeLinkPlan,
+    LinkEvent,
 )
 from agents.runtime.roles.mn_nat import NatKeepalives, TrafficWatch
 from agents.runtime.roles.settings import (
@@ -213,7 +215,7 @@ class MobileNodeRunner:
 
 
 def handoff_command(
-    driver: MachineDriver, machine: MobileNode, link: ForeignAgentLink | None
+    driver: MachineDriver[MobileNodeEvent], machine: MobileNode, link: ForeignAgentLink | None
 ) -> dict[str, Handler]:
     """``handoff-trigger``: the L2 trigger of RFC 4881 §1.3 (L2-MT, what a Wi-Fi driver's roaming event
     reports), naming the target agent as a Proxy Router Advertisement would (§3.3): ``agent``, ``care_of``,
@@ -261,7 +263,7 @@ class StopDeregistration:
 
     def __init__(
         self,
-        driver: MachineDriver,
+        driver: MachineDriver[MobileNodeEvent],
         machine: MobileNode,
         events: MobileNodeEvents,
         context: AgentContext,
@@ -293,7 +295,9 @@ class StopDeregistration:
         self.context.trace.emit(TraceEvent.DEREGISTRATION_GAVE_UP, attempts=attempts, waited=round(waited, 3))
 
 
-def commands(driver: MachineDriver, machine: MobileNode, datapath: MobileNodeDatapath) -> dict[str, Handler]:
+def commands(
+    driver: MachineDriver[MobileNodeEvent], machine: MobileNode, datapath: MobileNodeDatapath
+) -> dict[str, Handler]:
     """The control-socket commands (`mipctl status|bindings|register|deregister|set-prefixes`)."""
 
     def act(action: Any) -> dict[str, object]:
@@ -350,27 +354,60 @@ class MobileNodeEvents:
         self.deregistration_attempts = 0
         """Copies sent of the last deregistration request."""
 
-    def apply(self, event: Any) -> None:
+    def apply(self, event: MobileNodeEvent) -> None:
+        """Every event the machine emits, matched (mypy: ``assert_never`` flags a new one left out)."""
         home = self.config.home_address
-        if isinstance(event, ev.RequestSent) and event.lifetime == 0:
-            self.deregistration_attempts = event.attempt
-        elif isinstance(event, ev.Deregistered):
-            self.deregistration = event
-        if isinstance(event, ev.TunnelUp):
-            self.tunnel_up(event)
-        elif isinstance(event, ev.TunnelDown):
-            self.datapath.remove_ipv4_tunnel(home)
-        elif isinstance(event, ev.PrefixAccepted):
-            self.datapath.add_ipv6_prefix(event.prefix, home, event.target)
-            self.prefixes[event.prefix] = event.target
-        elif isinstance(event, ev.PrefixRejected) and event.prefix in self.prefixes:
-            self.datapath.remove_ipv6_prefix(event.prefix)
-            del self.prefixes[event.prefix]
-        elif isinstance(event, ev.KeepaliveDue):
-            if self.send_keepalive is not None:
-                self.send_keepalive(event)
-        else:
-            self.apply_interface_event(event)
+        match event:
+            case ev.RequestSent():
+                if event.lifetime == 0:
+                    self.deregistration_attempts = event.attempt
+            case ev.Deregistered():
+                self.deregistration = event
+            case ev.TunnelUp():
+                self.tunnel_up(event)
+            case ev.TunnelDown():
+                self.datapath.remove_ipv4_tunnel(home)
+            case ev.PrefixAccepted():
+                self.datapath.add_ipv6_prefix(event.prefix, home, event.target)
+                self.prefixes[event.prefix] = event.target
+            case ev.PrefixRejected():
+                if event.prefix in self.prefixes:
+                    self.datapath.remove_ipv6_prefix(event.prefix)
+                    del self.prefixes[event.prefix]
+            case ev.KeepaliveDue():
+                if self.send_keepalive is not None:
+                    self.send_keepalive(event)
+            case (
+                ev.Ipv6AddressAdded() | ev.Ipv6AddressRemoved() | ev.Ipv6RouteAdded() | ev.Ipv6RouteRemoved()
+            ):
+                self.apply_interface_event(event)
+            case ev.ArpModeChanged() | ev.AtHome() | ev.GratuitousArpRequested():
+                self.apply_link_event(event)
+            case (
+                ev.MalformedDatagram()
+                | ev.DatagramDiscarded()
+                | ev.AuthenticationFailed()
+                | ev.ReplyReceived()
+                | ev.RegistrationAccepted()
+                | ev.RegistrationDenied()
+                | ev.RegistrationExpired()
+                | ev.ClockResynchronised()
+                | ev.Ipv4OnlyFallback()
+                | ev.KeepaliveAnswered()
+                | ev.KeepaliveLost()
+                | ev.AgentDiscovered()
+                | ev.AgentLost()
+                | ev.MovementDetected()
+                | ev.SolicitationSent()
+                | ev.AdvertisementDiscarded()
+                | ev.PreRegistrationStarted()
+                | ev.PreRegistrationReady()
+                | ev.PreRegistrationAttached()
+                | ev.PreRegistrationAbandoned()
+            ):
+                pass  # trace only: the driver wrote it
+            case _:
+                assert_never(event)
 
     def tunnel_up(self, event: ev.TunnelUp) -> None:
         """Bring the tunnel up, then restore the prefixes and addresses a TunnelDown took with it."""
@@ -417,18 +454,33 @@ class MobileNodeEvents:
             colocated=False,
         )
 
-    def apply_interface_event(self, event: Any) -> None:
-        if self.link is not None and self.link.apply(event):
+    def apply_interface_event(
+        self, event: ev.Ipv6AddressAdded | ev.Ipv6AddressRemoved | ev.Ipv6RouteAdded | ev.Ipv6RouteRemoved
+    ) -> None:
+        """The tunnel interface's IPv6 addresses and routes (RFC 5454 §3.5)."""
+        match event:
+            case ev.Ipv6AddressAdded():
+                self.datapath.add_ipv6_address(event.address, event.target)
+                self.addresses[event.address] = event.target
+            case ev.Ipv6AddressRemoved():
+                self.datapath.remove_ipv6_address(event.address)
+                self.addresses.pop(event.address, None)
+            case ev.Ipv6RouteAdded():
+                self.datapath.add_ipv6_route(event.prefix)
+            case ev.Ipv6RouteRemoved():
+                self.datapath.remove_ipv6_route(event.prefix)
+            case _:
+                assert_never(event)
+
+    def apply_link_event(self, event: LinkEvent) -> None:
+        """ARP on the visited or home link (RFC 5944 §4.6): the discovery link's, else a one-off sender."""
+        if self.link is not None:
+            self.link.apply(event)
             return
-        if isinstance(event, ev.Ipv6AddressAdded):
-            self.datapath.add_ipv6_address(event.address, event.target)
-            self.addresses[event.address] = event.target
-        elif isinstance(event, ev.Ipv6AddressRemoved):
-            self.datapath.remove_ipv6_address(event.address)
-            self.addresses.pop(event.address, None)
-        elif isinstance(event, ev.Ipv6RouteAdded):
-            self.datapath.add_ipv6_route(event.prefix)
-        elif isinstance(event, ev.Ipv6RouteRemoved):
-            self.datapath.remove_ipv6_route(event.prefix)
-        elif isinstance(event, ev.GratuitousArpRequested):
-            send_gratuitous_arp(self.runtime.interface, event.address)
+        match event:
+            case ev.GratuitousArpRequested():
+                send_gratuitous_arp(self.runtime.interface, event.address)
+            case ev.ArpModeChanged() | ev.AtHome():
+                pass  # no agent discovery on this node: nothing to reconfigure
+            case _:
+                assert_never(event)

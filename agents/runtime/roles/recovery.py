@@ -15,6 +15,7 @@ from typing import Any
 from agents.mip.common.trace_schema import TraceEvent
 from agents.net.netlink import NetlinkFacadeError
 from agents.runtime.frame import AgentContext
+from agents.runtime.roles.driver import E, EventHandler
 from agents.runtime.state_journal import StateJournal
 
 logger = logging.getLogger(__name__)
@@ -66,13 +67,14 @@ def report_problems(context: AgentContext, summary: str, problems: list[str], pa
         context.trace.emit(TraceEvent.JOURNAL_PROBLEMS, path=path, problems=problems)
 
 
-def journaled(journal: Any, apply: Callable[[Any], None]) -> Callable[[Any], None]:
+def journaled(journal: Any, apply: EventHandler[E]) -> EventHandler[E]:
     """``apply`` preceded by ``journal.observe`` (the record is on disk before the reply goes out);
-    ``apply`` itself without a journal."""
+    ``apply`` itself without a journal. Typed by the role's event union, so the role's ``match`` stays
+    exhaustive through the wrapper."""
     if journal is None:
         return apply
 
-    def apply_and_record(event: Any) -> None:
+    def apply_and_record(event: E) -> None:
         journal.observe(event)
         apply(event)
 
