@@ -149,3 +149,24 @@ def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
     imports = imported_modules(module)
     assert imports == [(2, "agents.runtime.trace.Trace")]
     assert agents_package(imports[0][1]) not in ALLOWED["agents.datapath"]
+
+
+def test_the_module_map_names_every_core_module() -> None:
+    """docs/architecture.md's `agents/mip` table keeps up with the layout (issue 9, build item 5)."""
+    text = (AGENTS.parent / "docs" / "architecture.md").read_text()
+    modules = sorted(
+        path.relative_to(AGENTS / "mip").as_posix()
+        for path in (AGENTS / "mip").rglob("*.py")
+        if path.name != "__init__.py" and "__pycache__" not in path.parts
+    )
+    missing = [module for module in modules if f"`{module}`" not in text]
+    assert not missing, f"docs/architecture.md does not list {missing}"
+
+
+def test_the_packet_walk_names_files_that_exist() -> None:
+    """The "follow one IPv6 packet" walk names at most six files, and each exists."""
+    text = (AGENTS.parent / "docs" / "architecture.md").read_text()
+    walk = text.split("## Follow one IPv6 packet from CN to MN", 1)[1].split("\n## ", 1)[0]
+    steps = [line.split("`")[1] for line in walk.splitlines() if line[:1].isdigit() and "`" in line]
+    assert 0 < len(steps) <= 6, steps
+    assert all((AGENTS.parent / step).is_file() for step in steps), steps
