@@ -573,3 +573,5 @@ def render_deregistration(run_dir: Path) -> RunResult:
     result = analyse_deregistration(run, load_observations(run.path / "observations.jsonl"))
     write_outputs(run, result)
     return result
+
+

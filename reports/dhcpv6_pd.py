@@ -415,3 +415,5 @@ def render_dhcpv6_pd(run_dir: Path) -> RunResult:
     result = analyse_dhcpv6_pd(run, kea_leases(run.path / "kea" / "kea-leases6.csv"))
     write_outputs(run, result)
     return result
+
+

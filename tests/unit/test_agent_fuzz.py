@@ -42,43 +42,25 @@ F = AdvertisementFlag
 
 
 def _inner4(tos: int = 0xB9, payload: bytes = bytes(12)) -> bytes:
-    header = IPv4Header(
-        IPv4Address("10.1.0.5"), IPv4Address("198.51.100.1"), 17, 20 + len(payload), tos=tos, flags=2, ttl=64
-    )
+    header = IPv4Header(IPv4Address("10.1.0.5"), IPv4Address("198.51.100.1"), 17, 20 + len(payload),
+                        tos=tos, flags=2, ttl=64)
     return header.encode() + payload
 
 
 def _inner6(traffic_class: int = 0x02, payload: bytes = bytes(12)) -> bytes:
-    header = IPv6Header(
-        IPv6Address("2001:db8:1::5"),
-        IPv6Address("2001:db8:2::1"),
-        17,
-        len(payload),
-        traffic_class=traffic_class,
-    )
+    header = IPv6Header(IPv6Address("2001:db8:1::5"), IPv6Address("2001:db8:2::1"), 17, len(payload),
+                        traffic_class=traffic_class)
     return header.encode() + payload
 
 
 def _advertisements() -> list[bytes]:
     coa = IPv4Address("10.0.2.1")
     return [
-        AgentAdvertisement(
-            0,
-            1800,
-            ((coa, 0),),
-            MobilityAgentExtension(1, 300, F.F | F.T, (coa,)),
-            prefix_lengths=(24,),
-            padding=1,
-        ).encode(),
+        AgentAdvertisement(0, 1800, ((coa, 0),), MobilityAgentExtension(1, 300, F.F | F.T, (coa,)),
+                           prefix_lengths=(24,), padding=1).encode(),
         AgentAdvertisement(16, 600, (), MobilityAgentExtension(0, 0xFFFF, F.H)).encode(),
-        AgentAdvertisement(
-            0,
-            9,
-            ((coa, -1), (HA, 5)),
-            MobilityAgentExtension(9, 1, F(0xFFFF), (coa, HA)),
-            prefix_lengths=(24, 16),
-            unknown_extensions=((24, b"abc"), (200, b"")),
-        ).encode(),
+        AgentAdvertisement(0, 9, ((coa, -1), (HA, 5)), MobilityAgentExtension(9, 1, F(0xFFFF), (coa, HA)),
+                           prefix_lengths=(24, 16), unknown_extensions=((24, b"abc"), (200, b""))).encode(),
     ]
 
 
@@ -98,18 +80,15 @@ SOLICITATIONS = [AgentSolicitation().encode(), AgentSolicitation().encode() + b"
 TUNNELLED = _tunnelled()
 GRE_PACKETS = [packet[20:] for packet in TUNNELLED if packet[9] == 47]
 MINIMAL_HEADERS = [MinimalForwardingHeader(17, COA).encode(), MinimalForwardingHeader(6, COA, HA, 3).encode()]
-UDP_TUNNEL_DATA = [
-    encapsulate_udp_tunnel_data(_inner4(), 4),
-    encapsulate_udp_tunnel_data(_inner6(), 41),
-    encapsulate_udp_tunnel_data(GRE_PACKETS[0], 47),
-]
+UDP_TUNNEL_DATA = [encapsulate_udp_tunnel_data(_inner4(), 4), encapsulate_udp_tunnel_data(_inner6(), 41),
+                   encapsulate_udp_tunnel_data(GRE_PACKETS[0], 47)]
 
 
 def _fix_at(data: bytearray, at: int, start: int, end: int) -> None:
     """Rewrite the 16-bit checksum at ``at`` so that data[start:end] sums correctly."""
     if at + 2 <= len(data) and start < end <= len(data):
-        data[at : at + 2] = b"\0\0"
-        data[at : at + 2] = internet_checksum(data[start:end]).to_bytes(2, "big")
+        data[at:at + 2] = b"\0\0"
+        data[at:at + 2] = internet_checksum(data[start:end]).to_bytes(2, "big")
 
 
 def _fix_icmp(data: bytearray) -> None:
@@ -155,15 +134,15 @@ def _mutate(seed: bytes, rng: random.Random, seeds: list[bytes]) -> bytearray:
         elif choice == 4:  # insert
             data[position:position] = rng.randbytes(rng.randint(1, 8))
         elif choice == 5:  # delete a range
-            del data[position : position + rng.randint(1, 8)]
+            del data[position:position + rng.randint(1, 8)]
         elif choice == 6 and len(data) > 6:  # corrupt a likely length/count field near the front
             offset = rng.choice((1, 2, 3, 4, 5, 17, 20, 21, 22, 23, 24, 25)) % len(data)
             data[offset] = rng.choice((0, 1, 2, 5, 6, 8, 10, 40, 0xFF, len(data) & 0xFF, rng.randrange(256)))
         elif choice == 7:  # splice with another seed
             other = rng.choice(seeds)
-            data = data[:position] + bytearray(other[rng.randrange(len(other) + 1) :])
+            data = data[:position] + bytearray(other[rng.randrange(len(other) + 1):])
         else:  # zero a run
-            data[position : position + 4] = bytes(len(data[position : position + 4]))
+            data[position:position + 4] = bytes(len(data[position:position + 4]))
     return data
 
 
@@ -179,13 +158,8 @@ CASES: list[tuple[str, Decoder, list[bytes], Callable[[bytearray], None], bytes]
     ("AgentAdvertisement", AgentAdvertisement.decode, ADVERTISEMENTS, _fix_icmp, b"\x09"),
     ("AgentSolicitation", AgentSolicitation.decode, SOLICITATIONS, _fix_icmp, b"\x0a"),
     ("decode_agent_message", decode_agent_message, ADVERTISEMENTS + SOLICITATIONS, _fix_icmp, b"\x09\x0a"),
-    (
-        "MobilityAgentExtension",
-        MobilityAgentExtension.decode,
-        [a[18:] for a in ADVERTISEMENTS],
-        lambda data: None,
-        b"\x00",
-    ),
+    ("MobilityAgentExtension", MobilityAgentExtension.decode, [a[18:] for a in ADVERTISEMENTS],
+     lambda data: None, b"\x00"),
     ("IPv4Header", IPv4Header.decode, [p for p in TUNNELLED], _fix_ipv4, b"\x45\x46\x4f"),
     ("IPv6Header", IPv6Header.decode, [_inner6()], lambda data: None, b"\x60\x6f"),
     ("TunnelDataHeader", TunnelDataHeader.decode, UDP_TUNNEL_DATA, lambda data: None, b"\x04"),
@@ -199,9 +173,8 @@ CASES: list[tuple[str, Decoder, list[bytes], Callable[[bytearray], None], bytes]
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "decoder", "seeds", "fix", "first_bytes"), CASES, ids=[c[0] for c in CASES])
-def test_only_decode_error_escapes(
-    name: str, decoder: Decoder, seeds: list[bytes], fix: Callable[[bytearray], None], first_bytes: bytes
-) -> None:
+def test_only_decode_error_escapes(name: str, decoder: Decoder, seeds: list[bytes],
+                                   fix: Callable[[bytearray], None], first_bytes: bytes) -> None:
     rng = random.Random(f"dsmip-fuzz-{name}")
     decoded = 0
     for index in range(RANDOM_INPUTS + MUTATED_INPUTS):

@@ -29,14 +29,7 @@ def test_rfc5944_s3_3_flag_masks() -> None:
     """RFC 5944 §3.3: S B D M G r T x from the most significant bit."""
     masks = [(flag.name, flag.value) for flag in RegistrationFlag]
     assert masks == [
-        ("S", 0x80),
-        ("B", 0x40),
-        ("D", 0x20),
-        ("M", 0x10),
-        ("G", 0x08),
-        ("R", 0x04),
-        ("T", 0x02),
-        ("X", 0x01),
+        ("S", 0x80), ("B", 0x40), ("D", 0x20), ("M", 0x10), ("G", 0x08), ("R", 0x04), ("T", 0x02), ("X", 0x01)
     ]
 
 

@@ -135,36 +135,36 @@ P64 = "20010db8000100020000000000000000"
 
 VECTORS: list[tuple[str, Extension]] = [
     # RFC 5944 §3.5.2: MN-HA, Length 20 = SPI(4) + 16-byte authenticator.
-    ("201400000100" + KEY_AUTH.hex(), AuthenticationExtension(32, 0x100, KEY_AUTH)),
-    ("2108deadbeef01020304", AuthenticationExtension(33, 0xDEADBEEF, bytes([1, 2, 3, 4]))),
-    ("220400000001", AuthenticationExtension(34, 1, b"")),
+    ("2014" "00000100" + KEY_AUTH.hex(), AuthenticationExtension(32, 0x100, KEY_AUTH)),
+    ("2108" "deadbeef" "01020304", AuthenticationExtension(33, 0xDEADBEEF, bytes([1, 2, 3, 4]))),
+    ("2204" "00000001", AuthenticationExtension(34, 1, b"")),
     # RFC 2794 §2: NAI, Length = NAI length.
     ("830f" + b"mn1@example.org".hex(), NaiExtension("mn1@example.org")),
     ("8306" + "c3a9" + b"t@x1".hex(), NaiExtension("\u00e9t@x1")),
     # RFC 3024 §3.3: Encapsulating Delivery Style, Length 0.
     ("8200", EncapsulatingDeliveryStyle()),
     # RFC 3519 §3.1: UDP Tunnel Request.
-    ("9006000080000000", UdpTunnelRequest(force=True, r_flag=False, encapsulation=0)),
-    ("9006000040040000", UdpTunnelRequest(force=False, r_flag=True, encapsulation=4)),
-    ("90060007c52f0001", UdpTunnelRequest(True, True, 47, 7, 5, 1)),
+    ("9006" "00" "00" "80" "00" "0000", UdpTunnelRequest(force=True, r_flag=False, encapsulation=0)),
+    ("9006" "00" "00" "40" "04" "0000", UdpTunnelRequest(force=False, r_flag=True, encapsulation=4)),
+    ("9006" "00" "07" "c5" "2f" "0001", UdpTunnelRequest(True, True, 47, 7, 5, 1)),
     # RFC 3519 §3.2: UDP Tunnel Reply (type 44).
-    ("2c0600008000006e", UdpTunnelReply(code=0, force=True, keepalive=110)),
-    ("2c06004000030000", UdpTunnelReply(code=64, force=False, keepalive=0, reserved=3)),
+    ("2c06" "00" "00" "8000" "006e", UdpTunnelReply(code=0, force=True, keepalive=110)),
+    ("2c06" "00" "40" "0003" "0000", UdpTunnelReply(code=64, force=False, keepalive=0, reserved=3)),
     # RFC 5454 §2.1: IPv6 Prefix Request, a /48, a /64, and 255 with a link-local address.
-    ("98120130" + P48, PrefixRequest.for_network(NET48)),
-    ("98120140" + P64, PrefixRequest.for_network(NET64)),
-    ("981201fffe8000000000000000000000c0000205", PrefixRequest.for_link_local(LINK_LOCAL)),
+    ("9812" "01" "30" + P48, PrefixRequest.for_network(NET48)),
+    ("9812" "01" "40" + P64, PrefixRequest.for_network(NET64)),
+    ("9812" "01" "ff" "fe800000000000000000" "0000c0000205", PrefixRequest.for_link_local(LINK_LOCAL)),
     # RFC 5454 §2.2: IPv6 Prefix Reply, codes 0, 1, 8, 9.
-    ("981402003000" + P48, PrefixReply(0, 48, NET48.network_address)),
-    ("981402014000" + P64, PrefixReply(1, 64, NET64.network_address)),
-    ("981402083000" + P48, PrefixReply(8, 48, NET48.network_address)),
-    ("98140209ff00fe8000000000000000000000c0000205", PrefixReply(9, 255, LINK_LOCAL)),
+    ("9814" "02" "00" "30" "00" + P48, PrefixReply(0, 48, NET48.network_address)),
+    ("9814" "02" "01" "40" "00" + P64, PrefixReply(1, 64, NET64.network_address)),
+    ("9814" "02" "08" "30" "00" + P48, PrefixReply(8, 48, NET48.network_address)),
+    ("9814" "02" "09" "ff" "00" "fe800000000000000000" "0000c0000205", PrefixReply(9, 255, LINK_LOCAL)),
     # RFC 5454 §2.3: IPv6 Tunneling Mode.
-    ("98020300", TunnelingMode()),
+    ("9802" "03" "00", TunnelingMode()),
     # Skippable unknowns survive (RFC 5944 §1.8).
-    ("c803aabbcc", UnknownExtension(200, bytes.fromhex("aabbcc"))),
-    ("9803070102", UnknownExtension(152, bytes.fromhex("070102"))),
-    ("900105", UnknownExtension(144, b"\x05")),
+    ("c803" "aabbcc", UnknownExtension(200, bytes.fromhex("aabbcc"))),
+    ("9803" "07" "0102", UnknownExtension(152, bytes.fromhex("070102"))),
+    ("9001" "05", UnknownExtension(144, b"\x05")),
 ]
 
 
@@ -188,7 +188,7 @@ def test_all_vectors_in_one_block() -> None:
 
 
 def test_locate_extensions_reports_offsets() -> None:
-    data = bytes.fromhex("8200830f" + b"mn1@example.org".hex() + "98020300")
+    data = bytes.fromhex("8200" "830f" + b"mn1@example.org".hex() + "9802" "0300")
     located = locate_extensions(data, 24)
     assert [(item.start, item.end) for item in located] == [(24, 26), (26, 43), (43, 47)]
 
@@ -208,7 +208,7 @@ def test_rfc5454_s2_1_host_bits_are_ignored_by_the_receiver() -> None:
 
     So decode accepts them, keeps them (byte-identical), and .network masks them.
     """
-    data = bytes.fromhex("9812013020010db8000100000000000000000001")
+    data = bytes.fromhex("9812" "01" "30" "20010db8000100000000000000000001")
     (request,) = decode_extensions(data)
     assert isinstance(request, PrefixRequest)
     assert request.has_host_bits
@@ -218,11 +218,11 @@ def test_rfc5454_s2_1_host_bits_are_ignored_by_the_receiver() -> None:
 
 @pytest.mark.parametrize("length", [129, 200, 254])
 def test_rfc5454_s2_1_prefix_length_outside_0_128_or_255_is_malformed(length: int) -> None:
-    data = bytes.fromhex("981201") + bytes([length]) + bytes(16)
+    data = bytes.fromhex("9812" "01") + bytes([length]) + bytes(16)
     with pytest.raises(DecodeError) as caught:
         decode_extensions(data, 24)
     assert caught.value.offset == 27
-    reply = bytes.fromhex("98140200") + bytes([length, 0]) + bytes(16)
+    reply = bytes.fromhex("9814" "02" "00") + bytes([length, 0]) + bytes(16)
     with pytest.raises(DecodeError):
         decode_extensions(reply)
     with pytest.raises(ValueError):
@@ -256,7 +256,7 @@ def test_rfc5454_s3_3_prefix_reply_answering_echoes_the_request() -> None:
 
 def test_rfc5944_s1_6_reserved_spi_is_decoded_and_flagged() -> None:
     """RFC 5944 §1.6: SPI 0-255 are reserved; decoding accepts them but says so."""
-    (extension,) = decode_extensions(bytes.fromhex("2014000000ff") + bytes(16))
+    (extension,) = decode_extensions(bytes.fromhex("2014" "000000ff") + bytes(16))
     assert isinstance(extension, AuthenticationExtension)
     assert extension.spi_reserved
     assert not AuthenticationExtension(32, 256, b"").spi_reserved
@@ -300,7 +300,7 @@ def test_constructors_reject_values_that_do_not_fit(bad: object) -> None:
 
 
 def test_rfc5944_s1_8_unknown_skippable_is_skipped_and_parsing_continues() -> None:
-    data = bytes.fromhex("fe02abcd8200")
+    data = bytes.fromhex("fe02abcd" "8200")
     expected = (UnknownExtension(254, bytes.fromhex("abcd")), EncapsulatingDeliveryStyle())
     assert decode_extensions(data) == expected
 
@@ -311,7 +311,7 @@ def test_rfc5944_s1_8_unknown_non_skippable_keeps_the_rest_opaque(ext_type: int)
 
     Type 0 has no meaning on UDP 434 and is treated the same way.
     """
-    data = bytes.fromhex("8200") + bytes([ext_type]) + bytes.fromhex("ff01028200")
+    data = bytes.fromhex("8200") + bytes([ext_type]) + bytes.fromhex("ff0102" "8200")
     extensions = decode_extensions(data)
     opaque = UnknownExtension(ext_type, bytes.fromhex("ff01028200"))
     assert extensions == (EncapsulatingDeliveryStyle(), opaque)
@@ -326,7 +326,7 @@ def test_rfc5944_s1_8_non_skippable_unknown_as_last_byte() -> None:
 
 def test_rfc3519_s3_2_udp_tunnel_reply_with_unknown_subtype_is_opaque() -> None:
     """Type 44 is non-skippable; a subtype other than 0 is not understood, so the rest is kept opaque."""
-    data = bytes.fromhex("2c060100000000008200")
+    data = bytes.fromhex("2c06" "01" "00000000" "00" "8200")
     assert decode_extensions(data) == (UnknownExtension(44, data[1:]),)
 
 
@@ -339,23 +339,23 @@ def test_non_skippable_unknown_must_be_last_when_encoding() -> None:
 
 MALFORMED = [
     ("20", 24, "no Length byte"),
-    ("201400000100", 25, "runs past"),
-    ("2003000001", 25, "< 4"),
+    ("2014" "00000100", 25, "runs past"),
+    ("2003" "000001", 25, "< 4"),
     ("8300", 25, "Length 0"),
-    ("8302c328", 26, "UTF-8"),
-    ("820100", 25, "Length 0"),
-    ("90050000000000", 25, "Length 6"),
-    ("900700000000000000", 25, "Length 6"),
-    ("2c050000000000", 25, "Length 6"),
+    ("8302" "c328", 26, "UTF-8"),
+    ("8201" "00", 25, "Length 0"),
+    ("9005" "0000000000", 25, "Length 6"),
+    ("9007" "00000000000000", 25, "Length 6"),
+    ("2c05" "0000000000", 25, "Length 6"),
     ("9800", 25, "no subtype"),
     ("9000", 25, "no subtype"),
     ("2c00", 25, "no subtype"),
-    ("981301" + "00" * 18, 25, "Length 18"),
-    ("981101" + "00" * 16, 25, "Length 18"),
-    ("981202" + "00" * 17, 25, "Length 20"),
-    ("9803030000", 25, "Length 2"),
-    ("8200c8", 26, "no Length byte"),
-    ("c8050102", 25, "runs past"),
+    ("9813" "01" + "00" * 18, 25, "Length 18"),
+    ("9811" "01" + "00" * 16, 25, "Length 18"),
+    ("9812" "02" + "00" * 17, 25, "Length 20"),
+    ("9803" "030000", 25, "Length 2"),
+    ("8200" "c8", 26, "no Length byte"),
+    ("c805" "0102", 25, "runs past"),
 ]
 
 

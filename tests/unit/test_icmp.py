@@ -34,23 +34,20 @@ F = AdvertisementFlag
 # FA advertisement: code 0, 1 router (10.0.2.1, preference 0), lifetime 1800; ext 16 (Length 6 + 4 = 10):
 # sequence 1, registration lifetime 300, flags F|T = 0x1100, CoA 10.0.2.1; ext 19 (Length 1): /24;
 # one padding byte. Checksum hand-summed: 0x7644 -> ~ = 0x89bb.
-FA_ADVERTISEMENT = bytes.fromhex("090089bb010207080a00020100000000100a0001012c11000a00020113011800")
+FA_ADVERTISEMENT = bytes.fromhex("090089bb" "01020708" "0a000201" "00000000"
+                                 "100a" "0001" "012c" "1100" "0a000201" "130118" "00")
 FA_FIELDS = AgentAdvertisement(
-    code=0,
-    lifetime=1800,
-    router_addresses=((FA, 0),),
-    mobility=MobilityAgentExtension(1, 300, F.F | F.T, (FA,)),
-    prefix_lengths=(24,),
-    padding=1,
-)
+    code=0, lifetime=1800, router_addresses=((FA, 0),),
+    mobility=MobilityAgentExtension(1, 300, F.F | F.T, (FA,)), prefix_lengths=(24,), padding=1)
 
 # HA-only advertisement: code 16 (no common traffic), 0 router addresses, ext 16 with H only,
 # infinite registration lifetime, sequence 0, no care-of address.
-HA_ADVERTISEMENT = bytes.fromhex("0910bfdf0002070810060000ffff2000")
+HA_ADVERTISEMENT = bytes.fromhex("0910bfdf" "00020708" "1006" "0000" "ffff" "2000")
 HA_FIELDS = AgentAdvertisement(16, 1800, (), MobilityAgentExtension(0, 0xFFFF, F.H))
 
 # Unknown extensions kept in order: type 24 (0–127, so receivers must discard) and type 200 (skippable).
-UNKNOWN_ADVERTISEMENT = bytes.fromhex("0900a5d100020708100a0001012c101f0a0002011803010203c800")
+UNKNOWN_ADVERTISEMENT = bytes.fromhex("0900a5d1" "00020708" "100a" "0001" "012c" "101f" "0a000201"
+                                      "1803010203" "c800")
 
 SOLICITATION = bytes.fromhex("0a00f5ff00000000")
 
@@ -93,27 +90,15 @@ class TestAdvertisementVectors:
 
 
 class TestFlags:
-    @pytest.mark.parametrize(
-        ("flag", "mask"),
-        [
-            (F.R, 0x8000),
-            (F.B, 0x4000),
-            (F.H, 0x2000),
-            (F.F, 0x1000),
-            (F.M, 0x0800),
-            (F.G, 0x0400),
-            (F.r, 0x0200),
-            (F.T, 0x0100),
-            (F.U, 0x0080),
-            (F.X, 0x0040),
-            (F.I, 0x0020),
-        ],
-    )
+    @pytest.mark.parametrize(("flag", "mask"), [
+        (F.R, 0x8000), (F.B, 0x4000), (F.H, 0x2000), (F.F, 0x1000), (F.M, 0x0800), (F.G, 0x0400),
+        (F.r, 0x0200), (F.T, 0x0100), (F.U, 0x0080), (F.X, 0x0040), (F.I, 0x0020),
+    ])
     def test_each_bit(self, flag: AdvertisementFlag, mask: int) -> None:
         """RFC 5944 §2.1.1 (U: RFC 3519 §3.4, X: RFC 3543, I: RFC 4857): mask and wire position."""
         assert int(flag) == mask
         data = dataclasses.replace(FA_FIELDS, mobility=MobilityAgentExtension(1, 300, flag, (FA,))).encode()
-        assert data[16 + 6 : 16 + 8] == mask.to_bytes(2, "big")  # ext 16 starts after 8 + 8 bytes
+        assert data[16 + 6:16 + 8] == mask.to_bytes(2, "big")  # ext 16 starts after 8 + 8 bytes
         assert AgentAdvertisement.decode(data).mobility.flags == flag
 
     @pytest.mark.parametrize("bit", [0x10, 0x08, 0x04, 0x02, 0x01])
@@ -128,18 +113,14 @@ class TestFlags:
 
 
 class TestRules:
-    @pytest.mark.parametrize(
-        ("flags", "coas", "fragment"),
-        [
-            (F.B | F.H, (), "B (busy)"),
-            (F.M, (), "neither F nor H"),
-            (F.R | F.H, (), "R (registration required)"),
-            (F.F, (), "no care-of address"),
-        ],
-    )
-    def test_rfc5944_2_1_1(
-        self, flags: AdvertisementFlag, coas: tuple[IPv4Address, ...], fragment: str
-    ) -> None:
+    @pytest.mark.parametrize(("flags", "coas", "fragment"), [
+        (F.B | F.H, (), "B (busy)"),
+        (F.M, (), "neither F nor H"),
+        (F.R | F.H, (), "R (registration required)"),
+        (F.F, (), "no care-of address"),
+    ])
+    def test_rfc5944_2_1_1(self, flags: AdvertisementFlag, coas: tuple[IPv4Address, ...],
+                           fragment: str) -> None:
         """RFC 5944 §2.1.1: B needs F; F or H; R needs F; F needs at least one care-of address."""
         advertisement = dataclasses.replace(FA_FIELDS, mobility=MobilityAgentExtension(1, 300, flags, coas))
         assert any(fragment in problem for problem in advertisement.problems())
@@ -184,62 +165,38 @@ class TestSequenceNumbers:
         with pytest.raises(ValueError):
             next_sequence(0x10000)
 
-    @pytest.mark.parametrize(
-        ("previous", "current", "rebooted"),
-        [
-            (10, 5, True),
-            (300, 255, True),
-            (0xFFFF, 0, True),
-            (0xFFFF, 100, True),
-            (0xFFFF, 256, False),
-            (1000, 256, False),
-            (300, 299, False),
-            (5, 6, False),
-            (5, 5, False),
-        ],
-    )
+    @pytest.mark.parametrize(("previous", "current", "rebooted"), [
+        (10, 5, True), (300, 255, True), (0xFFFF, 0, True), (0xFFFF, 100, True),
+        (0xFFFF, 256, False), (1000, 256, False), (300, 299, False), (5, 6, False), (5, 5, False),
+    ])
     def test_agent_rebooted(self, previous: int, current: int, rebooted: bool) -> None:
         """RFC 5944 §2.4.4: a drop to 0–255 is a reboot; a drop to 256 or more is rollover."""
         assert agent_rebooted(previous, current) is rebooted
 
 
 class TestAdvertisementRejects:
-    @pytest.mark.parametrize(
-        ("data", "reason"),
-        [
-            (FA_ADVERTISEMENT[:7], "8 bytes"),
-            (FA_ADVERTISEMENT[:2] + b"\x89\xbc" + FA_ADVERTISEMENT[4:], "checksum"),
-            (checksummed(b"\x0a" + FA_ADVERTISEMENT[1:]), "not an agent advertisement"),
-            (
-                checksummed(FA_ADVERTISEMENT[:1] + b"\x01" + FA_ADVERTISEMENT[2:]),
-                "not an agent advertisement",
-            ),
-            (checksummed(FA_ADVERTISEMENT[:5] + b"\x03" + FA_ADVERTISEMENT[6:]), "Addr Entry Size"),
-            (checksummed(FA_ADVERTISEMENT[:4] + b"\x05" + FA_ADVERTISEMENT[5:]), "router addresses"),
-            (checksummed(FA_ADVERTISEMENT[:16]), "type 16"),
-            (checksummed(FA_ADVERTISEMENT[:30]), "truncated"),
-            (checksummed(FA_ADVERTISEMENT[:17] + b"\x0f" + FA_ADVERTISEMENT[18:]), "truncated"),
-            (
-                checksummed(
-                    FA_ADVERTISEMENT[:17] + b"\x09" + FA_ADVERTISEMENT[18:27] + FA_ADVERTISEMENT[28:]
-                ),
-                r"is not 6 \+ 4N",
-            ),
-            (checksummed(FA_ADVERTISEMENT[:28] + FA_ADVERTISEMENT[16:28]), "second Mobility"),
-            (checksummed(FA_ADVERTISEMENT[:31] + b"\x13\x01\x10"), "second Prefix"),
-        ],
-    )
+    @pytest.mark.parametrize(("data", "reason"), [
+        (FA_ADVERTISEMENT[:7], "8 bytes"),
+        (FA_ADVERTISEMENT[:2] + b"\x89\xbc" + FA_ADVERTISEMENT[4:], "checksum"),
+        (checksummed(b"\x0a" + FA_ADVERTISEMENT[1:]), "not an agent advertisement"),
+        (checksummed(FA_ADVERTISEMENT[:1] + b"\x01" + FA_ADVERTISEMENT[2:]), "not an agent advertisement"),
+        (checksummed(FA_ADVERTISEMENT[:5] + b"\x03" + FA_ADVERTISEMENT[6:]), "Addr Entry Size"),
+        (checksummed(FA_ADVERTISEMENT[:4] + b"\x05" + FA_ADVERTISEMENT[5:]), "router addresses"),
+        (checksummed(FA_ADVERTISEMENT[:16]), "type 16"),
+        (checksummed(FA_ADVERTISEMENT[:30]), "truncated"),
+        (checksummed(FA_ADVERTISEMENT[:17] + b"\x0f" + FA_ADVERTISEMENT[18:]), "truncated"),
+        (checksummed(FA_ADVERTISEMENT[:17] + b"\x09" + FA_ADVERTISEMENT[18:27] + FA_ADVERTISEMENT[28:]),
+         r"is not 6 \+ 4N"),
+        (checksummed(FA_ADVERTISEMENT[:28] + FA_ADVERTISEMENT[16:28]), "second Mobility"),
+        (checksummed(FA_ADVERTISEMENT[:31] + b"\x13\x01\x10"), "second Prefix"),
+    ])
     def test_malformed(self, data: bytes, reason: str) -> None:
         with pytest.raises(DecodeError, match=reason):
             AgentAdvertisement.decode(data)
 
     def test_encode_rejects(self) -> None:
-        for change in (
-            {"lifetime": 0x10000},
-            {"unknown_extensions": ((16, b""),)},
-            {"router_addresses": ((FA, 2**31),)},
-            {"prefix_lengths": (256,)},
-        ):
+        for change in ({"lifetime": 0x10000}, {"unknown_extensions": ((16, b""),)},
+                       {"router_addresses": ((FA, 2**31),)}, {"prefix_lengths": (256,)}):
             with pytest.raises(ValueError):
                 dataclasses.replace(FA_FIELDS, **change).encode()
         with pytest.raises(ValueError):
@@ -255,12 +212,8 @@ class TestSolicitation:
     def test_validation(self) -> None:
         """RFC 1256 §4.2: checksum valid, code 0, length 8 or more (the reserved bytes are ignored)."""
         assert AgentSolicitation.decode(checksummed(SOLICITATION[:4] + b"\x01\x02\x03\x04" + b"xy"))
-        for bad in (
-            SOLICITATION[:7],
-            SOLICITATION[:2] + b"\xf5\xfe" + SOLICITATION[4:],
-            checksummed(b"\x0a\x01" + SOLICITATION[2:]),
-            checksummed(b"\x09" + SOLICITATION[1:]),
-        ):
+        for bad in (SOLICITATION[:7], SOLICITATION[:2] + b"\xf5\xfe" + SOLICITATION[4:],
+                    checksummed(b"\x0a\x01" + SOLICITATION[2:]), checksummed(b"\x09" + SOLICITATION[1:])):
             with pytest.raises(DecodeError):
                 AgentSolicitation.decode(bad)
 
@@ -273,25 +226,15 @@ class TestSolicitation:
 
 addresses = st.builds(IPv4Address, st.integers(0, 2**32 - 1))
 mobility_extensions = st.builds(
-    MobilityAgentExtension,
-    st.integers(0, 0xFFFF),
-    st.integers(0, 0xFFFF),
-    st.integers(0, 0xFFFF).map(AdvertisementFlag),
-    st.lists(addresses, max_size=6).map(tuple),
-)
+    MobilityAgentExtension, st.integers(0, 0xFFFF), st.integers(0, 0xFFFF),
+    st.integers(0, 0xFFFF).map(AdvertisementFlag), st.lists(addresses, max_size=6).map(tuple))
 advertisements = st.builds(
-    AgentAdvertisement,
-    st.sampled_from([0, 16]),
-    st.integers(0, 0xFFFF),
+    AgentAdvertisement, st.sampled_from([0, 16]), st.integers(0, 0xFFFF),
     st.lists(st.tuples(addresses, st.integers(-(2**31), 2**31 - 1)), max_size=5).map(tuple),
-    mobility_extensions,
-    st.none() | st.lists(st.integers(0, 255), max_size=5).map(tuple),
+    mobility_extensions, st.none() | st.lists(st.integers(0, 255), max_size=5).map(tuple),
     st.integers(0, 3),
-    st.lists(
-        st.tuples(st.integers(1, 255).filter(lambda kind: kind not in (16, 19)), st.binary(max_size=20)),
-        max_size=3,
-    ).map(tuple),
-)
+    st.lists(st.tuples(st.integers(1, 255).filter(lambda kind: kind not in (16, 19)), st.binary(max_size=20)),
+             max_size=3).map(tuple))
 
 
 @settings(max_examples=200)

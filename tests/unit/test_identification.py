@@ -69,18 +69,9 @@ class TestTimestamps:
         with pytest.raises(ValueError):
             timestamp_identification(0, 0, 33)
 
-    @pytest.mark.parametrize(
-        ("offset", "acceptable"),
-        [
-            (0.0, True),
-            (6.9, True),
-            (7.0, True),
-            (-7.0, True),
-            (7.01, False),
-            (-7.5, False),
-            (3600, False),
-        ],
-    )
+    @pytest.mark.parametrize(("offset", "acceptable"), [
+        (0.0, True), (6.9, True), (7.0, True), (-7.0, True), (7.01, False), (-7.5, False), (3600, False),
+    ])
     def test_tolerance(self, offset: float, acceptable: bool) -> None:
         """RFC 5944 §5.7: default tolerance 7 s (SHOULD exceed 3 s)."""
         assert DEFAULT_TOLERANCE == 7.0

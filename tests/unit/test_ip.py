@@ -31,28 +31,14 @@ from agents.mip.ip import (
 # The classic RFC 791 header example: UDP 192.168.0.1 -> 192.168.0.199, DF, TTL 64, checksum b861
 # (hand-summed: 4500+0073+0000+4000+4011+c0a8+0001+c0a8+00c7 = 0x2479c -> 0x479e, ~ = 0xb861).
 IPV4_VECTOR = bytes.fromhex("45000073000040004011b861c0a80001c0a800c7")
-IPV4_FIELDS = IPv4Header(
-    IPv4Address("192.168.0.1"),
-    IPv4Address("192.168.0.199"),
-    protocol=17,
-    total_length=0x73,
-    flags=FLAG_DONT_FRAGMENT,
-    ttl=64,
-)
+IPV4_FIELDS = IPv4Header(IPv4Address("192.168.0.1"), IPv4Address("192.168.0.199"), protocol=17,
+                         total_length=0x73, flags=FLAG_DONT_FRAGMENT, ttl=64)
 
 # IPv6: traffic class 0xb9 (DSCP 46 EF, ECT(1)), flow label 0x12345, 8 payload bytes, UDP, hop limit 64.
-IPV6_VECTOR = bytes.fromhex(
-    "6b9123450008114020010db800010000000000000000000520010db8000200000000000000000001"
-)
-IPV6_FIELDS = IPv6Header(
-    IPv6Address("2001:db8:1::5"),
-    IPv6Address("2001:db8:2::1"),
-    next_header=17,
-    payload_length=8,
-    traffic_class=0xB9,
-    flow_label=0x12345,
-    hop_limit=64,
-)
+IPV6_VECTOR = bytes.fromhex("6b912345" "0008" "11" "40"
+                            "20010db8000100000000000000000005" "20010db8000200000000000000000001")
+IPV6_FIELDS = IPv6Header(IPv6Address("2001:db8:1::5"), IPv6Address("2001:db8:2::1"), next_header=17,
+                         payload_length=8, traffic_class=0xB9, flow_label=0x12345, hop_limit=64)
 
 
 def reference_checksum(data: bytes) -> int:
@@ -144,17 +130,14 @@ class TestIPv4Header:
         assert data[0] == 0x46 and len(data) == 24
         assert IPv4Header.decode(data).options == b"\x01\x01\x01\x00"
 
-    @pytest.mark.parametrize(
-        ("data", "offset"),
-        [
-            (IPV4_VECTOR[:19], 0),
-            (b"\x65" + IPV4_VECTOR[1:], 0),  # version 6
-            (b"\x44" + IPV4_VECTOR[1:], 0),  # IHL 4
-            (b"\x46" + IPV4_VECTOR[1:], 20),  # IHL 6 but only 20 bytes
-            (IPV4_VECTOR[:2] + b"\x00\x10" + IPV4_VECTOR[4:], 2),  # total length 16
-            (IPV4_VECTOR[:10] + b"\xb8\x62" + IPV4_VECTOR[12:], 10),  # bad checksum
-        ],
-    )
+    @pytest.mark.parametrize(("data", "offset"), [
+        (IPV4_VECTOR[:19], 0),
+        (b"\x65" + IPV4_VECTOR[1:], 0),  # version 6
+        (b"\x44" + IPV4_VECTOR[1:], 0),  # IHL 4
+        (b"\x46" + IPV4_VECTOR[1:], 20),  # IHL 6 but only 20 bytes
+        (IPV4_VECTOR[:2] + b"\x00\x10" + IPV4_VECTOR[4:], 2),  # total length 16
+        (IPV4_VECTOR[:10] + b"\xb8\x62" + IPV4_VECTOR[12:], 10),  # bad checksum
+    ])
     def test_decode_rejects(self, data: bytes, offset: int) -> None:
         with pytest.raises(DecodeError) as caught:
             IPv4Header.decode(data)
@@ -164,39 +147,20 @@ class TestIPv4Header:
         broken = IPV4_VECTOR[:10] + b"\x00\x00" + IPV4_VECTOR[12:]
         assert IPv4Header.decode(broken, verify_checksum=False).checksum == 0
 
-    @pytest.mark.parametrize(
-        "change",
-        [
-            {"ttl": 256},
-            {"tos": -1},
-            {"flags": 8},
-            {"fragment_offset": 0x2000},
-            {"options": b"\x01"},
-            {"total_length": 19},
-            {"checksum": 0x10000},
-        ],
-    )
+    @pytest.mark.parametrize("change", [
+        {"ttl": 256}, {"tos": -1}, {"flags": 8}, {"fragment_offset": 0x2000}, {"options": b"\x01"},
+        {"total_length": 19}, {"checksum": 0x10000},
+    ])
     def test_encode_rejects(self, change: dict[str, object]) -> None:
         with pytest.raises(ValueError):
             dataclasses.replace(IPV4_FIELDS, **change).encode()  # type: ignore[arg-type]
 
     @settings(max_examples=200)
-    @given(
-        st.builds(
-            IPv4Header,
-            st.builds(IPv4Address, st.integers(0, 2**32 - 1)),
-            st.builds(IPv4Address, st.integers(0, 2**32 - 1)),
-            st.integers(0, 255),
-            st.integers(60, 0xFFFF),
-            st.integers(0, 255),
-            st.integers(0, 0xFFFF),
-            st.integers(0, 7),
-            st.integers(0, 0x1FFF),
-            st.integers(0, 255),
-            st.none(),
-            st.integers(0, 10).map(lambda words: b"\x01" * (4 * words)),
-        )
-    )
+    @given(st.builds(
+        IPv4Header, st.builds(IPv4Address, st.integers(0, 2**32 - 1)),
+        st.builds(IPv4Address, st.integers(0, 2**32 - 1)), st.integers(0, 255), st.integers(60, 0xFFFF),
+        st.integers(0, 255), st.integers(0, 0xFFFF), st.integers(0, 7), st.integers(0, 0x1FFF),
+        st.integers(0, 255), st.none(), st.integers(0, 10).map(lambda words: b"\x01" * (4 * words))))
     def test_round_trip(self, header: IPv4Header) -> None:
         data = header.encode()
         decoded = IPv4Header.decode(data)
@@ -222,18 +186,10 @@ class TestIPv6Header:
             dataclasses.replace(IPV6_FIELDS, flow_label=1 << 20).encode()
 
     @settings(max_examples=200)
-    @given(
-        st.builds(
-            IPv6Header,
-            st.builds(IPv6Address, st.integers(0, 2**128 - 1)),
-            st.builds(IPv6Address, st.integers(0, 2**128 - 1)),
-            st.integers(0, 255),
-            st.integers(0, 0xFFFF),
-            st.integers(0, 255),
-            st.integers(0, 0xFFFFF),
-            st.integers(0, 255),
-        )
-    )
+    @given(st.builds(
+        IPv6Header, st.builds(IPv6Address, st.integers(0, 2**128 - 1)),
+        st.builds(IPv6Address, st.integers(0, 2**128 - 1)), st.integers(0, 255), st.integers(0, 0xFFFF),
+        st.integers(0, 255), st.integers(0, 0xFFFFF), st.integers(0, 255)))
     def test_round_trip(self, header: IPv6Header) -> None:
         assert IPv6Header.decode(header.encode()) == header
 

@@ -88,13 +88,7 @@ class World:
         self.ha_adverts = home_agent_advertiser(ha_config, home_link, random.Random(seed + 1))
         self.fas = {name: self._new_fa(name, seed + 2 + index) for index, name in enumerate(ACCESS)}
         mn_config = MobileNodeConfig(
-            HOA,
-            HA,
-            256,
-            KEY,
-            lifetime=20,
-            retransmit_max=4.0,
-            care_of_mode=CareOfMode.FOREIGN_AGENT,
+            HOA, HA, 256, KEY, lifetime=20, retransmit_max=4.0, care_of_mode=CareOfMode.FOREIGN_AGENT,
             **mn_changes,
         )
         self.mn = MobileNode(mn_config, wall_clock_offset=WALL, rng=random.Random(seed + 5))
@@ -144,10 +138,8 @@ class World:
 
     def _on(self, where: str) -> Callable[[Callable[[float], None]], Callable[[float], None]]:
         """Deliver to the MN only if it is still on ``where`` when the packet arrives."""
-
         def wrap(deliver: Callable[[float], None]) -> Callable[[float], None]:
             return lambda now: deliver(now) if self.where == where else None
-
         return wrap
 
     # -- the links ----------------------------------------------------------------------------
@@ -160,17 +152,13 @@ class World:
             owner = next((name for name, address in CARE_OF.items() if address == datagram.destination), None)
             if owner is not None:
                 payload, to = datagram.payload, datagram.destination
-                self.net.send(
-                    self.now,
-                    lambda now, p=payload, o=owner, d=to: self.fas[o].receive_datagram(p, (HA, 434), d, now),
-                )
+                self.net.send(self.now, lambda now, p=payload, o=owner, d=to: self.fas[o].receive_datagram(
+                    p, (HA, 434), d, now))
             elif datagram.destination == HOA:
                 self.net.send(self.now, self._on("home")(self._to_mn(datagram.payload, HA)))
         for advert in self.ha_adverts.advertisements_to_send(self.now):
-            self.net.send(
-                self.now,
-                self._on("home")(lambda now, p=advert.payload: self.mn.receive_advertisement(p, HA, now)),
-            )
+            self.net.send(self.now, self._on("home")(
+                lambda now, p=advert.payload: self.mn.receive_advertisement(p, HA, now)))
         while (event := self.mn.next_event()) is not None:
             self.mn_events.append((self.now, event))
 
@@ -182,47 +170,35 @@ class World:
         for datagram in self.mn.datagrams_to_send(self.now):
             payload, source = datagram.payload, datagram.source or HOA
             if datagram.destination == HA:
-                self.net.send(
-                    self.now,
-                    lambda now, p=payload, s=source: self.ha.receive_datagram(p, (s, MN_PORT), HA, now),
-                )
+                self.net.send(self.now, lambda now, p=payload, s=source: self.ha.receive_datagram(
+                    p, (s, MN_PORT), HA, now))
             elif where in self.fas and datagram.destination == ACCESS[where].ip:
                 self.net.send(self.now, self._to_fa(where, datagram))
         for _ in self.mn.solicitations_to_send(self.now):
             if where in self.fas:
-                self.net.send(
-                    self.now,
-                    lambda now, w=where: self.fas[w].receive_solicitation(HOA, now, link_address=MAC),
-                )
+                self.net.send(self.now, lambda now, w=where: self.fas[w].receive_solicitation(
+                    HOA, now, link_address=MAC))
             elif where == "home":
                 self.net.send(self.now, lambda now: self.ha_adverts.receive_solicitation(HOA, now))
 
     def _to_fa(self, name: str, datagram: OutgoingDatagram) -> Callable[[float], None]:
         """A request on the access link, with the MN's link-layer address and IP TTL."""
-
         def deliver(now: float) -> None:
             fa, ttl, to = self.fas[name], datagram.ttl, datagram.destination
             fa.receive_datagram(datagram.payload, (HOA, MN_PORT), to, now, link_address=MAC, ttl=ttl)
-
         return deliver
 
     def _from_fa(self, name: str, fa: ForeignAgent) -> None:
         for datagram in fa.datagrams_to_send(self.now):
             if datagram.destination == HA:
                 source = datagram.source or CARE_OF[name]
-                self.net.send(
-                    self.now,
-                    lambda now, p=datagram.payload, s=source: self.ha.receive_datagram(p, (s, 434), HA, now),
-                )
+                self.net.send(self.now, lambda now, p=datagram.payload, s=source: self.ha.receive_datagram(
+                    p, (s, 434), HA, now))
             else:
                 self.net.send(self.now, self._on(name)(self._to_mn(datagram.payload, ACCESS[name].ip)))
         for advert in fa.advertisements_to_send(self.now):
-            self.net.send(
-                self.now,
-                self._on(name)(
-                    lambda now, p=advert.payload, s=ACCESS[name].ip: self.mn.receive_advertisement(p, s, now)
-                ),
-            )
+            self.net.send(self.now, self._on(name)(
+                lambda now, p=advert.payload, s=ACCESS[name].ip: self.mn.receive_advertisement(p, s, now)))
         while fa.next_event() is not None:
             pass
 
@@ -326,8 +302,7 @@ def test_foreign_agent_reboot_makes_the_mn_register_again_rfc5944_2_4_4(seed: in
     world.run_until(rebooted_at + 30.0)
     assert_via(world, "fa1")
     reboots = [
-        t
-        for t, event in world.mn_events
+        t for t, event in world.mn_events
         if isinstance(event, MovementDetected) and event.reason is MovementReason.REBOOT and t > rebooted_at
     ]
     # at the first advertisement after the reboot. (While sequence numbers are below 256, a solicited

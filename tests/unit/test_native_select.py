@@ -18,7 +18,6 @@ def backend(requested: str, support: KernelTunnelSupport, needs: Needs | None = 
     )
     return chosen.backend
 
-
 FULL = KernelTunnelSupport(frozenset({"ipip", "sit", "gre"}))
 NONE = KernelTunnelSupport(
     frozenset(), {kind: "Operation not supported (95)" for kind in ("ipip", "sit", "gre")}

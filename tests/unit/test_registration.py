@@ -53,35 +53,14 @@ AUTH = "11" * 16
 # --- hand-written vectors ------------------------------------------------------------------------
 
 RRQ_HEX = (
-    "01"
-    "22"
-    "012c"
-    "0a010005"
-    "c0000201"
-    "0a00020a"
-    "e8a1b2c300000001"  # RFC 5944 §3.3, D|T
-    "830f"
-    + NAI.encode().hex()  # RFC 2794 NAI
-    + "9812"
-    "01"
-    "30"
-    + P48  # RFC 5454 §2.1 Prefix Request /48
-    + "9802"
-    "03"
-    "00"  # RFC 5454 §2.3 Tunneling Mode
-     + "9006"
-    "00"
-    "00"
-    "00"
-    "00"
-    "0000"  # RFC 3519 §3.1 UDP Tunnel Request, encapsulation 0
-     + "2014"
-    "00000100"
-    + AUTH  # MN-HA
+    "01" "22" "012c" "0a010005" "c0000201" "0a00020a" "e8a1b2c300000001"  # RFC 5944 §3.3, D|T
+    "830f" + NAI.encode().hex()  # RFC 2794 NAI
+    + "9812" "01" "30" + P48  # RFC 5454 §2.1 Prefix Request /48
+    + "9802" "03" "00"  # RFC 5454 §2.3 Tunneling Mode
+    + "9006" "00" "00" "00" "00" "0000"  # RFC 3519 §3.1 UDP Tunnel Request, encapsulation 0
+    + "2014" "00000100" + AUTH  # MN-HA
     + "8200"  # RFC 3024 §3.3 (FA-only)
-    + "2108"
-    "00000200"
-    "01020304"  # MN-FA
+    + "2108" "00000200" "01020304"  # MN-FA
 )
 RRQ = RegistrationRequest(
     D | T,
@@ -101,25 +80,10 @@ RRQ = RegistrationRequest(
     ),
 )
 RRP_HEX = (
-    "03"
-    "00"
-    "012c"
-    "0a010005"
-    "c0000201"
-    "e8a1b2c300000001"  # RFC 5944 §3.4
-    "9814"
-    "02"
-    "00"
-    "30"
-    "00"
-    + P48  # RFC 5454 §2.2 Prefix Reply, accepted to HoA
-    + "2c06"
-    "00"
-    "00"
-    "8000"
-    "006e"  # RFC 3519 §3.2 UDP Tunnel Reply, F, keepalive 110
-     + "2014"
-    "00000100" + AUTH
+    "03" "00" "012c" "0a010005" "c0000201" "e8a1b2c300000001"  # RFC 5944 §3.4
+    "9814" "02" "00" "30" "00" + P48  # RFC 5454 §2.2 Prefix Reply, accepted to HoA
+    + "2c06" "00" "00" "8000" "006e"  # RFC 3519 §3.2 UDP Tunnel Reply, F, keepalive 110
+    + "2014" "00000100" + AUTH
 )
 RRP = RegistrationReply(
     ReplyCode.ACCEPTED,
@@ -189,7 +153,7 @@ def test_lookups() -> None:
 
 def test_rfc5944_s1_8_message_with_unknown_non_skippable_is_flagged() -> None:
     """RFC 5944 §1.8: an unknown 0-127 extension means the receiver discards the message silently."""
-    raw = bytes.fromhex(RRQ_HEX)[:24] + bytes.fromhex("2402abcd2014")
+    raw = bytes.fromhex(RRQ_HEX)[:24] + bytes.fromhex("2402abcd" "2014")
     request = RegistrationRequest.decode(raw)
     assert request.has_unknown_non_skippable
     assert request.extensions == (UnknownExtension(36, bytes.fromhex("02abcd2014")),)
@@ -252,7 +216,7 @@ def test_build_request_reproduces_protocol_md_vector() -> None:
     """protocol.md §2: T flag, lifetime 300, MN-HA SPI 0x100 → HMAC-MD5 1207993e…."""
     raw = build_request(_request(T), MN_HA)
     assert raw.hex() == (
-        "0102012c0a010005c00002010a00020ae8a1b2c3000000012014000001001207993e86f32d389cafb229c4558976"
+        "0102012c0a010005c00002010a00020ae8a1b2c300000001201400000100" "1207993e86f32d389cafb229c4558976"
     )
 
 
@@ -271,14 +235,8 @@ def test_rfc5944_s3_6_1_3_request_extension_order() -> None:
     decoded = RegistrationRequest.decode(raw)
     kinds = [type(e).__name__ for e in decoded.extensions]
     assert kinds == [
-        "NaiExtension",
-        "PrefixRequest",
-        "PrefixRequest",
-        "TunnelingMode",
-        "UdpTunnelRequest",
-        "AuthenticationExtension",
-        "EncapsulatingDeliveryStyle",
-        "AuthenticationExtension",
+        "NaiExtension", "PrefixRequest", "PrefixRequest", "TunnelingMode", "UdpTunnelRequest",
+        "AuthenticationExtension", "EncapsulatingDeliveryStyle", "AuthenticationExtension",
     ]
     assert [e.type for e in decoded.extensions if isinstance(e, AuthenticationExtension)] == [32, 33]
     assert decoded.prefix_requests[0].network == NET48 and decoded.prefix_requests[1].network == NET64
@@ -299,7 +257,7 @@ def test_build_request_link_local_prefix_request_for_pd_bootstrap() -> None:
     """RFC 5454 §3.7.1: Prefix Length 255 with the link-local address fe80::c000:205."""
     link_local = PrefixRequest.for_link_local(IPv6Address("fe80::c000:205"))
     raw = build_request(_request(T, link_local), MN_HA)
-    assert raw[24:44].hex() == "981201fffe8000000000000000000000c0000205"
+    assert raw[24:44].hex() == "9812" "01" "ff" "fe80000000000000" "00000000c0000205"
     assert RegistrationRequest.decode(raw).prefix_requests == (link_local,)
 
 

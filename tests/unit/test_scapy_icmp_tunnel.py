@@ -26,29 +26,14 @@ COA = IPv4Address("10.0.2.10")
 
 
 def inner4(tos: int = 0xB9, payload: bytes = bytes(8), flags: int = 2) -> bytes:
-    header = IPv4Header(
-        IPv4Address("10.1.0.5"),
-        IPv4Address("198.51.100.1"),
-        17,
-        20 + len(payload),
-        tos=tos,
-        flags=flags,
-        ttl=61,
-        identification=0x1234,
-    )
+    header = IPv4Header(IPv4Address("10.1.0.5"), IPv4Address("198.51.100.1"), 17, 20 + len(payload),
+                        tos=tos, flags=flags, ttl=61, identification=0x1234)
     return header.encode() + payload
 
 
 def inner6(traffic_class: int = 0xB8, payload: bytes = bytes(8)) -> bytes:
-    header = IPv6Header(
-        IPv6Address("2001:db8:1::5"),
-        IPv6Address("2001:db8:2::1"),
-        17,
-        len(payload),
-        traffic_class=traffic_class,
-        flow_label=0xABCDE,
-        hop_limit=33,
-    )
+    header = IPv6Header(IPv6Address("2001:db8:1::5"), IPv6Address("2001:db8:2::1"), 17, len(payload),
+                        traffic_class=traffic_class, flow_label=0xABCDE, hop_limit=33)
     return header.encode() + payload
 
 
@@ -65,15 +50,9 @@ class TestIcmp:
     def test_advertisement_checksum(self) -> None:
         """RFC 1256 §3 / RFC 5944 §2.1: scapy computes the same ICMP checksum over our advertisement."""
         advertisement = AgentAdvertisement(
-            0,
-            1800,
-            ((IPv4Address("10.0.2.1"), 0),),
-            MobilityAgentExtension(
-                7, 300, AdvertisementFlag.F | AdvertisementFlag.T, (IPv4Address("10.0.2.1"),)
-            ),
-            prefix_lengths=(24,),
-            padding=1,
-        )
+            0, 1800, ((IPv4Address("10.0.2.1"), 0),),
+            MobilityAgentExtension(7, 300, AdvertisementFlag.F | AdvertisementFlag.T,
+                                   (IPv4Address("10.0.2.1"),)), prefix_lengths=(24,), padding=1)
         data = advertisement.encode()
         packet = ICMP(data)
         assert packet.type == 9 and packet.code == 0
@@ -87,22 +66,12 @@ class TestIcmp:
         assert scapy_checksum(data) == 0xF5FF
 
     @settings(max_examples=40, deadline=None)
-    @given(
-        st.integers(0, 0xFFFF),
-        st.integers(0, 0xFFFF),
-        st.lists(st.integers(0, 2**32 - 1), max_size=4),
-        st.integers(0, 3),
-    )
+    @given(st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.lists(st.integers(0, 2**32 - 1), max_size=4),
+           st.integers(0, 3))
     def test_checksum_property(self, sequence: int, flags: int, coas: list[int], padding: int) -> None:
         advertisement = AgentAdvertisement(
-            16,
-            600,
-            (),
-            MobilityAgentExtension(
-                sequence, 60, AdvertisementFlag(flags), tuple(IPv4Address(a) for a in coas)
-            ),
-            padding=padding,
-        )
+            16, 600, (), MobilityAgentExtension(sequence, 60, AdvertisementFlag(flags),
+                                                tuple(IPv4Address(a) for a in coas)), padding=padding)
         data = advertisement.encode()
         assert scapy_checksum(data) == int.from_bytes(data[2:4], "big")
 

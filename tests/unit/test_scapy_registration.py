@@ -94,18 +94,10 @@ def test_scapy_keeps_our_extensions_as_raw_bytes() -> None:
 
 
 def test_we_decode_what_scapy_builds_request() -> None:
-    packet = (
-        MobileIP(type=1)
-        / MobileIPRRQ(
-            flags=0x22,
-            lifetime=1800,
-            homeaddr="10.1.0.5",
-            haaddr="192.0.2.1",
-            coaddr="198.51.100.7",
-            id=0x0123456789ABCDEF,
-        )
-        / Raw(bytes.fromhex("8200"))
-    )
+    packet = MobileIP(type=1) / MobileIPRRQ(
+        flags=0x22, lifetime=1800, homeaddr="10.1.0.5", haaddr="192.0.2.1", coaddr="198.51.100.7",
+        id=0x0123456789ABCDEF,
+    ) / Raw(bytes.fromhex("8200"))
     decoded = decode_message(bytes(packet))
     assert isinstance(decoded, RegistrationRequest)
     assert decoded.flags == RegistrationFlag.D | RegistrationFlag.T
@@ -118,11 +110,8 @@ def test_we_decode_what_scapy_builds_request() -> None:
 
 def test_we_decode_what_scapy_builds_reply_inside_udp() -> None:
     """Through a whole IP/UDP packet on port 434 (scapy binds MobileIP to both ports)."""
-    packet = (
-        IP(src="192.0.2.1", dst="10.1.0.5")
-        / UDP()
-        / MobileIP(type=3)
-        / MobileIPRRP(code=136, lifetime=0, homeaddr="10.1.0.5", haaddr="192.0.2.1", id=42)
+    packet = IP(src="192.0.2.1", dst="10.1.0.5") / UDP() / MobileIP(type=3) / MobileIPRRP(
+        code=136, lifetime=0, homeaddr="10.1.0.5", haaddr="192.0.2.1", id=42
     )
     parsed = IP(bytes(packet))
     assert parsed[UDP].dport == 434 and parsed[UDP].sport == 434

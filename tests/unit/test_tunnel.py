@@ -56,24 +56,26 @@ CN = IPv4Address("198.51.100.1")
 UDP8 = "d431003500080000"  # an 8-byte UDP header, the inner payload of every vector
 
 # Inner IPv4: TOS 0xb9 (DSCP 46, ECT(1)), 28 bytes, ID 0x1234, DF, TTL 64, UDP, HoA -> CN.
-INNER4 = bytes.fromhex("45b9001c123440004011f3a90a010005c6336401" + UDP8)
+INNER4 = bytes.fromhex("45b9001c12344000" "4011f3a9" "0a010005" "c6336401" + UDP8)
 # RFC 2003 §3.1 outer: TOS copied, Total Length 48, ID 0, DF copied, TTL 64, protocol 4, HA -> CoA.
-OUTER_IPIP = bytes.fromhex("45b900300000400040046c06c00002010a00020a") + INNER4
+OUTER_IPIP = bytes.fromhex("45b9003000004000" "40046c06" "c0000201" "0a00020a") + INNER4
 # Inner IPv6: traffic class 0xb8 (DSCP 46, Not-ECT), payload 8, UDP, hop limit 64.
-INNER6 = bytes.fromhex(
-    "6b8000000008114020010db800010000000000000000000520010db8000200000000000000000001" + UDP8
-)
+INNER6 = bytes.fromhex("6b800000" "0008" "11" "40" "20010db8000100000000000000000005"
+                       "20010db8000200000000000000000001" + UDP8)
 # RFC 4213 §3.5 outer: TOS 0xb8, Total Length 8 + 60 = 0x44, DF clear, protocol 41.
-OUTER_6IN4 = bytes.fromhex("45b80044000000004029abcec00002010a00020a") + INNER6
+OUTER_6IN4 = bytes.fromhex("45b8004400000000" "4029abce" "c0000201" "0a00020a") + INNER6
 # RFC 2784 GRE, protocol type 0x0800, without and with checksum.
-OUTER_GRE = bytes.fromhex("45b9003400004000402f6bd7c00002010a00020a00000800") + INNER4
-OUTER_GRE_CHECKSUM = bytes.fromhex("45b9003800004000402f6bd3c00002010a00020a80000800a3900000") + INNER4
+OUTER_GRE = bytes.fromhex("45b9003400004000" "402f6bd7" "c0000201" "0a00020a" "00000800") + INNER4
+OUTER_GRE_CHECKSUM = bytes.fromhex("45b9003800004000" "402f6bd3" "c0000201" "0a00020a"
+                                   "80000800a3900000") + INNER4
 # RFC 2004 §3, S = 0: the HA tunnels its own datagram; forwarding header 11 00 c4ca + original dst.
-MINIMAL_INNER_S0 = bytes.fromhex("4500001c1234400040113c67c0000201c6336401" + UDP8)
-MINIMAL_S0 = bytes.fromhex("450000241234400040375a64c00002010a00020a1100c4cac6336401" + UDP8)
+MINIMAL_INNER_S0 = bytes.fromhex("4500001c12344000" "40113c67" "c0000201" "c6336401" + UDP8)
+MINIMAL_S0 = bytes.fromhex("4500002412344000" "40375a64" "c0000201" "0a00020a"
+                           "1100c4ca" "c6336401" + UDP8)
 # RFC 2004 §3, S = 1: original source 10.1.0.5 moves into the 12-byte forwarding header.
-MINIMAL_INNER_S1 = bytes.fromhex("4500001c123440004011f4620a010005c6336401" + UDP8)
-MINIMAL_S1 = bytes.fromhex("450000281234400040375a60c00002010a00020a1180ba44c63364010a010005" + UDP8)
+MINIMAL_INNER_S1 = bytes.fromhex("4500001c12344000" "4011f462" "0a010005" "c6336401" + UDP8)
+MINIMAL_S1 = bytes.fromhex("4500002812344000" "40375a60" "c0000201" "0a00020a"
+                           "1180ba44" "c6336401" "0a010005" + UDP8)
 
 
 def inner4(tos: int = 0, ttl: int = 64, flags: int = 2, payload: bytes = b"\x00" * 8) -> bytes:
@@ -82,14 +84,8 @@ def inner4(tos: int = 0, ttl: int = 64, flags: int = 2, payload: bytes = b"\x00"
 
 
 def inner6(traffic_class: int = 0, hop_limit: int = 64, payload: bytes = b"\x00" * 8) -> bytes:
-    header = IPv6Header(
-        IPv6Address("2001:db8:1::5"),
-        IPv6Address("2001:db8:2::1"),
-        17,
-        len(payload),
-        traffic_class=traffic_class,
-        hop_limit=hop_limit,
-    )
+    header = IPv6Header(IPv6Address("2001:db8:1::5"), IPv6Address("2001:db8:2::1"), 17, len(payload),
+                        traffic_class=traffic_class, hop_limit=hop_limit)
     return header.encode() + payload
 
 
@@ -137,25 +133,19 @@ class TestVectors:
 
 
 class TestEcnIngress:
-    @pytest.mark.parametrize(
-        ("inner", "normal", "full", "limited"),
-        [
-            (NOT_ECT, NOT_ECT, NOT_ECT, NOT_ECT),
-            (ECT_0, ECT_0, ECT_0, NOT_ECT),
-            (ECT_1, ECT_1, ECT_1, NOT_ECT),
-            (CE, CE, ECT_0, NOT_ECT),
-        ],
-    )
+    @pytest.mark.parametrize(("inner", "normal", "full", "limited"), [
+        (NOT_ECT, NOT_ECT, NOT_ECT, NOT_ECT),
+        (ECT_0, ECT_0, ECT_0, NOT_ECT),
+        (ECT_1, ECT_1, ECT_1, NOT_ECT),
+        (CE, CE, ECT_0, NOT_ECT),
+    ])
     def test_modes(self, inner: int, normal: int, full: int, limited: int) -> None:
         """RFC 6040 §4.1 normal copies CE too; RFC 3168 §9.1.1 full: CE -> ECT(0); limited: Not-ECT."""
         assert ecn_ingress(inner, EcnMode.NORMAL) == normal
         assert ecn_ingress(inner, EcnMode.FULL_FUNCTIONALITY) == full
         assert ecn_ingress(inner, EcnMode.LIMITED) == limited
-        for mode, expected in (
-            (EcnMode.NORMAL, normal),
-            (EcnMode.FULL_FUNCTIONALITY, full),
-            (EcnMode.LIMITED, limited),
-        ):
+        for mode, expected in ((EcnMode.NORMAL, normal), (EcnMode.FULL_FUNCTIONALITY, full),
+                               (EcnMode.LIMITED, limited)):
             outer = encapsulate_ipv4_in_ipv4(inner4(tos=0xB8 | inner), HA, COA, ecn_mode=mode)
             assert outer[1] == 0xB8 | expected
             outer6 = encapsulate_ipv6_in_ipv4(inner6(traffic_class=0xB8 | inner), HA, COA, ecn_mode=mode)
@@ -397,18 +387,15 @@ class TestDecapsulateRejects:
             out[10:12] = internet_checksum(out[:20]).to_bytes(2, "big")
         return bytes(out)
 
-    @pytest.mark.parametrize(
-        ("offset", "value", "fix"),
-        [
-            (9, 17, True),  # not a tunnel protocol
-            (9, 41, True),  # protocol 41 with an IPv4 inner datagram
-            (6, 0x20, True),  # MF set: a fragment
-            (10, 0, False),  # bad outer checksum
-            (0, 0x44, True),  # IHL 4
-            (3, 0x31, True),  # total length beyond the data
-            (23, 0x1D, True),  # inner total length disagrees
-        ],
-    )
+    @pytest.mark.parametrize(("offset", "value", "fix"), [
+        (9, 17, True),  # not a tunnel protocol
+        (9, 41, True),  # protocol 41 with an IPv4 inner datagram
+        (6, 0x20, True),  # MF set: a fragment
+        (10, 0, False),  # bad outer checksum
+        (0, 0x44, True),  # IHL 4
+        (3, 0x31, True),  # total length beyond the data
+        (23, 0x1D, True),  # inner total length disagrees
+    ])
     def test_malformed(self, offset: int, value: int, fix: bool) -> None:
         with pytest.raises(DecodeError):
             decapsulate(self.corrupt(OUTER_IPIP, offset, value, fix))
@@ -430,29 +417,21 @@ class TestDecapsulateRejects:
             TunnelDataHeader(17).encode()
 
 
-inner4_strategy = st.builds(
-    inner4, st.integers(0, 255), st.integers(1, 255), st.sampled_from([0, 2]), st.binary(max_size=64)
-)
+inner4_strategy = st.builds(inner4, st.integers(0, 255), st.integers(1, 255), st.sampled_from([0, 2]),
+                            st.binary(max_size=64))
 inner6_strategy = st.builds(inner6, st.integers(0, 255), st.integers(1, 255), st.binary(max_size=64))
 
 
 class TestRoundTrips:
     @settings(max_examples=150)
-    @given(
-        st.one_of(inner4_strategy, inner6_strategy),
-        st.sampled_from([4, 41, 47, 55]),
-        st.sampled_from(list(EcnMode)),
-        st.sampled_from(list(DscpModel)),
-        st.booleans(),
-    )
-    def test_decapsulate_inverts_encapsulate(
-        self, inner: bytes, protocol: int, ecn_mode: EcnMode, dscp_model: DscpModel, gre_checksum: bool
-    ) -> None:
+    @given(st.one_of(inner4_strategy, inner6_strategy), st.sampled_from([4, 41, 47, 55]),
+           st.sampled_from(list(EcnMode)), st.sampled_from(list(DscpModel)), st.booleans())
+    def test_decapsulate_inverts_encapsulate(self, inner: bytes, protocol: int, ecn_mode: EcnMode,
+                                             dscp_model: DscpModel, gre_checksum: bool) -> None:
         """With the same DSCP model at both ends, the inner datagram comes out unchanged (RFC 6040 §4)."""
         assume((inner[0] >> 4, protocol) not in {(6, 55), (4, 41)})
-        outer = encapsulate(
-            inner, HA, COA, protocol, ecn_mode=ecn_mode, dscp_model=dscp_model, gre_checksum=gre_checksum
-        )
+        outer = encapsulate(inner, HA, COA, protocol, ecn_mode=ecn_mode, dscp_model=dscp_model,
+                            gre_checksum=gre_checksum)
         assert internet_checksum(outer[:20]) == 0
         result = decapsulate(outer, dscp_model=dscp_model)
         assert result is not None
@@ -460,33 +439,21 @@ class TestRoundTrips:
         assert (result.outer_source, result.outer_destination) == (HA, COA)
 
     @settings(max_examples=100)
-    @given(
-        st.integers(0, 0xFFFF),
-        st.booleans(),
-        st.integers(0, 0x7F),
-        st.integers(0, 0xFFFF),
-        st.binary(max_size=32),
-    )
-    def test_gre_header(
-        self, protocol_type: int, checksum: bool, reserved0: int, reserved1: int, payload: bytes
-    ) -> None:
+    @given(st.integers(0, 0xFFFF), st.booleans(), st.integers(0, 0x7F), st.integers(0, 0xFFFF),
+           st.binary(max_size=32))
+    def test_gre_header(self, protocol_type: int, checksum: bool, reserved0: int, reserved1: int,
+                        payload: bytes) -> None:
         header = GreHeader(protocol_type, checksum, None, reserved0, reserved1 if checksum else 0)
         data = header.encode(payload) + payload
         assert dataclasses.replace(GreHeader.decode(data), checksum=None) == header
 
     @settings(max_examples=100)
-    @given(
-        st.integers(0, 255),
-        st.integers(0, 2**32 - 1),
-        st.none() | st.integers(0, 2**32 - 1),
-        st.integers(0, 0x7F),
-    )
-    def test_minimal_forwarding_header(
-        self, protocol: int, destination: int, source: int | None, reserved: int
-    ) -> None:
-        header = MinimalForwardingHeader(
-            protocol, IPv4Address(destination), None if source is None else IPv4Address(source), reserved
-        )
+    @given(st.integers(0, 255), st.integers(0, 2**32 - 1), st.none() | st.integers(0, 2**32 - 1),
+           st.integers(0, 0x7F))
+    def test_minimal_forwarding_header(self, protocol: int, destination: int, source: int | None,
+                                       reserved: int) -> None:
+        header = MinimalForwardingHeader(protocol, IPv4Address(destination),
+                                         None if source is None else IPv4Address(source), reserved)
         assert MinimalForwardingHeader.decode(header.encode()) == header
 
     @settings(max_examples=50)
