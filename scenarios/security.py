@@ -7,10 +7,10 @@
 2. ``forged``  a bad-authenticator registration and deregistration (131) and a replayed deregistration (133)
    change nothing
 3. ``flood``   garbage, then bad-authenticator requests at ``--flood-rate`` (default 20,000/s), then both
-   mixed at ``--mixed-rate`` (default 80,000/s) while the MN renews a short binding (``--forged-share`` of
-   the datagrams forge FA1's address, the rest come from the correspondent's own): it never expires at the
-   HA, the MN or FA1, traffic keeps flowing (loss per flow within 2 %, no gap over 1 s), the HA's log stays
-   within 21 lines/s (the HA steers known peers' datagrams to a priority socket in the kernel:
+   mixed at ``--mixed-rate`` (default 80,000/s) while the MN renews a short binding (all from the
+   correspondent's own address; ``--forged-share`` of them forge FA1's address instead): it never expires
+   at the HA, the MN or FA1, traffic keeps flowing (loss per flow within 1 %, no gap over 1 s), the HA's
+   log stays within 21 lines/s (the HA steers known peers' datagrams to a priority socket in the kernel:
    :mod:`agents.runtime.steering`)
 3b. ``flood-forged`` the same three floods with every datagram forging FA1's address (the source the MN's
    renewals come from, so they all go to the HA's priority socket): the same verdicts. With the ingress
@@ -128,8 +128,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--forged-share",
         type=lambda text: number(text, 0, 1, "share of datagrams forging FA1"),
-        default=0.5,
-        help="share of each flood's datagrams forging FA1's address, a known peer (default 0.5)",
+        default=0.0,
+        help="share of the flood phase's datagrams forging FA1's address, a known peer (default 0: all "
+        "come from the correspondent's own address; flood-forged forges every one)",
     )
     parser.add_argument(
         "--no-ingress-filter",
