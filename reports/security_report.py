@@ -26,6 +26,11 @@ def report_markdown(run: Run, result: RunResult) -> str:
         "per flow; "
         f"datapath {meta.get('datapath')}; wall time {meta.get('wall_time_s')} s. Captures in pcaps/.",
         "",
+        edge_line(meta),
+        "",
+        "Traffic bound under every attack: per flow at most 1 % of the probes sent in the phase lost "
+        "(by sequence number) and no gap between two probes over 1 s.",
+        "",
         "![attacks](plots/attacks.png)",
         "",
         "## Attacks",
@@ -46,25 +51,18 @@ def report_markdown(run: Run, result: RunResult) -> str:
         lines.append(f"| {kind} | cn | 1 | reply code {code} | – | {logged} trace lines | – |")
     for kind, row in figures.get("flood", {}).items():
         lines.append(
-            f"| flood {kind} ({row['rate']}/s sent, {row.get('ha_rx_rate')}/s at the HA) | cn | "
-            f"{row['sent']} | "
+            f"| flood {kind} ({row['rate']}/s sent, {row.get('ha_rx_rate')}/s at the HA"
+            f"{'' if row.get('edge_dropped') is None else ', ' + str(row['edge_dropped']) + ' dropped at r0'}"
+            f") | cn | {row['sent']} | "
             f"{_known(row.get('refused_or_dropped_by_ha'))} counted | "
             f"{_known(row.get('kernel_rcvbuf_drops'))} (UDP RcvbufErrors) | "
             f"{_known(row.get('log_lines'))} log lines ({row.get('log_lines_per_s')}/s), "
             f"{row.get('trace_security_lines')} trace lines | "
             f"{_known(row.get('replies_sent'))} ({_known(row.get('signed_refusals_sent'))} signed refusals) |"
         )
-    binding = figures.get("flood_binding")
-    if binding:
-        lines += [
-            "",
-            f"During the floods phase ({binding['phase_s']} s) the HA accepted {binding['renewals']} "
-            "renewals "
-            f"and removed the binding {binding['removed']} times; the MN's registration expired "
-            f"{binding.get('mn_registration_expired', '?')} times, FA1 removed the visitor "
-            f"{binding.get('fa_visitor_removed', '?')} times (renewal margin "
-            f"{binding.get('renewal_margin_s', '?')} s).",
-        ]
+    for key, name in (("flood_binding", "floods"), ("flood_forged_binding", "floods forging FA1")):
+        lines += binding_lines(figures.get(key), name)
+    lines += traffic_lines(figures.get("traffic") or {})
     read = {
         kind: row.get("read_by_ha") for kind, row in figures.get("flood", {}).items() if row.get("read_by_ha")
     }
@@ -130,3 +128,41 @@ def fault_lines(figures: dict[str, Any]) -> list[str]:
 
 def _known(value: object) -> str:
     return "?" if value is None else str(value)
+
+
+def edge_line(meta: dict[str, Any]) -> str:
+    """Whether r0's ingress filter (BCP 38) was on, where, and for which phases it was lifted."""
+    if not meta.get("ingress_filter"):
+        return "Ingress filter at r0 (BCP 38 / RFC 2827): off (--no-ingress-filter)."
+    where = ", ".join(meta.get("ingress_filter_interfaces") or []) or "?"
+    lifted = ", ".join(meta.get("ingress_filter_lifted_for") or []) or "none"
+    return (
+        f"Ingress filter at r0 (BCP 38 / RFC 2827, kernel rpfilter): on for {where}; lifted during: {lifted} "
+        "(that phase tests the HA's own source checks)."
+    )
+
+
+def binding_lines(binding: dict[str, Any] | None, name: str) -> list[str]:
+    if not binding:
+        return []
+    return [
+        "",
+        f"During the {name} phase ({binding['phase_s']} s) the HA accepted {binding['renewals']} "
+        "renewals "
+        f"and removed the binding {binding['removed']} times; the MN's registration expired "
+        f"{binding.get('mn_registration_expired', '?')} times, FA1 removed the visitor "
+        f"{binding.get('fa_visitor_removed', '?')} times (renewal margin "
+        f"{binding.get('renewal_margin_s', '?')} s).",
+    ]
+
+
+def traffic_lines(traffic: dict[str, Any]) -> list[str]:
+    """Per attack phase: probes lost of those sent per flow, and the longest gap."""
+    lines = []
+    for phase, row in traffic.items():
+        sent, lost, gaps = row.get("sent") or {}, row.get("lost") or {}, row.get("max_gap_ms") or {}
+        flows = ", ".join(
+            f"{name} {lost.get(name)}/{sent.get(name, '?')} lost, gap {gaps.get(name)} ms" for name in lost
+        )
+        lines.append(f"- traffic during {phase}: {flows}")
+    return ["", *lines] if lines else []

@@ -23,7 +23,7 @@ import argparse
 import sys
 from typing import Any
 
-from scenarios.harness.options import add_common_options, add_timing_options, run_main, run_plan
+from scenarios.harness.options import add_common_options, add_timing_options, run_main, run_plan, whole
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder
 
@@ -32,9 +32,7 @@ SETTLE_TIMEOUT = 10.0
 
 def lifetime(text: str) -> int:
     """The HA's maximum lifetime for this run: whole seconds, 2..600."""
-    if not text.isdigit() or not 2 <= int(text) <= 600:
-        raise argparse.ArgumentTypeError(f"{text!r}: want a whole number of seconds 2..600")
-    return int(text)
+    return whole(text, 2, 600, "seconds")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

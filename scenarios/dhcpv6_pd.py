@@ -36,6 +36,7 @@ from scenarios.harness.options import (
     number,
     run_main,
     run_plan,
+    whole,
 )
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder
@@ -45,16 +46,14 @@ SETTLE_TIMEOUT = 10.0
 
 def lease(text: str) -> int:
     """Kea's valid lifetime for the run: whole seconds, 4..3600 (T1 = ½, T2 = ⅘ of it)."""
-    if not text.isdigit() or not 4 <= int(text) <= 3600:
-        raise argparse.ArgumentTypeError(f"{text!r}: want a whole number of seconds 4..3600")
-    return int(text)
+    return whole(text, 4, 3600, "seconds")
 
 
 def pool_size(text: str) -> int:
     """How many /56 prefixes Kea may delegate: 0 (every one held by another client) or a power of two."""
     value = int(text) if text.isdigit() else -1
     if value < 0 or value > 256 or value & (value - 1):
-        raise argparse.ArgumentTypeError(f"{text!r}: want 0 or a power of two up to 256")
+        raise argparse.ArgumentTypeError(f"must be 0 or a power of two up to 256, got {text!r}")
     return value
 
 

@@ -24,6 +24,7 @@ from scenarios.harness.options import (
     count,
     run_main,
     run_plan,
+    whole,
 )
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder
@@ -33,9 +34,7 @@ SETTLE_TIMEOUT = 15.0
 
 def keepalive(text: str) -> int:
     """The HA's keepalive interval K for this run: whole seconds, 1..110 (RFC 3519 §4.9: 110 by default)."""
-    if not text.isdigit() or not 1 <= int(text) <= 110:
-        raise argparse.ArgumentTypeError(f"{text!r}: want a whole number of seconds 1..110")
-    return int(text)
+    return whole(text, 1, 110, "seconds")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -7,9 +7,15 @@
 2. ``forged``  a bad-authenticator registration and deregistration (131) and a replayed deregistration (133)
    change nothing
 3. ``flood``   garbage, then bad-authenticator requests at ``--flood-rate`` (default 20,000/s), then both
-   mixed at ``--mixed-rate`` (default 80,000/s) while the MN renews a short binding: it never expires,
-   traffic keeps flowing, the HA's log stays within 21 lines/s (the HA steers known peers' datagrams to a
-   priority socket in the kernel: :mod:`agents.runtime.steering`)
+   mixed at ``--mixed-rate`` (default 80,000/s) while the MN renews a short binding (all from the
+   correspondent's own address; ``--forged-share`` of them forge FA1's address instead): it never expires
+   at the HA, the MN or FA1, traffic keeps flowing (loss per flow within 1 %, no gap over 1 s), the HA's
+   log stays within 21 lines/s (the HA steers known peers' datagrams to a priority socket in the kernel:
+   :mod:`agents.runtime.steering`)
+3b. ``flood-forged`` the same three floods with every datagram forging FA1's address (the source the MN's
+   renewals come from, so they all go to the HA's priority socket): the same verdicts. With the ingress
+   filter (default) r0 drops them at the correspondent's link (BCP 38; :mod:`topologies.ingress`); with
+   ``--no-ingress-filter`` they reach the HA and compete with the real renewals in its priority queue
 4. ``loss``    30 % of UDP 434 lost each way on each ``--loss-legs`` leg in turn (MN↔FA at the MN, FA↔HA at
    the FA): the MN still registers (completion time measured per leg)
 5. ``nat-loss`` the MN behind the NAT (UDP tunnel, RFC 3519) loses its NAT mapping: it notices by its
@@ -17,7 +23,12 @@
 6. ``ha-restart`` kill -9 of the HA, restart with its journal: traffic back without any MN action (outage)
 7. ``fa-restart`` the FA restarts: the MN notices by the sequence number and re-registers (RFC 5944 §2.4.4)
 
-    sudo python -m scenarios.security [--lifetime S] [--flood-count N] [--flood-rate PPS] [--out DIR] ...
+    sudo python -m scenarios.security [--lifetime S] [--flood-count N] [--flood-rate PPS]
+        [--forged-share F] [--no-ingress-filter] [--out DIR] ...
+
+The ingress filter (r0 drops what arrives from the correspondent's link with a source address that cannot
+come from there, by the kernel: BCP 38 / RFC 2827) is on for every phase but ``spoof``, which tests the
+HA's own source checks (RFC 3024 §4.3.2) against what an edge does not filter and lifts it meanwhile.
 
 Exit 0 only when every verdict held; 1 when one failed (named) or the testbed could not be set up; 2 for
 wrong use, no root or a missing tool; 130 after Ctrl-C and 143 after SIGTERM, once everything is removed.
@@ -33,15 +44,17 @@ from scenarios.deregistration import lifetime
 from scenarios.harness.options import (
     add_common_options,
     add_timing_options,
+    choices,
     count,
     number,
     run_main,
     run_plan,
+    whole,
 )
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder
 
-PHASES = ("spoof", "forged", "flood", "loss", "nat-loss", "ha-restart", "fa-restart")
+PHASES = ("spoof", "forged", "flood", "flood-forged", "loss", "nat-loss", "ha-restart", "fa-restart")
 LEGS = ("mn-fa", "fa-ha")
 """Where the loss phase drops signalling: between the MN and FA1 (rules in the MN), between FA1 and the HA
 (rules in FA1, matching the HA's address)."""
@@ -52,25 +65,15 @@ MAX_FLOOD_COUNT = 1_000_000
 
 
 def flood_count(text: str) -> int:
-    value = int(text) if text.isdigit() else -1
-    if not 100 <= value <= MAX_FLOOD_COUNT:
-        raise argparse.ArgumentTypeError(f"{text!r}: want a whole number 100..{MAX_FLOOD_COUNT}")
-    return value
+    return whole(text, 100, MAX_FLOOD_COUNT, "datagrams per flood")
 
 
 def phase_list(text: str) -> list[str]:
-    wanted = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in wanted if name not in PHASES]
-    if unknown or not wanted:
-        raise argparse.ArgumentTypeError(f"{text!r}: want some of {','.join(PHASES)}")
-    return wanted
+    return choices(text, PHASES)
 
 
 def leg_list(text: str) -> list[str]:
-    wanted = [name.strip() for name in text.split(",") if name.strip()]
-    if not wanted or any(name not in LEGS for name in wanted):
-        raise argparse.ArgumentTypeError(f"{text!r}: want some of {','.join(LEGS)}")
-    return [leg for leg in LEGS if leg in wanted]
+    return choices(text, LEGS)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -103,7 +106,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--loss",
-        type=lambda text: number(text, 0.01, 0.9, "a probability"),
+        type=lambda text: number(text, 0.01, 0.9, "a probability of loss"),
         default=0.3,
         help="share of UDP 434 dropped each way on each loss leg (default 0.3)",
     )
@@ -118,15 +121,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--keepalive",
-        type=lambda text: int(number(text, 1, 110, "seconds")),
+        type=lambda text: whole(text, 1, 110, "seconds"),
         default=3,
         help="the HA's UDP tunnel keepalive interval K for the nat-loss phase (RFC 3519 §4.9; default 3)",
     )
     parser.add_argument(
         "--forged-share",
-        type=lambda text: number(text, 0, 1, "(a share)"),
-        default=0.5,
-        help="share of each flood's datagrams forging FA1's address, a known peer (default 0.5)",
+        type=lambda text: number(text, 0, 1, "share of datagrams forging FA1"),
+        default=0.0,
+        help="share of the flood phase's datagrams forging FA1's address, a known peer (default 0: all "
+        "come from the correspondent's own address; flood-forged forges every one)",
+    )
+    parser.add_argument(
+        "--no-ingress-filter",
+        action="store_true",
+        help="no ingress filter at r0 (BCP 38): forged FA or home addresses from the correspondent's link "
+        "reach the HA (the HA's own defences alone)",
     )
     parser.add_argument(
         "--no-kernel-steering",

@@ -13,6 +13,8 @@ import math
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
@@ -32,6 +34,7 @@ from scenarios.security import PHASES
 from scenarios.security_faults import phase_fa_restart, phase_ha_restart, phase_loss
 from scenarios.security_nat import phase_nat_loss
 from scenarios.spoofing import Target, bad_auth_datagram, garbage_datagram, spoofs, wrong_key_registration
+from topologies import ingress
 from topologies.addressing import CN4, CN6, HA4
 from topologies.dualstack import DualStackTopo, process_tag
 from topologies.overrides import parse_override
@@ -92,6 +95,7 @@ class SecurityRun(PhasedRun):
             tag=process_tag(),
             overrides=[RENEWAL_OVERRIDE, *args.set],
             ha_journal=str(run.path / "ha-journal.jsonl"),
+            ingress_filter=not args.no_ingress_filter,
         )
         if args.no_kernel_steering:  # the baseline: one UDP 434 socket, as before issue 16's steering
             self.topo.nodeSpec("ha").agent_config["runtime"]["kernel_steering"] = False  # type: ignore[index]
@@ -133,6 +137,9 @@ class SecurityRun(PhasedRun):
             loss_legs=args.loss_legs,
             keepalive=args.keepalive,
             kernel_steering=not args.no_kernel_steering,
+            ingress_filter=not args.no_ingress_filter,
+            ingress_filter_interfaces=list(self.topo.nodeSpec("r0").ingress_filter),
+            ingress_filter_lifted_for=["spoof"],
             forged_share=args.forged_share,
             phases=self.phases,
             loss=args.loss,
@@ -164,8 +171,11 @@ class SecurityRun(PhasedRun):
             self.progress.say(f"phase {phase}")
             if phase in faults:
                 faults[phase](self, bed)
+            elif phase == "spoof":
+                with self.edge_lifted():
+                    self.phase_spoof(bed)
             else:
-                getattr(self, "phase_" + phase)(bed)
+                getattr(self, "phase_" + phase.replace("-", "_"))(bed)
             bed.trace.emit(TraceEvent.PHASE_FINISHED, phase=phase)
         bed.stop_probes()
 
@@ -231,10 +241,19 @@ class SecurityRun(PhasedRun):
     def phase_flood(self, bed: Testbed) -> None:
         """RFC 5944 §3.8.2.1: floods of garbage, of bad-authenticator requests and of both mixed (a share
         of each, ``--forged-share``, forging the FA's address, the source the MN's renewals come from)
-        while the MN renews its short binding. Each flood lasts ``--flood-count / --flood-rate`` seconds;
-        what reached the HA is counted at its interface (rx packets) as well as by its counters."""
+        while the MN renews its short binding."""
+        self.floods(self.args.forged_share, "")
+
+    def phase_flood_forged(self, bed: Testbed) -> None:
+        """The same floods with every datagram forging FA1's address (issue 16 review): without the
+        ingress filter they all go to the HA's priority socket, with the real renewals FA1 relays."""
+        self.floods(1.0, "forged-")
+
+    def floods(self, share: float, prefix: str) -> None:
+        """Each flood lasts ``--flood-count / --flood-rate`` seconds; what reached the HA is counted at its
+        interface (rx packets) as well as by its counters, what r0's ingress filter dropped by its rules."""
         ha, hoa, care_of = HA4.ip, IPv4Address(self.hoa), IPv4Address(self.fa_care_of)
-        forged = round(100 * self.args.forged_share)  # of every 100 datagrams, these forge FA1's address
+        forged = round(100 * share)  # of every 100 datagrams, these forge FA1's address
         sources = [care_of if (n * 37) % 100 < forged else CN4.ip for n in range(100)]
         garbage = [garbage_datagram(sources[n], ha, n) for n in range(100)]
         bad_auth = [
@@ -250,17 +269,29 @@ class SecurityRun(PhasedRun):
         }
         args = self.args
         seconds = args.flood_count / args.flood_rate
-        for kind in FLOODS:
-            rate = args.mixed_rate if kind == "mixed" else args.flood_rate
+        for base in FLOODS:
+            kind = prefix + base
+            rate = args.mixed_rate if base == "mixed" else args.flood_rate
             count = max(100, min(MAX_FLOOD, round(rate * seconds)))
             before, rx_before = self.status("ha"), self.interface_rx("ha", HA_INTERFACE)
             udp_before = self.udp_stats("ha")
             self.mark(
-                "flood_started", kind=kind, rate=rate, count=count, ha_rx_packets=rx_before, udp=udp_before
+                "flood_started",
+                kind=kind,
+                rate=rate,
+                count=count,
+                forged_share=share,
+                ha_rx_packets=rx_before,
+                udp=udp_before,
+                edge_dropped=self.edge_dropped(),
             )
-            result = self.attack("cn", f"flood-{kind}", packets[kind], count, rate)
+            result = self.attack("cn", f"flood-{kind}", packets[base], count, rate)
             self.mark(
-                "flood_finished", kind=kind, ha_rx_packets=self.interface_rx("ha", HA_INTERFACE), **result
+                "flood_finished",
+                kind=kind,
+                ha_rx_packets=self.interface_rx("ha", HA_INTERFACE),
+                edge_dropped=self.edge_dropped(),
+                **result,
             )
             time.sleep(max(1.0, args.dwell))
             after = self.status("ha")
@@ -275,7 +306,36 @@ class SecurityRun(PhasedRun):
                 udp_after=self.udp_stats("ha"),
             )
         time.sleep(args.lifetime)  # a renewal lost in the flood shows: expiry, then a gap in traffic
-        self.mark("binding_seen", label="after-flood", care_ofs=self.care_ofs(), counters=self.counters())
+        label = f"after-{prefix}flood"
+        self.mark("binding_seen", label=label, care_ofs=self.care_ofs(), counters=self.counters())
+
+    def edge_dropped(self) -> int | None:
+        """Packets r0's ingress filter dropped so far (None without the filter)."""
+        assert self.bed is not None
+        if self.args.no_ingress_filter:
+            return None
+        router = self.bed.node("r0")
+        return ingress.dropped("\n".join(router.cmd(command) for command in ingress.listing_commands()))
+
+    @contextmanager
+    def edge_lifted(self) -> Iterator[None]:
+        """r0's ingress filter off meanwhile (the spoof phase tests the HA's own source checks), back on
+        after; both marked in the scenario trace."""
+        assert self.bed is not None
+        interfaces = self.topo.nodeSpec("r0").ingress_filter
+        router = self.bed.node("r0")
+        if not interfaces:
+            yield
+            return
+        for command in ingress.commands("-D", interfaces):
+            router.cmd(command)
+        self.mark("ingress_filter", state="lifted", dropped=self.edge_dropped())
+        try:
+            yield
+        finally:
+            for command in ingress.commands("-A", interfaces):
+                router.cmd(command)
+            self.mark("ingress_filter", state="restored", dropped=self.edge_dropped())
 
     def interface_rx(self, node: str, interface: str) -> int | None:
         """Packets ``interface`` of ``node`` received so far (sysfs, counted by the kernel as they arrive:

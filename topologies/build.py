@@ -18,6 +18,7 @@ from typing import Any
 
 from mininet.net import Mininet
 
+from topologies import ingress
 from topologies.bridges import TestbedBridge
 from topologies.spec import NodeSpec
 
@@ -181,8 +182,8 @@ failures. Without those modules no such error is sent and the rule matches nothi
 
 
 def configure_node(node: Any, spec: NodeSpec) -> None:
-    """Sysctls first (IPv6 off where asked, no DAD), then addresses, then routes, then the NAT rule; an
-    agent's node also gets :data:`TUNNEL_ICMP_FILTER`."""
+    """Sysctls first (IPv6 off where asked, no DAD), then addresses, then routes, then the NAT rule and
+    the ingress filter (:mod:`topologies.ingress`); an agent's node also gets :data:`TUNNEL_ICMP_FILTER`."""
     for key, value in spec.all_sysctls().items():
         run_checked(node, f"sysctl -qw {key}={value}")
     if spec.role is not None:
@@ -199,6 +200,8 @@ def configure_node(node: Any, spec: NodeSpec) -> None:
         # --random: each new mapping gets a random public port, as carrier-grade NATs do, so a mapping the
         # NAT forgot comes back on another port (RFC 3519 §4.6: the HA then moves the binding)
         run_checked(node, f"iptables -t nat -A POSTROUTING -o {spec.nat_interface} -j MASQUERADE --random")
+    for command in ingress.commands("-A", spec.ingress_filter):
+        run_checked(node, command)
 
 
 def _quiet_bridge(switch: Any) -> None:

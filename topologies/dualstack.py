@@ -145,6 +145,7 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         nat_fa: bool = False,
         overrides: Sequence[Override] = (),
         home_netem: str | None = None,
+        ingress_filter: bool = False,
         **params: Any,
     ) -> None:
         self.tag = check_tag(tag)
@@ -152,6 +153,10 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         self.ha_max_lifetime, self.mn_lifetime = ha_max_lifetime, mn_lifetime
         self.udp_keepalive = udp_keepalive
         self.home_netem = home_netem
+        self.ingress_filter = ingress_filter
+        """Set: r0 drops what arrives on the correspondent's link ``r0-cn`` with a source address it would
+        not route back there (BCP 38 / RFC 2827, :mod:`topologies.ingress`): the correspondent cannot
+        forge an agent's or a mobile node's address."""
         """Set: netem arguments (``delay 25ms loss 1%``) for each direction of the home uplink (r0 ↔ home
         LAN)."""
         self.netem_links: list[tuple[str, str, str]] = []
@@ -253,6 +258,8 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         spec = self._spec(NodeSpec(name, sysctls=dict(NO_DAD)))
         self.addHost(name, cls=AgentHost, ip=None)
         self._link(router, f"{router}-{name}", [plan.CN_ROUTER4], [plan.CN_ROUTER6], name, f"{name}-eth0")
+        if self.ingress_filter:
+            self.specs[router].ingress_filter.append(f"{router}-{name}")
         self._address(name, f"{name}-eth0", [plan.CN4], [plan.CN6])
         spec.routes += [
             Route("default", str(plan.CN_ROUTER4.ip)),

@@ -71,6 +71,9 @@ class NodeSpec:
     sysctls: dict[str, str] = field(default_factory=dict)
     nat_interface: str | None = None
     """MASQUERADE everything leaving this interface (iptables, in the node's own namespace)."""
+    ingress_filter: list[str] = field(default_factory=list)
+    """Interfaces where packets with a source address that cannot come from there are dropped (BCP 38,
+    :mod:`topologies.ingress`)."""
     role: str | None = None
     """The agent role (`ha`, `fa`, `mn`) or None for a node without an agent."""
     agent_config: dict[str, object] | None = None

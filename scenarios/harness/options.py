@@ -21,21 +21,44 @@ Execute = Callable[[argparse.Namespace, RunFolder, Progress, int, dict[str, Any]
 """A scenario's body: (args, run folder, progress, seed, kernel features) → exit status."""
 
 
-def count(text: str) -> int:
-    value = int(text) if text.isdigit() else -1
-    if not 1 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"{text!r}: want a whole number 1..1000")
+def whole(text: str, low: int, high: int, unit: str = "") -> int:
+    """``text`` as a whole number in ``low..high``; otherwise an error naming the range and the input
+    (argparse puts the option's name in front: ``argument --count: must be a whole number ...``)."""
+    value = int(text) if text.strip().isdigit() else None
+    if value is None or not low <= value <= high:
+        unit = f" ({unit})" if unit else ""
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number between {low} and {high}{unit}, got {text!r}"
+        )
     return value
+
+
+def count(text: str) -> int:
+    return whole(text, 1, 1000)
 
 
 def number(text: str, low: float, high: float, unit: str) -> float:
+    """``text`` as a finite number in ``low..high``; otherwise an error naming the range, what the number
+    means (``unit``) and the input."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number ({unit})") from None
-    if not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"{text}: want {low:g}..{high:g} {unit}")
+        value = None
+    if value is None or not low <= value <= high:  # NaN and infinities fail the comparison too
+        raise argparse.ArgumentTypeError(
+            f"must be a number between {low:g} and {high:g} ({unit}), got {text!r}"
+        )
     return value
+
+
+def choices(text: str, allowed: tuple[str, ...]) -> list[str]:
+    """A comma-separated subset of ``allowed`` in ``allowed``'s order; an error naming the unknown ones."""
+    wanted = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in allowed]
+    if unknown or not wanted:
+        what = f"unknown {', '.join(repr(name) for name in unknown)}" if unknown else f"got {text!r}"
+        raise argparse.ArgumentTypeError(f"must be a comma-separated list of {', '.join(allowed)}; {what}")
+    return [name for name in allowed if name in wanted]
 
 
 def seconds(text: str) -> float:

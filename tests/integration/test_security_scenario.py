@@ -2,9 +2,11 @@
 verdict is computed from the run folder (a doctored trace, log or capture makes exactly that verdict fail)
 and teardown leaves nothing behind.
 
-One short run (floods of 10,000 datagrams at 20,000/s and a mixed one at 40,000/s, 3 spoofed packets per
-kind, one registration under 30 % loss on each leg, a NAT mapping lost, then the HA and the FA killed and
-restarted) serves every test."""
+One short run serves every test: 3 spoofed packets per kind; floods of 40,000 datagrams at 20,000/s and a
+mixed one at 80,000/s (issue 16's rates), each 2 s long, so that each one covers at least one of the MN's
+renewals (HA lifetime 3 s, the scenario's MN renews at half of it: every 1.5 s), first with half of the
+datagrams forging FA1's address, then all of them (dropped at r0's ingress filter); one registration
+under 30 % loss on each leg, a NAT mapping lost, then the HA and the FA killed and restarted."""
 
 from __future__ import annotations
 
@@ -33,11 +35,13 @@ from topologies.dualstack import process_tag
 pytestmark = [pytest.mark.mininet, pytest.mark.root, pytest.mark.slow]
 
 ARGS = [
-    *("--spoof-count", "3", "--flood-count", "10000", "--flood-rate", "20000", "--dwell", "0.5"),
-    *("--loss-trials", "1", "--mixed-rate", "40000", "--keepalive", "2"),
+    *("--spoof-count", "3", "--flood-count", "40000", "--flood-rate", "20000", "--dwell", "0.5"),
+    *("--loss-trials", "1", "--mixed-rate", "80000", "--keepalive", "2", "--lifetime", "3"),
 ]
 HOA = "192.0.2.10"
-FLOODS = ("garbage", "bad-auth", "mixed")
+FLOODS = ("garbage", "bad-auth", "mixed", "forged-garbage", "forged-bad-auth", "forged-mixed")
+RENEWAL_INTERVAL_S = 1.5
+"""The MN renews every 1.5 s (HA lifetime 3 s × the scenario's renewal fraction 0.5)."""
 SPOOF_KINDS = ("v4-outer", "v4-inner", "v6-outer", "v6-inner", "v6-unnested", "v6-nested-outer")
 
 
@@ -93,14 +97,28 @@ def test_every_attack_is_refused_and_the_run_folder_is_complete(finished_run: tu
         "wrong-key-registration": 131,
         "replay": 133,
     }
-    assert figures["flood"]["bad-auth"]["sent"] == 10_000
-    assert figures["flood"]["mixed"]["sent"] == 20_000
-    for kind, row in figures["flood"].items():  # counted by the kernel at the HA's interface
-        assert row["ha_rx_packets"] >= row["sent"] * 0.9, kind
+    assert set(figures["flood"]) == set(FLOODS)
+    for prefix in ("", "forged-"):
+        assert figures["flood"][prefix + "bad-auth"]["sent"] == 40_000
+        assert figures["flood"][prefix + "mixed"]["sent"] == 160_000
+    for kind, row in figures["flood"].items():  # counted by the kernel at the HA's interface and at r0
+        assert row["seconds"] >= RENEWAL_INTERVAL_S and row["renewals_during"] >= 1, (kind, row)
+        assert row["ha_rx_packets"] + row["edge_dropped"] >= row["sent"] * 0.9, kind
         assert row["kernel_rcvbuf_drops"] is not None and row["replies_sent"] is not None, kind
-        assert row["refused_or_dropped_by_ha"] + row["kernel_rcvbuf_drops"] >= row["sent"] * 0.9, kind
-        assert row["read_by_ha"]["priority_received"] >= 0 and row["read_by_ha"]["general_received"] > 0, kind
-    assert figures["flood_binding"]["removed"] == 0
+        counted = row["refused_or_dropped_by_ha"] + row["kernel_rcvbuf_drops"] + row["edge_dropped"]
+        assert counted >= row["sent"] * 0.9, kind
+        if kind.startswith("forged-"):  # every datagram forged FA1's address: BCP 38 at r0 dropped them
+            assert row["forged_share"] == 1.0 and row["edge_dropped"] == row["sent"], (kind, row)
+        else:
+            # from the attacker's own address (--forged-share 0): r0 lets it all through to the HA
+            assert row["forged_share"] == 0.0 and row["edge_dropped"] == 0, (kind, row)
+            assert row["read_by_ha"]["general_received"] > 0, kind
+    for key in ("flood_binding", "flood_forged_binding"):
+        assert figures[key]["removed"] == 0 and figures[key]["mn_registration_expired"] == 0, key
+    for phase in ("flood", "flood-forged"):
+        assert all(share <= 0.01 for share in figures["traffic"][phase]["loss_share"].values()), phase
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["ingress_filter"] and meta["ingress_filter_interfaces"] == ["r0-cn"]
     assert (run / "pcaps" / "ha-ha-eth0.pcap").stat().st_size > 0
     assert "| spoof v6-unnested | mn2 | 3 |" in (run / "report.md").read_text()
     assert set(figures["loss"]) == {"mn-fa", "fa-ha"}
@@ -362,7 +380,7 @@ def test_a_flood_that_did_not_reach_the_home_agent_fails(
     finished_run: tuple[Finished, Path], tmp_path: Path
 ) -> None:
     """Issue 16 review: a doctored scenario trace where half the bad-auth flood reached the HA's
-    interface: the flood proves nothing about the rate its verdict names."""
+    interface or r0's ingress filter: the flood proves nothing about the rate its verdict names."""
     _, run = finished_run
 
     def halved(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -371,7 +389,8 @@ def test_a_flood_that_did_not_reach_the_home_agent_fails(
                 began = next(
                     e for e in events if e.get("what") == "flood_started" and e.get("kind") == "bad-auth"
                 )
-                event["ha_rx_packets"] = began["ha_rx_packets"] + event["sent"] // 2
+                edge = event["edge_dropped"] - began["edge_dropped"]  # dropped at r0's ingress filter
+                event["ha_rx_packets"] = began["ha_rx_packets"] + max(0, event["sent"] // 2 - edge)
         return events
 
     judged = doctored(run, tmp_path, edit_trace("scenario", halved))
@@ -509,3 +528,30 @@ def silence_probes(folder: Path, start: float, end: float) -> None:
                 fields[2] = ""
             out.append(",".join(fields))
         path.write_text("\n".join(out) + "\n")
+
+
+def test_probes_lost_during_a_flood_fail_the_traffic_verdict(
+    finished_run: tuple[Finished, Path], tmp_path: Path
+) -> None:
+    """Issue 16 review: loss counts, not only gaps. A doctored probe file where every 20th probe of
+    v4-down sent during the floods never arrived (5 % lost, no gap over 1 s) fails that phase's traffic
+    verdict and only it."""
+    _, run = finished_run
+    start = next(e["t"] for e in scenario_steps(run, "flood_started"))
+    end = [e["t"] for e in scenario_steps(run, "flood_finished")][2]  # the phase's last flood
+
+    def lossy(folder: Path) -> None:
+        path = folder / "probes" / "v4-down.csv"
+        rows = path.read_text().splitlines()
+        out = [rows[0]]
+        for row in rows[1:]:
+            seq, send_t, recv_t, *rest = row.split(",")
+            if start <= float(send_t) <= end and int(seq) % 20 == 0:
+                recv_t = ""
+            out.append(",".join([seq, send_t, recv_t, *rest]))
+        path.write_text("\n".join(out) + "\n")
+
+    judged = doctored(run, tmp_path, lossy)
+    assert failed(judged) == [
+        "flood: the mobile node's own traffic keeps flowing (loss ≤ 1% per flow, no probe gap over 1000 ms)"
+    ]

@@ -186,7 +186,8 @@ def test_scenario_refuses_a_bad_lifetime(value: str, capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit) as stop:
         deregistration.parse_args(["--lifetime", value])
     assert stop.value.code == 2
-    assert "whole number of seconds 2..600" in capsys.readouterr().err
+    wanted = f"--lifetime: must be a whole number between 2 and 600 (seconds), got {value!r}"
+    assert wanted in capsys.readouterr().err
 
 
 def test_forge_refuses_bad_hex_with_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
