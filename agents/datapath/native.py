@@ -17,7 +17,12 @@ an ``ipip`` device from the care-of address to the HA; a policy rule sends packe
 
 Differences from :mod:`agents.datapath.userspace`, by design of the kernel objects: minimal encapsulation
 (RFC 2004) and UDP tunnelling (RFC 3519) have no kernel device (refused with ValueError); simultaneous
-bindings route to the newest care-of only; the mobile node sends IPv6 of a code 1 (care-of) prefix from the
+bindings (RFC 5944 §3.6.1.3) cannot be kept: a route sends each packet to one care-of address, and neither
+multipath routes nor tc mirred give a copy per care-of address, so the home agent runs this backend with
+``simultaneous_bindings = false`` (:func:`agents.datapath.selection.simultaneous_bindings_gap`): an S
+request is accepted with code 1 and replaces the other care-ofs, and during the make-before-break instant
+of a handover the route follows the newest; prefix overlaps are refused by the core (RFC 5454 §3.3), not
+checked again here; the mobile node sends IPv6 of a code 1 (care-of) prefix from the
 home address as for code 0; drops are the kernel's (counted in the devices' rx errors, not
 per :class:`DropReason`); IPv6 inner sources are not checked (no IPv6 rp_filter).
 """
@@ -269,9 +274,6 @@ class NativeHomeAgent(_NativeBase, HomeAgentDatapath):
             self._check_open()
             if home_address not in self._routes:
                 raise ValueError(f"no IPv4 binding for {home_address}: register it first (RFC 5454 §3.1)")
-            for other, (owner, _target) in self._prefixes.items():
-                if owner != home_address and other.overlaps(prefix):
-                    raise ValueError(f"{prefix} is registered to {owner} (RFC 5454 §3.3: no overlaps)")
             self._prefixes[prefix] = (home_address, target)
             self._route_prefix(prefix, home_address, target)
 
