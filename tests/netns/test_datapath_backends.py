@@ -399,21 +399,21 @@ BICAST = b"BICAST"
 
 
 def bicast_copies(frames: list[bytes]) -> Counter[tuple[str, str, int]]:
-    """(kind, outer destination, probe seq) → copies the HA sent: kind ``ipv4`` (IPv4-in-IPv4), ``code0``
-    (IPv6-in-IPv4 to the home address nested in IPv4-in-IPv4) or ``code1`` (IPv6 straight to the CoA)."""
+    """(kind, outer destination, probe seq) → copies the HA sent, IP-in-IP or GRE: kind ``ipv4``,
+    ``code0`` (IPv6-in-IPv4 to the home address nested in the care-of tunnel) or ``code1`` (IPv6 straight to
+    the care-of address)."""
     seen: Counter[tuple[str, str, int]] = Counter()
     for frame in frames:
-        if frame[0] >> 4 != 4 or frame[9] not in (4, 41):
+        if frame[0] >> 4 != 4 or frame[9] not in (4, 41, 47) or IP(frame).src != HA_FOREIGN:
             continue
         outer = IP(frame)
-        if outer.src != HA_FOREIGN:
-            continue
-        if outer.proto == 4 and outer.payload.proto == 17:
-            kind, data = "ipv4", bytes(outer.payload[UDP].payload)
-        elif outer.proto == 4 and outer.payload.proto == 41:
-            kind, data = "code0", bytes(IPv6(bytes(outer.payload.payload))[UDP].payload)
-        elif outer.proto == 41:
-            kind, data = "code1", bytes(IPv6(bytes(outer.payload))[UDP].payload)
+        carried = bytes(outer.payload)[4:] if outer.proto == 47 else bytes(outer.payload)
+        if carried[0] >> 4 == 6:
+            kind, data = "code1", bytes(IPv6(carried)[UDP].payload)
+        elif IP(carried).proto == 41:
+            kind, data = "code0", bytes(IPv6(bytes(IP(carried).payload))[UDP].payload)
+        elif IP(carried).proto == 17:
+            kind, data = "ipv4", bytes(IP(carried)[UDP].payload)
         else:
             continue
         if data.startswith(BICAST):
@@ -434,18 +434,22 @@ def send_bicast_probes(cn: Namespace, count: int) -> None:
             time.sleep(0.002)
 
 
-def test_simultaneous_bindings_copy_each_packet_to_each_care_of_rfc5944_3_6_1_3(bed: Bed) -> None:
+@pytest.mark.parametrize("encapsulation", ["ipip", "gre"])
+def test_simultaneous_bindings_copy_each_packet_to_each_care_of_rfc5944_3_6_1_3(
+    bed: Bed, encapsulation: str
+) -> None:
     """Two care-of addresses (S): every IPv4 packet, every code-0 and every code-1 IPv6 packet leaves the HA
-    exactly once towards each; the counters count packets, not copies. After the second care-of goes, one
-    copy each again."""
+    exactly once towards each, in IP-in-IP or GRE (RFC 2784); the counters count packets, not copies. After
+    the second care-of goes, one copy each again."""
     from agents.datapath.base import Encapsulation
 
     home, agent = IPv4Address(HOME_ADDRESS), IPv4Address(HA_FOREIGN)
-    ha = bed.home_agent
+    ha, mode = bed.home_agent, Encapsulation(encapsulation)
     bed.mn.run(f"ip addr add {SECOND_CARE_OF}/24 dev mn0")
     try:
         assert ping(bed.ha, SECOND_CARE_OF), "the second care-of's neighbour entry (a clone needs one)"
-        ha.add_ipv4_tunnel(home, IPv4Address(SECOND_CARE_OF), Encapsulation.IP_IN_IP, home_agent=agent)  # type: ignore[attr-defined]
+        ha.add_ipv4_tunnel(home, IPv4Address(CARE_OF), mode, home_agent=agent)  # type: ignore[attr-defined]
+        ha.add_ipv4_tunnel(home, IPv4Address(SECOND_CARE_OF), mode, home_agent=agent)  # type: ignore[attr-defined]
         before = counters(ha).encapsulated_packets  # type: ignore[attr-defined]
         with capture(bed.ha, "ha1") as seen:
             send_bicast_probes(bed.cn, 40)
@@ -461,6 +465,7 @@ def test_simultaneous_bindings_copy_each_packet_to_each_care_of_rfc5944_3_6_1_3(
         assert sent == 3 * 40
     finally:
         ha.remove_ipv4_tunnel(home, IPv4Address(SECOND_CARE_OF))  # type: ignore[attr-defined]
+        ha.add_ipv4_tunnel(home, IPv4Address(CARE_OF), Encapsulation.IP_IN_IP, home_agent=agent)  # type: ignore[attr-defined]
         bed.mn.run(f"ip addr del {SECOND_CARE_OF}/24 dev mn0")
     with capture(bed.ha, "ha1") as seen:
         send_bicast_probes(bed.cn, 10)

@@ -8,7 +8,10 @@
  * wire_ingress (tc ingress of the node's other interfaces): protocol 4 / 41 to one of our addresses is
  * checked (RFC 3024 §4.3.2, RFC 4213 §3.6, RFC 5454 §3.3.2 and §4), ECN/DSCP set per RFC 6040 §4.2
  * and RFC 2983, stripped and redirected to the ingress of the tunnel interface, so the stack sees it
- * arrive there as with the userspace backend. The decisions mirror agents/datapath/tables.py.
+ * arrive there as with the userspace backend. The decisions mirror agents/datapath/tables.py; the maps
+ * are compiled by agents/datapath/ebpf.py from the core's answers (agents/datapath/projection.py).
+ * Simultaneous bindings (RFC 5944 §3.6.1.3): tun_egress sends a copy to each of up to MAX_COPIES care-of
+ * addresses of a home address (bpf_clone_redirect per extra copy, the outer destination rewritten).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -27,7 +30,7 @@
 #endif
 #define AF_INET 2
 
-/* Must match agents/datapath/ebpf_maps.py. */
+/* Must match agents/datapath/ebpf.py. */
 enum { ROLE_HA = 0, ROLE_MN = 1 };
 enum { C_ENC_PKTS, C_ENC_BYTES, C_DEC_PKTS, C_DEC_BYTES, C_DROP0 };
 enum {
