@@ -4,6 +4,11 @@ One :class:`MobilityBinding` per home address, holding care-of entries (several 
 bindings are kept, RFC 5944 §3.6.1.3) and the registered IPv6 prefixes with their tunnelling mode.
 A prefix ownership index refuses prefixes that overlap another mobile node's (RFC 5454 §3.3).
 The table is plain data: it never reads a clock, and every method that ages entries takes ``now``.
+What the datapath does with a binding is decided here too, once (:class:`Copy`, :func:`ipv4_copies`,
+:func:`ipv6_copies`, :func:`ipv4_sources`, :func:`ipv6_sources`): a copy per care-of address, how IPv6 of a
+prefix travels, which outer sources reverse tunnelling is accepted from; the datapath backends compile
+these answers (:mod:`agents.datapath.projection`) and :class:`BindingTable` answers the same questions
+for the core.
 """
 
 from __future__ import annotations
@@ -217,7 +222,6 @@ def ipv6_sources(
         else:
             sources[copy.care_of.address] = copy.protocol
     return sources
-
 
 
 @dataclass(frozen=True)
