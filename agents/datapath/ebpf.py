@@ -54,9 +54,10 @@ from agents.datapath.libbpf import (
     map_update,
     possible_cpus,
 )
-from agents.datapath.projection import Change, HomeBinding, compile_binding
+from agents.datapath.projection import Change, HomeBinding
 from agents.datapath.tables import HomeAgentTable, MobileNodeTable
 from agents.datapath.userspace import UserspaceHomeAgent, UserspaceMobileNode
+from agents.mip.bindings import effective_target, ipv4_copies, ipv4_sources
 from agents.mip.ecn import DscpModel, ingress_table
 from agents.net.tun import TunDevice
 
@@ -346,22 +347,27 @@ class _HomeEntries:
 
 
 def home_entries(binding: HomeBinding) -> _HomeEntries:
-    """The map entries of ``binding``, compiled from the core's answers (:mod:`.projection`): a copy to
-    each care-of address (RFC 5944 §3.6.1.3), the newest first, up to :data:`MAX_COPIES` with the newest
-    one's encapsulation (the egress program rewrites only the outer destination per copy)."""
-    rules = compile_binding(binding)
-    newest_first = list(reversed(rules.copies))
+    """The map entries of ``binding``, compiled from the core's answers (:mod:`agents.mip.bindings`): a
+    copy to each care-of address (RFC 5944 §3.6.1.3), the newest first, up to :data:`MAX_COPIES` with the
+    newest one's encapsulation (the egress program rewrites only the outer destination per copy)."""
+    care_ofs = binding.encapsulations()
+    copies = ipv4_copies(care_ofs)  # the egress program derives IPv6's copies from these and the target
+    newest_first = copies[::-1]
     protocol = newest_first[0].protocol if newest_first else PROTO_IPIP
     sent = [copy for copy in newest_first if copy.protocol == protocol][:MAX_COPIES]
     addresses = b"".join(copy.care_of.address.packed for copy in sent)
     home = HOME_VALUE.pack(binding.home_agent.packed, protocol, len(sent), addresses)
-    accepts = {address.packed: struct.pack("=I", proto) for address, proto in rules.ipv4_sources.items()}
+    sources = ipv4_sources(care_ofs, copies)
+    accepts = {address.packed: struct.pack("=I", proto) for address, proto in sources.items()}
     owner = binding.home_address.packed
     prefixes = {
-        prefix: owner + (TARGET_CARE_OF_BYTES if rule.target is TunnelTarget.CARE_OF else TARGET_HOME_BYTES)
-        for prefix, rule in rules.prefixes.items()
+        prefix: owner + (TARGET_CARE_OF_BYTES if target is TunnelTarget.CARE_OF else TARGET_HOME_BYTES)
+        for prefix, registered in binding.prefixes.items()
+        for target in [effective_target(prefix, registered)]
     }
-    left_out = tuple(copy.care_of.address for copy in newest_first if copy not in sent)
+    left_out: tuple[IPv4Address, ...] = ()
+    if len(sent) < len(copies):
+        left_out = tuple(copy.care_of.address for copy in newest_first if copy not in sent)
     return _HomeEntries(home, accepts, prefixes, left_out)
 
 

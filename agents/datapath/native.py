@@ -234,7 +234,7 @@ class NativeHomeAgent(_NativeBase, HomeAgentDatapath):
             return
         home = change.home_address
         old, new = self._installed.pop(home, KernelRoutes()), kernel_routes(change.new)
-        route = IPv4Network(f"{home}/32")
+        route = IPv4Network((home, 32))
         if new.care_of != old.care_of:
             if old.care_of is not None:
                 self._netlink.remove_route(route, interface=self._care_of_links[old.care_of])

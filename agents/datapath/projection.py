@@ -26,7 +26,7 @@ from agents.mip.bindings import (
     ipv4_copies,
     ipv4_sources,
     ipv6_copies,
-    ipv6_sources,
+    sources_of,
 )
 from agents.mip.config import Encapsulation
 
@@ -77,19 +77,21 @@ class Compiled:
 
 
 def compile_binding(binding: HomeBinding) -> Compiled:
-    """Ask the core's rules about ``binding`` (:mod:`agents.mip.bindings`)."""
+    """Ask the core's rules about ``binding`` (:mod:`agents.mip.bindings`); prefixes with the same target
+    share one rule (a home agent holds thousands of these)."""
     care_ofs = binding.encapsulations()
-    prefixes = {}
-    for prefix, registered in binding.prefixes.items():
-        target = effective_target(prefix, registered)
-        sources = ipv6_sources(binding.home_address, target, care_ofs)
-        prefixes[prefix] = PrefixRule(target, ipv6_copies(target, care_ofs), sources)
-    return Compiled(
-        ipv4_copies(care_ofs),
-        ipv6_copies(TunnelTarget.HOME_ADDRESS, care_ofs),
-        ipv4_sources(care_ofs),
-        prefixes,
-    )
+    copies = ipv4_copies(care_ofs)
+    rules: dict[TunnelTarget, PrefixRule] = {}
+
+    def rule(target: TunnelTarget) -> PrefixRule:
+        if target not in rules:
+            ipv6 = ipv6_copies(target, care_ofs, copies)
+            rules[target] = PrefixRule(target, ipv6, sources_of(binding.home_address, ipv6))
+        return rules[target]
+
+    home = rule(TunnelTarget.HOME_ADDRESS)
+    prefixes = {prefix: rule(effective_target(prefix, target)) for prefix, target in binding.prefixes.items()}
+    return Compiled(copies, home.copies, ipv4_sources(care_ofs, copies), prefixes)
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,8 @@ class Change:
 
     def routed_prefixes(self) -> tuple[set[IPv6Network], set[IPv6Network]]:
         """Prefixes (not link-local: those ride the home-address tunnel) that gained and lost a route."""
+        if self.old is not None and self.new is not None and self.old.prefixes is self.new.prefixes:
+            return set(), set()  # a care-of change: the prefixes were carried over as they were
         before = {p for p in (self.old.prefixes if self.old else {}) if not p.is_link_local}
         after = {p for p in (self.new.prefixes if self.new else {}) if not p.is_link_local}
         return after - before, before - after

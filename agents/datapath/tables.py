@@ -157,11 +157,14 @@ def _entries(binding: HomeBinding) -> _Entries:
     endpoints = tuple(dict.fromkeys((home, *care_ofs)))
     prefix_paths: dict[IPv6Network, tuple[Path, ...]] = {}
     prefix_owners: dict[IPv6Network, _PrefixOwner] = {}
+    compiled: dict[int, tuple[tuple[Path, ...], _PrefixOwner]] = {}  # one per shared rule
     for prefix, rule in rules.prefixes.items():
-        paths = tuple(_path(agent, via_home, copy) for copy in rule.copies)
-        prefix_paths[prefix] = home_paths if paths == home_paths else paths
-        allowed = {address.packed: protocol for address, protocol in rule.sources.items()}
-        prefix_owners[prefix] = _PrefixOwner(allowed, endpoints)
+        if id(rule) not in compiled:
+            paths = tuple(_path(agent, via_home, copy) for copy in rule.copies)
+            allowed = {address.packed: protocol for address, protocol in rule.sources.items()}
+            shared = home_paths if paths == home_paths else paths
+            compiled[id(rule)] = (shared, _PrefixOwner(allowed, endpoints))
+        prefix_paths[prefix], prefix_owners[prefix] = compiled[id(rule)]
     return _Entries(
         tuple((hop,) for hop in care_of_hops),
         home_paths,

@@ -196,8 +196,8 @@ class UserspaceHomeAgent(_UserspaceBase, HomeAgentDatapath):
         if change is None:
             return
         self._install(change)
-        route = IPv4Network(f"{change.home_address}/32")
         if change.old is None and change.new is not None:
+            route = IPv4Network((change.home_address, 32))
             self._netlink.add_route(route, interface=self.interface_name, mtu=self.ipv4_mtu)
         added, removed = change.routed_prefixes()
         for prefix in sorted(removed):
@@ -205,7 +205,7 @@ class UserspaceHomeAgent(_UserspaceBase, HomeAgentDatapath):
         for prefix in sorted(added):
             self._netlink.add_route(prefix, interface=self.interface_name)
         if change.new is None and change.old is not None:
-            self._netlink.remove_route(route, interface=self.interface_name)
+            self._netlink.remove_route(IPv4Network((change.home_address, 32)), interface=self.interface_name)
 
     def add_ipv4_tunnel(
         self,

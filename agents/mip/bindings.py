@@ -139,13 +139,16 @@ class Copy(NamedTuple):
     """IPv6 for code 0: IPv6-in-IPv4 to the home address, nested in the care-of tunnel (RFC 5454 §3.3.2)."""
 
 
+_IPV4_PROTOCOLS = {
+    Encapsulation.IP_IN_IP: PROTO_IPIP,
+    Encapsulation.GRE: PROTO_GRE,
+    Encapsulation.MINIMAL: PROTO_MINIMAL,
+}
+
+
 def ipv4_protocol(encapsulation: Encapsulation) -> int:
     """The outer IP protocol carrying IPv4: 4 (RFC 2003), 47 (RFC 2784) or 55 (RFC 2004)."""
-    return {
-        Encapsulation.IP_IN_IP: PROTO_IPIP,
-        Encapsulation.GRE: PROTO_GRE,
-        Encapsulation.MINIMAL: PROTO_MINIMAL,
-    }[encapsulation]
+    return _IPV4_PROTOCOLS[encapsulation]
 
 
 def ipv6_protocol(encapsulation: Encapsulation) -> int:
@@ -185,12 +188,14 @@ def ipv4_copies(care_ofs: Mapping[CareOf, Encapsulation]) -> tuple[Copy, ...]:
     )
 
 
-def ipv6_copies(target: TunnelTarget, care_ofs: Mapping[CareOf, Encapsulation]) -> tuple[Copy, ...]:
+def ipv6_copies(
+    target: TunnelTarget, care_ofs: Mapping[CareOf, Encapsulation], ipv4: tuple[Copy, ...] | None = None
+) -> tuple[Copy, ...]:
     """IPv6 rides the UDP tunnel itself (RFC 5454 §3.9); code 1 goes straight to the care-of address
     unless its encapsulation is minimal, which cannot carry IPv6; else nested via the home address
-    (RFC 5454 §3.3.2)."""
+    (RFC 5454 §3.3.2). ``ipv4``: :func:`ipv4_copies` of ``care_ofs``, when the caller has it."""
     copies = []
-    for copy in ipv4_copies(care_ofs):
+    for copy in ipv4_copies(care_ofs) if ipv4 is None else ipv4:
         encapsulation = care_ofs[copy.care_of]
         if copy.protocol == PROTO_UDP:
             copies.append(copy)
@@ -201,10 +206,13 @@ def ipv6_copies(target: TunnelTarget, care_ofs: Mapping[CareOf, Encapsulation]) 
     return tuple(copies)
 
 
-def ipv4_sources(care_ofs: Mapping[CareOf, Encapsulation]) -> dict[IPv4Address, int]:
+def ipv4_sources(
+    care_ofs: Mapping[CareOf, Encapsulation], copies: tuple[Copy, ...] | None = None
+) -> dict[IPv4Address, int]:
     """Outer source → outer protocol accepted for reverse-tunnelled IPv4 from the home address: each
-    IP-level care-of with its negotiated encapsulation (RFC 3024 §4.3.2; UDP ones are checked by port)."""
-    copies = ipv4_copies(care_ofs)
+    IP-level care-of with its negotiated encapsulation (RFC 3024 §4.3.2; UDP ones are checked by port).
+    ``copies``: :func:`ipv4_copies` of ``care_ofs``, when the caller has it."""
+    copies = ipv4_copies(care_ofs) if copies is None else copies
     return {copy.care_of.address: copy.protocol for copy in copies if copy.protocol != PROTO_UDP}
 
 
@@ -213,8 +221,13 @@ def ipv6_sources(
 ) -> dict[IPv4Address, int]:
     """Outer source → outer protocol accepted for IPv6 from a prefix: the endpoints its copies go to
     (RFC 5454 §3.3.2): a care-of address (code 1) or the home address (IPv6-in-IPv4, code 0)."""
+    return sources_of(home_address, ipv6_copies(target, care_ofs))
+
+
+def sources_of(home_address: IPv4Address, copies: tuple[Copy, ...]) -> dict[IPv4Address, int]:
+    """:func:`ipv6_sources` from the prefix's :func:`ipv6_copies` (UDP ones are checked by port)."""
     sources: dict[IPv4Address, int] = {}
-    for copy in ipv6_copies(target, care_ofs):
+    for copy in copies:
         if copy.protocol == PROTO_UDP:
             continue
         if copy.via_home:
