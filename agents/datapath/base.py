@@ -25,9 +25,8 @@ from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network, IPv6Interface, IPv6Network
 from typing import TYPE_CHECKING
 
-from agents.mip.common.bindings import TunnelTarget
+from agents.mip.common.bindings import TunnelTarget, ipv4_protocol, ipv6_protocol
 from agents.mip.common.config import Encapsulation
-from agents.mip.wire.ip import PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_MINIMAL
 
 if TYPE_CHECKING:
     from agents.datapath.fa_tables import VisitorRoute
@@ -45,26 +44,6 @@ __all__ = [
     "ipv4_protocol",
     "ipv6_protocol",
 ]
-
-
-def ipv4_protocol(encapsulation: Encapsulation) -> int:
-    """The outer IP protocol carrying IPv4: 4 (RFC 2003), 47 (RFC 2784) or 55 (RFC 2004)."""
-    return {
-        Encapsulation.IP_IN_IP: PROTO_IPIP,
-        Encapsulation.GRE: PROTO_GRE,
-        Encapsulation.MINIMAL: PROTO_MINIMAL,
-    }[encapsulation]
-
-
-def ipv6_protocol(encapsulation: Encapsulation) -> int:
-    """The outer IP protocol carrying IPv6 to the care-of address (RFC 5454 §3.3.2).
-
-    IP-in-IP becomes RFC 4213 protocol 41, GRE uses protocol type 0x86DD, and minimal encapsulation
-    cannot carry IPv6 at all (ValueError).
-    """
-    if encapsulation is Encapsulation.MINIMAL:
-        raise ValueError("minimal encapsulation cannot carry IPv6 (RFC 5454 §3.3.2)")
-    return PROTO_GRE if encapsulation is Encapsulation.GRE else PROTO_IPV6
 
 
 class DropReason(StrEnum):

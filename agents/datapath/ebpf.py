@@ -14,8 +14,13 @@ Encapsulations: IP-in-IP (RFC 2003) and GRE (RFC 2784, plain 4-byte header), IPv
 GRE to a GRE care-of address (RFC 5454 §3.3.2). What it does not carry (refused with a message, or
 counted ``malformed`` on the way in): minimal encapsulation, GRE with checksum, key or sequence number,
 RFC 3519 UDP tunnels (``datapath = "auto"`` picks userspace for such configurations, :mod:`.selection`),
-outer IPv4 options or fragments. With simultaneous bindings (RFC 5944 §3.6.1.3) it tunnels to the newest
-care-of address only (logged once per home address); reverse tunnels are accepted from all.
+outer IPv4 options or fragments. Simultaneous bindings (RFC 5944 §3.6.1.3): a copy of each packet goes to
+each care-of address, as in userspace: the egress program encapsulates once, sends a ``bpf_clone_redirect``
+clone per further care-of address with only the outer destination rewritten, then the packet itself to the
+newest. Bounds: at most :data:`MAX_COPIES` (4) care-of addresses, all with the newest one's encapsulation;
+a care-of past the bound (the oldest first) or with another encapsulation gets no copy (logged with the
+addresses). A clone needs the next hop's neighbour entry already resolved (no ``bpf_redirect_neigh`` for
+clones): without one that copy is counted ``send_failed``. Reverse tunnels are accepted from all.
 """
 
 from __future__ import annotations
@@ -49,8 +54,10 @@ from agents.datapath.libbpf import (
     map_update,
     possible_cpus,
 )
-from agents.datapath.tables import HomeAgentTable, HomeBinding, MobileNodeTable
+from agents.datapath.projection import Change, HomeBinding
+from agents.datapath.tables import HomeAgentTable, MobileNodeTable
 from agents.datapath.userspace import UserspaceHomeAgent, UserspaceMobileNode
+from agents.mip.common.bindings import effective_target, ipv4_copies, ipv4_sources
 from agents.mip.wire.ecn import DscpModel, ingress_table
 from agents.net.tun import TunDevice
 
@@ -70,10 +77,12 @@ POLL_MS = 200
 PROTO_IPIP = 4
 PROTO_GRE = 47
 CLONE_NEWNET = 0x40000000
-ACCEPT_IPIP = struct.pack("=I", PROTO_IPIP)
 ONE = struct.pack("=I", 1)
 TARGET_HOME_BYTES = struct.pack("=I", TARGET_HOME)
 TARGET_CARE_OF_BYTES = struct.pack("=I", TARGET_CARE_OF)
+MAX_COPIES = 4
+"""Care-of addresses one home address's packets are copied to (``MAX_COPIES`` in tunnel.bpf.c)."""
+HOME_VALUE = struct.Struct(f"=4sII{4 * MAX_COPIES}s")
 
 
 class EbpfUnavailableError(RuntimeError):
@@ -328,21 +337,47 @@ class _HomeEntries:
     """What one binding put into the maps (so a change writes and deletes exactly the difference)."""
 
     home: bytes = b""
-    """The ``homes`` value: home agent + the care-of address packets go to."""
+    """The ``homes`` value: home agent, outer protocol, number of copies, their care-of addresses."""
     care_ofs: dict[bytes, bytes] = field(default_factory=dict)
     """``accepts``: care-of address → the outer protocol negotiated with it (4 or 47)."""
     prefixes: dict[IPv6Network, bytes] = field(default_factory=dict)
     """``owners`` values: home address + target."""
+    left_out: tuple[IPv4Address, ...] = ()
+    """Care-of addresses the core gave a copy that this backend does not send one (see module doc)."""
+
+
+def home_entries(binding: HomeBinding) -> _HomeEntries:
+    """The map entries of ``binding``, compiled from the core's answers (:mod:`agents.mip.common.bindings`): a
+    copy to each care-of address (RFC 5944 §3.6.1.3), the newest first, up to :data:`MAX_COPIES` with the
+    newest one's encapsulation (the egress program rewrites only the outer destination per copy)."""
+    care_ofs = binding.encapsulations()
+    copies = ipv4_copies(care_ofs)  # the egress program derives IPv6's copies from these and the target
+    newest_first = copies[::-1]
+    protocol = newest_first[0].protocol if newest_first else PROTO_IPIP
+    sent = [copy for copy in newest_first if copy.protocol == protocol][:MAX_COPIES]
+    addresses = b"".join(copy.care_of.address.packed for copy in sent)
+    home = HOME_VALUE.pack(binding.home_agent.packed, protocol, len(sent), addresses)
+    sources = ipv4_sources(care_ofs, copies)
+    accepts = {address.packed: struct.pack("=I", proto) for address, proto in sources.items()}
+    owner = binding.home_address.packed
+    prefixes = {
+        prefix: owner + (TARGET_CARE_OF_BYTES if target is TunnelTarget.CARE_OF else TARGET_HOME_BYTES)
+        for prefix, registered in binding.prefixes.items()
+        for target in [effective_target(prefix, registered)]
+    }
+    left_out: tuple[IPv4Address, ...] = ()
+    if len(sent) < len(copies):
+        left_out = tuple(copy.care_of.address for copy in newest_first if copy not in sent)
+    return _HomeEntries(home, accepts, prefixes, left_out)
 
 
 class EbpfHomeAgent(UserspaceHomeAgent):
-    """Home agent datapath in tc-eBPF; the binding bookkeeping is the userspace one, the packet path the
-    maps this class keeps in step (a binding change costs a few map updates, whatever the table size)."""
+    """Home agent datapath in tc-eBPF; the core's events are recorded as in the userspace backend
+    (:class:`~agents.datapath.projection.HomeProjection`), the packet path is the maps this class keeps
+    in step (a binding change costs a few map updates, whatever the table size)."""
 
     def __init__(self, address: IPv4Address, **kwargs: object) -> None:
         self._map_entries: dict[IPv4Address, _HomeEntries] = {}
-        self._newest: dict[IPv4Address, IPv4Address] = {}
-        self._warned: set[IPv4Address] = set()
         self._care_of_users: dict[bytes, int] = {}
         super().__init__(address, **kwargs)  # type: ignore[arg-type]
 
@@ -372,33 +407,19 @@ class EbpfHomeAgent(UserspaceHomeAgent):
         udp_port: int | None = None,
     ) -> None:
         _refuse_unsupported(encapsulation, udp_port)
-        with self._lock:
-            self._newest[home_address] = care_of
-            super().add_ipv4_tunnel(
-                home_address, care_of, encapsulation, home_agent=home_agent, reverse_tunnel=reverse_tunnel
-            )
+        super().add_ipv4_tunnel(
+            home_address, care_of, encapsulation, home_agent=home_agent, reverse_tunnel=reverse_tunnel
+        )
 
-    def remove_ipv4_tunnel(
-        self, home_address: IPv4Address, care_of: IPv4Address | None = None, udp_port: int | None = None
-    ) -> None:
-        with self._lock:
-            super().remove_ipv4_tunnel(home_address, care_of, udp_port)
-            if home_address not in self._bindings and home_address in self._map_entries:
-                self._sync(home_address, None)
-
-    def _store(self, binding: HomeBinding) -> None:
-        """Record the binding and write its map entries (the userspace table is not kept: no thread reads
-        it here)."""
-        self._bindings[binding.home_address] = binding
-        self._sync(binding.home_address, binding)
-
-    def _sync(self, home_address: IPv4Address, binding: HomeBinding | None) -> None:
-        """Make the maps say what ``binding`` says (None: forget the home address), writing only what
+    def _install(self, change: Change) -> None:
+        """Make the maps say what the new binding says (None: forget the home address), writing only what
         changed: new entries first, then stale ones go, so a packet in between finds the old or the new
-        binding, never none. A handover is one ``homes`` update and one ``accepts`` insert."""
+        binding, never none. A handover is one ``homes`` update and one ``accepts`` insert (the userspace
+        table is not kept: no thread reads it here)."""
+        home_address, binding = change.home_address, change.new
         fd, home = self.maps.fd, home_address.packed
         old = self._map_entries.get(home_address, _HomeEntries())
-        new = _HomeEntries() if binding is None else self._entries_of(home_address, binding)
+        new = _HomeEntries() if binding is None else home_entries(binding)
         if new.home and new.home != old.home:
             map_update(fd("homes"), home, new.home)
         for care_of, protocol in new.care_ofs.items():
@@ -417,36 +438,16 @@ class EbpfHomeAgent(UserspaceHomeAgent):
         if binding is None:
             map_delete(fd("homes"), home)
             self._map_entries.pop(home_address, None)
-            self._newest.pop(home_address, None)
-            self._warned.discard(home_address)
-        else:
-            self._map_entries[home_address] = new
-
-    def _entries_of(self, home_address: IPv4Address, binding: HomeBinding) -> _HomeEntries:
-        care_ofs = list(binding.care_ofs)
-        newest = self._newest.get(home_address)
-        if newest not in binding.care_ofs:
-            newest = care_ofs[-1] if care_ofs else None
-            if newest is not None:
-                self._newest[home_address] = newest
-        if len(care_ofs) > 1 and home_address not in self._warned:
-            self._warned.add(home_address)  # a handover passes through two care-ofs for a moment
-            logger.info(
-                "%s has %d care-of addresses: the ebpf datapath tunnels to the newest, %s, only",
+            return
+        self._map_entries[home_address] = new
+        if new.left_out and new.left_out != old.left_out:
+            logger.warning(
+                "%s: no copy to %s: the ebpf datapath copies to at most %d care-of addresses sharing the "
+                "newest one's encapsulation (RFC 5944 §3.6.1.3; the userspace datapath copies to all)",
                 home_address,
-                len(care_ofs),
-                newest,
+                ", ".join(map(str, new.left_out)),
+                MAX_COPIES,
             )
-        home = home_address.packed
-        prefixes = {
-            prefix: home + (TARGET_CARE_OF_BYTES if direct else TARGET_HOME_BYTES)
-            for prefix, target in binding.prefixes.items()
-            for direct in [target is TunnelTarget.CARE_OF and not prefix.is_link_local]
-        }
-        destination = newest.packed if newest else bytes(4)
-        protocols = {c.packed: _protocol(e) for c, e in binding.care_ofs.items()}
-        protocol = protocols.get(destination, ACCEPT_IPIP)
-        return _HomeEntries(binding.home_agent.packed + destination + protocol, protocols, prefixes)
 
     def _count_care_of(self, care_of: bytes, change: int) -> None:
         """``care_ofs``: the care-of addresses some binding uses (RFC 3024 §4.3.2 "known source"); the

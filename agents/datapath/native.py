@@ -17,7 +17,12 @@ an ``ipip`` device from the care-of address to the HA; a policy rule sends packe
 
 Differences from :mod:`agents.datapath.userspace`, by design of the kernel objects: minimal encapsulation
 (RFC 2004) and UDP tunnelling (RFC 3519) have no kernel device (refused with ValueError); simultaneous
-bindings route to the newest care-of only; the mobile node sends IPv6 of a code 1 (care-of) prefix from the
+bindings (RFC 5944 §3.6.1.3) cannot be kept: a route sends each packet to one care-of address, and neither
+multipath routes nor tc mirred give a copy per care-of address, so the home agent runs this backend with
+``simultaneous_bindings = false`` (:func:`agents.datapath.selection.simultaneous_bindings_gap`): an S
+request is accepted with code 1 and replaces the other care-ofs, and during the make-before-break instant
+of a handover the route follows the newest; prefix overlaps are refused by the core (RFC 5454 §3.3), not
+checked again here; the mobile node sends IPv6 of a code 1 (care-of) prefix from the
 home address as for code 0; drops are the kernel's (counted in the devices' rx errors, not
 per :class:`DropReason`); IPv6 inner sources are not checked (no IPv6 rp_filter).
 """
@@ -28,6 +33,7 @@ import itertools
 import logging
 import socket
 import threading
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 from typing import Any
 
@@ -40,12 +46,13 @@ from agents.datapath.base import (
     TunnelTarget,
 )
 from agents.datapath.engine import TunnelOptions
+from agents.datapath.projection import Change, HomeBinding, HomeProjection, compile_binding
 from agents.mip.wire.tunnel import ipv4_embedded_link_local
 from agents.net.netlink import Netlink
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NativeHomeAgent", "NativeMobileNode", "native_kind"]
+__all__ = ["KernelRoutes", "NativeHomeAgent", "NativeMobileNode", "kernel_routes", "native_kind"]
 
 IPV4_KINDS = {Encapsulation.IP_IN_IP: "ipip", Encapsulation.GRE: "gre"}
 
@@ -153,8 +160,35 @@ class _NativeBase:
             raise RuntimeError(f"datapath {self.interface_name} is closed")
 
 
+@dataclass(frozen=True)
+class KernelRoutes:
+    """What the kernel routes for one binding: the home address's ``/32`` into the tunnel to one care-of
+    address (the newest: a route cannot copy a packet, RFC 5944 §3.6.1.3) and each routed (not link-local)
+    prefix into a ``sit`` device to its remote: that care-of address for code 1, the home address for code 0
+    (RFC 5454 §3.3.2), as the core's answers say (:func:`~agents.datapath.projection.compile_binding`)."""
+
+    care_of: tuple[IPv4Address, Encapsulation] | None = None
+    prefixes: dict[IPv6Network, IPv4Address] = field(default_factory=dict)
+
+
+def kernel_routes(binding: HomeBinding | None) -> KernelRoutes:
+    """The routes of ``binding`` (none for None), from the newest copy the core gives it."""
+    rules = None if binding is None else compile_binding(binding)
+    if binding is None or rules is None or not rules.copies:
+        return KernelRoutes()
+    newest = rules.copies[-1].care_of.address
+    prefixes = {}
+    for prefix, rule in rules.prefixes.items():
+        if not prefix.is_link_local and rule.copies:
+            copy = rule.copies[-1]
+            prefixes[prefix] = binding.home_address if copy.via_home else copy.care_of.address
+    return KernelRoutes((newest, binding.care_ofs[newest]), prefixes)
+
+
 class NativeHomeAgent(_NativeBase, HomeAgentDatapath):
-    """Home agent over kernel tunnel devices named ``<interface_name>4-<n>`` / ``<interface_name>6-<n>``."""
+    """Home agent over kernel tunnel devices named ``<interface_name>4-<n>`` / ``<interface_name>6-<n>``;
+    the core's events are recorded by a :class:`~agents.datapath.projection.HomeProjection` and each change
+    is installed as the difference of :func:`kernel_routes` before and after."""
 
     def __init__(
         self,
@@ -172,9 +206,8 @@ class NativeHomeAgent(_NativeBase, HomeAgentDatapath):
         self._serial = itertools.count(1)
         self._care_of_links: dict[tuple[IPv4Address, Encapsulation], str] = {}
         self._sit_links: dict[IPv4Address, str] = {}
-        self._routes: dict[IPv4Address, tuple[IPv4Address, Encapsulation]] = {}
-        self._care_ofs: dict[IPv4Address, dict[IPv4Address, Encapsulation]] = {}
-        self._prefixes: dict[IPv6Network, tuple[IPv4Address, TunnelTarget]] = {}
+        self._projection = HomeProjection()
+        self._installed: dict[IPv4Address, KernelRoutes] = {}
         self._netlink.enable_forwarding()
 
     def _device(self, family: str) -> str:
@@ -195,6 +228,28 @@ class NativeHomeAgent(_NativeBase, HomeAgentDatapath):
             self._sit_links[remote] = name
         return self._sit_links[remote]
 
+    def _apply(self, change: Change | None) -> None:
+        """Change the kernel's routes from what the old binding needed to what the new one needs."""
+        if change is None:
+            return
+        home = change.home_address
+        old, new = self._installed.pop(home, KernelRoutes()), kernel_routes(change.new)
+        route = IPv4Network((home, 32))
+        if new.care_of != old.care_of:
+            if old.care_of is not None:
+                self._netlink.remove_route(route, interface=self._care_of_links[old.care_of])
+            if new.care_of is not None:
+                device = self._care_of_link(*new.care_of)
+                self._netlink.add_route(route, interface=device, mtu=self.options.mtu)
+        for prefix, remote in old.prefixes.items():
+            if new.prefixes.get(prefix) != remote:
+                self._netlink.remove_route(prefix, interface=self._sit_links[remote])
+        for prefix, remote in new.prefixes.items():
+            if old.prefixes.get(prefix) != remote:
+                self._netlink.add_route(prefix, interface=self._sit_link(remote), exist_ok=True)
+        if change.new is not None:
+            self._installed[home] = new
+
     def add_ipv4_tunnel(
         self,
         home_address: IPv4Address,
@@ -210,77 +265,27 @@ class NativeHomeAgent(_NativeBase, HomeAgentDatapath):
         native_kind(encapsulation)
         with self._lock:
             self._check_open()
-            self._care_ofs.setdefault(home_address, {})[care_of] = encapsulation
-            if self._routes.get(home_address) == (care_of, encapsulation):
-                return  # a renewal (RFC 5944 §3.8.3): nothing to change
-            device = self._care_of_link(care_of, encapsulation)
-            route = IPv4Network(f"{home_address}/32")
-            if home_address in self._routes:
-                old = self._care_of_links[self._routes[home_address]]
-                self._netlink.remove_route(route, interface=old)
-            self._netlink.add_route(route, interface=device, mtu=self.options.mtu)
-            self._routes[home_address] = (care_of, encapsulation)
-            for prefix, (owner, target) in self._prefixes.items():
-                if owner == home_address and target is TunnelTarget.CARE_OF:
-                    self._route_prefix(prefix, owner, target)
+            self._apply(self._projection.add_care_of(home_address, care_of, encapsulation, home_agent))
         logger.info("kernel tunnel %s -> %s (%s)", home_address, care_of, encapsulation.value)
 
     def remove_ipv4_tunnel(
         self, home_address: IPv4Address, care_of: IPv4Address | None = None, udp_port: int | None = None
     ) -> None:
         with self._lock:
-            if self._closed or home_address not in self._care_ofs:
-                return
-            care_ofs = self._care_ofs[home_address]
-            if care_of is not None:
-                care_ofs.pop(care_of, None)
-            if care_of is not None and care_ofs:
-                current = self._routes.get(home_address)
-                if current is not None and current[0] == care_of:
-                    newest, encapsulation = list(care_ofs.items())[-1]
-                    self._routes.pop(home_address)
-                    self._netlink.remove_route(
-                        IPv4Network(f"{home_address}/32"), interface=self._care_of_links[current]
-                    )
-                    self.add_ipv4_tunnel(home_address, newest, encapsulation, home_agent=self.address)
-                return
-            for prefix in [p for p, (owner, _t) in self._prefixes.items() if owner == home_address]:
-                self.remove_ipv6_prefix(prefix)
-            current = self._routes.pop(home_address, None)
-            if current is not None:
-                route = IPv4Network(f"{home_address}/32")
-                self._netlink.remove_route(route, interface=self._care_of_links[current])
-            del self._care_ofs[home_address]
-
-    def _route_prefix(self, prefix: IPv6Network, home_address: IPv4Address, target: TunnelTarget) -> None:
-        if prefix.is_link_local:
-            return
-        remote = home_address if target is TunnelTarget.HOME_ADDRESS else self._routes[home_address][0]
-        device = self._sit_link(remote)
-        for name in self._sit_links.values():
-            if name != device:
-                self._netlink.remove_route(prefix, interface=name)
-        self._netlink.add_route(prefix, interface=device, exist_ok=True)
+            if not self._closed:
+                self._apply(self._projection.remove_care_of(home_address, care_of, udp_port))
 
     def add_ipv6_prefix(
         self, prefix: IPv6Network, home_address: IPv4Address, target: TunnelTarget = TunnelTarget.HOME_ADDRESS
     ) -> None:
         with self._lock:
             self._check_open()
-            if home_address not in self._routes:
-                raise ValueError(f"no IPv4 binding for {home_address}: register it first (RFC 5454 §3.1)")
-            for other, (owner, _target) in self._prefixes.items():
-                if owner != home_address and other.overlaps(prefix):
-                    raise ValueError(f"{prefix} is registered to {owner} (RFC 5454 §3.3: no overlaps)")
-            self._prefixes[prefix] = (home_address, target)
-            self._route_prefix(prefix, home_address, target)
+            self._apply(self._projection.add_prefix(prefix, home_address, target))
 
     def remove_ipv6_prefix(self, prefix: IPv6Network) -> None:
         with self._lock:
-            if self._closed or self._prefixes.pop(prefix, None) is None or prefix.is_link_local:
-                return
-            for name in self._sit_links.values():
-                self._netlink.remove_route(prefix, interface=name)
+            if not self._closed:
+                self._apply(self._projection.remove_prefix(prefix))
 
 
 class NativeMobileNode(_NativeBase, MobileNodeDatapath):

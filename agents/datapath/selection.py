@@ -20,6 +20,19 @@ from agents.datapath.kernel import BackendUnavailableError, KernelTunnelSupport,
 
 BACKENDS = ("userspace", "kernel", "ebpf", "auto")
 EBPF_ENCAPSULATIONS = ("ipip", "gre")
+NO_SIMULTANEOUS_BINDINGS = {
+    "kernel": "native tunnel devices route a home address to one care-of address and cannot copy a packet "
+    "to several (RFC 5944 §3.6.1.3)",
+}
+"""Backends that cannot send a copy of each packet to each care-of address, and why."""
+
+
+def simultaneous_bindings_gap(backend: str) -> str | None:
+    """Why ``backend`` cannot keep simultaneous bindings, or None (userspace and ebpf copy to each care-of
+    address). The home agent then runs with ``simultaneous_bindings = false``: an S request is accepted with
+    code 1, "simultaneous mobility bindings unsupported", and replaces the other care-ofs (RFC 5944 §3.4,
+    §3.8.3)."""
+    return NO_SIMULTANEOUS_BINDINGS.get(backend)
 
 
 @dataclass(frozen=True)

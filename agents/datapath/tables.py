@@ -20,13 +20,13 @@ could empty. Only one thread may change a table at a time (the datapath holds it
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from typing import Generic, NamedTuple, TypeVar
 
 from agents.datapath.base import DropReason, Encapsulation, TunnelTarget, ipv4_protocol, ipv6_protocol
-from agents.mip.common.bindings import UNKNOWN_PORT
-from agents.mip.wire.ip import PROTO_GRE, PROTO_IPV6, PROTO_MINIMAL
+from agents.datapath.projection import HomeBinding, compile_binding
+from agents.mip.common.bindings import Copy
+from agents.mip.wire.ip import PROTO_GRE, PROTO_IPV6
 
 T = TypeVar("T")
 
@@ -115,21 +115,6 @@ class PrefixMap(Generic[T]):
         return self._lengths, entries
 
 
-@dataclass(frozen=True)
-class HomeBinding:
-    """Everything the home agent tunnels for one home address (RFC 5944 §3.8.3, RFC 5454 §3.3)."""
-
-    home_address: IPv4Address
-    home_agent: IPv4Address
-    care_ofs: Mapping[IPv4Address, Encapsulation] = field(default_factory=dict)
-    prefixes: Mapping[IPv6Network, TunnelTarget] = field(default_factory=dict)
-    udp_ports: Mapping[IPv4Address, int] = field(default_factory=dict)
-    """Care-of addresses reached by RFC 3519 UDP tunnelling (a NAT's address) → their UDP port; port
-    :data:`~agents.mip.common.bindings.UNKNOWN_PORT`
-    is a half-bound binding (R flag): no path until the HA learns
-    the port from the mobile node's keepalive (RFC 3519 §4.6)."""
-
-
 class _PrefixOwner(NamedTuple):
     """Who may send from a registered prefix: outer source → outer protocol, plus the binding's endpoints
     (its home address first)."""
@@ -157,33 +142,34 @@ _NO_ENTRIES = _Entries((), (), b"", {}, (), {}, {}, {})
 
 
 def _entries(binding: HomeBinding) -> _Entries:
-    """The paths and acceptance rules of one binding (RFC 5944 §4.2.3, RFC 3024 §4.3.2, RFC 5454 §3.3.2).
+    """The paths and acceptance rules of one binding, compiled from the core's answers
+    (:mod:`agents.datapath.projection`: RFC 5944 §3.6.1.3, §4.2.3, RFC 3024 §4.3.2, RFC 5454 §3.3.2).
 
     Equal parts are shared (the home-address hop, a code-0 prefix's paths) and sets are tuples: a home
     agent holds thousands of these, and fewer container objects make shorter garbage-collector passes.
     """
+    rules = compile_binding(binding)
     home, agent = binding.home_address.packed, binding.home_agent.packed
-    care_of_hops = tuple(
-        _care_of_hop(agent, care_of, encapsulation, binding.udp_ports.get(care_of))
-        for care_of, encapsulation in binding.care_ofs.items()
-        if binding.udp_ports.get(care_of) != UNKNOWN_PORT  # half bound: no path, nothing accepted (§4.6)
-    )
-    care_ofs = tuple(dict.fromkeys(hop.destination for hop in care_of_hops if hop.protocol != PROTO_UDP))
     via_home = Hop(agent, home, PROTO_IPV6)
-    home_paths = tuple((hop,) if hop.protocol == PROTO_UDP else (via_home, hop) for hop in care_of_hops)
+    care_of_hops = tuple(_hop(agent, copy) for copy in rules.copies)
+    care_ofs = tuple(address.packed for address in rules.ipv4_sources)
+    home_paths = tuple(_path(agent, via_home, copy) for copy in rules.home_copies)
     endpoints = tuple(dict.fromkeys((home, *care_ofs)))
     prefix_paths: dict[IPv6Network, tuple[Path, ...]] = {}
     prefix_owners: dict[IPv6Network, _PrefixOwner] = {}
-    for prefix, target in binding.prefixes.items():
-        direct = target is TunnelTarget.CARE_OF and not prefix.is_link_local
-        paths, allowed = _prefix_paths(via_home, care_of_hops, direct)
-        prefix_paths[prefix] = home_paths if paths == home_paths else paths
-        prefix_owners[prefix] = _PrefixOwner(allowed, endpoints)
+    compiled: dict[int, tuple[tuple[Path, ...], _PrefixOwner]] = {}  # one per shared rule
+    for prefix, rule in rules.prefixes.items():
+        if id(rule) not in compiled:
+            paths = tuple(_path(agent, via_home, copy) for copy in rule.copies)
+            allowed = {address.packed: protocol for address, protocol in rule.sources.items()}
+            shared = home_paths if paths == home_paths else paths
+            compiled[id(rule)] = (shared, _PrefixOwner(allowed, endpoints))
+        prefix_paths[prefix], prefix_owners[prefix] = compiled[id(rule)]
     return _Entries(
         tuple((hop,) for hop in care_of_hops),
         home_paths,
         agent,
-        {hop.destination + home: hop.protocol for hop in care_of_hops if hop.protocol != PROTO_UDP},
+        {address.packed + home: protocol for address, protocol in rules.ipv4_sources.items()},
         care_ofs,
         prefix_paths,
         prefix_owners,
@@ -195,31 +181,15 @@ def _entries(binding: HomeBinding) -> _Entries:
     )
 
 
-def _care_of_hop(agent: bytes, care_of: IPv4Address, encapsulation: Encapsulation, port: int | None) -> Hop:
-    """IP-in-IP, GRE or minimal to the care-of address; MIP Tunnel Data in UDP to a NAT's port."""
-    if port is not None:
-        return Hop(agent, care_of.packed, PROTO_UDP, port)
-    return Hop(agent, care_of.packed, ipv4_protocol(encapsulation))
+def _hop(agent: bytes, copy: Copy) -> Hop:
+    """The outermost header of one copy: to the care-of address, or MIP Tunnel Data to a NAT's port."""
+    port = copy.care_of.port if copy.protocol == PROTO_UDP else None
+    return Hop(agent, copy.care_of.address.packed, copy.protocol, port or 0)
 
 
-def _prefix_paths(
-    via_home: Hop, care_of_hops: tuple[Hop, ...], direct: bool
-) -> tuple[tuple[Path, ...], dict[bytes, int]]:
-    """Paths of one prefix and the outer sources (→ protocol) it is accepted from: straight to and from
-    the care-of address for code 1, else IPv6-in-IPv4 via the home address (RFC 5454 §3.3.2)."""
-    paths: list[Path] = []
-    allowed: dict[bytes, int] = {}
-    for hop in care_of_hops:
-        if hop.protocol == PROTO_UDP:  # IPv6 rides the UDP tunnel itself, Next Header 41 (RFC 5454 §3.9)
-            paths.append((hop,))
-        elif direct and hop.protocol != PROTO_MINIMAL:  # minimal cannot carry IPv6 (§3.3.2)
-            protocol = PROTO_GRE if hop.protocol == PROTO_GRE else PROTO_IPV6
-            paths.append((Hop(via_home.source, hop.destination, protocol),))
-            allowed[hop.destination] = protocol
-        else:
-            paths.append((via_home, hop))
-            allowed[via_home.destination] = PROTO_IPV6
-    return tuple(paths), allowed
+def _path(agent: bytes, via_home: Hop, copy: Copy) -> Path:
+    """One copy's encapsulations, innermost first (code 0: the home-address hop inside)."""
+    return (via_home, _hop(agent, copy)) if copy.via_home else (_hop(agent, copy),)
 
 
 class HomeAgentTable:

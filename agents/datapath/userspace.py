@@ -21,7 +21,7 @@ import logging
 import socket
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 
 from agents.datapath.base import (
@@ -33,8 +33,8 @@ from agents.datapath.base import (
     TunnelTarget,
 )
 from agents.datapath.engine import PacketEngine, TunnelOptions
-from agents.datapath.tables import HomeAgentTable, HomeBinding, MobileNodeTable
-from agents.mip.common.bindings import PrefixOwners
+from agents.datapath.projection import Change, HomeBinding, HomeProjection
+from agents.datapath.tables import HomeAgentTable, MobileNodeTable
 from agents.mip.wire.tunnel import ipv4_embedded_link_local
 from agents.net.netlink import Netlink
 
@@ -143,8 +143,9 @@ class _UserspaceBase:
 class UserspaceHomeAgent(_UserspaceBase, HomeAgentDatapath):
     """Home agent datapath; ``address`` is the HA address used for fe80::<address> on the TUN.
 
-    The forwarding table is changed in place, one binding at a time (:class:`HomeAgentTable`), and a
-    prefix index answers overlap questions, so a change costs the same with 1 or 10,000 bindings. A
+    The core's events are recorded by a :class:`~agents.datapath.projection.HomeProjection` (no check is
+    made again here: the core decided) and each change is installed into the forwarding table one
+    binding at a time (:class:`HomeAgentTable`), so a change costs the same with 1 or 10,000 bindings. A
     renewal that changes nothing the datapath holds (same care-of, encapsulation and home agent)
     touches nothing at all.
     """
@@ -159,8 +160,7 @@ class UserspaceHomeAgent(_UserspaceBase, HomeAgentDatapath):
         underlay_interface: str | None = None,
         udp_socket: socket.socket | None = None,
     ) -> None:
-        self._bindings: dict[IPv4Address, HomeBinding] = {}
-        self._prefixes = PrefixOwners()
+        self._projection = HomeProjection()
         self._table = HomeAgentTable()
         self.address = address
         super().__init__(
@@ -181,12 +181,31 @@ class UserspaceHomeAgent(_UserspaceBase, HomeAgentDatapath):
     @property
     def bindings(self) -> Mapping[IPv4Address, HomeBinding]:
         """What the datapath holds per home address (look, do not change)."""
-        return self._bindings
+        return self._projection.bindings
 
-    def _store(self, binding: HomeBinding) -> None:
-        """Record ``binding`` and change the packet threads' table for its home address only."""
-        self._bindings[binding.home_address] = binding
-        self._table.put(binding)
+    def _install(self, change: Change) -> None:
+        """Put one home address's new binding where the packets are decided (the packet threads' table)."""
+        if change.new is None:
+            self._table.remove(change.home_address)
+        else:
+            self._table.put(change.new)
+
+    def _apply(self, change: Change | None) -> None:
+        """Install ``change``, then its routes: a /32 for the home address while it has a binding, one
+        per registered (not link-local) prefix."""
+        if change is None:
+            return
+        self._install(change)
+        if change.old is None and change.new is not None:
+            route = IPv4Network((change.home_address, 32))
+            self._netlink.add_route(route, interface=self.interface_name, mtu=self.ipv4_mtu)
+        added, removed = change.routed_prefixes()
+        for prefix in sorted(removed):
+            self._netlink.remove_route(prefix, interface=self.interface_name)
+        for prefix in sorted(added):
+            self._netlink.add_route(prefix, interface=self.interface_name)
+        if change.new is None and change.old is not None:
+            self._netlink.remove_route(IPv4Network((change.home_address, 32)), interface=self.interface_name)
 
     def add_ipv4_tunnel(
         self,
@@ -201,24 +220,14 @@ class UserspaceHomeAgent(_UserspaceBase, HomeAgentDatapath):
         """Tunnel the home address to ``care_of`` (another care-of of the same home address is kept:
         simultaneous bindings get a copy each, RFC 5944 §3.6.1.3). A re-registration that only renews
         the lifetime (RFC 5944 §3.8.3) returns at once. ``udp_port``: ``care_of`` is a NAT's address
-        reached in UDP at that port (RFC 3519 §4.6)."""
+        reached in UDP at that port (RFC 3519 §4.6). The datapath holds no T flag: it accepts reverse
+        tunnelling from every registered care-of (RFC 3024 §4.3.2)."""
         with self._lock:
             self._check_open()
-            old = self._bindings.get(home_address)
-            if old is not None and _renews(old, care_of, encapsulation, home_agent, udp_port):
-                return
-            binding = old or HomeBinding(home_address, home_agent)
-            care_ofs = {**binding.care_ofs, care_of: encapsulation}
-            udp_ports = {key: port for key, port in binding.udp_ports.items() if key != care_of}
-            if udp_port is not None:
-                udp_ports[care_of] = udp_port
-            self._check_prefix_targets(binding.prefixes, care_ofs)
-            self._store(replace(binding, home_agent=home_agent, care_ofs=care_ofs, udp_ports=udp_ports))
-            if old is None:
-                self._netlink.add_route(
-                    IPv4Network(f"{home_address}/32"), interface=self.interface_name, mtu=self.ipv4_mtu
-                )
-        logger.info("tunnel %s -> %s (%s)", home_address, care_of, encapsulation.value)
+            change = self._projection.add_care_of(home_address, care_of, encapsulation, home_agent, udp_port)
+            self._apply(change)
+        if change is not None:
+            logger.info("tunnel %s -> %s (%s)", home_address, care_of, encapsulation.value)
 
     def remove_ipv4_tunnel(
         self, home_address: IPv4Address, care_of: IPv4Address | None = None, udp_port: int | None = None
@@ -226,92 +235,27 @@ class UserspaceHomeAgent(_UserspaceBase, HomeAgentDatapath):
         """Remove one care-of (all with ``care_of`` None). With ``udp_port`` only if that care-of is
         still reached at that port: a NAT's old mapping going must not take its new one along."""
         with self._lock:
-            binding = self._bindings.get(home_address)
-            if binding is None or self._closed:
+            if self._closed:
                 return
-            if care_of is not None and udp_port is not None and binding.udp_ports.get(care_of) != udp_port:
-                return
-            care_ofs = (
-                {}
-                if care_of is None
-                else {
-                    address: encapsulation
-                    for address, encapsulation in binding.care_ofs.items()
-                    if address != care_of
-                }
-            )
-            if care_ofs:
-                udp_ports = {key: port for key, port in binding.udp_ports.items() if key in care_ofs}
-                self._store(replace(binding, care_ofs=care_ofs, udp_ports=udp_ports))
-                return
-            for prefix in list(binding.prefixes):
-                self._prefixes.remove(prefix)
-                self._remove_prefix_route(prefix)
-            self._netlink.remove_route(IPv4Network(f"{home_address}/32"), interface=self.interface_name)
-            del self._bindings[home_address]
-            self._table.remove(home_address)
-        logger.info("tunnel for %s removed", home_address)
+            change = self._projection.remove_care_of(home_address, care_of, udp_port)
+            self._apply(change)
+        if change is not None and change.new is None:
+            logger.info("tunnel for %s removed", home_address)
 
     def add_ipv6_prefix(
         self, prefix: IPv6Network, home_address: IPv4Address, target: TunnelTarget = TunnelTarget.HOME_ADDRESS
     ) -> None:
+        """Carry ``prefix`` for ``home_address``: the core has refused overlaps with other mobile nodes
+        (RFC 5454 §3.3); a prefix nested in the node's own wider one gets its own route too."""
         with self._lock:
             self._check_open()
-            binding = self._bindings.get(home_address)
-            if binding is None:
-                raise ValueError(f"no IPv4 binding for {home_address}: register it first (RFC 5454 §3.1)")
-            owners = self._prefixes.overlapping(prefix)
-            other = next((owner for owner in owners if owner != home_address), None)
-            if other is not None:
-                raise ValueError(f"{prefix} is registered to {other} (RFC 5454 §3.3: no overlaps)")
-            self._check_prefix_targets({prefix: target}, binding.care_ofs)
-            known = prefix in binding.prefixes
-            self._store(replace(binding, prefixes={**binding.prefixes, prefix: target}))
-            self._prefixes.add(prefix, home_address)
-            if not known and not prefix.is_link_local:  # a prefix nested in its own wider one: a route too
-                self._netlink.add_route(prefix, interface=self.interface_name)
+            self._apply(self._projection.add_prefix(prefix, home_address, target))
         logger.info("prefix %s via %s (%s)", prefix, home_address, target.value)
 
     def remove_ipv6_prefix(self, prefix: IPv6Network) -> None:
         with self._lock:
-            if self._closed or not self._prefixes.overlapping(prefix):
-                return
-            owner = self._prefixes.owner(prefix)
-            if owner is not None:
-                binding = self._bindings[owner]
-                prefixes = {key: value for key, value in binding.prefixes.items() if key != prefix}
-                self._store(replace(binding, prefixes=prefixes))
-                self._prefixes.remove(prefix)
-            self._remove_prefix_route(prefix)
-
-    def _remove_prefix_route(self, prefix: IPv6Network) -> None:
-        if not prefix.is_link_local:
-            self._netlink.remove_route(prefix, interface=self.interface_name)
-
-    @staticmethod
-    def _check_prefix_targets(
-        prefixes: Mapping[IPv6Network, TunnelTarget], care_ofs: Mapping[IPv4Address, Encapsulation]
-    ) -> None:
-        wants_care_of = any(target is TunnelTarget.CARE_OF for target in prefixes.values())
-        if wants_care_of and Encapsulation.MINIMAL in care_ofs.values():
-            raise ValueError("IPv6 to the care-of address cannot use minimal encapsulation (RFC 5454 §3.3.2)")
-
-
-def _renews(
-    binding: HomeBinding,
-    care_of: IPv4Address,
-    encapsulation: Encapsulation,
-    home_agent: IPv4Address,
-    udp_port: int | None = None,
-) -> bool:
-    """True if ``binding`` already tunnels to ``care_of`` this way: a re-registration that only renews
-    the lifetime (RFC 5944 §3.8.3). The datapath holds no lifetime and no T flag (it accepts reverse
-    tunnelling from every registered care-of), so such a renewal changes nothing here."""
-    return (
-        binding.home_agent == home_agent
-        and binding.care_ofs.get(care_of) == encapsulation
-        and binding.udp_ports.get(care_of) == udp_port
-    )
+            if not self._closed:
+                self._apply(self._projection.remove_prefix(prefix))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -389,6 +390,88 @@ def test_a_move_redirects_the_tunnel(bed: Bed) -> None:
         ha.add_ipv4_tunnel(home, IPv4Address(CARE_OF), Encapsulation.IP_IN_IP, home_agent=agent)  # type: ignore[attr-defined]
         ha.remove_ipv4_tunnel(home, elsewhere)  # type: ignore[attr-defined]
     assert ping(bed.cn, HOME_ADDRESS)
+
+
+# -- simultaneous bindings: a copy to each care-of address (RFC 5944 §3.6.1.3) ---------------------------
+
+SECOND_CARE_OF = "198.51.100.3"
+BICAST = b"BICAST"
+
+
+def bicast_copies(frames: list[bytes]) -> Counter[tuple[str, str, int]]:
+    """(kind, outer destination, probe seq) → copies the HA sent, IP-in-IP or GRE: kind ``ipv4``,
+    ``code0`` (IPv6-in-IPv4 to the home address nested in the care-of tunnel) or ``code1`` (IPv6 straight to
+    the care-of address)."""
+    seen: Counter[tuple[str, str, int]] = Counter()
+    for frame in frames:
+        if frame[0] >> 4 != 4 or frame[9] not in (4, 41, 47) or IP(frame).src != HA_FOREIGN:
+            continue
+        outer = IP(frame)
+        carried = bytes(outer.payload)[4:] if outer.proto == 47 else bytes(outer.payload)
+        if carried[0] >> 4 == 6:
+            kind, data = "code1", bytes(IPv6(carried)[UDP].payload)
+        elif IP(carried).proto == 41:
+            kind, data = "code0", bytes(IPv6(bytes(IP(carried).payload))[UDP].payload)
+        elif IP(carried).proto == 17:
+            kind, data = "ipv4", bytes(IP(carried)[UDP].payload)
+        else:
+            continue
+        if data.startswith(BICAST):
+            seen[(kind, outer.dst, int(data[len(BICAST) :]))] += 1
+    return seen
+
+
+def send_bicast_probes(cn: Namespace, count: int) -> None:
+    with cn.entered():
+        v4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        v6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    with v4, v6:
+        for seq in range(count):
+            payload = BICAST + str(seq).encode()
+            v4.sendto(payload, (HOME_ADDRESS, 9998))
+            v6.sendto(payload, (MN6_HOA, 9998))
+            v6.sendto(payload, (MN6_COA, 9998))
+            time.sleep(0.002)
+
+
+@pytest.mark.parametrize("encapsulation", ["ipip", "gre"])
+def test_simultaneous_bindings_copy_each_packet_to_each_care_of_rfc5944_3_6_1_3(
+    bed: Bed, encapsulation: str
+) -> None:
+    """Two care-of addresses (S): every IPv4 packet, every code-0 and every code-1 IPv6 packet leaves the HA
+    exactly once towards each, in IP-in-IP or GRE (RFC 2784); the counters count packets, not copies. After
+    the second care-of goes, one copy each again."""
+    from agents.datapath.base import Encapsulation
+
+    home, agent = IPv4Address(HOME_ADDRESS), IPv4Address(HA_FOREIGN)
+    ha, mode = bed.home_agent, Encapsulation(encapsulation)
+    bed.mn.run(f"ip addr add {SECOND_CARE_OF}/24 dev mn0")
+    try:
+        assert ping(bed.ha, SECOND_CARE_OF), "the second care-of's neighbour entry (a clone needs one)"
+        ha.add_ipv4_tunnel(home, IPv4Address(CARE_OF), mode, home_agent=agent)  # type: ignore[attr-defined]
+        ha.add_ipv4_tunnel(home, IPv4Address(SECOND_CARE_OF), mode, home_agent=agent)  # type: ignore[attr-defined]
+        before = counters(ha).encapsulated_packets  # type: ignore[attr-defined]
+        with capture(bed.ha, "ha1") as seen:
+            send_bicast_probes(bed.cn, 40)
+        copies = bicast_copies(seen)
+        sent = counters(ha).encapsulated_packets - before  # type: ignore[attr-defined]
+        want = Counter(
+            (kind, care_of, seq)
+            for kind in ("ipv4", "code0", "code1")
+            for care_of in (CARE_OF, SECOND_CARE_OF)
+            for seq in range(40)
+        )
+        assert copies == want, sorted((want - copies).items())[:5] + sorted((copies - want).items())[:5]
+        assert sent == 3 * 40
+    finally:
+        ha.remove_ipv4_tunnel(home, IPv4Address(SECOND_CARE_OF))  # type: ignore[attr-defined]
+        ha.add_ipv4_tunnel(home, IPv4Address(CARE_OF), Encapsulation.IP_IN_IP, home_agent=agent)  # type: ignore[attr-defined]
+        bed.mn.run(f"ip addr del {SECOND_CARE_OF}/24 dev mn0")
+    with capture(bed.ha, "ha1") as seen:
+        send_bicast_probes(bed.cn, 10)
+    assert bicast_copies(seen) == Counter(
+        (kind, CARE_OF, seq) for kind in ("ipv4", "code0", "code1") for seq in range(10)
+    )
 
 
 # -- exact teardown ------------------------------------------------------------------------------------

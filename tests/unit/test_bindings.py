@@ -137,13 +137,34 @@ def test_drop_if_empty_only_when_no_care_of_is_left() -> None:
 def test_reverse_tunnel_checks_rfc3024_4_3_2_rfc5454_3_3_2() -> None:
     table = BindingTable()
     table.put(HOA, entry(COA), keep_others=False)
-    table.replace_prefixes(HOA, [home(P1)])
-    assert table.accepts_reverse_ipv4(COA.address, HOA)
-    assert not table.accepts_reverse_ipv4(COA2.address, HOA)
-    assert table.accepts_reverse_ipv6(HOA, IPv6Address("2001:db8:10:1::1"))
-    assert table.accepts_reverse_ipv6(COA.address, IPv6Address("2001:db8:10:1::1"))
-    assert not table.accepts_reverse_ipv6(COA.address, IPv6Address("2001:db8:10:2::1"))
-    assert not table.accepts_reverse_ipv6(COA2.address, IPv6Address("2001:db8:10:1::1"))
+    table.replace_prefixes(HOA, [home(P1), PrefixBinding(P2, TunnelTarget.CARE_OF)])
+    inside_p1, inside_p2 = IPv6Address("2001:db8:10:1::1"), IPv6Address("2001:db8:10:2::1")
+    assert table.reverse_ipv4(COA.address, HOA) == 4  # IP-in-IP from the care-of address (§4.3.2)
+    assert table.reverse_ipv4(COA2.address, HOA) is None
+    assert table.reverse_ipv4(COA.address, HOA2) is None
+    # RFC 5454 §3.3.2: code 0 from the home address (IPv6-in-IPv4), code 1 straight from the care-of
+    assert table.reverse_ipv6(HOA, inside_p1) == 41
+    assert table.reverse_ipv6(COA.address, inside_p1) is None
+    assert table.reverse_ipv6(COA.address, inside_p2) == 41
+    assert table.reverse_ipv6(HOA, inside_p2) is None
+    assert table.reverse_ipv6(COA2.address, inside_p1) is None
+    assert table.reverse_ipv6(HOA, IPv6Address("2001:db8:10:3::1")) is None
+    assert table.accepts_reverse_ipv4(COA.address, HOA) and table.accepts_reverse_ipv6(HOA, inside_p1)
+
+
+def test_copies_one_per_care_of_and_ipv6_routes_rfc5944_3_6_1_3_rfc5454_3_3_2() -> None:
+    table = BindingTable()
+    table.put(HOA, entry(COA), keep_others=True)
+    table.put(HOA, entry(COA2), keep_others=True)
+    table.replace_prefixes(HOA, [home(WIDE), PrefixBinding(P2, TunnelTarget.CARE_OF)])
+    assert [(copy.care_of, copy.protocol) for copy in table.copies(HOA)] == [(COA, 4), (COA2, 4)]
+    assert table.ipv6_route(IPv6Address("2001:db8:10:2::1")) == (HOA, TunnelTarget.CARE_OF)  # longest
+    assert table.ipv6_route(IPv6Address("2001:db8:10:5::1")) == (HOA, TunnelTarget.HOME_ADDRESS)
+    assert all(copy.via_home for copy in table.ipv6_copies(IPv6Address("2001:db8:10:5::1")))
+    link_local = IPv6Address("fe80::c000:20a")  # fe80::<home address> (RFC 4213 §3.7)
+    assert table.ipv6_route(link_local) == (HOA, TunnelTarget.HOME_ADDRESS)
+    assert table.ipv6_route(IPv6Address("2001:db8:11::1")) is None
+    assert table.copies(HOA2) == ()
 
 
 def test_snapshot_is_json() -> None:

@@ -69,3 +69,13 @@ def test_kernel_is_refused_with_what_the_probe_found() -> None:
 def test_unknown_names_are_a_value_error() -> None:
     with pytest.raises(ValueError, match="userspace, kernel, ebpf, auto"):
         select_backend("xdp", kernel_probe=probe, ebpf_check=loads)
+
+
+def test_only_the_kernel_backend_cannot_keep_simultaneous_bindings_rfc5944_3_6_1_3() -> None:
+    """Native routes send to one care-of address; userspace and ebpf copy to each (RFC 5944 §3.6.1.3), so
+    only the kernel backend makes the home agent answer S requests with code 1 (RFC 5944 §3.8.3)."""
+    from agents.datapath.selection import simultaneous_bindings_gap
+
+    assert simultaneous_bindings_gap("userspace") is None and simultaneous_bindings_gap("ebpf") is None
+    gap = simultaneous_bindings_gap("kernel")
+    assert gap is not None and "3.6.1.3" in gap

@@ -607,8 +607,9 @@ def test_reverse_tunnel_source_checks_rfc3024_4_3_2_rfc5454_3_3_2(clock: Clock) 
     assert ha.accepts_reverse_ipv4(COA, HOA)
     assert not ha.accepts_reverse_ipv4(COA2, HOA)
     assert not ha.accepts_reverse_ipv4(COA, HOA2)
-    assert ha.accepts_reverse_ipv6(COA, inside) and ha.accepts_reverse_ipv6(HOA, inside)
-    assert not ha.accepts_reverse_ipv6(COA, outside)
+    assert ha.accepts_reverse_ipv6(HOA, inside)  # code 0: only from the home address (RFC 5454 §3.3.2)
+    assert not ha.accepts_reverse_ipv6(COA, inside)
+    assert not ha.accepts_reverse_ipv6(HOA, outside)
     assert not ha.accepts_reverse_ipv6(COA2, inside)
 
 

@@ -52,3 +52,28 @@ def test_kernel_link_kinds() -> None:
     assert native_kind(Encapsulation.GRE) == "gre"
     with pytest.raises(ValueError, match="no kernel device"):
         native_kind(Encapsulation.MINIMAL)
+
+
+def test_kernel_routes_follow_the_newest_care_of_and_each_prefix_target_rfc5454_3_3_2() -> None:
+    """The kernel backend's routes come from the core's answers: the /32 into the newest care-of's tunnel
+    (a route cannot copy, RFC 5944 §3.6.1.3), a code-1 prefix to that care-of, a code-0 prefix (and a code-1
+    one whose care-of uses minimal encapsulation, which cannot carry IPv6) to the home address; link-locals
+    ride the home-address tunnel and get no route."""
+    from ipaddress import IPv4Address, IPv6Network
+
+    from agents.datapath.base import TunnelTarget
+    from agents.datapath.native import KernelRoutes, kernel_routes
+    from agents.datapath.projection import HomeBinding
+
+    home, agent = IPv4Address("192.0.2.10"), IPv4Address("192.0.2.1")
+    old, new = IPv4Address("198.51.100.5"), IPv4Address("198.51.100.6")
+    code0, code1 = IPv6Network("2001:db8:1::/64"), IPv6Network("2001:db8:2::/64")
+    link_local = IPv6Network("fe80::c000:20a/128")
+    prefixes = {code0: TunnelTarget.HOME_ADDRESS, code1: TunnelTarget.CARE_OF}
+    prefixes[link_local] = TunnelTarget.CARE_OF
+    care_ofs = {old: Encapsulation.IP_IN_IP, new: Encapsulation.GRE}
+    routes = kernel_routes(HomeBinding(home, agent, care_ofs, prefixes))
+    assert routes == KernelRoutes((new, Encapsulation.GRE), {code0: home, code1: new})
+    minimal = HomeBinding(home, agent, {old: Encapsulation.MINIMAL}, prefixes)
+    assert kernel_routes(minimal).prefixes == {code0: home, code1: home}
+    assert kernel_routes(None) == KernelRoutes() == kernel_routes(HomeBinding(home, agent))

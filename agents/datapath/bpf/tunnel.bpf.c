@@ -8,7 +8,10 @@
  * wire_ingress (tc ingress of the node's other interfaces): protocol 4 / 41 to one of our addresses is
  * checked (RFC 3024 §4.3.2, RFC 4213 §3.6, RFC 5454 §3.3.2 and §4), ECN/DSCP set per RFC 6040 §4.2
  * and RFC 2983, stripped and redirected to the ingress of the tunnel interface, so the stack sees it
- * arrive there as with the userspace backend. The decisions mirror agents/datapath/tables.py.
+ * arrive there as with the userspace backend. The decisions mirror agents/datapath/tables.py; the maps
+ * are compiled by agents/datapath/ebpf.py from the core's answers (agents/datapath/projection.py).
+ * Simultaneous bindings (RFC 5944 §3.6.1.3): tun_egress sends a copy to each of up to MAX_COPIES care-of
+ * addresses of a home address (bpf_clone_redirect per extra copy, the outer destination rewritten).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -27,7 +30,7 @@
 #endif
 #define AF_INET 2
 
-/* Must match agents/datapath/ebpf_maps.py. */
+/* Must match agents/datapath/ebpf.py. */
 enum { ROLE_HA = 0, ROLE_MN = 1 };
 enum { C_ENC_PKTS, C_ENC_BYTES, C_DEC_PKTS, C_DEC_BYTES, C_DROP0 };
 enum {
@@ -46,10 +49,13 @@ struct config {
 	__u32 dscp_pipe;   /* RFC 2983 pipe model at egress */
 };
 
+#define MAX_COPIES 4  /* care-of addresses a home address's packets are copied to (ebpf.py MAX_COPIES) */
+
 struct home {              /* HA: per home address */
 	__u32 agent;       /* home agent address (network order) */
-	__u32 care_of;     /* where to tunnel (0: none) */
-	__u32 protocol;    /* to it: 4 IP-in-IP or 47 GRE */
+	__u32 protocol;    /* to every care_of: 4 IP-in-IP or 47 GRE */
+	__u32 copies;      /* care_of entries in use (0: none) */
+	__u32 care_of[MAX_COPIES];  /* a copy of each packet to each (RFC 5944 §3.6.1.3), the newest first */
 };
 
 struct accept_key { __u32 care_of; __u32 home; };
@@ -255,10 +261,44 @@ static __always_inline int complete_ipv6(struct __sk_buff *skb, struct ipv6hdr *
 
 struct plan {
 	__u32 src, dst;          /* outermost header */
+	__u32 extra[MAX_COPIES - 1];  /* simultaneous bindings: further outer destinations, 0 = none */
 	__u32 mid_src, mid_dst;  /* nested IPv6-in-IPv4 header (code 0), mid_dst 0: none */
 	__u8 protocol;           /* what the outermost header carries directly: 4 or 41 */
 	__u8 gre;                /* the outermost header is IPv4 + GRE (RFC 2784) instead */
 };
+
+/* Rewrite the outermost IPv4 header (after the Ethernet one) for another destination. */
+static __always_inline int rewrite_outer(struct __sk_buff *skb, __u8 tos, __u16 frag, __u8 ttl, __u8 protocol,
+					 __u32 src, __u32 dst, __u16 total)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct iphdr *outer = data + ETH_HLEN;
+	if ((void *)(outer + 1) > end)
+		return -1;
+	fill_outer(outer, tos, frag, ttl, protocol, src, dst, total);
+	return 0;
+}
+
+/* One further copy (simultaneous bindings): outer destination ``dst``, sent by bpf_clone_redirect. */
+static __always_inline int copy_to(struct __sk_buff *skb, __u32 dst, int tun_ifindex, __u8 tos, __u16 frag,
+				   __u8 ttl, __u8 protocol, __u32 src, __u16 total)
+{
+	if (rewrite_outer(skb, tos, frag, ttl, protocol, src, dst, total))
+		return -1;
+	struct bpf_fib_lookup fib = {};
+	fib.family = AF_INET;
+	fib.ipv4_dst = dst;
+	fib.ifindex = tun_ifindex;
+	if (bpf_fib_lookup(skb, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+		return -1;
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return -1;
+	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	return bpf_clone_redirect(skb, fib.ifindex, 0) ? -1 : 0;
+}
 
 static __always_inline int push(struct __sk_buff *skb, struct plan *p, __u8 tos, __u16 frag, __u8 ttl)
 {
@@ -298,10 +338,28 @@ static __always_inline int push(struct __sk_buff *skb, struct plan *p, __u8 tos,
 		fill_outer(outer, outer_tos(tos), frag, ttl, outer_protocol, p->src, p->dst, inner_len + 20 + gre);
 	}
 
+	/* RFC 5944 §3.6.1.3: one copy to each further care-of address, the same headers with another outer
+	 * destination, cloned out; the packet itself then goes to the first (newest) one. A clone needs a
+	 * resolved neighbour (no bpf_redirect_neigh for clones): without one that copy counts send_failed. */
+	int tun_ifindex = skb->ifindex;
+	__u16 total = inner_len + 20 + gre + mid;
+	__u8 first_tos = mid ? outer_tos(outer_tos(tos)) : outer_tos(tos);
+#pragma unroll
+	for (int i = 0; i < MAX_COPIES - 1; i++) {
+		if (!p->extra[i])
+			break;
+		if (copy_to(skb, p->extra[i], tun_ifindex, first_tos, mid ? 0 : frag, ttl, outer_protocol, p->src,
+			    total))
+			drop(D_SEND_FAILED);
+	}
+	if (p->extra[0] && rewrite_outer(skb, first_tos, mid ? 0 : frag, ttl, outer_protocol, p->src, p->dst,
+					 total))
+		return drop(D_SEND_FAILED);
+
 	struct bpf_fib_lookup fib = {};
 	fib.family = AF_INET;
 	fib.ipv4_dst = p->dst;  /* no source: the reverse-tunnel rule "from HoA" must not apply */
-	fib.ifindex = skb->ifindex;
+	fib.ifindex = tun_ifindex;
 	int rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
 		data = (void *)(long)skb->data;
@@ -326,6 +384,17 @@ static __always_inline int push(struct __sk_buff *skb, struct plan *p, __u8 tos,
 	return drop(D_SEND_FAILED);
 }
 
+/* The home agent's outer addresses for a home address: the newest care-of, then the others. */
+static __always_inline void plan_copies(struct plan *p, struct home *h)
+{
+	p->src = h->agent;
+	p->dst = h->care_of[0];
+	p->gre = h->protocol == IPPROTO_GRE;
+#pragma unroll
+	for (int i = 1; i < MAX_COPIES; i++)
+		p->extra[i - 1] = i < h->copies ? h->care_of[i] : 0;
+}
+
 SEC("tc")
 int tun_egress(struct __sk_buff *skb)
 {
@@ -347,11 +416,9 @@ int tun_egress(struct __sk_buff *skb)
 		p.protocol = IPPROTO_IPIP;
 		if (cfg->role == ROLE_HA) {
 			struct home *h = bpf_map_lookup_elem(&homes, &ip->daddr);
-			if (!h || !h->care_of)
+			if (!h || !h->copies)
 				return drop(D_NO_TUNNEL);
-			p.src = h->agent;
-			p.dst = h->care_of;
-			p.gre = h->protocol == IPPROTO_GRE;
+			plan_copies(&p, h);
 		} else {
 			struct mobile *m = bpf_map_lookup_elem(&mobile, &zero);
 			if (!m || !m->active || !m->reverse || !m->care_of || ip->saddr != m->home)
@@ -380,11 +447,9 @@ int tun_egress(struct __sk_buff *skb)
 				home_address = embedded_ipv4(dst);
 			}
 			struct home *h = home_address ? bpf_map_lookup_elem(&homes, &home_address) : 0;
-			if (!h || !h->care_of)
+			if (!h || !h->copies)
 				return drop(D_NO_TUNNEL);
-			p.src = h->agent;
-			p.dst = h->care_of;
-			p.gre = h->protocol == IPPROTO_GRE;  /* code 1: IPv6 in GRE; code 0: nested in GRE */
+			plan_copies(&p, h);  /* GRE: code 1 IPv6 in GRE, code 0 nested in GRE */
 			if (target != TARGET_CARE_OF) {
 				p.mid_src = h->agent;
 				p.mid_dst = home_address;

@@ -4,6 +4,11 @@ One :class:`MobilityBinding` per home address, holding care-of entries (several 
 bindings are kept, RFC 5944 §3.6.1.3) and the registered IPv6 prefixes with their tunnelling mode.
 A prefix ownership index refuses prefixes that overlap another mobile node's (RFC 5454 §3.3).
 The table is plain data: it never reads a clock, and every method that ages entries takes ``now``.
+What the datapath does with a binding is decided here too, once (:class:`Copy`, :func:`ipv4_copies`,
+:func:`ipv6_copies`, :func:`ipv4_sources`, :func:`ipv6_sources`): a copy per care-of address, how IPv6 of a
+prefix travels, which outer sources reverse tunnelling is accepted from; the datapath backends compile
+these answers (:mod:`agents.datapath.projection`) and :class:`BindingTable` answers the same questions
+for the core.
 """
 
 from __future__ import annotations
@@ -12,11 +17,14 @@ import heapq
 import math
 from bisect import bisect_left, insort
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
+from typing import NamedTuple
 
 from agents.mip.common.config import Encapsulation
+from agents.mip.wire.ip import PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_MINIMAL, PROTO_UDP
 
 _MIN_HEAP_COMPACTION = 64
 
@@ -112,6 +120,121 @@ def _entry_to_dict(entry: CareOfEntry, now: float) -> dict[str, object]:
         "remaining": None if math.isinf(remaining) else round(remaining, 3),
         "awaiting_keepalive": entry.awaiting_keepalive,
     }
+
+
+# -- what the datapath does with a binding: decided here, once ---------------------------------------
+# The datapath backends only compile these answers into their tables (agents.datapath.projection);
+# BindingTable's view below answers the same questions for the core (and for the property test that
+# shows the compiled tables agree with it).
+
+
+class Copy(NamedTuple):
+    """One copy of a packet for a home address or prefix: one per care-of address (RFC 5944 §3.6.1.3)."""
+
+    care_of: CareOf
+    protocol: int
+    """The outer protocol to the care-of address: 4 IP-in-IP, 47 GRE, 55 minimal, 41 IPv6 straight to
+    it (code 1), 17 MIP Tunnel Data in UDP (RFC 3519)."""
+    via_home: bool = False
+    """IPv6 for code 0: IPv6-in-IPv4 to the home address, nested in the care-of tunnel (RFC 5454 §3.3.2)."""
+
+
+_IPV4_PROTOCOLS = {
+    Encapsulation.IP_IN_IP: PROTO_IPIP,
+    Encapsulation.GRE: PROTO_GRE,
+    Encapsulation.MINIMAL: PROTO_MINIMAL,
+}
+
+
+def ipv4_protocol(encapsulation: Encapsulation) -> int:
+    """The outer IP protocol carrying IPv4: 4 (RFC 2003), 47 (RFC 2784) or 55 (RFC 2004)."""
+    return _IPV4_PROTOCOLS[encapsulation]
+
+
+def ipv6_protocol(encapsulation: Encapsulation) -> int:
+    """The outer IP protocol carrying IPv6 straight to a care-of address (RFC 5454 §3.3.2): 41 for IP-in-IP
+    (RFC 4213), 47 for GRE; minimal encapsulation cannot carry IPv6 (ValueError)."""
+    if encapsulation is Encapsulation.MINIMAL:
+        raise ValueError("minimal encapsulation cannot carry IPv6 (RFC 5454 §3.3.2)")
+    return PROTO_GRE if encapsulation is Encapsulation.GRE else PROTO_IPV6
+
+
+def encapsulations(binding: MobilityBinding) -> dict[CareOf, Encapsulation]:
+    """Each care-of address of ``binding`` with its encapsulation."""
+    return {care_of: entry.encapsulation for care_of, entry in binding.care_ofs.items()}
+
+
+def effective_target(prefix: IPv6Network, target: TunnelTarget) -> TunnelTarget:
+    """A link-local always rides the home-address tunnel (RFC 5454 §3.7.1), whatever was registered."""
+    return TunnelTarget.HOME_ADDRESS if prefix.is_link_local else target
+
+
+def embedded_home_address(address: IPv6Address) -> IPv4Address | None:
+    """The IPv4 address of fe80::<IPv4 address> (RFC 4213 §3.7), or None."""
+    packed = address.packed
+    return IPv4Address(packed[12:]) if packed[:12] == _LINK_LOCAL_EMBEDDED else None
+
+
+_LINK_LOCAL_EMBEDDED = IPv6Address("fe80::").packed[:12]
+
+
+def ipv4_copies(care_ofs: Mapping[CareOf, Encapsulation]) -> tuple[Copy, ...]:
+    """A copy to every care-of address except a half-bound one, whose port is not known yet (RFC 3519
+    §4.6); UDP care-ofs get MIP Tunnel Data (RFC 3519 §3.3)."""
+    return tuple(
+        Copy(care_of, PROTO_UDP if care_of.port is not None else ipv4_protocol(encapsulation))
+        for care_of, encapsulation in care_ofs.items()
+        if care_of.port != UNKNOWN_PORT
+    )
+
+
+def ipv6_copies(
+    target: TunnelTarget, care_ofs: Mapping[CareOf, Encapsulation], ipv4: tuple[Copy, ...] | None = None
+) -> tuple[Copy, ...]:
+    """IPv6 rides the UDP tunnel itself (RFC 5454 §3.9); code 1 goes straight to the care-of address
+    unless its encapsulation is minimal, which cannot carry IPv6; else nested via the home address
+    (RFC 5454 §3.3.2). ``ipv4``: :func:`ipv4_copies` of ``care_ofs``, when the caller has it."""
+    copies = []
+    for copy in ipv4_copies(care_ofs) if ipv4 is None else ipv4:
+        encapsulation = care_ofs[copy.care_of]
+        if copy.protocol == PROTO_UDP:
+            copies.append(copy)
+        elif target is TunnelTarget.CARE_OF and encapsulation is not Encapsulation.MINIMAL:
+            copies.append(Copy(copy.care_of, ipv6_protocol(encapsulation)))
+        else:
+            copies.append(Copy(copy.care_of, copy.protocol, via_home=True))
+    return tuple(copies)
+
+
+def ipv4_sources(
+    care_ofs: Mapping[CareOf, Encapsulation], copies: tuple[Copy, ...] | None = None
+) -> dict[IPv4Address, int]:
+    """Outer source → outer protocol accepted for reverse-tunnelled IPv4 from the home address: each
+    IP-level care-of with its negotiated encapsulation (RFC 3024 §4.3.2; UDP ones are checked by port).
+    ``copies``: :func:`ipv4_copies` of ``care_ofs``, when the caller has it."""
+    copies = ipv4_copies(care_ofs) if copies is None else copies
+    return {copy.care_of.address: copy.protocol for copy in copies if copy.protocol != PROTO_UDP}
+
+
+def ipv6_sources(
+    home_address: IPv4Address, target: TunnelTarget, care_ofs: Mapping[CareOf, Encapsulation]
+) -> dict[IPv4Address, int]:
+    """Outer source → outer protocol accepted for IPv6 from a prefix: the endpoints its copies go to
+    (RFC 5454 §3.3.2): a care-of address (code 1) or the home address (IPv6-in-IPv4, code 0)."""
+    return sources_of(home_address, ipv6_copies(target, care_ofs))
+
+
+def sources_of(home_address: IPv4Address, copies: tuple[Copy, ...]) -> dict[IPv4Address, int]:
+    """:func:`ipv6_sources` from the prefix's :func:`ipv6_copies` (UDP ones are checked by port)."""
+    sources: dict[IPv4Address, int] = {}
+    for copy in copies:
+        if copy.protocol == PROTO_UDP:
+            continue
+        if copy.via_home:
+            sources[home_address] = PROTO_IPV6
+        else:
+            sources[copy.care_of.address] = copy.protocol
+    return sources
 
 
 @dataclass(frozen=True)
@@ -335,25 +458,68 @@ class BindingTable:
             binding.prefixes = new
         return PrefixChanges(added, removed, changed)
 
-    # -- datapath checks -------------------------------------------------------------------
+    # -- the datapath's view (compiled by agents.datapath.projection; RFC 3024 §4.3.2, RFC 5454 §3.3.2) ------
+
+    def copies(self, home_address: IPv4Address) -> tuple[Copy, ...]:
+        """The copies of an IPv4 packet to ``home_address``: one per care-of address (RFC 5944 §3.6.1.3)."""
+        binding = self._bindings.get(home_address)
+        return () if binding is None else ipv4_copies(encapsulations(binding))
+
+    def ipv6_route(self, address: IPv6Address) -> tuple[IPv4Address, TunnelTarget] | None:
+        """Whose tunnel carries IPv6 to ``address``, and how: the longest registered prefix holding it
+        (link-locals as /128s), else fe80::<home address> over the home-address tunnel (RFC 4213 §3.7)."""
+        found = self._longest_prefix(address)
+        if found is not None:
+            binding, item = found
+            return binding.home_address, effective_target(item.prefix, item.target)
+        home = embedded_home_address(address)
+        if home is not None and home in self._bindings:
+            return home, TunnelTarget.HOME_ADDRESS
+        return None
+
+    def ipv6_copies(self, address: IPv6Address) -> tuple[Copy, ...]:
+        """The copies of an IPv6 packet to ``address`` (RFC 5454 §3.3.2, RFC 5944 §3.6.1.3)."""
+        route = self.ipv6_route(address)
+        if route is None:
+            return ()
+        return ipv6_copies(route[1], encapsulations(self._bindings[route[0]]))
+
+    def reverse_ipv4(self, outer_source: IPv4Address, inner_source: IPv4Address) -> int | None:
+        """The outer protocol reverse-tunnelled IPv4 from ``inner_source`` must arrive in from
+        ``outer_source`` (a registered care-of address of that home address, RFC 3024 §4.3.2), or None."""
+        binding = self._bindings.get(inner_source)
+        return None if binding is None else ipv4_sources(encapsulations(binding)).get(outer_source)
+
+    def reverse_ipv6(self, outer_source: IPv4Address, inner_source: IPv6Address) -> int | None:
+        """The outer protocol IPv6 from ``inner_source`` must arrive in from ``outer_source``, or None: the
+        endpoint of its prefix's target (care-of for code 1, the home address for code 0, RFC 5454 §3.3.2);
+        a link-local outside every prefix only over a home-address tunnel (RFC 5454 §3.7.1)."""
+        found = self._longest_prefix(inner_source)
+        if found is None:
+            bound = outer_source in self._bindings
+            return PROTO_IPV6 if inner_source.is_link_local and bound else None
+        binding, item = found
+        target = effective_target(item.prefix, item.target)
+        return ipv6_sources(binding.home_address, target, encapsulations(binding)).get(outer_source)
+
+    def _longest_prefix(self, address: IPv6Address) -> tuple[MobilityBinding, PrefixBinding] | None:
+        """The binding and registered prefix (link-locals included) most specific for ``address``: a
+        linear scan, this view is for checks and tests, never for packets."""
+        best: tuple[MobilityBinding, PrefixBinding] | None = None
+        for binding in self._bindings.values():
+            for item in binding.prefixes.values():
+                longer = best is None or item.prefix.prefixlen > best[1].prefix.prefixlen
+                if longer and address in item.prefix:
+                    best = (binding, item)
+        return best
 
     def accepts_reverse_ipv4(self, outer_source: IPv4Address, inner_source: IPv4Address) -> bool:
-        """Reverse-tunnelled IPv4: outer source is a registered CoA of the inner HoA (RFC 3024 §4.3.2)."""
-        binding = self._bindings.get(inner_source)
-        if binding is None:
-            return False
-        return any(entry.care_of.address == outer_source for entry in binding.care_ofs.values())
+        """Reverse-tunnelled IPv4 is accepted from this outer source (RFC 3024 §4.3.2)."""
+        return self.reverse_ipv4(outer_source, inner_source) is not None
 
     def accepts_reverse_ipv6(self, outer_source: IPv4Address, inner_source: IPv6Address) -> bool:
-        """Reverse-tunnelled IPv6: outer is the HoA or a CoA, inner inside a prefix (RFC 5454 §3.3.2)."""
-        for binding in self._bindings.values():
-            if not any(inner_source in item.prefix for item in binding.prefixes.values()):
-                continue
-            if outer_source == binding.home_address:
-                return True
-            if any(entry.care_of.address == outer_source for entry in binding.care_ofs.values()):
-                return True
-        return False
+        """Reverse-tunnelled IPv6 is accepted from this outer source (RFC 5454 §3.3.2)."""
+        return self.reverse_ipv6(outer_source, inner_source) is not None
 
     def snapshot(self, now: float) -> list[dict[str, object]]:
         """Every binding as JSON-able dicts, ordered by home address."""

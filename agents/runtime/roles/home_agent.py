@@ -8,6 +8,7 @@ and prefix routes, proxy ARP entries and gratuitous ARP on the home link (RFC 59
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from collections.abc import Callable, Mapping
@@ -17,7 +18,7 @@ from typing import assert_never
 
 from agents.datapath.engine import TunnelOptions
 from agents.datapath.native import NativeHomeAgent
-from agents.datapath.selection import Needs, make_home_agent
+from agents.datapath.selection import Needs, make_home_agent, simultaneous_bindings_gap
 from agents.datapath.userspace import UserspaceHomeAgent
 from agents.mip.common import events as ev
 from agents.mip.common.config import Encapsulation, HomeAgentConfig
@@ -155,6 +156,9 @@ class HomeAgentRunner:
         require_interface("runtime.home_interface", runtime.home_interface, home_link_needed)
         others = tuple(sorted(e.value for e in protocol.encapsulations if e is not Encapsulation.IP_IN_IP))
         choice = choose_datapath(runtime, context, Needs(protocol.udp_tunnelling, others))
+        if protocol.simultaneous_bindings and (gap := simultaneous_bindings_gap(choice.backend)):
+            logger.warning("datapath %s: %s; S requests get code 1 (RFC 5944 §3.8.3)", choice.backend, gap)
+            protocol = dataclasses.replace(protocol, simultaneous_bindings=False)
         warn_short_keepalive("home_agent.keepalive_interval", protocol.keepalive_interval)
         machine = HomeAgent(protocol, wall_clock_offset=wall_clock_offset(), rng=random.Random())
         sock: MobileIpSocket | SteeredSocket
