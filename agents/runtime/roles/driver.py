@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from ipaddress import IPv4Address
 from typing import Any, Protocol
 
@@ -17,7 +17,7 @@ from agents.mip.events import OutgoingDatagram
 from agents.runtime.frame import AgentContext
 from agents.runtime.security_log import BUDGETED_EVENTS, SecurityLog
 from agents.runtime.timer import AgentTimer
-from agents.runtime.trace import TraceWriter
+from agents.runtime.trace import TraceWriter, monotonic_now
 from agents.runtime.udp import MobileIpSocket, Received
 
 logger = logging.getLogger(__name__)
@@ -54,6 +54,8 @@ class MachineDriver:
         """Where MIP Tunnel Data (type 4, RFC 3519 §3.3) on the same port goes: the datapath, not the
         machine (registration messages are never tunnelled, tunnelled packets never registrations)."""
         self.timer: AgentTimer = context.make_timer(machine, on_fired=lambda _now: self.flush())
+        self.first: Callable[[OutgoingDatagram], bool] | None = None
+        """Which datagrams :meth:`sends_first` picks (None: none)."""
 
     def start(self, first: Callable[[IPv4Address], bool] | None = None) -> None:
         """Start receiving; ``first``: sources served before others (see :meth:`MobileIpSocket.start`)."""
@@ -70,40 +72,75 @@ class MachineDriver:
         self.machine.receive_datagram(received.payload, received.source, received.destination, self.now())
         self.flush()
 
+    def sends_first(self, datagram: OutgoingDatagram) -> bool:
+        """True for a datagram that may leave before the queued events are applied (default: none).
+
+        The home agent's reply to a care-of address (issue 14: reply first, then the datapath; the
+        tunnel it needs is in place long before the reply's round trip through the FA and the MN ends),
+        the mobile node's request to a new foreign agent by link-layer frame (before its routes change)."""
+        return self.first is not None and self.first(datagram)
+
+    def send_first(self, datagram: OutgoingDatagram) -> None:
+        """Send a datagram :meth:`sends_first` chose (default: the UDP socket)."""
+        self._send(datagram)
+
+    def _send(self, datagram: OutgoingDatagram) -> None:
+        self.sock.send(
+            datagram.payload, datagram.destination, datagram.port, source=datagram.source, ttl=datagram.ttl
+        )
+
     def flush(self) -> None:
         """Apply and trace queued events, then send queued datagrams, then re-arm the timer.
 
         Events first: a home agent's reply to a deregistration from the home link must not follow the
         binding's host route into the tunnel (RFC 5944 §3.8.3, §4.6), and a new binding's tunnel is in
-        place before the mobile node hears it was accepted and starts using it."""
+        place before the mobile node hears it was accepted and starts using it. Datagrams that
+        :meth:`sends_first` picks leave before (their ``rrq_sent`` / ``rrp_sent`` trace lines carry the
+        time they left)."""
         outgoing = self.machine.datagrams_to_send(self.now())
-        self._apply_events()
+        early = [datagram for datagram in outgoing if self.sends_first(datagram)]
+        sent_at = None
+        for datagram in early:
+            self.send_first(datagram)
+            sent_at = monotonic_now()
+        self._apply_events(sent_at, {datagram.destination for datagram in early})
         for datagram in outgoing:
-            self.sock.send(
-                datagram.payload,
-                datagram.destination,
-                datagram.port,
-                source=datagram.source,
-                ttl=datagram.ttl,
-            )
+            if not any(datagram is sent for sent in early):
+                self._send(datagram)
         self.timer.rearm()
 
-    def _apply_events(self) -> None:
-        """Hand each queued event to the role's handler and write it to the trace."""
+    def _apply_events(self, sent_at: float | None = None, sent_to: Set[Any] = frozenset()) -> None:
+        """Hand each queued event to the role's handler and write it to the trace; the request or reply
+        events of datagrams sent first (to ``sent_to``) are stamped ``sent_at``."""
         while (event := self.machine.next_event()) is not None:
-            trace_and_apply(event, self.on_event, self.context.trace, self.context.security)
+            at = sent_at if sent_at is not None and _sent_early(event, sent_to) else None
+            trace_and_apply(event, self.on_event, self.context.trace, self.context.security, at=at)
+
+
+def _sent_early(event: Any, sent_to: Set[Any]) -> bool:
+    """A request (the MN sends one at a time) or a reply to a destination sent to first."""
+    name = getattr(event, "name", None)
+    return name == "rrq_sent" or (name == "rrp_sent" and getattr(event, "destination", None) in sent_to)
 
 
 def trace_and_apply(
-    event: Any, on_event: EventHandler, trace: TraceWriter, security: SecurityLog | None = None
+    event: Any,
+    on_event: EventHandler,
+    trace: TraceWriter,
+    security: SecurityLog | None = None,
+    *,
+    at: float | None = None,
 ) -> None:
-    """Write ``event`` to the trace, then apply it; a failed install is logged and traced, never raised
-    (one bad event must not stop the agent serving everyone else). Security events and flood-prone
-    noise go through ``security`` instead: logged and traced within its budget."""
+    """Write ``event`` to the trace (stamped ``at`` if given: when it happened, earlier), then apply it;
+    a failed install is logged and traced, never raised (one bad event must not stop the agent serving
+    everyone else). Security events and flood-prone noise go through ``security`` instead: logged and
+    traced within its budget."""
     name = str(event.name)
     if security is not None and name in BUDGETED_EVENTS:
         if security.admit(name):
             security.write(name, _fields(event))
+    elif trace.enabled and at is not None:
+        trace.emit_at(at, name, **_fields(event))
     elif trace.enabled:  # the JSON-able fields are only worth building for a trace line
         trace.emit(name, **_fields(event))
     try:

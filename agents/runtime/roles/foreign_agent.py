@@ -276,6 +276,7 @@ class ForeignAgentRunner:
         datapath.start(context.loop)
         driver = ForeignAgentDriver(machine, sock, link, context)
         driver.on_event = recovery.journaled(ForeignAgentEvents(datapath).apply)
+        datapath.on_visitor_packet = lambda home: visitor_sent(driver, home)
         recovery.restore(machine, driver.now())
         context.on_shutdown(lambda: withdraw(driver), name="withdraw advertisements")
         driver.start()
@@ -333,6 +334,13 @@ def handoff_commands(driver: ForeignAgentDriver, interface: str) -> dict[str, Ha
         "edge-tunnel-target": bet_target,
         "visitor-detached": detached,
     }
+
+
+def visitor_sent(driver: ForeignAgentDriver, home_address: IPv4Address) -> None:
+    """An expected visitor's first packet on the access link: it attached (RFC 4881 §1.3; issue 14: the
+    buffer is flushed on the attachment itself, not on a later L2-LU report)."""
+    if driver.machine.visitor_sent(home_address, driver.now()):
+        driver.flush()
 
 
 def parse_mac(text: str) -> bytes:

@@ -324,6 +324,26 @@ def commands(driver: MachineDriver, machine: MobileNode, datapath: MobileNodeDat
     }
 
 
+KEPT_THROUGH = (
+    ev.TunnelUp,
+    ev.TunnelDown,
+    ev.AgentLost,
+    ev.AgentDiscovered,
+    ev.MovementDetected,
+    ev.SolicitationSent,
+    ev.ArpModeChanged,
+    ev.RequestSent,
+    ev.ReplyReceived,
+    ev.RegistrationAccepted,
+    ev.PrefixAccepted,
+)
+"""Foreign-agent care-of address: a carrier drop's TunnelDown is applied only when something other than
+these comes first. The MN's tunnel runs between its home address and the home agent, whatever FA it is
+behind (RFC 5454 §3.3.2), so tearing it down at the drop and building it again at the next registration
+would only put a dozen netlink requests on the handover's critical path (issue 14); returning home, a
+deregistration or a denial take it down as before."""
+
+
 class MobileNodeEvents:
     """Applies the mobile node's events to its datapath (tunnel, prefixes, addresses, routes)."""
 
@@ -348,6 +368,8 @@ class MobileNodeEvents:
         """The last deregistration's outcome (confirmed by the HA, or given up)."""
         self.deregistration_attempts = 0
         """Copies sent of the last deregistration request."""
+        self.kept_over_link_down = False
+        """A carrier drop's TunnelDown not applied yet (see :data:`KEPT_THROUGH`)."""
 
     def apply(self, event: Any) -> None:
         home = self.config.home_address
@@ -355,8 +377,14 @@ class MobileNodeEvents:
             self.deregistration_attempts = event.attempt
         elif isinstance(event, ev.Deregistered):
             self.deregistration = event
+        if self.kept_over_link_down and not isinstance(event, KEPT_THROUGH):
+            self.kept_over_link_down = False  # no new tunnel replaces the kept one: take it down now
+            self.datapath.remove_ipv4_tunnel(home)
         if isinstance(event, ev.TunnelUp):
+            self.kept_over_link_down = False
             self.tunnel_up(event)
+        elif isinstance(event, ev.TunnelDown) and event.reason == "link-down" and self.link is not None:
+            self.kept_over_link_down = True  # see KEPT_THROUGH
         elif isinstance(event, ev.TunnelDown):
             self.datapath.remove_ipv4_tunnel(home)
         elif isinstance(event, ev.PrefixAccepted):
