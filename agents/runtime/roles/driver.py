@@ -22,6 +22,8 @@ from agents.runtime.udp import MobileIpSocket, Received
 
 logger = logging.getLogger(__name__)
 TUNNEL_DATA = bytes((MessageType.TUNNEL_DATA,))
+RECEIVED_EVENTS = frozenset({"rrq_received", "rrp_received"})
+"""Trace events stamped with the time their datagram was read (:attr:`MachineDriver.received_at`)."""
 
 
 class Machine(Protocol):
@@ -56,6 +58,9 @@ class MachineDriver:
         self.timer: AgentTimer = context.make_timer(machine, on_fired=lambda _now: self.flush())
         self.first: Callable[[OutgoingDatagram], bool] | None = None
         """Which datagrams :meth:`sends_first` picks (None: none)."""
+        self.received_at: float | None = None
+        """When the datagram being handled was read: its ``rrq_received`` / ``rrp_received`` trace line
+        says so, however long the handling took before the line is written (issue 14's budget)."""
 
     def start(self, first: Callable[[IPv4Address], bool] | None = None) -> None:
         """Start receiving; ``first``: sources served before others (see :meth:`MobileIpSocket.start`)."""
@@ -69,6 +74,7 @@ class MachineDriver:
         if self.on_tunnel_data is not None and received.payload[:1] == TUNNEL_DATA:
             self.on_tunnel_data(received)
             return
+        self.received_at = monotonic_now()
         self.machine.receive_datagram(received.payload, received.source, received.destination, self.now())
         self.flush()
 
@@ -112,8 +118,11 @@ class MachineDriver:
     def _apply_events(self, sent_at: float | None = None, sent_to: Set[Any] = frozenset()) -> None:
         """Hand each queued event to the role's handler and write it to the trace; the request or reply
         events of datagrams sent first (to ``sent_to``) are stamped ``sent_at``."""
+        received_at, self.received_at = self.received_at, None
         while (event := self.machine.next_event()) is not None:
             at = sent_at if sent_at is not None and _sent_early(event, sent_to) else None
+            if received_at is not None and getattr(event, "name", None) in RECEIVED_EVENTS:
+                at = received_at
             trace_and_apply(event, self.on_event, self.context.trace, self.context.security, at=at)
 
 
