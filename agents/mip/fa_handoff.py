@@ -79,6 +79,12 @@ class ExpectedVisitors:
                 return entry if now < entry.expires_at else None
         return None
 
+    def by_mac(self, link_address: bytes, now: float) -> Expectation | None:
+        """The open expectation for this link-layer address, left open."""
+        return next(
+            (e for e in self._by_home.values() if e.link_address == link_address and now < e.expires_at), None
+        )
+
     def attached_by_home(self, home_address: IPv4Address, now: float) -> Expectation | None:
         """The expected visitor sent a packet from ``home_address`` on the link: its expectation ends."""
         entry = self._by_home.pop(home_address, None)

@@ -174,6 +174,8 @@ def test_expected_visitor_attaches_with_its_first_packet_rfc4881_1_3() -> None:
     assert not fa.visitor_sent(HOA, 0.0)  # nobody expected
     fa.expect_visitor(HOA, mac, 0.0, timeout=1.0)
     _events(fa)
+    entry = fa.expected.by_mac(mac, 0.05)  # what an early L2-LU report looks up: left open
+    assert entry is not None and entry.home_address == HOA and fa.expected.by_mac(mac, 0.06) == entry
     assert fa.visitor_sent(HOA, 0.1)
     assert _events(fa) == [VisitorAttached(HOA, mac, "first-packet")]
     assert not fa.visitor_sent(HOA, 0.2)  # attached already: the next packets change nothing
