@@ -179,7 +179,25 @@ def one_backend(parent: Path, datapath: str, args: argparse.Namespace) -> int:
         ratios = ", ".join(f"{flow} {advert[flow] / link[flow]:.0f}×" for flow in FLOWS if link[flow] > 0)
         print(f"\nadvertisement-only / link-event median interruption (all moves): {ratios}")
     print_announced(parent, [name for name in ("pre", "post") if name in rows])
+    print_budget(parent / "standard")
     return status
+
+
+def print_budget(run: Path) -> None:
+    """The latency budget of the standard run (metrics.json, reports.budget): median and p95 per step."""
+    import json
+
+    try:
+        steps = json.loads((run / "metrics.json").read_text()).get("budget") or []
+    except (OSError, ValueError):
+        return
+    print(f"\nlatency budget, standard link-event moves to an FA ({run.name}):")
+    for step in steps:
+        median, p95 = step.get("median_ms"), step.get("p95_ms")
+        if median is None:
+            continue
+        name, target = step["step"], step["target_ms"]
+        print(f"  {name:<50} target {target:>3} ms  median {median:>6.2f}  p95 {p95:>6.2f}")
 
 
 if __name__ == "__main__":

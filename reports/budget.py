@@ -7,6 +7,12 @@ flap is not counted): they are what a Python agent on this machine can reach whe
 nothing more (a UDP request/response between two namespaces takes ~15 µs), not protocol constants.
 Only standard link-event handovers to a foreign agent are counted (returns home have no FA hops;
 announced handovers do their registration before the move).
+
+Since the waits that are not protocol were removed, two steps may be ≤ 0: the mobile node sends its
+request by frame before it writes the trace lines of the advertisement that caused it (and before its
+route change), and the home agent sends its reply to a care-of address before it applies and traces the
+binding (the ``rrq_sent`` / ``rrp_sent`` lines carry the time the message left, the ``rrq_received`` /
+``rrp_received`` lines the time it was read).
 """
 
 from __future__ import annotations
@@ -27,11 +33,11 @@ class Step:
 STEPS = (
     Step("carrier event → movement detected (MN)", "link_up_ms", "movement_detected_ms", 0.3),
     Step("solicitation → advertisement heard (MN)", "solicitation_sent_ms", "agent_discovered_ms", 0.3),
-    Step("advertisement → request sent (MN: route change)", "agent_discovered_ms", "rrq_sent_ms", 0.1),
+    Step("advertisement → request sent (MN: frame first)", "agent_discovered_ms", "rrq_sent_ms", 0.1),
     Step("request: MN → FA relay", "rrq_sent_ms", "fa_rrq_relayed_ms", 0.2),
     Step("request: FA → HA", "fa_rrq_relayed_ms", "ha_rrq_received_ms", 0.2),
     Step("HA: request → binding", "ha_rrq_received_ms", "ha_binding_ms", 0.1),
-    Step("HA: binding → reply sent", "ha_binding_ms", "ha_rrp_sent_ms", 0.1),
+    Step("HA: binding → reply sent (reply first)", "ha_binding_ms", "ha_rrp_sent_ms", 0.1),
     Step("reply: HA → FA relay", "ha_rrp_sent_ms", "fa_rrp_relayed_ms", 0.2),
     Step("reply: FA → MN", "fa_rrp_relayed_ms", "rrp_received_ms", 0.2),
     Step("reply → first IPv4 packet down (MN)", "rrp_received_ms", "v4-down_first_rx_ms", 0.3),

@@ -82,6 +82,9 @@ class UserspaceForeignAgent(LowLatencyDatapath, ForeignAgentDatapath):
         self.on_drop = on_drop
         self.visitors = ForeignAgentTable()
         self.buffers = VisitorBuffers()
+        self.on_visitor_packet: Callable[[IPv4Address], None] | None = None
+        """Called with the home address of an expected visitor (RFC 4881) whose packet the access link
+        just brought: the runtime reports the attachment, which flushes the buffer first."""
         self._buffer_timer: asyncio.TimerHandle | None = None
         self.bet_out, self.bet_in = {}, {}
         self.rules: dict[IPv4Address, int] = {}
@@ -192,6 +195,16 @@ class UserspaceForeignAgent(LowLatencyDatapath, ForeignAgentDatapath):
 
     def reverse_tunnel(self, packet: bytes) -> None:
         """RFC 3024 §4.3: a visitor's packet, IP-in-IP from the care-of address to its home agent."""
+        buffers = self.buffers
+        if (
+            buffers is not None
+            and buffers.expecting
+            and self.on_visitor_packet is not None
+            and len(packet) >= 20
+        ):
+            home = IPv4Address(packet[12:16])
+            if buffers.is_expected(home):  # the expected visitor is on the link: its first packet shows it
+                self.on_visitor_packet(home)
         outcome = self.visitors.reverse(packet)
         if isinstance(outcome, DropReason):
             self._count(outcome)  # outbound: the visitor's own packet, not an attack on anyone

@@ -389,6 +389,8 @@ class UserspaceMobileNode(_UserspaceBase, MobileNodeDatapath):
             self._check_open()
             if self._home != home_address:
                 raise ValueError(f"no tunnel for {home_address}: call add_ipv4_tunnel first")
+            if self._sources.get(prefix) is target:
+                return  # unchanged (a tunnel kept over a carrier drop): no netlink request
             self._sources[prefix] = target
             self._publish()
             if not prefix.is_link_local:
@@ -410,6 +412,8 @@ class UserspaceMobileNode(_UserspaceBase, MobileNodeDatapath):
     ) -> None:
         with self._lock:
             self._check_open()
+            if address in self._addresses and self._sources.get(IPv6Network(f"{address.ip}/128")) is target:
+                return  # unchanged (a tunnel kept over a carrier drop): no netlink request
             self._netlink.add_address(self.interface_name, address, nodad=True, exist_ok=True)
             self._addresses.add(address)
             self._sources.setdefault(IPv6Network(f"{address.ip}/128"), target)

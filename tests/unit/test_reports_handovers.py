@@ -218,4 +218,4 @@ def test_budget_counts_standard_link_handovers_to_an_fa_against_their_targets() 
     assert carrier["measured"] == 1 and carrier["median_ms"] == pytest.approx(0.2)
     assert carrier["over_target"] is False
     assert entries["solicitation → advertisement heard (MN)"]["over_target"] is True
-    assert entries["HA: binding → reply sent"]["measured"] == 0
+    assert entries["HA: binding → reply sent (reply first)"]["measured"] == 0

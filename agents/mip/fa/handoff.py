@@ -10,8 +10,9 @@ coming. For such a visitor the nFA
   leaves the nFA's checks to the FA-FA security association;
 * records the visitor with the link-layer address the trigger gave, since the request carried none;
 * buffers the visitor's packets until it attaches (:mod:`agents.mip.fa.llh_buffer`), and learns of the
-  attachment from L2-LU (:meth:`ExpectedVisitors.attached_by_mac`) or the visitor's first
-  solicitation on the access link.
+  attachment from whichever comes first: L2-LU (:meth:`ExpectedVisitors.attached_by_mac`), the
+  visitor's solicitation on the access link, or its first packet there (the pre-registered visitor's
+  reverse-tunnelled traffic, :meth:`LowLatencyHandoffs.visitor_sent`).
 """
 
 from __future__ import annotations
@@ -77,6 +78,17 @@ class ExpectedVisitors:
                 del self._by_home[home]
                 return entry if now < entry.expires_at else None
         return None
+
+    def by_mac(self, link_address: bytes, now: float) -> Expectation | None:
+        """The open expectation for this link-layer address, left open."""
+        return next(
+            (e for e in self._by_home.values() if e.link_address == link_address and now < e.expires_at), None
+        )
+
+    def attached_by_home(self, home_address: IPv4Address, now: float) -> Expectation | None:
+        """The expected visitor sent a packet from ``home_address`` on the link: its expectation ends."""
+        entry = self._by_home.pop(home_address, None)
+        return entry if entry is not None and now < entry.expires_at else None
 
     def __len__(self) -> int:
         return len(self._by_home)
@@ -206,6 +218,16 @@ class LowLatencyHandoffs:
         self.edge_tunnels.link_up(entry.home_address, now)
         self._emit(VisitorAttached(entry.home_address, entry.link_address, how))
         return entry.home_address
+
+    def visitor_sent(self, home_address: IPv4Address, now: float) -> bool:
+        """The expected visitor's first packet on the access link (its attachment shows, RFC 4881 §1.3,
+        before any L2-LU report): True if it was expected."""
+        entry = self.expected.attached_by_home(home_address, now)
+        if entry is None:
+            return False
+        self.edge_tunnels.link_up(home_address, now)
+        self._emit(VisitorAttached(home_address, entry.link_address, "first-packet"))
+        return True
 
     def edge_tunnel_source(
         self, home_address: IPv4Address, peer: IPv4Address, now: float, lifetime: float

@@ -308,6 +308,7 @@ class ForeignAgentRunner:
         datapath.start(context.loop)
         driver = ForeignAgentDriver(machine, sock, link, context)
         driver.on_event = recovery.journaled(ForeignAgentEvents(datapath).apply)
+        datapath.on_visitor_packet = lambda home: visitor_sent(driver, home)
         recovery.restore(machine, driver.now())
         context.on_shutdown(lambda: withdraw(driver), name="withdraw advertisements")
         driver.start()
@@ -333,9 +334,14 @@ def handoff_commands(driver: ForeignAgentDriver, interface: str) -> dict[str, Ha
         return {"expected": str(home)}
 
     def attached(args: dict[str, Any]) -> dict[str, object]:
-        home = driver.machine.visitor_attached(parse_mac(str(args["link_address"])), driver.now())
-        driver.flush()
-        return {"home_address": None if home is None else str(home)}
+        """L2-LU, a report that can come before the port carries frames (the kernel activates a port
+        that comes up in its link watcher, a little later): the buffer is flushed on the visitor's first
+        packet or solicitation, and on this report only if neither came within :data:`L2_LU_GRACE`."""
+        mac = parse_mac(str(args["link_address"]))
+        expected = driver.machine.expected.by_mac(mac, driver.now())
+        if expected is not None:
+            driver.context.loop.call_later(L2_LU_GRACE, late_attachment, driver, mac)
+        return {"home_address": None if expected is None else str(expected.home_address)}
 
     def bet_source(args: dict[str, Any]) -> dict[str, object]:
         """L2-ST (§4): the visitor is about to leave for the FA whose care-of address is ``peer``."""
@@ -365,6 +371,23 @@ def handoff_commands(driver: ForeignAgentDriver, interface: str) -> dict[str, Ha
         "edge-tunnel-target": bet_target,
         "visitor-detached": detached,
     }
+
+
+L2_LU_GRACE = 0.02
+"""Seconds an L2-LU report waits for the visitor's own first frame before it flushes the buffer itself."""
+
+
+def late_attachment(driver: ForeignAgentDriver, link_address: bytes) -> None:
+    """L2-LU's fallback: the visitor showed no frame of its own in time (still expected: flush now)."""
+    if driver.machine.visitor_attached(link_address, driver.now()) is not None:
+        driver.flush()
+
+
+def visitor_sent(driver: ForeignAgentDriver, home_address: IPv4Address) -> None:
+    """An expected visitor's first packet on the access link: it attached (RFC 4881 §1.3; issue 14: the
+    buffer is flushed on the attachment itself, not on a later L2-LU report)."""
+    if driver.machine.visitor_sent(home_address, driver.now()):
+        driver.flush()
 
 
 def parse_mac(text: str) -> bytes:

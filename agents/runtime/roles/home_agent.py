@@ -13,6 +13,7 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import assert_never
 
@@ -22,7 +23,7 @@ from agents.datapath.selection import Needs, make_home_agent, simultaneous_bindi
 from agents.datapath.userspace import UserspaceHomeAgent
 from agents.mip.common import events as ev
 from agents.mip.common.config import Encapsulation, HomeAgentConfig
-from agents.mip.common.events import HomeAgentEvent
+from agents.mip.common.events import HomeAgentEvent, OutgoingDatagram
 from agents.mip.fa.config import AdvertisementConfig
 from agents.mip.ha.home_agent import HomeAgent
 from agents.net.arp import GratuitousArpSender
@@ -198,6 +199,8 @@ class HomeAgentRunner:
             driver = RefreshingDriver(machine, kea, sock, context, journaled)
             extra["delegations"] = lambda _args: kea.listing(driver.now())
         driver.on_tunnel_data = keepalive_first(machine, driver, datapath)
+        if runtime.journal is None:  # with a journal, a binding is durable before it is acknowledged
+            driver.first = reply_first(machine.home_addresses)
         recovery.restore(machine, driver.now())
         driver.start(first=lambda source: machine.is_known_source(source, driver.now()))
         if steering is not None:
@@ -212,6 +215,19 @@ class HomeAgentRunner:
             ),
             "bindings": lambda _args: machine.bindings(driver.now()),
         } | extra
+
+
+def reply_first(home_addresses: frozenset[IPv4Address]) -> Callable[[OutgoingDatagram], bool]:
+    """Replies to a care-of address leave before the binding's datapath update (issue 14): the update is
+    one table or map change made right after, in the same turn of the loop, long before the reply's way
+    through the FA to the MN and the MN's first packet back. A reply to a home address (deregistration
+    from the home link) still waits for the binding's removal, or it would follow the host route into the
+    tunnel (RFC 5944 §3.8.3, §4.6)."""
+
+    def first(datagram: OutgoingDatagram) -> bool:
+        return datagram.destination not in home_addresses
+
+    return first
 
 
 def keepalive_first(

@@ -23,11 +23,12 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6
 from typing import assert_never
 
 from agents.mip.common import events as ev
-from agents.mip.common.events import MobileNodeEvent
+from agents.mip.common.events import MobileNodeEvent, OutgoingDatagram
 from agents.net.arp import GratuitousArpSender
 from agents.net.netlink import Netlink
 from agents.net.packetfilter import attach, ipv4_icmp_type_program
 from agents.runtime.roles.driver import MachineDriver
+from agents.runtime.roles.fa_access import ipv4_packet, udp_datagram
 
 logger = logging.getLogger(__name__)
 ICMP_ADVERTISEMENT = 9
@@ -35,6 +36,7 @@ SOL_RAW = 255
 ICMP_FILTER = 1
 RT_SCOPE_LINK = 253
 ETH_P_IP = 0x0800
+DEFAULT_TTL = 64
 
 DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
 HOME_IPV6_DEFAULT_METRIC = 512
@@ -96,6 +98,14 @@ class AgentDiscoverySocket:
         except OSError as exc:
             logger.debug("solicitation to %s: %s", message.destination, exc.strerror)
 
+    def send_frame(self, packet: bytes, link_address: bytes) -> None:
+        """One IPv4 packet to ``link_address`` on the interface, whatever the routes say (a request to a
+        new foreign agent before the routes point at it: issue 14)."""
+        try:
+            self.listener.sendto(packet, (self.interface, ETH_P_IP, 0, 0, link_address))
+        except OSError as exc:
+            logger.debug("frame to %s: %s", link_address.hex(":"), exc.strerror)
+
     def close(self) -> None:
         if self._loop is not None and not self._loop.is_closed() and self.listener.fileno() >= 0:
             self._loop.remove_reader(self.listener.fileno())
@@ -149,28 +159,37 @@ class ForeignAgentLink:
     def learn(self, agent: IPv4Address, link_address: bytes) -> None:
         self.link_addresses[agent] = link_address
 
+    def unrouted_agent(self, destination: IPv4Address) -> bytes | None:
+        """The link-layer address of ``destination`` if it is an agent heard on this link that the routes
+        do not point at yet (the MN is registering through a new FA): send to it by frame, at once."""
+        if self.at_home or destination == self.agent:
+            return None
+        return self.link_addresses.get(destination)
+
     def use_agent(self, agent: IPv4Address | None) -> None:
         """Route via ``agent`` (RFC 5944 §4.2.2), or remove the visited-link state with None.
 
-        From one FA to the next only the default route changes (the gateway is marked on-link, so no
-        host route to the FA is needed): two netlink requests between hearing the new agent and sending
-        the registration request through it."""
+        From one FA to the next only the default route and the new FA's neighbour entry change (the
+        gateway is marked on-link, so no host route to the FA is needed; the old FA's entry, for an
+        address of another link, stays until the MN is back there or stops): three netlink requests, made
+        after the registration request went out by frame (:meth:`unrouted_agent`)."""
         if agent == self.agent and not self.at_home:
             return
+        from_agent = self.agent is not None and not self.at_home  # the home address is on the link
         if self.at_home or agent is None:
             self.netlink.undo()
             if self.at_home:  # left home without a carrier drop: forget the home link's neighbours
                 self.netlink.flush_neighbours(self.interface)
         elif self.agent is not None:
             self.netlink.remove_route(DEFAULT_ROUTE, gateway=self.agent, interface=self.interface)
-            self.netlink.remove_neighbour(self.interface, self.agent)
         self.agent, self.at_home = agent, False
         if agent is None:
             return
         link_address = self.link_addresses.get(agent)
         if link_address is not None:
             self.netlink.set_neighbour(self.interface, agent, link_address)
-        self.netlink.add_address(self.interface, IPv4Interface(f"{self.home_address}/32"), exist_ok=True)
+        if not from_agent:
+            self.netlink.add_address(self.interface, IPv4Interface(f"{self.home_address}/32"), exist_ok=True)
         self.netlink.add_route(
             DEFAULT_ROUTE, gateway=agent, interface=self.interface, onlink=True, exist_ok=True
         )
@@ -236,6 +255,24 @@ class DiscoveringDriver(MachineDriver[MobileNodeEvent]):
     def attach(self, discovery: AgentDiscoverySocket, link: ForeignAgentLink) -> None:
         self.discovery, self.link = discovery, link
         discovery.start(self.context.loop, self.advertisement_received)
+        self.first = self._to_unrouted_agent
+
+    def _to_unrouted_agent(self, datagram: OutgoingDatagram) -> bool:
+        """A request to the FA just heard goes out as a frame before the route change (RFC 5944 §3.6.1.1
+        asks for the request, not for the route; issue 14): the FA answers to the MN's link-layer
+        address anyway (§3.7.3.2)."""
+        return self.link is not None and self.link.unrouted_agent(datagram.destination) is not None
+
+    def send_first(self, datagram: OutgoingDatagram) -> None:
+        link, discovery = self.link, self.discovery
+        mac = None if link is None else link.unrouted_agent(datagram.destination)
+        if link is None or discovery is None or mac is None:
+            self._send(datagram)
+            return
+        source = datagram.source or link.home_address
+        udp = udp_datagram(datagram.source_port or self.sock.port, datagram.port, datagram.payload)
+        ttl = datagram.ttl or DEFAULT_TTL
+        discovery.send_frame(ipv4_packet(source, datagram.destination, socket.IPPROTO_UDP, udp, ttl), mac)
 
     def carrier_changed(self, up: bool) -> None:
         """Link down / up on the visited interface (RFC 5944 §2.4: solicit at once on a new link)."""

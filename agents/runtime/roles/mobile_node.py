@@ -329,6 +329,31 @@ def commands(
     }
 
 
+KEPT_THROUGH = (
+    ev.TunnelUp,
+    ev.TunnelDown,
+    ev.AgentLost,
+    ev.AgentDiscovered,
+    ev.MovementDetected,
+    ev.SolicitationSent,
+    ev.ArpModeChanged,
+    ev.RequestSent,
+    ev.ReplyReceived,
+    ev.RegistrationAccepted,
+    ev.PrefixAccepted,
+)
+"""Foreign-agent care-of address: a carrier drop's TunnelDown is applied only when something other than
+these comes first. The MN's tunnel runs between its home address and the home agent, whatever FA it is
+behind (RFC 5454 §3.3.2), so tearing it down at the drop and building it again at the next registration
+would only put a dozen netlink requests on the handover's critical path (issue 14); returning home, a
+deregistration or a denial take it down as before."""
+
+
+def kept_through(event: MobileNodeEvent) -> bool:
+    """Whether a tunnel kept over a carrier drop stays up past ``event`` (:data:`KEPT_THROUGH`)."""
+    return isinstance(event, KEPT_THROUGH)
+
+
 class MobileNodeEvents:
     """Applies the mobile node's events to its datapath (tunnel, prefixes, addresses, routes)."""
 
@@ -353,10 +378,15 @@ class MobileNodeEvents:
         """The last deregistration's outcome (confirmed by the HA, or given up)."""
         self.deregistration_attempts = 0
         """Copies sent of the last deregistration request."""
+        self.kept_over_link_down = False
+        """A carrier drop's TunnelDown not applied yet (see :data:`KEPT_THROUGH`)."""
 
     def apply(self, event: MobileNodeEvent) -> None:
         """Every event the machine emits, matched (mypy: ``assert_never`` flags a new one left out)."""
         home = self.config.home_address
+        if self.kept_over_link_down and not kept_through(event):
+            self.kept_over_link_down = False  # no new tunnel replaces the kept one: take it down now
+            self.datapath.remove_ipv4_tunnel(home)
         match event:
             case ev.RequestSent():
                 if event.lifetime == 0:
@@ -364,7 +394,10 @@ class MobileNodeEvents:
             case ev.Deregistered():
                 self.deregistration = event
             case ev.TunnelUp():
+                self.kept_over_link_down = False
                 self.tunnel_up(event)
+            case ev.TunnelDown(reason="link-down") if self.link is not None:
+                self.kept_over_link_down = True  # see KEPT_THROUGH
             case ev.TunnelDown():
                 self.datapath.remove_ipv4_tunnel(home)
             case ev.PrefixAccepted():
