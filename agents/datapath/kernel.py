@@ -5,7 +5,8 @@ This module finds out whether this kernel can create them, by creating and delet
 throwaway network namespace (the caller's namespace is never touched), and says so. The kernel
 backend itself is :mod:`agents.datapath.native`: :func:`select_backend` answers ``kernel`` for an explicit
 request where the probe finds all three kinds, refuses it with a message naming what is missing elsewhere,
-and answers ``userspace`` for ``auto``.
+and answers ``kernel`` for ``auto`` where the probe finds them and the configuration needs no UDP tunnel
+or minimal encapsulation.
 """
 
 from __future__ import annotations

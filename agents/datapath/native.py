@@ -48,6 +48,7 @@ from agents.datapath.base import (
 from agents.datapath.engine import TunnelOptions
 from agents.datapath.projection import Change, HomeBinding, HomeProjection, compile_binding
 from agents.mip.wire.tunnel import ipv4_embedded_link_local
+from agents.net.ethtool import disable_tx_checksum, ethtool_socket
 from agents.net.netlink import Netlink
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class _Links:
         from pyroute2 import IPRoute
 
         self._ipr: Any = IPRoute()
+        self._ethtool = ethtool_socket()
         self._netlink = netlink
         self._names: list[str] = []
         self._lock = threading.Lock()
@@ -86,6 +88,7 @@ class _Links:
             self._names.append(name)
         index = self._ipr.link_lookup(ifname=name)[0]
         self._ipr.link("set", index=index, mtu=mtu)
+        disable_tx_checksum(self._ethtool, name)  # inner checksums finished before encapsulation
         if kind != "sit":
             self._netlink.set_sysctl(f"net/ipv4/conf/{name}/rp_filter", 1)
         self._netlink.set_sysctl(f"net/ipv6/conf/{name}/addr_gen_mode", 1)
@@ -120,6 +123,7 @@ class _Links:
             except Exception as error:  # keep deleting the others
                 logger.warning("cannot delete %s: %s", name, error)
         self._ipr.close()
+        self._ethtool.close()
 
 
 class _NativeBase:

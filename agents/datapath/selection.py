@@ -1,9 +1,9 @@
 """Which datapath backend runs (``datapath = "userspace" | "kernel" | "ebpf" | "auto"``), and why — the one
 place that decides it (design.md §3, issue 9).
 
-``auto`` tries, in order: ``kernel`` (native ipip/sit/gre devices, :mod:`agents.datapath.native`:
-only on explicit request for now — with it the correspondent's IPv4 does not reach a mobile node
-behind a foreign agent, a defect still open — so ``auto`` skips it and says so), ``ebpf`` (when
+``auto`` tries, in order: ``kernel`` (native ipip/sit/gre devices, :mod:`agents.datapath.native`, when the
+probe finds all three kinds and the configuration needs nothing they cannot carry: RFC 3519 UDP tunnels,
+minimal encapsulation), ``ebpf`` (when
 ``build/bpf/tunnel.bpf.o`` exists and passes the verifier, and the configuration needs nothing it cannot
 carry: RFC 3519 UDP tunnels, minimal encapsulation), else ``userspace``. An explicit ``kernel`` or
 ``ebpf`` that cannot run is refused with :class:`BackendUnavailableError` naming what is missing;
@@ -114,7 +114,11 @@ def select_backend(
         if problem is not None:
             raise BackendUnavailableError(f"--datapath ebpf: {problem}")
         return Choice("ebpf", requested, "requested; BPF object loads")
-    kernel = f"kernel: only on request, IPv4 downlink via an FA still fails ({kernel_probe().describe()})"
+    support = kernel_probe()
+    kernel_gap = needs.kernel_gap()
+    if kernel_gap is None and support.complete:
+        return Choice("kernel", requested, f"kernel: {support.describe()}")
+    kernel = f"kernel: {kernel_gap} ({support.describe()})" if kernel_gap else f"kernel: {support.describe()}"
     problem = gap or ebpf_check()
     if problem is None:
         return Choice("ebpf", requested, f"{kernel}; ebpf: object built and loads")

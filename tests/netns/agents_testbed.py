@@ -29,6 +29,7 @@ from typing import Any
 
 from agents.runtime.mipctl import send_request
 from tests.netns.conftest import Namespace, NamespaceFactory, veth
+from topologies.nodes import start_scale
 
 REPO = Path(__file__).resolve().parents[2]
 KEY1 = "00112233445566778899aabbccddeeff"
@@ -117,8 +118,9 @@ class AgentBed:
 
 
 def wait_for_ready(agent: Agent, timeout: float = 15.0) -> None:
+    """Wait for the agent's READY line; ``timeout`` scaled by DSMIP_START_SCALE (an emulated VM, tools/vm)."""
     assert agent.process.stdout is not None
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * start_scale()
     while time.monotonic() < deadline:
         ready, _, _ = select.select([agent.process.stdout], [], [], 0.2)
         if ready:

@@ -1,6 +1,7 @@
 """Choosing the ``kernel`` datapath (issue 9/15): taken only where the probe found ipip, sit and gre; refused
-elsewhere with what is missing and where to run it; ``auto`` never picks it yet (a known defect). Minimal
-encapsulation and UDP tunnels have no kernel device. No root: the probe's result is given."""
+elsewhere with what is missing and where to run it; ``auto`` picks it first where the probe finds the three
+kinds (issue 9), else ebpf, else userspace. Minimal encapsulation and UDP tunnels have no kernel device.
+No root: the probe's result is given."""
 
 from __future__ import annotations
 
@@ -40,8 +41,16 @@ def test_kernel_refused_for_what_has_no_device() -> None:
         backend("kernel", FULL, Needs(other_encapsulations=("gre", "minimal")))
 
 
-def test_auto_does_not_pick_kernel_and_userspace_stays_userspace() -> None:
-    assert backend("auto", FULL) == "userspace"
+def test_auto_picks_kernel_where_the_modules_exist_and_says_so() -> None:
+    chosen = select_backend("auto", Needs(), kernel_probe=lambda: FULL, ebpf_check=lambda: None)
+    assert chosen.backend == "kernel" and "ipip: yes" in chosen.reason
+    assert backend("auto", NONE) == "userspace"
+    for needs in (Needs(udp_tunnels=True), Needs(other_encapsulations=("minimal",))):
+        chosen = select_backend("auto", needs, kernel_probe=lambda: FULL, ebpf_check=lambda: "not built")
+        assert chosen.backend == "userspace" and "no kernel device" in chosen.reason, chosen
+
+
+def test_userspace_stays_userspace() -> None:
     assert backend("userspace", NONE) == "userspace"
     with pytest.raises(ValueError):
         backend("turbo", FULL)

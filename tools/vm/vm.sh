@@ -8,7 +8,8 @@
 #   vm.sh test [PYTEST ARGS]   the full suite in the VM: provision --test, then `./testbed test`
 #   vm.sh ssh               a shell in the VM
 #   vm.sh down              destroy the VM, stop the libvirt daemons we started, check nothing is left
-#   vm.sh all [CMD [ARGS]]  build (or reuse) + up + run CMD (default: handover --rate 200 --dwell 12) + down
+#   vm.sh all [CMD [ARGS]]  build (or reuse) + up + run CMD + down; default: handover --datapath kernel
+#                           --ha-rtt 20 --rate 200 --dwell 12 --start-timeout 300
 #   vm.sh status            what is running
 #   vm.sh purge             down, then remove the box (from Vagrant, libvirt's pool and the cache)
 # Environment: DSMIP_VM_CPUS (2), DSMIP_VM_MEMORY (3072 MiB), DSMIP_VM_DRIVER (kvm|qemu: skip the probe),
@@ -21,6 +22,7 @@ cd "$vm_repo"
 host_pkgs=(mmdebstrap qemu-system-x86 qemu-utils fdisk e2fsprogs libvirt-daemon-system vagrant vagrant-libvirt
     dnsmasq-base rsync openssh-client)
 libvirt_uri=qemu:///system
+vm_default_run=(handover --datapath kernel --ha-rtt 20 --rate 200 --dwell 12 --start-timeout 300)
 export VAGRANT_DEFAULT_PROVIDER=libvirt
 export LIBVIRT_DEFAULT_URI=$libvirt_uri
 
@@ -231,9 +233,11 @@ check_host_clean() {
 
 cmd_all() {
     local t0 tb tu tr rc=0
-    # The default run is sized for an emulated guest (2 vCPUs under TCG): 200 probe packets/s per flow and
-    # 12 s at each attachment, where the host's 1000/s and 3 s leave no time to see the flows come back.
-    [ "$#" -gt 0 ] || set -- handover --rate 200 --dwell 12
+    # The default run is what only the VM can run: the kernel datapath (native ipip/sit devices) with netem
+    # adding 20 ms of round trip on the home uplink; sized for an emulated guest (2 vCPUs under TCG): 200
+    # probe packets/s per flow, 12 s at each attachment (the host's 1000/s and 3 s leave no time to see the
+    # flows come back) and 300 s to build the network (60 s is too short for a loaded TCG guest).
+    [ "$#" -gt 0 ] || set -- "${vm_default_run[@]}"
     t0=$(vm_now)
     cmd_build
     tb=$(vm_took "$t0")
