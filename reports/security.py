@@ -168,6 +168,11 @@ class Judge:
         missing = {name: span[2] for name, span in spans.items()}
         share = {name: round(lost[name] / sent[name], 4) if sent[name] else None for name in FLOWS}
         gaps = {name: max_gap_ms(flow, start, end) for name, flow in flows.items()}
+        holes = (
+            f"; seqs with no row in the probe file (truncated, edited) {missing}"
+            if any(missing.values())
+            else ""
+        )
         self.figures.setdefault("traffic", {})[phase] = {
             "received": got,
             "sent": sent,
@@ -183,8 +188,7 @@ class Judge:
             and not any(missing.values())
             and all(s is not None and s <= MAX_LOSS for s in share.values())
             and all(g is not None and g <= MAX_GAP_MS for g in gaps.values()),
-            f"received {got}; lost {lost} of {sent}; longest gap ms {gaps}"
-            + (f"; seqs with no row in the probe file (truncated or edited) {missing}" if any(missing.values()) else ""),
+            f"received {got}; lost {lost} of {sent}; longest gap ms {gaps}" + holes,
         )
 
     # 1. RFC 3024 §4.3.2, RFC 5454 §4 ---------------------------------------------------------------------
@@ -317,6 +321,13 @@ class Judge:
             key: delta(counted.get("steering_before"), counted.get("steering_after"), {key})
             for key in ("priority_received", "general_received")
         } if counted and counted.get("steering_after") else None  # fmt: skip
+        waited = (counted or {}).get("drain_wait_s")
+        drain = (
+            "counters read at once (no drain wait recorded)"
+            if waited is None
+            else f"counters read after {waited} s waiting for the HA's UDP 434 queues to drain"
+            + ("" if (counted or {}).get("drained") else " (still not drained: gave up)")
+        )
         logged = None if not lines else sum(t1 <= t <= t2 + 1.0 for t in lines)
         traced = [e for e in self.run.events("ha", *TRACE_BUDGETED) if t1 <= e["t"] <= t2 + 1.0]
         bound = LOG_LINES_PER_SECOND * (window + 1)
@@ -349,13 +360,6 @@ class Judge:
             ),
             "forwarded": replies,
         }
-        waited = (counted or {}).get("drain_wait_s")
-        drain = (
-            "counters read at once (no drain wait recorded)"
-            if waited is None
-            else f"counters read after {waited} s waiting for the HA's UDP 434 queues to drain"
-            + ("" if (counted or {}).get("drained") else " (still not drained: gave up)")
-        )
         wanted = REACHED_SHARE * offered
         self.check(
             f"flood {kind}: offered {offered:g}/s, ≥ {REACHED_SHARE:.0%} reached the HA's interface "

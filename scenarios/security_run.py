@@ -346,7 +346,8 @@ class SecurityRun(PhasedRun):
         while True:
             steering = self.status(node).get("steering") or {}
             reads = tuple(steering.get(key) for key in ("priority_received", "general_received"))
-            queued = udp_queued(self.bed.node(node).cmd("cat /proc/net/udp /proc/net/udp6"), REGISTRATION_PORT)
+            tables = self.bed.node(node).cmd("cat /proc/net/udp /proc/net/udp6")
+            queued = udp_queued(tables, REGISTRATION_PORT)
             waited = time.monotonic() - started
             if not queued and reads == previous:
                 return True, round(waited, 3)

@@ -397,7 +397,8 @@ def test_a_flood_that_did_not_reach_the_home_agent_fails(
     judged = doctored(run, tmp_path, edit_trace("scenario", halved))
     [name] = failed(judged)
     assert name == (
-        "flood bad-auth: offered 20000/s, ≥ 90% reached the HA's interface or was dropped at r0's ingress filter"
+        "flood bad-auth: offered 20000/s, ≥ 90% reached the HA's interface "
+        "or was dropped at r0's ingress filter"
     ), name
 
 
@@ -412,7 +413,8 @@ def test_missing_flood_counters_fail_instead_of_counting_zero(
 
     judged = doctored(run, tmp_path, edit_trace("scenario", unrecorded))
     assert failed(judged) == [
-        "flood garbage: ≥ 90% accounted for (refused by the HA, dropped by its kernel or at r0's ingress filter)"
+        "flood garbage: ≥ 90% accounted for (refused by the HA, dropped by its kernel "
+        "or at r0's ingress filter)"
     ]
 
 
