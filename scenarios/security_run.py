@@ -162,7 +162,7 @@ class SecurityRun(PhasedRun):
             kernel_steering=not args.no_kernel_steering,
             ingress_filter=not args.no_ingress_filter,
             ingress_filter_interfaces=list(self.topo.nodeSpec("r0").ingress_filter),
-            ingress_filter_lifted_for=["spoof"],
+            ingress_filter_lifted_for=[],  # the phases it was lifted for, added as it is (edge_lifted)
             forged_share=args.forged_share,
             phases=self.phases,
             loss=args.loss,
@@ -195,7 +195,7 @@ class SecurityRun(PhasedRun):
             if phase in faults:
                 faults[phase](self, bed)
             elif phase == "spoof":
-                with self.edge_lifted():
+                with self.edge_lifted("spoof"):
                     self.phase_spoof(bed)
             else:
                 getattr(self, "phase_" + phase.replace("-", "_"))(bed)
@@ -365,9 +365,10 @@ class SecurityRun(PhasedRun):
         return ingress.dropped("\n".join(router.cmd(command) for command in ingress.listing_commands()))
 
     @contextmanager
-    def edge_lifted(self) -> Iterator[None]:
+    def edge_lifted(self, phase: str) -> Iterator[None]:
         """r0's ingress filter off meanwhile (the spoof phase tests the HA's own source checks), back on
-        after; both marked in the scenario trace."""
+        after; both marked in the scenario trace, ``phase`` added to meta.json's
+        ``ingress_filter_lifted_for`` once lifted (nothing when there is no filter)."""
         assert self.bed is not None
         interfaces = self.topo.nodeSpec("r0").ingress_filter
         router = self.bed.node("r0")
@@ -377,6 +378,8 @@ class SecurityRun(PhasedRun):
         for command in ingress.commands("-D", interfaces):
             router.cmd(command)
         self.mark("ingress_filter", state="lifted", dropped=self.edge_dropped())
+        lifted = list(self.run.meta.get("ingress_filter_lifted_for") or [])
+        self.run.write_meta(ingress_filter_lifted_for=[*lifted, phase])
         try:
             yield
         finally:

@@ -33,6 +33,14 @@ def whole(text: str, low: int, high: int, unit: str = "") -> int:
     return value
 
 
+MAX_SEED = 2**32 - 1
+"""The largest seed (numpy's generators take 0..2**32-1)."""
+
+
+def seed(text: str) -> int:
+    return whole(text, 0, MAX_SEED, "random seed")
+
+
 def count(text: str) -> int:
     return whole(text, 1, 1000)
 
@@ -89,7 +97,12 @@ def add_common_options(parser: argparse.ArgumentParser, scenario: str, default_r
         help="tunnel datapath of the HA and MNs: userspace (default), ebpf (tc programs), kernel (native "
         "tunnel devices, full kernels only), auto (best here)",
     )
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: time based, recorded)")
+    parser.add_argument(
+        "--seed",
+        type=seed,
+        default=None,
+        help=f"random seed, 0..{MAX_SEED} (default: time based, recorded)",
+    )
     loudness = parser.add_mutually_exclusive_group()
     loudness.add_argument("-v", "--verbose", action="store_true", help="show every step")
     loudness.add_argument("-q", "--quiet", action="store_true", help="print only the verdict and the folder")

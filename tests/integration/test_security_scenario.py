@@ -120,6 +120,7 @@ def test_every_attack_is_refused_and_the_run_folder_is_complete(finished_run: tu
         assert all(share <= 0.01 for share in figures["traffic"][phase]["loss_share"].values()), phase
     meta = json.loads((run / "meta.json").read_text())
     assert meta["ingress_filter"] and meta["ingress_filter_interfaces"] == ["r0-cn"]
+    assert meta["ingress_filter_lifted_for"] == ["spoof"]
     assert (run / "pcaps" / "ha-ha-eth0.pcap").stat().st_size > 0
     assert "| spoof v6-unnested | mn2 | 3 |" in (run / "report.md").read_text()
     assert set(figures["loss"]) == {"mn-fa", "fa-ha"}
@@ -589,3 +590,18 @@ def test_probe_rows_missing_from_the_file_fail_the_traffic_verdict(
     assert failed(judged) == [
         "flood: the mobile node's own traffic keeps flowing (loss ≤ 1% per flow, no probe gap over 1000 ms)"
     ]
+
+
+def test_meta_records_the_filter_lifted_only_when_it_was(tmp_path: Path) -> None:
+    """Review F7: ``ingress_filter_lifted_for`` says what happened: the spoof phase without a filter
+    (``--no-ingress-filter``) lifts none, so meta.json records none."""
+    run = tmp_path / "run"
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    args = ["--phases", "spoof", "--spoof-count", "1", "--no-ingress-filter", "--dwell", "0.5"]
+    finished = run_and_check_teardown(args, run, tmpdir, "security-nofilter", scenario="security")
+    assert finished.returncode == 0, finished.explain()
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["ingress_filter"] is False and meta["ingress_filter_interfaces"] == []
+    assert meta["ingress_filter_lifted_for"] == []
+    assert not scenario_steps(run, "ingress_filter")
