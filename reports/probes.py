@@ -219,6 +219,35 @@ def lost_between(flow: FlowData | None, start: float, end: float) -> int:
     return len(seqs - got)
 
 
+def span_between(flow: FlowData | None, start: float, end: float) -> tuple[int, int, int]:
+    """(sent, lost, missing) of the probes sent in [start, end], counted by sequence number: the sender
+    never skips a seq and logs failed sends too (:mod:`scenarios.probe`), so every seq from the one after
+    the last row sent before ``start`` (else the window's first) to the one before the first row sent
+    after ``end`` (else the window's last) was sent. ``missing`` are those seqs with no row at all (a
+    truncated or edited file); they count as lost."""
+    if flow is None or not math.isfinite(start) or not math.isfinite(end):
+        return 0, 0, 0
+    inside = (flow.send_t >= start) & (flow.send_t <= end)
+    earlier, later = flow.seq[flow.send_t < start], flow.seq[flow.send_t > end]
+    seqs = flow.seq[inside]
+    if earlier.size:
+        first = int(earlier.max()) + 1
+    elif seqs.size:
+        first = int(seqs.min())
+    else:
+        return 0, 0, 0
+    if later.size:
+        last = int(later.min()) - 1
+    elif seqs.size:
+        last = int(seqs.max())
+    else:
+        return 0, 0, 0
+    sent = max(0, last - first + 1)
+    present = {seq for seq in seqs.tolist() if first <= seq <= last}
+    got = {seq for seq in flow.seq[inside & ~np.isnan(flow.recv_t)].tolist() if first <= seq <= last}
+    return sent, sent - len(got), sent - len(present)
+
+
 def max_gap_ms(flow: FlowData | None, start: float, end: float) -> float | None:
     """The longest time between two packets received in [start, end], in ms."""
     if flow is None:

@@ -128,7 +128,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--forged-share",
         type=lambda text: number(text, 0, 1, "share of datagrams forging FA1"),
-        default=0.0,
+        default=None,
         help="share of the flood phase's datagrams forging FA1's address, a known peer (default 0: all "
         "come from the correspondent's own address; flood-forged forges every one)",
     )
@@ -151,7 +151,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add_common_options(parser, "security", default_rate=100.0)
     parser.set_defaults(always_captures=True, no_pcap=False)  # the verdicts need the captures
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.forged_share is not None and "flood" not in args.phases:
+        parser.error("--forged-share applies to the flood phase, which --phases leaves out")
+    args.forged_share = 0.0 if args.forged_share is None else args.forged_share
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

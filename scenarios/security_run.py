@@ -46,6 +46,10 @@ RATE_PER_SENDER = 50_000.0
 """Datagrams per second one attacker process is asked for (see :meth:`SecurityRun.attack`)."""
 FLOODS = ("garbage", "bad-auth", "mixed")
 HA_INTERFACE = "ha-eth0"
+REGISTRATION_PORT = 434
+DRAIN_WAIT = 10.0
+"""Seconds at most to wait, after a flood, for the HA to read what its sockets still queue."""
+DRAIN_POLL = 0.25
 RENEWAL_FRACTION = 0.5
 """The MN renews at half its granted lifetime (RFC 5944 §3.6.1: it may re-register before the lifetime
 runs out), not the default 0.75: with the HA's 3 s the renewal margin is 1.5 s, room for a reply the
@@ -63,6 +67,25 @@ def udp_counters(snmp: str) -> dict[str, int] | None:
         return {name: int(value) for name, value in zip(rows[0], rows[1], strict=True)}
     except ValueError:
         return None
+
+
+def udp_queued(tables: str, port: int) -> int | None:
+    """Bytes waiting in the receive queues of the UDP sockets bound to local ``port`` (rows of
+    ``/proc/net/udp`` and ``/proc/net/udp6``: ``sl local rem st tx_queue:rx_queue ...``, hex); None
+    when no such socket is listed."""
+    total, found = 0, False
+    for line in tables.splitlines():
+        fields = line.split()
+        if len(fields) < 5 or ":" not in fields[1] or ":" not in fields[4]:
+            continue
+        try:
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            rx_queue = int(fields[4].split(":", 1)[1], 16)
+        except ValueError:
+            continue  # the header row
+        if local_port == port:
+            total, found = total + rx_queue, True
+    return total if found else None
 
 
 RENEWAL_OVERRIDE = parse_override(f"{MOBILE}.mobile_node.renewal_fraction={RENEWAL_FRACTION}")
@@ -139,7 +162,7 @@ class SecurityRun(PhasedRun):
             kernel_steering=not args.no_kernel_steering,
             ingress_filter=not args.no_ingress_filter,
             ingress_filter_interfaces=list(self.topo.nodeSpec("r0").ingress_filter),
-            ingress_filter_lifted_for=["spoof"],
+            ingress_filter_lifted_for=[],  # the phases it was lifted for, added as it is (edge_lifted)
             forged_share=args.forged_share,
             phases=self.phases,
             loss=args.loss,
@@ -172,7 +195,7 @@ class SecurityRun(PhasedRun):
             if phase in faults:
                 faults[phase](self, bed)
             elif phase == "spoof":
-                with self.edge_lifted():
+                with self.edge_lifted("spoof"):
                     self.phase_spoof(bed)
             else:
                 getattr(self, "phase_" + phase.replace("-", "_"))(bed)
@@ -294,10 +317,13 @@ class SecurityRun(PhasedRun):
                 **result,
             )
             time.sleep(max(1.0, args.dwell))
+            drained, waited = self.drained("ha")
             after = self.status("ha")
             self.mark(
                 "flood_counters",
                 kind=kind,
+                drained=drained,
+                drain_wait_s=waited,
                 before=before.get("counters", {}),
                 after=after.get("counters", {}),
                 steering_before=before.get("steering"),
@@ -309,6 +335,27 @@ class SecurityRun(PhasedRun):
         label = f"after-{prefix}flood"
         self.mark("binding_seen", label=label, care_ofs=self.care_ofs(), counters=self.counters())
 
+    def drained(self, node: str) -> tuple[bool, float]:
+        """Wait (at most :data:`DRAIN_WAIT`) until ``node`` has read what its UDP 434 sockets queued
+        during a flood: their receive queues empty and its steering read counters still between two
+        looks :data:`DRAIN_POLL` apart, so that the "after" counters hold every datagram the HA will read.
+        Returns whether it drained and how long the wait took (seconds)."""
+        assert self.bed is not None
+        started = time.monotonic()
+        previous: Any = None
+        while True:
+            steering = self.status(node).get("steering") or {}
+            reads = tuple(steering.get(key) for key in ("priority_received", "general_received"))
+            tables = self.bed.node(node).cmd("cat /proc/net/udp /proc/net/udp6")
+            queued = udp_queued(tables, REGISTRATION_PORT)
+            waited = time.monotonic() - started
+            if not queued and reads == previous:
+                return True, round(waited, 3)
+            if waited >= DRAIN_WAIT:
+                return False, round(waited, 3)
+            previous = reads
+            time.sleep(DRAIN_POLL)
+
     def edge_dropped(self) -> int | None:
         """Packets r0's ingress filter dropped so far (None without the filter)."""
         assert self.bed is not None
@@ -318,9 +365,10 @@ class SecurityRun(PhasedRun):
         return ingress.dropped("\n".join(router.cmd(command) for command in ingress.listing_commands()))
 
     @contextmanager
-    def edge_lifted(self) -> Iterator[None]:
+    def edge_lifted(self, phase: str) -> Iterator[None]:
         """r0's ingress filter off meanwhile (the spoof phase tests the HA's own source checks), back on
-        after; both marked in the scenario trace."""
+        after; both marked in the scenario trace, ``phase`` added to meta.json's
+        ``ingress_filter_lifted_for`` once lifted (nothing when there is no filter)."""
         assert self.bed is not None
         interfaces = self.topo.nodeSpec("r0").ingress_filter
         router = self.bed.node("r0")
@@ -330,6 +378,8 @@ class SecurityRun(PhasedRun):
         for command in ingress.commands("-D", interfaces):
             router.cmd(command)
         self.mark("ingress_filter", state="lifted", dropped=self.edge_dropped())
+        lifted = list(self.run.meta.get("ingress_filter_lifted_for") or [])
+        self.run.write_meta(ingress_filter_lifted_for=[*lifted, phase])
         try:
             yield
         finally:

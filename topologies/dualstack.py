@@ -152,18 +152,18 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         self.prefixes_per_node, self.colocated_nodes = prefixes_per_node, colocated_nodes
         self.ha_max_lifetime, self.mn_lifetime = ha_max_lifetime, mn_lifetime
         self.udp_keepalive = udp_keepalive
+        """Set: the moving MNs may use a co-located address behind the NAT, tunnelled in UDP (RFC 3519)
+        with this keepalive interval K from the HA."""
         self.home_netem = home_netem
+        """Set: netem arguments (``delay 25ms loss 1%``) for each direction of the home uplink (r0 ↔ home
+        LAN)."""
         self.ingress_filter = ingress_filter
         """Set: r0 drops what arrives on the correspondent's link ``r0-cn`` with a source address it would
         not route back there (BCP 38 / RFC 2827, :mod:`topologies.ingress`): the correspondent cannot
         forge an agent's or a mobile node's address."""
-        """Set: netem arguments (``delay 25ms loss 1%``) for each direction of the home uplink (r0 ↔ home
-        LAN)."""
         self.netem_links: list[tuple[str, str, str]] = []
         """(node, interface, netem arguments): the qdiscs :func:`topologies.build.configure` adds (a switch's
         ports are in the root namespace)."""
-        """Set: the moving MNs may use a co-located address behind the NAT, tunnelled in UDP (RFC 3519)
-        with this keepalive interval K from the HA."""
         self.ha_journal = ha_journal
         """Set: the HA journals its bindings in this file and a restarted HA restores them from it."""
         self.nat_fa = nat_fa

@@ -33,6 +33,14 @@ def whole(text: str, low: int, high: int, unit: str = "") -> int:
     return value
 
 
+MAX_SEED = 2**32 - 1
+"""The largest seed (numpy's generators take 0..2**32-1)."""
+
+
+def seed(text: str) -> int:
+    return whole(text, 0, MAX_SEED, "random seed")
+
+
 def count(text: str) -> int:
     return whole(text, 1, 1000)
 
@@ -89,7 +97,12 @@ def add_common_options(parser: argparse.ArgumentParser, scenario: str, default_r
         help="tunnel datapath of the HA and MNs: userspace (default), ebpf (tc programs), kernel (native "
         "tunnel devices, full kernels only), auto (best here)",
     )
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: time based, recorded)")
+    parser.add_argument(
+        "--seed",
+        type=seed,
+        default=None,
+        help=f"random seed, 0..{MAX_SEED} (default: time based, recorded)",
+    )
     loudness = parser.add_mutually_exclusive_group()
     loudness.add_argument("-v", "--verbose", action="store_true", help="show every step")
     loudness.add_argument("-q", "--quiet", action="store_true", help="print only the verdict and the folder")
@@ -183,14 +196,14 @@ def run_main(scenario: str, args: argparse.Namespace, argv: list[str] | None, ex
             seed = args.seed if args.seed is not None else int(time.time())
             random.seed(seed)
             try:
-                run = RunFolder.create(scenario, args.out)
+                run = RunFolder.planned(scenario, args.out)  # made by run_plan once the options hold
             except OSError as error:
                 print(f"{scenario}: cannot create the run folder: {error}", file=sys.stderr)
                 return 2
             return execute(args, run, progress, seed, features)
     except (KeyboardInterrupt, Interrupted) as stop:
         what = "terminated" if isinstance(stop, Interrupted) else "interrupted"
-        where = f"; partial run in {run.path}" if run is not None else ""
+        where = f"; partial run in {run.path}" if run is not None and run.path.is_dir() else ""
         print(f"{scenario}: {what}; everything the run created was removed{where}", flush=True)
         return 143 if isinstance(stop, Interrupted) else 130
     finally:
@@ -223,7 +236,8 @@ class Plan(Protocol):
 
 
 def run_plan(scenario: str, args: argparse.Namespace, run: RunFolder, plan: Callable[[], Plan]) -> int:
-    """Execute the plan ``plan()`` builds; a setup failure is one line (1), names in use are 2; the exit
+    """Execute the plan ``plan()`` builds, making the run folder only once it is built (a bad ``--set``
+    leaves none); a setup failure is one line (1), names in use are 2; the exit
     status is 0 only when every expectation held. Imports Mininet: call it after the preflight checks."""
     from scenarios.harness.links import MoveError
     from topologies.build import ConfigureError, NamesInUseError, NetworkStartTimeout
@@ -231,7 +245,13 @@ def run_plan(scenario: str, args: argparse.Namespace, run: RunFolder, plan: Call
     from topologies.overrides import OverrideError
 
     try:
-        result = plan().execute()
+        planned = plan()  # the topology, with every --set applied: refused before the folder exists
+        try:
+            run.make()
+        except OSError as error:
+            print(f"{scenario}: cannot create the run folder: {error}", file=sys.stderr)
+            return 2
+        result = planned.execute()
     except (NamesInUseError, OverrideError) as error:
         print(f"{scenario}: {error}", file=sys.stderr)
         return 2

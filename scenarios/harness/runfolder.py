@@ -39,15 +39,26 @@ class RunFolder:
     @classmethod
     def create(cls, scenario: str, out: Path | None = None) -> RunFolder:
         """``out`` or ``reports/runs/<scenario>-<UTC time>``; refuses a folder that already has a run."""
+        run = cls.planned(scenario, out)
+        run.make()
+        return run
+
+    @classmethod
+    def planned(cls, scenario: str, out: Path | None = None) -> RunFolder:
+        """The run folder :meth:`create` would make, not made yet (:meth:`make` does, once the run's
+        options are known to be good: a refused option leaves no empty folder behind)."""
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         path = (out or DEFAULT_RUNS / f"{scenario}-{stamp}").resolve()
         if (path / "meta.json").exists():
             raise FileExistsError(f"{path} already holds a run (meta.json); choose another --out")
-        path.mkdir(parents=True, exist_ok=True)
-        for name in SUBFOLDERS:
-            (path / name).mkdir(exist_ok=True)
         sockets = Path(tempfile.mkdtemp(prefix="dsmip-"))
         return cls(path, sockets)
+
+    def make(self) -> None:
+        """Create the folder and its subfolders (idempotent)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        for name in SUBFOLDERS:
+            (self.path / name).mkdir(exist_ok=True)
 
     def config(self, node: str) -> Path:
         return self.path / "configs" / f"{node}.toml"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reports.errors import RunFolderError
-from reports.probes import flow_stats, parse_probe_csv
+from reports.probes import flow_stats, parse_probe_csv, span_between
 from reports.rundir import load_run
 from tests.unit.runfolder import FlowSpec, RunFolderBuilder, standard_run, write_lines
 
@@ -176,3 +176,20 @@ def test_flows_default_to_the_csv_files_when_meta_lists_none(tmp_path: Path) -> 
     run = load_run(root)
     assert list(run.flows) == ["v6-down"]
     assert run.t0 == pytest.approx(1001.0)  # the earliest time seen
+
+
+def test_a_window_counts_every_sequence_number_sent_even_without_its_row(tmp_path: Path) -> None:
+    """Review F1: the sender never skips a seq and logs failed sends (scenarios/probe.py), so a seq with
+    no row in the file (deleted, truncated) was sent and counts as lost, inside the window as well as at
+    its edges (between the last row before it and the first row after it)."""
+    rows = [f"{seq},{10 + seq / 10:.3f},{10.05 + seq / 10:.3f},home,4" for seq in range(20)]
+    full = parse_probe_csv(_csv(tmp_path, *rows), "v4-down", [])
+    assert span_between(full, 10.5, 11.4) == (10, 0, 0)  # seqs 5..14
+    holes = [row for row in rows if int(row.split(",")[0]) not in (5, 8, 14)]  # both edges and within
+    flow = parse_probe_csv(_csv(tmp_path, *holes), "v4-down", [])
+    assert span_between(flow, 10.5, 11.4) == (10, 3, 3)
+    lost = ["8,10.800,,home,4" if row.startswith("8,") else row for row in rows]
+    assert span_between(parse_probe_csv(_csv(tmp_path, *lost), "v4-down", []), 10.5, 11.4) == (10, 1, 0)
+    assert span_between(None, 10.5, 11.4) == (0, 0, 0)
+    assert span_between(flow, float("nan"), 11.4) == (0, 0, 0)
+    assert span_between(flow, 30.0, 31.0) == (0, 0, 0)  # after the last row: nothing known sent

@@ -27,6 +27,9 @@ BAD = [
     ("--phases", "flood,bogus", "must be a comma-separated list of spoof, forged, flood, flood-forged, "
      "loss, nat-loss, ha-restart, fa-restart; unknown 'bogus'"),
     ("--loss-legs", ",", "must be a comma-separated list of mn-fa, fa-ha; got ','"),
+    ("--seed", "-1", "must be a whole number between 0 and 4294967295 (random seed), got '-1'"),
+    ("--seed", "4294967296",
+     "must be a whole number between 0 and 4294967295 (random seed), got '4294967296'"),
 ]  # fmt: skip
 
 
@@ -53,3 +56,39 @@ def test_the_parsers_accept_their_whole_range() -> None:
     for bad in ("-1", "99", "201", "1e2", " "):
         with pytest.raises(argparse.ArgumentTypeError, match="must be a whole number between 100 and 200"):
             whole(bad, 100, 200)
+
+
+@pytest.mark.parametrize("scenario", ["handover", "deregistration", "nat_traversal", "dhcpv6_pd"])
+def test_a_negative_seed_is_refused_by_every_scenario(scenario: str) -> None:
+    """Review F7: seeds are 0..2**32-1 (numpy's generators); -1 is one error line and exit 2."""
+    finished = subprocess.run(
+        [sys.executable, "-m", f"scenarios.{scenario}", "--seed", "-1"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert finished.returncode == 2, finished
+    assert "Traceback" not in finished.stderr
+    last = finished.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"python -m scenarios.{scenario}: error: argument --seed: must be a whole number between 0 and "
+        "4294967295 (random seed), got '-1'"
+    ), finished.stderr
+
+
+def test_a_forged_share_without_the_flood_phase_is_refused() -> None:
+    """Review F7: ``--forged-share`` shapes the flood phase only; asked for without it, it would be
+    silently ignored: one error line and exit 2 instead. With ``flood`` among the phases it is taken."""
+    finished = subprocess.run(
+        [sys.executable, "-m", "scenarios.security", "--phases", "spoof,flood-forged",
+         "--forged-share", "0.5"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert finished.returncode == 2, finished
+    assert "Traceback" not in finished.stderr
+    assert finished.stderr.strip().splitlines()[-1] == (
+        "python -m scenarios.security: error: --forged-share applies to the flood phase, which --phases "
+        "leaves out"
+    )
+    from scenarios.security import parse_args
+
+    assert parse_args(["--phases", "flood", "--forged-share", "0.5"]).forged_share == 0.5
+    assert parse_args(["--phases", "spoof"]).forged_share == 0.0

@@ -162,6 +162,27 @@ def test_the_kernels_udp_counters_are_read_from_proc_net_snmp() -> None:
     assert udp_counters("") is None and udp_counters("Udp: A B\nUdp: 1\n") is None
 
 
+def test_the_queue_left_on_udp_434_is_read_from_proc_net_udp() -> None:
+    """Review F2: the flood counters are read once the HA's UDP 434 sockets are empty: the rx_queue
+    (hex, after the colon of ``tx_queue:rx_queue``) of every socket on local port 434 (0x01B2), IPv4
+    and IPv6 rows alike; other ports ignored; None when no socket is on the port."""
+    from scenarios.security_run import udp_queued
+
+    tables = (
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+        "   1: 0A000102:01B2 00000000:0000 07 00000000:00000300 00:00000000 00000000     0        0 1 2\n"
+        "   2: 00000000:01B2 00000000:0000 07 00000000:00000040 00:00000000 00000000     0        0 3 2\n"
+        "   3: 00000000:0035 00000000:0000 07 00000000:0000ffff 00:00000000 00000000     0        0 4 2\n"
+        "  sl  local_address                         remote_address                        st\n"
+        "   4: 00000000000000000000000000000000:01B2 00000000000000000000000000000000:0000 07 "
+        "00000000:00000001 00:00000000 00000000     0        0 5 2\n"
+    )
+    assert udp_queued(tables, 434) == 0x300 + 0x40 + 1
+    assert udp_queued(tables, 53) == 0xFFFF
+    assert udp_queued(tables, 4343) is None
+    assert udp_queued("", 434) is None
+
+
 def test_floods_as_long_as_the_issues_can_be_asked_for() -> None:
     """Issue 16's floods lasted 20-33 s: 660,000 datagrams at 20,000/s must be accepted; past the cap is
     a one-line argparse error, never a traceback."""
