@@ -127,7 +127,8 @@ def bare_link(agent: IPv4Address | None, at_home: bool = False) -> ForeignAgentL
     """A ForeignAgentLink without its netlink and ARP sockets (only the routing decision is tested)."""
     link = object.__new__(ForeignAgentLink)
     link.home_address, link.agent, link.at_home = HOA, agent, at_home
-    link.link_addresses = {FA1: b"\x02" * 6, FA2: b"\x04" * 6}
+    link.link_addresses = {FA1: b"\x02" * 6, FA2: b"\x04" * 6, HA: b"\x03" * 6}
+    link.heard_here = {FA1, FA2}
     return link
 
 
@@ -137,6 +138,20 @@ def test_request_to_a_new_agent_goes_by_frame_until_the_routes_point_at_it_rfc59
     assert bare_link(None).unrouted_agent(FA1) == b"\x02" * 6  # leaving home: by frame
     assert bare_link(None, at_home=True).unrouted_agent(HA) is None  # at home: the home link's routes
     assert bare_link(FA1).unrouted_agent(COA) is None  # an address never heard on the link (no MAC)
+
+
+def test_an_agent_heard_on_another_link_never_gets_a_frame_here() -> None:
+    """Home → behind a NAT (co-located care-of address, no FA): the HA's MAC was heard at home; after
+    the carrier drop the request to the HA must take the routes, not a frame to that MAC (a 2026-12-05
+    regression: every NAT move failed)."""
+    link = bare_link(None)
+    link.netlink, link.at_home = DatapathCalls(), False  # type: ignore[assignment]
+    link.heard_here.add(HA)
+    assert link.unrouted_agent(HA) == b"\x03" * 6  # heard on this link: it is here
+    link.link_lost()
+    assert link.unrouted_agent(HA) is None and link.unrouted_agent(FA1) is None
+    link.learn(FA2, b"\x04" * 6)  # the new link's FA advertises
+    assert link.unrouted_agent(FA2) == b"\x04" * 6
 
 
 class DatapathCalls:

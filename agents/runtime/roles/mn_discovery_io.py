@@ -142,6 +142,9 @@ class ForeignAgentLink:
         self.link_addresses: dict[IPv4Address, bytes] = {}
         """Agents' link-layer addresses from their advertisements: away from home the MN never ARPs
         (RFC 5944 §4.6), so the FA it uses gets a permanent neighbour entry from this."""
+        self.heard_here: set[IPv4Address] = set()
+        """Agents heard since the carrier last came back: only these are on the link now (an address
+        heard on another link, e.g. the HA's at home, must never get a frame here)."""
 
     def apply(self, event: LinkEvent) -> None:
         """Apply an ARP/link event (RFC 5944 §4.6)."""
@@ -158,11 +161,12 @@ class ForeignAgentLink:
 
     def learn(self, agent: IPv4Address, link_address: bytes) -> None:
         self.link_addresses[agent] = link_address
+        self.heard_here.add(agent)
 
     def unrouted_agent(self, destination: IPv4Address) -> bytes | None:
         """The link-layer address of ``destination`` if it is an agent heard on this link that the routes
         do not point at yet (the MN is registering through a new FA): send to it by frame, at once."""
-        if self.at_home or destination == self.agent:
+        if self.at_home or destination == self.agent or destination not in self.heard_here:
             return None
         return self.link_addresses.get(destination)
 
@@ -226,7 +230,9 @@ class ForeignAgentLink:
     def link_lost(self) -> None:
         """Carrier gone: if the home state is installed, take it away now, so that on whatever link comes
         up next the MN neither ARPs for its home router nor claims its home prefix before it knows it is
-        home again (RFC 5944 §4.6: no broadcast ARP from the home address away from home)."""
+        home again (RFC 5944 §4.6: no broadcast ARP from the home address away from home). The agents
+        heard so far are on the old link: none of them gets a frame on the next one."""
+        self.heard_here.clear()
         if self.at_home:
             self.netlink.undo()
             self.netlink.flush_neighbours(self.interface)  # the home link's neighbours (RFC 5944 §4.6)
@@ -261,7 +267,10 @@ class DiscoveringDriver(MachineDriver[MobileNodeEvent]):
         """A request to the FA just heard goes out as a frame before the route change (RFC 5944 §3.6.1.1
         asks for the request, not for the route; issue 14): the FA answers to the MN's link-layer
         address anyway (§3.7.3.2)."""
-        return self.link is not None and self.link.unrouted_agent(datagram.destination) is not None
+        link = self.link
+        via_agent = datagram.source in (None, link.home_address) if link is not None else False
+        # a co-located care-of registration goes to the HA from the co-located address, over the routes
+        return via_agent and link is not None and link.unrouted_agent(datagram.destination) is not None
 
     def send_first(self, datagram: OutgoingDatagram) -> None:
         link, discovery = self.link, self.discovery
