@@ -9,6 +9,7 @@ cheap to analyse and plot.
 from __future__ import annotations
 
 import csv
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,3 +258,24 @@ def max_gap_ms(flow: FlowData | None, start: float, end: float) -> float | None:
     if recv.size < 2:
         return None
     return round(float(np.max(np.diff(recv))) * 1000, 3)
+
+
+def logged_by_sender(run_dir: Path, flow: str) -> int | None:
+    """How many rows the sender of ``flow`` wrote, by its own summary (the last JSON line of
+    ``logs/probe-send-FLOW.log``: packets sent plus failed sends, each one a row); None without one."""
+    log = run_dir / "logs" / f"probe-send-{flow}.log"
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            summary = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(summary, dict) and isinstance(summary.get("sent"), int):
+            errors = summary.get("errors") or {}
+            failed = sum(v for v in errors.values() if isinstance(v, int)) if isinstance(errors, dict) else 0
+            return int(summary["sent"]) + failed
+    return None
+

@@ -21,7 +21,7 @@ from agents.mip.common.trace_schema import TraceEvent
 from reports import security_faults, security_nat
 from reports.metrics import RunResult, Verdict
 from reports.pcapread import ip_packets, readable
-from reports.probes import FlowData, max_gap_ms, received_between, span_between
+from reports.probes import FlowData, logged_by_sender, max_gap_ms, received_between, span_between
 from reports.rundir import Run, load_run
 
 SECURITY_DROPS = frozenset(
@@ -168,8 +168,12 @@ class Judge:
         missing = {name: span[2] for name, span in spans.items()}
         share = {name: round(lost[name] / sent[name], 4) if sent[name] else None for name in FLOWS}
         gaps = {name: max_gap_ms(flow, start, end) for name, flow in flows.items()}
+        for name, flow in flows.items():  # rows cut off after the file's last one: the sender's own count
+            logged = logged_by_sender(self.run.path, name)
+            if flow is not None and logged is not None and logged > flow.seq.size:
+                missing[name] += logged - int(flow.seq.size)
         holes = (
-            f"; seqs with no row in the probe file (truncated, edited) {missing}"
+            f"; rows missing from the probe file (truncated, edited; the sender's log counts them) {missing}"
             if any(missing.values())
             else ""
         )

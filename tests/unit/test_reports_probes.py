@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reports.errors import RunFolderError
-from reports.probes import flow_stats, parse_probe_csv, span_between
+from reports.probes import flow_stats, logged_by_sender, parse_probe_csv, span_between
 from reports.rundir import load_run
 from tests.unit.runfolder import FlowSpec, RunFolderBuilder, standard_run, write_lines
 
@@ -193,3 +193,17 @@ def test_a_window_counts_every_sequence_number_sent_even_without_its_row(tmp_pat
     assert span_between(None, 10.5, 11.4) == (0, 0, 0)
     assert span_between(flow, float("nan"), 11.4) == (0, 0, 0)
     assert span_between(flow, 30.0, 31.0) == (0, 0, 0)  # after the last row: nothing known sent
+
+
+def test_the_senders_own_count_covers_rows_cut_off_after_the_last_one(tmp_path: Path) -> None:
+    """A probe file truncated after a phase's last row has no later row to bound the span: the sender's
+    summary (packets sent plus failed sends, one row each) says how many rows there should be."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "probe-send-v4-up.log").write_text(
+        'starting\n{"flow": "v4-up", "sent": 90, "errors": {"ENETUNREACH": 7}, "slips": 0}\n'
+    )
+    assert logged_by_sender(tmp_path, "v4-up") == 97
+    assert logged_by_sender(tmp_path, "v6-up") is None  # no log: nothing to compare with
+    (logs / "probe-send-v6-up.log").write_text("not json\n")
+    assert logged_by_sender(tmp_path, "v6-up") is None
