@@ -170,8 +170,11 @@ class Judge:
         gaps = {name: max_gap_ms(flow, start, end) for name, flow in flows.items()}
         for name, flow in flows.items():  # rows cut off after the file's last one: the sender's own count
             logged = logged_by_sender(self.run.path, name)
-            if flow is not None and logged is not None and logged > flow.seq.size:
-                missing[name] += logged - int(flow.seq.size)
+            if flow is None or logged is None or not flow.seq.size:
+                continue
+            cut_off = logged - (int(flow.seq.max()) + 1)
+            if cut_off > 0 and float(flow.send_t.max()) < end - 0.5:  # the file stops inside this phase
+                missing[name] += cut_off
         holes = (
             f"; rows missing from the probe file (truncated, edited; the sender's log counts them) {missing}"
             if any(missing.values())
