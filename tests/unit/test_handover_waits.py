@@ -128,6 +128,7 @@ def bare_link(agent: IPv4Address | None, at_home: bool = False) -> ForeignAgentL
     link = object.__new__(ForeignAgentLink)
     link.home_address, link.agent, link.at_home = HOA, agent, at_home
     link.link_addresses = {FA1: b"\x02" * 6, FA2: b"\x04" * 6}
+    link.routed = set()
     return link
 
 
@@ -137,6 +138,16 @@ def test_request_to_a_new_agent_goes_by_frame_until_the_routes_point_at_it_rfc59
     assert bare_link(None).unrouted_agent(FA1) == b"\x02" * 6  # leaving home: by frame
     assert bare_link(None, at_home=True).unrouted_agent(HA) is None  # at home: the home link's routes
     assert bare_link(FA1).unrouted_agent(COA) is None  # an address never heard on the link (no MAC)
+
+
+def test_an_agent_on_another_interface_is_reached_by_the_routes_make_before_break() -> None:
+    """RFC 5944 §3.6.1.3 with a second interface: the request for the new FA's care-of address (S set)
+    must leave through the interface on its link, so this link does not frame it to that FA's MAC."""
+    link = bare_link(FA1)
+    link.learn(FA2, b"\x06" * 6, by_frame=False)
+    assert link.unrouted_agent(FA2) is None and link.link_addresses[FA2] == b"\x06" * 6
+    link.learn(FA2, b"\x06" * 6)  # heard on this link afterwards (an advertisement): by frame again
+    assert link.unrouted_agent(FA2) == b"\x06" * 6
 
 
 class DatapathCalls:

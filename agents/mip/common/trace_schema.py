@@ -125,6 +125,8 @@ class TraceEvent(StrEnum):
     L2_DETACHED_REPORTED = "l2_detached_reported"
     L2_TRIGGER = "l2_trigger"
     MACS = "macs"
+    MBB_INTERFACE_ADDED = "mbb_interface_added"
+    MBB_INTERFACE_REMOVED = "mbb_interface_removed"
     MOVE_FINISHED = "move_finished"
     MOVE_STARTED = "move_started"
     PHASE_FINISHED = "phase_finished"
@@ -314,6 +316,8 @@ FIELDS: Final[Mapping[TraceEvent, frozenset[str]]] = MappingProxyType(
         E.L2_DETACHED_REPORTED: frozenset({"forwarding", "handover", "to"}),
         E.L2_TRIGGER: frozenset({"handover", "mode", "to"}),
         E.MACS: frozenset({"ha", "mn1"}),
+        E.MBB_INTERFACE_ADDED: frozenset({"handover", "interface", "to"}),
+        E.MBB_INTERFACE_REMOVED: frozenset({"handover", "interface"}),
         E.MOVE_FINISHED: frozenset({"handover", "restored"}),
         E.MOVE_STARTED: frozenset({"detection", "from", "handover", "to"}),
         E.PHASE_FINISHED: frozenset({"phase"}),
@@ -438,6 +442,8 @@ SCENARIO_EVENTS: Final = frozenset(
         E.L2_DETACHED_REPORTED,
         E.L2_TRIGGER,
         E.MACS,
+        E.MBB_INTERFACE_ADDED,
+        E.MBB_INTERFACE_REMOVED,
         E.MOVE_FINISHED,
         E.MOVE_STARTED,
         E.PHASE_FINISHED,

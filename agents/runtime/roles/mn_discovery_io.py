@@ -142,6 +142,8 @@ class ForeignAgentLink:
         self.link_addresses: dict[IPv4Address, bytes] = {}
         """Agents' link-layer addresses from their advertisements: away from home the MN never ARPs
         (RFC 5944 §4.6), so the FA it uses gets a permanent neighbour entry from this."""
+        self.routed: set[IPv4Address] = set()
+        """Agents whose requests follow the routes although their link-layer address is known."""
 
     def apply(self, event: LinkEvent) -> None:
         """Apply an ARP/link event (RFC 5944 §4.6)."""
@@ -156,13 +158,19 @@ class ForeignAgentLink:
             case _:
                 assert_never(event)
 
-    def learn(self, agent: IPv4Address, link_address: bytes) -> None:
+    def learn(self, agent: IPv4Address, link_address: bytes, *, by_frame: bool = True) -> None:
+        """``agent``'s link-layer address; ``by_frame`` false: requests to it still follow the routes
+        (it is reached through another interface, make-before-break)."""
         self.link_addresses[agent] = link_address
+        if by_frame:
+            self.routed.discard(agent)
+        else:
+            self.routed.add(agent)
 
     def unrouted_agent(self, destination: IPv4Address) -> bytes | None:
         """The link-layer address of ``destination`` if it is an agent heard on this link that the routes
         do not point at yet (the MN is registering through a new FA): send to it by frame, at once."""
-        if self.at_home or destination == self.agent:
+        if self.at_home or destination == self.agent or destination in self.routed:
             return None
         return self.link_addresses.get(destination)
 
