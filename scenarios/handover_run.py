@@ -54,6 +54,7 @@ class HandoverRun:
             tag=process_tag(),
             overrides=args.set,
             home_netem=home_netem(args),
+            second_interfaces=getattr(args, "handoff", "standard") == "make-before-break",
         )
 
     def expect(self, name: str, passed: bool, detail: str = "") -> bool:

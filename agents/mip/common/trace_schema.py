@@ -125,8 +125,6 @@ class TraceEvent(StrEnum):
     L2_DETACHED_REPORTED = "l2_detached_reported"
     L2_TRIGGER = "l2_trigger"
     MACS = "macs"
-    MBB_INTERFACE_ADDED = "mbb_interface_added"
-    MBB_INTERFACE_REMOVED = "mbb_interface_removed"
     MOVE_FINISHED = "move_finished"
     MOVE_STARTED = "move_started"
     PHASE_FINISHED = "phase_finished"
@@ -136,6 +134,8 @@ class TraceEvent(StrEnum):
     PRE_TIMEOUT = "pre_timeout"
     PROBES_STARTED = "probes_started"
     PROBES_STOPPED = "probes_stopped"
+    SECOND_LINK_DOWN = "second_link_down"
+    SECOND_LINK_UP = "second_link_up"
     STEP = "step"
 
 
@@ -316,8 +316,6 @@ FIELDS: Final[Mapping[TraceEvent, frozenset[str]]] = MappingProxyType(
         E.L2_DETACHED_REPORTED: frozenset({"forwarding", "handover", "to"}),
         E.L2_TRIGGER: frozenset({"handover", "mode", "to"}),
         E.MACS: frozenset({"ha", "mn1"}),
-        E.MBB_INTERFACE_ADDED: frozenset({"handover", "interface", "to"}),
-        E.MBB_INTERFACE_REMOVED: frozenset({"handover", "interface"}),
         E.MOVE_FINISHED: frozenset({"handover", "restored"}),
         E.MOVE_STARTED: frozenset({"detection", "from", "handover", "to"}),
         E.PHASE_FINISHED: frozenset({"phase"}),
@@ -327,6 +325,8 @@ FIELDS: Final[Mapping[TraceEvent, frozenset[str]]] = MappingProxyType(
         E.PRE_TIMEOUT: frozenset({"handover", "to"}),
         E.PROBES_STARTED: frozenset({"flows", "rate"}),
         E.PROBES_STOPPED: frozenset(),
+        E.SECOND_LINK_DOWN: frozenset({"handover", "interface"}),
+        E.SECOND_LINK_UP: frozenset({"handover", "interface", "to"}),
         E.STEP: frozenset({"address", "port", "what"}),
     }
 )
@@ -442,8 +442,6 @@ SCENARIO_EVENTS: Final = frozenset(
         E.L2_DETACHED_REPORTED,
         E.L2_TRIGGER,
         E.MACS,
-        E.MBB_INTERFACE_ADDED,
-        E.MBB_INTERFACE_REMOVED,
         E.MOVE_FINISHED,
         E.MOVE_STARTED,
         E.PHASE_FINISHED,
@@ -453,6 +451,8 @@ SCENARIO_EVENTS: Final = frozenset(
         E.PRE_TIMEOUT,
         E.PROBES_STARTED,
         E.PROBES_STOPPED,
+        E.SECOND_LINK_DOWN,
+        E.SECOND_LINK_UP,
         E.STEP,
     }
 )
