@@ -5,7 +5,9 @@ set) it sends a copy of every packet to each care-of address; the mobile node, w
 link, receives each downlink packet twice. Once the MN registers without S the HA keeps one binding. So,
 for every make-before-break row of ``handovers.csv`` and every downlink flow:
 
-* no packet lost across the move (the new path carried the packets before the old link went down);
+* no packet lost across the move: none sent from the L2 trigger until the HA removed the old binding
+  (``<flow>_lost_to_removal``; the whole window's ``lost`` when there was no removal) never arrived — the
+  new path carried the packets before the old link went down;
 * duplicates during the overlap (extra copies of packets sent before the old binding was removed) > 0:
   the proof that the HA bicast;
 * no duplicate of a packet sent after ``ha_old_binding_removed_ms`` (and that removal happened).
@@ -39,8 +41,10 @@ def bicast_checks(rows: list[dict[str, Any]], flows: list[str], mode: object) ->
     for row in moves:
         label = f"handover {row['handover']} ({row['from']}→{row['to']})"
         for name in names:
-            if row.get(f"{name}_lost"):
-                lost.append(f"{label} {name}: {row[f'{name}_lost']} lost")
+            missing = row.get(f"{name}_lost_to_removal")
+            missing = row.get(f"{name}_lost") if missing is None else missing
+            if missing:
+                lost.append(f"{label} {name}: {missing} lost")
             after = row.get(f"{name}_duplicates_after")
             overlap = int(row.get(f"{name}_duplicates") or 0) - int(after or 0)
             if overlap <= 0:

@@ -58,10 +58,20 @@ REGISTRATION_COLUMNS = (
     "rrp_codes",
     "harness_restored",
 )
-FLOW_SUFFIXES = ("interruption_ms", "lost", "restored", "first_rx_ms", "duplicates", "duplicates_after")
+FLOW_SUFFIXES = (
+    "interruption_ms",
+    "lost",
+    "restored",
+    "first_rx_ms",
+    "duplicates",
+    "duplicates_after",
+    "lost_to_removal",
+)
 """``duplicates``: extra copies received in the window; ``duplicates_after``: extra copies of packets sent
-after ``ha_old_binding_removed_ms`` (none may exist once the HA holds one binding; empty without a
-removal in the window)."""
+after ``ha_old_binding_removed_ms`` (none may exist once the HA holds one binding); ``lost_to_removal``:
+packets sent from the start of the window until then that never arrived (``lost`` runs to the next move,
+so it also counts packets in flight when the *next* link goes down). Both empty without a removal in the
+window."""
 
 
 def handover_columns(flows: list[str]) -> list[str]:
@@ -146,6 +156,9 @@ def build_handovers(run: Run) -> list[dict[str, Any]]:
             row[f"{name}_duplicates"] = seen.duplicates
             row[f"{name}_duplicates_after"] = (
                 None if t_removed is None else timeline.duplicates_sent_between(t_removed, t_end)
+            )
+            row[f"{name}_lost_to_removal"] = (
+                None if t_removed is None else timeline.lost_between(min(t_start, t_move), t_removed)
             )
             first_rx = None if seen.first_rx is None else {"t": seen.first_rx}
             row[f"{name}_first_rx_ms"] = _offset(first_rx, t_move)

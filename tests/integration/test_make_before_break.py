@@ -72,7 +72,7 @@ def test_both_families_arrive_twice_during_the_overlap_and_once_after(run: Path)
     assert len(rows) == 2
     for row in rows:
         for flow in DOWNLINK:
-            assert row[f"{flow}_lost"] == 0, (row["handover"], flow)
+            assert row[f"{flow}_lost_to_removal"] == 0, (row["handover"], flow)  # trigger → old binding gone
             assert row[f"{flow}_duplicates"] > 0, (row["handover"], flow)
             assert row[f"{flow}_duplicates_after"] == 0, (row["handover"], flow)
         assert row["ha_old_binding_removed_ms"] > 0  # the request without S, after the move

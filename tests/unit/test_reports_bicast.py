@@ -82,6 +82,15 @@ def test_a_lost_downlink_packet_fails(tmp_path: Path) -> None:
     assert not got["no downlink packet lost"].passed and "3 lost" in got["no downlink packet lost"].detail
 
 
+def test_a_packet_lost_after_the_old_binding_went_is_not_the_move_s(tmp_path: Path) -> None:
+    """handovers.csv's ``lost`` runs to the next move (a packet in flight when the next link goes down);
+    make-before-break is judged from the trigger to the removal of the old binding."""
+    result = mbb_run(tmp_path, duplicates={995}, losses=[(1002.800, 1002.802)])
+    row = result.handovers[0]
+    assert row["v4-down_lost"] == 2 and row["v4-down_lost_to_removal"] == 0
+    assert verdicts(result)["no downlink packet lost"].passed
+
+
 def test_other_modes_get_no_bicast_verdict_and_an_mbb_run_without_such_move_fails() -> None:
     row = {"handover": 1, "from": "home", "to": "fa1", "handoff": "standard"}
     assert bicast_checks([row], ["v4-down"], "standard") == []
