@@ -67,7 +67,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cli", action="store_true", help="open the Mininet CLI (with mobility commands)")
     add_common_options(parser, "handover", default_rate=1000.0)
     add_netem_options(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.handoff == "make-before-break" and args.datapath == "kernel":
+        parser.error(
+            "--handoff make-before-break needs simultaneous bindings (RFC 5944 §3.6.1.3), which the kernel "
+            "datapath cannot copy (its HA answers S with code 1): use --datapath userspace or ebpf"
+        )
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
