@@ -1,13 +1,16 @@
 """Handover interruption per handoff mode, with the advertisement-driven comparison, in one invocation
 (issues 4 and 14).
 
-Four runs of the handover scenario, one after the other on the same machine:
+Five runs of the handover scenario, one after the other on the same machine:
 
 * ``standard``: link-event moves (carrier drop; the MN solicits at once), break-before-make;
 * ``pre``: the same moves with ``--handoff pre`` (RFC 4881 §3 pre-registration on an L2 trigger, S-bit
   make-before-break, the new FA's buffer): FA1 → FA2 moves are pre-registered, the others stay standard;
 * ``post``: the same with ``--handoff post`` (RFC 4881 §4: the old FA forwards through an edge tunnel to
   the new one, which buffers until the MN attaches; the MN registers at link up);
+* ``make-before-break``: the same with ``--handoff make-before-break`` (a second MN interface on FA2's
+  link registers FA2's care-of address with S before the first leaves FA1's link; the HA bicasts,
+  RFC 5944 §3.6.1.3): the ``dups`` column counts the copies of the overlap;
 * ``advert``: moves without carrier events, detected from the next Agent Advertisement
   (``--adv-interval``, RFC 5944 §2.4.2).
 
@@ -16,9 +19,10 @@ interruption, the median packets lost and duplicated per move (handovers.csv). T
 advertisement-driven to the link-event median is printed at the end.
 
     sudo .venv/bin/python -m benchmarks.handover_interruption [--cycles 21] [--advert-cycles 7] [--out DIR]
-        [--datapath userspace ebpf]
+        [--datapath userspace ebpf] [--modes standard make-before-break ...]
 
-With several ``--datapath`` backends the four runs are made once per backend (sub-folders named after it),
+``--modes`` picks some of the runs (default all five). With several ``--datapath`` backends the runs
+are made once per backend (sub-folders named after it),
 and each table row names its backend.
 
 Needs root (Mininet). A figure, not a pass/fail test: the machine is noisy, so quote medians.
@@ -38,6 +42,9 @@ from pathlib import Path
 import numpy as np
 
 FLOWS = ("v4-down", "v4-up", "v6-down", "v6-up")
+MODES = ("standard", "pre", "post", "make-before-break", "advert")
+ANNOUNCED = ("pre", "post", "make-before-break")
+"""Runs whose FA1 → FA2 moves begin before the move (an ``l2_trigger``)."""
 
 
 def run_scenario(out: Path, args: argparse.Namespace, *extra: str) -> tuple[int, float]:
@@ -100,7 +107,7 @@ def print_announced(parent: Path, names: Iterable[str]) -> None:
             if per_move:
                 zero = sum(1 for count in per_move if count == 0)
                 print(
-                    f"{name:<6} {flow:<8} moves {len(per_move):>3}  median {np.median(per_move):>4.0f}  "
+                    f"{name:<17} {flow:<8} moves {len(per_move):>3}  median {np.median(per_move):>4.0f}  "
                     f"max {max(per_move):>4}  with no loss {zero}/{len(per_move)}"
                 )
 
@@ -127,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--datapath", nargs="+", default=["userspace"], choices=["userspace", "ebpf", "auto"], help="backends"
     )
+    parser.add_argument(
+        "--modes", nargs="+", default=list(MODES), choices=MODES, help="which runs to make (default all)"
+    )
     args = parser.parse_args(argv)
     if args.cycles < 1 or args.advert_cycles < 0:
         parser.error("--cycles must be at least 1 and --advert-cycles at least 0")
@@ -142,14 +152,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def one_backend(parent: Path, datapath: str, args: argparse.Namespace) -> int:
-    """The four runs (standard, pre, post, advertisement-only) with one datapath backend, and their tables."""
-    plans = [
-        ("standard", ["--detection", "link", "--moves", str(args.cycles)]),
-        ("pre", ["--detection", "link", "--moves", str(args.cycles), "--handoff", "pre"]),
-        ("post", ["--detection", "link", "--moves", str(args.cycles), "--handoff", "post"]),
-    ]
+    """The runs (standard, pre, post, make-before-break, advertisement-only) with one datapath backend, and
+    their tables."""
+    link_moves = ["--detection", "link", "--moves", str(args.cycles)]
+    plans = [(name, [*link_moves, "--handoff", name]) for name in ("standard", *ANNOUNCED)]
     if args.advert_cycles:
         plans.append(("advert", ["--detection", "advert", "--moves", str(args.advert_cycles)]))
+    plans = [(name, extra) for name, extra in plans if name in args.modes]
     rows: dict[str, list[dict[str, str]]] = {}
     status = 0
     for name, extra in plans:
@@ -168,7 +177,7 @@ def one_backend(parent: Path, datapath: str, args: argparse.Namespace) -> int:
     link: dict[str, float] = {}
     for name, run_rows in rows.items():
         fa_to_fa = [row for row in run_rows if row["from"] == "fa1" and row["to"] == "fa2"]
-        if name in ("pre", "post"):
+        if name in ANNOUNCED:
             fa_to_fa = [row for row in fa_to_fa if row.get("handoff") == name]
         medians = print_table(f"{name}: all moves", run_rows)
         if name == "standard":
@@ -178,9 +187,28 @@ def one_backend(parent: Path, datapath: str, args: argparse.Namespace) -> int:
         advert = {flow: figures(rows["advert"], flow)[1] for flow in FLOWS}
         ratios = ", ".join(f"{flow} {advert[flow] / link[flow]:.0f}×" for flow in FLOWS if link[flow] > 0)
         print(f"\nadvertisement-only / link-event median interruption (all moves): {ratios}")
-    print_announced(parent, [name for name in ("pre", "post") if name in rows])
-    print_budget(parent / "standard")
+    print_announced(parent, [name for name in ANNOUNCED if name in rows])
+    if "make-before-break" in rows:
+        print_bicast(rows["make-before-break"])
+    if "standard" in rows:
+        print_budget(parent / "standard")
     return status
+
+
+def print_bicast(rows: list[dict[str, str]]) -> None:
+    """Make-before-break moves: copies received during the overlap and after the old binding went."""
+    chosen = [row for row in rows if row.get("handoff") == "make-before-break"]
+    print("\nmake-before-break moves, duplicates per move (overlap / after the old binding was removed):")
+    for flow in ("v4-down", "v6-down"):
+        after = [int(row.get(f"{flow}_duplicates_after") or 0) for row in chosen]
+        overlap = [
+            int(row.get(f"{flow}_duplicates") or 0) - late for row, late in zip(chosen, after, strict=True)
+        ]
+        if chosen:
+            print(
+                f"  {flow:<8} moves {len(chosen):>3}  overlap median {np.median(overlap):>5.0f} "
+                f"min {min(overlap):>5}  after: max {max(after)}"
+            )
 
 
 def print_budget(run: Path) -> None:

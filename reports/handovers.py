@@ -39,12 +39,15 @@ STEP_COLUMNS = (
     "rrp_received_ms",
     "registration_accepted_ms",
     "tunnel_up_ms",
+    "ha_old_binding_removed_ms",
     "move_finished_ms",
 )
 """Decomposition columns, in the order the steps normally happen. A low-latency handoff (RFC 4881
 pre-registration, ``--handoff pre``) starts before the move: its L2 trigger, request, binding and reply
 have negative offsets; ``pre_attached_ms`` is the MN routing via the new FA at link up and
-``fa_attached_ms`` the new FA flushing its buffer (L2-LU or the MN's solicitation)."""
+``fa_attached_ms`` the new FA flushing its buffer (L2-LU or the MN's solicitation).
+``ha_old_binding_removed_ms`` is the HA dropping the MN's previous care-of address (replaced,
+deregistered; with make-before-break, the request without S after the move, RFC 5944 §3.6.1.3)."""
 
 HEAD_COLUMNS = ("handover", "from", "to", "detection", "handoff", "t_move", "t_move_s")
 REGISTRATION_COLUMNS = (
@@ -55,7 +58,20 @@ REGISTRATION_COLUMNS = (
     "rrp_codes",
     "harness_restored",
 )
-FLOW_SUFFIXES = ("interruption_ms", "lost", "restored", "first_rx_ms", "duplicates")
+FLOW_SUFFIXES = (
+    "interruption_ms",
+    "lost",
+    "restored",
+    "first_rx_ms",
+    "duplicates",
+    "duplicates_after",
+    "lost_to_removal",
+)
+"""``duplicates``: extra copies received in the window; ``duplicates_after``: extra copies of packets sent
+after ``ha_old_binding_removed_ms`` (none may exist once the HA holds one binding); ``lost_to_removal``:
+packets sent from the start of the window until then that never arrived (``lost`` runs to the next move,
+so it also counts packets in flight when the *next* link goes down). Both empty without a removal in the
+window."""
 
 
 def handover_columns(flows: list[str]) -> list[str]:
@@ -130,12 +146,20 @@ def build_handovers(run: Run) -> list[dict[str, Any]]:
         row["l2_trigger_ms"] = _offset(trigger, t_move)
         row.update(_registration(run, t_start, t_end, t_move))
         t_cut = new_path_time(row, t_move, link_down)
+        removed = row.get("ha_old_binding_removed_ms")
+        t_removed = None if not isinstance(removed, int | float) else t_move + float(removed) / 1000.0
         for name, timeline in timelines.items():
             seen = timeline.handover(t_move, t_cut, t_end, lost_from=t_start)
             row[f"{name}_interruption_ms"] = seen.interruption_ms
             row[f"{name}_lost"] = seen.lost
             row[f"{name}_restored"] = seen.restored
             row[f"{name}_duplicates"] = seen.duplicates
+            row[f"{name}_duplicates_after"] = (
+                None if t_removed is None else timeline.duplicates_sent_between(t_removed, t_end)
+            )
+            row[f"{name}_lost_to_removal"] = (
+                None if t_removed is None else timeline.lost_between(min(t_start, t_move), t_removed)
+            )
             first_rx = None if seen.first_rx is None else {"t": seen.first_rx}
             row[f"{name}_first_rx_ms"] = _offset(first_rx, t_move)
         rows.append({column: row.get(column) for column in handover_columns(list(run.flows))})
@@ -225,7 +249,18 @@ def _registration(run: Run, start: float, end: float, reference: float | None = 
         _first(mn, window_start, end, TraceEvent.REGISTRATION_ACCEPTED, TraceEvent.DEREGISTERED), start
     )
     out["tunnel_up_ms"] = _offset(_first(mn, window_start, end, TraceEvent.TUNNEL_UP), start)
+    out["ha_old_binding_removed_ms"] = _offset(_old_binding_removed(ha, home_address), start)
     return out
+
+
+def _old_binding_removed(ha: list[Event], home_address: str | None) -> Event | None:
+    """The HA's first removal of one of the MN's care-of addresses in the window (the previous one)."""
+    for event in ha:
+        if event["event"] != TraceEvent.BINDING_REMOVED:
+            continue
+        if home_address is None or str(event.get("home_address")) == home_address:
+            return event
+    return None
 
 
 def _home_address(run: Run, received: list[Event]) -> str | None:

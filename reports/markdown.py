@@ -31,6 +31,7 @@ STEP_NAMES = {
     "rrp_received_ms": "reply received (MN)",
     "registration_accepted_ms": "registration accepted (MN)",
     "tunnel_up_ms": "tunnel up (MN)",
+    "ha_old_binding_removed_ms": "old binding removed (HA)",
     "move_finished_ms": "move finished (harness)",
 }
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from reports.bicast import bicast_checks
 from reports.budget import budget
 from reports.handovers import build_handovers
 from reports.probes import flow_stats
@@ -171,6 +172,8 @@ def judge(run: Run, rows: list[dict[str, Any]], stats: dict[str, dict[str, Any]]
                 f"{len(rows)} move_started events for {expected_moves} moves",
             )
         )
+    for name, passed, detail in bicast_checks(rows, list(stats), run.meta.get("handoff")):
+        verdicts.append(Verdict(name, passed, detail))
     for item in run.meta.get("expectations") or []:
         verdicts.append(Verdict(str(item["name"]), bool(item["passed"]), str(item.get("detail") or "")))
     return verdicts

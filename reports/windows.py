@@ -50,6 +50,7 @@ class FlowTimeline:
         extra = np.ones(int(received.sum()), dtype=bool)
         extra[first_copy] = False  # every reception but the first of its seq (in CSV order)
         self.dup_t: FloatArray = np.sort(flow.recv_t[received][extra])
+        self.dup_send: FloatArray = np.sort(flow.send_t[received][extra])
         lost_rows = ~received & ~np.isin(flow.seq, received_seqs)
         _, first = np.unique(flow.seq[lost_rows], return_index=True)
         self.lost_send: FloatArray = np.sort(flow.send_t[lost_rows][first])
@@ -66,6 +67,14 @@ class FlowTimeline:
         """Extra copies received in ``[start, end)``."""
         low = int(np.searchsorted(self.dup_t, start, side="left"))
         high = int(np.searchsorted(self.dup_t, end, side="left")) if math.isfinite(end) else self.dup_t.size
+        return max(0, high - low)
+
+    def duplicates_sent_between(self, start: float, end: float) -> int:
+        """Extra copies of packets sent in ``[start, end)``."""
+        low = int(np.searchsorted(self.dup_send, start, side="left"))
+        high = self.dup_send.size
+        if math.isfinite(end):
+            high = int(np.searchsorted(self.dup_send, end, side="left"))
         return max(0, high - low)
 
     def handover(

@@ -3,7 +3,7 @@ cycles) while IPv4 and IPv6 probe flows run both ways; the run folder gets pcaps
 metrics, plots and a report, and the summary table is printed (design.md §6-§7).
 
     sudo python -m scenarios.handover [--moves N] [--detection link|advert|both]
-        [--handoff standard|pre|post] ...
+        [--handoff standard|pre|post|make-before-break] ...
 
 Exit 0 only when every expectation held (both families restored after every move, every registration
 accepted, agents exiting cleanly); 1 when one failed (named) or the testbed could not be set up; 2 for
@@ -49,11 +49,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--adv-interval", type=seconds, default=1.0, help="agent advertisement interval (s)")
     parser.add_argument(
         "--handoff",
-        choices=("standard", "pre", "post"),
+        choices=("standard", "pre", "post", "make-before-break"),
         default="standard",
         help="standard (break, then register); pre: RFC 4881 §3 pre-registration on an L2 trigger the "
         "harness announces before each FA-to-FA move; post: RFC 4881 §4 edge tunnel from the old FA to "
-        "the new one, which buffers until the MN attaches",
+        "the new one, which buffers until the MN attaches; make-before-break: a second MN interface on "
+        "the new FA's link registers with S (RFC 5944 §3.6.1.3) before the first leaves the old link",
     )
     add_timing_options(
         parser,
@@ -66,7 +67,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cli", action="store_true", help="open the Mininet CLI (with mobility commands)")
     add_common_options(parser, "handover", default_rate=1000.0)
     add_netem_options(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.handoff == "make-before-break" and args.datapath == "kernel":
+        parser.error(
+            "--handoff make-before-break needs simultaneous bindings (RFC 5944 §3.6.1.3), which the kernel "
+            "datapath cannot copy (its HA answers S with code 1): use --datapath userspace or ebpf"
+        )
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

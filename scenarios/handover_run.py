@@ -42,7 +42,8 @@ class HandoverRun:
         self.settle_timeout = settle_timeout
         self.expectations: list[dict[str, object]] = []
         self.handoff: Any = None
-        """:class:`scenarios.handoff.LowLatencyHandoff` with ``--handoff pre`` (RFC 4881), else None."""
+        """:class:`scenarios.handoff.LowLatencyHandoff` with ``--handoff pre|post`` (RFC 4881),
+        :class:`scenarios.handoff_mbb.MakeBeforeBreak` with ``--handoff make-before-break``, else None."""
         self.topo = DualStackTopo(
             foreign_agents=2,
             mobile_nodes=1,
@@ -53,6 +54,7 @@ class HandoverRun:
             tag=process_tag(),
             overrides=args.set,
             home_netem=home_netem(args),
+            second_interfaces=getattr(args, "handoff", "standard") == "make-before-break",
         )
 
     def expect(self, name: str, passed: bool, detail: str = "") -> bool:
@@ -120,20 +122,29 @@ class HandoverRun:
         bed.start_probes(self.flows(), self.args.rate)
         self.progress.say(f"probes running: {', '.join(FLOWS)} at {self.args.rate:g} packets/s each")
         mode = getattr(self.args, "handoff", "standard")
-        if mode != "standard":
+        if mode == "make-before-break":
+            from scenarios.handoff_mbb import MakeBeforeBreak
+
+            self.handoff = MakeBeforeBreak(bed, self.topo, MOBILE_NODE)
+        elif mode != "standard":
             from scenarios.handoff import LowLatencyHandoff
 
             self.handoff = LowLatencyHandoff(bed, self.topo, MOBILE_NODE, mode)
-        time.sleep(self.args.dwell)
-        for cycle in range(self.args.moves):
-            carrier = self.carrier_events(cycle)
-            for to in self.route:
-                self.move(bed, to, carrier)
-        if self.args.cli:
-            from scenarios.harness.cli import run_cli
+        try:
+            time.sleep(self.args.dwell)
+            for cycle in range(self.args.moves):
+                carrier = self.carrier_events(cycle)
+                for to in self.route:
+                    self.move(bed, to, carrier)
+            if self.args.cli:
+                from scenarios.harness.cli import run_cli
 
-            run_cli(bed)
-        bed.stop_probes()
+                run_cli(bed)
+            bed.stop_probes()
+        finally:
+            close = getattr(self.handoff, "close", None)
+            if close is not None:
+                close()  # make-before-break: its second interface, if a move left one
 
     def carrier_events(self, cycle: int) -> bool:
         detection = self.args.detection
@@ -152,6 +163,9 @@ class HandoverRun:
         settled = wait_until(lambda: self.settled(bed, to), self.settle_timeout)
         took = (time.monotonic() - moved_at) * 1000
         bed.finish_move(number, settled)
+        finish = getattr(self.handoff, "after_settled", None)
+        if finish is not None:
+            finish(number)
         how = "link event" if carrier else "advertisements only"
         detail = f"settled in {took:.0f} ms" if settled else f"not within {self.settle_timeout:g} s"
         if self.expect(f"handover {number} {source} → {to} settles", settled, detail):

@@ -146,6 +146,7 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         overrides: Sequence[Override] = (),
         home_netem: str | None = None,
         ingress_filter: bool = False,
+        second_interfaces: bool = False,
         **params: Any,
     ) -> None:
         self.tag = check_tag(tag)
@@ -161,6 +162,11 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         """Set: r0 drops what arrives on the correspondent's link ``r0-cn`` with a source address it would
         not route back there (BCP 38 / RFC 2827, :mod:`topologies.ingress`): the correspondent cannot
         forge an agent's or a mobile node's address."""
+        self.second_interfaces = second_interfaces
+        """Each moving MN gets a second interface ``<mn>-eth1`` (no address, IPv6 off), its switch-side
+        port on the last visited network's bridge: the harness brings it up for a make-before-break move
+        (RFC 5944 §3.6.1.3, :mod:`scenarios.handoff_mbb`). It exists from the start, so a datapath that
+        attaches to the node's interfaces when it starts (ebpf) covers it too."""
         self.netem_links: list[tuple[str, str, str]] = []
         """(node, interface, netem arguments): the qdiscs :func:`topologies.build.configure` adds (a switch's
         ports are in the root namespace)."""
@@ -196,6 +202,7 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         """Attachment label → bridge, in the order they were added."""
         self.mobile_plans: dict[str, plan.MobileNodePlan] = {}
         self._mobile_ports: dict[str, tuple[str, str]] = {}
+        self._second_ports: dict[str, tuple[str, str, str]] = {}
         self._root_interfaces: set[str] = set()
         super().__init__(**params)
         apply_overrides({name: spec.agent_config for name, spec in self.specs.items()}, overrides)
@@ -240,6 +247,14 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
                 carrier_events=self.detection == "link",
             )
             for name, (interface, port) in self._mobile_ports.items()
+        }
+
+    def secondLinks(self) -> dict[str, MobileLink]:
+        """Per mobile node with a second interface (``second_interfaces``): that interface and its port,
+        ``initial`` naming the attachment whose bridge holds the port at start."""
+        return {
+            name: MobileLink(name, interface, port, dict(self.attachments), initial=label)
+            for name, (interface, port, label) in self._second_ports.items()
         }
 
     def rootInterfaces(self) -> set[str]:
@@ -363,6 +378,11 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         mn = plan.MobileNodePlan(index, prefix_count=self.prefixes_per_node)
         port = self._mobile_node(mn, home_switch(self.tag), router)
         self._mobile_ports[mn.name] = (f"{mn.name}-eth0", port)
+        if self.second_interfaces:
+            label = f"fa{self.foreign_agents}" if self.foreign_agents else "home"
+            switch, interface = self.attachments[label], f"{mn.name}-eth1"
+            self._second_ports[mn.name] = (interface, self._switch_link(mn.name, interface, switch), label)
+            self.specs[mn.name].interfaces[interface].ipv6_enabled = False
         return mn.name
 
     def addColocatedNetwork(self, router: str = "r0") -> str:

@@ -154,6 +154,16 @@ def test_an_agent_heard_on_another_link_never_gets_a_frame_here() -> None:
     assert link.unrouted_agent(FA2) == b"\x04" * 6
 
 
+def test_an_agent_on_another_interface_is_reached_by_the_routes_make_before_break() -> None:
+    """RFC 5944 §3.6.1.3 with a second interface: the request for the new FA's care-of address (S set)
+    must leave through the interface on its link, so this link does not frame it to that FA's MAC."""
+    link = bare_link(FA1)
+    link.learn(FA2, b"\x06" * 6, by_frame=False)
+    assert link.unrouted_agent(FA2) is None and link.link_addresses[FA2] == b"\x06" * 6
+    link.learn(FA2, b"\x06" * 6)  # heard on this link afterwards (an advertisement): by frame again
+    assert link.unrouted_agent(FA2) == b"\x06" * 6
+
+
 class DatapathCalls:
     def __init__(self) -> None:
         self.calls: list[str] = []

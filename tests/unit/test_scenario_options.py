@@ -92,3 +92,13 @@ def test_a_forged_share_without_the_flood_phase_is_refused() -> None:
 
     assert parse_args(["--phases", "flood", "--forged-share", "0.5"]).forged_share == 0.5
     assert parse_args(["--phases", "spoof"]).forged_share == 0.0
+
+
+def test_make_before_break_on_the_kernel_datapath_is_refused_in_one_line() -> None:
+    """RFC 5944 §3.6.1.3: the kernel backend cannot send a copy to each care-of address."""
+    command = ["-m", "scenarios.handover", "--handoff", "make-before-break", "--datapath", "kernel"]
+    finished = subprocess.run(
+        [sys.executable, *command], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert finished.returncode == 2 and "Traceback" not in finished.stderr, finished
+    assert "make-before-break needs simultaneous bindings" in finished.stderr.strip().splitlines()[-1]

@@ -334,3 +334,15 @@ def test_nat_fa_puts_a_foreign_agent_advertising_r_and_u_behind_the_nat() -> Non
     assert "agent_wait" not in plain
     with pytest.raises(ValueError, match="nat_fa needs nat and udp_keepalive"):
         DualStackTopo(nat=True, nat_fa=True)
+
+
+def test_second_interfaces_give_each_moving_mn_a_spare_port_on_the_last_visited_bridge() -> None:
+    """Make-before-break (RFC 5944 §3.6.1.3): ``<mn>-eth1`` exists from the start, no address, IPv6 off."""
+    topo = DualStackTopo(tag="z9k", second_interfaces=True)
+    second = topo.secondLinks()["mn1"]
+    assert (second.interface, second.port, second.initial) == ("mn1-eth1", "dsz9ka2-mn1", "fa2")
+    assert second.bridge("fa2") == "dsz9ka2" and second.port in topo.rootInterfaces()
+    interface = topo.nodeSpec("mn1").interfaces["mn1-eth1"]
+    assert interface.ipv4 == [] and interface.ipv6 == [] and interface.ipv6_enabled is False
+    assert topo.mobileLinks()["mn1"].interface == "mn1-eth0"  # the agent keeps its one interface
+    assert DualStackTopo(tag="z9k").secondLinks() == {}

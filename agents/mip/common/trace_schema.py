@@ -134,6 +134,8 @@ class TraceEvent(StrEnum):
     PRE_TIMEOUT = "pre_timeout"
     PROBES_STARTED = "probes_started"
     PROBES_STOPPED = "probes_stopped"
+    SECOND_LINK_DOWN = "second_link_down"
+    SECOND_LINK_UP = "second_link_up"
     STEP = "step"
 
 
@@ -323,6 +325,8 @@ FIELDS: Final[Mapping[TraceEvent, frozenset[str]]] = MappingProxyType(
         E.PRE_TIMEOUT: frozenset({"handover", "to"}),
         E.PROBES_STARTED: frozenset({"flows", "rate"}),
         E.PROBES_STOPPED: frozenset(),
+        E.SECOND_LINK_DOWN: frozenset({"handover", "interface"}),
+        E.SECOND_LINK_UP: frozenset({"handover", "interface", "to"}),
         E.STEP: frozenset({"address", "port", "what"}),
     }
 )
@@ -447,6 +451,8 @@ SCENARIO_EVENTS: Final = frozenset(
         E.PRE_TIMEOUT,
         E.PROBES_STARTED,
         E.PROBES_STOPPED,
+        E.SECOND_LINK_DOWN,
+        E.SECOND_LINK_UP,
         E.STEP,
     }
 )

@@ -143,8 +143,9 @@ class ForeignAgentLink:
         """Agents' link-layer addresses from their advertisements: away from home the MN never ARPs
         (RFC 5944 §4.6), so the FA it uses gets a permanent neighbour entry from this."""
         self.heard_here: set[IPv4Address] = set()
-        """Agents heard since the carrier last came back: only these are on the link now (an address
-        heard on another link, e.g. the HA's at home, must never get a frame here)."""
+        """Agents heard on this link since the carrier last came back: only these get a request by frame
+        (an address heard on another link, e.g. the HA's at home, or an FA reached through a second
+        interface, make-before-break, must never get a frame here)."""
 
     def apply(self, event: LinkEvent) -> None:
         """Apply an ARP/link event (RFC 5944 §4.6)."""
@@ -159,9 +160,14 @@ class ForeignAgentLink:
             case _:
                 assert_never(event)
 
-    def learn(self, agent: IPv4Address, link_address: bytes) -> None:
+    def learn(self, agent: IPv4Address, link_address: bytes, *, by_frame: bool = True) -> None:
+        """``agent``'s link-layer address; ``by_frame`` false: requests to it still follow the routes
+        (it is reached through another interface, make-before-break)."""
         self.link_addresses[agent] = link_address
-        self.heard_here.add(agent)
+        if by_frame:
+            self.heard_here.add(agent)
+        else:
+            self.heard_here.discard(agent)
 
     def unrouted_agent(self, destination: IPv4Address) -> bytes | None:
         """The link-layer address of ``destination`` if it is an agent heard on this link that the routes

@@ -220,7 +220,9 @@ def handoff_command(
     """``handoff-trigger``: the L2 trigger of RFC 4881 §1.3 (L2-MT, what a Wi-Fi driver's roaming event
     reports), naming the target agent as a Proxy Router Advertisement would (§3.3): ``agent``, ``care_of``,
     ``link_address``, ``flags`` (advertisement flags, default F|T), ``handoff_in`` (seconds until the
-    link changes) and ``pre_register`` (default true; false for a post-registration, §4). The answer says
+    link changes), ``pre_register`` (default true; false for a post-registration, §4) and ``request_to``
+    (where the request goes, default the care-of address; the new FA's access address when a second
+    interface is on its link: make-before-break, RFC 5944 §3.6.1.3). The answer says
     whether it was taken and why not."""
 
     def trigger(args: dict[str, Any]) -> dict[str, object]:
@@ -229,11 +231,13 @@ def handoff_command(
         if mac is not None and len(mac) != 6:
             raise ValueError("link_address must be a MAC address")
         flags = AdvertisementFlag(int(args.get("flags", int(AdvertisementFlag.F | AdvertisementFlag.T))))
-        target = Target(
-            agent, IPv4Address(str(args["care_of"])), mac, flags, int(args.get("lifetime", 0xFFFF))
-        )
+        request_to = IPv4Address(str(args["request_to"])) if args.get("request_to") else None
+        care_of, lifetime = IPv4Address(str(args["care_of"])), int(args.get("lifetime", 0xFFFF))
+        target = Target(agent, care_of, mac, flags, lifetime, request_to)
         if link is not None and mac is not None:
-            link.learn(agent, mac)  # the MN never ARPs away from home (RFC 5944 §4.6)
+            # the MN never ARPs away from home (RFC 5944 §4.6); a request to another interface's
+            # agent follows the routes rather than leaving this link by frame
+            link.learn(agent, mac, by_frame=request_to is None)
         now = driver.now()
         handoff_at = now + float(args.get("handoff_in", 0.1))
         pre_register = bool(args.get("pre_register", True))
