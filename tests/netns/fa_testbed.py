@@ -162,7 +162,10 @@ def start_agents(bed: AgentBed, fa_datapath: str = "userspace") -> None:
     bed.start_agent("ha", "ha", "ha", HA_CONFIG)
     bed.start_agent("fa1", "fa", "fa1", fa_config("fa1", COA, fa_datapath))
     bed.start_agent("fa2", "fa", "fa2", fa_config("fa2", COA2, fa_datapath))
-    bed.start_agent("mn", "mn", "mn", MN_CONFIG)
+    # with the ebpf FA, the MN's own tc program builds its tunnel packets: the FA then meets packets that
+    # already carry the kernel's encapsulation marks (its reverse tunnel must still add a header)
+    mn_config = MN_CONFIG if fa_datapath == "userspace" else MN_CONFIG + f'datapath = "{fa_datapath}"\n'
+    bed.start_agent("mn", "mn", "mn", mn_config)
 
 
 def stop_agents(bed: AgentBed) -> dict[str, int]:

@@ -106,6 +106,18 @@ static __always_inline int same_mac(const __u8 *a, const __u8 *b)
 	return diff == 0;
 }
 
+/* Grow or shrink the room after the Ethernet header. With the tunnel markers first; a packet that already
+ * carries them (skb->encapsulation: e.g. an agent's tc program built it, and veth kept the flag) refuses a
+ * second set (-EALREADY), and a non-GSO packet needs none, so then without. */
+static __always_inline int resize(struct __sk_buff *skb, __s32 diff, __u64 markers)
+{
+	if (!bpf_skb_adjust_room(skb, diff, BPF_ADJ_ROOM_MAC, markers | BPF_F_ADJ_ROOM_FIXED_GSO))
+		return 0;
+	if (skb->gso_segs > 1)
+		return -1;
+	return bpf_skb_adjust_room(skb, diff, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO) ? -1 : 0;
+}
+
 static __always_inline int punted(__u32 home)
 {
 	return bpf_map_lookup_elem(&fa_punt, &home) != 0;
@@ -137,11 +149,14 @@ int fa_wire_in(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	__u8 mac[ETH_ALEN];
 	__builtin_memcpy(mac, v->mac, ETH_ALEN);
-	if (decrement_ttl(skb, ETH_HLEN + 20, inner))
-		return TC_ACT_SHOT;
 	__u32 len = skb->len - ETH_HLEN - 20;
-	if (bpf_skb_adjust_room(skb, -20, BPF_ADJ_ROOM_MAC,
-				BPF_F_ADJ_ROOM_DECAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO))
+	if (resize(skb, -20, BPF_F_ADJ_ROOM_DECAP_L3_IPV4))
+		return TC_ACT_OK;  /* unchanged: the userspace path takes it */
+	data = (void *)(long)skb->data;
+	end = (void *)(long)skb->data_end;
+	eth = data;
+	inner = data + ETH_HLEN;
+	if ((void *)(inner + 1) > end || decrement_ttl(skb, ETH_HLEN, inner))
 		return TC_ACT_SHOT;
 	data = (void *)(long)skb->data;
 	end = (void *)(long)skb->data_end;
@@ -199,9 +214,12 @@ int fa_access_in(struct __sk_buff *skb)
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return TC_ACT_OK;  /* unroutable or too big: the userspace path counts send_failed */
 
-	if (decrement_ttl(skb, ETH_HLEN, ip))
-		return TC_ACT_SHOT;
-	if (bpf_skb_adjust_room(skb, 20, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO))
+	if (resize(skb, 20, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4))
+		return TC_ACT_OK;  /* unchanged: the userspace path takes it */
+	data = (void *)(long)skb->data;
+	end = (void *)(long)skb->data_end;
+	struct iphdr *moved = data + ETH_HLEN + 20;
+	if ((void *)(moved + 1) > end || decrement_ttl(skb, ETH_HLEN + 20, moved))
 		return TC_ACT_SHOT;
 	data = (void *)(long)skb->data;
 	end = (void *)(long)skb->data_end;
