@@ -125,3 +125,12 @@ def test_scenario_datapath_reaches_the_foreign_agents_config() -> None:
     assert foreign_agent_datapath("ebpf") == "ebpf"
     assert foreign_agent_datapath("auto") == "auto"
     assert foreign_agent_datapath("kernel") == "userspace"
+
+
+def test_scenario_with_ebpf_is_refused_up_front_without_the_fa_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--datapath ebpf` starts ebpf foreign agents too: a missing FA object is named before anything runs."""
+    from scenarios.harness.options import datapath_problem
+
+    monkeypatch.setenv("DSMIP_FA_BPF_OBJECT", "/nonexistent/fa.bpf.o")
+    problem = datapath_problem("handover", "ebpf")
+    assert problem is not None and "no BPF object" in problem and "--datapath userspace" in problem
