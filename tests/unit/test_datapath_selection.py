@@ -127,7 +127,7 @@ def test_scenario_datapath_reaches_the_foreign_agents_config() -> None:
     assert foreign_agent_datapath("kernel") == "userspace"
 
 
-def test_scenario_with_ebpf_is_refused_up_front_without_the_fa_object(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ebpf_scenario_refused_up_front_without_the_fa_object(monkeypatch: pytest.MonkeyPatch) -> None:
     """`--datapath ebpf` starts ebpf foreign agents too: a missing FA object is named before anything runs."""
     from scenarios.harness.options import datapath_problem
 
