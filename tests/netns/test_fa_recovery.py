@@ -36,7 +36,8 @@ DATAPATHS: dict[Path, str] = {}
 
 def config(bed: AgentBed, journal: Path | None = None) -> str:
     path = bed.workdir / "fa1.journal" if journal is None else journal
-    return fa_config("fa1", COA, DATAPATHS[bed.workdir]).replace("[runtime]\n", f'[runtime]\njournal = "{path}"\n', 1)
+    text = fa_config("fa1", COA, DATAPATHS[bed.workdir])
+    return text.replace("[runtime]\n", f'[runtime]\njournal = "{path}"\n', 1)
 
 
 @pytest.fixture(scope="module", params=("userspace", "ebpf"))
