@@ -16,9 +16,8 @@ if [ ! -f /usr/include/bpf/bpf_helpers.h ]; then
 fi
 mkdir -p "$repo/build/bpf"
 multiarch=$(gcc -print-multiarch 2>/dev/null || dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
-for name in tunnel fa; do
-    src="$repo/agents/datapath/bpf/$name.bpf.c"
-    out="$repo/build/bpf/$name.bpf.o"
+for src in "$repo"/agents/datapath/bpf/*.bpf.c; do  # tunnel.bpf.c (HA, MN), fa.bpf.c (FA)
+    out="$repo/build/bpf/$(basename "$src" .c).o"
     "$clang" -O2 -g -Wall -Werror -target bpf -I"/usr/include/$multiarch" -c "$src" -o "$out.tmp"
     mv "$out.tmp" "$out"
     echo "build-bpf: $out"
