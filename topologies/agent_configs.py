@@ -101,15 +101,31 @@ def foreign_agent_config(
     network_interface: str,
     adv_interval: float,
     detection: str = "link",
+    datapath: str = "userspace",
 ) -> dict[str, object]:
     """An IPv4-only FA: IP-in-IP, reverse tunnelling (RFC 3024); its care-of address is its network end."""
-    return _foreign_agent(
+    config = _foreign_agent(
         plan.name, plan.care_of4, plan.access4, access_interface, network_interface, adv_interval, detection
     )
+    runtime = config["runtime"]
+    assert isinstance(runtime, dict)
+    runtime["datapath"] = foreign_agent_datapath(datapath)
+    return config
+
+
+def foreign_agent_datapath(datapath: str) -> str:
+    """The FA's backend for a scenario's ``--datapath``: the same, except ``kernel`` (the FA has no kernel
+    datapath: userspace)."""
+    return "userspace" if datapath == "kernel" else datapath
 
 
 def nat_foreign_agent_config(
-    *, access_interface: str, network_interface: str, adv_interval: float, detection: str = "link"
+    *,
+    access_interface: str,
+    network_interface: str,
+    adv_interval: float,
+    detection: str = "link",
+    datapath: str = "userspace",
 ) -> dict[str, object]:
     """The FA behind the NAT (``fan``): like the others, and it advertises R (registration required) and U
     (UDP tunnelling, behind a NAT), so a co-located mobile node registers through it with the R flag
@@ -120,6 +136,9 @@ def nat_foreign_agent_config(
     foreign_agent = config["foreign_agent"]
     assert isinstance(foreign_agent, dict)
     foreign_agent |= {"registration_required": True, "udp_tunnelling": True}
+    runtime = config["runtime"]
+    assert isinstance(runtime, dict)  # U: RFC 3519, which only the userspace FA carries; auto picks it
+    runtime["datapath"] = "userspace" if datapath in ("kernel", "userspace") else "auto"
     return config
 
 

@@ -333,6 +333,7 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
             network_interface=f"{name}-net",
             adv_interval=self.adv_interval,
             detection=self.detection,
+            datapath=self.datapath,
         )
         return name
 
@@ -370,6 +371,7 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
             network_interface=f"{name}-net",
             adv_interval=self.adv_interval,
             detection=self.detection,
+            datapath=self.datapath,
         )
         return name
 

@@ -294,7 +294,7 @@ def _ethernet_interfaces() -> Iterable[tuple[int, str]]:
 STALE_FILTER = re.compile(r"pref (\d+) bpf .*\bwire_ingress\b")
 
 
-def _remove_stale_filters(interface: str) -> None:
+def _remove_stale_filters(interface: str, pattern: re.Pattern[str] = STALE_FILTER) -> None:
     """Filters of a datapath that was killed (SIGKILL: no close()) still hold its programs on the ingress
     hook: remove them, with the clsact qdisc when nothing else is attached, so this engine owns a fresh one
     and its close() leaves the link as it was before either (HA crash recovery, design.md §9)."""
@@ -302,7 +302,7 @@ def _remove_stale_filters(interface: str) -> None:
         ["tc", "filter", "show", "dev", interface, "ingress"], capture_output=True, text=True, check=False
     ).stdout
     filters = [line for line in shown.splitlines() if " handle " in line]
-    stale = [match.group(1) for line in filters if (match := STALE_FILTER.search(line))]
+    stale = [match.group(1) for line in filters if (match := pattern.search(line))]
     if not stale:
         return
     if len(stale) == len(filters):
@@ -312,7 +312,10 @@ def _remove_stale_filters(interface: str) -> None:
             command = ["tc", "filter", "del", "dev", interface, "ingress", "pref", pref]
             subprocess.run(command, capture_output=True, check=False)
     logger.warning(
-        "removed %d stale wire_ingress filter(s) on %s left by a killed datapath", len(stale), interface
+        "removed %d stale filter(s) matching %s on %s left by a killed datapath",
+        len(stale),
+        pattern.pattern,
+        interface,
     )
 
 

@@ -155,3 +155,51 @@ def make_mobile_node(choice: Choice, **kwargs: Any) -> Any:
     from agents.datapath.userspace import UserspaceMobileNode
 
     return UserspaceMobileNode(**kwargs)
+
+
+FOREIGN_AGENT_AUTO_EBPF = True
+"""Whether ``auto`` picks ebpf for a foreign agent (its differential netns tests pass, tests/netns)."""
+
+
+def fa_ebpf_problem() -> str | None:
+    """None if the foreign agent's eBPF object is built and loads here; else why not."""
+    try:
+        from agents.datapath.fa_ebpf import check_fa_loadable
+    except OSError as error:  # pragma: no cover - libbpf missing
+        return str(error)
+    return check_fa_loadable()
+
+
+def select_foreign_agent_backend(
+    requested: str, needs: Needs = Needs(), *, ebpf_check: Callable[[], str | None] = fa_ebpf_problem
+) -> Choice:
+    """The foreign agent's backend: userspace, or ebpf (:mod:`agents.datapath.fa_ebpf`). There is no kernel
+    one (an explicit ``kernel`` is refused); ``auto`` takes ebpf when the object loads and the configuration
+    needs nothing it cannot carry (RFC 3519 UDP tunnelling), else userspace."""
+    if requested not in BACKENDS:
+        raise ValueError(f"datapath must be one of {', '.join(BACKENDS)}, not {requested!r}")
+    if requested == "userspace":
+        return Choice("userspace", requested, "requested")
+    if requested == "kernel":
+        raise BackendUnavailableError(
+            "--datapath kernel: the foreign agent has no kernel datapath; use userspace, ebpf or auto"
+        )
+    problem = needs.ebpf_gap() or ebpf_check()
+    if requested == "ebpf":
+        if problem is not None:
+            raise BackendUnavailableError(f"--datapath ebpf: {problem}")
+        return Choice("ebpf", requested, "requested; FA BPF object loads")
+    if problem is None and FOREIGN_AGENT_AUTO_EBPF:
+        return Choice("ebpf", requested, "ebpf: FA object built and loads")
+    return Choice("userspace", requested, f"ebpf: {problem or 'not chosen by auto for the foreign agent'}")
+
+
+def make_foreign_agent(choice: Choice, *args: Any, **kwargs: Any) -> Any:
+    """The foreign agent datapath of ``choice.backend``."""
+    if choice.backend == "ebpf":
+        from agents.datapath.fa_ebpf import EbpfForeignAgent
+
+        return EbpfForeignAgent(*args, **kwargs)
+    from agents.datapath.foreign_agent import UserspaceForeignAgent
+
+    return UserspaceForeignAgent(*args, **kwargs)

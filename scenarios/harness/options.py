@@ -94,8 +94,8 @@ def add_common_options(parser: argparse.ArgumentParser, scenario: str, default_r
         "--datapath",
         choices=("userspace", "ebpf", "kernel", "auto"),
         default="userspace",
-        help="tunnel datapath of the HA and MNs: userspace (default), ebpf (tc programs), kernel (native "
-        "tunnel devices, full kernels only), auto (best here)",
+        help="tunnel datapath of the HA, MNs and FAs: userspace (default), ebpf (tc programs), kernel "
+        "(native tunnel devices, full kernels only; the FAs then run userspace), auto (best here)",
     )
     parser.add_argument(
         "--seed",
@@ -220,10 +220,12 @@ def datapath_problem(scenario: str, requested: str) -> str | None:
     if requested not in ("ebpf", "kernel"):
         return None
     from agents.datapath.kernel import BackendUnavailableError
-    from agents.datapath.selection import Needs, select_backend
+    from agents.datapath.selection import Needs, select_backend, select_foreign_agent_backend
 
     try:
         select_backend(requested, Needs(udp_tunnels=scenario in UDP_SCENARIOS))
+        if requested == "ebpf":  # the foreign agents run it too (build/bpf/fa.bpf.o)
+            select_foreign_agent_backend(requested)
     except BackendUnavailableError as error:
         return f"{error} (use --datapath userspace or auto)"
     return None

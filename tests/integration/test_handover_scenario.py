@@ -360,7 +360,7 @@ def test_the_scenario_passes_with_the_ebpf_datapath(ebpf_run: ScenarioRun) -> No
             assert handover[f"{flow}_restored"] is True, (handover, flow)
     choice = ebpf_run.json("meta.json")["datapath_choice"]
     assert choice["backend"] == "ebpf" and choice["requested"] == "ebpf", choice
-    for node in ("ha", "mn1"):
+    for node in ("ha", "mn1", "fa1", "fa2"):  # --datapath applies to the foreign agents too
         lines = [json.loads(line) for line in (ebpf_run.path / "traces" / f"{node}.jsonl").open()]
         selected = [line for line in lines if line["event"] == "datapath_selected"]
         assert selected and selected[0]["backend"] == "ebpf" and selected[0]["reason"], (node, selected)

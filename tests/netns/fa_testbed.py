@@ -64,7 +64,7 @@ prefix_lengths = true
 """
 
 
-def fa_config(name: str, care_of: str) -> str:
+def fa_config(name: str, care_of: str, datapath: str = "userspace") -> str:
     access = f"10.0.{name[-1]}.1/24"
     return f"""
 [foreign_agent]
@@ -81,6 +81,7 @@ prefix_lengths = true
 name = "{name}"
 access_interface = "{name}-acc"
 network_interface = "{name}-net"
+datapath = "{datapath}"
 """
 
 
@@ -157,11 +158,14 @@ def make_bed(namespaces: NamespaceFactory, workdir: Path, start: str) -> AgentBe
     return testbed
 
 
-def start_agents(bed: AgentBed) -> None:
+def start_agents(bed: AgentBed, fa_datapath: str = "userspace") -> None:
     bed.start_agent("ha", "ha", "ha", HA_CONFIG)
-    bed.start_agent("fa1", "fa", "fa1", fa_config("fa1", COA))
-    bed.start_agent("fa2", "fa", "fa2", fa_config("fa2", COA2))
-    bed.start_agent("mn", "mn", "mn", MN_CONFIG)
+    bed.start_agent("fa1", "fa", "fa1", fa_config("fa1", COA, fa_datapath))
+    bed.start_agent("fa2", "fa", "fa2", fa_config("fa2", COA2, fa_datapath))
+    # with the ebpf FA, the MN's own tc program builds its tunnel packets: the FA then meets packets that
+    # already carry the kernel's encapsulation marks (its reverse tunnel must still add a header)
+    mn_config = MN_CONFIG if fa_datapath == "userspace" else MN_CONFIG + f'datapath = "{fa_datapath}"\n'
+    bed.start_agent("mn", "mn", "mn", mn_config)
 
 
 def stop_agents(bed: AgentBed) -> dict[str, int]:
@@ -189,10 +193,10 @@ def care_of(bed: AgentBed) -> str | None:
 
 
 @contextmanager
-def agents_running(bed: AgentBed) -> Iterator[AgentBed]:
-    """Start the agents; stop them by their own handles on the way out."""
+def agents_running(bed: AgentBed, fa_datapath: str = "userspace") -> Iterator[AgentBed]:
+    """Start the agents (the FAs with ``fa_datapath``); stop them by their own handles on the way out."""
     try:
-        start_agents(bed)
+        start_agents(bed, fa_datapath)
         yield bed
     finally:
         stop_agents(bed)

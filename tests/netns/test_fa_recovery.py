@@ -30,16 +30,22 @@ from tests.netns.test_agents import line_changes
 pytestmark = pytest.mark.root
 
 RULE = f"from {HOA} iif fa1-acc lookup 110"
+DATAPATHS: dict[Path, str] = {}
+"""The FA backend of each bed (by its work folder): the module runs once per backend."""
 
 
 def config(bed: AgentBed, journal: Path | None = None) -> str:
     path = bed.workdir / "fa1.journal" if journal is None else journal
-    return fa_config("fa1", COA).replace("[runtime]\n", f'[runtime]\njournal = "{path}"\n', 1)
+    text = fa_config("fa1", COA, DATAPATHS[bed.workdir])
+    return text.replace("[runtime]\n", f'[runtime]\njournal = "{path}"\n', 1)
 
 
-@pytest.fixture(scope="module")
-def bed(namespaces: NamespaceFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentBed]:
+@pytest.fixture(scope="module", params=("userspace", "ebpf"))
+def bed(
+    request: pytest.FixtureRequest, namespaces: NamespaceFactory, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AgentBed]:
     testbed = make_bed(namespaces, tmp_path_factory.mktemp("fa-recovery"), start="fa1")
+    DATAPATHS[testbed.workdir] = request.param
     try:  # a new namespace inherits IPv4 forwarding from the host: set it apart from what FA1 sets
         testbed["fa1"].run("sysctl -qw net.ipv4.ip_forward=0")
         testbed.baseline["fa1"] = testbed["fa1"].snapshot()
@@ -89,6 +95,13 @@ def test_kill_9_and_restart_restores_the_visitor(bed: AgentBed) -> None:
     now = rules(bed)
     assert sum(RULE in line for line in now) == 1 and sum("blackhole" in line for line in now) == 1, now
     assert "Traceback" not in second.stderr_path.read_text()
+    if DATAPATHS[bed.workdir] == "ebpf":  # the killed FA's filters were replaced, not doubled
+        assert tc_filters(bed, "fa1-net").count("name fa_wire_in") == 1
+        assert tc_filters(bed, "fa1-acc").count("name fa_access_in") == 1
+
+
+def tc_filters(bed: AgentBed, interface: str) -> str:
+    return bed["fa1"].run(f"tc filter show dev {interface} ingress")
 
 
 def test_restart_with_a_damaged_journal_removes_the_stale_rules(bed: AgentBed) -> None:
@@ -115,3 +128,5 @@ def test_clean_exit_after_crashes_leaves_the_namespace_as_found(bed: AgentBed) -
     after, before = bed["fa1"].snapshot(), bed.baseline["fa1"]
     changed = {key: line_changes(before[key], after[key]) for key in after if after[key] != before[key]}
     assert not changed, changed
+    assert "clsact" not in bed["fa1"].run("tc qdisc show")
+    assert not (tc_filters(bed, "fa1-net") + tc_filters(bed, "fa1-acc")).strip()

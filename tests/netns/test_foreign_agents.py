@@ -40,14 +40,19 @@ from tests.netns.fa_testbed import (
 pytestmark = pytest.mark.root
 
 
-@pytest.fixture(scope="module")
-def bed(namespaces: NamespaceFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentBed]:
+@pytest.fixture(scope="module", params=("userspace", "ebpf"))
+def bed(
+    request: pytest.FixtureRequest, namespaces: NamespaceFactory, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AgentBed]:
+    """The whole module once per FA datapath backend (issue 9: one semantics)."""
     testbed = make_bed(namespaces, tmp_path_factory.mktemp("fa"), start="fa1")
-    with agents_running(testbed):
+    with agents_running(testbed, request.param):
         assert wait_until(lambda: bool(testbed.agents["mn"].events("registration_accepted")), 15.0), (
             testbed.agents["mn"].ask("status"),
             testbed.agents["fa1"].ask("status"),
         )
+        selected = testbed.agents["fa1"].events("datapath_selected")
+        assert selected and selected[-1]["backend"] == request.param, selected
         yield testbed
 
 
@@ -202,6 +207,10 @@ def test_sigterm_leaves_nothing_behind(bed: AgentBed) -> None:
     assert codes == dict.fromkeys(AGENTS, 0), codes
     for name in AGENTS:
         assert bed[name].snapshot() == bed.baseline[name], name
+    for name in ("fa1", "fa2"):  # ebpf: no filter, no clsact qdisc left
+        assert "clsact" not in bed[name].run("tc qdisc show"), name
+        for interface in (f"{name}-net", f"{name}-acc"):
+            assert not bed[name].run(f"tc filter show dev {interface} ingress").strip(), (name, interface)
 
 
 def udp_packet(source: str, destination: str, payload: bytes) -> bytes:

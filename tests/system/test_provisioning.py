@@ -162,13 +162,15 @@ def test_provisioning_builds_the_ebpf_object_or_says_why_not(tmp_path: Path, has
     shutil.copy2(REPO / "tools" / "build-bpf.sh", repo / "tools" / "build-bpf.sh")
     source = repo / "agents" / "datapath" / "bpf"
     source.mkdir(parents=True)
-    shutil.copy2(REPO / "agents" / "datapath" / "bpf" / "tunnel.bpf.c", source / "tunnel.bpf.c")
+    for name in ("tunnel.bpf.c", "fa.bpf.c"):
+        shutil.copy2(REPO / "agents" / "datapath" / "bpf" / name, source / name)
     env = dict(os.environ) if has_clang else {**os.environ, "CLANG": str(tmp_path / "no-clang")}
     result = run("bash", "tools/provision.sh", cwd=repo, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     notes = [line for line in result.stdout.splitlines() if "eBPF datapath was not built" in line]
     built = repo / "build" / "bpf" / "tunnel.bpf.o"
     assert built.exists() is has_clang and len(notes) == (0 if has_clang else 1), result.stdout
+    assert (repo / "build" / "bpf" / "fa.bpf.o").exists() is has_clang  # the foreign agent's programs
     probe = "from agents.datapath.selection import select_backend; print(select_backend('auto').backend)"
     chosen = run(str(SYSTEM_PYTHON), "-c", probe, env={**os.environ, "DSMIP_BPF_OBJECT": str(built)})
     assert chosen.returncode == 0, chosen.stderr

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agents.datapath.kernel import BackendUnavailableError, KernelTunnelSupport
-from agents.datapath.selection import Needs, select_backend
+from agents.datapath.selection import Needs, select_backend, select_foreign_agent_backend
+from topologies.agent_configs import foreign_agent_datapath
 
 NO_KERNEL = KernelTunnelSupport(frozenset(), {"ipip": "not supported", "sit": "x", "gre": "x"})
 
@@ -79,3 +80,57 @@ def test_only_the_kernel_backend_cannot_keep_simultaneous_bindings_rfc5944_3_6_1
     assert simultaneous_bindings_gap("userspace") is None and simultaneous_bindings_gap("ebpf") is None
     gap = simultaneous_bindings_gap("kernel")
     assert gap is not None and "3.6.1.3" in gap
+
+
+# --- the foreign agent: userspace or ebpf, never kernel (agents/datapath/fa_ebpf.py) ----------------------
+
+
+def test_fa_userspace_and_ebpf_as_asked() -> None:
+    assert select_foreign_agent_backend("userspace", ebpf_check=missing).backend == "userspace"
+    assert select_foreign_agent_backend("ebpf", ebpf_check=loads).backend == "ebpf"
+
+
+def test_fa_kernel_is_refused_with_the_alternatives() -> None:
+    with pytest.raises(BackendUnavailableError, match="foreign agent has no kernel datapath"):
+        select_foreign_agent_backend("kernel", ebpf_check=loads)
+
+
+def test_fa_ebpf_without_the_object_is_refused_naming_it() -> None:
+    with pytest.raises(BackendUnavailableError, match="no BPF object"):
+        select_foreign_agent_backend("ebpf", ebpf_check=missing)
+
+
+def test_fa_udp_tunnelling_refuses_ebpf_and_auto_takes_userspace_rfc3519() -> None:
+    """RFC 3519: only the userspace FA carries UDP tunnels."""
+    needs = Needs(udp_tunnels=True)
+    with pytest.raises(BackendUnavailableError, match="RFC 3519"):
+        select_foreign_agent_backend("ebpf", needs, ebpf_check=loads)
+    choice = select_foreign_agent_backend("auto", needs, ebpf_check=loads)
+    assert choice.backend == "userspace" and "RFC 3519" in choice.reason
+
+
+def test_fa_auto_takes_ebpf_when_it_loads_else_userspace() -> None:
+    assert select_foreign_agent_backend("auto", ebpf_check=loads).backend == "ebpf"
+    fallback = select_foreign_agent_backend("auto", ebpf_check=missing)
+    assert fallback.backend == "userspace" and "no BPF object" in fallback.reason
+
+
+def test_fa_unknown_name_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="datapath must be one of"):
+        select_foreign_agent_backend("xdp")
+
+
+def test_scenario_datapath_reaches_the_foreign_agents_config() -> None:
+    """`--datapath ebpf` applies to the FAs; kernel (no FA backend) gives them userspace."""
+    assert foreign_agent_datapath("ebpf") == "ebpf"
+    assert foreign_agent_datapath("auto") == "auto"
+    assert foreign_agent_datapath("kernel") == "userspace"
+
+
+def test_ebpf_scenario_refused_up_front_without_the_fa_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--datapath ebpf` starts ebpf foreign agents too: a missing FA object is named before anything runs."""
+    from scenarios.harness.options import datapath_problem
+
+    monkeypatch.setenv("DSMIP_FA_BPF_OBJECT", "/nonexistent/fa.bpf.o")
+    problem = datapath_problem("handover", "ebpf")
+    assert problem is not None and "no BPF object" in problem and "--datapath userspace" in problem

@@ -90,6 +90,10 @@ class VisitorBuffers:
     def is_expected(self, home_address: IPv4Address) -> bool:
         return home_address in self._expected
 
+    def expected_addresses(self) -> tuple[IPv4Address, ...]:
+        """The home addresses whose buffers are open (the eBPF FA passes their packets up)."""
+        return tuple(self._expected)
+
     def held(self, home_address: IPv4Address) -> int:
         entry = self._expected.get(home_address)
         return 0 if entry is None else len(entry.packets)

@@ -22,8 +22,11 @@ from typing import Any, assert_never
 
 from agents.datapath.base import ForeignAgentDatapath
 from agents.datapath.foreign_agent import UserspaceForeignAgent, VisitorRoute
+from agents.datapath.kernel import BackendUnavailableError
+from agents.datapath.selection import Choice, Needs, make_foreign_agent, select_foreign_agent_backend
 from agents.mip.common import events as ev
 from agents.mip.common.config import Encapsulation
+from agents.mip.common.trace_schema import TraceEvent
 from agents.mip.fa import events as fe
 from agents.mip.fa.config import DeliveryStyle, ForeignAgentConfig
 from agents.mip.fa.events import ForeignAgentEvent
@@ -55,6 +58,8 @@ class ForeignAgentRuntime:
     access_address: IPv4Address | None = None
     """The FA's address on the access link; default: the first IPv4 address of ``access_interface``."""
     tunnel_interface: str = "mip-fa"
+    datapath: str = "userspace"
+    """``userspace``, ``ebpf`` (tc fast path, :mod:`agents.datapath.fa_ebpf`) or ``auto``; no ``kernel``."""
     table: int = 110
     rule_priority: int = 1100
     journal: str | None = None
@@ -272,6 +277,18 @@ class ForeignAgentEvents:
                 assert_never(event)
 
 
+def choose_fa_datapath(requested: str, needs: Needs, context: AgentContext) -> Choice:
+    """Select the FA backend, log it and trace ``datapath_selected``; one that cannot run here is a
+    ValueError (exit 2) naming what is missing."""
+    try:
+        choice = select_foreign_agent_backend(requested, needs)
+    except (BackendUnavailableError, ValueError) as error:
+        raise ValueError(f"runtime.datapath: {error}") from None
+    logger.info("datapath %s (asked %s): %s", choice.backend, choice.requested, choice.reason)
+    context.trace.emit(TraceEvent.DATAPATH_SELECTED, **choice.to_dict())
+    return choice
+
+
 class ForeignAgentRunner:
     """The `fa` role for :mod:`agents.runtime.frame`."""
 
@@ -293,8 +310,9 @@ class ForeignAgentRunner:
         context.on_shutdown(sock.close, name="close UDP 434 socket")
         recovery = ForeignAgentRecovery(runtime, context)
         recovery.remove_stale()
-        datapath = UserspaceForeignAgent(
-            protocol.care_of_addresses, link.send_frame, runtime.access_interface,
+        choice = choose_fa_datapath(runtime.datapath, Needs(udp_tunnels=protocol.udp_tunnelling), context)
+        datapath: UserspaceForeignAgent = make_foreign_agent(
+            choice, protocol.care_of_addresses, link.send_frame, runtime.access_interface,
             tunnel_interface=runtime.tunnel_interface,
             table=runtime.table, rule_priority=runtime.rule_priority,
             on_drop=DropReporter(context).report,
