@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ from agents.datapath.base import (
     TunnelTarget,
 )
 from agents.datapath.engine import TunnelOptions
-from agents.datapath.native_filter import UnnestedGuard
+from agents.datapath.native_filter import UnnestedGuard, guard_table_name, remove_stale_table
 from agents.datapath.projection import Change, HomeBinding, HomeProjection, compile_binding
 from agents.mip.wire.tunnel import ipv4_embedded_link_local
 from agents.net.ethtool import disable_tx_checksum, ethtool_socket
@@ -60,7 +61,14 @@ from agents.net.netlink import Netlink
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["KernelRoutes", "NativeHomeAgent", "NativeMobileNode", "kernel_routes", "native_kind"]
+__all__ = [
+    "KernelRoutes",
+    "NativeHomeAgent",
+    "NativeMobileNode",
+    "kernel_routes",
+    "native_kind",
+    "remove_stale_home_agent_state",
+]
 
 IPV4_KINDS = {Encapsulation.IP_IN_IP: "ipip", Encapsulation.GRE: "gre"}
 
@@ -196,6 +204,27 @@ def kernel_routes(binding: HomeBinding | None) -> KernelRoutes:
     return KernelRoutes((newest, binding.care_ofs[newest]), prefixes)
 
 
+def _home_agent_prefix(interface_name: str) -> str:
+    return interface_name[:8]
+
+
+def remove_stale_home_agent_state(netlink: Netlink, interface_name: str) -> list[str]:
+    """Delete what a killed :class:`NativeHomeAgent` named ``interface_name`` left in ``netlink``'s
+    namespace: its tunnel devices ``<name>4-<n>`` / ``<name>6-<n>`` and its guard's nftables table; what
+    was removed (for crash recovery, :mod:`agents.runtime.roles.ha_recovery`)."""
+    prefix = _home_agent_prefix(interface_name)
+    device = re.compile(rf"{re.escape(prefix)}[46]-[0-9]+")
+    removed = [
+        f"link {name}"
+        for name in netlink.link_names()
+        if device.fullmatch(name) and netlink.delete_link(name)
+    ]
+    table = guard_table_name(prefix)
+    if remove_stale_table(netlink, table):
+        removed.append(f"nftables table ip {table}")
+    return removed
+
+
 class NativeHomeAgent(_NativeBase, HomeAgentDatapath):
     """Home agent over kernel tunnel devices named ``<interface_name>4-<n>`` / ``<interface_name>6-<n>``;
     the core's events are recorded by a :class:`~agents.datapath.projection.HomeProjection` and each change
@@ -212,7 +241,7 @@ class NativeHomeAgent(_NativeBase, HomeAgentDatapath):
         udp_socket: socket.socket | None = None,
     ) -> None:
         del on_drop, underlay_interface, udp_socket  # the kernel drops silently; no UDP tunnel
-        super().__init__(interface_name[:8], options)
+        super().__init__(_home_agent_prefix(interface_name), options)
         self.address = address
         self._serial = itertools.count(1)
         self._care_of_links: dict[tuple[IPv4Address, Encapsulation], str] = {}

@@ -20,6 +20,7 @@ import pytest
 from scapy.layers.inet import IP
 from scapy.packet import Raw
 
+from agents.datapath.native import remove_stale_home_agent_state
 from agents.datapath.native_filter import UnnestedGuard, guard_table_name, remove_stale_table
 from agents.net.netlink import Netlink
 from tests.netns.conftest import Namespace, NamespaceFactory, veth, wait_until
@@ -101,4 +102,29 @@ def test_guard_drops_unnested_protocol_41_from_guarded_home_addresses(namespaces
         assert receiver.run("nft list ruleset") == before
     finally:
         sink.close()
+        netlink.close()
+
+
+def test_crash_recovery_removes_a_killed_home_agents_devices_and_guard(namespaces: NamespaceFactory) -> None:
+    """What a SIGKILLed kernel-datapath home agent leaves: ``<name>4-<n>`` / ``<name>6-<n>`` devices and the
+    guard's table (agents/runtime/roles/ha_recovery.py removes them before the restart installs anything);
+    other links stay."""
+    namespace = namespaces()
+    namespace.run(
+        "n=0; for name in mip-ha4-1 mip-ha6-2 mip-ha4-x mip-hb4-1 other; do "
+        "n=$((n + 1)); ip link add $name type veth peer name peer$n; done"  # no dummy module everywhere
+    )
+    with namespace.entered():
+        netlink = Netlink()
+    guard = UnnestedGuard(netlink, "mip-ha")
+    try:
+        guard.add(HOME)  # left behind, as by a killed home agent
+        removed = remove_stale_home_agent_state(netlink, "mip-ha")
+        assert sorted(removed) == ["link mip-ha4-1", "link mip-ha6-2", "nftables table ip dsmip_mip_ha"]
+        links = namespace.run("ip -o link show")
+        assert all(name in links for name in ("mip-ha4-x", "mip-hb4-1", "other"))
+        assert "mip-ha4-1" not in links and "mip-ha6-2" not in links
+        assert namespace.run("nft list ruleset") == ""
+        assert remove_stale_home_agent_state(netlink, "mip-ha") == []
+    finally:
         netlink.close()
