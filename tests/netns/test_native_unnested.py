@@ -79,7 +79,6 @@ def test_unnested_home_address_ipv6_in_ipv4_is_dropped_nested_is_delivered(
         home_agent.add_ipv4_tunnel(home, care_of, Encapsulation.IP_IN_IP, home_agent=agent)
         home_agent.add_ipv6_prefix(PREFIX_HOA, home, TunnelTarget.HOME_ADDRESS)
         proxy.add_proxy_neighbour("ha0", home)
-        assert guard_table_name("kha") in ha.run("nft list tables")
         with listener(cn, socket.AF_INET6, CN6) as sink:
             send_raw(visited, bytes(NESTED / UDP(sport=4000, dport=9999) / b"nested"), HA_FOREIGN)
             assert received(sink) == b"nested", "code 0 IPv6 nested in the care-of tunnel is delivered"
@@ -91,6 +90,7 @@ def test_unnested_home_address_ipv6_in_ipv4_is_dropped_nested_is_delivered(
             send_raw(visited, bytes(NESTED / UDP(sport=4000, dport=9999) / b"again"), HA_FOREIGN)
             assert received(sink) == b"again", "the guard does not touch the nested packet"
         assert home_agent.counters().dropped(DropReason.UNNESTED_HOME_ADDRESS) == 1
+        assert guard_table_name("kha") in ha.run("nft list tables")
         home_agent.remove_ipv6_prefix(PREFIX_HOA)
         assert "kha6-" not in ha.run("ip -o link show"), "the code 0 sit device goes with its prefix"
         assert guard_table_name("kha") not in ha.run("nft list tables"), "the guard goes with it"
