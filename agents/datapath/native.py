@@ -8,7 +8,11 @@ device to the home address, whose IPv4 packets then follow the home address's ro
 nested, as RFC 5454 §3.3.2 describes. Decapsulation checks come from the kernel: a point-to-point tunnel takes
 only packets whose outer source is its remote (others reach the down fallback ``tunl0``/``sit0`` and are
 dropped, RFC 3024 §4.3.2), and strict ``rp_filter`` on each IPv4 tunnel device drops an inner source that is
-not routed back through it (the home address's own tunnel).
+not routed back through it (the home address's own tunnel). A code 0 ``sit`` device would also take
+IPv6-in-IPv4 sent from the home address straight from a visited link, legitimate only nested (RFC 5454
+§3.3.2, §4): :class:`~agents.datapath.native_filter.UnnestedGuard` (an nftables table in the namespace)
+drops protocol 41 from a guarded home address that did not come out of a care-of tunnel device. A ``sit``
+device no installed prefix routes into is deleted (with its guard).
 
 Mobile node: ``<name>`` is a ``sit`` device from the home address to the HA (IPv6 code 0, holding the home
 address, its link-local and the home-prefix addresses) and, with a co-located care-of address, ``<name>4``
@@ -24,13 +28,15 @@ request is accepted with code 1 and replaces the other care-ofs, and during the 
 of a handover the route follows the newest; prefix overlaps are refused by the core (RFC 5454 §3.3), not
 checked again here; the mobile node sends IPv6 of a code 1 (care-of) prefix from the
 home address as for code 0; drops are the kernel's (counted in the devices' rx errors, not
-per :class:`DropReason`); IPv6 inner sources are not checked (no IPv6 rp_filter).
+per :class:`DropReason`) except the guard's (``unnested_home_address``); IPv6 inner sources are not
+checked (no IPv6 rp_filter).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import re
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -40,12 +46,14 @@ from typing import Any
 from agents.datapath.base import (
     Counters,
     DropCallback,
+    DropReason,
     Encapsulation,
     HomeAgentDatapath,
     MobileNodeDatapath,
     TunnelTarget,
 )
 from agents.datapath.engine import TunnelOptions
+from agents.datapath.native_filter import UnnestedGuard, guard_table_name, remove_stale_table
 from agents.datapath.projection import Change, HomeBinding, HomeProjection, compile_binding
 from agents.mip.wire.tunnel import ipv4_embedded_link_local
 from agents.net.ethtool import disable_tx_checksum, ethtool_socket
@@ -53,7 +61,14 @@ from agents.net.netlink import Netlink
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["KernelRoutes", "NativeHomeAgent", "NativeMobileNode", "kernel_routes", "native_kind"]
+__all__ = [
+    "KernelRoutes",
+    "NativeHomeAgent",
+    "NativeMobileNode",
+    "kernel_routes",
+    "native_kind",
+    "remove_stale_home_agent_state",
+]
 
 IPV4_KINDS = {Encapsulation.IP_IN_IP: "ipip", Encapsulation.GRE: "gre"}
 
@@ -189,6 +204,27 @@ def kernel_routes(binding: HomeBinding | None) -> KernelRoutes:
     return KernelRoutes((newest, binding.care_ofs[newest]), prefixes)
 
 
+def _home_agent_prefix(interface_name: str) -> str:
+    return interface_name[:8]
+
+
+def remove_stale_home_agent_state(netlink: Netlink, interface_name: str) -> list[str]:
+    """Delete what a killed :class:`NativeHomeAgent` named ``interface_name`` left in ``netlink``'s
+    namespace: its tunnel devices ``<name>4-<n>`` / ``<name>6-<n>`` and its guard's nftables table; what
+    was removed (for crash recovery, :mod:`agents.runtime.roles.ha_recovery`)."""
+    prefix = _home_agent_prefix(interface_name)
+    device = re.compile(rf"{re.escape(prefix)}[46]-[0-9]+")
+    removed = [
+        f"link {name}"
+        for name in netlink.link_names()
+        if device.fullmatch(name) and netlink.delete_link(name)
+    ]
+    table = guard_table_name(prefix)
+    if remove_stale_table(netlink, table):
+        removed.append(f"nftables table ip {table}")
+    return removed
+
+
 class NativeHomeAgent(_NativeBase, HomeAgentDatapath):
     """Home agent over kernel tunnel devices named ``<interface_name>4-<n>`` / ``<interface_name>6-<n>``;
     the core's events are recorded by a :class:`~agents.datapath.projection.HomeProjection` and each change
@@ -205,14 +241,33 @@ class NativeHomeAgent(_NativeBase, HomeAgentDatapath):
         udp_socket: socket.socket | None = None,
     ) -> None:
         del on_drop, underlay_interface, udp_socket  # the kernel drops silently; no UDP tunnel
-        super().__init__(interface_name[:8], options)
+        super().__init__(_home_agent_prefix(interface_name), options)
         self.address = address
         self._serial = itertools.count(1)
         self._care_of_links: dict[tuple[IPv4Address, Encapsulation], str] = {}
         self._sit_links: dict[IPv4Address, str] = {}
         self._projection = HomeProjection()
         self._installed: dict[IPv4Address, KernelRoutes] = {}
+        self._guard = UnnestedGuard(self._netlink, self.interface_name)
         self._netlink.enable_forwarding()
+
+    def counters(self) -> Counters:
+        """The devices' counters, with the guard's drops of un-nested home-address IPv6-in-IPv4."""
+        counters = super().counters()
+        with self._lock:
+            unnested = 0 if self._closed else self._guard.dropped()
+        if unnested:
+            counters.drops[DropReason.UNNESTED_HOME_ADDRESS.value] = unnested
+        return counters
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                try:
+                    self._guard.close()
+                except Exception as error:  # the devices still go
+                    logger.warning("cannot delete the nftables guard: %s", error)
+        super().close()
 
     def _device(self, family: str) -> str:
         return f"{self.interface_name}{family}-{next(self._serial)}"
@@ -250,9 +305,20 @@ class NativeHomeAgent(_NativeBase, HomeAgentDatapath):
                 self._netlink.remove_route(prefix, interface=self._sit_links[remote])
         for prefix, remote in new.prefixes.items():
             if old.prefixes.get(prefix) != remote:
+                if remote == home:  # code 0: guarded before its sit device can decapsulate anything
+                    self._guard.add(home)
                 self._netlink.add_route(prefix, interface=self._sit_link(remote), exist_ok=True)
         if change.new is not None:
             self._installed[home] = new
+        self._remove_unused_sit_links()
+
+    def _remove_unused_sit_links(self) -> None:
+        """Delete the sit devices no installed prefix routes into (and a code 0 one's guard): a device
+        left behind would still decapsulate packets from its remote."""
+        used = {remote for routes in self._installed.values() for remote in routes.prefixes.values()}
+        for remote in [remote for remote in self._sit_links if remote not in used]:
+            self._links.delete(self._sit_links.pop(remote))
+            self._guard.remove(remote)
 
     def add_ipv4_tunnel(
         self,

@@ -93,6 +93,11 @@ class Netlink:
     def _run(self, function: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         return self._executor.submit(function, *args, **kwargs).result()
 
+    def call_in_namespace(self, function: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        """Run ``function`` on the worker thread, so in this instance's namespace: a process it starts
+        (``nft``) is forked from that thread and inherits the namespace. Nothing is recorded for undo."""
+        return self._run(function, *args, **kwargs)
+
     def _request(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
             return self._run(function, *args, **kwargs)

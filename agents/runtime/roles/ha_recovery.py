@@ -6,9 +6,10 @@ entries for its mobile nodes' home addresses on the home link (so the link keeps
 nodes it may not know any more), the home-link routes of the nodes' prefixes (metric 4096), and the
 sysctls it changed. A restarted home agent therefore, before it installs anything:
 
-* deletes a leftover link with its tunnel interface's name, every proxy ARP entry for a configured home
-  address on the home link and every home-link prefix route it would add (so what it adds again is its
-  own, and removed at its clean exit);
+* deletes a leftover link with its tunnel interface's name (with the kernel datapath: its ``<name>4-<n>``
+  / ``<name>6-<n>`` tunnel devices and its nftables guard table, :mod:`agents.datapath.native`), every
+  proxy ARP entry for a configured home address on the home link and every home-link prefix route it
+  would add (so what it adds again is its own, and removed at its clean exit);
 * with `[runtime] journal`, keeps the sysctl values the first of a line of crashed home agents found
   (the ``sysctls`` record) and writes them back at its own clean exit;
 * restores the journalled, unexpired bindings into the core (:meth:`HomeAgent.restore_binding`), whose
@@ -21,6 +22,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from agents.datapath.native import remove_stale_home_agent_state
 from agents.mip.common.config import HomeAgentConfig
 from agents.mip.common.events import HomeAgentEvent
 from agents.mip.common.trace_schema import TraceEvent
@@ -57,6 +59,7 @@ def remove_stale_state(
     with Netlink() as netlink:
         if netlink.link_exists(tunnel_interface) and netlink.delete_link(tunnel_interface):
             removed.append(f"link {tunnel_interface}")
+        removed.extend(remove_stale_home_agent_state(netlink, tunnel_interface))
         if not netlink.link_exists(home_interface):
             return removed
         for account in config.mobile_nodes:
