@@ -96,11 +96,16 @@ def bpf_object_path() -> Path:
 
 def check_loadable() -> str | None:
     """None if the object exists, is not older than its source and passes the verifier; else why not."""
-    path = bpf_object_path()
+    return object_problem(bpf_object_path(), SOURCE, OBJECT_ENV)
+
+
+def object_problem(path: Path, source: Path, override_env: str) -> str | None:
+    """Why the BPF object at ``path`` cannot be used (missing, older than ``source`` unless
+    ``$override_env`` names it, refused by the verifier), or None."""
     if not path.is_file():
         return f"no BPF object at {path} (build it: tools/build-bpf.sh, needs clang)"
-    if SOURCE.is_file() and SOURCE.stat().st_mtime > path.stat().st_mtime and OBJECT_ENV not in os.environ:
-        return f"{path} is older than {SOURCE.name}: rebuild it (tools/build-bpf.sh)"
+    if source.is_file() and source.stat().st_mtime > path.stat().st_mtime and override_env not in os.environ:
+        return f"{path} is older than {source.name}: rebuild it (tools/build-bpf.sh)"
     try:
         BpfObject(str(path)).close()
     except BpfError as error:

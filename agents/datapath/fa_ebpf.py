@@ -34,7 +34,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from agents.datapath.base import Counters, DropCallback
-from agents.datapath.ebpf import CLONE_NEWNET, _ethernet_interfaces, _remove_stale_filters
+from agents.datapath.ebpf import CLONE_NEWNET, _ethernet_interfaces, _remove_stale_filters, object_problem
 from agents.datapath.fa_tables import VisitorRoute
 from agents.datapath.foreign_agent import FrameSender, UserspaceForeignAgent
 from agents.datapath.libbpf import (
@@ -71,16 +71,7 @@ def fa_object_path() -> Path:
 
 def check_fa_loadable() -> str | None:
     """None if the FA object exists, is not older than its source and passes the verifier; else why not."""
-    path = fa_object_path()
-    if not path.is_file():
-        return f"no BPF object at {path} (build it: tools/build-bpf.sh, needs clang)"
-    if SOURCE.is_file() and SOURCE.stat().st_mtime > path.stat().st_mtime and OBJECT_ENV not in os.environ:
-        return f"{path} is older than {SOURCE.name}: rebuild it (tools/build-bpf.sh)"
-    try:
-        BpfObject(str(path)).close()
-    except BpfError as error:
-        return str(error)
-    return None
+    return object_problem(fa_object_path(), SOURCE, OBJECT_ENV)
 
 
 class EbpfForeignAgent(UserspaceForeignAgent):
