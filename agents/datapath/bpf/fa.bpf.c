@@ -68,22 +68,7 @@ static __always_inline void count(__u32 slot, __u64 amount)
 		*value += amount;
 }
 
-static __always_inline __u16 csum_fold(__u32 sum)
-{
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
-}
-
-static __always_inline __u16 ip_checksum(struct iphdr *ip)
-{
-	__u16 *words = (__u16 *)ip;
-	__u32 sum = 0;
-#pragma unroll
-	for (int i = 0; i < 10; i++)
-		sum += words[i];
-	return csum_fold(sum);
-}
+#include "checksum.h"
 
 /* RFC 2003 §3.1 / forwarding: TTL - 1 with the header checksum patched; -1 if the helper failed. */
 static __always_inline int decrement_ttl(struct __sk_buff *skb, __u32 offset, struct iphdr *ip)

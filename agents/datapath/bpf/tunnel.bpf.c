@@ -110,22 +110,7 @@ static __always_inline int drop(__u32 reason)
 	return TC_ACT_SHOT;
 }
 
-static __always_inline __u16 csum_fold(__u32 sum)
-{
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
-}
-
-static __always_inline __u16 ip_checksum(struct iphdr *ip)
-{
-	__u16 *words = (__u16 *)ip;
-	__u32 sum = 0;
-#pragma unroll
-	for (int i = 0; i < 10; i++)
-		sum += words[i];
-	return csum_fold(sum);
-}
+#include "checksum.h"
 
 static __always_inline void fill_outer(struct iphdr *ip, __u8 tos, __u16 frag, __u8 ttl, __u8 protocol,
 				       __u32 src, __u32 dst, __u16 total)
