@@ -259,22 +259,10 @@ class EbpfEngine:
         self.tun.close()
         os.close(self._netns)
 
-    @contextlib.contextmanager
-    def _own_namespace(self) -> Iterator[None]:
+    def _own_namespace(self) -> contextlib.AbstractContextManager[None]:
         """Run the block in the network namespace this engine was made in (close() may come from any
         thread, e.g. a test's main thread outside the namespace)."""
-        libc = ctypes.CDLL(None, use_errno=True)
-        here = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            if libc.setns(self._netns, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns into the datapath's namespace failed")
-            try:
-                yield
-            finally:
-                if libc.setns(here, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns back failed")
-        finally:
-            os.close(here)
+        return in_namespace(self._netns)
 
 
 SIOCGIFHWADDR = 0x8927
@@ -539,3 +527,21 @@ class EbpfMobileNode(UserspaceMobileNode):
         for prefix in self._published_sources - sources.keys():
             map_delete(engine.fd("owners"), _v6_key(prefix))
         self._published_sources = set(sources)
+
+
+@contextlib.contextmanager
+def in_namespace(fd: int) -> Iterator[None]:
+    """Run the block in the network namespace ``fd`` and come back (libbpf's tc calls use the calling
+    thread's namespace)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    here = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns into the datapath's namespace failed")
+        try:
+            yield
+        finally:
+            if libc.setns(here, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns back failed")
+    finally:
+        os.close(here)

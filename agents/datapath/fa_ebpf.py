@@ -22,19 +22,21 @@ RFC 3519 UDP tunnels (the FA's datapath carries IP-in-IP only in every backend; 
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import os
 import re
 import socket
 import struct
-from collections.abc import Iterator
 from ipaddress import IPv4Address
 from pathlib import Path
 
 from agents.datapath.base import Counters, DropCallback
-from agents.datapath.ebpf import CLONE_NEWNET, _ethernet_interfaces, _remove_stale_filters, object_problem
+from agents.datapath.ebpf import (
+    _ethernet_interfaces,
+    _remove_stale_filters,
+    in_namespace,
+    object_problem,
+)
 from agents.datapath.fa_tables import VisitorRoute
 from agents.datapath.foreign_agent import FrameSender, UserspaceForeignAgent
 from agents.datapath.libbpf import (
@@ -195,7 +197,7 @@ class EbpfForeignAgent(UserspaceForeignAgent):
         then the userspace part's close. Idempotent."""
         try:
             if self._attachments:
-                with _namespace(self._netns):
+                with in_namespace(self._netns):
                     for attachment in reversed(self._attachments):
                         try:
                             attachment.remove()
@@ -212,21 +214,6 @@ class EbpfForeignAgent(UserspaceForeignAgent):
             super().close()
 
 
-@contextlib.contextmanager
-def _namespace(fd: int) -> Iterator[None]:
-    """Run the block in the network namespace ``fd`` (libbpf's tc calls use the thread's namespace)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    here = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns into the datapath's namespace failed")
-        try:
-            yield
-        finally:
-            if libc.setns(here, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns back failed")
-    finally:
-        os.close(here)
 
 
 def _mac_of(interface: str) -> bytes:
