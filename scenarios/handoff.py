@@ -102,14 +102,19 @@ class LowLatencyHandoff:
             link_address=self.mn_mac,
             timeout=EXPECT_TIMEOUT,
         )
-        answer = self.bed.ask(
-            self.mobile_node,
-            "handoff-trigger",
-            agent=agent,
-            care_of=care_of,
-            link_address=self.fa_mac(to),
-            handoff_in=HANDOFF_IN,
-        )
+        trigger = {
+            "agent": agent,
+            "care_of": care_of,
+            "link_address": self.fa_mac(to),
+            "handoff_in": HANDOFF_IN,
+        }
+        return self._pre_register(number, to, before, trigger)
+
+    def _pre_register(self, number: int, to: str, before: float | None, trigger: dict[str, Any]) -> bool:
+        """The MN's L2 trigger (``handoff-trigger`` with ``trigger``), then wait until ``to`` holds the
+        pre-registered visitor; traced as refused, registered or timed out."""
+        trace = self.bed.trace
+        answer = self.bed.ask(self.mobile_node, "handoff-trigger", **trigger)
         if not answer.get("accepted"):
             trace.emit(TraceEvent.PRE_REFUSED, handover=number, reason=answer.get("reason"))
             return False

@@ -31,8 +31,8 @@ import subprocess
 import time
 
 from agents.mip.common.trace_schema import TraceEvent
-from scenarios.handoff import HANDOFF_IN, PRE_TIMEOUT, LowLatencyHandoff
-from scenarios.harness.testbed import Testbed, wait_until
+from scenarios.handoff import HANDOFF_IN, LowLatencyHandoff
+from scenarios.harness.testbed import Testbed
 from topologies.dualstack import DualStackTopo
 
 MODE = "make-before-break"
@@ -92,20 +92,14 @@ class MakeBeforeBreak(LowLatencyHandoff):
         trace.emit(TraceEvent.L2_TRIGGER, handover=number, to=to, mode=self.mode)
         self.second_link_up(number, to)
         before = self._remaining_at(to)
-        answer = self.bed.ask(
-            self.mobile_node,
-            "handoff-trigger",
-            agent=agent,
-            care_of=self._care_of(to),
-            link_address=self.fa_mac(to),
-            handoff_in=HANDOFF_IN + OVERLAP,
-            request_to=agent,
-        )
-        if not answer.get("accepted"):
-            trace.emit(TraceEvent.PRE_REFUSED, handover=number, reason=answer.get("reason"))
-            return False
-        ready = wait_until(lambda: self._pre_ready(to, before), PRE_TIMEOUT, interval=0.002)
-        trace.emit(TraceEvent.PRE_REGISTERED if ready else TraceEvent.PRE_TIMEOUT, handover=number, to=to)
+        trigger = {
+            "agent": agent,
+            "care_of": self._care_of(to),
+            "link_address": self.fa_mac(to),
+            "handoff_in": HANDOFF_IN + OVERLAP,
+            "request_to": agent,
+        }
+        ready = self._pre_register(number, to, before, trigger)
         if ready:
             time.sleep(OVERLAP)  # both bindings at the HA, both interfaces up: every packet twice
         return ready
