@@ -162,8 +162,9 @@ def test_provisioning_builds_the_ebpf_object_or_says_why_not(tmp_path: Path, has
     shutil.copy2(REPO / "tools" / "build-bpf.sh", repo / "tools" / "build-bpf.sh")
     source = repo / "agents" / "datapath" / "bpf"
     source.mkdir(parents=True)
-    for name in ("tunnel.bpf.c", "fa.bpf.c"):
-        shutil.copy2(REPO / "agents" / "datapath" / "bpf" / name, source / name)
+    for path in (REPO / "agents" / "datapath" / "bpf").iterdir():  # the programs and the headers they share
+        if path.suffix in (".c", ".h"):
+            shutil.copy2(path, source / path.name)
     env = dict(os.environ) if has_clang else {**os.environ, "CLANG": str(tmp_path / "no-clang")}
     result = run("bash", "tools/provision.sh", cwd=repo, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
