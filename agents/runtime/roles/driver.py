@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Set
+from collections.abc import Callable, Sequence, Set
 from ipaddress import IPv4Address
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -45,7 +45,7 @@ class Machine(Protocol[E_co]):
     def receive_datagram(self, data: bytes, source: Any, destination: Any, now: float) -> None: ...
     def handle_timer(self, now: float) -> None: ...
     def get_timer(self) -> float | None: ...
-    def datagrams_to_send(self, now: float) -> list[OutgoingDatagram]: ...
+    def datagrams_to_send(self, now: float) -> Sequence[OutgoingDatagram]: ...
     def next_event(self) -> E_co | None: ...
 
 
@@ -59,7 +59,9 @@ def wall_clock_offset() -> float:
 
 
 class MachineDriver(Generic[E]):
-    """One machine, its socket, its timer and its event handler (typed by the machine's event union)."""
+    """One machine, its socket, its timer and its event handler (typed by the machine's event union): the
+    one driver of the three roles (the FA's :class:`~agents.runtime.roles.foreign_agent.ForeignAgentDriver`
+    and the MN's :class:`~agents.runtime.roles.mn_discovery_io.DiscoveringDriver` only add their links)."""
 
     def __init__(
         self, machine: Machine[E], sock: MobileIpSocket, context: AgentContext, on_event: EventHandler[E]
@@ -91,8 +93,12 @@ class MachineDriver(Generic[E]):
             self.on_tunnel_data(received)
             return
         self.received_at = monotonic_now()
-        self.machine.receive_datagram(received.payload, received.source, received.destination, self.now())
+        self.deliver(received)
         self.flush()
+
+    def deliver(self, received: Received) -> None:
+        """Hand a received datagram to the machine (the FA adds its TTL and link-layer source)."""
+        self.machine.receive_datagram(received.payload, received.source, received.destination, self.now())
 
     def sends_first(self, datagram: OutgoingDatagram) -> bool:
         """True for a datagram that may leave before the queued events are applied (default: none).
@@ -111,8 +117,12 @@ class MachineDriver(Generic[E]):
             datagram.payload, datagram.destination, datagram.port, source=datagram.source, ttl=datagram.ttl
         )
 
+    def send_other(self) -> None:
+        """Send what else the machine queued, after its datagrams (the FA's advertisements; default none)."""
+
     def flush(self) -> None:
-        """Apply and trace queued events, then send queued datagrams, then re-arm the timer.
+        """Apply and trace queued events, then send queued datagrams (and :meth:`send_other`), then
+        re-arm the timer.
 
         Events first: a home agent's reply to a deregistration from the home link must not follow the
         binding's host route into the tunnel (RFC 5944 §3.8.3, §4.6), and a new binding's tunnel is in
@@ -129,6 +139,7 @@ class MachineDriver(Generic[E]):
         for datagram in outgoing:
             if not any(datagram is sent for sent in early):
                 self._send(datagram)
+        self.send_other()
         self.timer.rearm()
 
     def _apply_events(self, sent_at: float | None = None, sent_to: Set[IPv4Address] = frozenset()) -> None:

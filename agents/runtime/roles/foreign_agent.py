@@ -26,20 +26,20 @@ from agents.datapath.kernel import BackendUnavailableError
 from agents.datapath.selection import Choice, Needs, make_foreign_agent, select_foreign_agent_backend
 from agents.mip.common import events as ev
 from agents.mip.common.config import Encapsulation
+from agents.mip.common.events import OutgoingDatagram
 from agents.mip.common.trace_schema import TraceEvent
 from agents.mip.fa import events as fe
 from agents.mip.fa.config import DeliveryStyle, ForeignAgentConfig
-from agents.mip.fa.events import ForeignAgentEvent
+from agents.mip.fa.events import ForeignAgentEvent, LinkDatagram
 from agents.mip.fa.foreign_agent import ForeignAgent
 from agents.net.netlink import Netlink
 from agents.runtime.configfile import ConfigError, parse_sections, read_text
 from agents.runtime.control import Handler
 from agents.runtime.frame import AgentContext
-from agents.runtime.roles.driver import EventHandler, apply_events
+from agents.runtime.roles.driver import EventHandler, MachineDriver
 from agents.runtime.roles.drop_report import DropReporter
 from agents.runtime.roles.fa_access import AccessLink
 from agents.runtime.roles.fa_recovery import ForeignAgentRecovery
-from agents.runtime.timer import AgentTimer
 from agents.runtime.udp import IP_PKTINFO, MobileIpSocket, Received
 
 logger = logging.getLogger(__name__)
@@ -149,25 +149,32 @@ class RelaySocket(MobileIpSocket):
             on_datagram(Received(data, source, destination, index))
 
 
-class ForeignAgentDriver:
-    """The machine, its UDP socket, access link, datapath and timer (design.md §5)."""
+class ForeignAgentDriver(MachineDriver[ForeignAgentEvent]):
+    """The one :class:`MachineDriver` (events applied and traced on its path) with what only the FA has
+    (design.md §5): the access link, whose solicitations it hears and to whose visitors it sends replies
+    by link-layer address (RFC 5944 §3.7.3.2) and advertisements (§2.1), and each request's TTL and
+    link-layer source (RFC 3024 §3.2)."""
+
+    machine: ForeignAgent
+    sock: RelaySocket
 
     def __init__(
-        self, machine: ForeignAgent, sock: RelaySocket, link: AccessLink, context: AgentContext
+        self,
+        machine: ForeignAgent,
+        sock: RelaySocket,
+        link: AccessLink,
+        context: AgentContext,
+        on_event: EventHandler[ForeignAgentEvent],
     ) -> None:
-        self.machine, self.sock, self.link, self.context = machine, sock, link, context
-        self.on_event: EventHandler[ForeignAgentEvent] = lambda _event: None
-        self.timer: AgentTimer = context.make_timer(machine, on_fired=lambda _now: self.flush())
+        super().__init__(machine, sock, context, on_event)
+        self.link = link
 
-    def now(self) -> float:
-        return self.context.loop.time()
-
-    def start(self) -> None:
-        self.sock.start(self.context.loop, self.datagram_received)
+    def start(self, first: Callable[[IPv4Address], bool] | None = None) -> None:
+        """Hear solicitations on the access link, then start as every driver (``first``: not used)."""
         self.link.start(self.context.loop, self.solicitation_received)
-        self.flush()
+        super().start()
 
-    def datagram_received(self, received: Received) -> None:
+    def deliver(self, received: Received) -> None:
         source = received.source
         ttl = self.sock.ttls.pop(source, None)
         # a link-layer source only for what came in on the access link: the MAC cache may still hold an
@@ -179,31 +186,29 @@ class ForeignAgentDriver:
             received.payload, source, received.destination, self.now(),
             link_address=mac, ttl=ttl, interface=interface,
         )  # fmt: skip
-        self.flush()
 
     def solicitation_received(self, source: IPv4Address, mac: bytes) -> None:
         self.machine.receive_solicitation(source, self.now(), link_address=mac, interface=self.link.interface)
         self.flush()
 
-    def flush(self) -> None:
-        """Apply and trace events, then send queued datagrams and advertisements, re-arm the timer: a
-        visitor's delivery and reverse-tunnel state is in place before its relayed reply (RFC 3024 §5)."""
-        now = self.now()
-        datagrams = self.machine.datagrams_to_send(now)
-        apply_events(
-            self.on_event, self.machine.next_event, self.context
-        )  # first: a visitor's state before its reply
-        for item in datagrams:
-            if item.link_address is not None:
-                self.link.send_udp(item.payload, item.destination, item.port, item.link_address, item.source)
-            else:
-                self.sock.send(item.payload, item.destination, item.port, source=item.source, ttl=item.ttl)
-        for advert in self.machine.advertisements_to_send(now):
+    def _send(self, datagram: OutgoingDatagram) -> None:
+        """A reply to a visitor goes to its link-layer address (RFC 5944 §3.7.3.2), the rest by routing.
+        (Events are applied first, as on every driver: a visitor's delivery and reverse-tunnel state is
+        in place before its relayed reply, RFC 3024 §5.)"""
+        if isinstance(datagram, LinkDatagram) and datagram.link_address is not None:
+            self.link.send_udp(
+                datagram.payload, datagram.destination, datagram.port, datagram.link_address, datagram.source
+            )
+        else:
+            super()._send(datagram)
+
+    def send_other(self) -> None:
+        """Agent Advertisements (RFC 5944 §2.1): solicited ones to the soliciting visitor's MAC."""
+        for advert in self.machine.advertisements_to_send(self.now()):
             if advert.link_address is not None:
                 self.link.send_icmp_to(advert.payload, advert.destination, advert.link_address, advert.ttl)
             else:
                 self.link.send_icmp(advert.payload, advert.destination)
-        self.timer.rearm()
 
 
 class ForeignAgentEvents:
@@ -324,8 +329,9 @@ class ForeignAgentRunner:
         else:
             logger.warning("no network known for %s: foreign sources are not filtered", link.address)
         datapath.start(context.loop)
-        driver = ForeignAgentDriver(machine, sock, link, context)
-        driver.on_event = recovery.journaled(ForeignAgentEvents(datapath).apply)
+        driver = ForeignAgentDriver(
+            machine, sock, link, context, recovery.journaled(ForeignAgentEvents(datapath).apply)
+        )
         datapath.on_visitor_packet = lambda home: visitor_sent(driver, home)
         recovery.restore(machine, driver.now())
         context.on_shutdown(lambda: withdraw(driver), name="withdraw advertisements")
