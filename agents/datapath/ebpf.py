@@ -95,22 +95,47 @@ def bpf_object_path() -> Path:
 
 
 def check_loadable() -> str | None:
-    """None if the object exists, is not older than its source and passes the verifier; else why not."""
+    """None if the object exists, is not older than its source or headers and passes the verifier."""
     return object_problem(bpf_object_path(), SOURCE, OBJECT_ENV)
 
 
 def object_problem(path: Path, source: Path, override_env: str) -> str | None:
-    """Why the BPF object at ``path`` cannot be used (missing, older than ``source`` unless
-    ``$override_env`` names it, refused by the verifier), or None."""
+    """Why the BPF object at ``path`` cannot be used (missing, older than ``source`` or a header it
+    includes unless ``$override_env`` names it, refused by the verifier), or None."""
     if not path.is_file():
         return f"no BPF object at {path} (build it: tools/build-bpf.sh, needs clang)"
-    if source.is_file() and source.stat().st_mtime > path.stat().st_mtime and override_env not in os.environ:
-        return f"{path} is older than {source.name}: rebuild it (tools/build-bpf.sh)"
+    if override_env not in os.environ and (newer := newer_input(path, source)) is not None:
+        return f"{path} is older than {newer.name}: rebuild it (tools/build-bpf.sh)"
     try:
         BpfObject(str(path)).close()
     except BpfError as error:
         return str(error)
     return None
+
+
+LOCAL_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]+"([^"]+)"', re.MULTILINE)
+"""``#include "checksum.h"``: a header of the repository (``<...>`` ones are the system's)."""
+
+
+def build_inputs(source: Path) -> list[Path]:
+    """``source`` and the local headers it includes, followed recursively (found next to the file that
+    includes them, as clang looks first): what its object is built from. Missing files are left out."""
+    found: list[Path] = []
+    pending = [source]
+    while pending:
+        path = pending.pop(0)
+        if path in found or not path.is_file():
+            continue
+        found.append(path)
+        text = path.read_text(encoding="utf-8", errors="replace")
+        pending.extend(path.parent / name for name in LOCAL_INCLUDE.findall(text))
+    return found
+
+
+def newer_input(path: Path, source: Path) -> Path | None:
+    """The first of :func:`build_inputs` modified after the object at ``path`` (None: up to date)."""
+    built = path.stat().st_mtime
+    return next((item for item in build_inputs(source) if item.stat().st_mtime > built), None)
 
 
 def _v6_key(prefix: IPv6Network) -> bytes:

@@ -72,7 +72,7 @@ def fa_object_path() -> Path:
 
 
 def check_fa_loadable() -> str | None:
-    """None if the FA object exists, is not older than its source and passes the verifier; else why not."""
+    """None if the FA object exists, is not older than its source or headers and passes the verifier."""
     return object_problem(fa_object_path(), SOURCE, OBJECT_ENV)
 
 
