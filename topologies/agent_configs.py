@@ -56,9 +56,12 @@ def home_agent_config(
     keepalive_interval: int | None = None,
     journal: str | None = None,
     udp_tunnelling: bool = True,
+    simultaneous_bindings: bool = False,
 ) -> dict[str, object]:
     """The HA on the home link, advertising with the H bit (RFC 5944 §2.1, §2.4.3); it grants at most
-    ``max_lifetime`` seconds (a longer request is shortened in the reply, RFC 5944 §3.8.3.1)."""
+    ``max_lifetime`` seconds (a longer request is shortened in the reply, RFC 5944 §3.8.3.1).
+    ``simultaneous_bindings``: the run's mobile nodes register with S (make-before-break), so its datapath
+    must copy to each care-of address (``auto`` skips kernel, RFC 5944 §3.6.1.3)."""
     advertisement: dict[str, object] = {"advertise_home": True, "max_interval": adv_interval}
     _detection(detection)
     advertisement |= {"router_addresses": [str(HA4)], "prefix_lengths": True}
@@ -91,6 +94,8 @@ def home_agent_config(
     }
     if journal is not None:
         runtime["journal"] = journal  # a restarted HA restores its bindings from it (crash recovery)
+    if simultaneous_bindings:
+        runtime["need_simultaneous_bindings"] = True
     return {"home_agent": home_agent, "runtime": runtime}
 
 

@@ -476,4 +476,5 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
             journal=self.ha_journal,
             # ebpf carries neither minimal encapsulation nor UDP tunnels: offered with userspace only
             udp_tunnelling=self.datapath == "userspace" or self.udp_keepalive is not None,
+            simultaneous_bindings=self.second_interfaces,  # make-before-break registers with S
         )

@@ -3,7 +3,7 @@ place that decides it (design.md §3, issue 9).
 
 ``auto`` tries, in order: ``kernel`` (native ipip/sit/gre devices, :mod:`agents.datapath.native`, when the
 probe finds all three kinds and the configuration needs nothing they cannot carry: RFC 3519 UDP tunnels,
-minimal encapsulation), ``ebpf`` (when
+minimal encapsulation, simultaneous bindings), ``ebpf`` (when
 ``build/bpf/tunnel.bpf.o`` exists and passes the verifier, and the configuration needs nothing it cannot
 carry: RFC 3519 UDP tunnels, minimal encapsulation), else ``userspace``. An explicit ``kernel`` or
 ``ebpf`` that cannot run is refused with :class:`BackendUnavailableError` naming what is missing;
@@ -43,17 +43,29 @@ class Needs:
     """RFC 3519 UDP tunnelling may be used."""
     other_encapsulations: tuple[str, ...] = ()
     """Encapsulations other than ipip that may be negotiated (gre, minimal)."""
+    simultaneous_bindings: bool = False
+    """The run needs simultaneous bindings (mobile nodes register with S, RFC 5944 §3.6.1.3: the
+    make-before-break handoff): a backend with a :func:`simultaneous_bindings_gap` would answer them with
+    code 1, so ``auto`` skips it and an explicit one is refused."""
+
+    def simultaneous_gap(self, backend: str) -> str | None:
+        """Why ``backend`` cannot keep the simultaneous bindings this configuration needs, or None."""
+        gap = simultaneous_bindings_gap(backend) if self.simultaneous_bindings else None
+        return None if gap is None else f"the configuration needs simultaneous bindings: {gap}"
 
     def kernel_gap(self) -> str | None:
-        """Why native tunnel devices cannot serve this configuration (no UDP or minimal device), or None."""
+        """Why native tunnel devices cannot serve this configuration (no UDP or minimal device, no copy to
+        each care-of address), or None."""
         if self.udp_tunnels:
             return "the configuration uses RFC 3519 UDP tunnels, which have no kernel device"
         if "minimal" in self.other_encapsulations:
             return "the configuration allows minimal encapsulation, which has no kernel device"
-        return None
+        return self.simultaneous_gap("kernel")
 
     def ebpf_gap(self) -> str | None:
         """Why the ebpf backend cannot serve this configuration, or None."""
+        if gap := self.simultaneous_gap("ebpf"):
+            return gap
         if self.udp_tunnels:
             return "the configuration uses RFC 3519 UDP tunnels, which the ebpf datapath does not carry"
         missing = [name for name in self.other_encapsulations if name not in EBPF_ENCAPSULATIONS]

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from scenarios.harness.preflight import PreflightError, check_environment
 from scenarios.harness.progress import Progress
-from scenarios.harness.runfolder import RunFolder
+from scenarios.harness.runfolder import RunFolder, run_needs
 from scenarios.harness.signals import Interrupted, sigterm_raises
 
 Execute = Callable[[argparse.Namespace, RunFolder, Progress, int, dict[str, Any]], int]
@@ -182,7 +182,7 @@ def run_main(scenario: str, args: argparse.Namespace, argv: list[str] | None, ex
             except PreflightError as error:
                 print(f"{scenario}: {error}", file=sys.stderr)
                 return 2
-            problem = datapath_problem(scenario, getattr(args, "datapath", "userspace"))
+            problem = datapath_problem(scenario, getattr(args, "datapath", "userspace"), args)
             if problem is not None:
                 print(f"{scenario}: {problem}", file=sys.stderr)
                 return 2
@@ -211,19 +211,16 @@ def run_main(scenario: str, args: argparse.Namespace, argv: list[str] | None, ex
             run.remove_sockets()  # the testbed removes it too; not when stopped before it was built
 
 
-UDP_SCENARIOS = ("nat_traversal",)
-"""Scenarios whose mobile nodes tunnel in UDP (RFC 3519), which the ebpf datapath does not carry."""
-
-
-def datapath_problem(scenario: str, requested: str) -> str | None:
-    """Why ``--datapath requested`` cannot run this scenario here (checked before anything is built)."""
+def datapath_problem(scenario: str, requested: str, args: Any = None) -> str | None:
+    """Why ``--datapath requested`` cannot run this scenario (with ``args``' needs, :func:`run_needs`) here
+    (checked before anything is built)."""
     if requested not in ("ebpf", "kernel"):
         return None
     from agents.datapath.kernel import BackendUnavailableError
-    from agents.datapath.selection import Needs, select_backend, select_foreign_agent_backend
+    from agents.datapath.selection import select_backend, select_foreign_agent_backend
 
     try:
-        select_backend(requested, Needs(udp_tunnels=scenario in UDP_SCENARIOS))
+        select_backend(requested, run_needs(scenario, args))
         if requested == "ebpf":  # the foreign agents run it too (build/bpf/fa.bpf.o)
             select_foreign_agent_backend(requested)
     except BackendUnavailableError as error:

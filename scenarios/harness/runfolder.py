@@ -21,7 +21,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agents.datapath.selection import Needs
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_RUNS = REPO / "reports" / "runs"
@@ -135,7 +138,7 @@ def start_meta(scenario: str, args: Any, seed: int, features: dict[str, Any]) ->
         "argv": ["python", "-m", f"scenarios.{scenario}", *getattr(args, "argv", [])],
         "seed": seed,
         "datapath": args.datapath,
-        "datapath_choice": datapath_choice(args.datapath),
+        "datapath_choice": datapath_choice(args.datapath, run_needs(scenario, args)),
         "rate": args.rate,
         "git_rev": git_revision(),
         "versions": versions(),
@@ -146,14 +149,28 @@ def start_meta(scenario: str, args: Any, seed: int, features: dict[str, Any]) ->
     }
 
 
-def datapath_choice(requested: str) -> dict[str, str]:
-    """What ``--datapath`` resolves to here and why (:mod:`agents.datapath.selection`); each agent also
-    traces its own ``datapath_selected`` (a mobile node that needs UDP tunnels takes userspace under auto)."""
+UDP_SCENARIOS = ("nat_traversal",)
+"""Scenarios whose mobile nodes tunnel in UDP (RFC 3519), which the ebpf datapath does not carry."""
+
+
+def run_needs(scenario: str, args: Any) -> Needs:
+    """What the run asks of the home agent's datapath: RFC 3519 UDP tunnels (:data:`UDP_SCENARIOS`),
+    simultaneous bindings (``--handoff make-before-break`` registers with S, RFC 5944 §3.6.1.3)."""
+    from agents.datapath.selection import Needs
+
+    mbb = getattr(args, "handoff", None) == "make-before-break"
+    return Needs(udp_tunnels=scenario in UDP_SCENARIOS, simultaneous_bindings=mbb)
+
+
+def datapath_choice(requested: str, needs: Needs | None = None) -> dict[str, str]:
+    """What ``--datapath`` resolves to here for the run's ``needs`` (:func:`run_needs`) and why
+    (:mod:`agents.datapath.selection`); each agent also traces its own ``datapath_selected`` (a mobile node
+    that needs UDP tunnels takes userspace under auto)."""
     from agents.datapath.kernel import BackendUnavailableError
     from agents.datapath.selection import Needs, select_backend
 
     try:
-        return select_backend(requested, Needs()).to_dict()
+        return select_backend(requested, needs or Needs()).to_dict()
     except (BackendUnavailableError, ValueError) as error:
         return {"backend": "none", "requested": requested, "reason": str(error)}
 

@@ -50,6 +50,21 @@ def test_auto_picks_kernel_where_the_modules_exist_and_says_so() -> None:
         assert chosen.backend == "userspace" and "no kernel device" in chosen.reason, chosen
 
 
+def test_auto_skips_kernel_when_the_run_needs_simultaneous_bindings_rfc5944_3_6_1_3() -> None:
+    """Make-before-break: the kernel backend's HA would answer S with code 1 (RFC 5944 §3.8.3), so ``auto``
+    takes the next backend that copies to each care-of address, and its reason (trace, meta.json) says why."""
+    needs = Needs(simultaneous_bindings=True)
+    chosen = select_backend("auto", needs, kernel_probe=lambda: FULL, ebpf_check=lambda: None)
+    assert chosen.backend == "ebpf", chosen
+    assert "needs simultaneous bindings" in chosen.reason and "ipip: yes" in chosen.reason
+    chosen = select_backend("auto", needs, kernel_probe=lambda: FULL, ebpf_check=lambda: "not built")
+    assert chosen.backend == "userspace" and "needs simultaneous bindings" in chosen.reason, chosen
+    chosen = select_backend("ebpf", needs, kernel_probe=lambda: FULL, ebpf_check=lambda: None)
+    assert chosen.backend == "ebpf"  # ebpf copies to each care-of address: no gap
+    with pytest.raises(BackendUnavailableError, match="needs simultaneous bindings"):
+        backend("kernel", FULL, needs)  # asked for explicitly: refused, never a silent code 1
+
+
 def test_userspace_stays_userspace() -> None:
     assert backend("userspace", NONE) == "userspace"
     with pytest.raises(ValueError):

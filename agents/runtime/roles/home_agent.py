@@ -73,6 +73,10 @@ class HomeAgentRuntime(TunnelRuntime):
     """Known peers' UDP 434 datagrams go to a priority socket, sorted by the kernel
     (:mod:`agents.runtime.steering`), so a flood from other sources cannot push them out. False: one socket
     (the flood benchmarks' baseline)."""
+    need_simultaneous_bindings: bool = False
+    """Mobile nodes will register with S (RFC 5944 §3.6.1.3; the make-before-break handoff): ``datapath =
+    "auto"`` skips a backend that would answer them with code 1 (kernel, :class:`~agents.datapath.selection.
+    Needs`) and says so in ``datapath_selected``; an explicit one is refused (exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,11 @@ def load_settings(path: Path) -> HomeAgentSettings:
         raise ValueError(
             "runtime.home_interface: missing; name the home agent's home link (RFC 5944 §4.6), "
             'e.g. home_interface = "eth0"'
+        )
+    if settings.runtime.need_simultaneous_bindings and not settings.protocol.simultaneous_bindings:
+        raise ValueError(
+            "runtime.need_simultaneous_bindings: home_agent.simultaneous_bindings is false (S requests get "
+            "code 1, RFC 5944 §3.8.3); set it true or drop need_simultaneous_bindings"
         )
     return settings
 
@@ -155,8 +164,7 @@ class HomeAgentRunner:
         protocol, runtime = config.protocol, config.runtime
         home_link_needed = "the home agent needs its home link (RFC 5944 §4.6)"
         require_interface("runtime.home_interface", runtime.home_interface, home_link_needed)
-        others = tuple(sorted(e.value for e in protocol.encapsulations if e is not Encapsulation.IP_IN_IP))
-        choice = choose_datapath(runtime, context, Needs(protocol.udp_tunnelling, others))
+        choice = choose_datapath(runtime, context, datapath_needs(protocol, runtime))
         if protocol.simultaneous_bindings and (gap := simultaneous_bindings_gap(choice.backend)):
             logger.warning("datapath %s: %s; S requests get code 1 (RFC 5944 §3.8.3)", choice.backend, gap)
             protocol = dataclasses.replace(protocol, simultaneous_bindings=False)
@@ -215,6 +223,13 @@ class HomeAgentRunner:
             ),
             "bindings": lambda _args: machine.bindings(driver.now()),
         } | extra
+
+
+def datapath_needs(protocol: HomeAgentConfig, runtime: HomeAgentRuntime) -> Needs:
+    """What this home agent asks of its datapath (:mod:`agents.datapath.selection`): RFC 3519 UDP tunnels,
+    encapsulations beyond IP-in-IP, simultaneous bindings when the run needs them (RFC 5944 §3.6.1.3)."""
+    others = tuple(sorted(e.value for e in protocol.encapsulations if e is not Encapsulation.IP_IN_IP))
+    return Needs(protocol.udp_tunnelling, others, runtime.need_simultaneous_bindings)
 
 
 def reply_first(home_addresses: frozenset[IPv4Address]) -> Callable[[OutgoingDatagram], bool]:
