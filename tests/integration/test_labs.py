@@ -23,6 +23,7 @@ from labs.catalog import LABS
 from labs.grading import toml_value
 from tests.support.lab_truth import CHECKS
 from tests.support.scenario import REPO
+from topologies.nodes import start_scale
 
 pytestmark = [pytest.mark.mininet, pytest.mark.root, pytest.mark.slow]
 
@@ -67,7 +68,7 @@ def labs(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         text=True,
     )
     try:
-        out, err = popen.communicate(timeout=timeout)
+        out, err = popen.communicate(timeout=timeout * start_scale())
     except subprocess.TimeoutExpired:
         popen.send_signal(signal.SIGINT)
         try:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reports.wireshark import tshark_args
+from topologies.nodes import start_scale
 
 REPO = Path(__file__).resolve().parents[2]
 FLOWS = ("v4-down", "v4-up", "v6-down", "v6-up")
@@ -96,14 +97,15 @@ class ScenarioProcess:
             return any(text in line for line in self.lines)
 
         with self._changed:
-            self._changed.wait_for(lambda: seen() or self._eof, timeout)
+            self._changed.wait_for(lambda: seen() or self._eof, timeout * start_scale())
             return seen()
 
     def finish(self, timeout: float) -> Finished:
-        """Wait for the exit; past ``timeout`` interrupt it (SIGINT, then SIGKILL) and say so."""
+        """Wait for the exit; past ``timeout`` (scaled by DSMIP_START_SCALE: an emulated VM runs everything
+        several times slower) interrupt it (SIGINT, then SIGKILL) and say so."""
         timed_out = False
         try:
-            self.popen.wait(timeout)
+            self.popen.wait(timeout * start_scale())
         except subprocess.TimeoutExpired:
             timed_out = True
             self.popen.send_signal(signal.SIGINT)
