@@ -11,8 +11,9 @@ from topologies.nodes import start_scale
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    """Under DSMIP_START_SCALE (an emulated VM, tools/vm) every test gets that many times its timeout: the
-    scenarios' own waits scale the same way (tests/support/scenario.py), and pytest-timeout must not cut them."""
+    """Under DSMIP_START_SCALE (an emulated VM, tools/vm) every test gets that many times its timeout:
+    the scenarios' own waits scale the same way (tests/support/scenario.py):
+    pytest-timeout must not cut them."""
     scale = start_scale()
     if scale > 1 and config.getoption("timeout", None) is None:
         configured = config.getini("timeout")
