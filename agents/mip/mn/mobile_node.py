@@ -252,6 +252,13 @@ class MobileNode(RegistrationCore):
 
     def _denied(self, reply: RegistrationReply, now: float) -> None:
         super()._denied(reply, now)
+        self._pre_refused(reply, now)
+
+    def _fa_timed_out(self, reply: RegistrationReply, now: float) -> None:
+        super()._fa_timed_out(reply, now)
+        self._pre_refused(reply, now)  # a pre-registration has no time for retransmissions (RFC 4881 §3)
+
+    def _pre_refused(self, reply: RegistrationReply, now: float) -> None:
         abandoned = self._pre.denied(int(reply.code))
         if abandoned is not None:
             self._pre_abandoned(abandoned, now)
