@@ -149,6 +149,12 @@ class MobileNode(RegistrationCore):
 
     # -- low-latency handoff (RFC 4881 §3) -------------------------------------------------------
 
+    @property
+    def pre_registration(self) -> str:
+        """The pre-registration's state (``idle``, ``requested``, ``ready``, ``attached``, ``abandoned``),
+        as :meth:`status` reports it."""
+        return str(self._pre.state.value)
+
     def handoff_trigger(
         self, target: Target, handoff_at: float, now: float, *, pre_register: bool = True
     ) -> str | None:
