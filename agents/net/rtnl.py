@@ -197,12 +197,17 @@ class RtnlSocket:
         """Send ``build(sequence)`` and wait for its acknowledgement; RtnlError on a refusal."""
         with self._lock:
             sequence = self.next_sequence()
-            self.sock.send(build(sequence))
+            try:
+                self.sock.send(build(sequence))
+            except OSError as error:  # e.g. ENOBUFS: reported like a refusal
+                raise RtnlError(error.errno or errno.EIO, str(error)) from None
             while True:
                 try:
                     data = self.sock.recv(65536)
                 except TimeoutError:
                     raise RtnlError(errno.ETIMEDOUT, "no netlink acknowledgement") from None
+                except OSError as error:
+                    raise RtnlError(error.errno or errno.EIO, str(error)) from None
                 code = acknowledgement(data, sequence)
                 if code is None:
                     continue  # an older request's late answer
