@@ -17,6 +17,7 @@ binding (the ``rrq_sent`` / ``rrp_sent`` lines carry the time the message left, 
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,12 @@ def _number(value: Any) -> float | None:
         return None
 
 
+def nearest_rank(values: list[float], fraction: float) -> float:
+    """The nearest-rank percentile: the ⌈fraction·n⌉-th smallest value (1-based), at least the first."""
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
+
+
 def counted(row: dict[str, Any]) -> bool:
     """A standard link-event handover to a foreign agent."""
     return (
@@ -64,7 +71,7 @@ def counted(row: dict[str, Any]) -> bool:
 
 
 def budget(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per step: target, median and p95 measured (ms), handovers measured, over target."""
+    """One entry per step: target, median and nearest-rank p95 (ms), handovers measured, over target."""
     chosen = [row for row in rows if counted(row)]
     result = []
     for step in STEPS:
@@ -74,7 +81,7 @@ def budget(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if start is not None and end is not None:
                 spans.append(end - start)
         median = round(statistics.median(spans), 3) if spans else None
-        p95 = round(sorted(spans)[max(0, int(0.95 * len(spans)) - 1)], 3) if spans else None
+        p95 = round(nearest_rank(spans, 0.95), 3) if spans else None
         result.append(
             {
                 "step": step.name,

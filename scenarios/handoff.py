@@ -5,9 +5,9 @@ over their control sockets before it moves the link (RFC 4881 §1.3):
 
 * ``pre`` (§3): L2-TT to the new FA (``expect-visitor``: the MN's home address and MAC), L2-MT to the
   MN (``handoff-trigger``: the new FA's address, care-of address, MAC and flags, what a Proxy Router
-  Advertisement carries); the harness waits until the MN holds the accepting reply and the new FA lists
-  the visitor (the home agent holds both bindings), then moves the link and reports L2-LU to the new FA
-  (``visitor-attached``).
+  Advertisement carries); the harness waits until the MN holds the accepting reply (``wait-pre-ready``,
+  answered the moment it does) and the new FA lists the visitor (the home agent holds both bindings),
+  then moves the link and reports L2-LU to the new FA (``visitor-attached``).
 * ``post`` (§4): L2-TT to the new FA naming the old one (``edge-tunnel-target``), L2-ST to the old FA
   naming the new one (``edge-tunnel-source``): a bidirectional edge tunnel between them; L2-LD to the
   old FA (``visitor-detached``) just before the link moves, from when it sends the MN's packets through
@@ -118,7 +118,14 @@ class LowLatencyHandoff:
         if not answer.get("accepted"):
             trace.emit(TraceEvent.PRE_REFUSED, handover=number, reason=answer.get("reason"))
             return False
-        ready = wait_until(lambda: self._pre_ready(to, before), PRE_TIMEOUT, interval=0.002)
+        # the MN answers once its pre-registration is accepted (no polling: every poll of its status
+        # delayed the move, and the new FA buffered the S-bit copies the old one delivered meanwhile);
+        # the new FA relayed that reply, so it lists the visitor already (checked once, polled if not)
+        waited = self.bed.ask(self.mobile_node, "wait-pre-ready", timeout=PRE_TIMEOUT)
+        ready = bool(waited.get("ready")) and (
+            self._fresh_visitor(to, before)
+            or wait_until(lambda: self._pre_ready(to, before), PRE_TIMEOUT, interval=0.002)
+        )
         trace.emit(TraceEvent.PRE_REGISTERED if ready else TraceEvent.PRE_TIMEOUT, handover=number, to=to)
         return ready
 

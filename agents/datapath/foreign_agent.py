@@ -300,11 +300,22 @@ class UserspaceForeignAgent(LowLatencyDatapath, ForeignAgentDatapath):
             self.netlink.close()
 
 
+RECEIVE_BUFFER = 4 << 20
+"""Bytes the tunnel sockets may queue (the default ~200 KB is ~20 ms of two 5,000 packet/s flows): the
+loop is busy for that long while it flushes an expected visitor's buffer under load (RFC 4881), and the
+packets arriving meanwhile still go up to it (issue 14)."""
+SO_RCVBUFFORCE = 33
+
+
 def _tunnel_socket(address: IPv4Address) -> socket.socket:
     """A raw protocol-4 socket bound to a care-of address: receives the HA's tunnel packets to it and
     sends reverse-tunnelled ones from it (the kernel writes the outer header, RFC 2003 §3.1)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_IPIP)
     try:
+        try:  # SO_RCVBUFFORCE passes rmem_max (CAP_NET_ADMIN)
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         sock.bind((str(address), 0))
         sock.setblocking(False)
     except OSError:

@@ -4,7 +4,10 @@
 thread, started there, owns the pyroute2 socket and also does the ``/proc/sys/net`` writes, so every
 call lands in that namespace whichever thread (or event loop) makes it. pyroute2 0.9's synchronous
 ``IPRoute`` runs its own event loop and cannot be used inside a running asyncio loop; the worker
-thread sidesteps that too. Calls block for the netlink round trip (sub-millisecond).
+thread sidesteps that too. Calls block for the netlink round trip (sub-millisecond). Routes, permanent
+neighbour entries and policy rules are added and removed with raw rtnetlink requests from the calling
+thread instead (:mod:`agents.net.rtnl`: a few µs each, not pyroute2's fraction of a millisecond plus the
+hand-over; issue 14); undo still goes through pyroute2.
 
 Everything the instance adds (addresses, routes, policy rules, proxy neighbour entries, link
 settings, sysctls) is recorded; :meth:`Netlink.undo` removes exactly that, newest first, and restores
@@ -38,6 +41,8 @@ from typing import Any, TypeVar
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.ndmsg import NTF_PROXY
+
+from agents.net.rtnl import RtnlError, RtnlSocket, neighbour_message, route_message, rule_message
 
 logger = logging.getLogger(__name__)
 
@@ -84,11 +89,28 @@ class Netlink:
     def __init__(self) -> None:
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="netlink")
         self._ipr: Any = None
+        self._rtnl: RtnlSocket | None = None
         self._undo: dict[tuple[object, ...], Undo | Callable[[], object]] = {}
         self._run(self._open)
 
     def _open(self) -> None:
         self._ipr = IPRoute()
+        self._rtnl = RtnlSocket()  # made here, so in this instance's namespace
+
+    def _raw(self, build: Callable[[int], bytes]) -> None:
+        """One raw rtnetlink request from the calling thread (:mod:`agents.net.rtnl`: routes, neighbour
+        entries and rules, the changes on a handover's critical path); a refusal is a NetlinkError, as
+        from pyroute2."""
+        assert self._rtnl is not None
+        try:
+            self._rtnl.request(build)
+        except RtnlError as error:
+            raise NetlinkError(error.errno) from None
+
+    def _index(self, name: str) -> int:
+        """The index of link ``name`` in this instance's namespace, from any thread."""
+        assert self._rtnl is not None
+        return self._rtnl.index_of(name)
 
     def _run(self, function: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         return self._executor.submit(function, *args, **kwargs).result()
@@ -243,8 +265,8 @@ class Netlink:
 
     # -- routes and rules --------------------------------------------------------------
 
-    @staticmethod
     def _route_spec(
+        self,
         destination: Network,
         interface: str | None,
         gateway: Address | None,
@@ -252,10 +274,10 @@ class Netlink:
         metric: int | None,
         source: Address | None,
     ) -> dict[str, Any]:
-        """The pyroute2 arguments of a route; on the worker thread (it resolves ``interface`` there)."""
+        """The pyroute2 arguments of a route (``interface`` resolved in this instance's namespace)."""
         spec: dict[str, Any] = {"dst": str(destination), "family": _family(destination)}
         if interface is not None:
-            spec["oif"] = _index_of(interface)
+            spec["oif"] = self._index(interface)
         if gateway is not None:
             spec["gateway"] = str(gateway)
         if table is not None:
@@ -296,10 +318,10 @@ class Netlink:
 
         def add() -> dict[str, Any]:
             spec = self._route_spec(*route)
-            self._ipr.route("add", **spec, **extra)
+            self._raw(lambda sequence: route_message("add", spec | extra, sequence))
             return spec
 
-        spec = self._add_resolved(f"add route {destination}", exist_ok, add)
+        spec = self._add_resolved(f"add route {destination}", exist_ok, add, here=True)
         if spec is None:
             return False
         self._remember(("route", *sorted(spec.items())), ("route", "del", spec))
@@ -321,12 +343,12 @@ class Netlink:
         def delete() -> dict[str, Any]:
             spec = self._route_spec(*route)
             try:
-                self._ipr.route("del", **spec)
+                self._raw(lambda sequence: route_message("del", spec, sequence))
             finally:
                 self._undo.pop(("route", *sorted(spec.items())), None)
             return spec
 
-        return self._delete(f"remove route {destination}", delete)
+        return self._delete(f"remove route {destination}", delete, here=True)
 
     def routes(self, family: int = socket.AF_UNSPEC, table: int | None = None) -> list[dict[str, Any]]:
         """Routes as plain dicts (dst, dst_len, oif, gateway, table, priority) for inspection."""
@@ -377,7 +399,12 @@ class Netlink:
         """A policy rule ``from source [iif interface] lookup table`` (source routing); True if this call
         added it."""
         spec = _rule_spec(source, table, priority, interface)
-        if not self._add(f"add rule from {source} table {table}", exist_ok, self._ipr.rule, "add", **spec):
+
+        def add() -> bool:
+            self._raw(lambda sequence: rule_message("add", spec, sequence))
+            return True
+
+        if self._add_resolved(f"add rule from {source} table {table}", exist_ok, add, here=True) is None:
             return False
         self._remember(("rule", *sorted(spec.items())), ("rule", "del", spec))
         return True
@@ -395,7 +422,11 @@ class Netlink:
     ) -> None:
         spec = _rule_spec(source, table, priority, interface)
         self._undo.pop(("rule", *sorted(spec.items())), None)
-        self._delete(f"remove rule from {source}", self._ipr.rule, "del", **spec)
+        self._delete(
+            f"remove rule from {source}",
+            lambda: self._raw(lambda sequence: rule_message("del", spec, sequence)),
+            here=True,
+        )
 
     def remove_rules_at(self, priority: int, interface: str, family: int = socket.AF_INET) -> int:
         """Delete every ``iif <interface>`` rule at ``priority`` (whatever its source, table or action),
@@ -466,13 +497,13 @@ class Netlink:
     def set_neighbour(self, name: str, address: IPv4Address | IPv6Address, link_address: bytes) -> None:
         """A permanent neighbour entry (``ip neigh replace ... nud permanent``): the kernel never asks
         for ``address`` on ``name``; undo deletes it."""
-
-        def replace() -> dict[str, Any]:
-            spec = _neighbour_spec(name, address)
-            self._ipr.neigh("replace", **spec, lladdr=link_address.hex(":"), state=NUD_PERMANENT)
-            return spec
-
-        spec = self._request(f"set neighbour {address} on {name}", replace)
+        spec = {"dst": str(address), "ifindex": self._index(name), "family": _family(address)}
+        try:
+            self._raw(lambda sequence: neighbour_message(spec, link_address, NUD_PERMANENT, sequence))
+        except NetlinkError as error:
+            raise NetlinkFacadeError(
+                f"set neighbour {address} on {name}: {os.strerror(error.code)} ({error.code})"
+            ) from error
         self._remember(("neigh", spec["ifindex"], str(address)), ("neigh", "del", spec))
 
     def flush_neighbours(self, name: str) -> int:
@@ -542,20 +573,28 @@ class Netlink:
             raise NetlinkFacadeError(f"{what}: {os.strerror(error.code)} ({error.code})") from error
         return True
 
-    def _add_resolved(self, what: str, exist_ok: bool, add: Callable[[], R]) -> R | None:
-        """Run ``add`` (which looks up what it needs and sends the request) in one worker round trip;
-        its result, or None if the object existed and ``exist_ok``."""
+    def _add_resolved(
+        self, what: str, exist_ok: bool, add: Callable[[], R], *, here: bool = False
+    ) -> R | None:
+        """Run ``add`` (which looks up what it needs and sends the request) in one worker round trip, or
+        on the calling thread with ``here`` (raw requests); its result, or None if the object existed and
+        ``exist_ok``."""
         try:
-            return self._run(add)
+            return add() if here else self._run(add)
         except NetlinkError as error:
             if error.code == errno.EEXIST and exist_ok:
                 return None
             raise NetlinkFacadeError(f"{what}: {os.strerror(error.code)} ({error.code})") from error
 
-    def _delete(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
-        """Run a deletion; False if the object was gone already."""
+    def _delete(
+        self, what: str, function: Callable[..., Any], *args: Any, here: bool = False, **kwargs: Any
+    ) -> bool:
+        """Run a deletion (on the calling thread with ``here``); False if the object was gone already."""
         try:
-            self._run(function, *args, **kwargs)
+            if here:
+                function(*args, **kwargs)
+            else:
+                self._run(function, *args, **kwargs)
         except NetlinkError as error:
             if error.code not in _GONE:
                 raise NetlinkFacadeError(f"{what}: {os.strerror(error.code)} ({error.code})") from error
@@ -599,6 +638,9 @@ class Netlink:
         if self._ipr is not None:
             self._run(self._ipr.close)
             self._ipr = None
+        if self._rtnl is not None:
+            self._rtnl.close()
+            self._rtnl = None
         self._executor.shutdown(wait=True)
 
     def __enter__(self) -> Netlink:

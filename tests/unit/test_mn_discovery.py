@@ -684,3 +684,73 @@ def test_fuzzed_advertisements_never_raise(noise: bytes) -> None:
 def test_solicitation_settings_are_checked_rfc5944_2_4(change: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="mobile node: solicitation"):
         dataclasses.replace(MobileNodeConfig(HOA, HA, SPI, KEY), **change)
+
+
+# -- the foreign agent's registration timeout, 78 (RFC 5944 §3.6.3, §3.7.1) ---------------------------
+
+
+def send_times(mn: MobileNode, until: float, feed: Any = None) -> list[float]:
+    """When the MN sends its (re)transmissions, running its timer up to ``until``."""
+    times: list[float] = []
+    now = 0.0
+    while (deadline := mn.get_timer()) is not None and deadline <= until:
+        now = max(now, deadline)
+        mn.handle_timer(now)
+        times += [now] * len(requests(mn, now))
+        if feed is not None:
+            feed(now)
+    return times
+
+
+def fa_timeout(request: RegistrationRequest) -> bytes:
+    """FA1's 78 for ``request``: no reply from the home agent in time (RFC 5944 §3.7.1)."""
+    reply = RegistrationReply(ReplyCode.FA_REGISTRATION_TIMEOUT, 0, HOA, HA, request.identification)
+    return build_foreign_agent_reply(reply)
+
+
+def test_78_for_an_earlier_copy_keeps_the_doubling_retransmissions_rfc5944_3_6_3() -> None:
+    """The FA gave up on the first copy after the MN's first retransmission: the MN's own timer already
+    covers "no reply", so the schedule stays 0, 1, 3, 7 s (each timeout double the previous, §3.6.3)
+    instead of waiting ``retransmit_max`` (16 s) as after a denial; the retransmission is still answered."""
+    mn = make_mn()
+    mn.link_changed(True, None, 0.0)
+    hear(mn, advert(lifetime=60), FA1, 0.0)  # FA1 stays for the whole test
+    _, first = request_one(mn, 0.0)
+    mn.handle_timer(1.0)
+    _, second = request_one(mn, 1.0)
+    assert second.identification != first.identification  # timestamps: a new ID per copy
+    mn.receive_datagram(fa_timeout(first), (FA1, 434), HOA, 1.2)
+    assert not of_type(drain(mn), RegistrationDenied)
+    assert mn.state is MnState.REGISTERING
+    assert send_times(mn, 8.0) == [3.0, 7.0]
+    mn.receive_datagram(signed_reply(second), (FA1, 434), HOA, 8.1)  # the retransmission's answer
+    assert mn.state is MnState.REGISTERED
+
+
+def test_78_for_the_latest_copy_retransmits_on_schedule_not_after_the_maximum_rfc5944_3_6_3() -> None:
+    """The FA's 78 after three unanswered copies (its pending timeout runs from the first, §3.7.1): the
+    next copy goes when the doubling schedule says (15 s), not 16 s after the 78 (23.5 s)."""
+    mn = make_mn()
+    mn.link_changed(True, None, 0.0)
+    hear(mn, advert(lifetime=60), FA1, 0.0)  # FA1 stays for the whole test
+    request_one(mn, 0.0)
+    latest: list[RegistrationRequest] = []
+
+    def at(now: float) -> None:
+        if now == 7.0:
+            mn.receive_datagram(fa_timeout(latest[-1]), (FA1, 434), HOA, 7.5)
+
+    def recording(until: float) -> list[float]:
+        times: list[float] = []
+        now = 0.0
+        while (deadline := mn.get_timer()) is not None and deadline <= until:
+            now = max(now, deadline)
+            mn.handle_timer(now)
+            sent = requests(mn, now)
+            latest.extend(request for _, request in sent)
+            times += [now] * len(sent)
+            at(now)
+        return times
+
+    assert recording(20.0) == [1.0, 3.0, 7.0, 15.0]
+    assert mn.counters["fa_timeouts"] == 1

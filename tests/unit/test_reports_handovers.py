@@ -219,3 +219,25 @@ def test_budget_counts_standard_link_handovers_to_an_fa_against_their_targets() 
     assert carrier["over_target"] is False
     assert entries["solicitation → advertisement heard (MN)"]["over_target"] is True
     assert entries["HA: binding → reply sent (reply first)"]["measured"] == 0
+
+
+def test_budget_p95_is_the_nearest_rank_value() -> None:
+    """p95 by the nearest-rank method: the ⌈0.95·n⌉-th smallest value (1-based).
+
+    Ten handovers whose first step lasts 1..10 ms: ⌈9.5⌉ = 10, so p95 is the 10th value, 10 ms
+    (an index of ⌊0.95·n⌋ - 1 would give the 9th, 9 ms); five handovers 1..5 ms: ⌈4.75⌉ = 5 → 5 ms;
+    twenty handovers 1..20 ms: ⌈19⌉ = 19 → 19 ms; one handover: that value.
+    """
+    from reports.budget import budget
+
+    def rows(spans: list[float]) -> list[dict[str, object]]:
+        base = {"detection": "link", "handoff": "standard", "to": "fa1", "link_up_ms": 0.0}
+        return [{**base, "movement_detected_ms": span} for span in spans]
+
+    def p95(spans: list[float]) -> object:
+        return budget(rows(spans))[0]["p95_ms"]
+
+    assert p95([float(v) for v in (7, 3, 10, 1, 5, 2, 9, 4, 8, 6)]) == pytest.approx(10.0)
+    assert p95([5.0, 1.0, 4.0, 2.0, 3.0]) == pytest.approx(5.0)
+    assert p95([float(v) for v in range(20, 0, -1)]) == pytest.approx(19.0)
+    assert p95([4.5]) == pytest.approx(4.5)

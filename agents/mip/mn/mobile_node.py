@@ -149,6 +149,12 @@ class MobileNode(RegistrationCore):
 
     # -- low-latency handoff (RFC 4881 §3) -------------------------------------------------------
 
+    @property
+    def pre_registration(self) -> str:
+        """The pre-registration's state (``idle``, ``requested``, ``ready``, ``attached``, ``abandoned``),
+        as :meth:`status` reports it."""
+        return str(self._pre.state.value)
+
     def handoff_trigger(
         self, target: Target, handoff_at: float, now: float, *, pre_register: bool = True
     ) -> str | None:
@@ -252,6 +258,13 @@ class MobileNode(RegistrationCore):
 
     def _denied(self, reply: RegistrationReply, now: float) -> None:
         super()._denied(reply, now)
+        self._pre_refused(reply, now)
+
+    def _fa_timed_out(self, reply: RegistrationReply, now: float) -> None:
+        super()._fa_timed_out(reply, now)
+        self._pre_refused(reply, now)  # a pre-registration has no time for retransmissions (RFC 4881 §3)
+
+    def _pre_refused(self, reply: RegistrationReply, now: float) -> None:
         abandoned = self._pre.denied(int(reply.code))
         if abandoned is not None:
             self._pre_abandoned(abandoned, now)

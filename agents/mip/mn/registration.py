@@ -329,6 +329,8 @@ class RegistrationCore:
             self._ids.note_reply(reply.code, reply.identification)
         if reply.code == ReplyCode.HA_IDENTIFICATION_MISMATCH:
             self._resynchronise(reply, now)
+        elif reply.code == ReplyCode.FA_REGISTRATION_TIMEOUT:
+            self._fa_timed_out(reply, now)
         elif not reply.accepted:
             self._denied(reply, now)
         elif pending.lifetime == 0:
@@ -360,6 +362,17 @@ class RegistrationCore:
         nonce = self._ids.ha_nonce if self.config.replay_protection is ReplayProtection.NONCE else None
         self._emit(ClockResynchronised(offset, nonce))
         pending.restart(at=max(now, pending.last_sent + MIN_REQUEST_GAP))
+
+    def _fa_timed_out(self, reply: RegistrationReply, now: float) -> None:
+        """78: the foreign agent heard no reply from the home agent to this copy (RFC 5944 §3.7.1), which
+        is what the mobile node's own retransmission timer stands for. So the copy is forgotten and the
+        retransmission schedule kept (RFC 5944 §3.6.3: each timeout at least double the previous, never
+        two requests within 1 s), instead of the ``retransmit_max`` wait after a denial; a later copy that
+        is still outstanding may yet be answered."""
+        pending = self._pending
+        assert pending is not None
+        pending.forget(reply.identification)
+        self.counters["fa_timeouts"] += 1
 
     def _denied(self, reply: RegistrationReply, now: float) -> None:
         pending = self._pending

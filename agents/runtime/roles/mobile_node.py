@@ -245,7 +245,36 @@ def handoff_command(
         driver.flush()
         return {"accepted": refused is None, "reason": refused, "state": machine.status(driver.now())}
 
-    return {"handoff-trigger": trigger}
+    waiting: list[asyncio.Future[bool]] = []
+    apply = driver.on_event
+
+    def on_event(event: MobileNodeEvent) -> None:
+        apply(event)
+        if isinstance(event, ev.PreRegistrationReady | ev.PreRegistrationAbandoned):
+            for future in waiting:
+                if not future.done():
+                    future.set_result(isinstance(event, ev.PreRegistrationReady))
+            waiting.clear()
+
+    driver.on_event = on_event
+
+    async def wait_ready(args: dict[str, Any]) -> dict[str, object]:
+        """``wait-pre-ready``: answer as soon as the pre-registration is accepted (or abandoned, or after
+        ``timeout`` s): the harness, playing the link layer, moves the link then, without polling
+        ``status`` (each poll delayed the move by milliseconds, and the new FA buffered the S-bit copies
+        of everything the old one still delivered meanwhile; issue 14)."""
+        timeout = float(args.get("timeout", 1.5))
+        if machine.pre_registration != "requested":  # ready already, or nothing (more) to wait for
+            return {"ready": machine.pre_registration == "ready", "state": machine.pre_registration}
+        future: asyncio.Future[bool] = driver.context.loop.create_future()
+        waiting.append(future)
+        try:
+            ready = await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            ready = False
+        return {"ready": ready, "state": machine.pre_registration}
+
+    return {"handoff-trigger": trigger, "wait-pre-ready": wait_ready}
 
 
 def warn_if_attempts_cannot_fit(config: MobileNodeConfig, stop_timeout: float) -> None:

@@ -1,0 +1,220 @@
+"""Raw rtnetlink requests for the few changes on a handover's critical path (issue 14): routes,
+permanent neighbour entries and policy rules, built with ``struct`` and sent on a plain
+``AF_NETLINK`` socket from the calling thread.
+
+pyroute2 (behind :class:`agents.net.netlink.Netlink`) costs ~0.25 ms of Python per request, plus a
+hand-over to the facade's worker thread; on a loaded machine one request took up to several ms, and the
+mobile node's route change (three requests) kept its loop from reading the registration reply. Here a
+request is one ``send`` and one ``recv`` of the kernel's acknowledgement (a few µs): rtnetlink applies
+the change inside the ``send``.
+
+The messages take the pyroute2 argument dicts the facade already builds (and keeps for its undo), and
+are encoded the way pyroute2 encodes them (protocol ``static`` and type ``unicast`` for an added route,
+both unspecified for a deletion; a table above 255 in ``RTA_TABLE``/``FRA_TABLE`` with 252 in the
+header), so an object added here is found by the facade's pyroute2 undo and vice versa.
+
+:class:`RtnlSocket` is created in the network namespace whose objects it changes (the facade makes it
+on its worker thread) and may then be used from any thread: a socket keeps the namespace it was made in,
+for netlink requests and for the ``SIOCGIFINDEX`` lookups alike.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from ipaddress import ip_address, ip_network
+from typing import Any
+
+NLMSG_ERROR = 2
+RTM_NEWROUTE, RTM_DELROUTE = 24, 25
+RTM_NEWNEIGH = 28
+RTM_NEWRULE, RTM_DELRULE = 32, 33
+NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
+NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x100, 0x200, 0x400
+RTPROT_STATIC = 4
+RTN_UNICAST = 1
+RT_TABLE_MAIN = 254
+RT_TABLE_COMPAT = 252
+FR_ACT_TO_TBL = 1
+RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC, RTA_METRICS, RTA_TABLE = 1, 4, 5, 6, 7, 8, 15
+RTAX_MTU = 2
+NDA_DST, NDA_LLADDR = 1, 2
+FRA_SRC, FRA_IIFNAME, FRA_PRIORITY, FRA_TABLE = 2, 3, 6, 15
+SIOCGIFINDEX = 0x8933
+
+_HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
+_RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
+_NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
+_FIBMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, res1, res2, action, flags
+_ATTR = struct.Struct("=HH")
+_U32 = struct.Struct("=I")
+_ERRNO = struct.Struct("=i")
+
+ROUTE_COMMANDS = {"add": (RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL), "del": (RTM_DELROUTE, 0)}
+RULE_COMMANDS = {"add": (RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL), "del": (RTM_DELRULE, 0)}
+
+
+class RtnlError(OSError):
+    """The kernel refused a request (``errno`` is its error code)."""
+
+
+def attribute(kind: int, data: bytes) -> bytes:
+    """One rtattr, padded to 4 bytes."""
+    length = _ATTR.size + len(data)
+    return _ATTR.pack(length, kind) + data + bytes(-length % 4)
+
+
+def message(kind: int, flags: int, sequence: int, body: bytes) -> bytes:
+    """One netlink request (NLM_F_REQUEST | NLM_F_ACK added)."""
+    flags |= NLM_F_REQUEST | NLM_F_ACK
+    return _HEADER.pack(_HEADER.size + len(body), kind, flags, sequence, 0) + body
+
+
+def _table(spec: dict[str, Any]) -> int:
+    return int(spec.get("table", RT_TABLE_MAIN))
+
+
+def route_message(command: str, spec: dict[str, Any], sequence: int = 0) -> bytes:
+    """``add`` or ``del`` of a route given as the facade's pyroute2 arguments: ``dst`` (text prefix),
+    ``family``, and optionally ``oif``, ``gateway``, ``table``, ``priority``, ``prefsrc``, ``metrics``
+    (``{"mtu": n}``), ``scope`` and ``flags`` (e.g. RTNH_F_ONLINK)."""
+    kind, flags = ROUTE_COMMANDS[command]
+    known = {"dst", "family", "oif", "gateway", "table", "priority", "prefsrc", "metrics", "scope", "flags"}
+    unknown = set(spec) - known
+    if unknown:
+        raise ValueError(f"route: no raw encoding for {sorted(unknown)}")
+    destination = ip_network(spec["dst"])
+    family = int(spec["family"])
+    table = _table(spec)
+    adding = command == "add"
+    header = _RTMSG.pack(
+        family,
+        destination.prefixlen,
+        0,
+        0,
+        table if table <= 255 else RT_TABLE_COMPAT,
+        RTPROT_STATIC if adding else 0,
+        int(spec.get("scope", 0)),
+        RTN_UNICAST if adding else 0,
+        int(spec.get("flags", 0)),
+    )
+    attributes = []
+    if destination.prefixlen:
+        attributes.append(attribute(RTA_DST, destination.network_address.packed))
+    attributes.append(attribute(RTA_TABLE, _U32.pack(table)))
+    if spec.get("oif") is not None:
+        attributes.append(attribute(RTA_OIF, _U32.pack(int(spec["oif"]))))
+    if spec.get("gateway") is not None:
+        attributes.append(attribute(RTA_GATEWAY, ip_address(spec["gateway"]).packed))
+    if spec.get("priority") is not None:
+        attributes.append(attribute(RTA_PRIORITY, _U32.pack(int(spec["priority"]))))
+    if spec.get("prefsrc") is not None:
+        attributes.append(attribute(RTA_PREFSRC, ip_address(spec["prefsrc"]).packed))
+    mtu = (spec.get("metrics") or {}).get("mtu")
+    if mtu:
+        attributes.append(attribute(RTA_METRICS, attribute(RTAX_MTU, _U32.pack(int(mtu)))))
+    return message(kind, flags, sequence, header + b"".join(attributes))
+
+
+def neighbour_message(spec: dict[str, Any], link_address: bytes, state: int, sequence: int = 0) -> bytes:
+    """``ip neigh replace DST lladdr L dev IFINDEX nud STATE``; ``spec``: ``dst``, ``ifindex``, ``family``."""
+    header = _NDMSG.pack(int(spec["family"]), int(spec["ifindex"]), state, 0, 0)
+    body = header + attribute(NDA_DST, ip_address(spec["dst"]).packed) + attribute(NDA_LLADDR, link_address)
+    return message(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, sequence, body)
+
+
+def rule_message(command: str, spec: dict[str, Any], sequence: int = 0) -> bytes:
+    """``add`` or ``del`` of ``from SRC/LEN [iif NAME] lookup TABLE priority P`` (the facade's
+    ``_rule_spec``: ``src``, ``src_len``, ``table``, ``priority``, ``family``, optional ``iifname``)."""
+    kind, flags = RULE_COMMANDS[command]
+    unknown = set(spec) - {"src", "src_len", "table", "priority", "family", "iifname"}
+    if unknown:
+        raise ValueError(f"rule: no raw encoding for {sorted(unknown)}")
+    table = int(spec["table"])
+    header = _FIBMSG.pack(
+        int(spec["family"]), 0, int(spec["src_len"]), 0, table if table <= 255 else RT_TABLE_COMPAT,
+        0, 0, FR_ACT_TO_TBL, 0,
+    )  # fmt: skip
+    attributes = [
+        attribute(FRA_SRC, ip_address(spec["src"]).packed),
+        attribute(FRA_TABLE, _U32.pack(table)),
+        attribute(FRA_PRIORITY, _U32.pack(int(spec["priority"]))),
+    ]
+    if spec.get("iifname") is not None:
+        attributes.append(attribute(FRA_IIFNAME, str(spec["iifname"]).encode() + b"\0"))
+    return message(kind, flags, sequence, header + b"".join(attributes))
+
+
+def acknowledgement(data: bytes, sequence: int) -> int | None:
+    """The error code (0: done) of the NLMSG_ERROR answering ``sequence`` in ``data``; None if absent."""
+    offset = 0
+    while offset + _HEADER.size <= len(data):
+        length, kind, _flags, seq, _port = _HEADER.unpack_from(data, offset)
+        if length < _HEADER.size:
+            return None
+        if kind == NLMSG_ERROR and seq == sequence and offset + _HEADER.size + _ERRNO.size <= len(data):
+            return -int(_ERRNO.unpack_from(data, offset + _HEADER.size)[0])
+        offset += (length + 3) & ~3
+    return None
+
+
+class RtnlSocket:
+    """A NETLINK_ROUTE socket for requests only (no groups), and a UDP socket for interface indexes,
+    both in the namespace of the thread that creates them; thread-safe."""
+
+    TIMEOUT = 2.0
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        self.ioctl_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self.sock.bind((0, 0))
+            self.sock.settimeout(self.TIMEOUT)
+        except OSError:
+            self.close()
+            raise
+        self._sequence = 0
+        self._lock = threading.Lock()
+
+    def index_of(self, name: str) -> int:
+        """The index of link ``name`` in this socket's namespace; LookupError if there is none."""
+        request = struct.pack("16s16x", name.encode()[:15])
+        try:
+            answer = fcntl.ioctl(self.ioctl_sock, SIOCGIFINDEX, request)
+        except OSError:
+            raise LookupError(f"no network interface {name!r}") from None
+        return int(struct.unpack_from("=i", answer, 16)[0])
+
+    def next_sequence(self) -> int:
+        self._sequence = self._sequence % 0x7FFFFFFF + 1
+        return self._sequence
+
+    def request(self, build: Callable[[int], bytes]) -> None:
+        """Send ``build(sequence)`` and wait for its acknowledgement; RtnlError on a refusal."""
+        with self._lock:
+            sequence = self.next_sequence()
+            try:
+                self.sock.send(build(sequence))
+            except OSError as error:  # e.g. ENOBUFS: reported like a refusal
+                raise RtnlError(error.errno or errno.EIO, str(error)) from None
+            while True:
+                try:
+                    data = self.sock.recv(65536)
+                except TimeoutError:
+                    raise RtnlError(errno.ETIMEDOUT, "no netlink acknowledgement") from None
+                except OSError as error:
+                    raise RtnlError(error.errno or errno.EIO, str(error)) from None
+                code = acknowledgement(data, sequence)
+                if code is None:
+                    continue  # an older request's late answer
+                if code:
+                    raise RtnlError(code, errno.errorcode.get(code, str(code)))
+                return
+
+    def close(self) -> None:
+        self.sock.close()
+        self.ioctl_sock.close()

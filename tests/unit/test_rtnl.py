@@ -1,0 +1,117 @@
+"""Raw rtnetlink requests (agents/net/rtnl.py, issue 14): each message decoded by pyroute2's own parsers
+as an independent decoder, so the fields are what the kernel's rtnetlink (rtnetlink(7)) reads."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+
+import pytest
+from pyroute2.netlink.rtnl.fibmsg import fibmsg
+from pyroute2.netlink.rtnl.ndmsg import ndmsg
+from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+from agents.net.rtnl import (
+    NLM_F_ACK,
+    NLM_F_CREATE,
+    NLM_F_EXCL,
+    NLM_F_REPLACE,
+    NLM_F_REQUEST,
+    RTM_DELROUTE,
+    RTM_DELRULE,
+    RTM_NEWNEIGH,
+    RTM_NEWROUTE,
+    RTM_NEWRULE,
+    acknowledgement,
+    neighbour_message,
+    route_message,
+    rule_message,
+)
+
+ADD = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
+
+
+def decoded(kind: type, data: bytes):  # type: ignore[no-untyped-def]
+    message = kind(data)
+    message.decode()
+    return message
+
+
+def test_added_route_carries_every_field_as_pyroute2_would_send_it() -> None:
+    spec = {"dst": "10.1.0.0/16", "family": socket.AF_INET, "oif": 3, "gateway": "10.0.0.1", "table": 110}
+    spec |= {"priority": 5, "prefsrc": "10.0.0.2", "metrics": {"mtu": 1300}, "scope": 0, "flags": 4}
+    message = decoded(rtmsg, route_message("add", spec, 7))
+    header = message["header"]
+    assert (header["type"], header["flags"], header["sequence_number"]) == (RTM_NEWROUTE, ADD, 7)
+    assert header["length"] == len(route_message("add", spec, 7))
+    assert (message["family"], message["dst_len"], message["table"]) == (socket.AF_INET, 16, 110)
+    assert (message["proto"], message["type"], message["flags"]) == (4, 1, 4)  # static, unicast, onlink
+    assert message.get_attr("RTA_DST") == "10.1.0.0"
+    assert message.get_attr("RTA_GATEWAY") == "10.0.0.1"
+    assert (message.get_attr("RTA_OIF"), message.get_attr("RTA_TABLE")) == (3, 110)
+    assert (message.get_attr("RTA_PRIORITY"), message.get_attr("RTA_PREFSRC")) == (5, "10.0.0.2")
+    assert message.get_attr("RTA_METRICS").get_attr("RTAX_MTU") == 1300
+
+
+def test_default_route_deletion_in_a_large_table() -> None:
+    """No RTA_DST for a /0 (as ``ip route del default``); a table above 255 in RTA_TABLE, 252 in the
+    header; protocol and type unspecified, so the kernel matches any."""
+    spec = {"dst": "0.0.0.0/0", "family": socket.AF_INET, "gateway": "10.0.0.1", "table": 1000}
+    message = decoded(rtmsg, route_message("del", spec, 1))
+    header = message["header"]
+    assert (header["type"], header["flags"]) == (RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK)
+    assert (message["dst_len"], message["table"], message["proto"], message["type"]) == (0, 252, 0, 0)
+    assert message.get_attr("RTA_DST") is None
+    assert message.get_attr("RTA_TABLE") == 1000
+
+
+def test_ipv6_route() -> None:
+    spec = {"dst": "2001:db8:10::/48", "family": socket.AF_INET6, "oif": 9, "priority": 512}
+    message = decoded(rtmsg, route_message("add", spec))
+    assert (message["family"], message["dst_len"], message["table"]) == (socket.AF_INET6, 48, 254)
+    assert message.get_attr("RTA_DST") == "2001:db8:10::"
+    assert (message.get_attr("RTA_OIF"), message.get_attr("RTA_PRIORITY")) == (9, 512)
+
+
+def test_permanent_neighbour_replaces() -> None:
+    spec = {"dst": "10.0.2.1", "ifindex": 4, "family": socket.AF_INET}
+    message = decoded(ndmsg, neighbour_message(spec, bytes.fromhex("020000000021"), 0x80, 3))
+    header = message["header"]
+    assert header["type"] == RTM_NEWNEIGH
+    assert header["flags"] == NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
+    assert (message["family"], message["ifindex"], message["state"]) == (socket.AF_INET, 4, 0x80)
+    assert message.get_attr("NDA_DST") == "10.0.2.1"
+    assert message.get_attr("NDA_LLADDR") == "02:00:00:00:00:21"
+
+
+@pytest.mark.parametrize(("command", "kind", "flags"), [("add", RTM_NEWRULE, ADD), ("del", RTM_DELRULE, 5)])
+def test_source_rule_with_input_interface(command: str, kind: int, flags: int) -> None:
+    spec = {"src": "192.0.2.10", "src_len": 32, "table": 110, "priority": 1100, "family": socket.AF_INET}
+    spec["iifname"] = "fa2-acc"
+    message = decoded(fibmsg, rule_message(command, spec))
+    assert (message["header"]["type"], message["header"]["flags"]) == (kind, flags)
+    assert (message["src_len"], message["table"], message["action"]) == (32, 110, 1)  # FR_ACT_TO_TBL
+    assert message.get_attr("FRA_SRC") == "192.0.2.10"
+    assert (message.get_attr("FRA_TABLE"), message.get_attr("FRA_PRIORITY")) == (110, 1100)
+    assert message.get_attr("FRA_IIFNAME") == "fa2-acc"
+
+
+def test_unknown_arguments_are_refused_not_dropped() -> None:
+    with pytest.raises(ValueError, match="encap"):
+        route_message("add", {"dst": "10.0.0.0/8", "family": socket.AF_INET, "encap": {}})
+    with pytest.raises(ValueError, match="action"):
+        rule_message(
+            "add", {"src": "10.0.0.1", "src_len": 32, "table": 1, "priority": 1, "family": 2, "action": 6}
+        )
+
+
+def test_acknowledgement_finds_the_answer_to_its_sequence() -> None:
+    def error(sequence: int, code: int) -> bytes:
+        body = struct.pack("=i", -code) + bytes(16)
+        return struct.pack("=IHHII", 16 + len(body), 2, 0, sequence, 0) + body
+
+    assert acknowledgement(error(4, 0), 4) == 0
+    assert acknowledgement(error(3, errno.EEXIST) + error(4, errno.ENOENT), 4) == errno.ENOENT
+    assert acknowledgement(error(3, 0), 4) is None
+    assert acknowledgement(b"\x01\x00", 4) is None
