@@ -156,8 +156,9 @@ class SteeredSocket(MobileIpSocket):
             raise
 
     def steer(self, known: frozenset[IPv4Address]) -> bool:
-        """Install the program for ``known`` sources; False when it is already installed."""
-        if known == self.installed:
+        """Install the program for ``known`` sources; False when it is already installed (the same set
+        object, as :meth:`HomeAgent.known_sources` returns while nothing changed, is not compared again)."""
+        if known is self.installed or known == self.installed:
             return False
         attach_reuseport_program(self.sock, steering_program(known, self.home_addresses))
         self.installed = known
