@@ -37,9 +37,7 @@ def many(count: int) -> HomeAgent:
 
 def bind(ha: HomeAgent, clock: Clock, index: int, lifetime: int = LIFETIME) -> None:
     """Mobile node ``index`` registers (or renews, or with lifetime 0 deregisters) from its care-of."""
-    reply = register(
-        ha, clock, home=home(index), spi=SPI + index, care_of=care_of(index), lifetime=lifetime
-    )
+    reply = register(ha, clock, home=home(index), spi=SPI + index, care_of=care_of(index), lifetime=lifetime)
     assert reply.code == ReplyCode.ACCEPTED
     while ha.next_event() is not None:
         pass
@@ -106,4 +104,3 @@ def test_the_kept_set_follows_every_change_rfc5944_3_8_1() -> None:
     assert ha.known_sources(clock.now) == expected(ha, clock.now, count)
     assert care_of(0) in ha.known_sources(clock.now)
     assert ha.known_sources(clock.now - 1.0) == expected(ha, clock.now - 1.0, count)  # asked about earlier
-
