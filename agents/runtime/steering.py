@@ -78,9 +78,17 @@ def _membership(values: list[int], match: str, miss: str) -> list[tuple[int, int
 def steering_program(
     known: Iterable[IPv4Address], home_addresses: Iterable[IPv4Address]
 ) -> list[Instruction]:
-    """The reuseport program (see the module docstring): returns :data:`PRIORITY` or :data:`GENERAL`."""
-    sources = sorted({int(address) for address in known})[:MAX_ADDRESSES]
-    homes = sorted({int(address) for address in home_addresses})[:MAX_ADDRESSES]
+    """The reuseport program (see the module docstring): returns :data:`PRIORITY` or :data:`GENERAL`.
+
+    Past :data:`MAX_ADDRESSES` known sources, the peers (care-of, FA and NAT addresses) are kept before
+    the home addresses, which only a deregistration from home comes from (issue 9: 10,000 bound home
+    addresses, lower than every care-of address, pushed all the peers out)."""
+    configured = {int(address) for address in home_addresses}
+    by_peers_first = sorted(
+        {int(address) for address in known}, key=lambda value: (value in configured, value)
+    )
+    sources = sorted(by_peers_first[:MAX_ADDRESSES])
+    homes = sorted(configured)[:MAX_ADDRESSES]
     body: list[tuple[int, int, int, int | str]] = [(_LD_W_ABS, 0, 0, _u32(SKF_NET_OFF + 12))]
     body += _membership(sources, "peer", "general")
     body += [
