@@ -187,7 +187,9 @@ def measure_agent(bed: Testbed, config: Path, label: str, args: argparse.Namespa
     with netns_entered(bed.mn):
         sock = open_client(CLIENT_ADDRESS, HA_ADDRESS)
     nodes = MobileNodes(args.bindings, HA_ADDRESS, FIRST_HOME)
-    profiled = _phases(agent) if args.profile else contextlib.nullcontext
+    profiled = (
+        _phases(agent, args.profile / label.replace("/", "-")) if args.profile else contextlib.nullcontext
+    )
     try:
         register_first(sock, nodes)
         with profiled():  # <label>-1.prof
@@ -219,16 +221,19 @@ def measure_agent(bed: Testbed, config: Path, label: str, args: argparse.Namespa
     return figures
 
 
-def _phases(agent: Agent) -> Callable[[], contextlib.AbstractContextManager[None]]:
-    """One profiled phase of ``agent`` per ``with`` (:mod:`benchmarks.profile_agent`)."""
+def _phases(agent: Agent, prefix: Path) -> Callable[[], contextlib.AbstractContextManager[None]]:
+    """One profiled phase of ``agent`` per ``with`` (:mod:`benchmarks.profile_agent`): ``prefix``-1.prof,
+    -2, ..."""
+    count = itertools.count(1)
 
     @contextlib.contextmanager
     def phase() -> Iterator[None]:
-        agent.profile_phase(start=True)
+        number = next(count)
+        agent.profile_phase(prefix, number, start=True)
         try:
             yield
         finally:
-            agent.profile_phase(start=False)
+            agent.profile_phase(prefix, number, start=False)
 
     return phase
 

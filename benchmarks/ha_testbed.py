@@ -81,10 +81,16 @@ class Agent:
     control: Path
     stderr: Path
 
-    def profile_phase(self, start: bool) -> None:
-        """Start (SIGUSR1) or end (SIGUSR2) a profiled phase of an agent run under
-        :mod:`benchmarks.profile_agent`."""
+    def profile_phase(self, prefix: Path, phase: int, start: bool) -> None:
+        """Start (SIGUSR1) or end (SIGUSR2) profiled phase ``phase`` of an agent run under
+        :mod:`benchmarks.profile_agent` (``prefix``: its first argument), and wait until the agent has."""
+        done = Path(f"{prefix}-{phase}.running" if start else f"{prefix}-{phase}.prof")
         self.process.send_signal(signal.SIGUSR1 if start else signal.SIGUSR2)
+        deadline = time.monotonic() + 30.0
+        while not done.exists():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"the agent did not {'start' if start else 'end'} profile phase {phase}")
+            time.sleep(0.01)
 
     def ask(self, command: str) -> Any:
         line = json.dumps({"command": command, "args": {}}).encode() + b"\n"

@@ -16,6 +16,7 @@ import runpy
 import signal
 import sys
 import time
+from pathlib import Path
 from types import FrameType
 
 
@@ -28,15 +29,22 @@ class PhaseProfiler:
         self.profiler: cProfile.Profile | None = None
 
     def start(self, _signum: int = 0, _frame: FrameType | None = None) -> None:
+        """Start phase n+1 and say so in ``PREFIX-<n+1>.running`` (the benchmark waits for it: two
+        signals sent before the first is handled would otherwise merge)."""
         if self.profiler is None:
             self.profiler = cProfile.Profile(time.thread_time)
+            Path(f"{self.prefix}-{self.phase + 1}.running").touch()
             self.profiler.enable()
 
     def stop(self, _signum: int = 0, _frame: FrameType | None = None) -> None:
+        """End the phase: its stats to ``PREFIX-<n>.prof`` (written whole, then renamed into place)."""
         if self.profiler is not None:
             self.profiler.disable()
             self.phase += 1
-            self.profiler.dump_stats(f"{self.prefix}-{self.phase}.prof")
+            path = Path(f"{self.prefix}-{self.phase}.prof")
+            self.profiler.dump_stats(path.with_suffix(".part"))
+            path.with_suffix(".part").rename(path)
+            Path(f"{self.prefix}-{self.phase}.running").unlink(missing_ok=True)
             self.profiler = None
 
 
