@@ -84,10 +84,9 @@ def steering_program(
     the home addresses, which only a deregistration from home comes from (issue 9: 10,000 bound home
     addresses, lower than every care-of address, pushed all the peers out)."""
     configured = {int(address) for address in home_addresses}
-    by_peers_first = sorted(
-        {int(address) for address in known}, key=lambda value: (value in configured, value)
-    )
-    sources = sorted(by_peers_first[:MAX_ADDRESSES])
+    wanted = {int(address) for address in known}
+    peers_first = sorted(wanted - configured) + sorted(wanted & configured)
+    sources = sorted(peers_first[:MAX_ADDRESSES])
     homes = sorted(configured)[:MAX_ADDRESSES]
     body: list[tuple[int, int, int, int | str]] = [(_LD_W_ABS, 0, 0, _u32(SKF_NET_OFF + 12))]
     body += _membership(sources, "peer", "general")
