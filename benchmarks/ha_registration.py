@@ -151,6 +151,7 @@ def fill(sock: socket.socket, nodes: MobileNodes, args: argparse.Namespace) -> t
             registered -= result.accepted
         rate = result.accepted / result.elapsed if result.elapsed else 0.0
         chunk = max(50, min(5000, int(rate * FILL_CHUNK_SECONDS)))
+    registered = min(registered, nodes.count)  # late replies to a chunk counted lost are counted again
     return registered, (registered - 1) / (time.perf_counter() - start)
 
 
