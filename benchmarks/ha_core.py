@@ -37,8 +37,13 @@ def accounts(count: int) -> tuple[MobileNodeAccount, ...]:
 def request(account: MobileNodeAccount, now: float) -> bytes:
     prefix = account.allowed_prefixes[0]
     rrq = RegistrationRequest(
-        RegistrationFlag.D | RegistrationFlag.T, 600, account.home_address, HA, IPv4Address("198.51.100.10"),
-        timestamp_identification(EPOCH + now, 0), (PrefixRequest.for_network(prefix),),
+        RegistrationFlag.D | RegistrationFlag.T,
+        600,
+        account.home_address,
+        HA,
+        IPv4Address("198.51.100.10"),
+        timestamp_identification(EPOCH + now, 0),
+        (PrefixRequest.for_network(prefix),),
     )
     return build_request(rrq, account.association)
 

@@ -23,6 +23,7 @@ also on failure, Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import os
 import select
@@ -31,6 +32,7 @@ import socket
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -94,7 +96,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--datapath", default="userspace", help="userspace, ebpf or both (comma-separated): one agent each"
     )
-    parser.add_argument("--profile", type=Path, help="write cProfile stats of each agent to this directory")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="write CPU profiles of each agent to this directory: <label>-1.prof (1 binding), -2 (fill), "
+        "-3 (full table); see benchmarks/profile_agent.py",
+    )
     parser.add_argument("--keep-logs", type=Path, help="copy the agents' stderr logs to this directory")
     args = parser.parse_args(argv)
     args.trace_modes = [mode.strip() for mode in args.trace_modes.split(",") if mode.strip()]
@@ -144,6 +151,7 @@ def fill(sock: socket.socket, nodes: MobileNodes, args: argparse.Namespace) -> t
             registered -= result.accepted
         rate = result.accepted / result.elapsed if result.elapsed else 0.0
         chunk = max(50, min(5000, int(rate * FILL_CHUNK_SECONDS)))
+    registered = min(registered, nodes.count)  # late replies to a chunk counted lost are counted again
     return registered, (registered - 1) / (time.perf_counter() - start)
 
 
@@ -180,12 +188,17 @@ def measure_agent(bed: Testbed, config: Path, label: str, args: argparse.Namespa
     with netns_entered(bed.mn):
         sock = open_client(CLIENT_ADDRESS, HA_ADDRESS)
     nodes = MobileNodes(args.bindings, HA_ADDRESS, FIRST_HOME)
+    profiled = (
+        _phases(agent, args.profile / label.replace("/", "-")) if args.profile else contextlib.nullcontext
+    )
     try:
         register_first(sock, nodes)
-        figures = AgentFigures(measure_table(sock, nodes, 1, args))
+        with profiled():  # <label>-1.prof
+            figures = AgentFigures(measure_table(sock, nodes, 1, args))
         print(f"[{mode}] 1 binding: {_describe(figures.baseline)}", file=sys.stderr, flush=True)
         if args.bindings > 1:
-            figures.filled, figures.fill_rate = fill(sock, nodes, args)
+            with profiled():  # <label>-2.prof
+                figures.filled, figures.fill_rate = fill(sock, nodes, args)
             _check_table(agent, figures.filled)
             print(
                 f"[{mode}] filled {figures.filled:,} bindings at {figures.fill_rate:,.0f}/s",
@@ -193,7 +206,8 @@ def measure_agent(bed: Testbed, config: Path, label: str, args: argparse.Namespa
                 flush=True,
             )
             if figures.filled == args.bindings:
-                figures.loaded = measure_table(sock, nodes, args.bindings, args)
+                with profiled():  # <label>-3.prof
+                    figures.loaded = measure_table(sock, nodes, args.bindings, args)
                 print(
                     f"[{mode}] {args.bindings:,} bindings: {_describe(figures.loaded)}",
                     file=sys.stderr,
@@ -206,6 +220,23 @@ def measure_agent(bed: Testbed, config: Path, label: str, args: argparse.Namespa
     figures.stop_seconds, figures.exit_code = time.perf_counter() - began, code
     figures.trace_bytes = bed.trace_size(label.replace("/", "-"))
     return figures
+
+
+def _phases(agent: Agent, prefix: Path) -> Callable[[], contextlib.AbstractContextManager[None]]:
+    """One profiled phase of ``agent`` per ``with`` (:mod:`benchmarks.profile_agent`): ``prefix``-1.prof,
+    -2, ..."""
+    count = itertools.count(1)
+
+    @contextlib.contextmanager
+    def phase() -> Iterator[None]:
+        number = next(count)
+        agent.profile_phase(prefix, number, start=True)
+        try:
+            yield
+        finally:
+            agent.profile_phase(prefix, number, start=False)
+
+    return phase
 
 
 def _check_table(agent: Agent, expected: int) -> None:

@@ -81,6 +81,17 @@ class Agent:
     control: Path
     stderr: Path
 
+    def profile_phase(self, prefix: Path, phase: int, start: bool) -> None:
+        """Start (SIGUSR1) or end (SIGUSR2) profiled phase ``phase`` of an agent run under
+        :mod:`benchmarks.profile_agent` (``prefix``: its first argument), and wait until the agent has."""
+        done = Path(f"{prefix}-{phase}.running" if start else f"{prefix}-{phase}.prof")
+        self.process.send_signal(signal.SIGUSR1 if start else signal.SIGUSR2)
+        deadline = time.monotonic() + 30.0
+        while not done.exists():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"the agent did not {'start' if start else 'end'} profile phase {phase}")
+            time.sleep(0.01)
+
     def ask(self, command: str) -> Any:
         line = json.dumps({"command": command, "args": {}}).encode() + b"\n"
         answer = send_request(self.control, line, 30.0)
@@ -160,12 +171,13 @@ class Testbed:
 
     def start_agent(self, config: Path, label: str, trace: bool, profile: Path | None = None) -> Agent:
         """Start the home agent in the HA namespace and wait for its READY line; with ``profile``, under
-        cProfile writing ``profile/<label>.prof`` when it exits (main thread only)."""
+        :mod:`benchmarks.profile_agent` (main thread's CPU time), which writes
+        ``profile/<label>-<n>.prof`` for each phase marked with :meth:`Agent.profile_phase`."""
         control, stderr_path = self.workdir / f"{label}.sock", self.workdir / f"{label}.stderr"
-        python = [sys.executable]
+        python = [sys.executable, "-m", "agents"]
         if profile is not None:
-            python += ["-m", "cProfile", "-o", str(profile / f"{label}.prof")]
-        agent_args = ["-m", "agents", "ha", "--config", str(config), "--control", str(control)]
+            python = [sys.executable, "-m", "benchmarks.profile_agent", str(profile / label), "--"]
+        agent_args = ["ha", "--config", str(config), "--control", str(control)]
         command = ["ip", "netns", "exec", self.ha, *python, *agent_args]
         if trace:
             command += ["--trace", str(self.workdir / f"{label}.jsonl")]

@@ -78,9 +78,16 @@ def _membership(values: list[int], match: str, miss: str) -> list[tuple[int, int
 def steering_program(
     known: Iterable[IPv4Address], home_addresses: Iterable[IPv4Address]
 ) -> list[Instruction]:
-    """The reuseport program (see the module docstring): returns :data:`PRIORITY` or :data:`GENERAL`."""
-    sources = sorted({int(address) for address in known})[:MAX_ADDRESSES]
-    homes = sorted({int(address) for address in home_addresses})[:MAX_ADDRESSES]
+    """The reuseport program (see the module docstring): returns :data:`PRIORITY` or :data:`GENERAL`.
+
+    Past :data:`MAX_ADDRESSES` known sources, the peers (care-of, FA and NAT addresses) are kept before
+    the home addresses, which only a deregistration from home comes from (issue 9: 10,000 bound home
+    addresses, lower than every care-of address, pushed all the peers out)."""
+    configured = {int(address) for address in home_addresses}
+    wanted = {int(address) for address in known}
+    peers_first = sorted(wanted - configured) + sorted(wanted & configured)
+    sources = sorted(peers_first[:MAX_ADDRESSES])
+    homes = sorted(configured)[:MAX_ADDRESSES]
     body: list[tuple[int, int, int, int | str]] = [(_LD_W_ABS, 0, 0, _u32(SKF_NET_OFF + 12))]
     body += _membership(sources, "peer", "general")
     body += [
@@ -156,8 +163,9 @@ class SteeredSocket(MobileIpSocket):
             raise
 
     def steer(self, known: frozenset[IPv4Address]) -> bool:
-        """Install the program for ``known`` sources; False when it is already installed."""
-        if known == self.installed:
+        """Install the program for ``known`` sources; False when it is already installed (the same set
+        object, as :meth:`HomeAgent.known_sources` returns while nothing changed, is not compared again)."""
+        if known is self.installed or known == self.installed:
             return False
         attach_reuseport_program(self.sock, steering_program(known, self.home_addresses))
         self.installed = known

@@ -4,8 +4,10 @@ it only checks that the benchmark cannot rot; its numbers mean nothing here)."""
 from __future__ import annotations
 
 import os
+import pstats
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -28,3 +30,26 @@ def test_benchmark_measures_both_table_sizes_and_cleans_up(capsys: pytest.Captur
     assert re.search(r"agent stop: seconds, exit code\s+[\d.]+, 0\s+[\d.]+, 0", output)
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert f"dsm-r{os.getpid()}-" not in namespaces
+
+
+def test_profile_writes_one_cpu_profile_per_phase(tmp_path: Path) -> None:
+    """``--profile DIR``: the agent's main-thread CPU profile of the 1-binding renewals, the fill and the
+    full-table renewals, each in its own file (benchmarks/profile_agent.py), each holding the renewals'
+    registration work and nothing of the others' phases."""
+    require_root()
+    directory = tmp_path
+    arguments = ["--bindings", "20", "--runs", "1", "--seconds", "0.3", "--latency-runs", "1"]
+    arguments += ["--latency-seconds", "0.3", "--rate", "200", "--trace-modes", "plain"]
+    assert ha_registration.main([*arguments, "--datapath", "userspace", "--profile", str(directory)]) == 0
+    assert sorted(path.name for path in directory.iterdir()) == [
+        "userspace-plain-1.prof",
+        "userspace-plain-2.prof",
+        "userspace-plain-3.prof",
+    ]
+    for phase in (1, 2, 3):
+        stats = pstats.Stats(str(directory / f"userspace-plain-{phase}.prof")).stats  # type: ignore[attr-defined]
+        registrations = sum(
+            calls for (path, _line, name), (calls, *_rest) in stats.items() if name == "_register"
+        )
+        assert registrations > 0, phase
+        assert not any(name == "_freeze_start_up_objects" for _path, _line, name in stats), phase

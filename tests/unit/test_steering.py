@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 from ipaddress import IPv4Address
 
-from agents.runtime.steering import GENERAL, PRIORITY, SKF_NET_OFF, steering_program
+from agents.runtime.steering import GENERAL, MAX_ADDRESSES, PRIORITY, SKF_NET_OFF, steering_program
 
 HOME = IPv4Address("192.0.2.10")
 PEER = IPv4Address("198.51.100.2")
@@ -81,6 +81,16 @@ def test_long_address_lists_keep_every_jump_inside_the_program() -> None:
             assert run(program, peer, request(home)) == PRIORITY
     assert run(program, IPv4Address(0x0A000000 + 900), request(homes[0])) == GENERAL
     assert run(program, peers[5], request(IPv4Address(0xC0000200 + 450))) == GENERAL
+
+
+def test_peers_stay_in_the_program_when_bound_home_addresses_exceed_its_size() -> None:
+    """Issue 9: with more bound home addresses than the program holds (all lower than the peer's
+    address), the peer's renewals still go first; the home addresses fill what room is left."""
+    homes = [IPv4Address(0x0A000100 + n) for n in range(MAX_ADDRESSES + 500)]
+    program = steering_program({PEER, *homes}, homes)
+    assert run(program, PEER, request(homes[0])) == PRIORITY
+    assert run(program, homes[0], request(homes[0])) == PRIORITY  # lowest home: in the room left
+    assert run(program, homes[-1], request(homes[-1])) == GENERAL  # past the cap: the general queue
 
 
 def test_a_home_address_is_steered_first_only_while_its_mobile_node_has_a_binding() -> None:

@@ -17,7 +17,7 @@ import heapq
 import math
 from bisect import bisect_left, insort
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
@@ -318,6 +318,9 @@ class BindingTable:
         """A heap of care-of expiry times; stale entries are skipped lazily (O(log n) per update)."""
         self._compact_at = _MIN_HEAP_COMPACTION
         """Heap size that triggers dropping the stale entries (every renewal leaves one behind)."""
+        self.membership_changes = 0
+        """How many times a home address entered or left the table (a renewal counts none): a view built
+        from *which* home addresses are bound stays valid while this does not move."""
 
     def __contains__(self, home_address: object) -> bool:
         return home_address in self._bindings
@@ -328,6 +331,18 @@ class BindingTable:
     def get(self, home_address: IPv4Address) -> MobilityBinding | None:
         """The binding of ``home_address``, or None when it has no care-of entry."""
         return self._bindings.get(home_address)
+
+    def home_addresses(self) -> Iterable[IPv4Address]:
+        """The home addresses with a binding (unordered; a live view)."""
+        return self._bindings.keys()
+
+    def _binding_for(self, home_address: IPv4Address) -> MobilityBinding:
+        """The binding of ``home_address``, made empty if it has none (a membership change)."""
+        binding = self._bindings.get(home_address)
+        if binding is None:
+            binding = self._bindings[home_address] = MobilityBinding(home_address)
+            self.membership_changes += 1
+        return binding
 
     def all(self) -> list[MobilityBinding]:
         """Every binding, ordered by home address."""
@@ -344,7 +359,7 @@ class BindingTable:
 
         Returns the care-of entries that were dropped to make room.
         """
-        binding = self._bindings.setdefault(home_address, MobilityBinding(home_address))
+        binding = self._binding_for(home_address)
         dropped: list[CareOfEntry] = []
         if not keep_others:  # changed in place: a renewal leaves no new containers behind
             dropped = [old for key, old in binding.care_ofs.items() if key != entry.care_of]
@@ -387,6 +402,7 @@ class BindingTable:
         binding = self._bindings.pop(home_address, None)
         if binding is None:
             return [], []
+        self.membership_changes += 1
         for prefix in binding.prefixes:
             self._prefix_owners.remove(prefix)
         return list(binding.care_ofs.values()), list(binding.prefixes.values())
@@ -443,7 +459,7 @@ class BindingTable:
 
         The caller must have refused overlaps with other mobile nodes first.
         """
-        binding = self._bindings.setdefault(home_address, MobilityBinding(home_address))
+        binding = self._binding_for(home_address)
         new = {item.prefix: item for item in wanted}
         old = binding.prefixes
         removed = tuple(item for prefix, item in old.items() if prefix not in new)

@@ -89,6 +89,17 @@ KNOWN_GRACE = 30.0
 until after the expiry (or its retransmissions) is still served first, not left with the flood."""
 
 
+@dataclass(frozen=True)
+class _KnownView:
+    """A :meth:`HomeAgent.known_sources` answer and how long it holds: built at ``computed_at`` for the
+    change counters in ``key``, until the first of its sources' times runs out (``valid_until``)."""
+
+    sources: frozenset[IPv4Address]
+    key: tuple[int, int]
+    computed_at: float
+    valid_until: float
+
+
 class HomeAgent:
     """The home agent's registration machine and binding table."""
 
@@ -104,6 +115,10 @@ class HomeAgent:
         self.failure_budget = failure_budget if failure_budget is not None else SourceBudget()
         """What failed requests may cost, per source and in all (:class:`SourceBudget`)."""
         self._known: dict[IPv4Address, float] = {}  # source of an accepted registration → binding expiry
+        self._known_changes = 0  # moves when a source may have joined the known set
+        self._known_view: _KnownView | None = None  # the last known_sources() answer, while it holds
+        self.known_view_builds = 0
+        """How many times :meth:`known_sources` built the set (not per renewal: issue 9)."""
         self._home_addresses = frozenset(account.home_address for account in config.mobile_nodes)
         self._accounts = {account.home_address.packed: account for account in config.mobile_nodes}
         self.table = BindingTable()
@@ -276,10 +291,23 @@ class HomeAgent:
 
     def known_sources(self, now: float) -> frozenset[IPv4Address]:
         """Every source :meth:`is_known_source` accepts at ``now``: what the runtime steers to its priority
-        socket in the kernel (:mod:`agents.runtime.steering`)."""
-        live = (address for address, until in self._known.items() if now < until)
-        homes = (address for address in self._home_addresses if self._home_with_binding(address))
-        return frozenset(live) | frozenset(homes)
+        socket in the kernel (:mod:`agents.runtime.steering`).
+
+        The runtime asks after every burst of binding events, so the set is built again only when it can
+        differ (issue 9: rebuilding it walked every account and binding per burst): a source became known,
+        a home address gained or lost its binding, or a known source's time ran out. A renewal from a
+        known source returns the same object, whatever the table's size."""
+        key = (self._known_changes, self.table.membership_changes)
+        view = self._known_view
+        if view is not None and view.key == key and view.computed_at <= now < view.valid_until:
+            return view.sources
+        live = [(address, until) for address, until in self._known.items() if now < until]
+        homes = (address for address in self.table.home_addresses() if address in self._home_addresses)
+        sources = frozenset(address for address, _ in live) | frozenset(homes)
+        valid_until = min((until for _, until in live), default=math.inf)
+        self._known_view = _KnownView(sources, key, now, valid_until)
+        self.known_view_builds += 1
+        return sources
 
     @property
     def home_addresses(self) -> frozenset[IPv4Address]:
@@ -662,6 +690,8 @@ class HomeAgent:
     def _remember_until(self, source: IPv4Address, expiry: float, now: float | None = None) -> None:
         until = expiry + KNOWN_GRACE
         self._known[source] = max(until, self._known.get(source, until))
+        if self._known_view is None or source not in self._known_view.sources:
+            self._known_changes += 1  # may have become known: the next known_sources() builds again
         if now is not None and len(self._known) > 64 + 4 * len(self._home_addresses):  # forget expired
             self._known = {address: end for address, end in self._known.items() if end > now}
 

@@ -42,7 +42,7 @@ def _network(prefix_length: int, prefix: IPv6Address) -> IPv6Network | None:
     """The registered prefix, host bits ignored (RFC 5454 §2.1); None for a link-local (255)."""
     if prefix_length == LINK_LOCAL_PREFIX_LENGTH:
         return None
-    return IPv6Network((prefix, prefix_length), strict=False)
+    return IPv6Network((int(prefix), prefix_length), strict=False)  # an int: no text round trip
 
 
 def _has_host_bits(prefix_length: int, prefix: IPv6Address) -> bool:
