@@ -53,6 +53,7 @@ from agents.datapath.libbpf import (
     map_lookup,
     map_update,
     possible_cpus,
+    trial_run,
 )
 from agents.datapath.projection import Change, HomeBinding
 from agents.datapath.tables import HomeAgentTable, MobileNodeTable
@@ -107,9 +108,42 @@ def object_problem(path: Path, source: Path, override_env: str) -> str | None:
     if override_env not in os.environ and (newer := newer_input(path, source)) is not None:
         return f"{path} is older than {newer.name}: rebuild it (tools/build-bpf.sh)"
     try:
-        BpfObject(str(path)).close()
+        loaded = BpfObject(str(path))
     except BpfError as error:
         return str(error)
+    try:
+        return decap_problem(loaded)
+    finally:
+        loaded.close()
+
+
+DECAP_PROBE_FRAME = (
+    bytes(12)
+    + b"\x08\x00"  # Ethernet, IPv4
+    + bytes.fromhex("4500002c00000000400400000a0000010a000002")  # outer IPv4, protocol 4 (RFC 2003)
+    + bytes.fromhex("4500001800000000401100000a0000030a000004")  # inner IPv4, UDP
+    + bytes(4)
+)
+"""One IPv4-in-IPv4 frame for ``decap_probe`` (bpf/decap_probe.h); checksums do not matter to the helper."""
+
+
+def decap_problem(loaded: BpfObject) -> str | None:
+    """Why this kernel cannot decapsulate with the loaded object's programs, or None: test-run its
+    ``decap_probe`` (Linux < 6.3 loads the programs but refuses BPF_F_ADJ_ROOM_DECAP_L3_IPV4 at run time,
+    so every tunnelled packet would be dropped). An object without the probe is not checked."""
+    try:
+        program = loaded.program_fd("decap_probe")
+    except BpfError:
+        return None
+    try:
+        error = trial_run(program, DECAP_PROBE_FRAME)
+    except BpfError as failure:
+        return f"cannot test-run the decapsulation probe: {failure}"
+    if error:
+        return (
+            f"this kernel ({os.uname().release}) refuses bpf_skb_adjust_room's BPF_F_ADJ_ROOM_DECAP_L3_IPV4 "
+            f"({os.strerror(error)}; it needs Linux 6.3 or later): the ebpf datapath could not decapsulate"
+        )
     return None
 
 

@@ -74,6 +74,7 @@ def library() -> ctypes.CDLL:
             getattr(lib, name).argtypes = [ctypes.POINTER(_TcHook)]
         for name in ("bpf_tc_attach", "bpf_tc_detach"):
             getattr(lib, name).argtypes = [ctypes.POINTER(_TcHook), ctypes.POINTER(_TcOpts)]
+        lib.bpf_prog_test_run_opts.argtypes = [ctypes.c_int, ctypes.POINTER(_TestRunOpts)]
         lib.ring_buffer__new.restype = pointer
         lib.ring_buffer__new.argtypes = [ctypes.c_int, SampleCallback, pointer, pointer]
         lib.ring_buffer__poll.argtypes = [pointer, ctypes.c_int]
@@ -90,6 +91,40 @@ def _check(result: int, what: str) -> int:
         code = -result
         raise BpfError(code, f"{what}: {os.strerror(code)}")
     return result
+
+
+class _TestRunOpts(ctypes.Structure):
+    """libbpf's ``struct bpf_test_run_opts`` (libbpf >= 0.7): the frame in, the program's return value out."""
+
+    _fields_ = [
+        ("sz", ctypes.c_size_t),
+        ("data_in", ctypes.c_void_p),
+        ("data_out", ctypes.c_void_p),
+        ("data_size_in", ctypes.c_uint32),
+        ("data_size_out", ctypes.c_uint32),
+        ("ctx_in", ctypes.c_void_p),
+        ("ctx_out", ctypes.c_void_p),
+        ("ctx_size_in", ctypes.c_uint32),
+        ("ctx_size_out", ctypes.c_uint32),
+        ("retval", ctypes.c_uint32),
+        ("repeat", ctypes.c_int),
+        ("duration", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("cpu", ctypes.c_uint32),
+        ("batch_size", ctypes.c_uint32),
+    ]
+
+
+def trial_run(program_fd: int, frame: bytes) -> int:
+    """Run a loaded tc program once on ``frame`` (an Ethernet frame) without attaching it
+    (BPF_PROG_TEST_RUN); its return value."""
+    data = ctypes.create_string_buffer(frame, len(frame))
+    out = ctypes.create_string_buffer(len(frame) + 256)
+    opts = _TestRunOpts(sz=ctypes.sizeof(_TestRunOpts), data_in=ctypes.addressof(data))
+    opts.data_size_in = len(frame)
+    opts.data_out, opts.data_size_out = ctypes.addressof(out), len(out)
+    _check(library().bpf_prog_test_run_opts(program_fd, ctypes.byref(opts)), "test run")
+    return int(opts.retval)
 
 
 class BpfObject:

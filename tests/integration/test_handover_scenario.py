@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.kernel import ebpf_expected
 from tests.support.scenario import FLOWS, REPO, ROUTE, Finished, run_scenario, tshark_fields
 from topologies.bridges import bridge_netfilter_tables
 from topologies.dualstack import process_tag
@@ -353,6 +354,10 @@ def test_the_scenario_passes_with_the_ebpf_datapath(ebpf_run: ScenarioRun) -> No
     """`--datapath ebpf`: every flow restored after every move, the choice and its reason in meta.json and
     in the HA's and MN's traces, and the HA's tc programs counted the traffic (not the userspace threads)."""
     finished = ebpf_run.finished
+    if not ebpf_expected():  # e.g. the VM's Linux 6.1: refused up front with the reason, nothing half-run
+        refused = finished.returncode == 2 and "Linux 6.3" in finished.stdout + finished.stderr
+        assert refused, finished.explain()
+        return
     assert finished.returncode == 0 and not finished.timed_out, finished.explain()
     assert "PASSED" in finished.stdout, finished.explain()
     for handover in ebpf_run.json("metrics.json")["handovers"]:

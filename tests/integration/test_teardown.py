@@ -29,6 +29,7 @@ import pytest
 
 from scenarios.harness import testbed as harness
 from scenarios.harness.runfolder import RunFolder
+from tests.support.kernel import ebpf_expected
 from tests.support.scenario import Finished, ScenarioProcess, run_scenario
 from topologies.dualstack import DualStackTopo, process_tag
 
@@ -268,6 +269,10 @@ def test_an_ebpf_run_leaves_nothing(tmp_path: Path, private_tmp: Path) -> None:
     """Issue 9: the ebpf datapath's clsact qdiscs, tc filters, programs and maps go with the run."""
     args = ["--datapath", "ebpf", "--dwell", "0.5", "--rate", "100"]
     finished = run_and_check_teardown(args, tmp_path / "run", private_tmp, "ebpf")
+    if not ebpf_expected():  # a kernel the ebpf datapath cannot run on: refused, and still nothing left
+        refused = finished.returncode == 2 and "Linux 6.3" in finished.stdout + finished.stderr
+        assert refused, finished.explain()
+        return
     assert finished.returncode == 0, finished.explain()
     assert "PASSED" in finished.stdout
 

@@ -38,10 +38,11 @@ from tests.netns.test_datapath import (
     links_settled,
     register,
 )
+from tests.support.kernel import DATAPATH_BACKENDS
 
 pytestmark = pytest.mark.root
 
-BACKENDS = ("userspace", "ebpf")
+BACKENDS = DATAPATH_BACKENDS
 
 
 @dataclass

@@ -30,10 +30,11 @@ from agents.datapath.foreign_agent import UserspaceForeignAgent
 from agents.datapath.selection import Choice, make_foreign_agent
 from agents.runtime.roles.fa_access import AccessLink, ipv4_packet, udp_datagram
 from tests.netns.conftest import Namespace, NamespaceFactory, wait_until
+from tests.support.kernel import DATAPATH_BACKENDS
 
 pytestmark = pytest.mark.root
 
-BACKENDS = ("userspace", "ebpf")
+BACKENDS = DATAPATH_BACKENDS
 PACKET_OUTGOING = 4
 HA, SPOOF, COA, ACCESS = "198.51.100.1", "198.51.100.3", "198.51.100.2", "10.0.1.1"
 CN, HOA, STRANGER = "203.0.113.10", "192.0.2.10", "192.0.2.99"

@@ -26,6 +26,7 @@ from tests.netns.agents_testbed import Agent, AgentBed
 from tests.netns.conftest import NamespaceFactory, ping, wait_until
 from tests.netns.fa_testbed import COA, HA_CONFIG, HOA, MN_CONFIG, MN_V6, fa_config, make_bed
 from tests.netns.test_agents import line_changes
+from tests.support.kernel import DATAPATH_BACKENDS
 
 pytestmark = pytest.mark.root
 
@@ -40,7 +41,7 @@ def config(bed: AgentBed, journal: Path | None = None) -> str:
     return text.replace("[runtime]\n", f'[runtime]\njournal = "{path}"\n', 1)
 
 
-@pytest.fixture(scope="module", params=("userspace", "ebpf"))
+@pytest.fixture(scope="module", params=DATAPATH_BACKENDS)
 def bed(
     request: pytest.FixtureRequest, namespaces: NamespaceFactory, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AgentBed]:

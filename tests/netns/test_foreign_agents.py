@@ -36,11 +36,12 @@ from tests.netns.fa_testbed import (
     make_bed,
     move,
 )
+from tests.support.kernel import DATAPATH_BACKENDS
 
 pytestmark = pytest.mark.root
 
 
-@pytest.fixture(scope="module", params=("userspace", "ebpf"))
+@pytest.fixture(scope="module", params=DATAPATH_BACKENDS)
 def bed(
     request: pytest.FixtureRequest, namespaces: NamespaceFactory, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AgentBed]:

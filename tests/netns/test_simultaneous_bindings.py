@@ -38,6 +38,7 @@ from agents.mip.wire.identification import timestamp_identification
 from agents.mip.wire.registration import RegistrationReply, RegistrationRequest, build_request
 from tests.netns.agents_testbed import HA_CONFIG, KEY1, AgentBed
 from tests.netns.conftest import Namespace, NamespaceFactory, capture, veth
+from tests.support.kernel import DATAPATH_BACKENDS
 
 pytestmark = pytest.mark.root
 
@@ -50,7 +51,7 @@ PROBE_PORT = 9999
 MAGIC = b"SBIC"
 
 
-BACKENDS = ("userspace", "ebpf")
+BACKENDS = DATAPATH_BACKENDS
 
 
 @pytest.fixture(params=BACKENDS)

@@ -69,6 +69,7 @@ static __always_inline void count(__u32 slot, __u64 amount)
 }
 
 #include "checksum.h"
+#include "decap_probe.h"
 
 /* RFC 2003 §3.1 / forwarding: TTL - 1 with the header checksum patched; -1 if the helper failed. */
 static __always_inline int decrement_ttl(struct __sk_buff *skb, __u32 offset, struct iphdr *ip)
