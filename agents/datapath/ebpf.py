@@ -26,7 +26,6 @@ clones): without one that copy is counted ``send_failed``. Reverse tunnels are a
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import logging
 import os
@@ -35,7 +34,7 @@ import socket
 import struct
 import subprocess
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from pathlib import Path
@@ -60,6 +59,7 @@ from agents.datapath.tables import HomeAgentTable, MobileNodeTable
 from agents.datapath.userspace import UserspaceHomeAgent, UserspaceMobileNode
 from agents.mip.common.bindings import effective_target, ipv4_copies, ipv4_sources
 from agents.mip.wire.ecn import DscpModel, ingress_table
+from agents.net.netlink import netns_fd_entered
 from agents.net.tun import TunDevice
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,6 @@ DROP_EVENT = struct.Struct("=IIII B3x 16s 16s")
 POLL_MS = 200
 PROTO_IPIP = 4
 PROTO_GRE = 47
-CLONE_NEWNET = 0x40000000
 ONE = struct.pack("=I", 1)
 TARGET_HOME_BYTES = struct.pack("=I", TARGET_HOME)
 TARGET_CARE_OF_BYTES = struct.pack("=I", TARGET_CARE_OF)
@@ -321,7 +320,7 @@ class EbpfEngine:
     def _own_namespace(self) -> contextlib.AbstractContextManager[None]:
         """Run the block in the network namespace this engine was made in (close() may come from any
         thread, e.g. a test's main thread outside the namespace)."""
-        return in_namespace(self._netns)
+        return netns_fd_entered(self._netns, "the datapath's namespace")  # libbpf acts in the caller's
 
 
 SIOCGIFHWADDR = 0x8927
@@ -586,21 +585,3 @@ class EbpfMobileNode(UserspaceMobileNode):
         for prefix in self._published_sources - sources.keys():
             map_delete(engine.fd("owners"), _v6_key(prefix))
         self._published_sources = set(sources)
-
-
-@contextlib.contextmanager
-def in_namespace(fd: int) -> Iterator[None]:
-    """Run the block in the network namespace ``fd`` and come back (libbpf's tc calls use the calling
-    thread's namespace)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    here = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns into the datapath's namespace failed")
-        try:
-            yield
-        finally:
-            if libc.setns(here, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns back failed")
-    finally:
-        os.close(here)

@@ -34,7 +34,6 @@ from agents.datapath.base import Counters, DropCallback
 from agents.datapath.ebpf import (
     _ethernet_interfaces,
     _remove_stale_filters,
-    in_namespace,
     object_problem,
 )
 from agents.datapath.fa_tables import VisitorRoute
@@ -49,6 +48,8 @@ from agents.datapath.libbpf import (
     map_update,
     possible_cpus,
 )
+from agents.net.arp import interface_mac
+from agents.net.netlink import netns_fd_entered
 
 __all__ = ["EbpfForeignAgent", "check_fa_loadable", "fa_object_path"]
 
@@ -63,7 +64,6 @@ VISITOR = struct.Struct("=4s4s6sBx")
 CONFIG = struct.Struct("=I6s2x")
 ONE = struct.pack("=I", 1)
 STALE_FILTER = re.compile(r"pref (\d+) bpf .*\bfa_(?:wire|access)_in\b")
-SIOCGIFHWADDR = 0x8927
 
 
 def fa_object_path() -> Path:
@@ -111,7 +111,7 @@ class EbpfForeignAgent(UserspaceForeignAgent):
                 for name in ("fa_config", "fa_care_ofs", "fa_visitors", "fa_punt", "fa_counters")
             }
             index = socket.if_nametoindex(access_interface)
-            config = CONFIG.pack(index, _mac_of(access_interface))
+            config = CONFIG.pack(index, interface_mac(access_interface))
             map_update(self._maps["fa_config"], bytes(4), config)
             for address in care_ofs:
                 map_update(self._maps["fa_care_ofs"], address.packed, ONE)
@@ -197,7 +197,7 @@ class EbpfForeignAgent(UserspaceForeignAgent):
         then the userspace part's close. Idempotent."""
         try:
             if self._attachments:
-                with in_namespace(self._netns):
+                with netns_fd_entered(self._netns, "the foreign agent's namespace"):
                     for attachment in reversed(self._attachments):
                         try:
                             attachment.remove()
@@ -212,14 +212,3 @@ class EbpfForeignAgent(UserspaceForeignAgent):
                 self._netns = -1
         finally:
             super().close()
-
-
-
-
-def _mac_of(interface: str) -> bytes:
-    """The interface's Ethernet address (ioctl SIOCGIFHWADDR in the calling thread's namespace)."""
-    import fcntl
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        answer = fcntl.ioctl(probe, SIOCGIFHWADDR, struct.pack("16s16x", interface.encode()))
-    return answer[18:24]

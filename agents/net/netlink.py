@@ -739,17 +739,27 @@ def netns_entered(name: str) -> Iterator[None]:
     Sockets, TUN devices and :class:`Netlink` objects created inside stay in that namespace after
     the block; threads started inside inherit it.
     """
-    libc = ctypes.CDLL(None, use_errno=True)
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     target = os.open(f"/run/netns/{name}", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        if libc.setns(target, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns into {name}: {os.strerror(ctypes.get_errno())}")
+        with netns_fd_entered(target, name):
+            yield
+    finally:
+        os.close(target)
+
+
+@contextmanager
+def netns_fd_entered(fd: int, label: str = "the namespace") -> Iterator[None]:
+    """Run the calling thread inside the network namespace open as ``fd`` (``label`` names it in errors),
+    then come back to the thread's own."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns into {label}: {os.strerror(ctypes.get_errno())}")
         try:
             yield
         finally:
             if libc.setns(home, CLONE_NEWNET) != 0:
                 raise OSError(ctypes.get_errno(), "setns back to the original namespace failed")
     finally:
-        os.close(target)
         os.close(home)
