@@ -31,6 +31,7 @@ from typing import Any
 from agents.mip.common.trace_schema import TraceEvent
 from scenarios.harness.testbed import Testbed, wait_until
 from topologies.dualstack import DualStackTopo
+from topologies.nodes import start_scale
 
 MODES = ("standard", "pre", "post")
 PRE_TIMEOUT = 1.5
@@ -41,6 +42,14 @@ EXPECT_TIMEOUT = 5.0
 HANDOFF_IN = 1.5
 """Seconds until the link changes, as the trigger announces it (the move comes as soon as the
 pre-registration is in place, so usually well before)."""
+
+
+def scaled(seconds: float) -> float:
+    """``seconds`` times ``DSMIP_START_SCALE`` (:func:`topologies.nodes.start_scale`). Every wait of this
+    module goes through it: under a VM's emulation one registration round trip takes 0.7–1.6 s, and a
+    harness that gave up on the pre-registration at an unscaled 1.5 s moved before it was in place, with
+    the losses and no bicast of a break-before-make move."""
+    return seconds * start_scale()
 
 
 def interface_mac(bed: Testbed, node: str, interface: str) -> str:
@@ -100,13 +109,13 @@ class LowLatencyHandoff:
             "expect-visitor",
             home_address=self.home_address,
             link_address=self.mn_mac,
-            timeout=EXPECT_TIMEOUT,
+            timeout=scaled(EXPECT_TIMEOUT),
         )
         trigger = {
             "agent": agent,
             "care_of": care_of,
             "link_address": self.fa_mac(to),
-            "handoff_in": HANDOFF_IN,
+            "handoff_in": scaled(HANDOFF_IN),
         }
         return self._pre_register(number, to, before, trigger)
 
@@ -121,10 +130,10 @@ class LowLatencyHandoff:
         # the MN answers once its pre-registration is accepted (no polling: every poll of its status
         # delayed the move, and the new FA buffered the S-bit copies the old one delivered meanwhile);
         # the new FA relayed that reply, so it lists the visitor already (checked once, polled if not)
-        waited = self.bed.ask(self.mobile_node, "wait-pre-ready", timeout=PRE_TIMEOUT)
+        waited = self.bed.ask(self.mobile_node, "wait-pre-ready", timeout=scaled(PRE_TIMEOUT))
         ready = bool(waited.get("ready")) and (
             self._fresh_visitor(to, before)
-            or wait_until(lambda: self._pre_ready(to, before), PRE_TIMEOUT, interval=0.002)
+            or wait_until(lambda: self._pre_ready(to, before), scaled(PRE_TIMEOUT), interval=0.002)
         )
         trace.emit(TraceEvent.PRE_REGISTERED if ready else TraceEvent.PRE_TIMEOUT, handover=number, to=to)
         return ready
@@ -135,16 +144,17 @@ class LowLatencyHandoff:
         trace.emit(TraceEvent.L2_TRIGGER, handover=number, to=to, mode=self.mode)
         self.bed.ask(
             to, "edge-tunnel-target", home_address=home, peer=self._care_of(source),
-            link_address=self.mn_mac, lifetime=EXPECT_TIMEOUT,
+            link_address=self.mn_mac, lifetime=scaled(EXPECT_TIMEOUT),
         )  # fmt: skip
         self.bed.ask(
-            source, "edge-tunnel-source", home_address=home, peer=self._care_of(to), lifetime=EXPECT_TIMEOUT
-        )
+            source, "edge-tunnel-source", home_address=home, peer=self._care_of(to),
+            lifetime=scaled(EXPECT_TIMEOUT),
+        )  # fmt: skip
         fa = self._fa(to)
         agent = fa["foreign_agent"]["advertisement"]["router_addresses"][0].split("/")[0]
         self.bed.ask(
             self.mobile_node, "handoff-trigger", agent=agent, care_of=self._care_of(to),
-            link_address=self.fa_mac(to), handoff_in=HANDOFF_IN, pre_register=False,
+            link_address=self.fa_mac(to), handoff_in=scaled(HANDOFF_IN), pre_register=False,
         )  # fmt: skip
         answer = self.bed.ask(source, "visitor-detached", home_address=home)
         trace.emit(

@@ -31,7 +31,7 @@ import subprocess
 import time
 
 from agents.mip.common.trace_schema import TraceEvent
-from scenarios.handoff import HANDOFF_IN, LowLatencyHandoff
+from scenarios.handoff import HANDOFF_IN, LowLatencyHandoff, scaled
 from scenarios.harness.testbed import Testbed
 from topologies.dualstack import DualStackTopo
 
@@ -96,12 +96,12 @@ class MakeBeforeBreak(LowLatencyHandoff):
             "agent": agent,
             "care_of": self._care_of(to),
             "link_address": self.fa_mac(to),
-            "handoff_in": HANDOFF_IN + OVERLAP,
+            "handoff_in": scaled(HANDOFF_IN + OVERLAP),
             "request_to": agent,
         }
         ready = self._pre_register(number, to, before, trigger)
         if ready:
-            time.sleep(OVERLAP)  # both bindings at the HA, both interfaces up: every packet twice
+            time.sleep(scaled(OVERLAP))  # both bindings at the HA, both interfaces up: every packet twice
         return ready
 
     def after_link_up(self, number: int, source: str, to: str) -> None:

@@ -26,6 +26,7 @@ from scenarios.harness.signals import Interrupted, raise_interrupted
 from topologies.build import build_network, configure, stop_network
 from topologies.dualstack import DualStackTopo
 from topologies.host_flows import forget_testbed_flows
+from topologies.nodes import start_scale
 
 logger = logging.getLogger(__name__)
 SNAPLEN = 256
@@ -201,9 +202,11 @@ class Testbed:
             self.trace.emit(TraceEvent.AGENT_STARTED, agent=node, role=role)
 
     def ask(self, node: str, command: str, **args: Any) -> Any:
-        """One control-socket request to ``node``'s agent (design.md §5); raises on an error answer."""
+        """One control-socket request to ``node``'s agent (design.md §5); raises on an error answer. The
+        answer may take 5 s (scaled by ``DSMIP_START_SCALE``) plus the command's own ``timeout``."""
         line = json.dumps({"command": command, "args": args}).encode() + b"\n"
-        answer = send_request(self.run.control(node), line, 5.0)
+        within = 5.0 * start_scale() + float(args.get("timeout", 0.0))
+        answer = send_request(self.run.control(node), line, within)
         if not answer.get("ok"):
             raise RuntimeError(f"{node} {command}: {answer.get('error', answer)}")
         return answer["result"]

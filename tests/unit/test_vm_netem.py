@@ -96,3 +96,41 @@ def test_namespace_snapshots_ignore_only_the_kernels_fallback_tunnels() -> None:
     assert without_fallback_devices(addresses) == "1: lo  inet 127.0.0.1/8\n4: mip0  inet 192.0.2.100/32\n"
     # a device of ours named like a fallback one but not one of them stays
     assert without_fallback_devices("sit0x: <UP>\n") == "sit0x: <UP>\n"
+
+
+def test_handoff_waits_scale_with_the_start_scale(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under emulation one pre-registration round trip takes 0.7–1.6 s: the harness's wait for it (and the
+    announced time to the move, the FA's expectation, the bicast overlap) must grow with the scale, or the
+    harness moves before the pre-registration is in place (the VM's make-before-break and pre failures)."""
+    from scenarios.handoff import PRE_TIMEOUT, scaled
+
+    monkeypatch.delenv(START_SCALE_ENV, raising=False)
+    assert scaled(PRE_TIMEOUT) == PRE_TIMEOUT
+    monkeypatch.setenv(START_SCALE_ENV, "5")
+    assert scaled(PRE_TIMEOUT) == 5 * PRE_TIMEOUT
+
+
+def test_a_control_request_may_take_its_own_timeout_plus_the_scaled_reply_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``Testbed.ask`` gives the agent the command's own ``timeout`` (wait-pre-ready) on top of 5 s times the
+    scale before it calls the request lost."""
+    import scenarios.harness.testbed as testbed
+
+    seen: list[float] = []
+
+    def fake_send(path: object, line: bytes, timeout: float) -> dict[str, object]:
+        seen.append(timeout)
+        return {"ok": True, "result": {}}
+
+    class Run:
+        def control(self, node: str) -> str:
+            return f"/nonexistent/{node}.sock"
+
+    monkeypatch.setattr(testbed, "send_request", fake_send)
+    bed = testbed.Testbed.__new__(testbed.Testbed)
+    bed.run = Run()  # type: ignore[assignment]
+    monkeypatch.setenv(START_SCALE_ENV, "4")
+    bed.ask("mn1", "wait-pre-ready", timeout=6.0)
+    bed.ask("mn1", "status")
+    assert seen == [26.0, 20.0]
