@@ -229,7 +229,10 @@ def datapath_problem(scenario: str, requested: str, args: Any = None) -> str | N
 
 
 class Plan(Protocol):
-    """A scenario run: :meth:`execute` drives the testbed and returns the rendered result."""
+    """A scenario run on ``topo``: :meth:`execute` drives the testbed and returns the rendered result."""
+
+    topo: Any
+    """The topology (its ``specs``: node name → :class:`topologies.spec.NodeSpec`)."""
 
     def execute(self) -> Any: ...
 
@@ -238,6 +241,7 @@ def run_plan(scenario: str, args: argparse.Namespace, run: RunFolder, plan: Call
     """Execute the plan ``plan()`` builds, making the run folder only once it is built (a bad ``--set``
     leaves none); a setup failure is one line (1), names in use are 2; the exit
     status is 0 only when every expectation held. Imports Mininet: call it after the preflight checks."""
+    from scenarios.harness.config_check import check_overridden_configs
     from scenarios.harness.links import MoveError
     from topologies.build import ConfigureError, NamesInUseError, NetworkStartTimeout
     from topologies.nodes import ProcessStartError
@@ -245,6 +249,7 @@ def run_plan(scenario: str, args: argparse.Namespace, run: RunFolder, plan: Call
 
     try:
         planned = plan()  # the topology, with every --set applied: refused before the folder exists
+        check_overridden_configs(planned.topo.specs, args.set)  # and each value by its agent's loader
         try:
             run.make()
         except OSError as error:
