@@ -31,7 +31,10 @@ def test_a_refused_set_leaves_no_run_folder(scenario: str, tmp_path: Path) -> No
 
 
 BAD_VALUES = (
-    ("mn1.mobile_node.renewal_fraction=abc", "mobile_node.renewal_fraction: expected a number, got str 'abc'"),
+    (
+        "mn1.mobile_node.renewal_fraction=abc",
+        "mobile_node.renewal_fraction: expected a number, got str 'abc'",
+    ),
     ("ha.home_agent.max_lifetime=abc", "home_agent.max_lifetime: expected an integer, got str 'abc'"),
     ("mn1.mobile_node.bogus_key=1", "mobile_node.bogus_key: unknown key"),
 )
