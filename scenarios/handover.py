@@ -27,7 +27,7 @@ from scenarios.harness.options import (
     seconds,
 )
 from scenarios.harness.progress import Progress
-from scenarios.harness.runfolder import RunFolder
+from scenarios.harness.runfolder import S_HANDOFFS, RunFolder
 
 ROUTE = ("fa1", "fa2", "home")
 SETTLE_TIMEOUT = 15.0
@@ -68,10 +68,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_common_options(parser, "handover", default_rate=1000.0)
     add_netem_options(parser)
     args = parser.parse_args(argv)
-    if args.handoff == "make-before-break" and args.datapath == "kernel":
+    if args.handoff in S_HANDOFFS and args.datapath == "kernel":
         parser.error(
-            "--handoff make-before-break needs simultaneous bindings (RFC 5944 §3.6.1.3), which the kernel "
-            "datapath cannot copy (its HA answers S with code 1): use --datapath userspace or ebpf"
+            f"--handoff {args.handoff} needs simultaneous bindings (RFC 5944 §3.6.1.3), which the kernel "
+            "datapath cannot copy (its HA answers S with code 1): use --datapath userspace, ebpf or auto"
         )
     return args
 

@@ -11,7 +11,7 @@ from typing import Any
 from reports import RunResult, render, summary_table, verdict_lines
 from scenarios.harness.options import home_netem
 from scenarios.harness.progress import Progress
-from scenarios.harness.runfolder import RunFolder, kernel_notes, start_meta
+from scenarios.harness.runfolder import S_HANDOFFS, RunFolder, kernel_notes, start_meta
 from scenarios.harness.testbed import Testbed, wait_until
 from topologies.addressing import CN4, CN6
 from topologies.dualstack import DualStackTopo, process_tag
@@ -55,6 +55,7 @@ class HandoverRun:
             overrides=args.set,
             home_netem=home_netem(args),
             second_interfaces=getattr(args, "handoff", "standard") == "make-before-break",
+            simultaneous_bindings=getattr(args, "handoff", "standard") in S_HANDOFFS,
         )
 
     def expect(self, name: str, passed: bool, detail: str = "") -> bool:

@@ -147,6 +147,7 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         home_netem: str | None = None,
         ingress_filter: bool = False,
         second_interfaces: bool = False,
+        simultaneous_bindings: bool = False,
         **params: Any,
     ) -> None:
         self.tag = check_tag(tag)
@@ -167,6 +168,10 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         port on the last visited network's bridge: the harness brings it up for a make-before-break move
         (RFC 5944 §3.6.1.3, :mod:`scenarios.handoff_mbb`). It exists from the start, so a datapath that
         attaches to the node's interfaces when it starts (ebpf) covers it too."""
+        self.simultaneous_bindings = simultaneous_bindings or second_interfaces
+        """The run's mobile nodes register with S (``--handoff pre`` and ``make-before-break``): the HA's
+        config says it needs simultaneous bindings (``need_simultaneous_bindings``), so its datapath is one
+        that sends a copy to each care-of address (RFC 5944 §3.6.1.3)."""
         self.netem_links: list[tuple[str, str, str]] = []
         """(node, interface, netem arguments): the qdiscs :func:`topologies.build.configure` adds (a switch's
         ports are in the root namespace)."""
@@ -476,5 +481,5 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
             journal=self.ha_journal,
             # ebpf carries neither minimal encapsulation nor UDP tunnels: offered with userspace only
             udp_tunnelling=self.datapath == "userspace" or self.udp_keepalive is not None,
-            simultaneous_bindings=self.second_interfaces,  # make-before-break registers with S
+            simultaneous_bindings=self.simultaneous_bindings,
         )

@@ -153,13 +153,21 @@ UDP_SCENARIOS = ("nat_traversal",)
 """Scenarios whose mobile nodes tunnel in UDP (RFC 3519), which the ebpf datapath does not carry."""
 
 
+S_HANDOFFS = ("pre", "make-before-break")
+"""``--handoff`` modes whose mobile node registers the new care-of address with S before it leaves the old
+one (RFC 4881 §3 pre-registration, make-before-break; RFC 5944 §3.6.1.3). A home agent that cannot keep
+simultaneous bindings answers code 1 and moves the binding at once: the reply to a pre-registration then
+follows the new binding to the new FA, which buffers it for a visitor that has not arrived, and the harness
+moves without it (seen in the VM with the kernel datapath: downlink never came back)."""
+
+
 def run_needs(scenario: str, args: Any) -> Needs:
     """What the run asks of the home agent's datapath: RFC 3519 UDP tunnels (:data:`UDP_SCENARIOS`),
-    simultaneous bindings (``--handoff make-before-break`` registers with S, RFC 5944 §3.6.1.3)."""
+    simultaneous bindings (:data:`S_HANDOFFS`)."""
     from agents.datapath.selection import Needs
 
-    mbb = getattr(args, "handoff", None) == "make-before-break"
-    return Needs(udp_tunnels=scenario in UDP_SCENARIOS, simultaneous_bindings=mbb)
+    with_s = getattr(args, "handoff", None) in S_HANDOFFS
+    return Needs(udp_tunnels=scenario in UDP_SCENARIOS, simultaneous_bindings=with_s)
 
 
 def datapath_choice(requested: str, needs: Needs | None = None) -> dict[str, str]:

@@ -94,11 +94,13 @@ def test_a_forged_share_without_the_flood_phase_is_refused() -> None:
     assert parse_args(["--phases", "spoof"]).forged_share == 0.0
 
 
-def test_make_before_break_on_the_kernel_datapath_is_refused_in_one_line() -> None:
-    """RFC 5944 §3.6.1.3: the kernel backend cannot send a copy to each care-of address."""
-    command = ["-m", "scenarios.handover", "--handoff", "make-before-break", "--datapath", "kernel"]
+@pytest.mark.parametrize("handoff", ["make-before-break", "pre"])
+def test_a_handoff_with_s_on_the_kernel_datapath_is_refused_in_one_line(handoff: str) -> None:
+    """RFC 5944 §3.6.1.3: the kernel backend cannot send a copy to each care-of address; RFC 4881 §3
+    pre-registration registers with S too (its reply comes back through the old binding)."""
+    command = ["-m", "scenarios.handover", "--handoff", handoff, "--datapath", "kernel"]
     finished = subprocess.run(
         [sys.executable, *command], cwd=REPO, capture_output=True, text=True, timeout=60
     )
     assert finished.returncode == 2 and "Traceback" not in finished.stderr, finished
-    assert "make-before-break needs simultaneous bindings" in finished.stderr.strip().splitlines()[-1]
+    assert f"{handoff} needs simultaneous bindings" in finished.stderr.strip().splitlines()[-1]

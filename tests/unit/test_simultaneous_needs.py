@@ -35,6 +35,8 @@ def test_the_make_before_break_topology_tells_its_home_agent() -> None:
         "need_simultaneous_bindings"
     ]
     assert "need_simultaneous_bindings" not in ha_runtime(DualStackTopo(tag="z9n", datapath="auto"))
+    pre = DualStackTopo(tag="z9n", simultaneous_bindings=True, datapath="auto")  # --handoff pre
+    assert ha_runtime(pre)["need_simultaneous_bindings"] and not pre.second_interfaces
 
 
 def test_the_home_agent_reads_the_need_into_its_datapath_choice(tmp_path: Path) -> None:
@@ -62,5 +64,7 @@ def test_a_need_the_home_agent_refuses_itself_is_a_config_error(tmp_path: Path) 
 def test_the_harness_records_the_runs_needs() -> None:
     mbb = argparse.Namespace(handoff="make-before-break", datapath="auto")
     assert run_needs("handover", mbb) == Needs(simultaneous_bindings=True)
-    assert run_needs("handover", argparse.Namespace(handoff="pre")) == Needs()
+    pre = argparse.Namespace(handoff="pre")  # RFC 4881 §3: the pre-registration carries S
+    assert run_needs("handover", pre) == Needs(simultaneous_bindings=True)
+    assert run_needs("handover", argparse.Namespace(handoff="post")) == Needs()
     assert run_needs("nat_traversal", argparse.Namespace()) == Needs(udp_tunnels=True)
