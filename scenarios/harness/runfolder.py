@@ -156,9 +156,10 @@ UDP_SCENARIOS = ("nat_traversal",)
 S_HANDOFFS = ("pre", "make-before-break")
 """``--handoff`` modes whose mobile node registers the new care-of address with S before it leaves the old
 one (RFC 4881 §3 pre-registration, make-before-break; RFC 5944 §3.6.1.3). A home agent that cannot keep
-simultaneous bindings answers code 1 and moves the binding at once: the reply to a pre-registration then
-follows the new binding to the new FA, which buffers it for a visitor that has not arrived, and the harness
-moves without it (seen in the VM with the kernel datapath: downlink never came back)."""
+simultaneous bindings answers code 1 and moves the binding at once, while the pre-registration's reply is
+still routed to the home address, which the moved binding sends to the new FA, where the node is not yet (in
+the VM with the kernel datapath the harness's wait for it timed out and the downlink was never counted as
+restored after that move)."""
 
 
 def run_needs(scenario: str, args: Any) -> Needs:
