@@ -67,7 +67,7 @@ from agents.mip.wire.codes import ExtensionType, MessageType, RegistrationFlag, 
 from agents.mip.wire.dsmip import PrefixReply
 from agents.mip.wire.errors import DecodeError
 from agents.mip.wire.extensions import LocatedExtension, UdpTunnelReply
-from agents.mip.wire.registration import RegistrationReply, RegistrationRequest
+from agents.mip.wire.registration import RegistrationRequest, encode_reply
 
 TRANSITIONS = HOME_AGENT_TRANSITIONS
 _MN_HA = ExtensionType.MOBILE_HOME_AUTH
@@ -679,8 +679,8 @@ class HomeAgent:
         extensions: tuple[PrefixReply | UdpTunnelReply, ...] = prefix_replies
         if udp_reply is not None:
             extensions = (*prefix_replies, udp_reply)  # before the MN-HA authentication (RFC 3519 §3.2)
-        reply = RegistrationReply(code, lifetime, home, self.config.address, ident, extensions)
-        payload = append_authentication(reply.encode(), ExtensionType.MOBILE_HOME_AUTH, account.association)
+        fields = encode_reply(code, lifetime, home, self.config.address, ident, extensions)
+        payload = append_authentication(fields, _MN_HA, account.association)
         self._outgoing.append(
             OutgoingDatagram(payload, incoming.source, incoming.port, self.config.address, self.config.port)
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from ipaddress import IPv4Address
 from typing import ClassVar, Self
 
@@ -56,7 +57,8 @@ def _check_fixed_part(data: bytes, message_type: int, name: str) -> None:
 
 
 class _ExtensionLookups:
-    """Lookups shared by both messages over their ``extensions`` tuple."""
+    """Lookups shared by both messages over their ``extensions`` tuple (:attr:`tunneling_modes`, asked for
+    three times per request by the home agent, is worked out once: messages are frozen, issue 9)."""
 
     extensions: tuple[Extension, ...]
 
@@ -99,7 +101,7 @@ class _ExtensionLookups:
         """The DSMIPv4 IPv6 Prefix Replies (RFC 5454 §2.2), in order."""
         return tuple(e for e in self.extensions if isinstance(e, PrefixReply))
 
-    @property
+    @cached_property
     def tunneling_modes(self) -> tuple[TunnelingMode, ...]:
         """The DSMIPv4 IPv6 Tunneling Mode extensions (RFC 5454 §2.3); at most one is allowed."""
         return tuple(e for e in self.extensions if isinstance(e, TunnelingMode))
@@ -255,6 +257,22 @@ class RegistrationReply(_ExtensionLookups):
 
 
 RegistrationMessage = RegistrationRequest | RegistrationReply
+
+
+def encode_reply(
+    code: int,
+    lifetime: int,
+    home_address: IPv4Address,
+    home_agent: IPv4Address,
+    identification: int,
+    extensions: Sequence[PrefixReply | UdpTunnelReply],
+) -> bytes:
+    """``RegistrationReply(...).encode()`` for a home agent's own reply (RFC 5944 §3.4) without building
+    the message object (issue 9: one per request); the fields must be in range (struct.error otherwise)."""
+    fixed = _REPLY_FORMAT.pack(
+        MessageType.REGISTRATION_REPLY, code, lifetime, home_address.packed, home_agent.packed, identification
+    )
+    return fixed + b"".join(extension.encode() for extension in extensions)
 
 
 def decode_message(data: bytes) -> RegistrationMessage:
