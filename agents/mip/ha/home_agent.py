@@ -16,6 +16,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
+from typing import NamedTuple
 
 from agents.mip.common.bindings import (
     UNKNOWN_PORT,
@@ -82,8 +83,9 @@ def _prefix_text(prefix: IPv6Address, length: int) -> str:
     return f"{prefix}/{length}"
 
 
-@dataclass(frozen=True)
-class _Incoming:
+class _Incoming(NamedTuple):
+    """One request on its way through the pipeline (a tuple: one is made per datagram, issue 9)."""
+
     raw: bytes
     request: RegistrationRequest
     source: IPv4Address
