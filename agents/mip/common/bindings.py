@@ -27,6 +27,9 @@ from agents.mip.common.config import Encapsulation
 from agents.mip.wire.ip import PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_MINIMAL, PROTO_UDP
 
 _MIN_HEAP_COMPACTION = 64
+_ALL_ONES = (1 << 128) - 1
+_HOSTMASKS = tuple((1 << (128 - length)) - 1 for length in range(129))
+_NETMASKS = tuple(_ALL_ONES ^ hostmask for hostmask in _HOSTMASKS)
 
 
 class TunnelTarget(StrEnum):
@@ -246,6 +249,9 @@ class PrefixChanges:
     changed: tuple[PrefixBinding, ...] = ()
 
 
+_NO_PREFIX_CHANGES = PrefixChanges()
+
+
 class PrefixOwners:
     """Which home address registered which IPv6 prefix, with overlap queries in O(log n) (RFC 5454 §3.3).
 
@@ -256,6 +262,9 @@ class PrefixOwners:
 
     def __init__(self) -> None:
         self._owner: dict[IPv6Network, IPv4Address] = {}
+        self._by_start: dict[tuple[int, int], IPv4Address] = {}
+        """The same owners by (first address as an int, prefix length): supernets are found with a mask,
+        without building an ``IPv6Network`` per length in use (issue 9)."""
         self._lengths: Counter[int] = Counter()
         self._starts: list[tuple[int, IPv6Network]] = []
 
@@ -272,31 +281,37 @@ class PrefixOwners:
     def overlapping(self, prefix: IPv6Network) -> list[IPv4Address]:
         """Owners of registered prefixes that contain ``prefix`` or lie inside it (one per prefix)."""
         owners = []
-        for length in self._lengths:  # registered prefixes containing ``prefix``
-            if length <= prefix.prefixlen:
-                owner = self._owner.get(prefix.supernet(new_prefix=length))
+        length = prefix.prefixlen
+        first = int(prefix.network_address)
+        by_start = self._by_start
+        for registered in self._lengths:  # registered prefixes containing ``prefix``
+            if registered <= length:
+                owner = by_start.get((first & _NETMASKS[registered], registered))
                 if owner is not None:
                     owners.append(owner)
-        first, last = int(prefix.network_address), int(prefix.broadcast_address)
+        last = first | _HOSTMASKS[length]
         index = bisect_left(self._starts, (first,))
         while index < len(self._starts) and self._starts[index][0] <= last:
-            registered = self._starts[index][1]  # starts inside ``prefix``: inside or equal
-            if registered.prefixlen > prefix.prefixlen:  # equal ones were found above
-                owners.append(self._owner[registered])
+            inside = self._starts[index][1]  # starts inside ``prefix``: inside or equal
+            if inside.prefixlen > length:  # equal ones were found above
+                owners.append(self._owner[inside])
             index += 1
         return owners
 
     def add(self, prefix: IPv6Network, owner: IPv4Address) -> None:
         """Record ``owner`` for ``prefix`` (a new owner replaces the old one)."""
+        start = int(prefix.network_address)
         if prefix not in self._owner:
             self._lengths[prefix.prefixlen] += 1
-            insort(self._starts, (int(prefix.network_address), prefix))
+            insort(self._starts, (start, prefix))
         self._owner[prefix] = owner
+        self._by_start[(start, prefix.prefixlen)] = owner
 
     def remove(self, prefix: IPv6Network) -> None:
         """Forget ``prefix`` (nothing if it is not registered)."""
         if self._owner.pop(prefix, None) is None:
             return
+        del self._by_start[(int(prefix.network_address), prefix.prefixlen)]
         self._lengths[prefix.prefixlen] -= 1
         if not self._lengths[prefix.prefixlen]:
             del self._lengths[prefix.prefixlen]
@@ -460,8 +475,10 @@ class BindingTable:
         The caller must have refused overlaps with other mobile nodes first.
         """
         binding = self._binding_for(home_address)
-        new = {item.prefix: item for item in wanted}
         old = binding.prefixes
+        if len(wanted) == len(old) and list(old.values()) == wanted:
+            return _NO_PREFIX_CHANGES  # a renewal naming the same prefixes: no dict, no hashing (issue 9)
+        new = {item.prefix: item for item in wanted}
         removed = tuple(item for prefix, item in old.items() if prefix not in new)
         added = tuple(item for prefix, item in new.items() if prefix not in old)
         changed = tuple(item for prefix, item in new.items() if prefix in old and old[prefix] != item)

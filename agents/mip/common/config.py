@@ -106,6 +106,9 @@ def _check_ipv6_prefixes(owner: str, name: str, prefixes: tuple[IPv6Network, ...
     _require(len(set(prefixes)) == len(prefixes), f"{owner}: {name} lists a prefix twice")
 
 
+ALLOWS_MEMO_SIZE = 64
+"""Prefixes whose :meth:`MobileNodeAccount.allows` answer one account remembers (cleared when full)."""
+
 link_local_for = ipv4_embedded_link_local
 """The tunnel link-local ``fe80::a.b.c.d`` embedding an IPv4 address (RFC 4213 §3.7); one implementation."""
 
@@ -132,14 +135,27 @@ class MobileNodeAccount:
         _require(self.nai is None or 0 < len(self.nai) <= 255, f"{owner}: nai must be 1..255 characters")
         _check_ipv6_prefixes(owner, "allowed_prefixes", self.allowed_prefixes)
 
-    @property
+    @cached_property
     def association(self) -> SecurityAssociation:
-        """The MN-HA security association (RFC 5944 §3.5.2)."""
+        """The MN-HA security association (RFC 5944 §3.5.2); built once, the account is immutable."""
         return SecurityAssociation(self.spi, self.key, self.algorithm)
 
     def allows(self, prefix: IPv6Network) -> bool:
-        """True if ``prefix`` lies inside one of the allowed prefixes."""
-        return any(prefix.subnet_of(allowed) for allowed in self.allowed_prefixes)
+        """True if ``prefix`` lies inside one of the allowed prefixes (RFC 5454 §3.7). The answers are
+        remembered per account (issue 9: a renewal asks the same question every time); the account is
+        frozen, so an answer never changes (a changed config is a new account with an empty memo)."""
+        memo = self._allows_memo
+        known = memo.get(prefix)
+        if known is None:
+            known = any(prefix.subnet_of(allowed) for allowed in self.allowed_prefixes)
+            if len(memo) >= ALLOWS_MEMO_SIZE:
+                memo.clear()
+            memo[prefix] = known
+        return known
+
+    @cached_property
+    def _allows_memo(self) -> dict[IPv6Network, bool]:
+        return {}
 
 
 @dataclass(frozen=True)

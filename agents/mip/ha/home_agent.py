@@ -8,6 +8,7 @@ Per mobile node the state is HOME or AWAY; changes go through :data:`TRANSITIONS
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
@@ -15,6 +16,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
+from typing import NamedTuple
 
 from agents.mip.common.bindings import (
     UNKNOWN_PORT,
@@ -61,20 +63,29 @@ from agents.mip.ha.policy import PrefixDecision
 from agents.mip.ha.quick_reject import fails_quickly
 from agents.mip.ha.restore import RestoreOutcome, SavedBinding, usable_care_ofs, usable_prefixes
 from agents.mip.wire import identification
-from agents.mip.wire.auth import append_authentication, verify_with
+from agents.mip.wire.auth import append_authentication, verify_located
 from agents.mip.wire.codes import ExtensionType, MessageType, RegistrationFlag, ReplyCode, describe
 from agents.mip.wire.dsmip import PrefixReply
 from agents.mip.wire.errors import DecodeError
-from agents.mip.wire.extensions import UdpTunnelReply
-from agents.mip.wire.registration import RegistrationReply, RegistrationRequest
+from agents.mip.wire.extensions import LocatedExtension, UdpTunnelReply
+from agents.mip.wire.registration import RegistrationRequest, encode_reply
 
 TRANSITIONS = HOME_AGENT_TRANSITIONS
+_MN_HA = ExtensionType.MOBILE_HOME_AUTH
 
 _log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class _Incoming:
+@functools.lru_cache(maxsize=4096)
+def _prefix_text(prefix: IPv6Address, length: int) -> str:
+    """``prefix/length`` for a ReplySent trace line: a pure function of its arguments, remembered because
+    a renewal names the same prefixes every time and IPv6 text is slow to make (issue 9)."""
+    return f"{prefix}/{length}"
+
+
+class _Incoming(NamedTuple):
+    """One request on its way through the pipeline (a tuple: one is made per datagram, issue 9)."""
+
     raw: bytes
     request: RegistrationRequest
     source: IPv4Address
@@ -82,6 +93,8 @@ class _Incoming:
     now: float
     received: RequestReceived
     """Emitted once the request is authenticated, or its failure is within the source's budget."""
+    located: tuple[LocatedExtension, ...] = ()
+    """Where ``request``'s extensions sit in ``raw``: the MN-HA check reads them (parsed once)."""
 
 
 KNOWN_GRACE = 30.0
@@ -330,7 +343,7 @@ class HomeAgent:
             return
         if self._quickly_rejected(raw, address, now):
             return
-        request = RegistrationRequest.decode(raw)
+        request, located = RegistrationRequest.decode_located(raw)
         self.counters["requests"] += 1
         received = RequestReceived(
             address,
@@ -341,7 +354,7 @@ class HomeAgent:
             int(request.flags),
             request.identification,
         )
-        incoming = _Incoming(raw, request, address, port, now, received)
+        incoming = _Incoming(raw, request, address, port, now, received, located)
         account = self._screen(incoming)
         if account is not None and self._authenticated(incoming, account):
             self._emit(received)
@@ -410,7 +423,7 @@ class HomeAgent:
             reason = f"{len(extensions)} MN-HA authentication extensions instead of exactly one"
         elif extension.spi != account.spi:
             reason = f"SPI {extension.spi} is not the configured {account.spi}"
-        elif not verify_with(incoming.raw, ExtensionType.MOBILE_HOME_AUTH, account.association):
+        elif not verify_located(incoming.raw, incoming.located, _MN_HA, account.association):
             reason = "authenticator does not verify"
         elif ha_policy.nai_mismatch(request, account):
             reason = f"NAI {request.nai!r} does not match the configured NAI"
@@ -668,8 +681,8 @@ class HomeAgent:
         extensions: tuple[PrefixReply | UdpTunnelReply, ...] = prefix_replies
         if udp_reply is not None:
             extensions = (*prefix_replies, udp_reply)  # before the MN-HA authentication (RFC 3519 §3.2)
-        reply = RegistrationReply(code, lifetime, home, self.config.address, ident, extensions)
-        payload = append_authentication(reply.encode(), ExtensionType.MOBILE_HOME_AUTH, account.association)
+        fields = encode_reply(code, lifetime, home, self.config.address, ident, extensions)
+        payload = append_authentication(fields, _MN_HA, account.association)
         self._outgoing.append(
             OutgoingDatagram(payload, incoming.source, incoming.port, self.config.address, self.config.port)
         )
@@ -679,7 +692,7 @@ class HomeAgent:
                 self._remember_source(incoming.source, incoming.now, lifetime)
         else:
             self.counters["refusal_replies"] += 1  # signed 131/133/...: what a spoofed flood reflects
-        summary = tuple((f"{item.prefix}/{item.prefix_length}", item.code) for item in prefix_replies)
+        summary = tuple((_prefix_text(item.prefix, item.prefix_length), item.code) for item in prefix_replies)
         self._emit(ReplySent(incoming.source, incoming.port, home, code, lifetime, ident, summary))
 
     def _remember_source(self, source: IPv4Address, now: float, lifetime: int) -> None:

@@ -114,12 +114,16 @@ class SimultaneousDecision:
     code: ReplyCode
 
 
+_SINGLE = SimultaneousDecision(False, ReplyCode.ACCEPTED)
+"""No S flag: the decision of nearly every request (one frozen object, issue 9)."""
+
+
 def simultaneous_decision(
     request: RegistrationRequest, config: HomeAgentConfig, table: BindingTable
 ) -> SimultaneousDecision:
     """S set and supported: keep others (135 past the limit); S set, unsupported: code 1 (RFC 5944 §3.8.3)."""
     if RegistrationFlag.S not in request.flags:
-        return SimultaneousDecision(False, ReplyCode.ACCEPTED)
+        return _SINGLE
     if not config.simultaneous_bindings:
         return SimultaneousDecision(False, ReplyCode.ACCEPTED_NO_SIMULTANEOUS_BINDINGS)
     binding = table.get(request.home_address)
@@ -246,6 +250,10 @@ class UdpTunnelDecision:
         return self.port == UNKNOWN_PORT
 
 
+_NO_UDP = UdpTunnelDecision()
+"""No UDP Tunnel Request: nothing to answer (one frozen object, issue 9)."""
+
+
 def _udp_requests(request: RegistrationRequest) -> tuple[list[UdpTunnelRequest], list[UdpTunnelRequest]]:
     """UDP Tunnel Requests before the MN-HA authentication (the MN's) and after it (an FA's, §4.5)."""
     auth_index = _index_of_mn_ha_auth(request)
@@ -271,12 +279,12 @@ def udp_tunnel_decision(
     With R (a co-located address registered through an FA, §4.11) the port waits for the MN's first
     keepalive (:data:`UNKNOWN_PORT`, see :mod:`agents.mip.ha.keepalive`)."""
     if not config.udp_tunnelling:
-        return UdpTunnelDecision()
+        return _NO_UDP
     mine, foreign = _udp_requests(request)
     if foreign and RegistrationFlag.D in request.flags:
         return _deny(ReplyCode.HA_POORLY_FORMED_REQUEST, "UDP Tunnel Request from an FA with D set (§4.6.1)")
     if not mine:
-        return UdpTunnelDecision(reply=_declined()) if foreign else UdpTunnelDecision()
+        return UdpTunnelDecision(reply=_declined()) if foreign else _NO_UDP
     ask = mine[0]
     problem = _udp_request_problem(request, mine)
     if problem is not None:

@@ -13,12 +13,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
 from agents.mip.wire.codes import FIXED_PART_LENGTH
 from agents.mip.wire.errors import DecodeError
-from agents.mip.wire.extensions import AUTHENTICATION_TYPES, AuthenticationExtension, locate_extensions
+from agents.mip.wire.extensions import (
+    AUTHENTICATION_TYPES,
+    AuthenticationExtension,
+    LocatedExtension,
+    locate_extensions,
+)
 
 AUTHENTICATOR_LENGTH = 16
 """Both algorithms produce an MD5-sized (128-bit) Authenticator, so Length = 20 (RFC 5944 §3.5.1)."""
@@ -141,6 +147,23 @@ def verify(
         return False
     expected = authenticator(algorithm, key, location.covered)
     return hmac.compare_digest(expected, location.authenticator)
+
+
+def verify_located(
+    raw: bytes, located: Iterable[LocatedExtension], ext_type: int, association: SecurityAssociation
+) -> bool:
+    """:func:`verify_with` for the first ``ext_type`` extension of ``raw``, found in ``located`` (what
+    :meth:`RegistrationRequest.decode_located` gave for ``raw``) instead of parsing ``raw`` again: the
+    Authenticator covers ``raw`` up to the extension's SPI (RFC 5944 §3.5.1)."""
+    for item in located:
+        extension = item.extension
+        if isinstance(extension, AuthenticationExtension) and extension.type == ext_type:
+            if extension.spi != association.spi:
+                return False
+            covered = bytes(raw[: item.start + _TYPE_LENGTH_SPI])
+            expected = authenticator(association.algorithm, association.key, covered)
+            return hmac.compare_digest(expected, bytes(raw[item.start + _TYPE_LENGTH_SPI : item.end]))
+    return False
 
 
 def verify_with(raw: bytes, ext_type: int, association: SecurityAssociation, occurrence: int = 0) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 from ipaddress import IPv6Address, IPv6Network
 from typing import ClassVar
 
@@ -84,9 +85,10 @@ class PrefixRequest:
         """True when Prefix Length is 255 (RFC 5454 §2.2)."""
         return self.prefix_length == LINK_LOCAL_PREFIX_LENGTH
 
-    @property
+    @cached_property
     def network(self) -> IPv6Network | None:
-        """The requested prefix with host bits ignored, or None for a link-local request."""
+        """The requested prefix with host bits ignored, or None for a link-local request (built once: the
+        request is frozen)."""
         return _network(self.prefix_length, self.prefix)
 
     @property
@@ -183,6 +185,14 @@ def _decoded_prefix_length(value: int, at: int) -> int:
     raise DecodeError(at, f"DSMIPv4 prefix length {value} is neither 0..128 nor 255 (RFC 5454 §2.1)")
 
 
+DECODED_REQUESTS_SIZE = 16384
+"""Distinct Prefix Requests :func:`decode_dsmip_body` hands out again (cleared when full)."""
+_DECODED_REQUESTS: dict[bytes, PrefixRequest] = {}
+"""Prefix Length and Prefix bytes → the request decoded from them: a renewal repeats its prefixes, and one
+frozen object per prefix builds its address and :attr:`~PrefixRequest.network` once (issue 9). A pure
+function of the bytes, so nothing ever makes an entry wrong."""
+
+
 def decode_dsmip_body(body: bytes, at: int) -> DsmipExtension | None:
     """Decode the Data of a type-152 extension (subtype first); None for an unknown subtype.
 
@@ -199,7 +209,13 @@ def decode_dsmip_body(body: bytes, at: int) -> DsmipExtension | None:
     if subtype == DsmipSubtype.TUNNELING_MODE:
         return TunnelingMode(reserved=body[1])
     if subtype == DsmipSubtype.PREFIX_REQUEST:
-        length = _decoded_prefix_length(body[1], at + 3)
-        return PrefixRequest(length, IPv6Address(body[2:18]))
+        key = bytes(body[1:18])
+        known = _DECODED_REQUESTS.get(key)
+        if known is None:
+            known = PrefixRequest(_decoded_prefix_length(body[1], at + 3), IPv6Address(body[2:18]))
+            if len(_DECODED_REQUESTS) >= DECODED_REQUESTS_SIZE:
+                _DECODED_REQUESTS.clear()
+            _DECODED_REQUESTS[key] = known
+        return known
     length = _decoded_prefix_length(body[2], at + 4)
     return PrefixReply(code=body[1], prefix_length=length, prefix=IPv6Address(body[4:20]), reserved=body[3])

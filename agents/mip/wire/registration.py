@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from ipaddress import IPv4Address
 from typing import ClassVar, Self
 
@@ -22,6 +23,7 @@ from agents.mip.wire.extensions import (
     AuthenticationExtension,
     EncapsulatingDeliveryStyle,
     Extension,
+    LocatedExtension,
     NaiExtension,
     PrefixReply,
     PrefixRequest,
@@ -32,6 +34,7 @@ from agents.mip.wire.extensions import (
     check_extension_order,
     decode_extensions,
     encode_extensions,
+    locate_extensions,
 )
 
 _REQUEST_FORMAT = struct.Struct("!BBH4s4s4sQ")
@@ -54,7 +57,8 @@ def _check_fixed_part(data: bytes, message_type: int, name: str) -> None:
 
 
 class _ExtensionLookups:
-    """Lookups shared by both messages over their ``extensions`` tuple."""
+    """Lookups shared by both messages over their ``extensions`` tuple (:attr:`tunneling_modes`, asked for
+    three times per request by the home agent, is worked out once: messages are frozen, issue 9)."""
 
     extensions: tuple[Extension, ...]
 
@@ -97,7 +101,7 @@ class _ExtensionLookups:
         """The DSMIPv4 IPv6 Prefix Replies (RFC 5454 §2.2), in order."""
         return tuple(e for e in self.extensions if isinstance(e, PrefixReply))
 
-    @property
+    @cached_property
     def tunneling_modes(self) -> tuple[TunnelingMode, ...]:
         """The DSMIPv4 IPv6 Tunneling Mode extensions (RFC 5454 §2.3); at most one is allowed."""
         return tuple(e for e in self.extensions if isinstance(e, TunnelingMode))
@@ -155,19 +159,45 @@ class RegistrationRequest(_ExtensionLookups):
     @classmethod
     def decode(cls, data: bytes) -> Self:
         """Decode a whole Registration Request; raises only :class:`DecodeError`."""
+        return cls.decode_located(data)[0]
+
+    @classmethod
+    def decode_located(cls, data: bytes) -> tuple[Self, tuple[LocatedExtension, ...]]:
+        """:meth:`decode`, also telling where each extension sits in ``data``: the home agent checks the
+        MN-HA Authenticator with these (:func:`agents.mip.wire.auth.verify_located`) instead of parsing
+        the message a second time (issue 9)."""
         data = bytes(data)
         _check_fixed_part(data, cls.TYPE, "Registration Request")
         _, flags, lifetime, home, agent, care_of, identification = _REQUEST_FORMAT.unpack_from(data)
-        extensions = decode_extensions(data[_REQUEST_FORMAT.size :], _REQUEST_FORMAT.size)
-        return cls(
+        located = locate_extensions(data[_REQUEST_FORMAT.size :], _REQUEST_FORMAT.size)
+        request = cls(
             RegistrationFlag(flags),
             lifetime,
-            IPv4Address(home),
-            IPv4Address(agent),
-            IPv4Address(care_of),
+            decoded_ipv4(home),
+            decoded_ipv4(agent),
+            decoded_ipv4(care_of),
             identification,
-            extensions,
+            tuple(item.extension for item in located),
         )
+        return request, located
+
+
+DECODED_ADDRESSES_SIZE = 65536
+"""Distinct IPv4 addresses :func:`decoded_ipv4` hands out again (cleared when full)."""
+_DECODED_ADDRESSES: dict[bytes, IPv4Address] = {}
+
+
+def decoded_ipv4(packed: bytes) -> IPv4Address:
+    """The address of 4 bytes from the wire, the same object each time (issue 9): the home agent's tables
+    are keyed by these addresses, and a lookup with the very key object skips ``ipaddress``'s Python
+    ``__eq__``. A pure function of the bytes (addresses are immutable), so nothing makes an entry wrong."""
+    address = _DECODED_ADDRESSES.get(packed)
+    if address is None:
+        address = IPv4Address(packed)
+        if len(_DECODED_ADDRESSES) >= DECODED_ADDRESSES_SIZE:
+            _DECODED_ADDRESSES.clear()
+        _DECODED_ADDRESSES[packed] = address
+    return address
 
 
 def _known_code(code: int) -> int:
@@ -227,6 +257,22 @@ class RegistrationReply(_ExtensionLookups):
 
 
 RegistrationMessage = RegistrationRequest | RegistrationReply
+
+
+def encode_reply(
+    code: int,
+    lifetime: int,
+    home_address: IPv4Address,
+    home_agent: IPv4Address,
+    identification: int,
+    extensions: Sequence[PrefixReply | UdpTunnelReply],
+) -> bytes:
+    """``RegistrationReply(...).encode()`` for a home agent's own reply (RFC 5944 §3.4) without building
+    the message object (issue 9: one per request); the fields must be in range (struct.error otherwise)."""
+    fixed = _REPLY_FORMAT.pack(
+        MessageType.REGISTRATION_REPLY, code, lifetime, home_address.packed, home_agent.packed, identification
+    )
+    return fixed + b"".join(extension.encode() for extension in extensions)
 
 
 def decode_message(data: bytes) -> RegistrationMessage:

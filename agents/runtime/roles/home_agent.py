@@ -272,7 +272,9 @@ class HomeAgentEvents:
 
     def apply(self, event: HomeAgentEvent) -> None:
         """Every event the machine emits, matched (mypy: ``assert_never`` flags a new one left out)."""
-        match event:
+        match event:  # the three events of every renewal first (issue 9: fewer isinstance checks each)
+            case ev.RequestReceived() | ev.ReplySent():
+                pass  # trace only: the driver wrote it
             case ev.BindingAdded() | ev.BindingUpdated():
                 self.datapath.add_ipv4_tunnel(
                     event.home_address,
@@ -297,8 +299,6 @@ class HomeAgentEvents:
                 | ev.DatagramDiscarded()
                 | ev.AuthenticationFailed()
                 | ev.IdentificationRejected()
-                | ev.RequestReceived()
-                | ev.ReplySent()
                 | ev.RequestDenied()
                 | ev.UdpTunnelBound()  # the tunnel came with the BindingUpdated before it
             ):
