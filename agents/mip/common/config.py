@@ -13,6 +13,7 @@ from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from agents.mip.wire.auth import AuthAlgorithm, SecurityAssociation
+from agents.mip.wire.memo import remember
 from agents.mip.wire.tunnel import ipv4_embedded_link_local
 
 MOBILE_IP_PORT = 434
@@ -144,13 +145,10 @@ class MobileNodeAccount:
         """True if ``prefix`` lies inside one of the allowed prefixes (RFC 5454 §3.7). The answers are
         remembered per account (issue 9: a renewal asks the same question every time); the account is
         frozen, so an answer never changes (a changed config is a new account with an empty memo)."""
-        memo = self._allows_memo
-        known = memo.get(prefix)
+        known = self._allows_memo.get(prefix)
         if known is None:
-            known = any(prefix.subnet_of(allowed) for allowed in self.allowed_prefixes)
-            if len(memo) >= ALLOWS_MEMO_SIZE:
-                memo.clear()
-            memo[prefix] = known
+            inside = any(prefix.subnet_of(allowed) for allowed in self.allowed_prefixes)
+            known = remember(self._allows_memo, prefix, inside, ALLOWS_MEMO_SIZE)
         return known
 
     @cached_property

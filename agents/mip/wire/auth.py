@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -116,16 +116,27 @@ def locate_authentication(raw: bytes, ext_type: int, occurrence: int = 0) -> Aut
     fixed = FIXED_PART_LENGTH[raw[0]]
     if len(raw) < fixed:
         raise DecodeError(len(raw), f"message shorter than its {fixed}-byte fixed part")
-    matches = [
-        (item.start, item.end, item.extension.spi)
-        for item in locate_extensions(raw[fixed:], fixed)
-        if isinstance(item.extension, AuthenticationExtension) and item.extension.type == ext_type
-    ]
-    if occurrence >= len(matches):
-        return None
-    start, end, spi = matches[occurrence]
-    covered_end = start + _TYPE_LENGTH_SPI
-    return AuthenticatorLocation(ext_type, spi, start, end, raw[:covered_end], raw[covered_end:end])
+    matches = list(_locations(raw, locate_extensions(raw[fixed:], fixed), ext_type))
+    return matches[occurrence] if occurrence < len(matches) else None
+
+
+def _locations(
+    raw: bytes, located: Iterable[LocatedExtension], ext_type: int
+) -> Iterator[AuthenticatorLocation]:
+    """Each ``ext_type`` authentication extension of ``located`` (the extensions of ``raw``), in order, with
+    what its Authenticator covers: ``raw`` up to and including its SPI (RFC 5944 §3.5.1)."""
+    for item in located:
+        extension = item.extension
+        if isinstance(extension, AuthenticationExtension) and extension.type == ext_type:
+            covered_end = item.start + _TYPE_LENGTH_SPI
+            yield AuthenticatorLocation(
+                ext_type, extension.spi, item.start, item.end, raw[:covered_end], raw[covered_end : item.end]
+            )
+
+
+def _verifies(location: AuthenticatorLocation, algorithm: AuthAlgorithm, key: bytes) -> bool:
+    """The Authenticator at ``location`` is right for ``key`` (compared in constant time)."""
+    return hmac.compare_digest(authenticator(algorithm, key, location.covered), location.authenticator)
 
 
 def verify(
@@ -145,8 +156,7 @@ def verify(
     location = locate_authentication(raw, ext_type, occurrence)
     if location is None or (spi is not None and location.spi != spi):
         return False
-    expected = authenticator(algorithm, key, location.covered)
-    return hmac.compare_digest(expected, location.authenticator)
+    return _verifies(location, algorithm, key)
 
 
 def verify_located(
@@ -155,15 +165,10 @@ def verify_located(
     """:func:`verify_with` for the first ``ext_type`` extension of ``raw``, found in ``located`` (what
     :meth:`RegistrationRequest.decode_located` gave for ``raw``) instead of parsing ``raw`` again: the
     Authenticator covers ``raw`` up to the extension's SPI (RFC 5944 §3.5.1)."""
-    for item in located:
-        extension = item.extension
-        if isinstance(extension, AuthenticationExtension) and extension.type == ext_type:
-            if extension.spi != association.spi:
-                return False
-            covered = bytes(raw[: item.start + _TYPE_LENGTH_SPI])
-            expected = authenticator(association.algorithm, association.key, covered)
-            return hmac.compare_digest(expected, bytes(raw[item.start + _TYPE_LENGTH_SPI : item.end]))
-    return False
+    location = next(_locations(bytes(raw), located, ext_type), None)
+    if location is None or location.spi != association.spi:
+        return False
+    return _verifies(location, association.algorithm, association.key)
 
 
 def verify_with(raw: bytes, ext_type: int, association: SecurityAssociation, occurrence: int = 0) -> bool:

@@ -23,6 +23,7 @@ from typing import ClassVar
 
 from agents.mip.wire.codes import DsmipSubtype, ExtensionType, PrefixReplyCode
 from agents.mip.wire.errors import DecodeError
+from agents.mip.wire.memo import remember
 
 LINK_LOCAL_PREFIX_LENGTH = 255
 """Prefix Length value meaning "the prefix field holds a link-local address" (RFC 5454 §2.2)."""
@@ -212,10 +213,8 @@ def decode_dsmip_body(body: bytes, at: int) -> DsmipExtension | None:
         key = bytes(body[1:18])
         known = _DECODED_REQUESTS.get(key)
         if known is None:
-            known = PrefixRequest(_decoded_prefix_length(body[1], at + 3), IPv6Address(body[2:18]))
-            if len(_DECODED_REQUESTS) >= DECODED_REQUESTS_SIZE:
-                _DECODED_REQUESTS.clear()
-            _DECODED_REQUESTS[key] = known
+            request = PrefixRequest(_decoded_prefix_length(body[1], at + 3), IPv6Address(body[2:18]))
+            known = remember(_DECODED_REQUESTS, key, request, DECODED_REQUESTS_SIZE)
         return known
     length = _decoded_prefix_length(body[2], at + 4)
     return PrefixReply(code=body[1], prefix_length=length, prefix=IPv6Address(body[4:20]), reserved=body[3])

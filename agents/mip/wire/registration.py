@@ -36,6 +36,7 @@ from agents.mip.wire.extensions import (
     encode_extensions,
     locate_extensions,
 )
+from agents.mip.wire.memo import remember
 
 _REQUEST_FORMAT = struct.Struct("!BBH4s4s4sQ")
 _REPLY_FORMAT = struct.Struct("!BBH4s4sQ")
@@ -193,10 +194,7 @@ def decoded_ipv4(packed: bytes) -> IPv4Address:
     ``__eq__``. A pure function of the bytes (addresses are immutable), so nothing makes an entry wrong."""
     address = _DECODED_ADDRESSES.get(packed)
     if address is None:
-        address = IPv4Address(packed)
-        if len(_DECODED_ADDRESSES) >= DECODED_ADDRESSES_SIZE:
-            _DECODED_ADDRESSES.clear()
-        _DECODED_ADDRESSES[packed] = address
+        address = remember(_DECODED_ADDRESSES, packed, IPv4Address(packed), DECODED_ADDRESSES_SIZE)
     return address
 
 
