@@ -5,7 +5,9 @@ agent. Three directions, each a function of the visitor list alone:
 
 * :meth:`ForeignAgentTable.deliver` — a tunnel packet from a home agent: accepted only when the outer
   source is the home agent of the visitor named by the inner destination; the inner packet, TTL
-  decremented (RFC 2003 §3.1), goes to the visitor's link-layer address (RFC 5944 §4.2.2).
+  decremented (RFC 2003 §3.1), goes to the visitor's link-layer address (RFC 5944 §4.2.2). The FA
+  forwards that packet onto the link without the kernel's IP input checks, so it makes them itself
+  (RFC 1812 §5.2.2): a damaged inner header is dropped as malformed, never put on the visitor's link.
 * :meth:`ForeignAgentTable.reverse` — a visitor's own packet (direct delivery, RFC 3024 §5.1): goes to
   its home agent only when reverse tunnelling was granted (T).
 * :meth:`ForeignAgentTable.unwrap_from_visitor` — a packet the visitor tunnelled to the FA
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from agents.datapath.base import DropReason
-from agents.mip.wire.ip import HopLimitExceeded, forwarded_ipv4
+from agents.mip.wire.ip import HopLimitExceeded, forwarded_ipv4, internet_checksum
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,17 @@ def _ipv4_inner(packet: bytes) -> bytes | None:
     return inner if len(inner) >= 20 and inner[0] >> 4 == 4 else None
 
 
+def forwardable_ipv4(packet: bytes) -> bool:
+    """RFC 1812 §5.2.2: version 4, a header of at least 20 bytes within the total length, the total
+    length that of the bytes carried (RFC 2003 §3: the outer header's payload is the inner packet), and
+    a header checksum that verifies."""
+    if len(packet) < 20 or packet[0] >> 4 != 4:
+        return False
+    header = (packet[0] & 0x0F) * 4
+    total = int.from_bytes(packet[2:4], "big")
+    return 20 <= header <= total == len(packet) and internet_checksum(packet[:header]) == 0
+
+
 class ForeignAgentTable:
     """The visitor list as the datapath sees it: home address → :class:`VisitorRoute`."""
 
@@ -68,7 +81,7 @@ class ForeignAgentTable:
     def deliver(self, packet: bytes) -> Delivery | DropReason:
         """RFC 2003 §3, RFC 5944 §4.2.2: strip the outer header of a home agent's tunnel packet."""
         inner = _ipv4_inner(packet)
-        if inner is None:
+        if inner is None or not forwardable_ipv4(inner):
             return DropReason.MALFORMED
         visitor = self.visitors.get(IPv4Address(inner[16:20]))
         if visitor is None or IPv4Address(packet[12:16]) != visitor.home_agent:

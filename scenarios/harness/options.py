@@ -224,7 +224,8 @@ def datapath_problem(scenario: str, requested: str, args: Any = None) -> str | N
         if requested == "ebpf":  # the foreign agents run it too (build/bpf/fa.bpf.o)
             select_foreign_agent_backend(requested)
     except BackendUnavailableError as error:
-        return f"{error} (use --datapath userspace or auto)"
+        text = str(error)
+        return text if "use --datapath" in text else f"{text} (use --datapath userspace or auto)"
     return None
 
 

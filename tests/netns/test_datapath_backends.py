@@ -24,6 +24,7 @@ from scapy.layers.l2 import GRE
 
 from agents.datapath.base import DropEvent, DropReason
 from agents.datapath.selection import Choice, ebpf_problem, make_home_agent, make_mobile_node
+from agents.mip.wire.ip import internet_checksum
 from agents.net.netlink import Netlink
 from tests.netns.conftest import Namespace, NamespaceFactory, capture, ping, wait_until
 from tests.netns.test_datapath import (
@@ -108,6 +109,22 @@ def send_raw6(namespace: Namespace, packet: IPv6) -> None:
         sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
     with sock:
         sock.sendto(bytes(packet), (packet.dst, 0))
+
+
+def send_frame(
+    namespace: Namespace, interface: str, peer: Namespace, peer_interface: str, packet: bytes
+) -> None:
+    """``packet`` in an Ethernet frame to the peer interface's MAC, exactly as built (AF_PACKET): unlike a
+    raw IP socket, the kernel neither checks nor fills in the IPv4 header checksum on the way out."""
+    destination, source = (
+        bytes.fromhex(space.run(f"cat /sys/class/net/{name}/address").strip().replace(":", ""))
+        for space, name in ((peer, peer_interface), (namespace, interface))
+    )
+    with namespace.entered():
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    with sock:
+        sock.bind((interface, 0))
+        sock.send(destination + source + b"\x08\x00" + packet)
 
 
 def listener(namespace: Namespace, family: int, address: str, port: int = 9999) -> socket.socket:
@@ -593,5 +610,38 @@ def test_ip_in_ip_after_gre_was_negotiated_is_refused(gre: Bed) -> None:
         before = counters(gre.home_agent).dropped(DropReason.ENCAPSULATION)
         send_raw(gre.mn, bytes(packet), HA_FOREIGN)
         assert wait_until(lambda: counters(gre.home_agent).dropped(DropReason.ENCAPSULATION) == before + 1)
+        with pytest.raises(TimeoutError):
+            sink.recv(100)
+
+
+def _damaged_outer(packet: bytes, damage: str) -> bytes:
+    outer = bytearray(packet)
+    if damage == "checksum":
+        outer[10] ^= 0xFF
+    else:  # the total length claims 8 bytes more than the frame carries; the checksum made to match
+        outer[2:4] = (len(packet) + 8).to_bytes(2, "big")
+        outer[10:12] = bytes(2)
+        outer[10:12] = internet_checksum(bytes(outer[:20])).to_bytes(2, "big")
+    return bytes(outer)
+
+
+@pytest.mark.parametrize("damage", ["checksum", "total-length"])
+@pytest.mark.parametrize("role", ["home agent", "mobile node"])
+def test_a_damaged_outer_header_is_never_decapsulated_rfc1812_5_2_2(bed: Bed, role: str, damage: str) -> None:
+    """RFC 1812 §5.2.2: a header whose checksum fails, or whose total length exceeds what the link carried,
+    is dropped before anything else is done with the packet. The ebpf programs run before the kernel's
+    IP input checks, so they must not decapsulate it either; the intact frame (sent first) is delivered."""
+    marker = f"outer-{damage}-{bed.backend}".encode()
+    if role == "home agent":
+        packet = bytes(FROM_COA / IP(src=HOME_ADDRESS, dst=CN) / UDP(sport=4012, dport=9999) / marker)
+        sender, wire, receiver, inner_end = bed.mn, ("mn0", "ha1"), bed.ha, (bed.cn, CN)
+    else:
+        inner = IP(src=CN, dst=HOME_ADDRESS) / UDP(sport=4013, dport=9999) / marker
+        packet = bytes(IP(src=HA_FOREIGN, dst=CARE_OF) / inner)
+        sender, wire, receiver, inner_end = bed.ha, ("ha1", "mn0"), bed.mn, (bed.mn, HOME_ADDRESS)
+    with listener(inner_end[0], socket.AF_INET, inner_end[1]) as sink:
+        send_frame(sender, wire[0], receiver, wire[1], packet)
+        assert sink.recv(100) == marker, "the intact frame must arrive, or this test proves nothing"
+        send_frame(sender, wire[0], receiver, wire[1], _damaged_outer(packet, damage))
         with pytest.raises(TimeoutError):
             sink.recv(100)

@@ -28,6 +28,7 @@ from agents.datapath.base import DropEvent, DropReason
 from agents.datapath.fa_tables import VisitorRoute
 from agents.datapath.foreign_agent import UserspaceForeignAgent
 from agents.datapath.selection import Choice, make_foreign_agent
+from agents.mip.wire.ip import internet_checksum
 from agents.runtime.roles.fa_access import AccessLink, ipv4_packet, udp_datagram
 from tests.netns.conftest import Namespace, NamespaceFactory, wait_until
 from tests.support.kernel import DATAPATH_BACKENDS
@@ -317,3 +318,63 @@ def test_expected_visitor_is_buffered_then_delivered_rfc4881_3(bed: Bed) -> None
     )
     held = [m for frame in released for m in markers if m in frame]
     assert held == markers, released
+
+
+def _send_frame(bed: Bed, packet: bytes) -> None:
+    """``packet`` from the HA's interface to the FA's, exactly as built (AF_PACKET: no checksum filled in)."""
+    destination, source = mac_of(bed.fa, "fa-net"), mac_of(bed.ha, "ha0")
+    with bed.ha.entered():
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    with sock:
+        sock.bind(("ha0", 0))
+        sock.send(destination + source + b"\x08\x00" + packet)
+
+
+def _with_checksum(header: bytearray) -> bytearray:
+    header[10:12] = bytes(2)
+    header[10:12] = internet_checksum(bytes(header[: (header[0] & 0x0F) * 4])).to_bytes(2, "big")
+    return header
+
+
+DAMAGE = ["inner checksum", "inner length too big", "inner IHL beyond the length", "outer checksum"]
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_header_never_reaches_the_visitors_link_rfc1812_5_2_2(bed: Bed, damage: str) -> None:
+    """RFC 1812 §5.2.2: the FA forwards the inner packet onto the access link without the kernel's IP input
+    checks, so it makes them: an inner header that does not verify is dropped as malformed (counted and
+    reported), and a damaged outer header is dropped as the kernel drops it for any packet."""
+    marker = f"damaged-{damage}-{bed.backend}".encode()
+    inner = bytearray(ipv4_packet(IPv4Address(CN), IPv4Address(HOA), socket.IPPROTO_UDP,
+                                  udp_datagram(5000, 9, marker), 64))  # fmt: skip
+    if damage == "inner checksum":
+        inner[10] ^= 0xFF
+    elif damage == "inner length too big":
+        inner[2:4] = (len(inner) + 8).to_bytes(2, "big")
+        _with_checksum(inner)
+    elif damage == "inner IHL beyond the length":
+        inner[0] = 0x4F
+        inner[10:12] = bytes(2)
+        inner[10:12] = internet_checksum(bytes(inner[:20])).to_bytes(2, "big")
+    outer = bytearray(ipv4_packet(IPv4Address(HA), IPv4Address(COA), 4, bytes(inner), 64))
+    if damage == "outer checksum":
+        outer[10] ^= 0xFF
+    before, reports = counters(bed)["drops"], len(bed.drops)
+    assert isinstance(before, dict)
+    seen = frames(bed.mn, "mn0", marker, lambda: _send_frame(bed, bytes(outer)))
+    assert not seen, f"{bed.backend}: {damage}: delivered onto the visitor's link"
+    after = counters(bed)["drops"]
+    assert isinstance(after, dict)
+    if damage.startswith("inner"):
+        assert after.get("malformed", 0) == before.get("malformed", 0) + 1, after
+        assert wait_until(lambda: len(bed.drops) > reports, 2.0)
+        assert bed.drops[-1].reason is DropReason.MALFORMED
+    else:
+        assert after == before and len(bed.drops) == reports  # the kernel's drop, as without our datapath
+
+
+def test_an_intact_frame_sent_the_same_way_is_delivered(bed: Bed) -> None:
+    """The control for the test above: the same frame, undamaged, reaches the visitor's link."""
+    marker = f"intact-frame-{bed.backend}".encode()
+    seen = frames(bed.mn, "mn0", marker, lambda: _send_frame(bed, tunnel_packet(HA, HOA, marker)))
+    assert len(seen) == 1

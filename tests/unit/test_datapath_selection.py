@@ -134,3 +134,22 @@ def test_ebpf_scenario_refused_up_front_without_the_fa_object(monkeypatch: pytes
     monkeypatch.setenv("DSMIP_FA_BPF_OBJECT", "/nonexistent/fa.bpf.o")
     problem = datapath_problem("handover", "ebpf")
     assert problem is not None and "no BPF object" in problem and "--datapath userspace" in problem
+
+
+def test_kernel_refusal_gives_its_advice_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--datapath kernel` on a kernel without tunnel modules: one line, one piece of advice (issue 9
+    review: the scenario added a second "use --datapath ..." to the one the datapath already gave)."""
+    import agents.datapath.selection as selection
+    from agents.datapath.kernel import KernelTunnelSupport
+    from scenarios.harness.options import datapath_problem
+
+    real = selection.select_backend
+    without_modules = KernelTunnelSupport(frozenset(), {"ipip": "Operation not supported"})
+
+    def without_tunnel_modules(requested: str, needs: selection.Needs) -> selection.Choice:
+        return real(requested, needs, kernel_probe=lambda: without_modules)
+
+    monkeypatch.setattr(selection, "select_backend", without_tunnel_modules)
+    problem = datapath_problem("handover", "kernel")
+    assert problem is not None and "\n" not in problem
+    assert problem.count("use --datapath") == 1 and "ipip: no (Operation not supported)" in problem

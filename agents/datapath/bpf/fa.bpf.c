@@ -14,7 +14,8 @@
  * agent (RFC 3024 §4.3, §5.1), out of the interface the main table names (bpf_redirect_neigh when the
  * neighbour is not resolved yet).
  * Passed up instead: expected visitors and edge-tunnel ends (RFC 4881 buffering, the "punt" map), spoofed
- * or malformed packets (the userspace path counts and reports them), TTL 1, IPv4 options, fragments.
+ * or malformed packets (the userspace path counts and reports them; a damaged outer header is the kernel's
+ * to drop, RFC 1812 §5.2.2), TTL 1, IPv4 options, fragments.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -124,7 +125,14 @@ int fa_wire_in(struct __sk_buff *skb)
 	__u32 care_of = outer->daddr, home = inner->daddr, outer_src = outer->saddr;
 	if (!bpf_map_lookup_elem(&fa_care_ofs, &care_of))
 		return TC_ACT_OK;
-	if (inner->version != 4 || inner->ihl < 5 || inner->ttl <= 1 || punted(home))
+	/* RFC 1812 §5.2.2, before anything is forwarded: a damaged outer header goes up for the kernel's
+	 * IP input to drop (as it would without this program); an inner header that does not verify, or has
+	 * options, goes up to the userspace path, which drops and reports it as malformed. */
+	__u32 outer_len = bpf_ntohs(outer->tot_len);
+	if (ip_checksum(outer) != 0 || outer_len + ETH_HLEN > skb->len)
+		return TC_ACT_OK;
+	if (inner->version != 4 || inner->ihl != 5 || bpf_ntohs(inner->tot_len) + 20 != outer_len ||
+	    ip_checksum(inner) != 0 || inner->ttl <= 1 || punted(home))
 		return TC_ACT_OK;
 	struct visitor *v = bpf_map_lookup_elem(&fa_visitors, &home);
 	if (!v || v->home_agent != outer_src)

@@ -634,6 +634,10 @@ int wire_ingress(struct __sk_buff *skb)
 		home = m->home;
 		negotiated = m->protocol;
 	}
+	/* RFC 1812 §5.2.2: a damaged outer header (checksum, or a length beyond the frame) is left to the
+	 * kernel's IP input, which drops it exactly as it does for the userspace datapath. */
+	if (outer->ihl == 5 && (ip_checksum(outer) != 0 || bpf_ntohs(outer->tot_len) + ETH_HLEN > skb->len))
+		return TC_ACT_OK;
 	if (protocol == 55) {  /* minimal encapsulation (RFC 2004): never negotiated with this datapath */
 		int known = cfg->role == ROLE_HA ? present(&care_ofs, &outer->saddr) : outer->saddr == agent;
 		return refuse(known ? D_ENCAPSULATION : D_UNKNOWN_OUTER_SOURCE, outer, outer + 1, end);
