@@ -28,7 +28,6 @@ import socket
 import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from ipaddress import ip_address, ip_network
 from typing import Any
 
 NLMSG_ERROR = 2
@@ -88,6 +87,29 @@ def message(kind: int, flags: int, sequence: int, body: bytes) -> bytes:
     return _HEADER.pack(_HEADER.size + len(body), kind, flags, sequence, 0) + body
 
 
+def packed_address(family: int, text: str) -> bytes:
+    """``text`` (an address of ``family``) in network order; ValueError if it is not one. ``inet_pton``:
+    a tenth of ``ipaddress``'s cost, which a home agent pays twice per binding (issue 9)."""
+    try:
+        return socket.inet_pton(family, str(text))
+    except OSError:
+        raise ValueError(f"not an address of family {family}: {text!r}") from None
+
+
+def packed_prefix(family: int, text: str) -> tuple[bytes, int]:
+    """``ADDRESS/LENGTH`` (the length may be left out: a host) as network-order bytes and the length;
+    ValueError for a bad address or length, or host bits set (as ``ipaddress.ip_network``)."""
+    address, slash, length_text = str(text).partition("/")
+    packed = packed_address(family, address)
+    bits = len(packed) * 8
+    length = int(length_text) if slash and length_text.isdigit() else bits
+    if (slash and not length_text.isdigit()) or length > bits:
+        raise ValueError(f"bad prefix length: {text!r}")
+    if int.from_bytes(packed, "big") & ((1 << (bits - length)) - 1):
+        raise ValueError(f"{text!r} has host bits set")
+    return packed, length
+
+
 def _table(spec: dict[str, Any]) -> int:
     return int(spec.get("table", RT_TABLE_MAIN))
 
@@ -101,13 +123,13 @@ def route_message(command: str, spec: dict[str, Any], sequence: int = 0) -> byte
     unknown = set(spec) - known
     if unknown:
         raise ValueError(f"route: no raw encoding for {sorted(unknown)}")
-    destination = ip_network(spec["dst"])
     family = int(spec["family"])
+    destination, length = packed_prefix(family, spec["dst"])
     table = _table(spec)
     adding = command == "add"
     header = _RTMSG.pack(
         family,
-        destination.prefixlen,
+        length,
         0,
         0,
         table if table <= 255 else RT_TABLE_COMPAT,
@@ -117,17 +139,17 @@ def route_message(command: str, spec: dict[str, Any], sequence: int = 0) -> byte
         int(spec.get("flags", 0)),
     )
     attributes = []
-    if destination.prefixlen:
-        attributes.append(attribute(RTA_DST, destination.network_address.packed))
+    if length:
+        attributes.append(attribute(RTA_DST, destination))
     attributes.append(attribute(RTA_TABLE, _U32.pack(table)))
     if spec.get("oif") is not None:
         attributes.append(attribute(RTA_OIF, _U32.pack(int(spec["oif"]))))
     if spec.get("gateway") is not None:
-        attributes.append(attribute(RTA_GATEWAY, ip_address(spec["gateway"]).packed))
+        attributes.append(attribute(RTA_GATEWAY, packed_address(family, spec["gateway"])))
     if spec.get("priority") is not None:
         attributes.append(attribute(RTA_PRIORITY, _U32.pack(int(spec["priority"]))))
     if spec.get("prefsrc") is not None:
-        attributes.append(attribute(RTA_PREFSRC, ip_address(spec["prefsrc"]).packed))
+        attributes.append(attribute(RTA_PREFSRC, packed_address(family, spec["prefsrc"])))
     mtu = (spec.get("metrics") or {}).get("mtu")
     if mtu:
         attributes.append(attribute(RTA_METRICS, attribute(RTAX_MTU, _U32.pack(int(mtu)))))
@@ -157,7 +179,7 @@ def neigh_message(
         int(spec.get("flags", 0)),
         0,
     )
-    body = header + attribute(NDA_DST, ip_address(spec["dst"]).packed)
+    body = header + attribute(NDA_DST, packed_address(int(spec["family"]), spec["dst"]))
     if link_address is not None:
         body += attribute(NDA_LLADDR, link_address)
     return message(kind, flags, sequence, body)
@@ -181,7 +203,7 @@ def rule_message(command: str, spec: dict[str, Any], sequence: int = 0) -> bytes
         0, 0, FR_ACT_TO_TBL, 0,
     )  # fmt: skip
     attributes = [
-        attribute(FRA_SRC, ip_address(spec["src"]).packed),
+        attribute(FRA_SRC, packed_address(int(spec["family"]), spec["src"])),
         attribute(FRA_TABLE, _U32.pack(table)),
         attribute(FRA_PRIORITY, _U32.pack(int(spec["priority"]))),
     ]
@@ -244,8 +266,11 @@ class RtnlSocket:
         return self._sequence
 
     def request(self, build: Callable[[int], bytes]) -> None:
-        """Send ``build(sequence)`` and wait for its acknowledgement; RtnlError on a refusal."""
-        code = self.request_all([build])[0]
+        """Send ``build(sequence)`` and wait for its acknowledgement; RtnlError on a refusal (a ValueError
+        from ``build`` goes to the caller, nothing sent)."""
+        with self._lock:
+            sequence = self.next_sequence()
+            code = self._exchange([(sequence, build(sequence))])[0]
         if code:
             raise RtnlError(code, errno.errorcode.get(code, str(code)))
 
@@ -253,33 +278,42 @@ class RtnlSocket:
         """Send every ``build(sequence)``, in order, :data:`BATCH` to one ``send``; the error code of each
         (0: done), in the same order. The kernel carries out the messages of one ``send`` one after the
         other and acknowledges each (a refused one does not stop the next); a request whose answer never
-        comes counts as ETIMEDOUT, one the socket could not send as that error."""
+        comes counts as ETIMEDOUT, one the socket could not send as that error, one that cannot be encoded
+        (ValueError from ``build``) as EINVAL, unsent."""
         codes: list[int] = []
         with self._lock:
             for start in range(0, len(builds), BATCH):
-                codes += self._exchange(builds[start : start + BATCH])
+                requests: list[tuple[int, bytes | None]] = []
+                for build in builds[start : start + BATCH]:
+                    sequence = self.next_sequence()
+                    try:
+                        requests.append((sequence, build(sequence)))
+                    except (ValueError, KeyError, TypeError, struct.error):
+                        requests.append((sequence, None))
+                codes += self._exchange(requests)
         return codes
 
-    def _exchange(self, builds: Sequence[Callable[[int], bytes]]) -> list[int]:
-        sequences = [self.next_sequence() for _ in builds]
-        answers: dict[int, int] = {}
-        try:
-            self.sock.send(b"".join(build(seq) for build, seq in zip(builds, sequences, strict=True)))
-        except OSError as error:  # e.g. ENOBUFS: reported like a refusal
-            return [error.errno or errno.EIO] * len(builds)
-        wanted = set(sequences)
+    def _exchange(self, requests: Sequence[tuple[int, bytes | None]]) -> list[int]:
+        """One ``send`` of the encoded requests (None: not encodable, EINVAL) and their answers."""
+        answers = {sequence: errno.EINVAL for sequence, data in requests if data is None}
+        wanted = {sequence for sequence, data in requests if data is not None}
+        if wanted:
+            try:
+                self.sock.send(b"".join(data for _sequence, data in requests if data is not None))
+            except OSError as error:  # e.g. ENOBUFS: reported like a refusal
+                return [answers.get(sequence, error.errno or errno.EIO) for sequence, _data in requests]
         while wanted:
             try:
                 data = self.sock.recv(65536)
             except TimeoutError:
                 break
             except OSError as error:
-                return [answers.get(seq, error.errno or errno.EIO) for seq in sequences]
-            for seq, code in acknowledgements(data):
-                if seq in wanted:  # anything else: an older request's late answer
-                    wanted.discard(seq)
-                    answers[seq] = code
-        return [answers.get(seq, errno.ETIMEDOUT) for seq in sequences]
+                return [answers.get(sequence, error.errno or errno.EIO) for sequence, _data in requests]
+            for sequence, code in acknowledgements(data):
+                if sequence in wanted:  # anything else: an older request's late answer
+                    wanted.discard(sequence)
+                    answers[sequence] = code
+        return [answers.get(sequence, errno.ETIMEDOUT) for sequence, _data in requests]
 
     def close(self) -> None:
         self.sock.close()

@@ -147,15 +147,20 @@ def test_undo_reports_each_refusal_and_goes_on(
         netlink = Netlink()
     try:
         netlink.add_route(IPv4Network("10.30.0.1/32"), interface="q0")
-        # a recorded deletion the kernel refuses with EINVAL: a /64 sent as an IPv4 route
-        bad = {"dst": "2001:db8:30::/64", "family": socket.AF_INET}
-        netlink._remember(("route", "refused"), ("route", "del", bad))
+        # recorded deletions refused with EINVAL: by the kernel (a /33 source rule), and one that cannot be
+        # encoded at all (a /64 as an IPv4 route: refused before sending)
+        refused = {"src": "10.30.0.9", "src_len": 33, "table": 100, "priority": 5, "family": socket.AF_INET}
+        netlink._remember(("rule", "refused"), ("rule", "del", refused))
+        unencodable = {"dst": "2001:db8:30::/64", "family": socket.AF_INET}
+        netlink._remember(("route", "unencodable"), ("route", "del", unencodable))
         netlink.add_route(IPv4Network("10.30.0.2/32"), interface="q0")
         with caplog.at_level(logging.WARNING, logger="agents.net.netlink"):
             netlink.undo()
         assert [record.getMessage() for record in caplog.records] == [
-            "undo route 2001:db8:30::/64 failed: Invalid argument"
+            "undo route 2001:db8:30::/64 failed: Invalid argument",
+            "undo rule 10.30.0.9 failed: Invalid argument",
         ]
+        assert netlink.recorded == 0
         assert namespace.snapshot() == before
     finally:
         netlink.close()

@@ -31,6 +31,7 @@ from agents.net.rtnl import (
     acknowledgements,
     neigh_message,
     neighbour_message,
+    packed_prefix,
     route_message,
     rule_message,
 )
@@ -171,3 +172,32 @@ def test_acknowledgements_of_a_batch_in_order_skipping_answers() -> None:
     data = error(4, 0) + answer + error(5, errno.ENOENT) + error(6, errno.ESRCH)
     assert list(acknowledgements(data)) == [(4, 0), (5, errno.ENOENT), (6, errno.ESRCH)]
     assert list(acknowledgements(struct.pack("=IHHII", 4, 2, 0, 1, 0))) == []  # a length below the header
+
+
+@pytest.mark.parametrize(
+    ("family", "text", "expected"),
+    [
+        (socket.AF_INET, "10.0.0.0/8", (bytes([10, 0, 0, 0]), 8)),
+        (socket.AF_INET, "0.0.0.0/0", (bytes(4), 0)),
+        (socket.AF_INET, "10.0.0.1", (bytes([10, 0, 0, 1]), 32)),
+        (socket.AF_INET6, "2001:db8::/32", (bytes.fromhex("20010db8") + bytes(12), 32)),
+    ],
+)
+def test_prefix_text_packed(family: int, text: str, expected: tuple[bytes, int]) -> None:
+    assert packed_prefix(family, text) == expected
+
+
+@pytest.mark.parametrize(
+    ("family", "text"),
+    [
+        (socket.AF_INET, "10.0.0.1/24"),  # host bits set, as ipaddress.ip_network refuses
+        (socket.AF_INET, "10.0.0.0/33"),
+        (socket.AF_INET, "10.0.0.0/"),
+        (socket.AF_INET, "10.0.0.0/x"),
+        (socket.AF_INET, "2001:db8::/32"),  # the other family
+        (socket.AF_INET6, "10.0.0.0/8"),
+    ],
+)
+def test_bad_prefix_text_is_a_value_error(family: int, text: str) -> None:
+    with pytest.raises(ValueError, match=r"prefix length|host bits|not an address"):
+        packed_prefix(family, text)
