@@ -16,6 +16,10 @@ for each agent:
 3. the table filled to ``--bindings`` bindings (new registrations per second reported too), checked over
    the control socket, and step 2 again, the re-registrations cycling over every mobile node.
 
+The agent's CPU time (all threads, ``/proc/PID/stat``) over the fill is printed per new binding too: on a
+shared machine it moves much less than the rate. ``--agent-tree DIR`` runs the agent from another checkout
+(its ``agents`` package and ``build/bpf``), so a baseline tree is measured by this same harness.
+
 Prints one table. The agent is stopped with SIGTERM by its PID and the namespaces are deleted on exit,
 also on failure, Ctrl-C or SIGTERM.
 """
@@ -76,6 +80,8 @@ class AgentFigures:
     loaded: TableFigures | None = None
     fill_rate: float = 0.0
     filled: int = 1
+    fill_cpu: float = 0.0
+    """The agent's CPU seconds (all threads) during the fill: less moved by other jobs than the rate."""
     trace_bytes: int = 0
     stop_seconds: float = 0.0
     exit_code: int | None = None
@@ -103,6 +109,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "-3 (full table); see benchmarks/profile_agent.py",
     )
     parser.add_argument("--keep-logs", type=Path, help="copy the agents' stderr logs to this directory")
+    parser.add_argument(
+        "--agent-tree",
+        type=Path,
+        help="run the home agent from this checkout (e.g. a baseline tree, for an A/B with this harness)",
+    )
     args = parser.parse_args(argv)
     args.trace_modes = [mode.strip() for mode in args.trace_modes.split(",") if mode.strip()]
     args.datapaths = [name.strip() for name in args.datapath.split(",") if name.strip()]
@@ -110,6 +121,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--trace-modes takes plain and/or trace; --bindings must be at least 1")
     if not args.datapaths or not set(args.datapaths) <= {"userspace", "ebpf"}:
         parser.error("--datapath takes userspace and/or ebpf")
+    if args.agent_tree is not None and not (args.agent_tree / "agents" / "__main__.py").is_file():
+        parser.error(f"--agent-tree {args.agent_tree}: no agents package there")
     return args
 
 
@@ -198,10 +211,13 @@ def measure_agent(bed: Testbed, config: Path, label: str, args: argparse.Namespa
         print(f"[{mode}] 1 binding: {_describe(figures.baseline)}", file=sys.stderr, flush=True)
         if args.bindings > 1:
             with profiled():  # <label>-2.prof
+                cpu = agent.cpu_seconds()
                 figures.filled, figures.fill_rate = fill(sock, nodes, args)
+                figures.fill_cpu = agent.cpu_seconds() - cpu
             _check_table(agent, figures.filled)
             print(
-                f"[{mode}] filled {figures.filled:,} bindings at {figures.fill_rate:,.0f}/s",
+                f"[{mode}] filled {figures.filled:,} bindings at {figures.fill_rate:,.0f}/s, "
+                f"{_per_binding(figures)} µs agent CPU each",
                 file=sys.stderr,
                 flush=True,
             )
@@ -264,6 +280,7 @@ def print_table(results: dict[str, AgentFigures], args: argparse.Namespace) -> N
         (f"p50 / p99 at {args.rate:,.0f}/s, 1 binding (ms)", [_latency(f.baseline) for f in figures]),
         (f"p50 / p99 at {args.rate:,.0f}/s, {loaded} (ms)", [_latency(f.loaded) for f in figures]),
         ("fill: new bindings/s (bindings)", [f"{f.fill_rate:,.0f} ({f.filled:,})" for f in figures]),
+        ("fill: agent CPU per new binding (µs)", [_per_binding(f) for f in figures]),
     ]
     if args.bindings == 1:
         rows = [rows[0], rows[2]]
@@ -280,6 +297,11 @@ def print_table(results: dict[str, AgentFigures], args: argparse.Namespace) -> N
     print(" " * width + "".join(f"{mode:>20}" for mode in results))
     for label, values in rows:
         print(f"{label:<{width}}" + "".join(f"{value:>20}" for value in values))
+
+
+def _per_binding(figures: AgentFigures) -> str:
+    new = figures.filled - 1
+    return f"{figures.fill_cpu / new * 1e6:,.0f}" if new > 0 else "n/a"
 
 
 def _throughput(figures: TableFigures | None) -> str:
@@ -306,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM cleans up like Ctrl-C
     bed = Testbed(keep_logs=args.keep_logs)
+    if args.agent_tree is not None:
+        bed.agent_tree = args.agent_tree.resolve()
     try:
         bed.build()
         results = {}

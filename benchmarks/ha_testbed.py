@@ -112,6 +112,11 @@ class Agent:
             self.process.stdout.close()
         return self.process.returncode
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the agent so far, all its threads (``/proc/PID/stat``)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stderr_tail(self, characters: int = 2000) -> str:
         return self.stderr.read_text(errors="replace")[-characters:] if self.stderr.exists() else ""
 
@@ -126,6 +131,9 @@ class Testbed:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ha-registration-")))
     keep_logs: Path | None = None
     """If set, the agents' stderr logs are copied here before the temporary directory goes."""
+    agent_tree: Path = REPO
+    """The checkout whose ``agents`` package the home agent runs (another one: an A/B against a baseline
+    tree with this harness)."""
 
     @property
     def ha(self) -> str:
@@ -182,7 +190,15 @@ class Testbed:
         if trace:
             command += ["--trace", str(self.workdir / f"{label}.jsonl")]
         with stderr_path.open("w") as stderr:
-            process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=stderr, text=True)
+            environment = os.environ | {"PYTHONPATH": str(self.agent_tree)}
+            process = subprocess.Popen(
+                command,
+                cwd=self.agent_tree,
+                env=environment,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+            )
         agent = Agent(process, control, stderr_path)
         self.agents.append(agent)
         _wait_for_ready(agent)

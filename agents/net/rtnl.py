@@ -1,6 +1,6 @@
-"""Raw rtnetlink requests for the few changes on a handover's critical path (issue 14): routes,
-permanent neighbour entries and policy rules, built with ``struct`` and sent on a plain
-``AF_NETLINK`` socket from the calling thread.
+"""Raw rtnetlink requests for the changes on a handover's critical path (issue 14) and the home agent's
+per-binding ones (issue 9): routes, neighbour entries (permanent and proxy) and policy rules, built with
+``struct`` and sent on a plain ``AF_NETLINK`` socket from the calling thread.
 
 pyroute2 (behind :class:`agents.net.netlink.Netlink`) costs ~0.25 ms of Python per request, plus a
 hand-over to the facade's worker thread; on a loaded machine one request took up to several ms, and the
@@ -11,7 +11,9 @@ the change inside the ``send``.
 The messages take the pyroute2 argument dicts the facade already builds (and keeps for its undo), and
 are encoded the way pyroute2 encodes them (protocol ``static`` and type ``unicast`` for an added route,
 both unspecified for a deletion; a table above 255 in ``RTA_TABLE``/``FRA_TABLE`` with 252 in the
-header), so an object added here is found by the facade's pyroute2 undo and vice versa.
+header; NUD_PERMANENT in a neighbour request), so an object added here is found by a pyroute2 deletion and
+vice versa. The facade's undo sends its deletions :data:`BATCH` to one ``send``
+(:meth:`RtnlSocket.request_all`): the kernel carries them out in order and acknowledges each.
 
 :class:`RtnlSocket` is created in the network namespace whose objects it changes (the facade makes it
 on its worker thread) and may then be used from any thread: a socket keeps the namespace it was made in,
@@ -25,13 +27,12 @@ import fcntl
 import socket
 import struct
 import threading
-from collections.abc import Callable
-from ipaddress import ip_address, ip_network
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 NLMSG_ERROR = 2
 RTM_NEWROUTE, RTM_DELROUTE = 24, 25
-RTM_NEWNEIGH = 28
+RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
 RTM_NEWRULE, RTM_DELRULE = 32, 33
 NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
 NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x100, 0x200, 0x400
@@ -43,6 +44,8 @@ FR_ACT_TO_TBL = 1
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC, RTA_METRICS, RTA_TABLE = 1, 4, 5, 6, 7, 8, 15
 RTAX_MTU = 2
 NDA_DST, NDA_LLADDR = 1, 2
+NTF_PROXY = 0x08
+NUD_PERMANENT = 0x80
 FRA_SRC, FRA_IIFNAME, FRA_PRIORITY, FRA_TABLE = 2, 3, 6, 15
 SIOCGIFINDEX = 0x8933
 
@@ -56,6 +59,16 @@ _ERRNO = struct.Struct("=i")
 
 ROUTE_COMMANDS = {"add": (RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL), "del": (RTM_DELROUTE, 0)}
 RULE_COMMANDS = {"add": (RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL), "del": (RTM_DELRULE, 0)}
+NEIGH_COMMANDS = {
+    "add": (RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_EXCL),
+    "replace": (RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE),
+    "del": (RTM_DELNEIGH, 0),
+    "get": (RTM_GETNEIGH, 0),
+}
+BATCH = 64
+"""Most requests sent in one ``send`` by :meth:`RtnlSocket.request_all`: their acknowledgements (one
+datagram each, well under 1 KiB of receive buffer) must all fit in the socket's receive buffer."""
+RECEIVE_BUFFER = 1 << 20
 
 
 class RtnlError(OSError):
@@ -74,6 +87,29 @@ def message(kind: int, flags: int, sequence: int, body: bytes) -> bytes:
     return _HEADER.pack(_HEADER.size + len(body), kind, flags, sequence, 0) + body
 
 
+def packed_address(family: int, text: str) -> bytes:
+    """``text`` (an address of ``family``) in network order; ValueError if it is not one. ``inet_pton``:
+    a tenth of ``ipaddress``'s cost, which a home agent pays twice per binding (issue 9)."""
+    try:
+        return socket.inet_pton(family, str(text))
+    except OSError:
+        raise ValueError(f"not an address of family {family}: {text!r}") from None
+
+
+def packed_prefix(family: int, text: str) -> tuple[bytes, int]:
+    """``ADDRESS/LENGTH`` (the length may be left out: a host) as network-order bytes and the length;
+    ValueError for a bad address or length, or host bits set (as ``ipaddress.ip_network``)."""
+    address, slash, length_text = str(text).partition("/")
+    packed = packed_address(family, address)
+    bits = len(packed) * 8
+    length = int(length_text) if slash and length_text.isdigit() else bits
+    if (slash and not length_text.isdigit()) or length > bits:
+        raise ValueError(f"bad prefix length: {text!r}")
+    if int.from_bytes(packed, "big") & ((1 << (bits - length)) - 1):
+        raise ValueError(f"{text!r} has host bits set")
+    return packed, length
+
+
 def _table(spec: dict[str, Any]) -> int:
     return int(spec.get("table", RT_TABLE_MAIN))
 
@@ -87,13 +123,13 @@ def route_message(command: str, spec: dict[str, Any], sequence: int = 0) -> byte
     unknown = set(spec) - known
     if unknown:
         raise ValueError(f"route: no raw encoding for {sorted(unknown)}")
-    destination = ip_network(spec["dst"])
     family = int(spec["family"])
+    destination, length = packed_prefix(family, spec["dst"])
     table = _table(spec)
     adding = command == "add"
     header = _RTMSG.pack(
         family,
-        destination.prefixlen,
+        length,
         0,
         0,
         table if table <= 255 else RT_TABLE_COMPAT,
@@ -103,28 +139,55 @@ def route_message(command: str, spec: dict[str, Any], sequence: int = 0) -> byte
         int(spec.get("flags", 0)),
     )
     attributes = []
-    if destination.prefixlen:
-        attributes.append(attribute(RTA_DST, destination.network_address.packed))
+    if length:
+        attributes.append(attribute(RTA_DST, destination))
     attributes.append(attribute(RTA_TABLE, _U32.pack(table)))
     if spec.get("oif") is not None:
         attributes.append(attribute(RTA_OIF, _U32.pack(int(spec["oif"]))))
     if spec.get("gateway") is not None:
-        attributes.append(attribute(RTA_GATEWAY, ip_address(spec["gateway"]).packed))
+        attributes.append(attribute(RTA_GATEWAY, packed_address(family, spec["gateway"])))
     if spec.get("priority") is not None:
         attributes.append(attribute(RTA_PRIORITY, _U32.pack(int(spec["priority"]))))
     if spec.get("prefsrc") is not None:
-        attributes.append(attribute(RTA_PREFSRC, ip_address(spec["prefsrc"]).packed))
+        attributes.append(attribute(RTA_PREFSRC, packed_address(family, spec["prefsrc"])))
     mtu = (spec.get("metrics") or {}).get("mtu")
     if mtu:
         attributes.append(attribute(RTA_METRICS, attribute(RTAX_MTU, _U32.pack(int(mtu)))))
     return message(kind, flags, sequence, header + b"".join(attributes))
 
 
+def neigh_message(
+    command: str,
+    spec: dict[str, Any],
+    sequence: int = 0,
+    *,
+    link_address: bytes | None = None,
+    state: int = NUD_PERMANENT,
+) -> bytes:
+    """``add``, ``replace``, ``del`` or ``get`` of a neighbour entry given as the facade's pyroute2
+    arguments: ``dst``, ``ifindex``, ``family`` and optionally ``flags`` (NTF_PROXY: a proxy entry,
+    ``ip neigh ... proxy``). As pyroute2 does, ``state`` (NUD_PERMANENT unless given) is sent with every
+    command but ``get``, whose header the kernel wants all zero but the flags."""
+    kind, flags = NEIGH_COMMANDS[command]
+    unknown = set(spec) - {"dst", "ifindex", "family", "flags"}
+    if unknown:
+        raise ValueError(f"neighbour: no raw encoding for {sorted(unknown)}")
+    header = _NDMSG.pack(
+        int(spec["family"]),
+        int(spec["ifindex"]),
+        0 if command == "get" else state,
+        int(spec.get("flags", 0)),
+        0,
+    )
+    body = header + attribute(NDA_DST, packed_address(int(spec["family"]), spec["dst"]))
+    if link_address is not None:
+        body += attribute(NDA_LLADDR, link_address)
+    return message(kind, flags, sequence, body)
+
+
 def neighbour_message(spec: dict[str, Any], link_address: bytes, state: int, sequence: int = 0) -> bytes:
     """``ip neigh replace DST lladdr L dev IFINDEX nud STATE``; ``spec``: ``dst``, ``ifindex``, ``family``."""
-    header = _NDMSG.pack(int(spec["family"]), int(spec["ifindex"]), state, 0, 0)
-    body = header + attribute(NDA_DST, ip_address(spec["dst"]).packed) + attribute(NDA_LLADDR, link_address)
-    return message(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, sequence, body)
+    return neigh_message("replace", spec, sequence, link_address=link_address, state=state)
 
 
 def rule_message(command: str, spec: dict[str, Any], sequence: int = 0) -> bytes:
@@ -140,7 +203,7 @@ def rule_message(command: str, spec: dict[str, Any], sequence: int = 0) -> bytes
         0, 0, FR_ACT_TO_TBL, 0,
     )  # fmt: skip
     attributes = [
-        attribute(FRA_SRC, ip_address(spec["src"]).packed),
+        attribute(FRA_SRC, packed_address(int(spec["family"]), spec["src"])),
         attribute(FRA_TABLE, _U32.pack(table)),
         attribute(FRA_PRIORITY, _U32.pack(int(spec["priority"]))),
     ]
@@ -151,15 +214,23 @@ def rule_message(command: str, spec: dict[str, Any], sequence: int = 0) -> bytes
 
 def acknowledgement(data: bytes, sequence: int) -> int | None:
     """The error code (0: done) of the NLMSG_ERROR answering ``sequence`` in ``data``; None if absent."""
+    for seq, code in acknowledgements(data):
+        if seq == sequence:
+            return code
+    return None
+
+
+def acknowledgements(data: bytes) -> Iterator[tuple[int, int]]:
+    """``(sequence, error code)`` of each NLMSG_ERROR in ``data`` (0: done), in order; other messages
+    (a ``get``'s answer) are skipped."""
     offset = 0
     while offset + _HEADER.size <= len(data):
         length, kind, _flags, seq, _port = _HEADER.unpack_from(data, offset)
         if length < _HEADER.size:
-            return None
-        if kind == NLMSG_ERROR and seq == sequence and offset + _HEADER.size + _ERRNO.size <= len(data):
-            return -int(_ERRNO.unpack_from(data, offset + _HEADER.size)[0])
+            return
+        if kind == NLMSG_ERROR and offset + _HEADER.size + _ERRNO.size <= len(data):
+            yield seq, -int(_ERRNO.unpack_from(data, offset + _HEADER.size)[0])
         offset += (length + 3) & ~3
-    return None
 
 
 class RtnlSocket:
@@ -172,6 +243,7 @@ class RtnlSocket:
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
         self.ioctl_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
             self.sock.bind((0, 0))
             self.sock.settimeout(self.TIMEOUT)
         except OSError:
@@ -194,26 +266,54 @@ class RtnlSocket:
         return self._sequence
 
     def request(self, build: Callable[[int], bytes]) -> None:
-        """Send ``build(sequence)`` and wait for its acknowledgement; RtnlError on a refusal."""
+        """Send ``build(sequence)`` and wait for its acknowledgement; RtnlError on a refusal (a ValueError
+        from ``build`` goes to the caller, nothing sent)."""
         with self._lock:
             sequence = self.next_sequence()
+            code = self._exchange([(sequence, build(sequence))])[0]
+        if code:
+            raise RtnlError(code, errno.errorcode.get(code, str(code)))
+
+    def request_all(self, builds: Sequence[Callable[[int], bytes]]) -> list[int]:
+        """Send every ``build(sequence)``, in order, :data:`BATCH` to one ``send``; the error code of each
+        (0: done), in the same order. The kernel carries out the messages of one ``send`` one after the
+        other and acknowledges each (a refused one does not stop the next); a request whose answer never
+        comes counts as ETIMEDOUT, one the socket could not send as that error, one that cannot be encoded
+        (ValueError from ``build``) as EINVAL, unsent."""
+        codes: list[int] = []
+        with self._lock:
+            for start in range(0, len(builds), BATCH):
+                requests: list[tuple[int, bytes | None]] = []
+                for build in builds[start : start + BATCH]:
+                    sequence = self.next_sequence()
+                    try:
+                        requests.append((sequence, build(sequence)))
+                    except (ValueError, KeyError, TypeError, struct.error):
+                        requests.append((sequence, None))
+                codes += self._exchange(requests)
+        return codes
+
+    def _exchange(self, requests: Sequence[tuple[int, bytes | None]]) -> list[int]:
+        """One ``send`` of the encoded requests (None: not encodable, EINVAL) and their answers."""
+        answers = {sequence: errno.EINVAL for sequence, data in requests if data is None}
+        wanted = {sequence for sequence, data in requests if data is not None}
+        if wanted:
             try:
-                self.sock.send(build(sequence))
+                self.sock.send(b"".join(data for _sequence, data in requests if data is not None))
             except OSError as error:  # e.g. ENOBUFS: reported like a refusal
-                raise RtnlError(error.errno or errno.EIO, str(error)) from None
-            while True:
-                try:
-                    data = self.sock.recv(65536)
-                except TimeoutError:
-                    raise RtnlError(errno.ETIMEDOUT, "no netlink acknowledgement") from None
-                except OSError as error:
-                    raise RtnlError(error.errno or errno.EIO, str(error)) from None
-                code = acknowledgement(data, sequence)
-                if code is None:
-                    continue  # an older request's late answer
-                if code:
-                    raise RtnlError(code, errno.errorcode.get(code, str(code)))
-                return
+                return [answers.get(sequence, error.errno or errno.EIO) for sequence, _data in requests]
+        while wanted:
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                break
+            except OSError as error:
+                return [answers.get(sequence, error.errno or errno.EIO) for sequence, _data in requests]
+            for sequence, code in acknowledgements(data):
+                if sequence in wanted:  # anything else: an older request's late answer
+                    wanted.discard(sequence)
+                    answers[sequence] = code
+        return [answers.get(sequence, errno.ETIMEDOUT) for sequence, _data in requests]
 
     def close(self) -> None:
         self.sock.close()

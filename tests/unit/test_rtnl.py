@@ -18,13 +18,20 @@ from agents.net.rtnl import (
     NLM_F_EXCL,
     NLM_F_REPLACE,
     NLM_F_REQUEST,
+    NTF_PROXY,
+    NUD_PERMANENT,
+    RTM_DELNEIGH,
     RTM_DELROUTE,
     RTM_DELRULE,
+    RTM_GETNEIGH,
     RTM_NEWNEIGH,
     RTM_NEWROUTE,
     RTM_NEWRULE,
     acknowledgement,
+    acknowledgements,
+    neigh_message,
     neighbour_message,
+    packed_prefix,
     route_message,
     rule_message,
 )
@@ -85,6 +92,41 @@ def test_permanent_neighbour_replaces() -> None:
     assert message.get_attr("NDA_LLADDR") == "02:00:00:00:00:21"
 
 
+@pytest.mark.parametrize(
+    ("command", "kind", "flags", "state"),
+    [
+        ("add", RTM_NEWNEIGH, ADD, NUD_PERMANENT),
+        ("del", RTM_DELNEIGH, 5, NUD_PERMANENT),
+        ("get", RTM_GETNEIGH, 5, 0),
+    ],
+)
+def test_proxy_neighbour_as_pyroute2_sends_it(command: str, kind: int, flags: int, state: int) -> None:
+    """``ip neigh add|del|get proxy DST dev IFINDEX`` (the home agent's proxy ARP, RFC 5944 §4.6): NTF_PROXY
+    in the header, only NDA_DST; NUD_PERMANENT as pyroute2 sends it, none in a ``get`` (the kernel refuses
+    a ``get`` whose header carries anything but the flags)."""
+    spec = {"dst": "192.0.2.100", "ifindex": 6, "flags": NTF_PROXY, "family": socket.AF_INET}
+    data = neigh_message(command, spec, 11)
+    message = decoded(ndmsg, data)
+    header = message["header"]
+    assert (header["type"], header["flags"], header["sequence_number"]) == (kind, flags, 11)
+    assert header["length"] == len(data)
+    assert (message["family"], message["ifindex"], message["flags"]) == (socket.AF_INET, 6, NTF_PROXY)
+    assert (message["state"], message["ndm_type"]) == (state, 0)
+    assert message.get_attr("NDA_DST") == "192.0.2.100"
+    assert message.get_attr("NDA_LLADDR") is None
+
+
+def test_ipv6_neighbour_deletion() -> None:
+    spec = {"dst": "2001:db8:1::5", "ifindex": 2, "family": socket.AF_INET6}
+    message = decoded(ndmsg, neigh_message("del", spec))
+    assert (message["header"]["type"], message["family"], message["flags"]) == (
+        RTM_DELNEIGH,
+        socket.AF_INET6,
+        0,
+    )
+    assert message.get_attr("NDA_DST") == "2001:db8:1::5"
+
+
 @pytest.mark.parametrize(("command", "kind", "flags"), [("add", RTM_NEWRULE, ADD), ("del", RTM_DELRULE, 5)])
 def test_source_rule_with_input_interface(command: str, kind: int, flags: int) -> None:
     spec = {"src": "192.0.2.10", "src_len": 32, "table": 110, "priority": 1100, "family": socket.AF_INET}
@@ -98,6 +140,8 @@ def test_source_rule_with_input_interface(command: str, kind: int, flags: int) -
 
 
 def test_unknown_arguments_are_refused_not_dropped() -> None:
+    with pytest.raises(ValueError, match="lladdr"):
+        neigh_message("add", {"dst": "10.0.0.1", "ifindex": 1, "family": 2, "lladdr": "02:00:00:00:00:01"})
     with pytest.raises(ValueError, match="encap"):
         route_message("add", {"dst": "10.0.0.0/8", "family": socket.AF_INET, "encap": {}})
     with pytest.raises(ValueError, match="action"):
@@ -115,3 +159,45 @@ def test_acknowledgement_finds_the_answer_to_its_sequence() -> None:
     assert acknowledgement(error(3, errno.EEXIST) + error(4, errno.ENOENT), 4) == errno.ENOENT
     assert acknowledgement(error(3, 0), 4) is None
     assert acknowledgement(b"\x01\x00", 4) is None
+
+
+def test_acknowledgements_of_a_batch_in_order_skipping_answers() -> None:
+    """One datagram may carry a ``get``'s answer (an RTM_NEWNEIGH) before its acknowledgement."""
+
+    def error(sequence: int, code: int) -> bytes:
+        body = struct.pack("=i", -code) + bytes(16)
+        return struct.pack("=IHHII", 16 + len(body), 2, 0, sequence, 0) + body
+
+    answer = neigh_message("add", {"dst": "10.0.0.1", "ifindex": 1, "family": 2}, 5)
+    data = error(4, 0) + answer + error(5, errno.ENOENT) + error(6, errno.ESRCH)
+    assert list(acknowledgements(data)) == [(4, 0), (5, errno.ENOENT), (6, errno.ESRCH)]
+    assert list(acknowledgements(struct.pack("=IHHII", 4, 2, 0, 1, 0))) == []  # a length below the header
+
+
+@pytest.mark.parametrize(
+    ("family", "text", "expected"),
+    [
+        (socket.AF_INET, "10.0.0.0/8", (bytes([10, 0, 0, 0]), 8)),
+        (socket.AF_INET, "0.0.0.0/0", (bytes(4), 0)),
+        (socket.AF_INET, "10.0.0.1", (bytes([10, 0, 0, 1]), 32)),
+        (socket.AF_INET6, "2001:db8::/32", (bytes.fromhex("20010db8") + bytes(12), 32)),
+    ],
+)
+def test_prefix_text_packed(family: int, text: str, expected: tuple[bytes, int]) -> None:
+    assert packed_prefix(family, text) == expected
+
+
+@pytest.mark.parametrize(
+    ("family", "text"),
+    [
+        (socket.AF_INET, "10.0.0.1/24"),  # host bits set, as ipaddress.ip_network refuses
+        (socket.AF_INET, "10.0.0.0/33"),
+        (socket.AF_INET, "10.0.0.0/"),
+        (socket.AF_INET, "10.0.0.0/x"),
+        (socket.AF_INET, "2001:db8::/32"),  # the other family
+        (socket.AF_INET6, "10.0.0.0/8"),
+    ],
+)
+def test_bad_prefix_text_is_a_value_error(family: int, text: str) -> None:
+    with pytest.raises(ValueError, match=r"prefix length|host bits|not an address"):
+        packed_prefix(family, text)
