@@ -25,11 +25,13 @@ import fcntl
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from ipaddress import ip_address, ip_network
 from typing import Any
 
 NLMSG_ERROR = 2
+RTM_NEWLINK = 16
 RTM_NEWROUTE, RTM_DELROUTE = 24, 25
 RTM_NEWNEIGH = 28
 RTM_NEWRULE, RTM_DELRULE = 32, 33
@@ -43,12 +45,15 @@ FR_ACT_TO_TBL = 1
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC, RTA_METRICS, RTA_TABLE = 1, 4, 5, 6, 7, 8, 15
 RTAX_MTU = 2
 NDA_DST, NDA_LLADDR = 1, 2
+IFLA_MASTER = 10
+IFF_UP = 0x1
 FRA_SRC, FRA_IIFNAME, FRA_PRIORITY, FRA_TABLE = 2, 3, 6, 15
 SIOCGIFINDEX = 0x8933
 
 _HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
 _RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
 _NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
+_IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change mask
 _FIBMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, res1, res2, action, flags
 _ATTR = struct.Struct("=HH")
 _U32 = struct.Struct("=I")
@@ -149,6 +154,21 @@ def rule_message(command: str, spec: dict[str, Any], sequence: int = 0) -> bytes
     return message(kind, flags, sequence, header + b"".join(attributes))
 
 
+def link_message(
+    index: int, *, up: bool | None = None, master: int | None = None, sequence: int = 0
+) -> bytes:
+    """``ip link set dev INDEX [up | down] [master MASTER | nomaster (0)]`` as one RTM_NEWLINK.
+
+    rtnetlink's ``do_setlink`` changes the flags before the master, so ``up=False`` with a new
+    ``master`` takes a bridge port down while it is still on its old bridge, then moves it: one request
+    for what ``ip`` does in three (down, nomaster, master)."""
+    flags, change = (0, 0) if up is None else (IFF_UP if up else 0, IFF_UP)
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, flags, change)
+    if master is not None:
+        body += attribute(IFLA_MASTER, _U32.pack(master))
+    return message(RTM_NEWLINK, 0, sequence, body)
+
+
 def acknowledgement(data: bytes, sequence: int) -> int | None:
     """The error code (0: done) of the NLMSG_ERROR answering ``sequence`` in ``data``; None if absent."""
     offset = 0
@@ -193,14 +213,16 @@ class RtnlSocket:
         self._sequence = self._sequence % 0x7FFFFFFF + 1
         return self._sequence
 
-    def request(self, build: Callable[[int], bytes]) -> None:
-        """Send ``build(sequence)`` and wait for its acknowledgement; RtnlError on a refusal."""
+    def request(self, build: Callable[[int], bytes]) -> float:
+        """Send ``build(sequence)`` and wait for its acknowledgement; RtnlError on a refusal. Returns the
+        CLOCK_MONOTONIC time the ``send`` returned: the kernel applied the change inside it."""
         with self._lock:
             sequence = self.next_sequence()
             try:
                 self.sock.send(build(sequence))
             except OSError as error:  # e.g. ENOBUFS: reported like a refusal
                 raise RtnlError(error.errno or errno.EIO, str(error)) from None
+            applied = time.clock_gettime(time.CLOCK_MONOTONIC)
             while True:
                 try:
                     data = self.sock.recv(65536)
@@ -213,7 +235,7 @@ class RtnlSocket:
                     continue  # an older request's late answer
                 if code:
                     raise RtnlError(code, errno.errorcode.get(code, str(code)))
-                return
+                return applied
 
     def close(self) -> None:
         self.sock.close()

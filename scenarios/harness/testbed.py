@@ -256,7 +256,7 @@ class Testbed:
         self.timelines[mobile_node].moved(now, to)
         if self.mover is None:
             self.mover = LinkMover()
-        self.mover.reattach(link, to, self.trace.emit, number, events, while_down)
+        self.mover.reattach(link, to, self.trace.emit_at, number, events, while_down)
         self.attachment[mobile_node] = to
         return number
 

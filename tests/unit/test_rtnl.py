@@ -9,6 +9,7 @@ import struct
 
 import pytest
 from pyroute2.netlink.rtnl.fibmsg import fibmsg
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.ndmsg import ndmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
@@ -20,10 +21,12 @@ from agents.net.rtnl import (
     NLM_F_REQUEST,
     RTM_DELROUTE,
     RTM_DELRULE,
+    RTM_NEWLINK,
     RTM_NEWNEIGH,
     RTM_NEWROUTE,
     RTM_NEWRULE,
     acknowledgement,
+    link_message,
     neighbour_message,
     route_message,
     rule_message,
@@ -115,3 +118,21 @@ def test_acknowledgement_finds_the_answer_to_its_sequence() -> None:
     assert acknowledgement(error(3, errno.EEXIST) + error(4, errno.ENOENT), 4) == errno.ENOENT
     assert acknowledgement(error(3, 0), 4) is None
     assert acknowledgement(b"\x01\x00", 4) is None
+
+
+def test_port_down_and_to_another_bridge_in_one_link_request() -> None:
+    """The harness's move (issue 14): IFF_UP cleared (in the change mask) and IFLA_MASTER set."""
+    message = decoded(ifinfmsg, link_message(7, up=False, master=3, sequence=9))
+    header = message["header"]
+    assert (header["type"], header["flags"], header["sequence_number"]) == (RTM_NEWLINK, 5, 9)
+    assert (message["index"], message["flags"], message["change"]) == (7, 0, 1)
+    assert message.get_attr("IFLA_MASTER") == 3
+
+
+def test_port_up_alone_leaves_the_master_alone() -> None:
+    message = decoded(ifinfmsg, link_message(7, up=True))
+    assert (message["flags"], message["change"]) == (1, 1)
+    assert message.get_attr("IFLA_MASTER") is None
+    only_master = decoded(ifinfmsg, link_message(7, master=0))
+    assert (only_master["flags"], only_master["change"]) == (0, 0)
+    assert only_master.get_attr("IFLA_MASTER") == 0
