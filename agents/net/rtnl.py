@@ -32,6 +32,7 @@ from typing import Any
 
 NLMSG_ERROR = 2
 RTM_NEWLINK = 16
+RTM_DELADDR = 21
 RTM_NEWROUTE, RTM_DELROUTE = 24, 25
 RTM_NEWNEIGH = 28
 RTM_NEWRULE, RTM_DELRULE = 32, 33
@@ -46,6 +47,7 @@ RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC, RTA_METRICS, RTA_TABLE
 RTAX_MTU = 2
 NDA_DST, NDA_LLADDR = 1, 2
 IFLA_MASTER = 10
+IFA_ADDRESS, IFA_LOCAL = 1, 2
 IFF_UP = 0x1
 FRA_SRC, FRA_IIFNAME, FRA_PRIORITY, FRA_TABLE = 2, 3, 6, 15
 SIOCGIFINDEX = 0x8933
@@ -53,6 +55,7 @@ SIOCGIFINDEX = 0x8933
 _HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
 _RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
 _NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
+_IFADDRMSG = struct.Struct("=BBBBI")  # family, prefix length, flags, scope, index
 _IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change mask
 _FIBMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, res1, res2, action, flags
 _ATTR = struct.Struct("=HH")
@@ -167,6 +170,18 @@ def link_message(
     if master is not None:
         body += attribute(IFLA_MASTER, _U32.pack(master))
     return message(RTM_NEWLINK, 0, sequence, body)
+
+
+def address_deletion(spec: dict[str, Any], sequence: int = 0) -> bytes:
+    """``ip addr del ADDRESS/PREFIXLEN dev INDEX`` given as the facade's pyroute2 arguments (``index``,
+    ``address``, ``prefixlen``, ``family``), with IFA_LOCAL and IFA_ADDRESS as pyroute2 sends them."""
+    unknown = set(spec) - {"index", "address", "prefixlen", "family"}
+    if unknown:
+        raise ValueError(f"address: no raw encoding for {sorted(unknown)}")
+    packed = ip_address(spec["address"]).packed
+    header = _IFADDRMSG.pack(int(spec["family"]), int(spec["prefixlen"]), 0, 0, int(spec["index"]))
+    body = header + attribute(IFA_LOCAL, packed) + attribute(IFA_ADDRESS, packed)
+    return message(RTM_DELADDR, 0, sequence, body)
 
 
 def acknowledgement(data: bytes, sequence: int) -> int | None:

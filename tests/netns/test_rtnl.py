@@ -5,7 +5,7 @@ errors keep their meaning (exist_ok, already gone), and pyroute2's undo removes 
 from __future__ import annotations
 
 import threading
-from ipaddress import IPv4Address, IPv4Network, IPv6Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 
 import pytest
 
@@ -62,6 +62,10 @@ def test_raw_routes_neighbours_and_rules_from_another_thread(namespaces: Namespa
         assert "192.0.2.10" not in namespace.run("ip rule show")
         with pytest.raises(LookupError):
             netlink.set_neighbour("nonesuch", gateway, mac)
+        # a home address and an IPv6 address: undone with raw requests from this thread (issue 14)
+        netlink.add_address("r0", IPv4Interface("192.0.2.10/24"))
+        netlink.add_address("r0", IPv6Interface("2001:db8:10::a/128"), nodad=True)
+        assert "192.0.2.10/24" in namespace.run("ip addr show dev r0")
         assert namespace.snapshot() != before
         netlink.undo()
         assert namespace.snapshot() == before

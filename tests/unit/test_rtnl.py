@@ -9,6 +9,7 @@ import struct
 
 import pytest
 from pyroute2.netlink.rtnl.fibmsg import fibmsg
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.ndmsg import ndmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
@@ -26,6 +27,7 @@ from agents.net.rtnl import (
     RTM_NEWROUTE,
     RTM_NEWRULE,
     acknowledgement,
+    address_deletion,
     link_message,
     neighbour_message,
     route_message,
@@ -136,3 +138,15 @@ def test_port_up_alone_leaves_the_master_alone() -> None:
     only_master = decoded(ifinfmsg, link_message(7, master=0))
     assert (only_master["flags"], only_master["change"]) == (0, 0)
     assert only_master.get_attr("IFLA_MASTER") == 0
+
+
+@pytest.mark.parametrize(("family", "address", "length"), [(socket.AF_INET, "192.0.2.10", 24),
+                                                            (socket.AF_INET6, "2001:db8:10::a", 128)])  # fmt: skip
+def test_address_deletion_as_pyroute2_sends_it(family: int, address: str, length: int) -> None:
+    spec = {"index": 4, "address": address, "prefixlen": length, "family": family}
+    message = decoded(ifaddrmsg, address_deletion(spec, 5))
+    assert (message["header"]["type"], message["header"]["flags"]) == (21, NLM_F_REQUEST | NLM_F_ACK)
+    assert (message["family"], message["prefixlen"], message["index"]) == (family, length, 4)
+    assert message.get_attr("IFA_LOCAL") == address and message.get_attr("IFA_ADDRESS") == address
+    with pytest.raises(ValueError, match="no raw encoding"):
+        address_deletion(spec | {"flags": 0x80})
