@@ -47,6 +47,7 @@ from agents.net.rtnl import (
     RtnlError,
     RtnlSocket,
     address_deletion,
+    address_message,
     neighbour_message,
     route_message,
     rule_message,
@@ -233,7 +234,7 @@ class Netlink:
 
         An address already present raises, or with ``exist_ok`` is left alone and not recorded.
         """
-        index = self.link_index(name)
+        index = self._index(name)
         spec = {
             "index": index,
             "address": str(address.ip),
@@ -242,7 +243,12 @@ class Netlink:
         }
         if nodad:
             spec["flags"] = IFA_F_NODAD
-        if not self._add(f"add address {address} on {name}", exist_ok, self._ipr.addr, "add", **spec):
+
+        def add() -> bool:  # a raw request from this thread (issue 14: the MN's carrier loss at home)
+            self._raw(lambda sequence: address_message("add", spec, sequence))
+            return True
+
+        if self._add_resolved(f"add address {address} on {name}", exist_ok, add, here=True) is None:
             return False
         spec.pop("flags", None)
         self._remember(("addr", index, str(address)), ("addr", "del", spec))

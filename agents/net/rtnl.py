@@ -32,7 +32,7 @@ from typing import Any
 
 NLMSG_ERROR = 2
 RTM_NEWLINK = 16
-RTM_DELADDR = 21
+RTM_NEWADDR, RTM_DELADDR = 20, 21
 RTM_NEWROUTE, RTM_DELROUTE = 24, 25
 RTM_NEWNEIGH = 28
 RTM_NEWRULE, RTM_DELRULE = 32, 33
@@ -172,16 +172,27 @@ def link_message(
     return message(RTM_NEWLINK, 0, sequence, body)
 
 
-def address_deletion(spec: dict[str, Any], sequence: int = 0) -> bytes:
-    """``ip addr del ADDRESS/PREFIXLEN dev INDEX`` given as the facade's pyroute2 arguments (``index``,
-    ``address``, ``prefixlen``, ``family``), with IFA_LOCAL and IFA_ADDRESS as pyroute2 sends them."""
-    unknown = set(spec) - {"index", "address", "prefixlen", "family"}
+def address_message(command: str, spec: dict[str, Any], sequence: int = 0) -> bytes:
+    """``ip addr add|del ADDRESS/PREFIXLEN dev INDEX`` given as the facade's pyroute2 arguments
+    (``index``, ``address``, ``prefixlen``, ``family``, and for ``add`` optionally ``flags``, e.g.
+    IFA_F_NODAD), with IFA_LOCAL and IFA_ADDRESS as pyroute2 sends them (no broadcast address)."""
+    adding = command == "add"
+    unknown = set(spec) - {"index", "address", "prefixlen", "family", *(("flags",) if adding else ())}
     if unknown:
         raise ValueError(f"address: no raw encoding for {sorted(unknown)}")
     packed = ip_address(spec["address"]).packed
-    header = _IFADDRMSG.pack(int(spec["family"]), int(spec["prefixlen"]), 0, 0, int(spec["index"]))
+    header = _IFADDRMSG.pack(
+        int(spec["family"]), int(spec["prefixlen"]), int(spec.get("flags", 0)), 0, int(spec["index"])
+    )
     body = header + attribute(IFA_LOCAL, packed) + attribute(IFA_ADDRESS, packed)
+    if adding:
+        return message(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, sequence, body)
     return message(RTM_DELADDR, 0, sequence, body)
+
+
+def address_deletion(spec: dict[str, Any], sequence: int = 0) -> bytes:
+    """``ip addr del`` (:func:`address_message`)."""
+    return address_message("del", spec, sequence)
 
 
 def acknowledgement(data: bytes, sequence: int) -> int | None:

@@ -28,6 +28,7 @@ from agents.net.rtnl import (
     RTM_NEWRULE,
     acknowledgement,
     address_deletion,
+    address_message,
     link_message,
     neighbour_message,
     route_message,
@@ -150,3 +151,11 @@ def test_address_deletion_as_pyroute2_sends_it(family: int, address: str, length
     assert message.get_attr("IFA_LOCAL") == address and message.get_attr("IFA_ADDRESS") == address
     with pytest.raises(ValueError, match="no raw encoding"):
         address_deletion(spec | {"flags": 0x80})
+
+
+def test_address_addition_is_exclusive_and_carries_nodad() -> None:
+    spec = {"index": 4, "address": "2001:db8:10::a", "prefixlen": 128, "family": socket.AF_INET6, "flags": 2}
+    message = decoded(ifaddrmsg, address_message("add", spec, 6))
+    assert (message["header"]["type"], message["header"]["flags"]) == (20, ADD)
+    assert (message["flags"], message["prefixlen"], message["index"]) == (2, 128, 4)
+    assert message.get_attr("IFA_LOCAL") == "2001:db8:10::a"
