@@ -141,8 +141,10 @@ def test_port_up_alone_leaves_the_master_alone() -> None:
     assert only_master.get_attr("IFLA_MASTER") == 0
 
 
-@pytest.mark.parametrize(("family", "address", "length"), [(socket.AF_INET, "192.0.2.10", 24),
-                                                            (socket.AF_INET6, "2001:db8:10::a", 128)])  # fmt: skip
+ADDRESSES = [(socket.AF_INET, "192.0.2.10", 24), (socket.AF_INET6, "2001:db8:10::a", 128)]
+
+
+@pytest.mark.parametrize(("family", "address", "length"), ADDRESSES)
 def test_address_deletion_as_pyroute2_sends_it(family: int, address: str, length: int) -> None:
     spec = {"index": 4, "address": address, "prefixlen": length, "family": family}
     message = decoded(ifaddrmsg, address_deletion(spec, 5))
