@@ -104,7 +104,7 @@ class NodeSpec:
 @dataclass(frozen=True)
 class MobileLink:
     """How a mobile node's one interface is moved: its switch-side ``port`` (root namespace) is detached
-    from one bridge and attached to another (``ip link set PORT nomaster`` / ``master BRIDGE``)."""
+    from one bridge and attached to another (``ip link set PORT down master BRIDGE``, then ``up``)."""
 
     node: str
     interface: str

@@ -20,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures
 import ctypes
 import errno
+import functools
 import logging
 import os
 import socket
@@ -45,6 +46,8 @@ from pyroute2.netlink.rtnl.ndmsg import NTF_PROXY
 from agents.net.rtnl import (
     RtnlError,
     RtnlSocket,
+    address_deletion,
+    address_message,
     neigh_message,
     neighbour_message,
     route_message,
@@ -233,7 +236,7 @@ class Netlink:
 
         An address already present raises, or with ``exist_ok`` is left alone and not recorded.
         """
-        index = self.link_index(name)
+        index = self._index(name)
         spec = {
             "index": index,
             "address": str(address.ip),
@@ -242,7 +245,12 @@ class Netlink:
         }
         if nodad:
             spec["flags"] = IFA_F_NODAD
-        if not self._add(f"add address {address} on {name}", exist_ok, self._ipr.addr, "add", **spec):
+
+        def add() -> bool:  # a raw request from this thread (issue 14: the MN's carrier loss at home)
+            self._raw(lambda sequence: address_message("add", spec, sequence))
+            return True
+
+        if self._add_resolved(f"add address {address} on {name}", exist_ok, add, here=True) is None:
             return False
         spec.pop("flags", None)
         self._remember(("addr", index, str(address)), ("addr", "del", spec))
@@ -661,10 +669,10 @@ class Netlink:
 
     def undo(self) -> None:
         """Revert every recorded change, newest first; already-vanished objects are skipped, any other
-        failure is logged (one warning naming the object) and the rest still undone. Routes, rules and
-        neighbour entries go in raw requests from the calling thread, :data:`agents.net.rtnl.BATCH` to a
-        ``send`` (issue 9: 10,000 bindings' routes and proxy entries in well under a second); the kernel
-        still takes them one at a time in this order."""
+        failure is logged (one warning naming the object) and the rest still undone. Routes, rules,
+        neighbour entries and addresses go in raw requests from the calling thread,
+        :data:`agents.net.rtnl.BATCH` to a ``send`` (issue 9: 10,000 bindings' routes and proxy entries in
+        well under a second); the kernel still takes them one at a time in this order."""
         batch: list[tuple[tuple[object, ...], Undo, Callable[[int], bytes]]] = []
 
         def send_batch() -> None:
@@ -679,7 +687,7 @@ class Netlink:
             batch.clear()
 
         for key, action in reversed(list(self._undo.items())):
-            build = None if callable(action) else _raw_undo(action)
+            build = _raw_undo(action)
             if build is not None and not callable(action):
                 batch.append((key, action, build))
                 continue
@@ -739,22 +747,29 @@ def _rule_spec(source: Network, table: int, priority: int, interface: str | None
     return spec
 
 
-def _raw_undo(action: Undo) -> Callable[[int], bytes] | None:
-    """The raw request carrying out a recorded deletion (:mod:`agents.net.rtnl`), or None for the rest
-    (addresses, link settings, sysctls, a blackhole rule: the worker thread's pyroute2 / file write)."""
+def _raw_undo(action: Undo | Callable[[], object]) -> Callable[[int], bytes] | None:
+    """The raw rtnetlink request reverting a recorded route, rule, neighbour entry or address
+    (:mod:`agents.net.rtnl`), or None where only pyroute2 encodes it (link settings, sysctls, a blackhole
+    rule, an argument the raw encoders do not know). Issue 9: a home agent's 10,000 bindings torn down in
+    batches; issue 14: a mobile node leaving home undoes its home link's state on the carrier loss,
+    before it can solicit on the next link, without pyroute2's Python and the hop to its worker thread."""
+    if callable(action):
+        return None
     method, command, arguments = action
-    if command != "del":
+    encoders: dict[str, Callable[..., bytes]] = {
+        "route": functools.partial(route_message, "del"),
+        "rule": functools.partial(rule_message, "del"),
+        "neigh": functools.partial(neigh_message, "del"),
+        "addr": address_deletion,
+    }
+    encode = encoders.get(method)
+    if encode is None or command != "del" or (method == "rule" and "action" in arguments):
         return None
-    encode: Callable[..., bytes]
-    if method == "route":
-        encode = route_message
-    elif method == "rule" and "action" not in arguments:
-        encode = rule_message
-    elif method == "neigh":
-        encode = neigh_message
-    else:
+    try:
+        encode(arguments)
+    except (ValueError, KeyError, TypeError):  # an argument only pyroute2 encodes
         return None
-    return lambda sequence: encode("del", arguments, sequence)
+    return lambda sequence: encode(arguments, sequence)
 
 
 def _describe(key: tuple[object, ...], action: Undo | Callable[[], object]) -> str:

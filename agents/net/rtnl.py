@@ -27,10 +27,13 @@ import fcntl
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 NLMSG_ERROR = 2
+RTM_NEWLINK = 16
+RTM_NEWADDR, RTM_DELADDR = 20, 21
 RTM_NEWROUTE, RTM_DELROUTE = 24, 25
 RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
 RTM_NEWRULE, RTM_DELRULE = 32, 33
@@ -46,12 +49,17 @@ RTAX_MTU = 2
 NDA_DST, NDA_LLADDR = 1, 2
 NTF_PROXY = 0x08
 NUD_PERMANENT = 0x80
+IFLA_MASTER = 10
+IFA_ADDRESS, IFA_LOCAL = 1, 2
+IFF_UP = 0x1
 FRA_SRC, FRA_IIFNAME, FRA_PRIORITY, FRA_TABLE = 2, 3, 6, 15
 SIOCGIFINDEX = 0x8933
 
 _HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
 _RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
 _NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
+_IFADDRMSG = struct.Struct("=BBBBI")  # family, prefix length, flags, scope, index
+_IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change mask
 _FIBMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, res1, res2, action, flags
 _ATTR = struct.Struct("=HH")
 _U32 = struct.Struct("=I")
@@ -212,6 +220,44 @@ def rule_message(command: str, spec: dict[str, Any], sequence: int = 0) -> bytes
     return message(kind, flags, sequence, header + b"".join(attributes))
 
 
+def link_message(
+    index: int, *, up: bool | None = None, master: int | None = None, sequence: int = 0
+) -> bytes:
+    """``ip link set dev INDEX [up | down] [master MASTER | nomaster (0)]`` as one RTM_NEWLINK.
+
+    rtnetlink's ``do_setlink`` changes the flags before the master, so ``up=False`` with a new
+    ``master`` takes a bridge port down while it is still on its old bridge, then moves it: one request
+    for what ``ip`` does in three (down, nomaster, master)."""
+    flags, change = (0, 0) if up is None else (IFF_UP if up else 0, IFF_UP)
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, flags, change)
+    if master is not None:
+        body += attribute(IFLA_MASTER, _U32.pack(master))
+    return message(RTM_NEWLINK, 0, sequence, body)
+
+
+def address_message(command: str, spec: dict[str, Any], sequence: int = 0) -> bytes:
+    """``ip addr add|del ADDRESS/PREFIXLEN dev INDEX`` given as the facade's pyroute2 arguments
+    (``index``, ``address``, ``prefixlen``, ``family``, and for ``add`` optionally ``flags``, e.g.
+    IFA_F_NODAD), with IFA_LOCAL and IFA_ADDRESS as pyroute2 sends them (no broadcast address)."""
+    adding = command == "add"
+    unknown = set(spec) - {"index", "address", "prefixlen", "family", *(("flags",) if adding else ())}
+    if unknown:
+        raise ValueError(f"address: no raw encoding for {sorted(unknown)}")
+    packed = packed_address(int(spec["family"]), spec["address"])
+    header = _IFADDRMSG.pack(
+        int(spec["family"]), int(spec["prefixlen"]), int(spec.get("flags", 0)), 0, int(spec["index"])
+    )
+    body = header + attribute(IFA_LOCAL, packed) + attribute(IFA_ADDRESS, packed)
+    if adding:
+        return message(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, sequence, body)
+    return message(RTM_DELADDR, 0, sequence, body)
+
+
+def address_deletion(spec: dict[str, Any], sequence: int = 0) -> bytes:
+    """``ip addr del`` (:func:`address_message`)."""
+    return address_message("del", spec, sequence)
+
+
 def acknowledgement(data: bytes, sequence: int) -> int | None:
     """The error code (0: done) of the NLMSG_ERROR answering ``sequence`` in ``data``; None if absent."""
     for seq, code in acknowledgements(data):
@@ -265,14 +311,16 @@ class RtnlSocket:
         self._sequence = self._sequence % 0x7FFFFFFF + 1
         return self._sequence
 
-    def request(self, build: Callable[[int], bytes]) -> None:
+    def request(self, build: Callable[[int], bytes]) -> float:
         """Send ``build(sequence)`` and wait for its acknowledgement; RtnlError on a refusal (a ValueError
-        from ``build`` goes to the caller, nothing sent)."""
+        from ``build`` goes to the caller, nothing sent). Returns the CLOCK_MONOTONIC time the ``send``
+        returned: the kernel applied the change inside it."""
         with self._lock:
             sequence = self.next_sequence()
-            code = self._exchange([(sequence, build(sequence))])[0]
-        if code:
-            raise RtnlError(code, errno.errorcode.get(code, str(code)))
+            codes, applied = self._exchange([(sequence, build(sequence))])
+        if codes[0]:
+            raise RtnlError(codes[0], errno.errorcode.get(codes[0], str(codes[0])))
+        return applied
 
     def request_all(self, builds: Sequence[Callable[[int], bytes]]) -> list[int]:
         """Send every ``build(sequence)``, in order, :data:`BATCH` to one ``send``; the error code of each
@@ -290,30 +338,35 @@ class RtnlSocket:
                         requests.append((sequence, build(sequence)))
                     except (ValueError, KeyError, TypeError, struct.error):
                         requests.append((sequence, None))
-                codes += self._exchange(requests)
+                codes += self._exchange(requests)[0]
         return codes
 
-    def _exchange(self, requests: Sequence[tuple[int, bytes | None]]) -> list[int]:
-        """One ``send`` of the encoded requests (None: not encodable, EINVAL) and their answers."""
+    def _exchange(self, requests: Sequence[tuple[int, bytes | None]]) -> tuple[list[int], float]:
+        """One ``send`` of the encoded requests (None: not encodable, EINVAL): their answers, and the
+        CLOCK_MONOTONIC time the ``send`` returned."""
         answers = {sequence: errno.EINVAL for sequence, data in requests if data is None}
         wanted = {sequence for sequence, data in requests if data is not None}
+        applied = time.clock_gettime(time.CLOCK_MONOTONIC)
         if wanted:
             try:
                 self.sock.send(b"".join(data for _sequence, data in requests if data is not None))
             except OSError as error:  # e.g. ENOBUFS: reported like a refusal
-                return [answers.get(sequence, error.errno or errno.EIO) for sequence, _data in requests]
+                failed = error.errno or errno.EIO
+                return [answers.get(sequence, failed) for sequence, _data in requests], applied
+            applied = time.clock_gettime(time.CLOCK_MONOTONIC)
         while wanted:
             try:
                 data = self.sock.recv(65536)
             except TimeoutError:
                 break
             except OSError as error:
-                return [answers.get(sequence, error.errno or errno.EIO) for sequence, _data in requests]
+                failed = error.errno or errno.EIO
+                return [answers.get(sequence, failed) for sequence, _data in requests], applied
             for sequence, code in acknowledgements(data):
                 if sequence in wanted:  # anything else: an older request's late answer
                     wanted.discard(sequence)
                     answers[sequence] = code
-        return [answers.get(sequence, errno.ETIMEDOUT) for sequence, _data in requests]
+        return [answers.get(sequence, errno.ETIMEDOUT) for sequence, _data in requests], applied
 
     def close(self) -> None:
         self.sock.close()

@@ -13,6 +13,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -47,6 +48,17 @@ def capture_points(topo: DualStackTopo) -> list[tuple[str, str]]:
     """(node, interface) captured in a run: every interface of the agents and of the correspondent."""
     nodes = [name for name, _ in topo.agentNodes()] + [name for name in topo.hosts() if name.startswith("cn")]
     return [(node, interface) for node in nodes for interface in topo.nodeSpec(node).interfaces]
+
+
+LOSS_SEEN_TIMEOUT = 0.05
+"""Seconds the harness waits, with the link down, for the mobile node's agent to handle the carrier loss."""
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 class Testbed:
@@ -256,9 +268,29 @@ class Testbed:
         self.timelines[mobile_node].moved(now, to)
         if self.mover is None:
             self.mover = LinkMover()
-        self.mover.reattach(link, to, self.trace.emit, number, events, while_down)
+        seen = self._loss_seen(mobile_node, while_down)
+        self.mover.reattach(link, to, self.trace.emit_at, number, events, seen)
         self.attachment[mobile_node] = to
         return number
+
+    def _loss_seen(self, mobile_node: str, while_down: Callable[[], None] | None) -> Callable[[], None]:
+        """What runs while the carrier is down: ``while_down``, then a wait (at most
+        :data:`LOSS_SEEN_TIMEOUT`, scaled) until the node's agent has written a trace line since the link
+        went down, i.e. has handled the carrier loss. A station drives its own roam, so its stack knows the
+        old link is gone before the new one is up; without the wait the raw-netlink move brings the link
+        back within ~1 ms of the loss, and an agent not yet scheduled meanwhile still held its home link's
+        routes there (an IPv6 home-router lookup on a visited link, RFC 5944 §4.6's rule for ARP)."""
+        path = self.run.trace(mobile_node)
+        before = _size(path)
+
+        def seen() -> None:
+            if while_down is not None:
+                while_down()
+            deadline = time.monotonic() + LOSS_SEEN_TIMEOUT * start_scale()
+            while _size(path) == before and time.monotonic() < deadline:
+                time.sleep(0.0002)
+
+        return seen
 
     def finish_move(self, number: int, restored: bool) -> None:
         self.trace.emit(TraceEvent.MOVE_FINISHED, handover=number, restored=restored)

@@ -378,3 +378,24 @@ def test_an_intact_frame_sent_the_same_way_is_delivered(bed: Bed) -> None:
     marker = f"intact-frame-{bed.backend}".encode()
     seen = frames(bed.mn, "mn0", marker, lambda: _send_frame(bed, tunnel_packet(HA, HOA, marker)))
     assert len(seen) == 1
+
+
+def test_a_frame_to_another_link_address_is_not_tunnelled(bed: Bed) -> None:
+    """A visitor's frame addressed to another router's MAC (right after a move the MN still sends to its
+    previous FA's until its route changes, and the bridge floods it to every port, issue 14): the stack
+    drops it (PACKET_OTHERHOST), so neither backend may reverse-tunnel it under a visitor entry."""
+    marker = f"otherhost-{bed.backend}".encode()
+    packet = ipv4_packet(
+        IPv4Address(HOA), IPv4Address(CN), socket.IPPROTO_UDP, udp_datagram(5000, 9, marker), 64
+    )
+
+    def send() -> None:
+        with bed.mn.entered():
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
+        with sock:
+            sock.sendto(packet, ("mn0", 0x0800, 0, 0, bytes.fromhex("020000000099")))
+
+    assert not frames(bed.ha, "ha0", marker, send)
+    # the same payload to the FA's own link-layer address is tunnelled: the check is the address
+    seen = frames(bed.ha, "ha0", marker, lambda: visitor_send(bed, HOA, marker))
+    assert len(seen) == 1

@@ -141,7 +141,10 @@ def test_the_foreign_agent_driver_is_the_one_machine_driver() -> None:
     assert issubclass(ForeignAgentDriver, MachineDriver)
     own = {name for name in vars(ForeignAgentDriver) if not name.startswith("__")}
     # only the access link is its own: flush, the event path and the timer are the shared driver's
-    assert own <= {"machine", "sock", "start", "deliver", "solicitation_received", "_send", "send_other"}
+    assert own <= {
+        "machine", "sock", "start", "deliver", "solicitation_received", "_send", "send_other",
+        "_send_advertisements", "_trace_queued",
+    }  # fmt: skip
     assert "flush" not in own and "_apply_events" not in own
 
 
@@ -175,3 +178,21 @@ def test_the_request_ttl_reaches_the_machine_rfc3024_4_2_1(tmp_path: Path) -> No
     result = asyncio.run(register(tmp_path, ttl=64))
     assert not [destination for _payload, destination in result["sock"].sent if destination == HA]
     assert any(isinstance(e, fe.ForeignAgentDenied) for e in result["applied"])
+
+
+def test_a_solicitation_is_answered_before_its_events_are_traced_issue14(tmp_path: Path) -> None:
+    """The unicast answer (RFC 1256 §5.5) leaves before the queued events are applied and traced; the
+    ``solicitation_received`` line carries the time the solicitation was read, and every advertisement
+    sent has its ``advertisement_sent`` line at once (not at the agent's next input)."""
+    result = asyncio.run(register(tmp_path, ttl=255))
+    after = result["order"][result["order"].index("solicitation") :]
+    answer = f"icmp {HOA} {MAC.hex()}"
+    assert after.index(answer) < after.index("apply solicitation_received")
+    lines = result["lines"]
+    received = next(line for line in lines if line["event"] == "solicitation_received")
+    sent = [line for line in lines if line["event"] == "advertisement_sent"]
+    icmp = [item for item in result["order"] if item.startswith("icmp ")]
+    assert len(sent) == len(icmp)
+    assert sent[-1]["solicited"] and sent[-1]["destination"] == str(HOA)
+    assert received["t"] <= sent[-1]["t"]
+    assert lines.index(received) < lines.index(sent[-1])

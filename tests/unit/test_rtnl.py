@@ -9,6 +9,8 @@ import struct
 
 import pytest
 from pyroute2.netlink.rtnl.fibmsg import fibmsg
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.ndmsg import ndmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
@@ -24,11 +26,15 @@ from agents.net.rtnl import (
     RTM_DELROUTE,
     RTM_DELRULE,
     RTM_GETNEIGH,
+    RTM_NEWLINK,
     RTM_NEWNEIGH,
     RTM_NEWROUTE,
     RTM_NEWRULE,
     acknowledgement,
     acknowledgements,
+    address_deletion,
+    address_message,
+    link_message,
     neigh_message,
     neighbour_message,
     packed_prefix,
@@ -201,3 +207,43 @@ def test_prefix_text_packed(family: int, text: str, expected: tuple[bytes, int])
 def test_bad_prefix_text_is_a_value_error(family: int, text: str) -> None:
     with pytest.raises(ValueError, match=r"prefix length|host bits|not an address"):
         packed_prefix(family, text)
+
+
+def test_port_down_and_to_another_bridge_in_one_link_request() -> None:
+    """The harness's move (issue 14): IFF_UP cleared (in the change mask) and IFLA_MASTER set."""
+    message = decoded(ifinfmsg, link_message(7, up=False, master=3, sequence=9))
+    header = message["header"]
+    assert (header["type"], header["flags"], header["sequence_number"]) == (RTM_NEWLINK, 5, 9)
+    assert (message["index"], message["flags"], message["change"]) == (7, 0, 1)
+    assert message.get_attr("IFLA_MASTER") == 3
+
+
+def test_port_up_alone_leaves_the_master_alone() -> None:
+    message = decoded(ifinfmsg, link_message(7, up=True))
+    assert (message["flags"], message["change"]) == (1, 1)
+    assert message.get_attr("IFLA_MASTER") is None
+    only_master = decoded(ifinfmsg, link_message(7, master=0))
+    assert (only_master["flags"], only_master["change"]) == (0, 0)
+    assert only_master.get_attr("IFLA_MASTER") == 0
+
+
+ADDRESSES = [(socket.AF_INET, "192.0.2.10", 24), (socket.AF_INET6, "2001:db8:10::a", 128)]
+
+
+@pytest.mark.parametrize(("family", "address", "length"), ADDRESSES)
+def test_address_deletion_as_pyroute2_sends_it(family: int, address: str, length: int) -> None:
+    spec = {"index": 4, "address": address, "prefixlen": length, "family": family}
+    message = decoded(ifaddrmsg, address_deletion(spec, 5))
+    assert (message["header"]["type"], message["header"]["flags"]) == (21, NLM_F_REQUEST | NLM_F_ACK)
+    assert (message["family"], message["prefixlen"], message["index"]) == (family, length, 4)
+    assert message.get_attr("IFA_LOCAL") == address and message.get_attr("IFA_ADDRESS") == address
+    with pytest.raises(ValueError, match="no raw encoding"):
+        address_deletion(spec | {"flags": 0x80})
+
+
+def test_address_addition_is_exclusive_and_carries_nodad() -> None:
+    spec = {"index": 4, "address": "2001:db8:10::a", "prefixlen": 128, "family": socket.AF_INET6, "flags": 2}
+    message = decoded(ifaddrmsg, address_message("add", spec, 6))
+    assert (message["header"]["type"], message["header"]["flags"]) == (20, ADD)
+    assert (message["flags"], message["prefixlen"], message["index"]) == (2, 128, 4)
+    assert message.get_attr("IFA_LOCAL") == "2001:db8:10::a"

@@ -19,6 +19,7 @@
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <linux/in.h>
 #include <linux/ip.h>
 #include <linux/pkt_cls.h>
@@ -172,6 +173,11 @@ int fa_access_in(struct __sk_buff *skb)
 	struct ethhdr *eth = data;
 	struct iphdr *ip = data + ETH_HLEN;
 	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	/* Only frames addressed to this FA at the link layer: a bridge floods one for another router's MAC
+	 * (a visitor still routing via its previous FA, issue 14) to this port too, and the stack drops it
+	 * (PACKET_OTHERHOST); relaying it would tunnel it under a stale visitor entry. */
+	if (skb->pkt_type != PACKET_HOST)
 		return TC_ACT_OK;
 	if (ip->version != 4 || ip->ihl != 5 || ip->ttl <= 1)
 		return TC_ACT_OK;

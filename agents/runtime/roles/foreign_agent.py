@@ -10,6 +10,7 @@ request's TTL and link-layer source) and turns the visitor list into datapath st
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import socket
@@ -36,10 +37,11 @@ from agents.net.netlink import Netlink
 from agents.runtime.configfile import ConfigError, parse_sections, read_text
 from agents.runtime.control import Handler
 from agents.runtime.frame import AgentContext
-from agents.runtime.roles.driver import EventHandler, MachineDriver
+from agents.runtime.roles.driver import EventHandler, MachineDriver, apply_events
 from agents.runtime.roles.drop_report import DropReporter
 from agents.runtime.roles.fa_access import AccessLink
 from agents.runtime.roles.fa_recovery import ForeignAgentRecovery
+from agents.runtime.trace import monotonic_now
 from agents.runtime.udp import IP_PKTINFO, MobileIpSocket, Received
 
 logger = logging.getLogger(__name__)
@@ -188,7 +190,14 @@ class ForeignAgentDriver(MachineDriver[ForeignAgentEvent]):
         )  # fmt: skip
 
     def solicitation_received(self, source: IPv4Address, mac: bytes) -> None:
+        """Answer first, then trace and apply (issue 14): the unicast answer (RFC 1256 §5.5; the
+        per-destination gap of :class:`~agents.mip.fa.advertiser.Advertiser` still applies) needs none
+        of the queued events, and writing their trace lines first delayed it. The
+        ``solicitation_received`` line carries the time the solicitation was read."""
+        read_at = monotonic_now()
         self.machine.receive_solicitation(source, self.now(), link_address=mac, interface=self.link.interface)
+        self._send_advertisements()
+        self._trace_queued(read_at)
         self.flush()
 
     def _send(self, datagram: OutgoingDatagram) -> None:
@@ -203,12 +212,30 @@ class ForeignAgentDriver(MachineDriver[ForeignAgentEvent]):
             super()._send(datagram)
 
     def send_other(self) -> None:
+        """Agent Advertisements (RFC 5944 §2.1), then their ``advertisement_sent`` lines (the machine
+        queues those as it hands the advertisements over, after the driver applied its events: traced
+        here, not at the next input, which stamped them up to a whole advertisement interval late)."""
+        self._send_advertisements()
+        self._trace_queued()
+
+    def _trace_queued(self, read_at: float | None = None) -> None:
+        """Apply and trace the queued events; ``read_at``: when the solicitation among them was read."""
+        stamp = None if read_at is None else functools.partial(solicitation_time, read_at=read_at)
+        apply_events(self.on_event, self.machine.next_event, self.context, stamp=stamp)
+
+    def _send_advertisements(self) -> None:
         """Agent Advertisements (RFC 5944 §2.1): solicited ones to the soliciting visitor's MAC."""
         for advert in self.machine.advertisements_to_send(self.now()):
             if advert.link_address is not None:
                 self.link.send_icmp_to(advert.payload, advert.destination, advert.link_address, advert.ttl)
             else:
                 self.link.send_icmp(advert.payload, advert.destination)
+
+
+def solicitation_time(event: object, *, read_at: float) -> float | None:
+    """The time a ``solicitation_received`` line carries: when the solicitation was read (its answer
+    leaves before the line is written); None for every other event."""
+    return read_at if isinstance(event, fe.SolicitationReceived) else None
 
 
 class ForeignAgentEvents:
