@@ -183,6 +183,25 @@ class RegistrationRequest(_ExtensionLookups):
         return request, located
 
 
+class HashedIPv4Address(IPv4Address):
+    """An :class:`~ipaddress.IPv4Address` that works its hash out once, when it is made.
+
+    ``ipaddress`` hashes an address by formatting its integer in hex on every call; the home agent looks a
+    request's addresses up in some twenty tables per renewal (bindings, accounts, replay state, known
+    sources, ...), and the same decoded objects come back for every renewal (:func:`decoded_ipv4`), so
+    the hash is kept with the address (issue 9). It is exactly ``IPv4Address``'s hash of the same
+    (immutable) value, so both kinds of object find each other in any dict or set, and they compare equal."""
+
+    __slots__ = ("_hash",)
+
+    def __init__(self, address: object) -> None:
+        super().__init__(address)
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash
+
+
 DECODED_ADDRESSES_SIZE = 65536
 """Distinct IPv4 addresses :func:`decoded_ipv4` hands out again (cleared when full)."""
 _DECODED_ADDRESSES: dict[bytes, IPv4Address] = {}
@@ -194,7 +213,7 @@ def decoded_ipv4(packed: bytes) -> IPv4Address:
     ``__eq__``. A pure function of the bytes (addresses are immutable), so nothing makes an entry wrong."""
     address = _DECODED_ADDRESSES.get(packed)
     if address is None:
-        address = remember(_DECODED_ADDRESSES, packed, IPv4Address(packed), DECODED_ADDRESSES_SIZE)
+        address = remember(_DECODED_ADDRESSES, packed, HashedIPv4Address(packed), DECODED_ADDRESSES_SIZE)
     return address
 
 
