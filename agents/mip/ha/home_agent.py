@@ -66,7 +66,7 @@ from agents.mip.wire.auth import append_authentication, verify_located
 from agents.mip.wire.codes import ExtensionType, MessageType, ReplyCode, describe
 from agents.mip.wire.dsmip import PrefixReply
 from agents.mip.wire.errors import DecodeError
-from agents.mip.wire.extensions import LocatedExtension, UdpTunnelReply
+from agents.mip.wire.extensions import AuthenticationExtension, LocatedExtension, UdpTunnelReply
 from agents.mip.wire.registration import RegistrationRequest, encode_reply
 
 TRANSITIONS = HOME_AGENT_TRANSITIONS
@@ -406,8 +406,8 @@ class HomeAgent:
         """Exactly one MN-HA extension whose authenticator verifies, else reply 131 (RFC 5944 §3.8.2.1:
         none, more than one or an invalid one: reject, SHOULD reply 131, log a security exception)."""
         request = incoming.request
-        extensions = request.find(ExtensionType.MOBILE_HOME_AUTH)
-        extension = request.authentication(ExtensionType.MOBILE_HOME_AUTH)
+        extensions = [item for item in request.extensions if item.type == _MN_HA]  # one pass for both
+        extension = next((item for item in extensions if isinstance(item, AuthenticationExtension)), None)
         reason = None
         if extension is None:
             reason = "no MN-HA authentication extension"

@@ -85,8 +85,8 @@ def poorly_formed_reason(request: RegistrationRequest, config: HomeAgentConfig) 
             return "care-of address equals home address with a non-zero lifetime (RFC 5944 §3.6.1.2)"
         if _unregistrable_care_of(care_of):
             return f"care-of address {care_of} cannot be registered"
-    late = _after_mn_ha_auth(request)
-    if any(isinstance(extension, NaiExtension) for extension in late):
+    late = _after_mn_ha_auth(request)  # empty in a well-formed request
+    if late and any(isinstance(extension, NaiExtension) for extension in late):
         return "NAI extension after the MN-HA authentication extension (RFC 2794 §2)"
     if config.dsmipv4:
         return _dsmip_form_reason(request, late)
@@ -110,7 +110,7 @@ def _after_mn_ha_auth(request: RegistrationRequest) -> list[Extension]:
 def _dsmip_form_reason(request: RegistrationRequest, late: list[Extension]) -> str | None:
     if len(request.tunneling_modes) > 1:
         return "more than one IPv6 Tunneling Mode extension (RFC 5454 §3.5)"
-    if any(isinstance(extension, PrefixRequest | TunnelingMode) for extension in late):
+    if late and any(isinstance(extension, PrefixRequest | TunnelingMode) for extension in late):
         return "DSMIPv4 extension after the MN-HA authentication extension (RFC 5454 §3.1)"
     return None
 

@@ -38,6 +38,8 @@ from agents.mip.wire.extensions import (
 )
 from agents.mip.wire.memo import remember
 
+_FLAGS = tuple(RegistrationFlag(value) for value in range(0x100))
+"""Each flag byte as a :class:`RegistrationFlag` (made once: the ``enum`` call is slow per request)."""
 _REQUEST_FORMAT = struct.Struct("!BBH4s4s4sQ")
 _REPLY_FORMAT = struct.Struct("!BBH4s4sQ")
 
@@ -134,7 +136,7 @@ class RegistrationRequest(_ExtensionLookups):
 
     def __post_init__(self) -> None:
         _check_range("flags", self.flags, 0xFF)
-        object.__setattr__(self, "flags", RegistrationFlag(self.flags))
+        object.__setattr__(self, "flags", _FLAGS[self.flags])
         object.__setattr__(self, "extensions", tuple(self.extensions))
         _check_range("lifetime", self.lifetime, 0xFFFF)
         _check_range("identification", self.identification, 2**64 - 1)
@@ -172,7 +174,7 @@ class RegistrationRequest(_ExtensionLookups):
         _, flags, lifetime, home, agent, care_of, identification = _REQUEST_FORMAT.unpack_from(data)
         located = locate_extensions(data[_REQUEST_FORMAT.size :], _REQUEST_FORMAT.size)
         request = cls(
-            RegistrationFlag(flags),
+            _FLAGS[flags],
             lifetime,
             decoded_ipv4(home),
             decoded_ipv4(agent),
