@@ -253,12 +253,12 @@ def prefix_decisions(
         return []
     target = ipv6_target(request, config, udp)
     decisions: list[PrefixDecision] = []
-    seen: set[IPv6Network] = set()
+    seen: list[IPv6Network] = []  # a handful at most: a list needs no IPv6Network hash (issue 9)
     for prefix_request in request.prefix_requests:
         key = _request_key(prefix_request)
         if key in seen:
             continue
-        seen.add(key)
+        seen.append(key)
         decisions.append(_prefix_decision(prefix_request, account, table, target, delegated))
     return decisions
 
