@@ -70,6 +70,10 @@ class TableFigures:
     p99_runs: list[float] = field(default_factory=list)
     lost: int = 0
     refused: int = 0
+    cpu_per_reply: float = float("nan")
+    """The agent's main-thread CPU (µs) per accepted reply over the throughput runs (median of the runs):
+    unlike a rate, it hardly moves when other processes share the CPUs."""
+    cpu_runs: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -168,17 +172,30 @@ def fill(sock: socket.socket, nodes: MobileNodes, args: argparse.Namespace) -> t
     return registered, (registered - 1) / (time.perf_counter() - start)
 
 
+def main_thread_cpu(pid: int) -> float:
+    """Seconds of CPU the main thread of process ``pid`` has used (``/proc/PID/task/PID/schedstat``, ns)."""
+    return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[0]) / 1e9
+
+
 def measure_table(
-    sock: socket.socket, nodes: MobileNodes, bound: int, args: argparse.Namespace
+    sock: socket.socket, nodes: MobileNodes, bound: int, args: argparse.Namespace, pid: int
 ) -> TableFigures:
-    """Throughput (windowed re-registrations) and latency (paced) with ``bound`` bindings in the table."""
+    """Throughput (windowed re-registrations) and latency (paced) with ``bound`` bindings in the table;
+    the agent's (``pid``) main-thread CPU per accepted reply during the throughput runs."""
     figures, cursor = TableFigures(), Cursor(bound)
     for _ in range(args.runs):
         drain(sock)
-        result = run_window(sock, nodes.batch(cursor.take(args.requests)), args.window, args.seconds)
+        wires = nodes.batch(cursor.take(args.requests))
+        cpu = main_thread_cpu(pid)
+        result = run_window(sock, wires, args.window, args.seconds)
+        drain(sock, 0.05)  # the agent's work on the last requests of the window is counted too
+        if result.accepted:
+            figures.cpu_runs.append((main_thread_cpu(pid) - cpu) / result.accepted * 1e6)
         figures.runs.append(result.rate)
         figures.refused += result.refused
     figures.throughput = statistics.median(figures.runs)
+    if figures.cpu_runs:
+        figures.cpu_per_reply = statistics.median(figures.cpu_runs)
     p50s, p99s = figures.p50_runs, figures.p99_runs
     for _ in range(args.latency_runs):
         drain(sock)
@@ -207,7 +224,7 @@ def measure_agent(bed: Testbed, config: Path, label: str, args: argparse.Namespa
     try:
         register_first(sock, nodes)
         with profiled():  # <label>-1.prof
-            figures = AgentFigures(measure_table(sock, nodes, 1, args))
+            figures = AgentFigures(measure_table(sock, nodes, 1, args, agent.process.pid))
         print(f"[{mode}] 1 binding: {_describe(figures.baseline)}", file=sys.stderr, flush=True)
         if args.bindings > 1:
             with profiled():  # <label>-2.prof
@@ -223,7 +240,7 @@ def measure_agent(bed: Testbed, config: Path, label: str, args: argparse.Namespa
             )
             if figures.filled == args.bindings:
                 with profiled():  # <label>-3.prof
-                    figures.loaded = measure_table(sock, nodes, args.bindings, args)
+                    figures.loaded = measure_table(sock, nodes, args.bindings, args, agent.process.pid)
                 print(
                     f"[{mode}] {args.bindings:,} bindings: {_describe(figures.loaded)}",
                     file=sys.stderr,
@@ -265,7 +282,8 @@ def _describe(figures: TableFigures) -> str:
     runs = ", ".join(f"{rate:,.0f}" for rate in figures.runs)
     p99s = ", ".join(f"{p99 * 1e3:.2f}" for p99 in figures.p99_runs)
     return (
-        f"{figures.throughput:,.0f}/s (runs {runs}); p50 {figures.p50 * 1e3:.2f} ms, "
+        f"{figures.throughput:,.0f}/s (runs {runs}); CPU {figures.cpu_per_reply:.0f} µs/reply; "
+        f"p50 {figures.p50 * 1e3:.2f} ms, "
         f"p99 {figures.p99 * 1e3:.2f} ms (runs {p99s}); lost {figures.lost}, refused {figures.refused}"
     )
 
@@ -277,13 +295,15 @@ def print_table(results: dict[str, AgentFigures], args: argparse.Namespace) -> N
     rows: list[tuple[str, list[str]]] = [
         ("throughput, 1 binding (reg/s)", [f"{f.baseline.throughput:,.0f}" for f in figures]),
         (f"throughput, {loaded} (reg/s)", [_throughput(f.loaded) for f in figures]),
+        ("main-thread CPU per reply, 1 binding (µs)", [_cpu(f.baseline) for f in figures]),
+        (f"main-thread CPU per reply, {loaded} (µs)", [_cpu(f.loaded) for f in figures]),
         (f"p50 / p99 at {args.rate:,.0f}/s, 1 binding (ms)", [_latency(f.baseline) for f in figures]),
         (f"p50 / p99 at {args.rate:,.0f}/s, {loaded} (ms)", [_latency(f.loaded) for f in figures]),
         ("fill: new bindings/s (bindings)", [f"{f.fill_rate:,.0f} ({f.filled:,})" for f in figures]),
         ("fill: agent CPU per new binding (µs)", [_per_binding(f) for f in figures]),
     ]
     if args.bindings == 1:
-        rows = [rows[0], rows[2]]
+        rows = [rows[0], rows[2], rows[4]]
     rows += [
         ("lost / refused replies", [_losses(f) for f in figures]),
         ("trace written (MB)", [f"{f.trace_bytes / 1e6:.1f}" for f in figures]),
@@ -306,6 +326,10 @@ def _per_binding(figures: AgentFigures) -> str:
 
 def _throughput(figures: TableFigures | None) -> str:
     return "n/a" if figures is None else f"{figures.throughput:,.0f}"
+
+
+def _cpu(figures: TableFigures | None) -> str:
+    return "n/a" if figures is None else f"{figures.cpu_per_reply:,.0f}"
 
 
 def _latency(figures: TableFigures | None) -> str:

@@ -82,9 +82,20 @@ class AgentTimer:
         return self._deadline
 
     def rearm(self) -> None:
-        """Arm (or move, or cancel) the loop timer to match ``machine.get_timer()``."""
-        if not self._closed:
-            self._arm(self._machine.get_timer())
+        """Arm (or move earlier, or cancel) the loop timer to match ``machine.get_timer()``.
+
+        A deadline that moved *later* keeps the handle armed for the earlier one: it fires, the machine
+        finds nothing due at that time, and the timer is armed again for the machine's next deadline. A
+        home agent's renewals move its earliest binding expiry later with nearly every request, so this
+        saves a cancelled handle and a new one in the loop's heap per request (issue 9); nothing ever
+        fires later than its deadline."""
+        if self._closed:
+            return
+        deadline = self._machine.get_timer()
+        armed = self._deadline
+        if deadline is not None and armed is not None and self._handle is not None and armed <= deadline:
+            return
+        self._arm(deadline)
 
     def cancel(self) -> None:
         """Disarm for good (at shutdown); later ``rearm`` calls do nothing."""

@@ -15,8 +15,10 @@ import logging
 import socket
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 from ipaddress import IPv4Address
+from typing import NamedTuple
+
+from agents.mip.wire.registration import HashedIPv4Address
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +34,9 @@ DRAIN_LIMIT = 8192
 SO_RCVBUFFORCE = 33
 
 
-@dataclass(frozen=True)
-class Received:
-    """One datagram: payload, sender (address, port), the address it was sent to, arrival interface index."""
+class Received(NamedTuple):
+    """One datagram: payload, sender (address, port), the address it was sent to, arrival interface index
+    (a tuple: one is made per datagram, issue 9)."""
 
     payload: bytes
     source: tuple[IPv4Address, int]
@@ -137,12 +139,13 @@ class MobileIpSocket:
         return Received(data, (self._address(host), port), destination, index)
 
     def _address(self, key: str | bytes) -> IPv4Address:
-        """``IPv4Address(key)``, shared between datagrams (the cache is emptied when it gets large)."""
+        """``IPv4Address(key)``, shared between datagrams (the cache is emptied when it gets large), with its
+        hash made once (:class:`HashedIPv4Address`: the home agent looks a source up in several tables)."""
         address = self._addresses.get(key)
         if address is None:
             if len(self._addresses) >= ADDRESS_CACHE_SIZE:
                 self._addresses.clear()
-            address = self._addresses[key] = IPv4Address(key)
+            address = self._addresses[key] = HashedIPv4Address(key)
         return address
 
     def send(

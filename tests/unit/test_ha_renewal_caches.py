@@ -20,16 +20,24 @@ import pytest
 from agents.mip.common import config as config_module
 from agents.mip.common.bindings import BindingTable, PrefixBinding, PrefixOwners, TunnelTarget
 from agents.mip.common.config import MobileNodeAccount
+from agents.mip.common.events import ReplySent
 from agents.mip.wire import dsmip, registration
 from agents.mip.wire.auth import SecurityAssociation, append_authentication, verify_located, verify_with
 from agents.mip.wire.codes import ExtensionType, PrefixReplyCode, ReplyCode
 from agents.mip.wire.dsmip import PrefixReply, PrefixRequest, decode_dsmip_body
 from agents.mip.wire.extensions import AuthenticationExtension, UdpTunnelReply
-from agents.mip.wire.registration import RegistrationReply, RegistrationRequest, decoded_ipv4, encode_reply
+from agents.mip.wire.registration import (
+    HashedIPv4Address,
+    RegistrationReply,
+    RegistrationRequest,
+    decoded_ipv4,
+    encode_reply,
+)
 from tests.unit.test_home_agent import (
     ALLOWED,
     HA,
     HOA,
+    HOA2,
     KEY,
     OTHER_KEY,
     SPI,
@@ -114,6 +122,50 @@ def test_decoded_prefix_requests_are_shared_and_right_after_the_memo_fills(
     decoded = decode_dsmip_body(with_host_bits.encode()[2:], 24)
     assert decoded == with_host_bits and isinstance(decoded, PrefixRequest)
     assert decoded.network == ALLOWED and decoded.has_host_bits
+
+
+def test_hashed_addresses_hash_and_compare_as_ipv4_addresses() -> None:
+    """The hash kept with a decoded address is ``IPv4Address``'s hash of that very value: both kinds of
+    object find each other in a dict, and an address made from it by arithmetic gets its own hash (fails
+    if the kept hash belonged to anything but the address's own value)."""
+    rng = random.Random(9)
+    for value in [0, 1, 0xFFFFFFFF, *(rng.getrandbits(32) for _ in range(200))]:
+        hashed, plain = HashedIPv4Address(value), IPv4Address(value)
+        assert hash(hashed) == hash(plain) and hashed == plain and plain == hashed
+        assert {plain: "plain"}[hashed] == "plain" and {hashed: "hashed"}[plain] == "hashed"
+        if value < 0xFFFFFFFF:
+            assert hash(hashed + 1) == hash(IPv4Address(value + 1)) and hashed + 1 == IPv4Address(value + 1)
+    decoded = decoded_ipv4(bytes((198, 51, 100, 7)))
+    assert isinstance(decoded, HashedIPv4Address) and hash(decoded) == hash(IPv4Address("198.51.100.7"))
+    assert str(decoded) == "198.51.100.7" and decoded.packed == bytes((198, 51, 100, 7))
+
+
+def test_prefix_request_text_is_its_own_prefix_after_the_memo_fills(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ``rrp_sent`` prefix text is kept on the (immutable) Prefix Request it was made from: right for
+    every request, including link-locals (``/255``, RFC 5454 §2.2) and after the decode memo was emptied."""
+    monkeypatch.setattr(dsmip, "DECODED_REQUESTS_SIZE", 3)
+    monkeypatch.setattr(dsmip, "_DECODED_REQUESTS", {})
+    for index in range(10):
+        network = IPv6Network((int(IPv6Address("2001:db8::")) + (index << 80), 48 + index))
+        decoded = decode_dsmip_body(PrefixRequest.for_network(network).encode()[2:], 24)
+        assert isinstance(decoded, PrefixRequest) and decoded.text == str(network)
+    link_local = PrefixRequest.for_link_local(IPv6Address("fe80::c000:205"))
+    assert link_local.text == "fe80::c000:205/255"
+
+
+def test_reply_sent_names_each_renewals_own_prefixes_rfc5454_3_3() -> None:
+    """End to end: each mobile node's ``ReplySent`` names the prefix it asked for, renewal after renewal
+    (the text made once per Prefix Request must never be another node's)."""
+    other = IPv6Network("2001:db8:20::/48")
+    clock = Clock()
+    ha = make_ha(mobile_nodes=(account(), account(HOA2, allowed_prefixes=(other,))))
+    for _ in range(3):
+        for home, network in ((HOA, ALLOWED), (HOA2, other)):
+            clock.now += 1.0
+            register(ha, clock, home=home, extensions=prefixes(network))
+            sent = [event for event in iter(ha.next_event, None) if isinstance(event, ReplySent)]
+            expected = ((str(network), PrefixReplyCode.ACCEPTED_TO_HOA),)
+            assert [event.prefix_replies for event in sent] == [expected]
 
 
 # -- the MN-HA check from the offsets found while decoding (RFC 5944 §3.5.1, §3.8.2.1) ---------------

@@ -89,6 +89,30 @@ def test_rearm_moves_the_deadline_earlier() -> None:
     run(main())
 
 
+def test_a_later_deadline_keeps_the_earlier_handle_and_nothing_fires_late() -> None:
+    """A renewal moves the machine's deadline later: the armed handle stays (no new loop handle per
+    request), fires at its time with nothing due, and the timer is armed again for the later deadline,
+    which is handled no earlier than it is due (RFC 5944 §3.8.1 expiry is never early, never skipped)."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        machine = ScriptedMachine([start + 0.02])
+        timer = AgentTimer(machine, loop)
+        timer.rearm()
+        machine.deadlines = [start + 0.06]  # moved later
+        timer.rearm()
+        assert timer.deadline == start + 0.02  # the earlier handle is kept
+        await asyncio.sleep(0.04)
+        assert len(machine.handled) == 1 and machine.deadlines == [start + 0.06]  # nothing was due
+        assert timer.deadline == start + 0.06
+        await asyncio.sleep(0.05)
+        assert len(machine.handled) == 2 and machine.handled[1] >= start + 0.06
+        assert machine.deadlines == [] and timer.deadline is None
+
+    run(main())
+
+
 def test_rearm_with_no_deadline_disarms() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()

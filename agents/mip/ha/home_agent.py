@@ -8,12 +8,11 @@ Per mobile node the state is HOME or AWAY; changes go through :data:`TRANSITIONS
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import random
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from typing import NamedTuple
@@ -64,23 +63,16 @@ from agents.mip.ha.quick_reject import fails_quickly
 from agents.mip.ha.restore import RestoreOutcome, SavedBinding, usable_care_ofs, usable_prefixes
 from agents.mip.wire import identification
 from agents.mip.wire.auth import append_authentication, verify_located
-from agents.mip.wire.codes import ExtensionType, MessageType, RegistrationFlag, ReplyCode, describe
+from agents.mip.wire.codes import ExtensionType, MessageType, ReplyCode, describe
 from agents.mip.wire.dsmip import PrefixReply
 from agents.mip.wire.errors import DecodeError
-from agents.mip.wire.extensions import LocatedExtension, UdpTunnelReply
+from agents.mip.wire.extensions import AuthenticationExtension, LocatedExtension, UdpTunnelReply
 from agents.mip.wire.registration import RegistrationRequest, encode_reply
 
 TRANSITIONS = HOME_AGENT_TRANSITIONS
 _MN_HA = ExtensionType.MOBILE_HOME_AUTH
 
 _log = logging.getLogger(__name__)
-
-
-@functools.lru_cache(maxsize=4096)
-def _prefix_text(prefix: IPv6Address, length: int) -> str:
-    """``prefix/length`` for a ReplySent trace line: a pure function of its arguments, remembered because
-    a renewal names the same prefixes every time and IPv6 text is slow to make (issue 9)."""
-    return f"{prefix}/{length}"
 
 
 class _Incoming(NamedTuple):
@@ -414,8 +406,8 @@ class HomeAgent:
         """Exactly one MN-HA extension whose authenticator verifies, else reply 131 (RFC 5944 §3.8.2.1:
         none, more than one or an invalid one: reject, SHOULD reply 131, log a security exception)."""
         request = incoming.request
-        extensions = request.find(ExtensionType.MOBILE_HOME_AUTH)
-        extension = request.authentication(ExtensionType.MOBILE_HOME_AUTH)
+        extensions = [item for item in request.extensions if item.type == _MN_HA]  # one pass for both
+        extension = next((item for item in extensions if isinstance(item, AuthenticationExtension)), None)
         reason = None
         if extension is None:
             reason = "no MN-HA authentication extension"
@@ -513,8 +505,7 @@ class HomeAgent:
         )
         entry = self._care_of_entry(incoming, udp)
         self._apply_registration(incoming, entry, simultaneous.keep_others, decisions)
-        replies = tuple(PrefixReply.answering(item.request, item.code) for item in decisions)
-        self._send_reply(incoming, account, simultaneous.code, entry.lifetime, None, replies, udp.reply)
+        self._send_reply(incoming, account, simultaneous.code, entry.lifetime, None, decisions, udp.reply)
 
     def _delegation_check(
         self, account: MobileNodeAccount, now: float
@@ -538,8 +529,8 @@ class HomeAgent:
         return CareOfEntry(
             care_of=care_of,
             encapsulation=ha_policy.requested_encapsulation(request.flags),
-            reverse_tunnel=RegistrationFlag.T in request.flags,
-            colocated=RegistrationFlag.D in request.flags,
+            reverse_tunnel=ha_policy.has_flag(request.flags, ha_policy.FLAG_T),
+            colocated=ha_policy.has_flag(request.flags, ha_policy.FLAG_D),
             lifetime=lifetime,
             registered_at=incoming.now,
             expires_at=expires,
@@ -669,15 +660,17 @@ class HomeAgent:
         code: int,
         lifetime: int,
         identification_override: int | None,
-        prefix_replies: tuple[PrefixReply, ...] = (),
+        prefix_decisions: Sequence[PrefixDecision] = (),
         udp_reply: UdpTunnelReply | None = None,
     ) -> None:
-        """Queue a signed reply to the request's source address and port (RFC 5944 §3.4, §3.8.3)."""
+        """Queue a signed reply to the request's source address and port (RFC 5944 §3.4, §3.8.3), with a
+        Prefix Reply answering each decided Prefix Request (RFC 5454 §3.3)."""
         ident = identification_override
         if ident is None:
             ident = self._reply_identification(incoming, code)
         request = incoming.request
         home = request.home_address
+        prefix_replies = tuple(PrefixReply.answering(item.request, item.code) for item in prefix_decisions)
         extensions: tuple[PrefixReply | UdpTunnelReply, ...] = prefix_replies
         if udp_reply is not None:
             extensions = (*prefix_replies, udp_reply)  # before the MN-HA authentication (RFC 3519 §3.2)
@@ -692,7 +685,7 @@ class HomeAgent:
                 self._remember_source(incoming.source, incoming.now, lifetime)
         else:
             self.counters["refusal_replies"] += 1  # signed 131/133/...: what a spoofed flood reflects
-        summary = tuple((_prefix_text(item.prefix, item.prefix_length), item.code) for item in prefix_replies)
+        summary = tuple((item.request.text, item.code) for item in prefix_decisions)
         self._emit(ReplySent(incoming.source, incoming.port, home, code, lifetime, ident, summary))
 
     def _remember_source(self, source: IPv4Address, now: float, lifetime: int) -> None:

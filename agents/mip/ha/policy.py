@@ -15,7 +15,13 @@ from agents.mip.common.bindings import UNKNOWN_PORT, BindingTable, PrefixBinding
 from agents.mip.common.config import Encapsulation, HomeAgentConfig, MobileNodeAccount
 from agents.mip.wire.codes import ExtensionType, PrefixReplyCode, RegistrationFlag, ReplyCode
 from agents.mip.wire.dsmip import PrefixRequest, TunnelingMode
-from agents.mip.wire.extensions import AuthenticationExtension, NaiExtension, UdpTunnelReply, UdpTunnelRequest
+from agents.mip.wire.extensions import (
+    AuthenticationExtension,
+    Extension,
+    NaiExtension,
+    UdpTunnelReply,
+    UdpTunnelRequest,
+)
 from agents.mip.wire.ip import PROTO_IPIP
 from agents.mip.wire.registration import RegistrationRequest
 
@@ -46,38 +52,72 @@ def _index_of_mn_ha_auth(request: RegistrationRequest) -> int:
     return len(request.extensions)
 
 
+FLAG_S, FLAG_D, FLAG_M, FLAG_G, FLAG_T = (int(RegistrationFlag[name]) for name in "SDMGT")
+"""The flag masks as plain ints: ``int(flags) & mask`` tests a bit without ``enum``'s Python-level ``in``
+(several per request, issue 9)."""
+_MULTICAST_FIRST, _MULTICAST_BITS = 0xE, 28
+"""224.0.0.0/4 (RFC 5771): the top four bits of an IPv4 multicast address are 1110."""
+_HA_ONLY = (NaiExtension, PrefixRequest, TunnelingMode)
+"""Extensions for the home agent only: they must come before the MN-HA authentication (RFC 2794 §2,
+RFC 5454 §3.1)."""
+
+
+def has_flag(flags: RegistrationFlag, mask: int) -> bool:
+    """``mask in flags`` for one of this module's plain-int masks (e.g. :data:`FLAG_T`)."""
+    return bool(int(flags) & mask)
+
+
+def _unregistrable_care_of(care_of: IPv4Address) -> bool:
+    """0.0.0.0, 255.255.255.255 or multicast (RFC 5944 §3.8.2.2: such a care-of address cannot be
+    registered); read from the address's integer, without ``ipaddress``'s network membership test."""
+    value = int(care_of)
+    return value == 0 or value == 0xFFFFFFFF or value >> _MULTICAST_BITS == _MULTICAST_FIRST
+
+
 def poorly_formed_reason(request: RegistrationRequest, config: HomeAgentConfig) -> str | None:
     """Why the request is poorly formed (reply 134, RFC 5944 §3.8.2.2), or None."""
-    flags = request.flags
-    if RegistrationFlag.M in flags and RegistrationFlag.G in flags:
+    bits = int(request.flags)
+    if bits & FLAG_M and bits & FLAG_G:
         return "both minimal (M) and GRE (G) encapsulation requested"
     if request.lifetime > 0:
         care_of = request.care_of_address
         if care_of == request.home_address:
             return "care-of address equals home address with a non-zero lifetime (RFC 5944 §3.6.1.2)"
-        if care_of in (UNSPECIFIED, LIMITED_BROADCAST) or care_of.is_multicast:
+        if _unregistrable_care_of(care_of):
             return f"care-of address {care_of} cannot be registered"
-    auth_index = _index_of_mn_ha_auth(request)
-    for index, extension in enumerate(request.extensions):
-        if index > auth_index and isinstance(extension, NaiExtension):
-            return "NAI extension after the MN-HA authentication extension (RFC 2794 §2)"
+    late = _after_mn_ha_auth(request)  # empty in a well-formed request
+    if late and any(isinstance(extension, NaiExtension) for extension in late):
+        return "NAI extension after the MN-HA authentication extension (RFC 2794 §2)"
     if config.dsmipv4:
-        return _dsmip_form_reason(request, auth_index)
+        return _dsmip_form_reason(request, late)
     return None
 
 
-def _dsmip_form_reason(request: RegistrationRequest, auth_index: int) -> str | None:
+def _after_mn_ha_auth(request: RegistrationRequest) -> list[Extension]:
+    """The home-agent-only extensions (:data:`_HA_ONLY`) placed after the first MN-HA authentication
+    extension, in one pass (none in a well-formed request)."""
+    late: list[Extension] = []
+    seen_auth = False
+    for extension in request.extensions:
+        if seen_auth:
+            if isinstance(extension, _HA_ONLY):
+                late.append(extension)
+        elif isinstance(extension, AuthenticationExtension):
+            seen_auth = extension.type == ExtensionType.MOBILE_HOME_AUTH
+    return late
+
+
+def _dsmip_form_reason(request: RegistrationRequest, late: list[Extension]) -> str | None:
     if len(request.tunneling_modes) > 1:
         return "more than one IPv6 Tunneling Mode extension (RFC 5454 §3.5)"
-    for index, extension in enumerate(request.extensions):
-        if index > auth_index and isinstance(extension, PrefixRequest | TunnelingMode):
-            return "DSMIPv4 extension after the MN-HA authentication extension (RFC 5454 §3.1)"
+    if late and any(isinstance(extension, PrefixRequest | TunnelingMode) for extension in late):
+        return "DSMIPv4 extension after the MN-HA authentication extension (RFC 5454 §3.1)"
     return None
 
 
 def reverse_tunnel_denial(request: RegistrationRequest, config: HomeAgentConfig) -> ReplyCode | None:
     """137 if T is asked for but unsupported, 138 if T is mandatory but missing (RFC 3024 §4.3.1)."""
-    wants_reverse = RegistrationFlag.T in request.flags
+    wants_reverse = has_flag(request.flags, FLAG_T)
     if wants_reverse and not config.reverse_tunnel_supported:
         return ReplyCode.HA_REVERSE_TUNNEL_UNAVAILABLE
     if not wants_reverse and config.reverse_tunnel_required:
@@ -87,9 +127,10 @@ def reverse_tunnel_denial(request: RegistrationRequest, config: HomeAgentConfig)
 
 def requested_encapsulation(flags: RegistrationFlag) -> Encapsulation:
     """IP-in-IP by default, GRE on G, minimal on M (RFC 5944 §3.3, §3.8.3)."""
-    if RegistrationFlag.G in flags:
+    bits = int(flags)
+    if bits & FLAG_G:
         return Encapsulation.GRE
-    if RegistrationFlag.M in flags:
+    if bits & FLAG_M:
         return Encapsulation.MINIMAL
     return Encapsulation.IP_IN_IP
 
@@ -122,7 +163,7 @@ def simultaneous_decision(
     request: RegistrationRequest, config: HomeAgentConfig, table: BindingTable
 ) -> SimultaneousDecision:
     """S set and supported: keep others (135 past the limit); S set, unsupported: code 1 (RFC 5944 §3.8.3)."""
-    if RegistrationFlag.S not in request.flags:
+    if not has_flag(request.flags, FLAG_S):
         return _SINGLE
     if not config.simultaneous_bindings:
         return SimultaneousDecision(False, ReplyCode.ACCEPTED_NO_SIMULTANEOUS_BINDINGS)
@@ -149,7 +190,7 @@ def ipv6_target(request: RegistrationRequest, config: HomeAgentConfig, udp: bool
     In a UDP tunnel IPv6 always goes straight to the care-of address, Next Header 41 (RFC 5454 §3.9)."""
     if udp:
         return TunnelTarget.CARE_OF
-    asked = bool(request.tunneling_modes) and RegistrationFlag.D in request.flags
+    asked = bool(request.tunneling_modes) and has_flag(request.flags, FLAG_D)
     can_carry_ipv6 = requested_encapsulation(request.flags) is not Encapsulation.MINIMAL
     if asked and can_carry_ipv6 and config.honour_tunneling_mode:
         return TunnelTarget.CARE_OF
@@ -212,12 +253,12 @@ def prefix_decisions(
         return []
     target = ipv6_target(request, config, udp)
     decisions: list[PrefixDecision] = []
-    seen: set[IPv6Network] = set()
+    seen: list[IPv6Network] = []  # a handful at most: a list needs no IPv6Network hash (issue 9)
     for prefix_request in request.prefix_requests:
         key = _request_key(prefix_request)
         if key in seen:
             continue
-        seen.add(key)
+        seen.append(key)
         decisions.append(_prefix_decision(prefix_request, account, table, target, delegated))
     return decisions
 

@@ -16,6 +16,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import NamedTuple
 
 from agents.mip.wire.codes import FIXED_PART_LENGTH
 from agents.mip.wire.errors import DecodeError
@@ -87,9 +88,9 @@ def append_authentication(message: bytes, ext_type: int, association: SecurityAs
     return covered + authenticator(association.algorithm, association.key, covered)
 
 
-@dataclass(frozen=True)
-class AuthenticatorLocation:
-    """Where an authentication extension sits in a raw message and what its Authenticator covers."""
+class AuthenticatorLocation(NamedTuple):
+    """Where an authentication extension sits in a raw message and what its Authenticator covers (a
+    tuple: the home agent makes one per request, issue 9)."""
 
     ext_type: int
     spi: int

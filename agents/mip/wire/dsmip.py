@@ -92,6 +92,13 @@ class PrefixRequest:
         request is frozen)."""
         return _network(self.prefix_length, self.prefix)
 
+    @cached_property
+    def text(self) -> str:
+        """``prefix/length`` as the trace shows it (e.g. the home agent's ``rrp_sent`` line; ``/255`` for a
+        link-local): made once per request object, and a renewal's Prefix Request is the same object each
+        time (:func:`decode_dsmip_body`), so the IPv6 text is not made again per reply (issue 9)."""
+        return f"{self.prefix}/{self.prefix_length}"
+
     @property
     def has_host_bits(self) -> bool:
         """True if bits past the prefix length are set (the sender broke RFC 5454 §2.1's MUST)."""

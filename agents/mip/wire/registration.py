@@ -38,6 +38,8 @@ from agents.mip.wire.extensions import (
 )
 from agents.mip.wire.memo import remember
 
+_FLAGS = tuple(RegistrationFlag(value) for value in range(0x100))
+"""Each flag byte as a :class:`RegistrationFlag` (made once: the ``enum`` call is slow per request)."""
 _REQUEST_FORMAT = struct.Struct("!BBH4s4s4sQ")
 _REPLY_FORMAT = struct.Struct("!BBH4s4sQ")
 
@@ -134,7 +136,7 @@ class RegistrationRequest(_ExtensionLookups):
 
     def __post_init__(self) -> None:
         _check_range("flags", self.flags, 0xFF)
-        object.__setattr__(self, "flags", RegistrationFlag(self.flags))
+        object.__setattr__(self, "flags", _FLAGS[self.flags])
         object.__setattr__(self, "extensions", tuple(self.extensions))
         _check_range("lifetime", self.lifetime, 0xFFFF)
         _check_range("identification", self.identification, 2**64 - 1)
@@ -172,7 +174,7 @@ class RegistrationRequest(_ExtensionLookups):
         _, flags, lifetime, home, agent, care_of, identification = _REQUEST_FORMAT.unpack_from(data)
         located = locate_extensions(data[_REQUEST_FORMAT.size :], _REQUEST_FORMAT.size)
         request = cls(
-            RegistrationFlag(flags),
+            _FLAGS[flags],
             lifetime,
             decoded_ipv4(home),
             decoded_ipv4(agent),
@@ -181,6 +183,25 @@ class RegistrationRequest(_ExtensionLookups):
             tuple(item.extension for item in located),
         )
         return request, located
+
+
+class HashedIPv4Address(IPv4Address):
+    """An :class:`~ipaddress.IPv4Address` that works its hash out once, when it is made.
+
+    ``ipaddress`` hashes an address by formatting its integer in hex on every call; the home agent looks a
+    request's addresses up in some twenty tables per renewal (bindings, accounts, replay state, known
+    sources, ...), and the same decoded objects come back for every renewal (:func:`decoded_ipv4`), so
+    the hash is kept with the address (issue 9). It is exactly ``IPv4Address``'s hash of the same
+    (immutable) value, so both kinds of object find each other in any dict or set, and they compare equal."""
+
+    __slots__ = ("_hash",)
+
+    def __init__(self, address: object) -> None:
+        super().__init__(address)
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 DECODED_ADDRESSES_SIZE = 65536
@@ -194,7 +215,7 @@ def decoded_ipv4(packed: bytes) -> IPv4Address:
     ``__eq__``. A pure function of the bytes (addresses are immutable), so nothing makes an entry wrong."""
     address = _DECODED_ADDRESSES.get(packed)
     if address is None:
-        address = remember(_DECODED_ADDRESSES, packed, IPv4Address(packed), DECODED_ADDRESSES_SIZE)
+        address = remember(_DECODED_ADDRESSES, packed, HashedIPv4Address(packed), DECODED_ADDRESSES_SIZE)
     return address
 
 

@@ -129,16 +129,19 @@ class MachineDriver(Generic[E]):
         place before the mobile node hears it was accepted and starts using it. Datagrams that
         :meth:`sends_first` picks leave before (their ``rrq_sent`` / ``rrp_sent`` trace lines carry the
         time they left)."""
-        outgoing = self.machine.datagrams_to_send(self.now())
-        early = [datagram for datagram in outgoing if self.sends_first(datagram)]
+        later: list[OutgoingDatagram] = []
+        sent_to: set[IPv4Address] = set()
         sent_at = None
-        for datagram in early:
-            self.send_first(datagram)
-            sent_at = monotonic_now()
-        self._apply_events(sent_at, {datagram.destination for datagram in early})
-        for datagram in outgoing:
-            if not any(datagram is sent for sent in early):
-                self._send(datagram)
+        for datagram in self.machine.datagrams_to_send(self.now()):
+            if self.sends_first(datagram):
+                self.send_first(datagram)
+                sent_at = monotonic_now()
+                sent_to.add(datagram.destination)
+            else:
+                later.append(datagram)
+        self._apply_events(sent_at, sent_to)
+        for datagram in later:
+            self._send(datagram)
         self.send_other()
         self.timer.rearm()
 
@@ -148,7 +151,8 @@ class MachineDriver(Generic[E]):
         time its datagram was read (:attr:`received_at`)."""
         received_at, self.received_at = self.received_at, None
         stamp = None
-        if sent_at is not None or received_at is not None:
+        tracing = self.context.trace.enabled  # the stamps are only written to the trace
+        if tracing and (sent_at is not None or received_at is not None):
             stamp = functools.partial(event_time, sent_at=sent_at, sent_to=sent_to, received_at=received_at)
         apply_events(self.on_event, self.machine.next_event, self.context, stamp=stamp)
 

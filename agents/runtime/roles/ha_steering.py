@@ -53,8 +53,14 @@ class HomeAgentSteering:
 
     def start(self, now: Callable[[], float]) -> None:
         self.now = now
-        self.refresh()
+        self._check()
         self.context.on_shutdown(self.stop, name="stop the steering checks")
+
+    def _check(self) -> None:
+        """The once-a-second check (sources whose binding lifetime ran out), on its own timer: a refresh
+        after binding events does not move it (issue 9: one cancelled and one new loop timer per renewal)."""
+        self.refresh()
+        self._handle = self.context.loop.call_later(CHECK_INTERVAL, self._check)
 
     def refresh(self) -> None:
         self._pending = False
@@ -71,9 +77,6 @@ class HomeAgentSteering:
             if self.context.trace.enabled:  # 64 names out of up to 10,000: only for a trace line
                 first = heapq.nsmallest(64, (str(address) for address in known))
                 self.context.trace.emit(TraceEvent.PRIORITY_SOURCES, count=len(known), sources=first)
-        if self._handle is not None:
-            self._handle.cancel()
-        self._handle = self.context.loop.call_later(CHECK_INTERVAL, self.refresh)
 
     def stop(self) -> None:
         if self._handle is not None:
