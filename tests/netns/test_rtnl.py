@@ -8,6 +8,7 @@ import errno
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 
 import pytest
@@ -17,6 +18,24 @@ from agents.net.rtnl import BATCH, RtnlSocket, route_message
 from tests.netns.conftest import NamespaceFactory
 
 pytestmark = pytest.mark.root
+
+
+def in_another_thread(work: Callable[[], object]) -> None:
+    """Run ``work`` on a new thread (neither the facade's creator nor in its namespace) and re-raise what
+    it raised here."""
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as error:  # handed to the test thread
+            failures.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if failures:
+        raise failures[0]
 
 
 def test_raw_routes_neighbours_and_rules_from_another_thread(namespaces: NamespaceFactory) -> None:
@@ -29,20 +48,12 @@ def test_raw_routes_neighbours_and_rules_from_another_thread(namespaces: Namespa
         netlink = Netlink()
     gateway, mac = IPv4Address("10.0.2.1"), bytes.fromhex("020000000021")
     try:
-        done: list[BaseException | None] = []
 
         def from_a_thread_outside() -> None:  # neither the creating thread nor in the namespace
-            try:
-                netlink.set_neighbour("r0", gateway, mac)
-                netlink.add_route(IPv4Network("0.0.0.0/0"), gateway=gateway, interface="r0", onlink=True)
-                done.append(None)
-            except BaseException as error:  # handed to the test thread
-                done.append(error)
+            netlink.set_neighbour("r0", gateway, mac)
+            netlink.add_route(IPv4Network("0.0.0.0/0"), gateway=gateway, interface="r0", onlink=True)
 
-        thread = threading.Thread(target=from_a_thread_outside)
-        thread.start()
-        thread.join()
-        assert done == [None]
+        in_another_thread(from_a_thread_outside)
         assert "default via 10.0.2.1 dev r0 proto static onlink" in namespace.run("ip route show")
         assert "10.0.2.1 lladdr 02:00:00:00:00:21 PERMANENT" in namespace.run("ip neigh show dev r0")
         # an existing route: False with exist_ok, an error naming the request without
@@ -92,22 +103,14 @@ def test_proxy_neighbours_raw_and_exactly_undone_in_batches(namespaces: Namespac
     count = 3 * BATCH + 5
     homes = [IPv4Address("10.20.0.1") + n for n in range(1, count + 1)]
     try:
-        done: list[BaseException | None] = []
 
         def bind_all() -> None:
-            try:
-                for home in homes:
-                    assert netlink.add_proxy_neighbour("p0", home, exist_ok=True)
-                    netlink.add_route(IPv4Network((home, 32)), interface="p0", mtu=1400)
-                assert netlink.add_proxy_neighbour("p0", IPv6Address("2001:db8:20::7"))
-                done.append(None)
-            except BaseException as error:  # handed to the test thread
-                done.append(error)
+            for home in homes:
+                assert netlink.add_proxy_neighbour("p0", home, exist_ok=True)
+                netlink.add_route(IPv4Network((home, 32)), interface="p0", mtu=1400)
+            assert netlink.add_proxy_neighbour("p0", IPv6Address("2001:db8:20::7"))
 
-        thread = threading.Thread(target=bind_all)
-        thread.start()
-        thread.join()
-        assert done == [None]
+        in_another_thread(bind_all)
         proxies = namespace.run("ip neigh show proxy")
         assert all(f"{home} dev p0 proxy" in proxies for home in homes)
         assert "2001:db8:20::7 dev p0 proxy" in namespace.run("ip -6 neigh show proxy")
