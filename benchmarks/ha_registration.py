@@ -45,6 +45,7 @@ from agents.mip.wire.auth import verify_with
 from agents.mip.wire.codes import ExtensionType
 from agents.net.netlink import netns_entered
 from benchmarks.ha_testbed import CLIENT_ADDRESS, FIRST_HOME, HA_ADDRESS, Agent, Testbed, ha_config
+from benchmarks.proc_cpu import main_thread_cpu
 from benchmarks.registration_load import (
     MobileNodes,
     drain,
@@ -170,11 +171,6 @@ def fill(sock: socket.socket, nodes: MobileNodes, args: argparse.Namespace) -> t
         chunk = max(50, min(5000, int(rate * FILL_CHUNK_SECONDS)))
     registered = min(registered, nodes.count)  # late replies to a chunk counted lost are counted again
     return registered, (registered - 1) / (time.perf_counter() - start)
-
-
-def main_thread_cpu(pid: int) -> float:
-    """Seconds of CPU the main thread of process ``pid`` has used (``/proc/PID/task/PID/schedstat``, ns)."""
-    return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[0]) / 1e9
 
 
 def measure_table(

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.runtime.mipctl import send_request
+from benchmarks.proc_cpu import stat_cpu_seconds
 from benchmarks.registration_load import FIRST_SPI, KEY, MobileNodes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,8 +115,7 @@ class Agent:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the agent so far, all its threads (``/proc/PID/stat``)."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return stat_cpu_seconds(Path(f"/proc/{self.process.pid}/stat"))
 
     def stderr_tail(self, characters: int = 2000) -> str:
         return self.stderr.read_text(errors="replace")[-characters:] if self.stderr.exists() else ""

@@ -39,6 +39,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.proc_cpu import stat_cpu_seconds
+
 HA_ADDRESS, CARE_OF, HOME_ADDRESS = "198.51.100.1", "198.51.100.2", "192.0.2.100"
 PREFIX_HOA, PREFIX_COA = "2001:db8:100::/64", "2001:db8:200::/64"
 MN_UDP_PORT = 40434
@@ -220,12 +222,11 @@ class Bench:
 
     def datapath_cpu(self) -> float:
         """User + system CPU seconds of every thread of the datapath processes so far."""
-        ticks = 0
-        for process in self.datapaths:
-            for stat in Path(f"/proc/{process.pid}/task").glob("*/stat"):
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-                ticks += int(fields[11]) + int(fields[12])
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return sum(
+            stat_cpu_seconds(stat)
+            for process in self.datapaths
+            for stat in Path(f"/proc/{process.pid}/task").glob("*/stat")
+        )
 
     def cleanup(self) -> None:
         for process in self.processes:

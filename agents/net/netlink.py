@@ -5,9 +5,10 @@ thread, started there, owns the pyroute2 socket and also does the ``/proc/sys/ne
 call lands in that namespace whichever thread (or event loop) makes it. pyroute2 0.9's synchronous
 ``IPRoute`` runs its own event loop and cannot be used inside a running asyncio loop; the worker
 thread sidesteps that too. Calls block for the netlink round trip (sub-millisecond). Routes, neighbour
-entries (permanent and proxy) and policy rules are added and removed with raw rtnetlink requests from the
-calling thread instead (:mod:`agents.net.rtnl`: a few µs each, not pyroute2's fraction of a millisecond
-plus the hand-over; issues 14 and 9), and so is their undo, several deletions to a ``send``.
+entries (permanent and proxy), policy rules and addresses are added and removed with raw rtnetlink
+requests from the calling thread instead (:mod:`agents.net.rtnl`: a few µs each, not pyroute2's
+fraction of a millisecond plus the hand-over; issues 14 and 9), and so is their undo, several deletions
+to a ``send``.
 
 Everything the instance adds (addresses, routes, policy rules, proxy neighbour entries, link
 settings, sysctls) is recorded; :meth:`Netlink.undo` removes exactly that, newest first, and restores
@@ -506,14 +507,13 @@ class Netlink:
         self._remember(("proxy", spec["ifindex"], str(address)), ("neigh", "del", spec))
         return True
 
+    def _neighbour_spec(self, name: str, address: Address) -> dict[str, Any]:
+        """pyroute2 arguments naming one neighbour entry (``name`` resolved in this namespace)."""
+        return {"dst": str(address), "ifindex": self._index(name), "family": _family(address)}
+
     def _proxy_spec(self, name: str, address: Address) -> dict[str, Any]:
-        """pyroute2 arguments of an NTF_PROXY neighbour entry (``name`` resolved in this namespace)."""
-        return {
-            "dst": str(address),
-            "ifindex": self._index(name),
-            "flags": NTF_PROXY,
-            "family": _family(address),
-        }
+        """pyroute2 arguments of an NTF_PROXY neighbour entry."""
+        return self._neighbour_spec(name, address) | {"flags": NTF_PROXY}
 
     def _proxy_exists(self, spec: dict[str, Any]) -> bool:
         """Whether the kernel has the proxy entry (``ip neigh get proxy``)."""
@@ -538,7 +538,7 @@ class Netlink:
     def set_neighbour(self, name: str, address: IPv4Address | IPv6Address, link_address: bytes) -> None:
         """A permanent neighbour entry (``ip neigh replace ... nud permanent``): the kernel never asks
         for ``address`` on ``name``; undo deletes it."""
-        spec = {"dst": str(address), "ifindex": self._index(name), "family": _family(address)}
+        spec = self._neighbour_spec(name, address)
         try:
             self._raw(lambda sequence: neighbour_message(spec, link_address, NUD_PERMANENT, sequence))
         except NetlinkError as error:
@@ -572,7 +572,7 @@ class Netlink:
         """Delete a neighbour entry set by :meth:`set_neighbour` (gone already is fine)."""
 
         def delete() -> None:
-            spec = {"dst": str(address), "ifindex": self._index(name), "family": _family(address)}
+            spec = self._neighbour_spec(name, address)
             self._undo.pop(("neigh", spec["ifindex"], str(address)), None)
             self._raw(lambda sequence: neigh_message("del", spec, sequence))
 

@@ -1,6 +1,7 @@
 """Raw rtnetlink requests for the changes on a handover's critical path (issue 14) and the home agent's
-per-binding ones (issue 9): routes, neighbour entries (permanent and proxy) and policy rules, built with
-``struct`` and sent on a plain ``AF_NETLINK`` socket from the calling thread.
+per-binding ones (issue 9): routes, neighbour entries (permanent and proxy), policy rules, addresses and
+the harness's link moves, built with ``struct`` and sent on a plain ``AF_NETLINK`` socket from the calling
+thread.
 
 pyroute2 (behind :class:`agents.net.netlink.Netlink`) costs ~0.25 ms of Python per request, plus a
 hand-over to the facade's worker thread; on a loaded machine one request took up to several ms, and the

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from ipaddress import IPv4Address
 from typing import NamedTuple
 
+from agents.mip.wire.memo import remember
 from agents.mip.wire.registration import HashedIPv4Address
 
 logger = logging.getLogger(__name__)
@@ -143,9 +144,7 @@ class MobileIpSocket:
         hash made once (:class:`HashedIPv4Address`: the home agent looks a source up in several tables)."""
         address = self._addresses.get(key)
         if address is None:
-            if len(self._addresses) >= ADDRESS_CACHE_SIZE:
-                self._addresses.clear()
-            address = self._addresses[key] = HashedIPv4Address(key)
+            address = remember(self._addresses, key, HashedIPv4Address(key), ADDRESS_CACHE_SIZE)
         return address
 
     def send(

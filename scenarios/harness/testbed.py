@@ -286,9 +286,7 @@ class Testbed:
         def seen() -> None:
             if while_down is not None:
                 while_down()
-            deadline = time.monotonic() + LOSS_SEEN_TIMEOUT * start_scale()
-            while _size(path) == before and time.monotonic() < deadline:
-                time.sleep(0.0002)
+            wait_until(lambda: _size(path) != before, LOSS_SEEN_TIMEOUT * start_scale(), interval=0.0002)
 
         return seen
 

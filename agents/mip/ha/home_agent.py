@@ -406,7 +406,7 @@ class HomeAgent:
         """Exactly one MN-HA extension whose authenticator verifies, else reply 131 (RFC 5944 §3.8.2.1:
         none, more than one or an invalid one: reject, SHOULD reply 131, log a security exception)."""
         request = incoming.request
-        extensions = [item for item in request.extensions if item.type == _MN_HA]  # one pass for both
+        extensions = request.find(_MN_HA)
         extension = next((item for item in extensions if isinstance(item, AuthenticationExtension)), None)
         reason = None
         if extension is None:

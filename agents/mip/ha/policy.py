@@ -95,16 +95,9 @@ def poorly_formed_reason(request: RegistrationRequest, config: HomeAgentConfig) 
 
 def _after_mn_ha_auth(request: RegistrationRequest) -> list[Extension]:
     """The home-agent-only extensions (:data:`_HA_ONLY`) placed after the first MN-HA authentication
-    extension, in one pass (none in a well-formed request)."""
-    late: list[Extension] = []
-    seen_auth = False
-    for extension in request.extensions:
-        if seen_auth:
-            if isinstance(extension, _HA_ONLY):
-                late.append(extension)
-        elif isinstance(extension, AuthenticationExtension):
-            seen_auth = extension.type == ExtensionType.MOBILE_HOME_AUTH
-    return late
+    extension (none in a well-formed request)."""
+    after = request.extensions[_index_of_mn_ha_auth(request) + 1 :]
+    return [extension for extension in after if isinstance(extension, _HA_ONLY)]
 
 
 def _dsmip_form_reason(request: RegistrationRequest, late: list[Extension]) -> str | None:
