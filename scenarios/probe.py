@@ -19,7 +19,10 @@ Packet and log formats, and the merge into ``probes/<flow>.csv``, are in :mod:`s
     seqs due meanwhile are logged as ``EADDRNOTAVAIL`` without being sent.
 
 ``recv --bind ADDR --port P --log FILE.csv``
-    Logs every valid probe packet of any flow, ``recv_t`` = CLOCK_MONOTONIC right after the read. Binds
+    Logs every valid probe packet of any flow, ``recv_t`` = when the kernel received it (SO_TIMESTAMPNS,
+    moved from CLOCK_REALTIME to CLOCK_MONOTONIC with the two clocks' offset read at each wake-up), so a
+    receiver that waits for a CPU does not stretch the interruptions it measures (issue 14); without a
+    kernel stamp, CLOCK_MONOTONIC right after the read. Binds
     with freebind too; ``--bind ::`` also takes IPv4 (unless net.ipv6.bindv6only). Packets that are not
     probe packets are counted as invalid, never logged.
 
@@ -40,6 +43,7 @@ import os
 import select
 import signal
 import socket
+import struct
 import sys
 import time
 from collections import Counter
@@ -72,6 +76,8 @@ BIND_RETRY_S = 0.05
 LOG_BUFFER = 1 << 20
 RCVBUF = 4 << 20
 DRAIN_MAX = 256  # packets read per wake-up before checking for a stop request again
+SO_TIMESTAMPNS = 35  # asm-generic/socket.h (SO_TIMESTAMPNS_OLD); not exported by Python's socket module
+_TIMESPEC = struct.Struct("@qq")
 
 
 class UsageError(Exception):
@@ -81,6 +87,22 @@ class UsageError(Exception):
 def monotonic() -> float:
     """CLOCK_MONOTONIC seconds: the clock every namespace shares."""
     return time.clock_gettime(time.CLOCK_MONOTONIC)
+
+
+def realtime_offset() -> float:
+    """CLOCK_REALTIME minus CLOCK_MONOTONIC now (read between two monotonic reads, so within a µs)."""
+    before = monotonic()
+    real = time.clock_gettime(time.CLOCK_REALTIME)
+    return real - (before + monotonic()) / 2.0
+
+
+def kernel_stamp(ancillary: list[tuple[int, int, bytes]]) -> float | None:
+    """The CLOCK_REALTIME receive time in an SCM_TIMESTAMPNS control message, if there is one."""
+    for level, kind, value in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+            return float(seconds + nanoseconds * 1e-9)
+    return None
 
 
 class Stopper:
@@ -269,6 +291,9 @@ def run_recv(args: argparse.Namespace, stopper: Stopper) -> int:
     if not try_bind(sock, local):
         raise UsageError(f"cannot bind {args.bind} port {args.port}: address not available (no freebind)")
     sock.setblocking(False)
+    with contextlib.suppress(OSError):  # no kernel stamps: recv_t is read after the read instead
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    control = socket.CMSG_SPACE(_TIMESPEC.size)
     log = open_log(args.log, RECV_LOG_HEADER)
     say("READY")
     received = invalid = 0
@@ -280,12 +305,14 @@ def run_recv(args: argparse.Namespace, stopper: Stopper) -> int:
             ready, _, _ = select.select([sock_fd, stopper.fd], [], [])
             if sock_fd not in ready:
                 continue
+            offset = realtime_offset()
             for _ in range(DRAIN_MAX):
                 try:
-                    data = sock.recv(65535)
+                    data, ancillary, _flags, _source = sock.recvmsg(65535, control)
                 except OSError:  # BlockingIOError: drained (unconnected UDP gets no ICMP errors)
                     break
-                recv_t = monotonic()
+                stamp = kernel_stamp(ancillary)
+                recv_t = monotonic() if stamp is None else stamp - offset
                 try:
                     packet = decode(data)
                 except ProbeFormatError:

@@ -196,3 +196,51 @@ def test_a_solicitation_is_answered_before_its_events_are_traced_issue14(tmp_pat
     assert sent[-1]["solicited"] and sent[-1]["destination"] == str(HOA)
     assert received["t"] <= sent[-1]["t"]
     assert lines.index(received) < lines.index(sent[-1])
+
+
+def test_a_relayed_request_and_reply_leave_before_their_lines_are_written_issue14(tmp_path: Path) -> None:
+    asyncio.run(relay_before_lines(tmp_path))
+
+
+async def relay_before_lines(tmp_path: Path) -> None:
+    """A step's trace lines are held until its datagrams have left (``TraceWriter.held``), each stamped
+    when its event was applied: the relay to the HA (RFC 5944 §3.7.2) and the reply to the visitor's MAC
+    (§3.7.3.2) no longer wait for the JSON and ``write`` of the lines before them."""
+    path = tmp_path / "fa.jsonl"
+    trace = TraceWriter(path, "fa")
+    context = AgentContext(AgentArgs("fa", tmp_path / "fa.toml"), "fa", trace, tmp_path / "fa.sock")
+    fa, ha = machines()
+    seen_at_send: list[list[str]] = []
+
+    def written() -> list[str]:
+        return [json.loads(line)["event"] for line in path.read_text().splitlines()]
+
+    class WatchingSocket(FakeSocket):
+        def send(self, payload: bytes, destination: IPv4Address, port: int, **kw: Any) -> None:
+            seen_at_send.append(written())
+            super().send(payload, destination, port, **kw)
+
+    class WatchingLink(FakeLink):
+        def send_udp(self, payload: bytes, to: IPv4Address, port: int, mac: bytes, source: Any) -> None:
+            seen_at_send.append(written())
+            super().send_udp(payload, to, port, mac, source)
+
+    order: list[str] = []
+    sock, link = WatchingSocket(order), WatchingLink(order)
+    driver = ForeignAgentDriver(fa, sock, link, context, lambda _event: None)  # type: ignore[arg-type]
+    driver.start()
+    sock.ttls[MN] = 255
+    driver.datagram_received(Received(request(driver.now()), MN, COA, ACCESS_INDEX))
+    after_request = written()
+    ha.receive_datagram(sock.sent[0][0], (COA, 434), HA, driver.now())
+    reply = ha.datagrams_to_send(driver.now())[0]
+    driver.datagram_received(Received(reply.payload, (HA, 434), COA, NETWORK_INDEX))
+    driver.timer.cancel()
+    trace.close()
+    assert [destination for _payload, destination in sock.sent] == [HA] and len(link.frames) == 1
+    assert "fa_rrq_relayed" not in seen_at_send[0] and "fa_rrq_relayed" in after_request
+    assert "fa_rrp_relayed" not in seen_at_send[1] and "visitor_added" not in seen_at_send[1]
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    names = [line["event"] for line in lines]
+    assert names.index("fa_rrq_relayed") < min(names.index("fa_rrp_relayed"), names.index("visitor_added"))
+    assert [line["t"] for line in lines] == sorted(line["t"] for line in lines)  # stamped when applied

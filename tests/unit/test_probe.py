@@ -439,3 +439,38 @@ def test_pacer_long_stall_slips_instead_of_bursting() -> None:
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(gap > 0.9e-3 for gap in gaps[10:])  # no catch-up after giving the backlog up
     assert times[-1] == pytest.approx(100.009 + 0.2 + 89 / 1000, abs=1e-4)  # packet 10 sent at stall end
+
+
+def test_recv_t_is_when_the_kernel_received_not_when_the_receiver_read_issue14(tmp_path: Path) -> None:
+    """A receiver held off the CPU (SIGSTOP) for 0.4 s still logs each packet's arrival time
+    (SO_TIMESTAMPNS on CLOCK_MONOTONIC): a busy receiver must not stretch the interruptions it measures."""
+    port = str(_free_port(socket.AF_INET))
+    recv_log, send_log = tmp_path / "recv.csv", tmp_path / "send.csv"
+    receiver = _start("recv", "--bind", "127.0.0.1", "--port", port, "--log", str(recv_log))
+    try:
+        receiver.send_signal(signal.SIGSTOP)
+        sender = _start("send", "--to", "127.0.0.1", "--port", port, "--flow", "held", "--rate", "200",
+                        "--log", str(send_log))  # fmt: skip
+        try:
+            time.sleep(0.4)
+            _stop(sender)
+        finally:
+            sender.kill()
+        receiver.send_signal(signal.SIGCONT)
+        time.sleep(0.05)
+        _stop(receiver)
+    finally:
+        receiver.kill()
+    rows = _lines(recv_log)[1:]
+    assert len(rows) > 40
+    delays = [float(recv_t) - float(send_t) for _flow, _seq, send_t, recv_t in rows]
+    assert all(0 <= delay < 0.05 for delay in delays), max(delays)  # read ≥ 0.4 s late for the first
+
+
+def test_kernel_stamp_reads_scm_timestampns() -> None:
+    stamp = struct.pack("@qq", 1_700_000_000, 250_000_000)
+    timestamp = socket.SOL_SOCKET, probe.SO_TIMESTAMPNS
+    assert probe.kernel_stamp([(*timestamp, stamp)]) == pytest.approx(1_700_000_000.25)
+    assert probe.kernel_stamp([(socket.IPPROTO_IP, 8, stamp), (*timestamp, b"\0")]) is None
+    now = time.clock_gettime(time.CLOCK_REALTIME) - time.clock_gettime(time.CLOCK_MONOTONIC)
+    assert abs(now - probe.realtime_offset()) < 0.01

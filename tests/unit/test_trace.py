@@ -215,3 +215,30 @@ def test_deep_nesting_is_cut_where_the_conversion_cuts_it(depth: int) -> None:
     for _ in range(depth):
         value = [value]
     assert dumps_line(value) == _converted_text(value)
+
+
+def test_held_lines_keep_their_times_and_are_written_when_the_outermost_hold_ends(tmp_path: Path) -> None:
+    """Issue 14: a step's lines are written after its datagrams left, each with the time it was emitted."""
+    path = tmp_path / "t.jsonl"
+    with TraceWriter(path, "fa") as trace:
+        with trace.held():
+            trace.emit("rrq_received", n=1)
+            trace.emit_at(5.0, "rrp_sent", n=2)
+            with trace.held():
+                trace.emit("binding_added", n=3)
+            assert path.read_text() == ""  # the inner block's end writes nothing
+            stamped_before_write = monotonic_now()
+        written = [json.loads(line) for line in path.read_text().splitlines()]
+        assert [line["n"] for line in written] == [1, 2, 3]
+        assert written[1]["t"] == 5.0
+        assert written[0]["t"] <= written[2]["t"] <= stamped_before_write
+        trace.emit("binding_removed", n=4)  # not held: at once
+        assert len(path.read_text().splitlines()) == 4
+
+
+def test_held_lines_are_written_when_the_step_fails(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    with TraceWriter(path, "ha") as trace, pytest.raises(RuntimeError), trace.held():
+        trace.emit("rrq_received")
+        raise RuntimeError("apply failed")
+    assert [json.loads(line)["event"] for line in path.read_text().splitlines()] == ["rrq_received"]
