@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
+import math
 import os
 import signal
 import socket
@@ -96,6 +98,17 @@ def link_outages(namespace: str, moves: int, gap: float) -> tuple[list[float], l
     return outages, downs
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with(parent: int) -> None:
+    """In a forked child: be killed when ``parent`` dies, however it dies (SIGKILL included)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the prctl took effect
+        os._exit(0)
+
+
 def forward_forever(listening: socket.socket, onward: tuple[str, int]) -> None:
     """A process that only forwards: an asyncio reader on ``listening``, each datagram sent to ``onward``."""
     loop = asyncio.new_event_loop()
@@ -122,11 +135,13 @@ def chain_round_trips(
             sock.bind((LOOPBACK, 0))
     addresses = [sock.getsockname() for sock in sockets]
     children = []
+    parent = os.getpid()
     try:
         for index in range(1, wakeups):
             child = os.fork()
             if child == 0:  # the forwarder: never returns
                 try:
+                    die_with(parent)
                     forward_forever(sockets[index], addresses[(index + 1) % wakeups])
                 finally:
                     os._exit(0)
@@ -175,8 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         parser.error("needs root (a network namespace of its own)")
-    if args.moves < 1 or args.samples < 1 or args.wakeups < 2 or args.gap < 0:
-        parser.error("--moves and --samples ≥ 1, --wakeups ≥ 2, --gap ≥ 0")
+    if (
+        args.moves < 1
+        or args.samples < 1
+        or args.wakeups < 2
+        or not (math.isfinite(args.gap) and args.gap >= 0)
+    ):
+        parser.error("--moves and --samples ≥ 1, --wakeups ≥ 2, --gap a number ≥ 0")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # SIGTERM cleans up as Ctrl-C does
     with scratch_namespace() as namespace:
         outages, downs = link_outages(namespace, args.moves, args.gap)
         cold, hot = chain_round_trips(namespace, args.wakeups, args.samples, args.gap)

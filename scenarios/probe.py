@@ -20,7 +20,7 @@ Packet and log formats, and the merge into ``probes/<flow>.csv``, are in :mod:`s
 
 ``recv --bind ADDR --port P --log FILE.csv``
     Logs every valid probe packet of any flow, ``recv_t`` = when the kernel received it (SO_TIMESTAMPNS,
-    moved from CLOCK_REALTIME to CLOCK_MONOTONIC with the two clocks' offset read at each wake-up), so a
+    CLOCK_REALTIME, moved to CLOCK_MONOTONIC with the two clocks' offset read at each wake-up), so a
     receiver that waits for a CPU does not stretch the interruptions it measures (issue 14); without a
     kernel stamp, CLOCK_MONOTONIC right after the read. Binds
     with freebind too; ``--bind ::`` also takes IPv4 (unless net.ipv6.bindv6only). Packets that are not
@@ -89,19 +89,33 @@ def monotonic() -> float:
     return time.clock_gettime(time.CLOCK_MONOTONIC)
 
 
-def realtime_offset() -> float:
-    """CLOCK_REALTIME minus CLOCK_MONOTONIC now (read between two monotonic reads, so within a µs)."""
-    before = monotonic()
-    real = time.clock_gettime(time.CLOCK_REALTIME)
-    return real - (before + monotonic()) / 2.0
+OFFSET_READS = 5  # tries at reading the two clocks close together
+OFFSET_CLOSE_NS = 2_000  # a pair read within this is taken at once
 
 
-def kernel_stamp(ancillary: list[tuple[int, int, bytes]]) -> float | None:
-    """The CLOCK_REALTIME receive time in an SCM_TIMESTAMPNS control message, if there is one."""
+def realtime_offset_ns() -> int:
+    """CLOCK_REALTIME minus CLOCK_MONOTONIC now, in ns: a realtime read between two monotonic reads, the
+    closest of up to :data:`OFFSET_READS` tries (a receiver preempted between two reads would otherwise
+    shift every ``recv_t`` of that wake-up by up to half the preemption)."""
+    best: tuple[int, int] | None = None
+    for _ in range(OFFSET_READS):
+        before = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        real = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        after = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        if best is None or after - before < best[0]:
+            best = (after - before, real - (before + after) // 2)
+        if after - before <= OFFSET_CLOSE_NS:
+            break
+    assert best is not None
+    return best[1]
+
+
+def kernel_stamp_ns(ancillary: list[tuple[int, int, bytes]]) -> int | None:
+    """The CLOCK_REALTIME receive time (ns) in an SCM_TIMESTAMPNS control message, if there is one."""
     for level, kind, value in ancillary:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
             seconds, nanoseconds = _TIMESPEC.unpack_from(value)
-            return float(seconds + nanoseconds * 1e-9)
+            return int(seconds) * 1_000_000_000 + int(nanoseconds)
     return None
 
 
@@ -305,14 +319,14 @@ def run_recv(args: argparse.Namespace, stopper: Stopper) -> int:
             ready, _, _ = select.select([sock_fd, stopper.fd], [], [])
             if sock_fd not in ready:
                 continue
-            offset = realtime_offset()
+            offset = realtime_offset_ns()
             for _ in range(DRAIN_MAX):
                 try:
                     data, ancillary, _flags, _source = sock.recvmsg(65535, control)
                 except OSError:  # BlockingIOError: drained (unconnected UDP gets no ICMP errors)
                     break
-                stamp = kernel_stamp(ancillary)
-                recv_t = monotonic() if stamp is None else stamp - offset
+                stamp = kernel_stamp_ns(ancillary)
+                recv_t = monotonic() if stamp is None else (stamp - offset) / 1e9
                 try:
                     packet = decode(data)
                 except ProbeFormatError:

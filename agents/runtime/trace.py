@@ -82,13 +82,17 @@ class TraceWriter:
         finally:
             self._holding -= 1
             if not self._holding:
-                held, self._held = self._held, []
-                for t, event, fields in held:
-                    if self._file is not None:
-                        self._write(t, event, fields)
+                self._write_held()
+
+    def _write_held(self) -> None:
+        held, self._held = self._held, []
+        for t, event, fields in held:
+            if self._file is not None:
+                self._write(t, event, fields)
 
     def close(self) -> None:
-        """Flush and close the file; later events are ignored. Safe to call twice."""
+        """Write any held lines, flush and close the file; later events are ignored. Safe to call twice."""
+        self._write_held()
         if self._file is not None:
             file, self._file = self._file, None
             try:
@@ -118,7 +122,7 @@ class TraceWriter:
         line = dumps_line(record) + "\n"
         try:
             self._file.write(line)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: e.g. a lone surrogate the codec refuses
             if not self._write_failed:
                 logger.error("writing trace %s failed (further failures not logged): %s", self.path, exc)
             self._write_failed = True

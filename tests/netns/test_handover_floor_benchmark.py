@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -32,3 +36,46 @@ def test_benchmark_refuses_bad_options() -> None:
     with pytest.raises(SystemExit) as refused:
         handover_floor.main(["--wakeups", "1"])
     assert refused.value.code == 2
+
+
+@pytest.mark.parametrize("gap", ["nan", "inf", "-1"])
+def test_benchmark_refuses_a_gap_that_is_not_a_finite_number(gap: str) -> None:
+    require_root()
+    with pytest.raises(SystemExit) as refused:
+        handover_floor.main(["--gap", gap])
+    assert refused.value.code == 2
+
+
+def test_sigterm_leaves_no_namespace_and_no_forwarder(tmp_path: Path) -> None:
+    """Stopped by SIGTERM mid-run, the benchmark removes its namespace and its forwarders die with it."""
+    require_root()
+    run = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.handover_floor", "--moves", "2", "--samples", "50",
+         "--gap", "0.2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    namespace = f"dsm-f{run.pid}"
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(forwarders_of(run.pid)) < 5:
+            time.sleep(0.05)  # the chain is up once its 5 forwarders exist (one `ip` at a time before)
+        children = forwarders_of(run.pid)
+        assert len(children) == 5, "the benchmark never started its forwarders"
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(timeout=20) == 143
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    time.sleep(0.2)
+    assert namespace not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]
+
+
+def forwarders_of(parent: int) -> list[int]:
+    """PIDs of ``parent``'s children (the benchmark's forwarders)."""
+    path = Path(f"/proc/{parent}/task/{parent}/children")
+    try:
+        return [int(pid) for pid in path.read_text().split()]
+    except OSError:
+        return []

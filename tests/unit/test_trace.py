@@ -242,3 +242,21 @@ def test_held_lines_are_written_when_the_step_fails(tmp_path: Path) -> None:
         trace.emit("rrq_received")
         raise RuntimeError("apply failed")
     assert [json.loads(line)["event"] for line in path.read_text().splitlines()] == ["rrq_received"]
+
+
+def test_close_inside_a_held_block_writes_the_held_lines(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    trace = TraceWriter(path, "fa")
+    with trace.held():
+        trace.emit("rrq_received")
+        trace.close()
+        trace.emit("rrp_sent")  # after close: ignored, as always
+    assert [json.loads(line)["event"] for line in path.read_text().splitlines()] == ["rrq_received"]
+
+
+def test_a_line_the_codec_refuses_is_skipped_not_raised(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    with TraceWriter(path, "fa") as trace, trace.held():
+        trace.emit("rrq_received", note="\ud800")  # a lone surrogate: UnicodeEncodeError in utf-8
+        trace.emit("rrp_sent")
+    assert [json.loads(line)["event"] for line in path.read_text().splitlines()] == ["rrp_sent"]
