@@ -78,21 +78,19 @@ def link_outages(namespace: str, moves: int, gap: float) -> tuple[list[float], l
         mover = LinkMover()
     link = MobileLink("mn", "mn0", "port", {"b1": "b1", "b2": "b2"}, initial="b1")
     stamps: dict[str, float] = {}
+
+    def emit_at(t: float, event: str, took_ms: float = 0.0, **_fields: object) -> None:
+        stamps[event] = t
+        if event == "link_down":
+            stamps["took_ms"] = took_ms
+
     outages, downs = [], []
     try:
         for number in range(moves):
             time.sleep(gap)
-            stamps.clear()
-            took = []
-
-            def emit_at(t: float, event: str, took_ms: float = 0.0, **_fields: object) -> None:
-                stamps[event] = t
-                if event == "link_down":
-                    took.append(took_ms)  # noqa: B023 (used at once, inside this iteration)
-
             mover.reattach(link, "b2" if number % 2 == 0 else "b1", emit_at, number + 1, True)
             outages.append((stamps["link_up"] - stamps["link_down"]) * 1000.0)
-            downs.append(took[0])
+            downs.append(stamps["took_ms"])
     finally:
         mover.close()
     return outages, downs

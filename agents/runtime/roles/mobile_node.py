@@ -180,8 +180,8 @@ class MobileNodeRunner:
         driver = DiscoveringDriver(
             machine, sock, context, applier.apply if pd is None else pd.observing(applier.apply)
         )
-        # The MN's requests already leave first (by frame); holding its lines made a home return's IPv6
-        # uplink stall for ~1 s in 5 of 15 runs (issue 14's closing note): not held until understood.
+        # The MN's requests already leave first (by frame); holding its lines made the home-return IPv6
+        # stall (docs/architecture.md, "FA and HA, trace lines after the datagrams") more frequent.
         driver.holds_trace = False
         driver.on_tunnel_data = keepalives.tunnel_data_handler(machine, datapath, driver.now, driver.flush)
         if protocol.udp_tunnelling is not UdpTunnelling.OFF:
