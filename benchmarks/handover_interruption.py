@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from scenarios.harness.options import DEFAULT_AGENT_PRIORITY
+
 FLOWS = ("v4-down", "v4-up", "v6-down", "v6-up")
 MODES = ("standard", "pre", "post", "make-before-break", "advert")
 ANNOUNCED = ("pre", "post", "make-before-break")
@@ -135,25 +137,38 @@ def main(argv: list[str] | None = None) -> int:
         "--datapath", nargs="+", default=["userspace"], choices=["userspace", "ebpf", "auto"], help="backends"
     )
     parser.add_argument(
+        "--agent-priority",
+        nargs="+",
+        type=int,
+        default=[DEFAULT_AGENT_PRIORITY],
+        metavar="N",
+        help=f"the agents' SCHED_FIFO priority, 0 = normal scheduling (default {DEFAULT_AGENT_PRIORITY}); "
+        "several: one set of runs each (e.g. 10 0: with and without)",
+    )
+    parser.add_argument(
         "--modes", nargs="+", default=list(MODES), choices=MODES, help="which runs to make (default all)"
     )
     args = parser.parse_args(argv)
     if args.cycles < 1 or args.advert_cycles < 0:
         parser.error("--cycles must be at least 1 and --advert-cycles at least 0")
+    if not all(0 <= priority <= 99 for priority in args.agent_priority):
+        parser.error("--agent-priority: each must be 0 (normal scheduling) .. 99 (SCHED_FIFO)")
     base = args.analyse or args.out or Path(tempfile.mkdtemp(prefix="handover-bench-"))
     status = 0
     for datapath in args.datapath:
-        parent = base / datapath if len(args.datapath) > 1 else base
-        code = one_backend(parent, datapath, args)
-        if code == 2:
-            return 2
-        status = status or code
+        for priority in args.agent_priority:
+            parent = base / datapath if len(args.datapath) > 1 else base
+            parent = parent / f"priority-{priority}" if len(args.agent_priority) > 1 else parent
+            code = one_backend(parent, datapath, priority, args)
+            if code == 2:
+                return 2
+            status = status or code
     return status
 
 
-def one_backend(parent: Path, datapath: str, args: argparse.Namespace) -> int:
-    """The runs (standard, pre, post, make-before-break, advertisement-only) with one datapath backend, and
-    their tables."""
+def one_backend(parent: Path, datapath: str, priority: int, args: argparse.Namespace) -> int:
+    """The runs (standard, pre, post, make-before-break, advertisement-only) with one datapath backend and
+    agent priority, and their tables."""
     link_moves = ["--detection", "link", "--moves", str(args.cycles)]
     plans = [(name, [*link_moves, "--handoff", name]) for name in ("standard", *ANNOUNCED)]
     if args.advert_cycles:
@@ -163,15 +178,20 @@ def one_backend(parent: Path, datapath: str, args: argparse.Namespace) -> int:
     status = 0
     for name, extra in plans:
         out = parent / name
-        run = (0, 0.0) if args.analyse else run_scenario(out, args, *extra, "--datapath", datapath)
+        chosen = ("--datapath", datapath, "--agent-priority", str(priority))
+        run = (0, 0.0) if args.analyse else run_scenario(out, args, *extra, *chosen)
         code, wall = run
         if not (out / "handovers.csv").exists():
             print(f"handover_interruption: {name}: no handovers.csv (scenario exit {code})", file=sys.stderr)
             return 2
         status = status or (0 if code == 0 else 1)
         rows[name] = load_rows(out)
-        print(f"run {datapath} {name}: {out} (exit {code}, {wall:.0f} s wall, {args.rate:g} packets/s each)")
+        print(
+            f"run {datapath} {name}, agent priority {priority}: {out} (exit {code}, {wall:.0f} s wall, "
+            f"{args.rate:g} packets/s each)"
+        )
     print()
+    print(f"{datapath}, agents at " + (f"SCHED_FIFO {priority}" if priority else "normal priority"))
     heading = (f"{datapath}: run / moves", "flow", "moves", "median ms", "p95 ms", "lost", "dups")
     print("{:<28} {:<8} {:>5} {:>10} {:>8} {:>8} {:>6}".format(*heading))
     link: dict[str, float] = {}

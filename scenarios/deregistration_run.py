@@ -66,6 +66,7 @@ class DeregistrationRun(PhasedRun):
             ha_max_lifetime=args.lifetime,
             mn_lifetime=REQUESTED_LIFETIME,
             datapath=args.datapath,
+            agent_priority=args.agent_priority,
             tag=process_tag(),
             overrides=args.set,
         )

@@ -52,6 +52,7 @@ def pd_topology(args: argparse.Namespace, run: RunFolder, kea: KeaPlan) -> DualS
         mobile_nodes=1,
         nat=False,
         datapath=args.datapath,
+        agent_priority=args.agent_priority,
         tag=process_tag(),
         overrides=args.set,
     )

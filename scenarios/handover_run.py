@@ -51,6 +51,7 @@ class HandoverRun:
             adv_interval=args.adv_interval,
             detection="advert" if args.detection == "advert" else "link",
             datapath=args.datapath,
+            agent_priority=args.agent_priority,
             tag=process_tag(),
             overrides=args.set,
             home_netem=home_netem(args),

@@ -50,6 +50,7 @@ class NatTraversalRun(HandoverRun):
             mobile_nodes=1,
             nat=True,
             datapath=args.datapath,
+            agent_priority=args.agent_priority,
             tag=process_tag(),
             overrides=args.set,
             udp_keepalive=args.keepalive,

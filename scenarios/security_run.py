@@ -115,6 +115,7 @@ class SecurityRun(PhasedRun):
             ha_max_lifetime=args.lifetime,
             mn_lifetime=REQUESTED_LIFETIME,
             datapath=args.datapath,
+            agent_priority=args.agent_priority,
             tag=process_tag(),
             overrides=[RENEWAL_OVERRIDE, *args.set],
             ha_journal=str(run.path / "ha-journal.jsonl"),

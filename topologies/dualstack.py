@@ -60,6 +60,7 @@ from typing import Any
 
 from mininet.topo import Topo
 
+from agents.runtime.scheduling import check_priority
 from topologies import addressing as plan
 from topologies.agent_configs import (
     AGENT_MAX_LIFETIME,
@@ -148,9 +149,15 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         ingress_filter: bool = False,
         second_interfaces: bool = False,
         simultaneous_bindings: bool = False,
+        agent_priority: int = 0,
         **params: Any,
     ) -> None:
         self.tag = check_tag(tag)
+        check_priority("agent_priority", agent_priority)
+        self.agent_priority = agent_priority
+        """1-99: every agent runs at this ``SCHED_FIFO`` priority (``realtime_priority``,
+        :mod:`agents.runtime.scheduling`), so the probes sharing the host's CPUs do not delay its wake-ups;
+        0: normal scheduling."""
         self.prefixes_per_node, self.colocated_nodes = prefixes_per_node, colocated_nodes
         self.ha_max_lifetime, self.mn_lifetime = ha_max_lifetime, mn_lifetime
         self.udp_keepalive = udp_keepalive
@@ -210,6 +217,11 @@ class DualStackTopo(Topo):  # type: ignore[misc]  # mininet has no type informat
         self._second_ports: dict[str, tuple[str, str, str]] = {}
         self._root_interfaces: set[str] = set()
         super().__init__(**params)
+        if agent_priority:
+            for spec in self.specs.values():
+                runtime = None if spec.agent_config is None else spec.agent_config.get("runtime")
+                if isinstance(runtime, dict):
+                    runtime["realtime_priority"] = agent_priority
         apply_overrides({name: spec.agent_config for name, spec in self.specs.items()}, overrides)
 
     def build(self, **_params: Any) -> None:

@@ -26,6 +26,7 @@ from typing import Any, Protocol, TypeVar
 
 from agents.mip.common.trace_schema import TraceEvent
 from agents.runtime.control import ControlServer, Handler, default_control_path
+from agents.runtime.scheduling import RealtimeScheduling
 from agents.runtime.security_log import SecurityLog
 from agents.runtime.timer import AgentTimer, TimedMachine, check_loop_clock
 from agents.runtime.trace import TraceWriter
@@ -89,6 +90,8 @@ class AgentContext:
         self._shutdown_requested = asyncio.Event()
         self._cleanups: list[tuple[str, CleanupCallback]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.scheduling = RealtimeScheduling(0, trace)
+        """The real-time policy the runner asked for (:meth:`use_realtime`); applied once it is ready."""
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -104,6 +107,10 @@ class AgentContext:
         """Run ``callback`` (sync or async) at shutdown; the last registered runs first."""
         label = name or str(getattr(callback, "__qualname__", repr(callback)))
         self._cleanups.append((label, callback))
+
+    def use_realtime(self, priority: int) -> None:
+        """Run at ``SCHED_FIFO`` ``priority`` (0: normal) once started (:mod:`agents.runtime.scheduling`)."""
+        self.scheduling = RealtimeScheduling(priority, self.trace)
 
     def create_task(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Start a task whose crash stops the agent (exit 1); cancelled at the end of shutdown."""
@@ -247,8 +254,9 @@ async def _serve(runner: RoleRunner[Any], config: Any, node: str, args: AgentArg
         context.on_shutdown(control.close, name="close control socket")
         started = await _start_runner(runner, config, context)
         if started is not None and not context.shutting_down:
-            control.set_handlers(started)
+            control.set_handlers({**started, "scheduling": lambda _args: context.scheduling.status()})
             _freeze_start_up_objects()
+            context.scheduling.start(asyncio.get_running_loop())
             _announce_ready(context)
             await context.wait_for_shutdown()
     except Exception as exc:

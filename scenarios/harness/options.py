@@ -77,9 +77,25 @@ def rate(text: str) -> float:
     return number(text, 1, 20000, "packets per second")
 
 
+DEFAULT_AGENT_PRIORITY = 10
+"""The agents' ``SCHED_FIFO`` priority in scenarios (:mod:`agents.runtime.scheduling`): below the
+kernel's own real-time threads (50 and up), above every normal process."""
+
+
+def agent_priority(text: str) -> int:
+    """``--agent-priority``: 0 (normal scheduling) .. 99 (SCHED_FIFO priority)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= 99:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 (normal scheduling) .. 99 (SCHED_FIFO)")
+    return value
+
+
 def add_common_options(parser: argparse.ArgumentParser, scenario: str, default_rate: float) -> None:
-    """--out, --rate, --start-timeout, --datapath, --seed, -v/-q, --json (each scenario adds its own
-    --no-pcap: what it still captures differs)."""
+    """--out, --rate, --start-timeout, --datapath, --agent-priority, --seed, -v/-q, --json (each scenario adds
+    its own --no-pcap: what it still captures differs)."""
     parser.add_argument("--out", type=Path, help=f"run folder (default: reports/runs/{scenario}-<UTC time>)")
     parser.add_argument(
         "--rate", type=rate, default=default_rate, help=f"probe packets/s per flow (default {default_rate:g})"
@@ -96,6 +112,14 @@ def add_common_options(parser: argparse.ArgumentParser, scenario: str, default_r
         default="userspace",
         help="tunnel datapath of the HA, MNs and FAs: userspace (default), ebpf (tc programs), kernel "
         "(native tunnel devices, full kernels only; the FAs then run userspace), auto (best here)",
+    )
+    parser.add_argument(
+        "--agent-priority",
+        type=agent_priority,
+        default=DEFAULT_AGENT_PRIORITY,
+        metavar="N",
+        help=f"run the agents at SCHED_FIFO priority N, 1-99, so the probes sharing the CPUs do not delay "
+        f"their wake-ups; 0: normal scheduling (default {DEFAULT_AGENT_PRIORITY})",
     )
     parser.add_argument(
         "--seed",

@@ -139,6 +139,7 @@ def start_meta(scenario: str, args: Any, seed: int, features: dict[str, Any]) ->
         "seed": seed,
         "datapath": args.datapath,
         "datapath_choice": datapath_choice(args.datapath, run_needs(scenario, args)),
+        "agent_priority": getattr(args, "agent_priority", 0),
         "rate": args.rate,
         "git_rev": git_revision(),
         "versions": versions(),

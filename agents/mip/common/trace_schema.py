@@ -109,6 +109,7 @@ class TraceEvent(StrEnum):
     JOURNAL_PROBLEMS = "journal_problems"
     PRIORITY_SOURCES = "priority_sources"
     PRIORITY_SOURCES_FAILED = "priority_sources_failed"
+    SCHEDULING = "scheduling"
     SECURITY_DROP = "security_drop"
     SECURITY_SUPPRESSED = "security_suppressed"
     STALE_STATE_REMOVED = "stale_state_removed"
@@ -290,6 +291,7 @@ FIELDS: Final[Mapping[TraceEvent, frozenset[str]]] = MappingProxyType(
         E.JOURNAL_PROBLEMS: frozenset({"path", "problems"}),
         E.PRIORITY_SOURCES: frozenset({"count", "sources"}),
         E.PRIORITY_SOURCES_FAILED: frozenset({"error"}),
+        E.SCHEDULING: frozenset({"error", "priority", "state"}),
         E.SECURITY_DROP: frozenset(
             {
                 "inner_destination",
@@ -422,6 +424,7 @@ AGENT_EVENTS: Final = frozenset(
         E.JOURNAL_PROBLEMS,
         E.PRIORITY_SOURCES,
         E.PRIORITY_SOURCES_FAILED,
+        E.SCHEDULING,
         E.SECURITY_DROP,
         E.SECURITY_SUPPRESSED,
         E.STALE_STATE_REMOVED,

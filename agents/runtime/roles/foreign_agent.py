@@ -41,6 +41,7 @@ from agents.runtime.roles.driver import EventHandler, MachineDriver, apply_event
 from agents.runtime.roles.drop_report import DropReporter
 from agents.runtime.roles.fa_access import AccessLink
 from agents.runtime.roles.fa_recovery import ForeignAgentRecovery
+from agents.runtime.scheduling import check_priority
 from agents.runtime.trace import monotonic_now
 from agents.runtime.udp import IP_PKTINFO, MobileIpSocket, Received
 
@@ -67,6 +68,11 @@ class ForeignAgentRuntime:
     journal: str | None = None
     """`journal = "PATH"`: the durable visitor journal a restarted FA restores its visitors from
     (:mod:`agents.runtime.roles.fa_journal`). Absent: no journal (stale rules are removed anyway)."""
+    realtime_priority: int = 0
+    """1-99: run at this ``SCHED_FIFO`` priority (:mod:`agents.runtime.scheduling`); 0: normal."""
+
+    def __post_init__(self) -> None:
+        check_priority("realtime_priority", self.realtime_priority)
 
 
 @dataclass(frozen=True)
@@ -335,6 +341,7 @@ class ForeignAgentRunner:
 
     async def start(self, config: ForeignAgentSettings, context: AgentContext) -> Mapping[str, Handler]:
         protocol, runtime = config.protocol, config.runtime
+        context.use_realtime(runtime.realtime_priority)
         machine = ForeignAgent(protocol, rng=random.Random())
         link = AccessLink(runtime.access_interface, access_address(runtime))
         context.on_shutdown(link.close, name="close the access-link sockets")

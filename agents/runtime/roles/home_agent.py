@@ -162,6 +162,7 @@ class HomeAgentRunner:
 
     async def start(self, config: HomeAgentSettings, context: AgentContext) -> Mapping[str, Handler]:
         protocol, runtime = config.protocol, config.runtime
+        context.use_realtime(runtime.realtime_priority)
         home_link_needed = "the home agent needs its home link (RFC 5944 §4.6)"
         require_interface("runtime.home_interface", runtime.home_interface, home_link_needed)
         choice = choose_datapath(runtime, context, datapath_needs(protocol, runtime))

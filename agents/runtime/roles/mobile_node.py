@@ -145,6 +145,7 @@ class MobileNodeRunner:
 
     async def start(self, config: MobileNodeSettings, context: AgentContext) -> Mapping[str, Handler]:
         protocol, runtime = config.protocol, config.runtime
+        context.use_realtime(runtime.realtime_priority)
         discovering = protocol.care_of_mode is not CareOfMode.COLOCATED
         care_of = runtime.care_of or find_care_of(runtime.interface, protocol.home_address)
         if care_of is None and not discovering:

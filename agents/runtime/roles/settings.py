@@ -13,6 +13,7 @@ from agents.mip.common.trace_schema import TraceEvent
 from agents.net.netlink import Netlink
 from agents.runtime.configfile import ConfigError, parse_sections, read_text
 from agents.runtime.frame import AgentContext
+from agents.runtime.scheduling import check_priority
 
 logger = logging.getLogger(__name__)
 RuntimeT = TypeVar("RuntimeT", bound="TunnelRuntime")
@@ -27,8 +28,12 @@ class TunnelRuntime:
     datapath: str = "userspace"
     tunnel_mtu: int = 1280
     """Static IPv6 MTU of the tunnel (RFC 4213 §3.2: 1280–1480)."""
+    realtime_priority: int = 0
+    """1-99: run at this ``SCHED_FIFO`` priority, dropped if the agent runs away
+    (:mod:`agents.runtime.scheduling`); 0: normal scheduling."""
 
     def __post_init__(self) -> None:
+        check_priority("realtime_priority", self.realtime_priority)
         if self.datapath not in ("userspace", "ebpf", "kernel", "auto"):
             raise ValueError(f"datapath {self.datapath!r}: use 'userspace', 'ebpf', 'kernel' or 'auto'")
         if not 1280 <= self.tunnel_mtu <= 1480:

@@ -1,0 +1,149 @@
+"""Agents at a real-time priority (issue 14, :mod:`agents.runtime.scheduling`): the policy is really set,
+a runaway agent drops it (RLIMIT_RTTIME, SIGXCPU), a refusal leaves the agent running normally, and the
+configs, topology and scenario options carry the priority. These run as root on the real kernel."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from agents.runtime.configfile import ConfigError
+from agents.runtime.roles import foreign_agent, home_agent, mobile_node
+from agents.runtime.scheduling import RealtimeScheduling, check_priority
+from agents.runtime.trace import TraceWriter
+from scenarios.harness.options import DEFAULT_AGENT_PRIORITY, add_common_options
+from topologies.agent_configs import render_toml
+from topologies.dualstack import DualStackTopo
+
+REPO = Path(__file__).resolve().parents[2]
+ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (CI runs as root)")
+
+PROGRAM = textwrap.dedent(
+    """
+    import asyncio, json, os, sys, time
+    from pathlib import Path
+    from agents.runtime.scheduling import RealtimeScheduling
+    from agents.runtime.trace import TraceWriter
+
+    async def main(priority, busy, user):
+        trace = TraceWriter(Path(sys.argv[4]), "t")
+        if user:  # after everything is open and imported: nobody may not read them
+            os.setgid(65534)
+            os.setuid(65534)
+        scheduling = RealtimeScheduling(priority, trace, limit=0.05)
+        scheduling.start(asyncio.get_running_loop())
+        seen = {"after_start": os.sched_getscheduler(0), "state_after_start": scheduling.state}
+        end = time.monotonic() + busy
+        while time.monotonic() < end:  # never blocks: the runaway the guard is for
+            pass
+        await asyncio.sleep(0.05)  # the loop runs the SIGXCPU handler
+        seen |= {"after_busy": os.sched_getscheduler(0), "state": scheduling.state}
+        trace.close()
+        print(json.dumps(seen))
+
+    asyncio.run(main(int(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "user"))
+    """
+)
+
+
+def run_program(
+    tmp_path: Path, priority: int, busy: float, user: bool = False
+) -> tuple[dict[str, object], list[dict[str, object]]]:
+    trace = tmp_path / "trace.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-c", PROGRAM, str(priority), str(busy), "user" if user else "root", str(trace)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO,
+        env=os.environ | {"PYTHONPATH": str(REPO)},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in trace.read_text().splitlines()]
+    return json.loads(result.stdout), [line for line in lines if line["event"] == "scheduling"]
+
+
+@ROOT
+def test_the_agent_runs_at_sched_fifo_and_says_so(tmp_path: Path) -> None:
+    seen, lines = run_program(tmp_path, 10, busy=0.0)
+    assert seen["after_start"] == os.SCHED_FIFO and seen["state_after_start"] == "on"
+    assert seen["after_busy"] == os.SCHED_FIFO  # a short burst of work keeps it
+    assert [(line["priority"], line["state"]) for line in lines] == [(10, "on")]
+
+
+@ROOT
+def test_a_runaway_agent_drops_to_normal_scheduling(tmp_path: Path) -> None:
+    """RLIMIT_RTTIME (setrlimit(2)): 50 ms without blocking → SIGXCPU → SCHED_OTHER for good, traced; a
+    real-time task that never sleeps would otherwise starve its CPU."""
+    seen, lines = run_program(tmp_path, 10, busy=0.4)
+    assert seen["after_start"] == os.SCHED_FIFO
+    assert seen["after_busy"] == os.SCHED_OTHER and seen["state"] == "dropped"
+    assert [line["state"] for line in lines] == ["on", "dropped"]
+    assert "without sleeping" in lines[-1]["error"]
+
+
+@ROOT
+def test_a_refused_policy_leaves_the_agent_running_normally(tmp_path: Path) -> None:
+    """Without CAP_SYS_NICE (RLIMIT_RTPRIO 0) the kernel refuses SCHED_FIFO (sched(7)): said, not fatal."""
+    seen, lines = run_program(tmp_path, 10, busy=0.0, user=True)
+    assert seen["after_start"] == os.SCHED_OTHER and seen["state"] == "unavailable"
+    assert lines[0]["state"] == "unavailable" and "PermissionError" in lines[0]["error"]
+
+
+def test_priority_zero_changes_nothing(tmp_path: Path) -> None:
+    trace = TraceWriter(tmp_path / "t.jsonl", "t")
+    scheduling = RealtimeScheduling(0, trace)
+    policy = os.sched_getscheduler(0)
+    scheduling.start(None)  # type: ignore[arg-type]  # never reaches the loop
+    trace.close()
+    assert scheduling.state == "off" and os.sched_getscheduler(0) == policy
+    assert (tmp_path / "t.jsonl").read_text() == ""
+
+
+@pytest.mark.parametrize("bad", [-1, 100, True])
+def test_priorities_outside_0_to_99_are_refused(bad: int) -> None:
+    with pytest.raises(ValueError, match="must be 0"):
+        check_priority("realtime_priority", bad)
+    check_priority("realtime_priority", 99)
+
+
+@pytest.mark.parametrize("role", ["ha", "fa1", "mn1"])
+def test_every_role_reads_its_priority_and_refuses_a_bad_one(tmp_path: Path, role: str) -> None:
+    loaders = {"ha": home_agent.load_settings, "fa1": foreign_agent.load_settings}
+    load = loaders.get(role, mobile_node.load_settings)
+    config = DualStackTopo(foreign_agents=2, mobile_nodes=1, nat=False, agent_priority=20).specs[role]
+    assert isinstance(config.agent_config, dict)
+    path = tmp_path / "agent.toml"
+    path.write_text(render_toml(config.agent_config))
+    assert load(path).runtime.realtime_priority == 20
+    runtime = config.agent_config["runtime"]
+    assert isinstance(runtime, dict)
+    runtime["realtime_priority"] = 100
+    path.write_text(render_toml(config.agent_config))
+    with pytest.raises(ConfigError, match="realtime_priority 100 must be 0"):
+        load(path)
+
+
+def test_without_a_priority_the_topology_writes_none() -> None:
+    topo = DualStackTopo(foreign_agents=1, mobile_nodes=1, nat=False)
+    for spec in topo.specs.values():
+        if isinstance(spec.agent_config, dict):
+            assert "realtime_priority" not in spec.agent_config["runtime"]  # type: ignore[operator]
+
+
+def test_scenarios_default_to_a_priority_and_check_the_option() -> None:
+    parser = argparse.ArgumentParser()
+    add_common_options(parser, "handover", 1000.0)
+    assert parser.parse_args([]).agent_priority == DEFAULT_AGENT_PRIORITY > 0
+    assert parser.parse_args(["--agent-priority", "0"]).agent_priority == 0
+    for bad in ("100", "-1", "x"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--agent-priority", bad])
