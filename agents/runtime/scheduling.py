@@ -16,11 +16,12 @@ logs it and traces ``scheduling`` with ``state = "dropped"``. Where the kernel r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import resource
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from agents.mip.common.trace_schema import TraceEvent
@@ -46,12 +47,36 @@ def thread_ids() -> list[int]:
 
 
 def set_policy(policy: int, priority: int, threads: Callable[[], list[int]] = thread_ids) -> None:
-    """``policy`` at ``priority`` for every thread of this process; OSError if the kernel refuses."""
+    """``policy`` at ``priority`` for every thread of this process; OSError if the kernel refuses. A
+    real-time policy is not passed on to the commands an agent starts (``tc``, ``ip``):
+    ``SCHED_RESET_ON_FORK``."""
+    if policy != os.SCHED_OTHER:
+        policy |= os.SCHED_RESET_ON_FORK
     for thread in threads():
         try:
             os.sched_setscheduler(thread, policy, os.sched_param(priority))
         except ProcessLookupError:
             continue  # the thread ended meanwhile
+
+
+@contextlib.contextmanager
+def realtime_thread(priority: int) -> Iterator[bool]:
+    """The calling thread at ``SCHED_FIFO`` ``priority`` for the block (0: unchanged); yields whether it
+    is. For the harness's link move, which stands for hardware: its timing must not depend on who else
+    wants a CPU. Programs started inside the block run normally (``SCHED_RESET_ON_FORK``)."""
+    if priority == 0:
+        yield False
+        return
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(priority))
+    except OSError:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        os.sched_setscheduler(0, policy, param)
 
 
 class RealtimeScheduling:

@@ -19,6 +19,7 @@ from typing import Any
 
 from agents.mip.common.trace_schema import TraceEvent
 from agents.runtime.mipctl import send_request
+from agents.runtime.scheduling import realtime_thread
 from agents.runtime.trace import TraceWriter, monotonic_now
 from scenarios.harness.links import LinkMover, MoveError
 from scenarios.harness.probes import Flow, ProbeSet, Timeline
@@ -269,7 +270,8 @@ class Testbed:
         if self.mover is None:
             self.mover = LinkMover()
         seen = self._loss_seen(mobile_node, while_down)
-        self.mover.reattach(link, to, self.trace.emit_at, number, events, seen)
+        with realtime_thread(self.topo.agent_priority):  # the move stands for hardware: never kept waiting
+            self.mover.reattach(link, to, self.trace.emit_at, number, events, seen)
         self.attachment[mobile_node] = to
         return number
 

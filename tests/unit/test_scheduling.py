@@ -16,7 +16,7 @@ import pytest
 
 from agents.runtime.configfile import ConfigError
 from agents.runtime.roles import foreign_agent, home_agent, mobile_node
-from agents.runtime.scheduling import RealtimeScheduling, check_priority
+from agents.runtime.scheduling import RealtimeScheduling, check_priority, realtime_thread
 from agents.runtime.trace import TraceWriter
 from scenarios.harness.options import DEFAULT_AGENT_PRIORITY, add_common_options
 from topologies.agent_configs import render_toml
@@ -27,7 +27,7 @@ ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (CI runs as root
 
 PROGRAM = textwrap.dedent(
     """
-    import asyncio, json, os, sys, time
+    import asyncio, json, os, subprocess, sys, time
     from pathlib import Path
     from agents.runtime.scheduling import RealtimeScheduling
     from agents.runtime.trace import TraceWriter
@@ -39,12 +39,15 @@ PROGRAM = textwrap.dedent(
             os.setuid(65534)
         scheduling = RealtimeScheduling(priority, trace, limit=0.05)
         scheduling.start(asyncio.get_running_loop())
-        seen = {"after_start": os.sched_getscheduler(0), "state_after_start": scheduling.state}
+        policy = lambda: os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK
+        seen = {"after_start": policy(), "state_after_start": scheduling.state}
+        child = "import os; print(os.sched_getscheduler(0))"  # what a started `tc` or `ip` would run at
+        seen["child"] = int(subprocess.run([sys.executable, "-c", child], capture_output=True).stdout)
         end = time.monotonic() + busy
         while time.monotonic() < end:  # never blocks: the runaway the guard is for
             pass
         await asyncio.sleep(0.05)  # the loop runs the SIGXCPU handler
-        seen |= {"after_busy": os.sched_getscheduler(0), "state": scheduling.state}
+        seen |= {"after_busy": policy(), "state": scheduling.state}
         trace.close()
         print(json.dumps(seen))
 
@@ -76,6 +79,7 @@ def test_the_agent_runs_at_sched_fifo_and_says_so(tmp_path: Path) -> None:
     seen, lines = run_program(tmp_path, 10, busy=0.0)
     assert seen["after_start"] == os.SCHED_FIFO and seen["state_after_start"] == "on"
     assert seen["after_busy"] == os.SCHED_FIFO  # a short burst of work keeps it
+    assert seen["child"] == os.SCHED_OTHER  # commands it starts run normally (SCHED_RESET_ON_FORK)
     assert [(line["priority"], line["state"]) for line in lines] == [(10, "on")]
 
 
@@ -96,6 +100,19 @@ def test_a_refused_policy_leaves_the_agent_running_normally(tmp_path: Path) -> N
     seen, lines = run_program(tmp_path, 10, busy=0.0, user=True)
     assert seen["after_start"] == os.SCHED_OTHER and seen["state"] == "unavailable"
     assert lines[0]["state"] == "unavailable" and "PermissionError" in lines[0]["error"]
+
+
+@ROOT
+def test_the_harness_link_move_runs_real_time_only_inside_its_block() -> None:
+    before = os.sched_getscheduler(0)
+    child = [sys.executable, "-c", "import os; print(os.sched_getscheduler(0))"]
+    with realtime_thread(10) as raised:
+        inside = os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK
+        started = int(subprocess.run(child, capture_output=True, check=True).stdout)
+    assert raised and inside == os.SCHED_FIFO and started == os.SCHED_OTHER
+    assert os.sched_getscheduler(0) == before
+    with realtime_thread(0) as raised:
+        assert not raised and os.sched_getscheduler(0) == before
 
 
 def test_priority_zero_changes_nothing(tmp_path: Path) -> None:
