@@ -142,8 +142,8 @@ class CarrierWatcher(_NetlinkWatcher):
     def _update(self, state: bool) -> None:
         if state != self.state:
             self.state = state
+            self.on_change(state)  # first: the log line can wait, a handover cannot (issue 14)
             logger.info("carrier %s on %s", "up" if state else "down", self.interface)
-            self.on_change(state)
 
 
 RTMGRP_IPV4_IFADDR = 0x10
