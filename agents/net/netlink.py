@@ -26,6 +26,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,8 +50,10 @@ from agents.net.rtnl import (
     RtnlSocket,
     address_deletion,
     address_message,
+    local_route,
     neigh_message,
     neighbour_message,
+    route_dump,
     route_message,
     rule_message,
 )
@@ -69,6 +72,8 @@ NUD_NOARP = 0x40
 IFF_UP = 0x1
 IFF_LOOPBACK = 0x8
 CLONE_NEWNET = 0x40000000
+LOCAL_POLL = 0.0002
+"""Seconds between two looks at table local in :meth:`Netlink.wait_until_local`."""
 
 
 Undo = tuple[str, str, dict[str, Any]]
@@ -256,6 +261,26 @@ class Netlink:
         spec.pop("flags", None)
         self._remember(("addr", index, str(address)), ("addr", "del", spec))
         return True
+
+    def wait_until_local(self, name: str, address: IPv6Address, timeout: float) -> bool:
+        """Wait at most ``timeout`` s for ``address`` on ``name`` to be local: its ``local`` route there in
+        table local. The kernel adds that route from its DAD worker, after the ``add`` returned, even for
+        a ``nodad`` address; until then a packet to the address (e.g. the Neighbour Advertisement answering
+        a solicitation it sent, RFC 4861 §7.2.5) is routed, not delivered. False at the timeout."""
+        assert self._rtnl is not None
+        wanted = (address.packed, self._index(name))
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                routes = self._rtnl.dump(lambda sequence: route_dump(socket.AF_INET6, sequence))
+            except OSError as error:
+                logger.warning("route dump: %s", error)
+                return False
+            if any(local_route(body) == wanted for _kind, body in routes):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(LOCAL_POLL)  # the worker may need this CPU
 
     def remove_address(self, name: str, address: Interface) -> None:
         """Delete ``address`` from ``name`` (also one this instance did not add) and forget it."""

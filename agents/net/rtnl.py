@@ -32,16 +32,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-NLMSG_ERROR = 2
+NLMSG_ERROR, NLMSG_DONE = 2, 3
 RTM_NEWLINK = 16
 RTM_NEWADDR, RTM_DELADDR = 20, 21
-RTM_NEWROUTE, RTM_DELROUTE = 24, 25
+RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
 RTM_NEWRULE, RTM_DELRULE = 32, 33
-NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
+NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x4, 0x300
 NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x100, 0x200, 0x400
 RTPROT_STATIC = 4
-RTN_UNICAST = 1
+RTN_UNICAST, RTN_LOCAL = 1, 2
+RT_TABLE_LOCAL = 255
 RT_TABLE_MAIN = 254
 RT_TABLE_COMPAT = 252
 FR_ACT_TO_TBL = 1
@@ -280,6 +281,33 @@ def acknowledgements(data: bytes) -> Iterator[tuple[int, int]]:
         offset += (length + 3) & ~3
 
 
+def route_dump(family: int, sequence: int = 0) -> bytes:
+    """``ip route show table all`` for ``family``: one RTM_NEWROUTE per route, then NLMSG_DONE."""
+    body = _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
+    return (
+        _HEADER.pack(_HEADER.size + len(body), RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, sequence, 0) + body
+    )
+
+
+def local_route(body: bytes) -> tuple[bytes, int] | None:
+    """``(address, interface index)`` of an RTM_NEWROUTE body if it is a host's ``local`` route in table
+    local (the kernel's "this address is mine" entry); None for any other route."""
+    _family, _dst_len, _src_len, _tos, table, _protocol, _scope, kind, _flags = _RTMSG.unpack_from(body)
+    attributes: dict[int, bytes] = {}
+    offset = _RTMSG.size
+    while offset + _ATTR.size <= len(body):
+        length, attribute_kind = _ATTR.unpack_from(body, offset)
+        if length < _ATTR.size:
+            break
+        attributes[attribute_kind] = body[offset + _ATTR.size : offset + length]
+        offset += (length + 3) & ~3
+    if RTA_TABLE in attributes:
+        table = _U32.unpack(attributes[RTA_TABLE])[0]
+    if kind != RTN_LOCAL or table != RT_TABLE_LOCAL or RTA_DST not in attributes or RTA_OIF not in attributes:
+        return None
+    return attributes[RTA_DST], int(_U32.unpack(attributes[RTA_OIF])[0])
+
+
 class RtnlSocket:
     """A NETLINK_ROUTE socket for requests only (no groups), and a UDP socket for interface indexes,
     both in the namespace of the thread that creates them; thread-safe."""
@@ -341,6 +369,30 @@ class RtnlSocket:
                         requests.append((sequence, None))
                 codes += self._exchange(requests)[0]
         return codes
+
+    def dump(self, build: Callable[[int], bytes]) -> list[tuple[int, bytes]]:
+        """Send the dump request ``build(sequence)``; ``(message type, body)`` of each answer, up to its
+        NLMSG_DONE (RtnlError on a refusal, TimeoutError after :attr:`TIMEOUT`)."""
+        answers: list[tuple[int, bytes]] = []
+        with self._lock:
+            sequence = self.next_sequence()
+            self.sock.send(build(sequence))
+            while True:
+                data = self.sock.recv(65536)
+                offset = 0
+                while offset + _HEADER.size <= len(data):
+                    length, kind, _flags, seq, _port = _HEADER.unpack_from(data, offset)
+                    if length < _HEADER.size:
+                        break
+                    body = data[offset + _HEADER.size : offset + length]
+                    offset += (length + 3) & ~3
+                    if seq != sequence:
+                        continue  # an older request's late answer
+                    if kind == NLMSG_ERROR and (code := -int(_ERRNO.unpack_from(body)[0])):
+                        raise RtnlError(code, errno.errorcode.get(code, str(code)))
+                    if kind in (NLMSG_DONE, NLMSG_ERROR):
+                        return answers
+                    answers.append((kind, body))
 
     def _exchange(self, requests: Sequence[tuple[int, bytes | None]]) -> tuple[list[int], float]:
         """One ``send`` of the encoded requests (None: not encodable, EINVAL): their answers, and the

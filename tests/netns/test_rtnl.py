@@ -197,3 +197,23 @@ def test_batched_requests_are_answered_one_by_one(namespaces: NamespaceFactory) 
         assert namespace.run("ip route show dev s0") == ""
     finally:
         rtnl.close()
+
+
+def test_wait_until_local_sees_that_links_local_route_only_rfc4862_5_4(namespaces: NamespaceFactory) -> None:
+    """A home-prefix /128 on two links (the tunnel's copy and the home link's, make before break): only
+    the ``local`` route of the asked link counts, and a missing one is a timeout, not an error."""
+    namespace = namespaces()
+    namespace.run("ip link add r0 type veth peer name r1 && ip link set r0 up && ip link set r1 up")
+    address = IPv6Address("2001:db8:9::7")
+    with namespace.entered():
+        netlink = Netlink()
+    try:
+        netlink.add_address("r1", IPv6Interface((address, 128)), nodad=True)
+        assert netlink.wait_until_local("r1", address, 1.0)  # the DAD worker adds it, even with nodad
+        assert "local 2001:db8:9::7 dev r1" in namespace.run("ip -6 route show table local")
+        assert not netlink.wait_until_local("r0", address, 0.01)
+        netlink.add_address("r0", IPv6Interface((address, 128)), nodad=True)
+        assert netlink.wait_until_local("r0", address, 1.0)
+    finally:
+        netlink.undo()
+        netlink.close()

@@ -26,6 +26,7 @@ from agents.net.rtnl import (
     RTM_DELROUTE,
     RTM_DELRULE,
     RTM_GETNEIGH,
+    RTM_GETROUTE,
     RTM_NEWLINK,
     RTM_NEWNEIGH,
     RTM_NEWROUTE,
@@ -35,9 +36,11 @@ from agents.net.rtnl import (
     address_deletion,
     address_message,
     link_message,
+    local_route,
     neigh_message,
     neighbour_message,
     packed_prefix,
+    route_dump,
     route_message,
     rule_message,
 )
@@ -85,6 +88,31 @@ def test_ipv6_route() -> None:
     assert (message["family"], message["dst_len"], message["table"]) == (socket.AF_INET6, 48, 254)
     assert message.get_attr("RTA_DST") == "2001:db8:10::"
     assert (message.get_attr("RTA_OIF"), message.get_attr("RTA_PRIORITY")) == (9, 512)
+
+
+def test_route_dump_of_one_family() -> None:
+    message = decoded(rtmsg, route_dump(socket.AF_INET6, 5))
+    header = message["header"]
+    assert (header["type"], header["flags"], header["sequence_number"]) == (RTM_GETROUTE, 0x301, 5)
+    assert message["family"] == socket.AF_INET6
+
+
+def kernel_route(kind: int, table: int, destination: str, oif: int) -> bytes:
+    """An RTM_NEWROUTE body as the kernel sends it in a dump, encoded by pyroute2."""
+    message = rtmsg()
+    message["family"], message["dst_len"] = socket.AF_INET6, 128
+    message["table"], message["type"] = table, kind
+    message["attrs"] = [("RTA_TABLE", table), ("RTA_DST", destination), ("RTA_OIF", oif)]
+    message.encode()
+    return bytes(message.data[16:])  # after the netlink header
+
+
+def test_local_route_is_a_local_entry_of_table_local_rfc4862_5_4() -> None:
+    """What :meth:`Netlink.wait_until_local` looks for: the kernel's ``local`` entry of an address."""
+    address = socket.inet_pton(socket.AF_INET6, "2001:db8::5")
+    assert local_route(kernel_route(2, 255, "2001:db8::5", 7)) == (address, 7)
+    assert local_route(kernel_route(1, 255, "2001:db8::5", 7)) is None  # unicast
+    assert local_route(kernel_route(2, 254, "2001:db8::5", 7)) is None  # not table local
 
 
 def test_permanent_neighbour_replaces() -> None:

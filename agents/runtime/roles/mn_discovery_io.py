@@ -41,6 +41,9 @@ DEFAULT_TTL = 64
 DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
 HOME_IPV6_DEFAULT_METRIC = 512
 """Metric of the home link's IPv6 default route: preferred to the tunnel's while both exist."""
+HOME_ADDRESS_WAIT = 0.02
+"""Most seconds :meth:`ForeignAgentLink.use_home` waits for a home IPv6 address to be local on the link
+(the kernel's DAD worker, ~0.1-2 ms) before adding the routes that make it solicit the home router."""
 
 AdvertisementHandler = Callable[[bytes, IPv4Address, bytes], None]
 """(the ICMP message, its IP source, the sender's link-layer address)."""
@@ -219,6 +222,11 @@ class ForeignAgentLink:
             )
         for address in home.ipv6_addresses:
             self.netlink.add_address(self.interface, IPv6Interface((address, 128)), nodad=True, exist_ok=True)
+        for address in home.ipv6_addresses:  # the routes only once the router's answers are delivered
+            if not self.netlink.wait_until_local(self.interface, address, HOME_ADDRESS_WAIT):
+                logger.warning(
+                    "%s on %s not local after %.0f ms", address, self.interface, HOME_ADDRESS_WAIT * 1e3
+                )
         if home.ipv6_gateway is not None:
             # The home addresses are /128s, so the router is made on-link explicitly (RFC 4861 §6.3.4).
             gateway = IPv6Network((home.ipv6_gateway, 128))

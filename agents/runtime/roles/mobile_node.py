@@ -423,6 +423,8 @@ class MobileNodeEvents:
         home = self.config.home_address
         if self.kept_over_link_down and not kept_through(event):
             self.kept_over_link_down = False  # no new tunnel replaces the kept one: take it down now
+            if self.home_before_break(event):
+                return
             self.datapath.remove_ipv4_tunnel(home)
         match event:
             case ev.RequestSent():
@@ -478,6 +480,17 @@ class MobileNodeEvents:
                 pass  # trace only: the driver wrote it
             case _:
                 assert_never(event)
+
+    def home_before_break(self, event: MobileNodeEvent) -> bool:
+        """Back home over a kept tunnel, make before break: the home link's addresses (local once
+        ``use_home`` returns) before the tunnel's copies go, so the home-prefix address always has a local
+        route and the home router's first Neighbour Advertisement is taken (RFC 4861 §7.2.5; the
+        home-return stall in docs/architecture.md). True if ``event`` was that return."""
+        if not isinstance(event, ev.AtHome):
+            return False
+        self.apply_link_event(event)
+        self.datapath.remove_ipv4_tunnel(self.config.home_address)
+        return True
 
     def tunnel_up(self, event: ev.TunnelUp) -> None:
         """Bring the tunnel up, then restore the prefixes and addresses a TunnelDown took with it."""
