@@ -2,8 +2,7 @@
 
 Packet and log formats, and the merge into ``probes/<flow>.csv``, are in :mod:`scenarios.probe_format`.
 
-``send --to ADDR --port P --flow NAME --log FILE.csv [--rate PPS] [--size N] [--source ADDR] [--duration S]
-[--realtime-priority N]``
+``send --to ADDR --port P --flow NAME --log FILE.csv [--rate PPS] [--size N] [--source ADDR] [--duration S]``
     Sends one packet per 1/rate seconds to ADDR (IPv4 or IPv6, by the address), never connected, so each
     sendto takes the route of the moment. Pacing follows an absolute schedule: packet ``seq`` is due at
     ``t0 + seq/rate`` and the sender sleeps until then. Late policy (:class:`Pacer`): a late packet goes
@@ -17,9 +16,7 @@ Packet and log formats, and the merge into ``probes/<flow>.csv``, are in :mod:`s
     ``--source`` binds the source address with IP_FREEBIND / IPV6_FREEBIND, so it works before the
     address exists (IPv4 sendto then fails, usually ENETUNREACH, until it does; the IPv6 kernel sends
     with it at once). Should the bind still fail with EADDRNOTAVAIL, it is retried every 50 ms and the
-    seqs due meanwhile are logged as ``EADDRNOTAVAIL`` without being sent. ``--realtime-priority N``
-    sends at ``SCHED_FIFO`` N (:mod:`agents.runtime.scheduling`, with its runaway guard), so a sender
-    standing for a host of its own is not held off the CPU by the emulation's other processes.
+    seqs due meanwhile are logged as ``EADDRNOTAVAIL`` without being sent.
 
 ``recv --bind ADDR --port P --log FILE.csv``
     Logs every valid probe packet of any flow, ``recv_t`` = when the kernel received it (SO_TIMESTAMPNS,
@@ -55,7 +52,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from agents.runtime.scheduling import RealtimeScheduling
 from scenarios.probe_format import (
     DEFAULT_SIZE,
     RECV_LOG_HEADER,
@@ -255,8 +251,6 @@ def run_send(args: argparse.Namespace, stopper: Stopper) -> int:
         freebind(sock, family)
         bound = try_bind(sock, source)
     log = open_log(args.log, SEND_LOG_HEADER)
-    scheduling = RealtimeScheduling(args.realtime_priority, None)
-    scheduling.start(None)
     say("READY")
     errors: Counter[str] = Counter()
     sent = seq = 0
@@ -302,8 +296,6 @@ def run_send(args: argparse.Namespace, stopper: Stopper) -> int:
         "slips": pacer.slips,
         "elapsed_s": elapsed,
     }
-    if args.realtime_priority:
-        summary["realtime"] = scheduling.state
     say(json.dumps(summary))
     return 0
 
@@ -359,13 +351,6 @@ def run_recv(args: argparse.Namespace, stopper: Stopper) -> int:
     per_flow = {flow: {"received": n, "max_seq": max_seq[flow]} for flow, n in sorted(counts.items())}
     say(json.dumps({"received": received, "invalid": invalid, "per_flow": per_flow}))
     return 0
-
-
-def _priority(text: str) -> int:
-    value = _int(text)
-    if not 0 <= value <= 99:
-        raise argparse.ArgumentTypeError(f"bad priority {text!r}: want 0..99")
-    return value
 
 
 def _port(text: str) -> int:
@@ -426,12 +411,6 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--source", help="source address to bind (freebind: may not exist yet)")
     send.add_argument("--duration", type=_positive, help="stop after this many seconds (default: at SIGTERM)")
     send.add_argument("--log", required=True, help="CSV log: seq,send_t,error")
-    send.add_argument(
-        "--realtime-priority",
-        type=_priority,
-        default=0,
-        help="send at this SCHED_FIFO priority, 1-99 (0, the default: normal scheduling)",
-    )
     send.set_defaults(run=run_send)
     recv = sub.add_parser("recv", help="receive probe flows")
     recv.add_argument("--bind", required=True, help="local IPv4 or IPv6 address (:: or 0.0.0.0 for any)")

@@ -82,7 +82,7 @@ def realtime_thread(priority: int) -> Iterator[bool]:
 class RealtimeScheduling:
     """One agent's real-time policy: :meth:`start` asks for it, SIGXCPU (the runaway guard) drops it."""
 
-    def __init__(self, priority: int, trace: TraceWriter | None, limit: float = RUNAWAY_LIMIT) -> None:
+    def __init__(self, priority: int, trace: TraceWriter, limit: float = RUNAWAY_LIMIT) -> None:
         check_priority("realtime_priority", priority)
         self.priority = priority
         self.trace = trace
@@ -91,16 +91,12 @@ class RealtimeScheduling:
         """``off`` (priority 0), ``on``, ``unavailable`` (the kernel refused) or ``dropped`` (runaway)."""
         self.error = ""
 
-    def start(self, loop: asyncio.AbstractEventLoop | None) -> None:
-        """Install the runaway guard (through ``loop``, or a plain signal handler for a program without
-        one, e.g. a probe sender), then switch to ``SCHED_FIFO``; a refusal is logged and traced."""
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Install the runaway guard, then switch to ``SCHED_FIFO``; a refusal is logged and traced."""
         if self.priority == 0:
             return
         try:
-            if loop is None:
-                signal.signal(signal.SIGXCPU, lambda _signum, _frame: self.drop())
-            else:
-                loop.add_signal_handler(signal.SIGXCPU, self.drop)
+            loop.add_signal_handler(signal.SIGXCPU, self.drop)
             _, hard = resource.getrlimit(resource.RLIMIT_RTTIME)
             soft = int(self.limit * 1_000_000)
             if hard != resource.RLIM_INFINITY:
@@ -144,5 +140,4 @@ class RealtimeScheduling:
 
     def _record(self, state: str, error: str = "") -> None:
         self.state, self.error = state, error
-        if self.trace is not None:
-            self.trace.emit(TraceEvent.SCHEDULING, priority=self.priority, state=state, error=error)
+        self.trace.emit(TraceEvent.SCHEDULING, priority=self.priority, state=state, error=error)

@@ -48,15 +48,11 @@ class Timeline:
 class ProbeSet:
     """Receivers first, then senders; stop senders, let packets drain, stop receivers, merge."""
 
-    def __init__(
-        self, nodes: Callable[[str], Any], run: RunFolder, flows: list[Flow], rate: float, priority: int = 0
-    ) -> None:
+    def __init__(self, nodes: Callable[[str], Any], run: RunFolder, flows: list[Flow], rate: float) -> None:
         self.nodes = nodes
         self.run = run
         self.flows = flows
         self.rate = rate
-        self.priority = priority
-        """Senders' ``SCHED_FIFO`` priority (0: normal): they stand for hosts with CPUs of their own."""
         self.receivers: dict[tuple[str, int], Any] = {}
         self.senders: dict[str, Any] = {}
 
@@ -76,8 +72,6 @@ class ProbeSet:
             argv += ["--log", str(self.run.raw_probe(f"{flow.name}.send"))]
             if flow.source is not None:
                 argv += ["--source", flow.source]
-            if self.priority:
-                argv += ["--realtime-priority", str(self.priority)]
             self.senders[flow.name] = self._start(flow.sender, argv, f"probe-send-{flow.name}")
 
     def _argv(self, *words: str) -> list[str]:

@@ -62,12 +62,6 @@ def _size(path: Path) -> int:
         return 0
 
 
-def sender_priority(agent_priority: int) -> int:
-    """The probe senders' ``SCHED_FIFO`` priority: just below the agents' (whose wake-ups a handover waits
-    on), above everything else the emulation runs; 0 with the agents at normal scheduling."""
-    return max(1, agent_priority - 1) if agent_priority else 0
-
-
 class Testbed:
     """``with Testbed(topo, run) as bed:`` builds, starts and later removes everything of one run."""
 
@@ -233,7 +227,7 @@ class Testbed:
     # -- probes and moves --------------------------------------------------------------------------------
 
     def start_probes(self, flows: list[Flow], rate: float) -> None:
-        self.probes = ProbeSet(self.node, self.run, flows, rate, sender_priority(self.topo.agent_priority))
+        self.probes = ProbeSet(self.node, self.run, flows, rate)
         self.trace.emit(TraceEvent.PROBES_STARTED, flows=[flow.name for flow in flows], rate=rate)
         self.probes.start()
 
