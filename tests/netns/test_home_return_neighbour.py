@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import socket
 import struct
-import threading
 import time
 from collections.abc import Callable
 from ipaddress import IPv4Interface, IPv6Address
@@ -24,6 +23,7 @@ import pytest
 from agents.net.rtnl import RTM_NEWROUTE, local_route
 from agents.runtime.roles.mn_discovery_io import ForeignAgentLink, HomeLinkPlan
 from tests.netns.conftest import NamespaceFactory, veth, wait_settled
+from tests.support.threads import in_another_thread
 
 pytestmark = pytest.mark.root
 
@@ -61,21 +61,13 @@ def routes_added(monitor: socket.socket, link: int) -> list[str]:
 
 def as_realtime_on_one_cpu(work: Callable[[], object]) -> None:
     """Run ``work`` on a thread at SCHED_FIFO pinned to one CPU (as an agent at real-time priority)."""
-    failures: list[BaseException] = []
 
     def run() -> None:
-        try:
-            os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
-            work()
-        except BaseException as error:  # handed to the test thread
-            failures.append(error)
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+        work()
 
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if failures:
-        raise failures[0]
+    in_another_thread(run)
 
 
 def test_home_router_answers_the_first_solicitation_rfc4861_7_2_5(namespaces: NamespaceFactory) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import errno
 import logging
 import socket
-import threading
-from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 
 import pytest
@@ -16,26 +14,9 @@ import pytest
 from agents.net.netlink import Netlink, NetlinkFacadeError
 from agents.net.rtnl import BATCH, RtnlSocket, route_message
 from tests.netns.conftest import NamespaceFactory
+from tests.support.threads import in_another_thread
 
 pytestmark = pytest.mark.root
-
-
-def in_another_thread(work: Callable[[], object]) -> None:
-    """Run ``work`` on a new thread (neither the facade's creator nor in its namespace) and re-raise what
-    it raised here."""
-    failures: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            work()
-        except BaseException as error:  # handed to the test thread
-            failures.append(error)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if failures:
-        raise failures[0]
 
 
 def test_raw_routes_neighbours_and_rules_from_another_thread(namespaces: NamespaceFactory) -> None:
