@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scenarios.harness.options import DEFAULT_AGENT_PRIORITY
+from scenarios.harness.options import DEFAULT_AGENT_PRIORITY, agent_priority
 
 FLOWS = ("v4-down", "v4-up", "v6-down", "v6-up")
 MODES = ("standard", "pre", "post", "make-before-break", "advert")
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--agent-priority",
         nargs="+",
-        type=int,
+        type=agent_priority,
         default=[DEFAULT_AGENT_PRIORITY],
         metavar="N",
         help=f"the agents' SCHED_FIFO priority, 0 = normal scheduling (default {DEFAULT_AGENT_PRIORITY}); "
@@ -151,8 +151,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.cycles < 1 or args.advert_cycles < 0:
         parser.error("--cycles must be at least 1 and --advert-cycles at least 0")
-    if not all(0 <= priority <= 99 for priority in args.agent_priority):
-        parser.error("--agent-priority: each must be 0 (normal scheduling) .. 99 (SCHED_FIFO)")
     base = args.analyse or args.out or Path(tempfile.mkdtemp(prefix="handover-bench-"))
     status = 0
     for datapath in args.datapath:

@@ -326,10 +326,12 @@ def run_recv(args: argparse.Namespace, stopper: Stopper) -> int:
                 continue
             offset = realtime_offset_ns()
             stamp = None
+            drained = False
             for _ in range(DRAIN_MAX):
                 try:
                     data, ancillary, _flags, _source = sock.recvmsg(65535, control)
                 except OSError:  # BlockingIOError: drained (unconnected UDP gets no ICMP errors)
+                    drained = True
                     break
                 stamp = kernel_stamp_ns(ancillary)
                 recv_t = monotonic() if stamp is None else (stamp - offset) / 1e9
@@ -343,7 +345,7 @@ def run_recv(args: argparse.Namespace, stopper: Stopper) -> int:
                 if packet.seq > max_seq.get(packet.flow, -1):
                     max_seq[packet.flow] = packet.seq
                 log.write(f"{packet.flow},{packet.seq},{packet.send_t:.9f},{recv_t:.9f}\n")
-            if stamp is not None:  # kernel stamps: the next batch can wait (without, every read counts)
+            if drained and stamp is not None:  # kernel stamps: the next batch can wait (else reads count)
                 stopper.wait(RECV_BATCH_S)
     finally:
         log.close()

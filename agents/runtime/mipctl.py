@@ -2,9 +2,10 @@
 
     mipctl (--socket PATH | --node NAME) [--json] [--timeout S] COMMAND [ARGS]
 
-Commands: ``status``, ``bindings``, ``visitors``, ``register``, ``deregister``, ``solicit`` (each takes
-optional ``KEY=VALUE`` arguments; a VALUE that parses as JSON is sent as that JSON value, anything
-else as a string), ``set-prefixes [PREFIX...]`` (IPv6 prefixes, sent as ``{"prefixes": [...]}``) and
+Commands: ``status``, ``bindings``, ``visitors``, ``register``, ``deregister``, ``solicit``,
+``scheduling``, the DHCPv6 ones (each takes optional ``KEY=VALUE`` arguments; a VALUE that parses as
+JSON is sent as that JSON value, anything else as a string), ``set-prefixes [PREFIX...]`` (IPv6
+prefixes, sent as ``{"prefixes": [...]}``) and
 ``raw JSON`` (send one request line as given, for debugging).
 
 Exit status: 0 the agent answered ok; 1 it answered with an error, did not answer in time or answered
@@ -40,6 +41,7 @@ KEY_VALUE_COMMANDS = {
     "dhcpv6": "show the mobile node's DHCPv6-PD client (RFC 5454 §3.7.1)",
     "dhcpv6-release": "make the mobile node release its delegated prefix and stop using it",
     "delegations": "list the prefixes Kea delegated, as the home agent reads them",
+    "scheduling": "show the agent's real-time scheduling (realtime_priority and whether it holds)",
 }
 
 

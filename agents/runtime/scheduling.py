@@ -4,13 +4,22 @@ A handover waits on six process wake-ups (MN, FA, HA, FA, MN, ...). On a busy ho
 whole scheduler slice behind whatever else runs (on the testbed: the probes, 8 processes on 2 cores), which
 measured ~2.5 ms of a ~7.7 ms link-event handover. Routing daemons that fail over within milliseconds ask
 for a real-time policy for the same reason; an agent does so with ``realtime_priority = N`` (1-99,
-``SCHED_FIFO``; 0, the default, keeps normal scheduling).
+``SCHED_FIFO``; 0, the default, keeps normal scheduling). Only the agent's event loop (its main thread:
+the signalling) runs real-time; datapath threads and the commands it starts (``tc``, ``ip``) run normally
+(``SCHED_RESET_ON_FORK``).
 
-A real-time task that never sleeps would starve everything else on its CPU (a flood of registration
-requests, a bug). So the agent also sets ``RLIMIT_RTTIME`` (:data:`RUNAWAY_LIMIT`): when it has run that
-long without blocking, the kernel sends SIGXCPU and the agent drops back to normal scheduling for good,
-logs it and traces ``scheduling`` with ``state = "dropped"``. Where the kernel refuses a real-time policy
-(no ``CAP_SYS_NICE``; a cgroup without real-time runtime) the agent says so and runs normally.
+A real-time agent that keeps a CPU busy would starve everything else on it, so two guards drop it back to
+normal scheduling for good (a warning, and a ``scheduling`` trace line with ``state = "dropped"``):
+
+* it used more than :data:`MAX_CPU_SHARE` of a CPU over :data:`SHARE_WINDOWS` windows of
+  :data:`SHARE_WINDOW` (a flood of registration requests: the loop blocks for an instant between bursts,
+  so a limit on time without sleeping never fires);
+* it ran :data:`RUNAWAY_LIMIT` without blocking at all (``RLIMIT_RTTIME``, SIGXCPU; a bug, a coroutine that
+  never yields). The handler is a plain signal handler, which Python runs between two bytecodes even in a
+  busy loop, so the policy drops at once; the log line and trace line follow from the event loop.
+
+Where the kernel refuses a real-time policy (no ``CAP_SYS_NICE``; a cgroup without real-time runtime) the
+agent says so (``state = "unavailable"``) and runs normally.
 """
 
 from __future__ import annotations
@@ -21,8 +30,9 @@ import logging
 import os
 import resource
 import signal
-from collections.abc import Callable, Iterator
-from pathlib import Path
+import time
+from collections.abc import Iterator
+from types import FrameType
 
 from agents.mip.common.trace_schema import TraceEvent
 from agents.runtime.trace import TraceWriter
@@ -31,32 +41,28 @@ logger = logging.getLogger(__name__)
 
 MAX_PRIORITY = 99
 RUNAWAY_LIMIT = 0.2
-"""Seconds of CPU a real-time agent may use without blocking before it drops to normal scheduling (the
-kernel counts in ticks, so the drop comes up to one tick later)."""
+"""Seconds of CPU a real-time agent may use without blocking (the kernel counts in ticks)."""
+MAX_CPU_SHARE = 0.5
+SHARE_WINDOW = 0.25
+SHARE_WINDOWS = 2
+"""More than half a CPU for 0.5 s: a handover costs the busiest agent a few ms of CPU."""
 
 
 def check_priority(key: str, priority: int) -> None:
     """ValueError (exit 2, naming ``key``) for a priority outside 0..99 (sched(7): SCHED_FIFO 1..99)."""
-    if isinstance(priority, bool) or not 0 <= priority <= MAX_PRIORITY:
+    if not isinstance(priority, int) or isinstance(priority, bool) or not 0 <= priority <= MAX_PRIORITY:
         raise ValueError(f"{key} {priority!r} must be 0 (normal scheduling) .. {MAX_PRIORITY} (SCHED_FIFO)")
 
 
-def thread_ids() -> list[int]:
-    """This process's threads: a policy is per thread (sched(7)); threads started later inherit it."""
-    return [int(entry) for entry in os.listdir(Path("/proc/self/task"))]
+def set_fifo(priority: int) -> None:
+    """The calling thread at ``SCHED_FIFO`` ``priority``, not inherited by what it starts; OSError if the
+    kernel refuses."""
+    os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(priority))
 
 
-def set_policy(policy: int, priority: int, threads: Callable[[], list[int]] = thread_ids) -> None:
-    """``policy`` at ``priority`` for every thread of this process; OSError if the kernel refuses. A
-    real-time policy is not passed on to the commands an agent starts (``tc``, ``ip``):
-    ``SCHED_RESET_ON_FORK``."""
-    if policy != os.SCHED_OTHER:
-        policy |= os.SCHED_RESET_ON_FORK
-    for thread in threads():
-        try:
-            os.sched_setscheduler(thread, policy, os.sched_param(priority))
-        except ProcessLookupError:
-            continue  # the thread ended meanwhile
+def set_normal() -> None:
+    """The calling thread back at ``SCHED_OTHER`` (always allowed: it lowers the policy)."""
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
 @contextlib.contextmanager
@@ -69,7 +75,7 @@ def realtime_thread(priority: int) -> Iterator[bool]:
         return
     policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
     try:
-        os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(priority))
+        set_fifo(priority)
     except OSError:
         yield False
         return
@@ -80,63 +86,94 @@ def realtime_thread(priority: int) -> Iterator[bool]:
 
 
 class RealtimeScheduling:
-    """One agent's real-time policy: :meth:`start` asks for it, SIGXCPU (the runaway guard) drops it."""
+    """One agent's real-time policy: :meth:`start` asks for it (from the event loop's thread), the guards
+    drop it."""
 
-    def __init__(self, priority: int, trace: TraceWriter, limit: float = RUNAWAY_LIMIT) -> None:
+    def __init__(
+        self, priority: int, trace: TraceWriter, limit: float = RUNAWAY_LIMIT, window: float = SHARE_WINDOW
+    ) -> None:
         check_priority("realtime_priority", priority)
         self.priority = priority
         self.trace = trace
         self.limit = limit
+        self.window = window
         self.state = "off"
-        """``off`` (priority 0), ``on``, ``unavailable`` (the kernel refused) or ``dropped`` (runaway)."""
+        """``off`` (priority 0), ``on``, ``unavailable`` (the kernel refused), ``dropped`` (a guard fired;
+        ``dropping`` between SIGXCPU and the loop's next turn)."""
         self.error = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last = (0.0, 0.0)
+        self._busy_windows = 0
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Install the runaway guard, then switch to ``SCHED_FIFO``; a refusal is logged and traced."""
+        """Install the guards, then switch the calling (event loop) thread to ``SCHED_FIFO``; a refusal is
+        logged and traced, never raised."""
         if self.priority == 0:
             return
+        self._loop = loop
         try:
-            loop.add_signal_handler(signal.SIGXCPU, self.drop)
+            signal.signal(signal.SIGXCPU, self._on_sigxcpu)
             _, hard = resource.getrlimit(resource.RLIMIT_RTTIME)
             soft = int(self.limit * 1_000_000)
             if hard != resource.RLIM_INFINITY:
                 soft = min(soft, hard)
             resource.setrlimit(resource.RLIMIT_RTTIME, (soft, hard))
-            set_policy(os.SCHED_FIFO, self.priority)
-        except (OSError, ValueError, RuntimeError) as error:
+            set_fifo(self.priority)
+        except (OSError, ValueError) as error:
             self._record("unavailable", f"{type(error).__name__}: {error}")
             logger.warning(
                 "realtime_priority %d: SCHED_FIFO not available here (%s): normal scheduling",
                 self.priority,
                 self.error,
             )
-            self._restore_default_policy()
             return
         self._record("on")
-        logger.info("SCHED_FIFO priority %d (dropped after %g s without sleeping)", self.priority, self.limit)
-
-    def drop(self) -> None:
-        """SIGXCPU: the agent ran :attr:`limit` without blocking: back to normal scheduling for good."""
-        if self.state != "on":
-            return
-        self._restore_default_policy()
-        self._record("dropped", f"ran {self.limit:g} s without sleeping")
-        logger.warning(
-            "realtime_priority %d dropped: the agent ran %g s without sleeping (a flood?); normal "
-            "scheduling from now on",
+        logger.info(
+            "SCHED_FIFO priority %d (dropped above %.0f%% of a CPU for %g s, or after %g s without sleeping)",
             self.priority,
+            MAX_CPU_SHARE * 100,
+            self.window * SHARE_WINDOWS,
             self.limit,
         )
+        self._last = (time.monotonic(), time.thread_time())
+        loop.call_later(self.window, self._check_share)
 
-    def status(self) -> dict[str, object]:
-        """For the control socket's ``status``."""
-        return {"realtime_priority": self.priority, "state": self.state, "error": self.error}
+    def _check_share(self) -> None:
+        """Every :attr:`window`: the loop thread's share of a CPU since the last look."""
+        if self.state != "on" or self._loop is None:
+            return
+        now, used = time.monotonic(), time.thread_time()
+        share = (used - self._last[1]) / max(now - self._last[0], 1e-9)
+        self._last = (now, used)
+        self._busy_windows = self._busy_windows + 1 if share > MAX_CPU_SHARE else 0
+        if self._busy_windows >= SHARE_WINDOWS:
+            self.drop(f"used {share:.0%} of a CPU for {self.window * SHARE_WINDOWS:g} s")
+            return
+        self._loop.call_later(self.window, self._check_share)
 
-    def _restore_default_policy(self) -> None:
+    def _on_sigxcpu(self, _signum: int, _frame: FrameType | None) -> None:
+        """RLIMIT_RTTIME ran out: drop now (between two bytecodes), say so from the loop."""
+        if self.state != "on":
+            return
+        set_normal()
+        self.state = "dropping"
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.drop, f"ran {self.limit:g} s without sleeping")
+
+    def drop(self, reason: str) -> None:
+        """Back to normal scheduling for good, logged and traced."""
+        if self.state not in ("on", "dropping"):
+            return
         try:
-            set_policy(os.SCHED_OTHER, 0)
+            set_normal()
         except OSError as error:  # lowering one's own policy is always allowed; log if not
             logger.error("cannot restore normal scheduling: %s", error)
+        self._record("dropped", reason)
+        logger.warning("realtime_priority %d dropped (%s): normal scheduling", self.priority, reason)
+
+    def status(self) -> dict[str, object]:
+        """For the control socket's ``scheduling`` command."""
+        return {"realtime_priority": self.priority, "state": self.state, "error": self.error}
 
     def _record(self, state: str, error: str = "") -> None:
         self.state, self.error = state, error

@@ -20,6 +20,8 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pytest
+
 from agents.mip.common import events as ev
 from agents.mip.common.config import Encapsulation
 from agents.mip.common.events import OutgoingDatagram
@@ -208,6 +210,25 @@ def test_carrier_drop_then_home_uses_the_link_before_the_kept_tunnel_goes_rfc594
     assert datapath.calls == ["AtHome", "remove_ipv4_tunnel"]
     events.apply(ev.AtHome(HOA))
     assert datapath.calls == ["AtHome", "remove_ipv4_tunnel", "AtHome"]  # the tunnel went once
+
+
+def test_a_failed_home_link_still_takes_the_kept_tunnel_down_rfc5944_4_6() -> None:
+    """A home link that cannot be set up (netlink refused, link gone) must not leave the tunnel up at home:
+    the error reaches the driver (which logs and traces it), the tunnel still goes."""
+
+    class FailingLink(LinkStub):
+        def apply(self, event: Any) -> bool:
+            super().apply(event)
+            raise OSError("netlink refused")
+
+    datapath = DatapathCalls()
+    events = MobileNodeEvents(
+        make_mn().config, MobileNodeRuntime(), datapath, FailingLink(datapath.calls)  # type: ignore[arg-type]
+    )
+    events.apply(ev.TunnelDown(COA, "link-down"))
+    with pytest.raises(OSError):
+        events.apply(ev.AtHome(HOA))
+    assert datapath.calls == ["AtHome", "remove_ipv4_tunnel"]
 
 
 def test_other_tunnel_downs_still_remove_it_at_once() -> None:

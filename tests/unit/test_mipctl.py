@@ -40,6 +40,7 @@ HANDLERS: dict[str, Any] = {
     "register": lambda args: {"sent": True, "args": args},
     "deregister": slow,
     "set-prefixes": lambda args: args,
+    "scheduling": lambda args: {"realtime_priority": 10, "state": "on", "error": ""},
 }
 
 
@@ -95,6 +96,12 @@ def test_status_prints_pretty_json(agent_socket: Path) -> None:
     assert result.returncode == 0 and result.stderr == ""
     assert json.loads(result.stdout) == {"node": "mn1", "state": "REGISTERED", "args": {}}
     assert result.stdout.startswith("{\n  ")
+
+
+def test_scheduling_asks_the_agent_for_its_policy(agent_socket: Path) -> None:
+    result = mipctl("--socket", str(agent_socket), "--json", "scheduling")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"realtime_priority": 10, "state": "on", "error": ""}
 
 
 def test_json_flag_prints_one_compact_line(agent_socket: Path) -> None:

@@ -27,41 +27,57 @@ ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (CI runs as root
 
 PROGRAM = textwrap.dedent(
     """
-    import asyncio, json, os, subprocess, sys, time
+    import asyncio, json, os, subprocess, sys, threading, time
     from pathlib import Path
     from agents.runtime.scheduling import RealtimeScheduling
     from agents.runtime.trace import TraceWriter
 
-    async def main(priority, busy, user):
+    def policy(thread=0):
+        return os.sched_getscheduler(thread) & ~os.SCHED_RESET_ON_FORK
+
+    async def main(priority, load, user):
         trace = TraceWriter(Path(sys.argv[4]), "t")
         if user:  # after everything is open and imported: nobody may not read them
             os.setgid(65534)
             os.setuid(65534)
-        scheduling = RealtimeScheduling(priority, trace, limit=0.05)
+        stop = threading.Event()
+        worker = threading.Thread(target=stop.wait)  # a datapath thread, started before
+        worker.start()
+        scheduling = RealtimeScheduling(priority, trace, limit=0.05, window=0.1)
         scheduling.start(asyncio.get_running_loop())
-        policy = lambda: os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK
         seen = {"after_start": policy(), "state_after_start": scheduling.state}
+        seen["worker"] = policy(worker.native_id)
+        stop.set()
         child = "import os; print(os.sched_getscheduler(0))"  # what a started `tc` or `ip` would run at
         seen["child"] = int(subprocess.run([sys.executable, "-c", child], capture_output=True).stdout)
-        end = time.monotonic() + busy
-        while time.monotonic() < end:  # never blocks: the runaway the guard is for
-            pass
-        await asyncio.sleep(0.05)  # the loop runs the SIGXCPU handler
-        seen |= {"after_busy": policy(), "state": scheduling.state}
+        if load == "busy":  # never blocks, never yields: the runaway RLIMIT_RTTIME is for
+            end = time.monotonic() + 0.4
+            while time.monotonic() < end:
+                pass
+            seen["before_yield"] = policy()  # the signal handler ran between two bytecodes
+        elif load == "flood":  # 10 ms of work, 0.5 ms asleep, for 1 s: blocks often, a CPU all the same
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end:
+                burst = time.monotonic() + 0.01
+                while time.monotonic() < burst:
+                    pass
+                await asyncio.sleep(0.0005)
+        await asyncio.sleep(0.05)  # the loop writes the trace line
+        seen |= {"after_load": policy(), "state": scheduling.state}
         trace.close()
         print(json.dumps(seen))
 
-    asyncio.run(main(int(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "user"))
+    asyncio.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3] == "user"))
     """
 )
 
 
 def run_program(
-    tmp_path: Path, priority: int, busy: float, user: bool = False
+    tmp_path: Path, priority: int, load: str = "none", user: bool = False
 ) -> tuple[dict[str, object], list[dict[str, object]]]:
     trace = tmp_path / "trace.jsonl"
     result = subprocess.run(
-        [sys.executable, "-c", PROGRAM, str(priority), str(busy), "user" if user else "root", str(trace)],
+        [sys.executable, "-c", PROGRAM, str(priority), load, "user" if user else "root", str(trace)],
         capture_output=True,
         text=True,
         timeout=30,
@@ -76,28 +92,40 @@ def run_program(
 
 @ROOT
 def test_the_agent_runs_at_sched_fifo_and_says_so(tmp_path: Path) -> None:
-    seen, lines = run_program(tmp_path, 10, busy=0.0)
+    seen, lines = run_program(tmp_path, 10)
     assert seen["after_start"] == os.SCHED_FIFO and seen["state_after_start"] == "on"
-    assert seen["after_busy"] == os.SCHED_FIFO  # a short burst of work keeps it
+    assert seen["after_load"] == os.SCHED_FIFO  # idle: it keeps it
+    assert seen["worker"] == os.SCHED_OTHER  # only the event loop's thread: the signalling
     assert seen["child"] == os.SCHED_OTHER  # commands it starts run normally (SCHED_RESET_ON_FORK)
     assert [(line["priority"], line["state"]) for line in lines] == [(10, "on")]
 
 
 @ROOT
-def test_a_runaway_agent_drops_to_normal_scheduling(tmp_path: Path) -> None:
-    """RLIMIT_RTTIME (setrlimit(2)): 50 ms without blocking → SIGXCPU → SCHED_OTHER for good, traced; a
-    real-time task that never sleeps would otherwise starve its CPU."""
-    seen, lines = run_program(tmp_path, 10, busy=0.4)
+def test_a_runaway_agent_drops_at_once_even_before_it_yields(tmp_path: Path) -> None:
+    """RLIMIT_RTTIME (setrlimit(2)): 50 ms without blocking → SIGXCPU → SCHED_OTHER for good, traced; the
+    handler runs between two bytecodes, so a coroutine that never yields does not keep the CPU."""
+    seen, lines = run_program(tmp_path, 10, "busy")
     assert seen["after_start"] == os.SCHED_FIFO
-    assert seen["after_busy"] == os.SCHED_OTHER and seen["state"] == "dropped"
+    assert seen["before_yield"] == os.SCHED_OTHER
+    assert seen["after_load"] == os.SCHED_OTHER and seen["state"] == "dropped"
     assert [line["state"] for line in lines] == ["on", "dropped"]
     assert "without sleeping" in lines[-1]["error"]
 
 
 @ROOT
+def test_a_flooded_agent_that_still_blocks_now_and_then_drops_too(tmp_path: Path) -> None:
+    """A flood keeps the loop busy but lets it block for an instant between bursts, which resets
+    RLIMIT_RTTIME's count: the share of a CPU over two windows is what drops it."""
+    seen, lines = run_program(tmp_path, 10, "flood")
+    assert seen["after_load"] == os.SCHED_OTHER and seen["state"] == "dropped"
+    assert [line["state"] for line in lines] == ["on", "dropped"]
+    assert "of a CPU" in lines[-1]["error"]
+
+
+@ROOT
 def test_a_refused_policy_leaves_the_agent_running_normally(tmp_path: Path) -> None:
     """Without CAP_SYS_NICE (RLIMIT_RTPRIO 0) the kernel refuses SCHED_FIFO (sched(7)): said, not fatal."""
-    seen, lines = run_program(tmp_path, 10, busy=0.0, user=True)
+    seen, lines = run_program(tmp_path, 10, user=True)
     assert seen["after_start"] == os.SCHED_OTHER and seen["state"] == "unavailable"
     assert lines[0]["state"] == "unavailable" and "PermissionError" in lines[0]["error"]
 

@@ -488,8 +488,10 @@ class MobileNodeEvents:
         home-return stall in docs/architecture.md). True if ``event`` was that return."""
         if not isinstance(event, ev.AtHome):
             return False
-        self.apply_link_event(event)
-        self.datapath.remove_ipv4_tunnel(self.config.home_address)
+        try:
+            self.apply_link_event(event)
+        finally:  # a failed home link (netlink refused, link gone) must not leave the tunnel up at home
+            self.datapath.remove_ipv4_tunnel(self.config.home_address)
         return True
 
     def tunnel_up(self, event: ev.TunnelUp) -> None:
