@@ -4,16 +4,22 @@ Back home the MN puts its home-prefix address on the link with ``nodad`` and rou
 (``ForeignAgentLink.use_home``). The kernel makes the address local (its ``local`` route in table local)
 from its DAD worker, after the ``add`` returned; a Neighbour Advertisement for the router that arrives
 before is routed, not delivered (the MN does not forward), and the solicitation is only sent again a
-second later (RFC 4861 §7.2.2, RetransTimer). The returns run here at SCHED_FIFO on one CPU, so the worker,
-queued on that CPU, mostly cannot run until ``use_home`` gives the CPU up: without the wait for the local
-route the default route came first in about half of the returns on this machine.
+second later (RFC 4861 §7.2.2, RetransTimer). The returns run here at SCHED_FIFO on one CPU, and during
+each a SCHED_FIFO process spins on every other CPU for a few milliseconds, so the worker (of an unbound
+workqueue, a fair-class task) can run only when ``use_home`` gives its CPU up, or once the spins end:
+without the wait for the local route the default route came first in 20 returns of 20 on this machine
+(idle or busy), with it never.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import socket
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from ipaddress import IPv4Interface, IPv6Address
@@ -33,8 +39,8 @@ ROUTER6 = IPv6Address("2001:db8:61::1")
 DESTINATION6 = "2001:db8:62::9"  # behind the router: the packet goes via the default route
 RTNLGRP_IPV6_ROUTE = 11
 RETURNS = 20
-"""Home returns per run: the kernel's fair server sometimes lets the worker run between the ``add`` and
-the routes even at SCHED_FIFO, so one return without the wait is caught only every second to third time."""
+"""Home returns per run: with the wait, the worker runs sometimes during its first poll on this thread's
+CPU, sometimes only after the other CPUs' spins; both are to be taken."""
 
 
 def routes_added(monitor: socket.socket, link: int) -> list[str]:
@@ -59,12 +65,70 @@ def routes_added(monitor: socket.socket, link: int) -> list[str]:
                 added.append("default")
 
 
-def as_realtime_on_one_cpu(work: Callable[[], object]) -> None:
-    """Run ``work`` on a thread at SCHED_FIFO pinned to one CPU (as an agent at real-time priority)."""
+REALTIME_PRIORITY = 10
+"""SCHED_FIFO priority of the returns' thread and of the hogs beside it: any keeps fair-class tasks off."""
+HOG_SPIN = 0.005
+"""How long a hog keeps its CPU per return (s): well past a ``use_home`` without the wait (0.3–0.7 ms
+here), well within its wait for the local route (20 ms) if the worker was queued on a hogged CPU."""
+HOG = """
+import os, sys, time
+os.sched_setaffinity(0, {int(sys.argv[1])})
+os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(int(sys.argv[2])))
+spin = float(sys.argv[3])
+while sys.stdin.buffer.read(1):  # one byte a spin; end of input: done
+    sys.stdout.buffer.write(b"."); sys.stdout.buffer.flush()  # spinning from here
+    end = time.monotonic() + spin
+    while time.monotonic() < end:
+        pass
+"""
+
+
+class OtherCpusHogged:
+    """One process per CPU other than ``cpu``, at SCHED_FIFO there, that on :meth:`hog` keeps its CPU for
+    ``HOG_SPIN`` s: meanwhile no fair-class task, such as the kernel's (unbound) addrconf worker, runs
+    anywhere but on ``cpu``. Processes, not threads, so that a spinning hog does not hold the GIL."""
+
+    def __init__(self, cpu: int) -> None:
+        self.hogs: dict[int, subprocess.Popen[bytes]] = {}
+        try:
+            for other in sorted(os.sched_getaffinity(0) - {cpu}):
+                command = [sys.executable, "-c", HOG, str(other), str(REALTIME_PRIORITY), str(HOG_SPIN)]
+                self.hogs[other] = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        except BaseException:
+            self.close()
+            raise
+
+    def hog(self) -> None:
+        """Return once every other CPU is taken for ``HOG_SPIN`` s from now."""
+        for other, hog in self.hogs.items():
+            assert hog.stdin is not None and hog.stdout is not None
+            hog.stdin.write(b"s")
+            hog.stdin.flush()
+            ready, _, _ = select.select([hog.stdout], [], [], 5)
+            assert ready and hog.stdout.read(1) == b".", f"the hog on CPU {other} did not start"
+
+    def close(self) -> None:
+        """End the hogs: each after its current spin at most; killed if one has not within 5 s."""
+        for hog in self.hogs.values():
+            assert hog.stdin is not None
+            with contextlib.suppress(BrokenPipeError):  # it ended already
+                hog.stdin.close()  # the hog's loop ends after its current spin
+        for hog in self.hogs.values():
+            try:
+                hog.wait(5)
+            except subprocess.TimeoutExpired:
+                hog.kill()
+                hog.wait()
+            assert hog.stdout is not None
+            hog.stdout.close()
+
+
+def as_realtime_on_one_cpu(cpu: int, work: Callable[[], object]) -> None:
+    """Run ``work`` on a thread at SCHED_FIFO pinned to ``cpu`` (as an agent at real-time priority)."""
 
     def run() -> None:
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+        os.sched_setaffinity(0, {cpu})
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY))
         work()
 
     in_another_thread(run)
@@ -81,14 +145,19 @@ def test_home_router_answers_the_first_solicitation_rfc4861_7_2_5(namespaces: Na
         monitor = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
         monitor.bind((0, 1 << (RTNLGRP_IPV6_ROUTE - 1)))
         eth0 = socket.if_nametoindex("eth0")
+    cpu = min(os.sched_getaffinity(0))
+    hogs: OtherCpusHogged | None = None
     try:
+        hogs = OtherCpusHogged(cpu)
 
         def return_home_and_send() -> None:
+            assert hogs is not None
+            hogs.hog()  # the worker can now run only when this thread gives its CPU up
             link.use_home()
             probe.sendto(b"x", (DESTINATION6, 9))  # from the home address: the MN solicits the router
 
         for attempt in range(RETURNS):
-            as_realtime_on_one_cpu(return_home_and_send)
+            as_realtime_on_one_cpu(cpu, return_home_and_send)
             time.sleep(0.1)  # well past the router's answer, well before a retransmission (1 s)
             # local before any route that makes the MN solicit the router
             assert routes_added(monitor, eth0) == ["local", "default"], f"return {attempt}"
@@ -96,6 +165,8 @@ def test_home_router_answers_the_first_solicitation_rfc4861_7_2_5(namespaces: Na
             assert "lladdr" in entry, f"return {attempt}: the router's advertisement was not taken: {entry!r}"
             link.link_lost()  # away again: the home addresses, routes and neighbours go
     finally:
+        if hogs is not None:
+            hogs.close()
         probe.close()
         monitor.close()
         link.close()
