@@ -108,10 +108,9 @@ class AgentContext:
         label = name or str(getattr(callback, "__qualname__", repr(callback)))
         self._cleanups.append((label, callback))
 
-    def use_realtime(self, priority: int, declined: str = "") -> None:
-        """Run at ``SCHED_FIFO`` ``priority`` (0: normal) once started (:mod:`agents.runtime.scheduling`);
-        ``declined``: why not after all (said in the log and trace)."""
-        self.scheduling = RealtimeScheduling(priority, self.trace, declined=declined)
+    def use_realtime(self, priority: int) -> None:
+        """Run at ``SCHED_FIFO`` ``priority`` (0: normal) once started (:mod:`agents.runtime.scheduling`)."""
+        self.scheduling = RealtimeScheduling(priority, self.trace)
 
     def create_task(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Start a task whose crash stops the agent (exit 1); cancelled at the end of shutdown."""

@@ -90,23 +90,16 @@ class RealtimeScheduling:
     drop it."""
 
     def __init__(
-        self,
-        priority: int,
-        trace: TraceWriter,
-        limit: float = RUNAWAY_LIMIT,
-        window: float = SHARE_WINDOW,
-        declined: str = "",
+        self, priority: int, trace: TraceWriter, limit: float = RUNAWAY_LIMIT, window: float = SHARE_WINDOW
     ) -> None:
         check_priority("realtime_priority", priority)
         self.priority = priority
-        self.declined = declined
-        """Why this agent does not ask for a real-time policy at all (``""``: it does)."""
         self.trace = trace
         self.limit = limit
         self.window = window
         self.state = "off"
-        """``off`` (priority 0), ``declined`` (:attr:`declined`), ``on``, ``unavailable`` (the kernel
-        refused), ``dropped`` (a guard fired; ``dropping`` between SIGXCPU and the loop's next turn)."""
+        """``off`` (priority 0), ``on``, ``unavailable`` (the kernel refused), ``dropped`` (a guard fired;
+        ``dropping`` between SIGXCPU and the loop's next turn)."""
         self.error = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last = (0.0, 0.0)
@@ -116,10 +109,6 @@ class RealtimeScheduling:
         """Install the guards, then switch the calling (event loop) thread to ``SCHED_FIFO``; a refusal is
         logged and traced, never raised."""
         if self.priority == 0:
-            return
-        if self.declined:
-            self._record("declined", self.declined)
-            logger.info("realtime_priority %d not used: %s", self.priority, self.declined)
             return
         self._loop = loop
         try:

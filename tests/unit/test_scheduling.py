@@ -14,11 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.datapath.selection import Choice
 from agents.runtime.configfile import ConfigError
-from agents.runtime.frame import AgentArgs, AgentContext
 from agents.runtime.roles import foreign_agent, home_agent, mobile_node
-from agents.runtime.roles.settings import use_realtime
 from agents.runtime.scheduling import RealtimeScheduling, check_priority, realtime_thread
 from agents.runtime.trace import TraceWriter
 from scenarios.harness.options import DEFAULT_AGENT_PRIORITY, add_common_options
@@ -144,22 +141,6 @@ def test_the_harness_link_move_runs_real_time_only_inside_its_block() -> None:
     assert os.sched_getscheduler(0) == before
     with realtime_thread(0) as raised:
         assert not raised and os.sched_getscheduler(0) == before
-
-
-def test_an_agent_forwarding_on_its_loop_declines_and_says_why(tmp_path: Path) -> None:
-    """The userspace datapath forwards packets on the agent's event loop: real-time there would let it take
-    a CPU from everything else, so the agent declines (``declined`` in its trace), its policy unchanged."""
-    trace = TraceWriter(tmp_path / "t.jsonl", "t")
-    context = AgentContext(AgentArgs("fa", tmp_path / "fa.toml"), "fa", trace, tmp_path / "fa.sock")
-    policy = os.sched_getscheduler(0)
-    use_realtime(context, 10, Choice("userspace", "userspace", "requested"))
-    context.scheduling.start(None)  # type: ignore[arg-type]  # declined: never reaches the loop
-    trace.close()
-    assert context.scheduling.state == "declined" and os.sched_getscheduler(0) == policy
-    line = json.loads((tmp_path / "t.jsonl").read_text())
-    assert line["state"] == "declined" and "userspace datapath forwards" in line["error"]
-    use_realtime(context, 10, Choice("ebpf", "ebpf", "requested"))
-    assert context.scheduling.declined == ""  # ebpf forwards in the kernel: the loop only signals
 
 
 def test_priority_zero_changes_nothing(tmp_path: Path) -> None:

@@ -41,7 +41,6 @@ from agents.runtime.roles.driver import EventHandler, MachineDriver, apply_event
 from agents.runtime.roles.drop_report import DropReporter
 from agents.runtime.roles.fa_access import AccessLink
 from agents.runtime.roles.fa_recovery import ForeignAgentRecovery
-from agents.runtime.roles.settings import use_realtime
 from agents.runtime.scheduling import check_priority
 from agents.runtime.trace import monotonic_now
 from agents.runtime.udp import IP_PKTINFO, MobileIpSocket, Received
@@ -342,6 +341,7 @@ class ForeignAgentRunner:
 
     async def start(self, config: ForeignAgentSettings, context: AgentContext) -> Mapping[str, Handler]:
         protocol, runtime = config.protocol, config.runtime
+        context.use_realtime(runtime.realtime_priority)
         machine = ForeignAgent(protocol, rng=random.Random())
         link = AccessLink(runtime.access_interface, access_address(runtime))
         context.on_shutdown(link.close, name="close the access-link sockets")
@@ -350,7 +350,6 @@ class ForeignAgentRunner:
         recovery = ForeignAgentRecovery(runtime, context)
         recovery.remove_stale()
         choice = choose_fa_datapath(runtime.datapath, Needs(udp_tunnels=protocol.udp_tunnelling), context)
-        use_realtime(context, runtime.realtime_priority, choice)
         datapath: UserspaceForeignAgent = make_foreign_agent(
             choice, protocol.care_of_addresses, link.send_frame, runtime.access_interface,
             tunnel_interface=runtime.tunnel_interface,

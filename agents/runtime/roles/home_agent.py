@@ -41,7 +41,6 @@ from agents.runtime.roles.settings import (
     choose_datapath,
     load_role_file,
     require_interface,
-    use_realtime,
     warn_short_keepalive,
 )
 from agents.runtime.steering import SteeredSocket
@@ -163,10 +162,10 @@ class HomeAgentRunner:
 
     async def start(self, config: HomeAgentSettings, context: AgentContext) -> Mapping[str, Handler]:
         protocol, runtime = config.protocol, config.runtime
+        context.use_realtime(runtime.realtime_priority)
         home_link_needed = "the home agent needs its home link (RFC 5944 §4.6)"
         require_interface("runtime.home_interface", runtime.home_interface, home_link_needed)
         choice = choose_datapath(runtime, context, datapath_needs(protocol, runtime))
-        use_realtime(context, runtime.realtime_priority, choice)
         if protocol.simultaneous_bindings and (gap := simultaneous_bindings_gap(choice.backend)):
             logger.warning("datapath %s: %s; S requests get code 1 (RFC 5944 §3.8.3)", choice.backend, gap)
             protocol = dataclasses.replace(protocol, simultaneous_bindings=False)

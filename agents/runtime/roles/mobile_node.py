@@ -51,7 +51,6 @@ from agents.runtime.roles.settings import (
     TunnelRuntime,
     choose_datapath,
     require_interface,
-    use_realtime,
     warn_short_keepalive,
 )
 from agents.runtime.udp import MobileIpSocket
@@ -146,12 +145,12 @@ class MobileNodeRunner:
 
     async def start(self, config: MobileNodeSettings, context: AgentContext) -> Mapping[str, Handler]:
         protocol, runtime = config.protocol, config.runtime
+        context.use_realtime(runtime.realtime_priority)
         discovering = protocol.care_of_mode is not CareOfMode.COLOCATED
         care_of = runtime.care_of or find_care_of(runtime.interface, protocol.home_address)
         if care_of is None and not discovering:
             raise ValueError(f"runtime.interface {runtime.interface} has no IPv4 address to use as care-of")
         choice = choose_datapath(runtime, context, Needs(protocol.udp_tunnelling is not UdpTunnelling.OFF))
-        use_realtime(context, runtime.realtime_priority, choice)
         if protocol.udp_tunnelling is not UdpTunnelling.OFF:
             warn_short_keepalive("mobile_node.keepalive_interval", protocol.keepalive_interval)
         machine = MobileNode(protocol, wall_clock_offset=wall_clock_offset(), rng=random.Random())

@@ -64,18 +64,6 @@ def choose_datapath(runtime: TunnelRuntime, context: AgentContext, needs: Needs 
     return choice
 
 
-USERSPACE_FORWARDS = (
-    "the userspace datapath forwards packets on this event loop, which real-time would let take a CPU "
-    "from everything else (the CPU-share guard dropped such foreign agents within seconds)"
-)
-
-
-def use_realtime(context: AgentContext, priority: int, choice: Choice) -> None:
-    """Ask for ``SCHED_FIFO`` ``priority`` (:mod:`agents.runtime.scheduling`), unless the chosen datapath
-    forwards packets on the agent's loop (``userspace``): real-time is for the signalling."""
-    context.use_realtime(priority, USERSPACE_FORWARDS if choice.backend == "userspace" else "")
-
-
 def require_interface(key: str, name: str, purpose: str) -> None:
     """Refuse (ValueError, so exit 2 naming ``key``) an interface that does not exist here or is a loopback
     device: an agent's link must reach its peers (RFC 5944 §3.6 care-of address, §4.6 home link)."""
