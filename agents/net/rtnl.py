@@ -268,17 +268,23 @@ def acknowledgement(data: bytes, sequence: int) -> int | None:
     return None
 
 
-def acknowledgements(data: bytes) -> Iterator[tuple[int, int]]:
-    """``(sequence, error code)`` of each NLMSG_ERROR in ``data`` (0: done), in order; other messages
-    (a ``get``'s answer) are skipped."""
+def netlink_messages(data: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """``(message type, sequence, body)`` of each netlink message in one read, in order."""
     offset = 0
     while offset + _HEADER.size <= len(data):
         length, kind, _flags, seq, _port = _HEADER.unpack_from(data, offset)
         if length < _HEADER.size:
             return
-        if kind == NLMSG_ERROR and offset + _HEADER.size + _ERRNO.size <= len(data):
-            yield seq, -int(_ERRNO.unpack_from(data, offset + _HEADER.size)[0])
+        yield kind, seq, data[offset + _HEADER.size : offset + length]
         offset += (length + 3) & ~3
+
+
+def acknowledgements(data: bytes) -> Iterator[tuple[int, int]]:
+    """``(sequence, error code)`` of each NLMSG_ERROR in ``data`` (0: done), in order; other messages
+    (a ``get``'s answer) are skipped."""
+    for kind, seq, body in netlink_messages(data):
+        if kind == NLMSG_ERROR and len(body) >= _ERRNO.size:
+            yield seq, -int(_ERRNO.unpack_from(body)[0])
 
 
 def route_dump(family: int, sequence: int = 0) -> bytes:
@@ -378,14 +384,7 @@ class RtnlSocket:
             sequence = self.next_sequence()
             self.sock.send(build(sequence))
             while True:
-                data = self.sock.recv(65536)
-                offset = 0
-                while offset + _HEADER.size <= len(data):
-                    length, kind, _flags, seq, _port = _HEADER.unpack_from(data, offset)
-                    if length < _HEADER.size:
-                        break
-                    body = data[offset + _HEADER.size : offset + length]
-                    offset += (length + 3) & ~3
+                for kind, seq, body in netlink_messages(self.sock.recv(65536)):
                     if seq != sequence:
                         continue  # an older request's late answer
                     if kind == NLMSG_ERROR and (code := -int(_ERRNO.unpack_from(body)[0])):

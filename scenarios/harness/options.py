@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from agents.runtime.scheduling import check_priority
 from scenarios.harness.preflight import PreflightError, check_environment
 from scenarios.harness.progress import Progress
 from scenarios.harness.runfolder import RunFolder, run_needs
@@ -83,13 +84,16 @@ kernel's own real-time threads (50 and up), above every normal process."""
 
 
 def agent_priority(text: str) -> int:
-    """``--agent-priority``: 0 (normal scheduling) .. 99 (SCHED_FIFO priority)."""
+    """``--agent-priority``: 0 (normal scheduling) .. 99 (SCHED_FIFO priority), checked as the agents
+    check ``realtime_priority`` (:func:`agents.runtime.scheduling.check_priority`)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 0 <= value <= 99:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 (normal scheduling) .. 99 (SCHED_FIFO)")
+    try:
+        check_priority("priority", value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
     return value
 
 
