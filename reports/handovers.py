@@ -66,12 +66,14 @@ FLOW_SUFFIXES = (
     "duplicates",
     "duplicates_after",
     "lost_to_removal",
+    "sender_gap_ms",
 )
 """``duplicates``: extra copies received in the window; ``duplicates_after``: extra copies of packets sent
 after ``ha_old_binding_removed_ms`` (none may exist once the HA holds one binding); ``lost_to_removal``:
 packets sent from the start of the window until then that never arrived (``lost`` runs to the next move,
 so it also counts packets in flight when the *next* link goes down). Both empty without a removal in the
-window."""
+window. ``sender_gap_ms``: the sender's longest silence inside the interruption (:mod:`reports.windows`;
+one packet interval when it kept its pace)."""
 
 
 def handover_columns(flows: list[str]) -> list[str]:
@@ -154,6 +156,7 @@ def build_handovers(run: Run) -> list[dict[str, Any]]:
             row[f"{name}_lost"] = seen.lost
             row[f"{name}_restored"] = seen.restored
             row[f"{name}_duplicates"] = seen.duplicates
+            row[f"{name}_sender_gap_ms"] = seen.sender_gap_ms
             row[f"{name}_duplicates_after"] = (
                 None if t_removed is None else timeline.duplicates_sent_between(t_removed, t_end)
             )

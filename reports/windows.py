@@ -12,7 +12,11 @@ Definitions (all times CLOCK_MONOTONIC seconds; ``t_move`` is the harness's ``mo
   packet. With no stragglers this is exactly ``first recv_t > t_move`` − ``last recv_t ≤ t_move``;
 * *lost* counts packets sent in ``[t_move, t_end)`` that never arrived (duplicates count once);
 * *duplicates* counts the extra copies received in the window (a copy to each care-of address with
-  simultaneous bindings, RFC 5944 §3.6.1.3; a new FA's flushed buffer, RFC 4881).
+  simultaneous bindings, RFC 5944 §3.6.1.3; a new FA's flushed buffer, RFC 4881);
+* the *sender gap* is the longest time the sender sent nothing while the receiver was silent: between
+  the send times of the two receptions either side of the interruption. A steady sender keeps it at one
+  packet interval; more says the silence was partly the sender's (a probe waiting for a CPU the agents
+  held, issue 14), which no path can shorten.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class HandoverFlow:
     new_first_rx: float | None
     first_rx: float | None  # first reception of a packet sent after the move
     duplicates: int = 0  # extra copies received in the window (simultaneous bindings, a flushed buffer)
+    sender_gap_ms: float | None = None  # the sender's longest silence inside the interruption
 
 
 class FlowTimeline:
@@ -54,6 +59,19 @@ class FlowTimeline:
         lost_rows = ~received & ~np.isin(flow.seq, received_seqs)
         _, first = np.unique(flow.seq[lost_rows], return_index=True)
         self.lost_send: FloatArray = np.sort(flow.send_t[lost_rows][first])
+        _, each_seq = np.unique(flow.seq, return_index=True)
+        sent = flow.send_t[each_seq]
+        self.sent: FloatArray = np.sort(sent[np.isfinite(sent)])  # one per packet sent or tried
+
+    def sender_gap(self, one: float, other: float) -> float:
+        """The longest time between consecutive sends (a failed ``sendto`` counts: the sender was
+        there, the route was not) from send time ``one`` to ``other``, either order, in ms."""
+        first_send, last_send = min(one, other), max(one, other)
+        low = int(np.searchsorted(self.sent, first_send, side="left"))
+        high = int(np.searchsorted(self.sent, last_send, side="right"))
+        sends = self.sent[low:high]
+        widest = float(np.max(np.diff(sends))) if sends.size >= 2 else last_send - first_send
+        return round(widest * 1000.0, 3)
 
     def lost_between(self, start: float, end: float) -> int:
         """Lost packets sent in ``[start, end)``."""
@@ -101,4 +119,5 @@ class FlowTimeline:
         old_last = float(self.rx_t[anchor + widest])
         new_first = float(self.rx_t[anchor + widest + 1])
         interruption = round((new_first - old_last) * 1000.0, 3)
-        return HandoverFlow(interruption, lost, True, old_last, new_first, first_rx, duplicates)
+        gap = self.sender_gap(float(self.rx_send[anchor + widest]), float(self.rx_send[anchor + widest + 1]))
+        return HandoverFlow(interruption, lost, True, old_last, new_first, first_rx, duplicates, gap)

@@ -25,7 +25,8 @@ class FlowSpec:
     ``losses``: send-time intervals [a, b) whose packets never arrive. ``delays``: (from send time, one-way
     delay) steps, the first applying from ``start``. ``paths``: (from time, attachment label) steps, applied
     to the receive time (send time when lost). ``duplicates``: packet indexes received twice (+0.1 ms).
-    ``late``: packet index → extra delay (to reorder it after its successors).
+    ``late``: packet index → extra delay (to reorder it after its successors). ``stalls``: send-time
+    intervals [a, b) the sender was held (no CPU): their packets go out at b, 1 µs apart, in seq order.
     """
 
     name: str
@@ -38,6 +39,7 @@ class FlowSpec:
     paths: list[tuple[float, str]] = field(default_factory=lambda: [(0.0, "home")])
     duplicates: set[int] = field(default_factory=set)
     late: dict[int, float] = field(default_factory=dict)
+    stalls: list[tuple[float, float]] = field(default_factory=list)
 
     def _step(self, steps: list[tuple[float, Any]], t: float) -> Any:
         value = steps[0][1]
@@ -48,7 +50,10 @@ class FlowSpec:
 
     def rows(self) -> list[tuple[int, float, float | None, str]]:
         count = round((self.end - self.start) * self.rate)
-        sends = [self.start + k / self.rate for k in range(count)]
+        sends = [self._sent_at(self.start + k / self.rate) for k in range(count)]
+        for k in range(1, count):  # a held sender catches up in order
+            if sends[k] <= sends[k - 1]:
+                sends[k] = sends[k - 1] + 1e-6
         recvs: list[float | None] = []
         for k, send in enumerate(sends):
             if any(a <= send < b for a, b in self.losses):
@@ -61,6 +66,9 @@ class FlowSpec:
             if k in self.duplicates and recv is not None:
                 rows.append((k, send, recv + 0.0001, self._step(self.paths, recv)))
         return rows
+
+    def _sent_at(self, due: float) -> float:
+        return next((b for a, b in self.stalls if a <= due < b), due)
 
     def csv_text(self) -> str:
         lines = ["seq,send_t,recv_t,path,family"]

@@ -182,6 +182,27 @@ def test_packets_through_the_old_attachment_after_an_advert_move_do_not_hide_the
     assert row["v4-down_lost"] == 197
 
 
+def test_a_steady_sender_gap_is_one_packet_interval(tmp_path: Path) -> None:
+    spec = FlowSpec("v4-down", 4, 1001.0, 1003.0, losses=[(1002.0005, 1002.0205)])
+    row = _analyse(_single_move_run(tmp_path, spec, link_down=1002.0009)).handovers[0]
+    assert row["v4-down_interruption_ms"] == pytest.approx(21.0, abs=1e-6)
+    assert row["v4-down_sender_gap_ms"] == pytest.approx(1.0, abs=1e-6)  # 1,000 packets/s
+
+
+def test_a_sender_held_inside_the_interruption_shows_as_its_gap(tmp_path: Path) -> None:
+    """Issue 14: a probe waiting for a CPU sends nothing while the path is already back; the receiver's
+    silence then includes the sender's, which the sender gap tells apart."""
+    # lost: sent 1002.001 … 1002.004; the sender is held from 1002.005 to 1002.012, then catches up
+    spec = FlowSpec(
+        "v4-down", 4, 1001.0, 1003.0, losses=[(1002.0005, 1002.0045)], stalls=[(1002.0045, 1002.012)]
+    )
+    row = _analyse(_single_move_run(tmp_path, spec, link_down=1002.0009)).handovers[0]
+    # last before: sent 1002.000 → 1002.0005; first after: held packet 1002.005, sent 1002.012 → 1002.0125
+    assert row["v4-down_interruption_ms"] == pytest.approx(12.0, abs=1e-6)
+    assert row["v4-down_lost"] == 4
+    assert row["v4-down_sender_gap_ms"] == pytest.approx(8.0, abs=1e-6)  # 1002.004 (lost) → 1002.012
+
+
 def test_duplicates_are_counted_per_handover_window(tmp_path: Path) -> None:
     """Simultaneous bindings (RFC 5944 §3.6.1.3) and a flushed buffer (RFC 4881) show as extra copies."""
     spec = FlowSpec("v4-down", 4, 1001.0, 1003.0, duplicates={995, 1001, 1003})  # 1002.0007: the move
