@@ -32,6 +32,7 @@ from agents.mip.wire.codes import ExtensionType, RegistrationFlag, ReplyCode, is
 from agents.mip.wire.extensions import EncapsulatingDeliveryStyle, Extension
 from agents.mip.wire.icmp import AdvertisementFlag, AgentAdvertisement
 from agents.mip.wire.registration import RegistrationReply, RegistrationRequest, build_request
+from tests.support.fake_clock import ClockGuard
 
 KEY = bytes(range(16))
 FA_HA_KEY = bytes(range(32, 48))
@@ -144,7 +145,9 @@ class World:
 
     def run_until(self, end: float, sample: list[bool] | None = None) -> None:
         next_sample = self.now
+        guard = ClockGuard()
         while True:
+            guard.step(self.now)
             queued = [link.queue[0][0] for link in (self.access, self.network) if link.queue]
             timers = [self.fa.get_timer(), self.ha.get_timer(), self.mn.next_send]
             upcoming = min([*queued, *(t for t in timers if t is not None), end])

@@ -27,6 +27,7 @@ from agents.mip.common.events import (
 )
 from agents.mip.ha.home_agent import HomeAgent, NodeState
 from agents.mip.mn.mobile_node import MnState, MobileNode
+from tests.support.fake_clock import ClockGuard
 
 KEY = bytes(range(16))
 HA = IPv4Address("192.0.2.1")
@@ -88,7 +89,9 @@ class World:
 
     def run_until(self, end: float, sample: list[bool] | None = None) -> None:
         next_sample = self.now
+        guard = ClockGuard()
         while True:
+            guard.step(self.now)
             deadlines = [
                 t for t in (self.mn.get_timer(), self.ha.get_timer(), self.link.next_time()) if t is not None
             ]

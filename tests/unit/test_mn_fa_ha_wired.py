@@ -46,6 +46,7 @@ from agents.mip.fa.config import AdvertisementConfig, ForeignAgentConfig
 from agents.mip.fa.foreign_agent import ForeignAgent
 from agents.mip.ha.home_agent import HomeAgent, NodeState
 from agents.mip.mn.mobile_node import MnState, MobileNode
+from tests.support.fake_clock import ClockGuard
 
 KEY = bytes(range(16))
 HA = IPv4Address("192.0.2.1")
@@ -114,7 +115,9 @@ class World:
         self._collect()
 
     def run_until(self, end: float) -> None:
+        guard = ClockGuard()
         while True:
+            guard.step(self.now)
             deadlines = [machine.get_timer() for machine in self._machines()]
             if self.net.queue:
                 deadlines.append(self.net.queue[0][0])
