@@ -8,11 +8,13 @@ from typing import Any
 
 import numpy as np
 
+from reports.announced import pre_checks
 from reports.bicast import bicast_checks
 from reports.budget import budget
 from reports.handovers import build_handovers
 from reports.probes import flow_stats
 from reports.rundir import Run
+from reports.windows import FlowTimeline
 
 META_KEYS = (
     "scenario",
@@ -173,6 +175,9 @@ def judge(run: Run, rows: list[dict[str, Any]], stats: dict[str, dict[str, Any]]
             )
         )
     for name, passed, detail in bicast_checks(rows, list(stats), run.meta.get("handoff")):
+        verdicts.append(Verdict(name, passed, detail))
+    timelines = {name: FlowTimeline(flow) for name, flow in run.flows.items()}
+    for name, passed, detail in pre_checks(rows, timelines):
         verdicts.append(Verdict(name, passed, detail))
     for item in run.meta.get("expectations") or []:
         verdicts.append(Verdict(str(item["name"]), bool(item["passed"]), str(item.get("detail") or "")))
