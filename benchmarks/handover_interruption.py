@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reports.announced import SETTLED_S
 from scenarios.harness.options import DEFAULT_AGENT_PRIORITY, agent_priority
 
 FLOWS = ("v4-down", "v4-up", "v6-down", "v6-up")
@@ -91,9 +92,10 @@ def figures(rows: Iterable[dict[str, str]], flow: str) -> tuple[int, float, floa
 
 
 def announced_losses(run: Path, flow: str) -> list[int]:
-    """Per announced move (an ``l2_trigger``): ``flow``'s packets sent from the trigger to 0.5 s after the
-    move that never arrived. handovers.csv's ``lost`` runs to the next move, so it also counts packets in
-    flight when the *next* link goes down; this does not."""
+    """Per announced move (an ``l2_trigger``): ``flow``'s packets sent from the trigger to
+    :data:`reports.announced.SETTLED_S` (0.5 s) after the move that never arrived. handovers.csv's ``lost``
+    runs to the next move, so it also counts packets in flight when the *next* link goes down; this does
+    not."""
     import json
 
     events = [json.loads(line) for line in (run / "traces" / "scenario.jsonl").read_text().splitlines()]
@@ -104,7 +106,7 @@ def announced_losses(run: Path, flow: str) -> list[int]:
     received = {row["seq"] for row in rows if row["recv_t"]}
     lost = np.array([float(r["send_t"]) for r in rows if not r["recv_t"] and r["seq"] not in received])
     return [
-        int(np.count_nonzero((lost >= start) & (lost < moves[number] + 0.5)))
+        int(np.count_nonzero((lost >= start) & (lost < moves[number] + SETTLED_S)))
         for number, start in sorted(triggers.items())
         if number in moves
     ]
@@ -136,17 +138,33 @@ def print_table(label: str, rows: list[dict[str, str]]) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.handover_interruption")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.handover_interruption",
+        description="Handover interruption per datapath and handoff mode, in one invocation: per flow "
+        "(v4/v6, down/up) the median and p95 interruption, the median packets lost and duplicated per move "
+        "and the probe sender's median gap, for all moves and for FA1 → FA2; then the advertisement-only / "
+        "link-event ratio, the announced moves' losses and the standard moves' latency budget.",
+    )
     parser.add_argument("--cycles", type=int, default=21, help="link-event cycles per mode (default 21)")
     parser.add_argument("--advert-cycles", type=int, default=7, help="advertisement-only cycles (default 7)")
-    parser.add_argument("--adv-interval", type=float, default=1.0)
-    parser.add_argument("--dwell", type=float, default=2.0)
-    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument(
+        "--adv-interval",
+        type=float,
+        default=1.0,
+        help="the FAs' advertisement interval for the advertisement-only run, seconds (default 1.0)",
+    )
+    parser.add_argument("--dwell", type=float, default=2.0, help="seconds on each attachment (default 2.0)")
+    parser.add_argument("--rate", type=float, default=1000.0, help="probe packets/s per flow (default 1000)")
     parser.add_argument("--pcap", action="store_true", help="capture packets as well (more load)")
     parser.add_argument("--out", type=Path, default=None, help="folder for the runs (default: temporary)")
     parser.add_argument("--analyse", type=Path, default=None, help="only print the figures of earlier runs")
     parser.add_argument(
-        "--datapath", nargs="+", default=["userspace"], choices=["userspace", "ebpf", "auto"], help="backends"
+        "--datapath",
+        nargs="+",
+        default=["userspace"],
+        choices=["userspace", "ebpf", "kernel", "auto"],
+        help="backends, one set of runs each (default userspace; kernel needs a kernel with ipip/sit, "
+        "e.g. the VM: the scenario says what is missing and the benchmark exits 2)",
     )
     parser.add_argument(
         "--agent-priority",
