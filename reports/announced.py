@@ -42,6 +42,7 @@ def pre_checks(rows: list[dict[str, Any]], timelines: dict[str, FlowTimeline]) -
             if missing:
                 lost.append(f"handover {row['handover']} ({row['from']}→{row['to']}) {name}: {missing} lost")
     detail = "; ".join(lost) or (
-        f"{len(moves)} pre-registered moves, {', '.join(names)}, trigger to {SETTLED_S:g} s after each move"
+        f"{len(moves)} pre-registered move{'' if len(moves) == 1 else 's'}, {', '.join(names)}, "
+        f"trigger to {SETTLED_S:g} s after each move"
     )
     return [(f"{MODE}: no downlink packet lost (RFC 4881 §3)", not lost, detail)]

@@ -38,7 +38,7 @@ def verdict(result: RunResult) -> Verdict | None:
 def test_a_lossless_pre_registered_move_passes(tmp_path: Path) -> None:
     found = verdict(pre_run(tmp_path, []))
     assert found is not None and found.passed
-    assert "1 pre-registered moves, v4-down" in found.detail
+    assert found.detail == "1 pre-registered move, v4-down, trigger to 0.5 s after each move"
 
 
 def test_a_downlink_packet_lost_between_trigger_and_move_fails(tmp_path: Path) -> None:
