@@ -15,10 +15,11 @@ Five runs of the handover scenario, one after the other on the same machine:
   (``--adv-interval``, RFC 5944 §2.4.2).
 
 For each run and kind of move it prints, per flow (family and direction), the median and p95
-interruption, the median packets lost and duplicated per move, and the median sender gap: the probe
-sender's longest silence inside the interruption (handovers.csv). It should be one packet interval
-(0.2 ms at 5,000 packets/s); more means the sender waited for a CPU (the agents and the probes share
-this machine's), a part of the interruption no path could have shortened. The ratio of the
+interruption, the median packets lost and duplicated per move, the median sender gap (the probe
+sender's longest silence inside the interruption: one packet interval, 0.2 ms at 5,000 packets/s, for a
+steady sender; more means it waited for a CPU the agents held) and the median lost span (first to last
+send lost inside the interruption: with one outage and a constant delay, a lower bound of the path's own
+outage whatever the sender did), all from handovers.csv. The ratio of the
 advertisement-driven to the link-event median is printed at the end.
 
     sudo .venv/bin/python -m benchmarks.handover_interruption [--cycles 21] [--advert-cycles 7] [--out DIR]
@@ -46,6 +47,7 @@ import numpy as np
 
 from reports.announced import SETTLED_S
 from scenarios.harness.options import DEFAULT_AGENT_PRIORITY, agent_priority
+from scenarios.harness.runfolder import S_HANDOFFS
 
 FLOWS = ("v4-down", "v4-up", "v6-down", "v6-up")
 MODES = ("standard", "pre", "post", "make-before-break", "advert")
@@ -68,19 +70,20 @@ def load_rows(run: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def figures(rows: Iterable[dict[str, str]], flow: str) -> tuple[int, float, float, float, float, float]:
-    """(moves measured, median ms, p95 ms, median lost, median duplicates, median sender gap ms) of
-    ``flow`` over ``rows``; the sender gap is the sender's longest silence inside the interruption (one
-    packet interval when it kept its pace, :mod:`reports.windows`)."""
+def figures(
+    rows: Iterable[dict[str, str]], flow: str
+) -> tuple[int, float, float, float, float, float, float]:
+    """(moves measured, median ms, p95 ms, median lost, median duplicates, median sender gap ms, median
+    lost span ms) of ``flow`` over ``rows``; the sender gap is the sender's longest silence inside the
+    interruption (one packet interval when it kept its pace), the lost span the time from the first to
+    the last send lost inside it, a lower bound of the path's own outage (:mod:`reports.windows`)."""
     chosen = [row for row in rows if row[f"{flow}_interruption_ms"] not in ("", "None")]
     if not chosen:
-        return 0, float("nan"), float("nan"), float("nan"), float("nan"), float("nan")
+        return 0, float("nan"), float("nan"), float("nan"), float("nan"), float("nan"), float("nan")
     interruption = np.array([float(row[f"{flow}_interruption_ms"]) for row in chosen])
     lost = np.array([float(row[f"{flow}_lost"]) for row in chosen])
     duplicates = np.array([float(row.get(f"{flow}_duplicates") or 0) for row in chosen])
-    gaps = [
-        float(gap) for row in chosen if (gap := row.get(f"{flow}_sender_gap_ms")) not in (None, "", "None")
-    ]
+    gaps, spans = (_measured(chosen, f"{flow}_{column}") for column in ("sender_gap_ms", "lost_span_ms"))
     return (
         len(chosen),
         float(np.median(interruption)),
@@ -88,7 +91,14 @@ def figures(rows: Iterable[dict[str, str]], flow: str) -> tuple[int, float, floa
         float(np.median(lost)),
         float(np.median(duplicates)),
         float(np.median(gaps)) if gaps else float("nan"),
+        float(np.median(spans)) if spans else float("nan"),
     )
+
+
+def _measured(rows: list[dict[str, str]], column: str) -> list[float]:
+    """``column``'s values where it has one (empty when a reordered or duplicated packet ended the
+    interruption)."""
+    return [float(value) for row in rows if (value := row.get(column)) not in (None, "", "None")]
 
 
 def announced_losses(run: Path, flow: str) -> list[int]:
@@ -128,11 +138,11 @@ def print_announced(parent: Path, names: Iterable[str]) -> None:
 def print_table(label: str, rows: list[dict[str, str]]) -> dict[str, float]:
     medians: dict[str, float] = {}
     for flow in FLOWS:
-        moves, median, p95, lost, duplicates, gap = figures(rows, flow)
+        moves, median, p95, lost, duplicates, gap, span = figures(rows, flow)
         medians[flow] = median
         print(
             f"{label:<28} {flow:<8} {moves:>5} {median:>10.1f} {p95:>8.1f} {lost:>8.0f} {duplicates:>6.0f}"
-            f" {gap:>13.2f}"
+            f" {gap:>13.2f} {span:>12.2f}"
         )
     return medians
 
@@ -142,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks.handover_interruption",
         description="Handover interruption per datapath and handoff mode, in one invocation: per flow "
         "(v4/v6, down/up) the median and p95 interruption, the median packets lost and duplicated per move "
-        "and the probe sender's median gap, for all moves and for FA1 → FA2; then the advertisement-only / "
-        "link-event ratio, the announced moves' losses and the standard moves' latency budget.",
+        "and the probe sender's median gap and lost span, for all moves and for FA1 → FA2; then the "
+        "advertisement-only / link-event ratio, the announced moves' losses and the standard moves' latency "
+        "budget.",
     )
     parser.add_argument("--cycles", type=int, default=21, help="link-event cycles per mode (default 21)")
     parser.add_argument("--advert-cycles", type=int, default=7, help="advertisement-only cycles (default 7)")
@@ -164,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         default=["userspace"],
         choices=["userspace", "ebpf", "kernel", "auto"],
         help="backends, one set of runs each (default userspace; kernel needs a kernel with ipip/sit, "
-        "e.g. the VM: the scenario says what is missing and the benchmark exits 2)",
+        "e.g. the VM: the scenario says what is missing and the benchmark exits 2; it skips pre and "
+        "make-before-break, which need simultaneous bindings)",
     )
     parser.add_argument(
         "--agent-priority",
@@ -202,6 +214,13 @@ def one_backend(parent: Path, datapath: str, priority: int, args: argparse.Names
     if args.advert_cycles:
         plans.append(("advert", ["--detection", "advert", "--moves", str(args.advert_cycles)]))
     plans = [(name, extra) for name, extra in plans if name in args.modes]
+    if datapath == "kernel":  # its home agent keeps one binding per node: no S-bit handoffs
+        skipped = [name for name, _extra in plans if name in S_HANDOFFS]
+        if skipped:
+            print(
+                f"handover_interruption: kernel: {', '.join(skipped)} skipped (needs simultaneous bindings)"
+            )
+        plans = [(name, extra) for name, extra in plans if name not in S_HANDOFFS]
     rows: dict[str, list[dict[str, str]]] = {}
     status = 0
     for name, extra in plans:
@@ -229,8 +248,9 @@ def one_backend(parent: Path, datapath: str, priority: int, args: argparse.Names
         "lost",
         "dups",
         "sender gap ms",
+        "lost span ms",
     )
-    print("{:<28} {:<8} {:>5} {:>10} {:>8} {:>8} {:>6} {:>13}".format(*heading))
+    print("{:<28} {:<8} {:>5} {:>10} {:>8} {:>8} {:>6} {:>13} {:>12}".format(*heading))
     link: dict[str, float] = {}
     for name, run_rows in rows.items():
         fa_to_fa = [row for row in run_rows if row["from"] == "fa1" and row["to"] == "fa2"]

@@ -67,13 +67,16 @@ FLOW_SUFFIXES = (
     "duplicates_after",
     "lost_to_removal",
     "sender_gap_ms",
+    "lost_span_ms",
 )
 """``duplicates``: extra copies received in the window; ``duplicates_after``: extra copies of packets sent
 after ``ha_old_binding_removed_ms`` (none may exist once the HA holds one binding); ``lost_to_removal``:
 packets sent from the start of the window until then that never arrived (``lost`` runs to the next move,
 so it also counts packets in flight when the *next* link goes down). Both empty without a removal in the
-window. ``sender_gap_ms``: the sender's longest silence inside the interruption (:mod:`reports.windows`;
-one packet interval when it kept its pace)."""
+window. ``sender_gap_ms``: the sender's longest silence inside the interruption (one packet interval when
+it kept its pace); ``lost_span_ms``: first to last send of the packets lost inside it, a lower bound of
+the path's own outage (both :mod:`reports.windows`; empty when a reordered or duplicated packet ended the
+interruption)."""
 
 
 def handover_columns(flows: list[str]) -> list[str]:
@@ -157,6 +160,7 @@ def build_handovers(run: Run) -> list[dict[str, Any]]:
             row[f"{name}_restored"] = seen.restored
             row[f"{name}_duplicates"] = seen.duplicates
             row[f"{name}_sender_gap_ms"] = seen.sender_gap_ms
+            row[f"{name}_lost_span_ms"] = seen.lost_span_ms
             row[f"{name}_duplicates_after"] = (
                 None if t_removed is None else timeline.duplicates_sent_between(t_removed, t_end)
             )

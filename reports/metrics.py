@@ -177,7 +177,7 @@ def judge(run: Run, rows: list[dict[str, Any]], stats: dict[str, dict[str, Any]]
     for name, passed, detail in bicast_checks(rows, list(stats), run.meta.get("handoff")):
         verdicts.append(Verdict(name, passed, detail))
     timelines = {name: FlowTimeline(flow) for name, flow in run.flows.items()}
-    for name, passed, detail in pre_checks(rows, timelines):
+    for name, passed, detail in pre_checks(rows, timelines, run.meta.get("handoff")):
         verdicts.append(Verdict(name, passed, detail))
     for item in run.meta.get("expectations") or []:
         verdicts.append(Verdict(str(item["name"]), bool(item["passed"]), str(item.get("detail") or "")))

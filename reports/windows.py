@@ -13,10 +13,16 @@ Definitions (all times CLOCK_MONOTONIC seconds; ``t_move`` is the harness's ``mo
 * *lost* counts packets sent in ``[t_move, t_end)`` that never arrived (duplicates count once);
 * *duplicates* counts the extra copies received in the window (a copy to each care-of address with
   simultaneous bindings, RFC 5944 §3.6.1.3; a new FA's flushed buffer, RFC 4881);
-* the *sender gap* is the longest time the sender sent nothing while the receiver was silent: between
-  the send times of the two receptions either side of the interruption. A steady sender keeps it at one
-  packet interval; more says the silence was partly the sender's (a probe waiting for a CPU the agents
-  held, issue 14), which no path can shorten.
+* the interruption's *send window* runs from the latest send time received by its start to the send
+  time of the packet that ended it (none when that packet was sent earlier, or is the same packet: a
+  reordered or duplicated reception ended the silence). Within it:
+* the *sender gap* is the longest time the sender sent nothing (a failed ``sendto`` counts as sent: the
+  sender was there). A steady sender keeps it at one packet interval; more says the receiver's silence
+  was partly the sender's (a probe waiting for a CPU the agents held, issue 14);
+* the *lost span* is the time from the first to the last send of the packets that never arrived. With
+  one outage and a constant path delay, every packet sent inside the window was lost and the path was
+  down at each of those sends, so the path's own outage was at least the lost span and at most the
+  interruption, however unsteady the sender.
 """
 
 from __future__ import annotations
@@ -40,7 +46,8 @@ class HandoverFlow:
     new_first_rx: float | None
     first_rx: float | None  # first reception of a packet sent after the move
     duplicates: int = 0  # extra copies received in the window (simultaneous bindings, a flushed buffer)
-    sender_gap_ms: float | None = None  # the sender's longest silence inside the interruption
+    sender_gap_ms: float | None = None  # the sender's longest silence inside the send window
+    lost_span_ms: float | None = None  # first to last send of the packets lost inside it
 
 
 class FlowTimeline:
@@ -51,6 +58,9 @@ class FlowTimeline:
         order = np.argsort(flow.recv_t[received], kind="stable")
         self.rx_t: FloatArray = flow.recv_t[received][order]
         self.rx_send: FloatArray = flow.send_t[received][order]
+        self.rx_latest_send: FloatArray = (
+            np.maximum.accumulate(self.rx_send) if self.rx_send.size else self.rx_send
+        )
         received_seqs, first_copy = np.unique(flow.seq[received], return_index=True)
         extra = np.ones(int(received.sum()), dtype=bool)
         extra[first_copy] = False  # every reception but the first of its seq (in CSV order)
@@ -63,15 +73,21 @@ class FlowTimeline:
         sent = flow.send_t[each_seq]
         self.sent: FloatArray = np.sort(sent[np.isfinite(sent)])  # one per packet sent or tried
 
-    def sender_gap(self, one: float, other: float) -> float:
-        """The longest time between consecutive sends (a failed ``sendto`` counts: the sender was
-        there, the route was not) from send time ``one`` to ``other``, either order, in ms."""
-        first_send, last_send = min(one, other), max(one, other)
+    def sender_gap(self, first_send: float, last_send: float) -> float:
+        """The longest time between consecutive sends in ``[first_send, last_send]`` (a send window,
+        ``first_send < last_send``), in ms."""
         low = int(np.searchsorted(self.sent, first_send, side="left"))
         high = int(np.searchsorted(self.sent, last_send, side="right"))
-        sends = self.sent[low:high]
-        widest = float(np.max(np.diff(sends))) if sends.size >= 2 else last_send - first_send
-        return round(widest * 1000.0, 3)
+        return round(float(np.max(np.diff(self.sent[low:high]))) * 1000.0, 3)
+
+    def lost_span(self, first_send: float, last_send: float) -> float:
+        """First to last send of the packets sent inside ``(first_send, last_send)`` that never arrived,
+        in ms; 0 with fewer than two."""
+        low = int(np.searchsorted(self.lost_send, first_send, side="right"))
+        high = int(np.searchsorted(self.lost_send, last_send, side="left"))
+        if high - low < 2:
+            return 0.0
+        return round(float(self.lost_send[high - 1] - self.lost_send[low]) * 1000.0, 3)
 
     def lost_between(self, start: float, end: float) -> int:
         """Lost packets sent in ``[start, end)``."""
@@ -119,5 +135,9 @@ class FlowTimeline:
         old_last = float(self.rx_t[anchor + widest])
         new_first = float(self.rx_t[anchor + widest + 1])
         interruption = round((new_first - old_last) * 1000.0, 3)
-        gap = self.sender_gap(float(self.rx_send[anchor + widest]), float(self.rx_send[anchor + widest + 1]))
-        return HandoverFlow(interruption, lost, True, old_last, new_first, first_rx, duplicates, gap)
+        window_start = float(self.rx_latest_send[anchor + widest])  # the latest send through by then
+        window_end = float(self.rx_send[anchor + widest + 1])
+        if window_end <= window_start:  # ended by a reordered or duplicated packet: no send window
+            return HandoverFlow(interruption, lost, True, old_last, new_first, first_rx, duplicates)
+        gap, span = self.sender_gap(window_start, window_end), self.lost_span(window_start, window_end)
+        return HandoverFlow(interruption, lost, True, old_last, new_first, first_rx, duplicates, gap, span)

@@ -63,3 +63,28 @@ def test_losses_outside_the_window_and_uplink_losses_do_not_count(tmp_path: Path
 
 def test_no_pre_registered_move_no_verdict(tmp_path: Path) -> None:
     assert verdict(pre_run(tmp_path, [(1001.9955, 1001.9975)], mode="post")) is None
+
+
+def test_asked_for_pre_with_no_pre_registered_move_fails(tmp_path: Path) -> None:
+    builder = RunFolderBuilder(tmp_path, moves=1, handoff="pre")
+    builder.flow(FlowSpec("v4-down", 4, 1001.0, 1003.0))
+    builder.event(
+        "scenario", 1002.0007, "move_started", handover=1, detection="link", **{"from": "home", "to": "fa1"}
+    )
+    found = verdict(analyse(load_run(builder.write())))
+    assert found is not None and not found.passed and found.detail == "no pre-registered handover"
+
+
+def test_the_window_ends_where_the_next_handover_starts(tmp_path: Path) -> None:
+    """A next move within 0.5 s (short --dwell): its own losses are not this move's."""
+    builder = RunFolderBuilder(tmp_path, moves=2, handoff="pre")
+    builder.flow(FlowSpec("v4-down", 4, 1001.0, 1003.0, losses=[(1002.2005, 1002.2105)]))
+    builder.event("scenario", 1001.990, "l2_trigger", handover=1, to="fa2", mode="pre")
+    builder.event(
+        "scenario", 1002.0007, "move_started", handover=1, detection="link", **{"from": "fa1", "to": "fa2"}
+    )
+    builder.event(
+        "scenario", 1002.2000, "move_started", handover=2, detection="link", **{"from": "fa2", "to": "home"}
+    )
+    found = verdict(analyse(load_run(builder.write())))
+    assert found is not None and found.passed, found

@@ -187,6 +187,7 @@ def test_a_steady_sender_gap_is_one_packet_interval(tmp_path: Path) -> None:
     row = _analyse(_single_move_run(tmp_path, spec, link_down=1002.0009)).handovers[0]
     assert row["v4-down_interruption_ms"] == pytest.approx(21.0, abs=1e-6)
     assert row["v4-down_sender_gap_ms"] == pytest.approx(1.0, abs=1e-6)  # 1,000 packets/s
+    assert row["v4-down_lost_span_ms"] == pytest.approx(19.0, abs=1e-6)  # lost: sent 1002.001 … 1002.020
 
 
 def test_a_sender_held_inside_the_interruption_shows_as_its_gap(tmp_path: Path) -> None:
@@ -201,6 +202,38 @@ def test_a_sender_held_inside_the_interruption_shows_as_its_gap(tmp_path: Path) 
     assert row["v4-down_interruption_ms"] == pytest.approx(12.0, abs=1e-6)
     assert row["v4-down_lost"] == 4
     assert row["v4-down_sender_gap_ms"] == pytest.approx(8.0, abs=1e-6)  # 1002.004 (lost) → 1002.012
+    # the path was down at least from the first to the last lost send, whatever the sender did
+    assert row["v4-down_lost_span_ms"] == pytest.approx(3.0, abs=1e-6)  # 1002.001 … 1002.004
+
+
+def test_two_sender_silences_still_bound_the_path_from_below(tmp_path: Path) -> None:
+    """Issue 14 review: subtracting the longest sender silence is no bound when there are two; the lost
+    span is (one outage, constant delay): every packet sent inside the silence was lost."""
+    # held 1002.0015 → 1002.004 and 1002.0045 → 1002.009: due .002, .003, .004 go at .004, .004001,
+    # .004002 (each 1 µs after the last); lost: everything sent before 1002.0042
+    spec = FlowSpec(
+        "v4-down",
+        4,
+        1001.0,
+        1003.0,
+        losses=[(1002.0005, 1002.0042)],
+        stalls=[(1002.0015, 1002.004), (1002.0045, 1002.009)],
+    )
+    row = _analyse(_single_move_run(tmp_path, spec, link_down=1002.0009)).handovers[0]
+    assert row["v4-down_lost"] == 4  # sent 1002.001, .004, .004001, .004002
+    assert row["v4-down_sender_gap_ms"] == pytest.approx(4.998, abs=1e-6)  # 1002.004002 → 1002.009
+    assert row["v4-down_lost_span_ms"] == pytest.approx(3.002, abs=1e-6)  # 1002.001 → 1002.004002
+    assert row["v4-down_interruption_ms"] == pytest.approx(9.0, abs=1e-6)  # 1002.0005 → 1002.0095
+
+
+def test_a_silence_ended_by_an_earlier_send_has_no_send_window(tmp_path: Path) -> None:
+    """A reordered packet (or a buffered copy flushed by a new FA, RFC 4881) ending the silence was sent
+    before the last packet through: no sender gap or lost span is measured for it."""
+    # 1001.999 arrives 6.3 ms late (1002.0053), after the anchor 1002.000 (→ 1002.0005); .001–.005 lost
+    spec = FlowSpec("v4-down", 4, 1001.0, 1003.0, losses=[(1002.0005, 1002.0055)], late={999: 0.0058})
+    row = _analyse(_single_move_run(tmp_path, spec, link_down=1002.0009)).handovers[0]
+    assert row["v4-down_interruption_ms"] == pytest.approx(4.8, abs=1e-6)
+    assert row["v4-down_sender_gap_ms"] is None and row["v4-down_lost_span_ms"] is None
 
 
 def test_duplicates_are_counted_per_handover_window(tmp_path: Path) -> None:
