@@ -117,13 +117,19 @@ def _matching(events: list[Event], ids: set[object]) -> list[Event]:
     return [event for event in events if event.get("identification") in ids] if ids else events
 
 
-def build_handovers(run: Run) -> list[dict[str, Any]]:
-    """The handover rows of ``run``, in move order (see :func:`handover_columns`)."""
+def flow_timelines(run: Run) -> dict[str, FlowTimeline]:
+    """Each flow of ``run`` ready for window queries (built once per analysis: rows and verdicts)."""
+    return {name: FlowTimeline(flow) for name, flow in run.flows.items()}
+
+
+def build_handovers(run: Run, timelines: dict[str, FlowTimeline] | None = None) -> list[dict[str, Any]]:
+    """The handover rows of ``run``, in move order (see :func:`handover_columns`); ``timelines``:
+    :func:`flow_timelines` of ``run`` if the caller has them."""
     harness = run.events(SCENARIO_NODE)
     moves = [event for event in harness if event["event"] == TraceEvent.MOVE_STARTED]
     stopped = [event["t"] for event in harness if event["event"] == TraceEvent.PROBES_STOPPED]
     run_end = max(stopped) if stopped else math.inf
-    timelines = {name: FlowTimeline(flow) for name, flow in run.flows.items()}
+    timelines = flow_timelines(run) if timelines is None else timelines
     rows: list[dict[str, Any]] = []
     starts = [_window_start(harness, move, index) for index, move in enumerate(moves)]
     for index, move in enumerate(moves):

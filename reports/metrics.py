@@ -11,7 +11,7 @@ import numpy as np
 from reports.announced import pre_checks
 from reports.bicast import bicast_checks
 from reports.budget import budget
-from reports.handovers import build_handovers
+from reports.handovers import build_handovers, flow_timelines
 from reports.probes import flow_stats
 from reports.rundir import Run
 from reports.windows import FlowTimeline
@@ -121,7 +121,12 @@ def _describe(row: dict[str, Any]) -> str:
     return f"handover {row['handover']} ({row['from']}→{row['to']})"
 
 
-def judge(run: Run, rows: list[dict[str, Any]], stats: dict[str, dict[str, Any]]) -> list[Verdict]:
+def judge(
+    run: Run,
+    rows: list[dict[str, Any]],
+    stats: dict[str, dict[str, Any]],
+    timelines: dict[str, FlowTimeline],
+) -> list[Verdict]:
     """The built-in expectations, then the harness's own from ``meta.json``."""
     verdicts: list[Verdict] = []
     for flow, flow_stat in stats.items():
@@ -176,7 +181,6 @@ def judge(run: Run, rows: list[dict[str, Any]], stats: dict[str, dict[str, Any]]
         )
     for name, passed, detail in bicast_checks(rows, list(stats), run.meta.get("handoff")):
         verdicts.append(Verdict(name, passed, detail))
-    timelines = {name: FlowTimeline(flow) for name, flow in run.flows.items()}
     for name, passed, detail in pre_checks(rows, timelines, run.meta.get("handoff")):
         verdicts.append(Verdict(name, passed, detail))
     for item in run.meta.get("expectations") or []:
@@ -187,8 +191,9 @@ def judge(run: Run, rows: list[dict[str, Any]], stats: dict[str, dict[str, Any]]
 def analyse(run: Run) -> RunResult:
     """Compute every metric of ``run``; pure (reads nothing more, writes nothing)."""
     stats = {name: flow_stats(flow) for name, flow in run.flows.items()}
-    rows = build_handovers(run)
-    verdicts = judge(run, rows, stats)
+    timelines = flow_timelines(run)
+    rows = build_handovers(run, timelines)
+    verdicts = judge(run, rows, stats, timelines)
     overall = all(verdict.passed for verdict in verdicts)
     metrics: dict[str, Any] = {
         "run": {key: run.meta[key] for key in META_KEYS if key in run.meta},

@@ -58,9 +58,7 @@ class FlowTimeline:
         order = np.argsort(flow.recv_t[received], kind="stable")
         self.rx_t: FloatArray = flow.recv_t[received][order]
         self.rx_send: FloatArray = flow.send_t[received][order]
-        self.rx_latest_send: FloatArray = (
-            np.maximum.accumulate(self.rx_send) if self.rx_send.size else self.rx_send
-        )
+        self.rx_latest_send: FloatArray = np.maximum.accumulate(self.rx_send)  # by each reception
         received_seqs, first_copy = np.unique(flow.seq[received], return_index=True)
         extra = np.ones(int(received.sum()), dtype=bool)
         extra[first_copy] = False  # every reception but the first of its seq (in CSV order)
